@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+// Siyu — a local-first sync store for WeCom retail customer data.
+// No third-party packages: Foundation, the Swift toolchain and the system SQLite library only.
+import PackageDescription
+
+let package = Package(
+    name: "Siyu",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "siyu", targets: ["siyu"]),
+    ],
+    targets: [
+        // The only C in the project: the system SQLite library (libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        // Pure, deterministic core: clocks, ids, ops, merge rules, hashing. No I/O.
+        .target(name: "SiyuCore"),
+        // Thin, safe wrapper over the SQLite C API. The only importer of CSQLite.
+        .target(name: "SiyuSQLite", dependencies: ["CSQLite"]),
+        // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
+        .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
+        // The CLI: argument handling and wiring only.
+        .executableTarget(name: "siyu", dependencies: ["SiyuCore", "SiyuStore"]),
+
+        .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
+        .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
+        .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
