@@ -1,0 +1,97 @@
+/// Appends primitive values to a byte buffer: LEB128 varints, zigzag signed varints,
+/// length-prefixed UTF-8 strings and byte strings.
+public struct ByteWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+
+    public mutating func byte(_ b: UInt8) { bytes.append(b) }
+
+    public mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    public mutating func signed(_ value: Int64) {
+        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    }
+
+    public mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    public mutating func data(_ d: [UInt8]) {
+        varint(UInt64(d.count))
+        bytes.append(contentsOf: d)
+    }
+}
+
+/// Reads what `ByteWriter` wrote. Never reads past the end and never traps: every malformed or
+/// truncated input becomes `CoreError.malformed`.
+public struct ByteReader {
+    public let bytes: [UInt8]
+    public private(set) var offset: Int
+
+    public init(_ bytes: [UInt8], offset: Int = 0) {
+        self.bytes = bytes
+        self.offset = offset
+    }
+
+    public var isAtEnd: Bool { offset >= bytes.count }
+    public var remaining: Int { bytes.count - offset }
+
+    public mutating func byte() throws -> UInt8 {
+        guard offset < bytes.count else { throw CoreError.malformed(what: "truncated at byte \(offset)") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    public mutating func varint() throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            if shift == 63 && b > 1 { throw CoreError.malformed(what: "varint longer than 64 bits at byte \(offset - 1)") }
+            result |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw CoreError.malformed(what: "varint longer than 10 bytes at byte \(offset - 1)") }
+        }
+    }
+
+    public mutating func signed() throws -> Int64 {
+        let u = try varint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+
+    public mutating func count(limit: Int) throws -> Int {
+        let n = try varint()
+        guard n <= UInt64(limit), n <= UInt64(remaining) else {
+            throw CoreError.malformed(what: "length \(n) at byte \(offset) exceeds the \(min(limit, remaining)) bytes available")
+        }
+        return Int(n)
+    }
+
+    public mutating func data() throws -> [UInt8] {
+        let n = try count(limit: remaining)
+        defer { offset += n }
+        return Array(bytes[offset..<offset + n])
+    }
+
+    public mutating func string() throws -> String {
+        let n = try count(limit: remaining)
+        defer { offset += n }
+        guard let s = String(validating: bytes[offset..<offset + n], as: UTF8.self) else {
+            throw CoreError.malformed(what: "invalid UTF-8 in a string at byte \(offset)")
+        }
+        return s
+    }
+}

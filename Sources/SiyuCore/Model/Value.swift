@@ -1,0 +1,52 @@
+/// A field value. Typed, so that an integer and the text of its digits never compare equal.
+/// Values have a total order (by type, then content) used only to break ties deterministically.
+public enum Value: Hashable, Sendable, CustomStringConvertible {
+    case null
+    case int(Int64)
+    case text(String)
+    case bytes([UInt8])
+    case bool(Bool)
+
+    public var description: String {
+        switch self {
+        case .null: return "null"
+        case let .int(v): return String(v)
+        case let .text(s): return s
+        case let .bytes(b): return "0x" + b.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        case let .bool(b): return b ? "true" : "false"
+        }
+    }
+
+    /// A rendering for logs and the CLI that shows the type: text is quoted.
+    public var quoted: String {
+        if case let .text(s) = self { return "\"\(s)\"" }
+        return description
+    }
+
+    public var intValue: Int64? {
+        switch self {
+        case let .int(v): return v
+        case let .bool(b): return b ? 1 : 0
+        default: return nil
+        }
+    }
+
+    public var textValue: String? {
+        if case let .text(s) = self { return s }
+        return nil
+    }
+
+    public var boolValue: Bool? {
+        switch self {
+        case let .bool(b): return b
+        case let .int(v): return v != 0
+        default: return nil
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

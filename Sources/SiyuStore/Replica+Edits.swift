@@ -1,0 +1,378 @@
+import SiyuCore
+import SiyuSQLite
+
+/// Local edits. Each public method is one SQLite transaction that writes the ops to the op log,
+/// re-merges the instance and rewrites its rows; a rule broken anywhere refuses the whole edit and
+/// writes nothing. `by` is the staff member (WeCom userid) making the edit.
+extension Replica {
+
+    // MARK: The edit pipeline
+
+    /// Builds ops for one instance from its current merged state and commits them.
+    func edit(_ instance: InstanceRef, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
+        let saved = (clock, nextSeq, catalogCache)
+        do {
+            try ReplicaError.wrap("editing \(instance)") {
+                try db.transaction {
+                    let state = InstanceState.merge(instance, ops: try loadOps(instance), catalog: try catalog())
+                    let bodies = try build(state)
+                    guard !bodies.isEmpty else { return }
+                    var ops: [Op] = []
+                    for body in bodies {
+                        let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node),
+                                    seq: nextSeq, role: role, author: staff, body: body)
+                        try op.validate()
+                        nextSeq += 1
+                        ops.append(op)
+                    }
+                    try commit(ops)
+                }
+            }
+        } catch {
+            (clock, nextSeq, catalogCache) = saved
+            throw error
+        }
+    }
+
+    /// Write ops for the fields that change, each naming the heads it overwrites.
+    func writes(_ target: Target, _ fields: [String: Value], in state: InstanceState) throws -> [OpBody] {
+        var out: [OpBody] = []
+        for (field, value) in fields.sorted(by: { $0.key < $1.key }) {
+            guard let spec = target.entity.field(named: field) else {
+                throw ReplicaError.invalid("\(target.entity.name) has no field '\(field)'",
+                                           "fields are: \(target.entity.fields.map(\.name).joined(separator: ", "))")
+            }
+            try ReplicaError.wrap("checking \(field)") { try spec.validate(value, on: target.entity) }
+            let heads = state.heads(target, field)
+            if state.value(target, field) == value && heads.count <= 1 && !heads.isEmpty { continue }
+            if heads.isEmpty && value == .null { continue }
+            out.append(.write(target, field: field, value: value, overwrites: heads))
+        }
+        return out
+    }
+
+    func requireHQ(_ what: String) throws {
+        guard role == .hq else {
+            throw ReplicaError.invalid("node '\(node)' is a store and cannot \(what)", "only HQ writes the tag library")
+        }
+    }
+
+    func requireLiveCustomer(_ state: InstanceState) throws {
+        guard state.exists else {
+            throw ReplicaError.notFound(what: "customer '\(state.instance.id)'", hint: "create the customer first")
+        }
+        if state.isDeleted {
+            throw ReplicaError.invalid("customer '\(state.instance.id)' is deleted", "a deleted customer cannot be edited")
+        }
+    }
+
+    // MARK: Stores and staff
+
+    public func defineStore(_ id: String, name: String, region: String? = nil, by staff: String = "") throws {
+        try edit(InstanceRef(.store, id), { try self.writes(Target(.store, id), ["name": .text(name), "region": region.map(Value.text) ?? .null], in: $0) }, by: staff)
+    }
+
+    public func defineStaff(_ userid: String, name: String, storeID: String?, by staff: String = "") throws {
+        try edit(InstanceRef(.staff, userid), { try self.writes(Target(.staff, userid), ["name": .text(name), "store_id": storeID.map(Value.text) ?? .null], in: $0) }, by: staff)
+    }
+
+    // MARK: Customers and follow relations
+
+    /// Creates a customer (fields: name, gender, phone, unionid, owner_store, owner_staff).
+    public func createCustomer(_ id: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.customer, id), { state in
+            if state.exists {
+                throw ReplicaError.invalid("customer '\(id)' already exists", "edit it instead (siyu customer edit)")
+            }
+            var fields = fields
+            if fields["name"] == nil { fields["name"] = .text(id) }
+            return try self.writes(Target(.customer, id), fields, in: state)
+        }, by: staff)
+    }
+
+    public func editCustomer(_ id: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.customer, id), { state in
+            try self.requireLiveCustomer(state)
+            return try self.writes(Target(.customer, id), fields, in: state)
+        }, by: staff)
+    }
+
+    /// Creates or edits the follow relation of a customer and a staff member
+    /// (fields: remark, description, add_way, createtime, state).
+    public func setFollowRelation(customer: String, userid: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.customer, customer), { state in
+            try self.requireLiveCustomer(state)
+            return try self.writes(Target(.followRelation, customer, userid), fields, in: state)
+        }, by: staff)
+    }
+
+    public func deleteCustomer(_ id: String, by staff: String) throws {
+        try edit(InstanceRef(.customer, id), { state in
+            try self.requireLiveCustomer(state)
+            return [.deleteCustomer(customerID: id, observed: state.observedForDelete)]
+        }, by: staff)
+    }
+
+    // MARK: Tags
+
+    public func defineTagGroup(_ id: String, name: String, order: Int64 = 0, exclusive: Bool = false, by staff: String = "") throws {
+        try requireHQ("define tag groups")
+        try edit(InstanceRef(.tagGroup, id), { state in
+            try self.writes(Target(.tagGroup, id), ["name": .text(name), "sort_order": .int(order),
+                                                   "exclusive": .bool(exclusive), "deleted": .bool(false)], in: state)
+        }, by: staff)
+    }
+
+    public func defineTag(_ id: String, group: String, name: String, order: Int64 = 0, by staff: String = "") throws {
+        try requireHQ("define tags")
+        let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
+        guard let g = catalog.groups[group], !g.isDeleted else {
+            throw ReplicaError.notFound(what: "tag group '\(group)'", hint: "define the group first (siyu tag define-group)")
+        }
+        if let clash = catalog.tags.values.first(where: { $0.groupID == group && $0.name == name && $0.id != id && !$0.isDeleted }) {
+            throw ReplicaError.invalid("tag name '\(name)' already exists in group '\(group)' (tag \(clash.id))",
+                                       "tag names are unique within a group (WeCom 40071)")
+        }
+        try edit(InstanceRef(.tag, id), { state in
+            try self.writes(Target(.tag, id), ["group_id": .text(group), "name": .text(name),
+                                              "sort_order": .int(order), "deleted": .bool(false)], in: state)
+        }, by: staff)
+    }
+
+    public func deleteTag(_ id: String, by staff: String = "") throws {
+        try requireHQ("delete tags")
+        try edit(InstanceRef(.tag, id), { state in
+            guard state.exists else { throw ReplicaError.notFound(what: "tag '\(id)'", hint: "list tags with: siyu tags") }
+            return try self.writes(Target(.tag, id), ["deleted": .bool(true)], in: state)
+        }, by: staff)
+    }
+
+    public func deleteTagGroup(_ id: String, by staff: String = "") throws {
+        try requireHQ("delete tag groups")
+        try edit(InstanceRef(.tagGroup, id), { state in
+            guard state.exists else { throw ReplicaError.notFound(what: "tag group '\(id)'", hint: "list tags with: siyu tags") }
+            return try self.writes(Target(.tagGroup, id), ["deleted": .bool(true)], in: state)
+        }, by: staff)
+    }
+
+    /// Adds a tag to a customer. In an exclusive group the same edit removes the group's other tags
+    /// (as WeCom's mark_tag with add_tag and remove_tag).
+    public func addTag(_ tag: String, to customer: String, by staff: String) throws {
+        let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
+        guard let info = catalog.info(forTag: tag) else {
+            throw ReplicaError.notFound(what: "tag '\(tag)'", hint: "HQ defines tags; list them with: siyu tags")
+        }
+        if info.isDeleted {
+            throw ReplicaError.invalid("tag '\(tag)' was deleted by HQ", "pick an active tag (siyu tags)")
+        }
+        try edit(InstanceRef(.customer, customer), { state in
+            try self.requireLiveCustomer(state)
+            let element = Target(.customerTag, customer, tag)
+            var removes: [Stamp] = []
+            if info.exclusive, let group = info.groupID {
+                for (target, el) in state.elements where target.entity == .customerTag
+                    && catalog.info(forTag: target.sub)?.groupID == group {
+                    removes += el.liveStamps
+                }
+                let others = removes.filter { !state.liveAdds(element).contains($0) }
+                if state.isPresent(element) && others.isEmpty { return [] }
+            } else if state.isPresent(element) {
+                return []
+            }
+            return [.add(element, removes: removes.sorted())]
+        }, by: staff)
+    }
+
+    public func removeTag(_ tag: String, from customer: String, by staff: String) throws {
+        try edit(InstanceRef(.customer, customer), { state in
+            try self.requireLiveCustomer(state)
+            let element = Target(.customerTag, customer, tag)
+            let live = state.liveAdds(element)
+            guard !live.isEmpty else {
+                throw ReplicaError.notFound(what: "tag '\(tag)' on customer '\(customer)'", hint: "list the customer's tags with: siyu customer show \(customer)")
+            }
+            return [.remove(element, removes: live)]
+        }, by: staff)
+    }
+
+    // MARK: Group chats
+
+    /// Creates a customer group (fields: name, owner, notice, capacity).
+    public func createGroupChat(_ id: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.groupChat, id), { state in
+            if state.exists { throw ReplicaError.invalid("group '\(id)' already exists", "edit it instead") }
+            return try self.writes(Target(.groupChat, id), fields, in: state)
+        }, by: staff)
+    }
+
+    public func editGroupChat(_ id: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.groupChat, id), { state in
+            guard state.exists else { throw ReplicaError.notFound(what: "group '\(id)'", hint: "create it first") }
+            return try self.writes(Target(.groupChat, id), fields, in: state)
+        }, by: staff)
+    }
+
+    /// Adds a member (fields: member_type, join_time, join_scene, invitor, nickname). Refused when
+    /// the roster is full; concurrent joins beyond capacity are marked overflow by the merge.
+    public func addMember(_ member: String, to chat: String, _ fields: [String: Value] = [:], by staff: String) throws {
+        try edit(InstanceRef(.groupChat, chat), { state in
+            guard state.exists else { throw ReplicaError.notFound(what: "group '\(chat)'", hint: "create it first") }
+            let element = Target(.groupMember, chat, member)
+            var ops: [OpBody] = []
+            if !state.isPresent(element) {
+                let capacity = state.value(Target(.groupChat, chat), "capacity").intValue ?? InstanceState.defaultCapacity
+                let count = state.elements.filter { $0.key.entity == .groupMember && $0.value.isPresent }.count
+                if count >= capacity {
+                    throw ReplicaError.invalid("group '\(chat)' is full (\(count) of \(capacity) members)",
+                                               "remove a member first; WeCom customer groups hold at most 500")
+                }
+                ops.append(.add(element, removes: []))
+            }
+            return ops + (try self.writes(element, fields, in: state))
+        }, by: staff)
+    }
+
+    public func removeMember(_ member: String, from chat: String, by staff: String) throws {
+        try edit(InstanceRef(.groupChat, chat), { state in
+            let element = Target(.groupMember, chat, member)
+            let live = state.liveAdds(element)
+            guard !live.isEmpty else { throw ReplicaError.notFound(what: "member '\(member)' of group '\(chat)'", hint: "list members with: siyu group show \(chat)") }
+            return [.remove(element, removes: live)]
+        }, by: staff)
+    }
+
+    // MARK: Orders
+
+    /// Creates an order in status draft (fields: customer_id, store_id, staff_id, address, note).
+    public func createOrder(_ id: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.order, id), { state in
+            if state.exists { throw ReplicaError.invalid("order '\(id)' already exists", "edit it instead") }
+            return try self.writes(Target(.order, id), fields, in: state)
+        }, by: staff)
+    }
+
+    public func editOrder(_ id: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.order, id), { state in
+            guard state.exists else { throw ReplicaError.notFound(what: "order '\(id)'", hint: "create it first") }
+            return try self.writes(Target(.order, id), fields, in: state)
+        }, by: staff)
+    }
+
+    /// Adds or changes an order line (fields: sku, qty, unit_price_cents). Refused once paid.
+    public func setOrderLine(_ line: String, of order: String, _ fields: [String: Value], by staff: String) throws {
+        try edit(InstanceRef(.order, order), { state in
+            try self.requireOpenOrder(state)
+            let element = Target(.orderLine, order, line)
+            let add: [OpBody] = state.isPresent(element) ? [] : [.add(element, removes: [])]
+            return add + (try self.writes(element, fields, in: state))
+        }, by: staff)
+    }
+
+    public func removeOrderLine(_ line: String, of order: String, by staff: String) throws {
+        try edit(InstanceRef(.order, order), { state in
+            try self.requireOpenOrder(state)
+            let live = state.liveAdds(Target(.orderLine, order, line))
+            guard !live.isEmpty else { throw ReplicaError.notFound(what: "line '\(line)' of order '\(order)'", hint: "list lines with: siyu order show \(order)") }
+            return [.remove(Target(.orderLine, order, line), removes: live)]
+        }, by: staff)
+    }
+
+    func requireOpenOrder(_ state: InstanceState) throws {
+        guard state.exists else { throw ReplicaError.notFound(what: "order '\(state.instance.id)'", hint: "create it first") }
+        let status = state.status ?? .draft
+        if status.isPaidOrLater || status == .cancelled {
+            throw ReplicaError.invalid("order '\(state.instance.id)' is \(status); its lines are frozen",
+                                       "lines can change only before payment")
+        }
+    }
+
+    /// Moves an order's status along the lattice.
+    public func moveOrder(_ id: String, to next: OrderStatus, by staff: String) throws {
+        try edit(InstanceRef(.order, id), { state in
+            guard state.exists else { throw ReplicaError.notFound(what: "order '\(id)'", hint: "create it first") }
+            let current = state.status ?? .draft
+            guard current.canMove(to: next) else {
+                let legal = current.legalMoves.map(\.name).joined(separator: ", ")
+                throw ReplicaError.invalid("order '\(id)' cannot move from \(current) to \(next)",
+                                           legal.isEmpty ? "\(current) is final" : "from \(current) it can move to: \(legal)")
+            }
+            return [.status(orderID: id, from: current, to: next, seen: state.seen)]
+        }, by: staff)
+    }
+
+    // MARK: Points
+
+    public func awardPoints(_ amount: Int64, to customer: String, by staff: String) throws {
+        guard amount > 0 else { throw ReplicaError.invalid("points to award must be positive (got \(amount))", "give a positive amount") }
+        try edit(InstanceRef(.customer, customer), { state in
+            try self.requireLiveCustomer(state)
+            return [.points(customerID: customer, delta: amount)]
+        }, by: staff)
+    }
+
+    public func redeemPoints(_ amount: Int64, from customer: String, by staff: String) throws {
+        guard amount > 0 else { throw ReplicaError.invalid("points to redeem must be positive (got \(amount))", "give a positive amount") }
+        guard role == .hq else { throw ReplicaError.invalid("node '\(node)' is a store and cannot redeem points", "HQ redeems points") }
+        try edit(InstanceRef(.customer, customer), { state in
+            try self.requireLiveCustomer(state)
+            guard state.pointsBalance >= amount else {
+                throw ReplicaError.invalid("customer '\(customer)' has \(state.pointsBalance) points, fewer than \(amount)", "redeem at most the balance")
+            }
+            return [.points(customerID: customer, delta: -amount)]
+        }, by: staff)
+    }
+
+    // MARK: Conflicts
+
+    /// Acknowledges a conflict: it stays in the log, closed, on every replica. For a field conflict
+    /// this writes the winning value over every side; for an exclusive tag group it re-adds the
+    /// winning tag over every side.
+    public func acknowledgeConflict(_ id: String, by staff: String) throws {
+        try resolveConflict(id, keep: nil, by: staff)
+    }
+
+    /// Overrides a conflict: the losing side (or `value`, for a field) becomes current on every
+    /// replica. Only field and exclusive-tag conflicts can be overridden.
+    public func overrideConflict(_ id: String, with value: Value? = nil, by staff: String) throws {
+        let entry = try conflict(id)
+        switch entry.rule {
+        case .lastWriterWins:
+            try resolveConflict(id, keep: value ?? entry.loser.value, by: staff)
+        case .exclusiveTagGroup:
+            try resolveConflict(id, keep: entry.loser.value, by: staff)
+        default:
+            throw ReplicaError.invalid("conflict \(id) (\(entry.rule.rawValue)) cannot be overridden",
+                                       "acknowledge it (siyu conflicts ack \(id)) or edit the data itself")
+        }
+    }
+
+    private func resolveConflict(_ id: String, keep: Value?, by staff: String) throws {
+        let entry = try conflict(id)
+        guard entry.state == .open else {
+            throw ReplicaError.invalid("conflict \(id) is already \(entry.state.rawValue)", "only open conflicts can be resolved")
+        }
+        try edit(entry.instance, { state in
+            switch entry.rule {
+            case .lastWriterWins:
+                let heads = state.heads(entry.target, entry.field)
+                let value = keep ?? state.value(entry.target, entry.field)
+                if let spec = entry.target.entity.field(named: entry.field) {
+                    try ReplicaError.wrap("checking the value") { try spec.validate(value, on: entry.target.entity) }
+                }
+                return [.write(entry.target, field: entry.field, value: value, overwrites: heads)]
+            case .exclusiveTagGroup:
+                let catalog = try self.catalog()
+                let tag = keep?.textValue ?? entry.winner?.value.textValue ?? entry.target.sub
+                guard let group = catalog.info(forTag: tag)?.groupID else { return [.acknowledge(entry.instance, conflictID: id)] }
+                var removes: [Stamp] = []
+                for (target, el) in state.elements where target.entity == .customerTag
+                    && catalog.info(forTag: target.sub)?.groupID == group {
+                    removes += el.liveStamps
+                }
+                return [.add(Target(.customerTag, entry.target.id, tag), removes: removes.sorted())]
+            default:
+                return [.acknowledge(entry.instance, conflictID: id)]
+            }
+        }, by: staff)
+    }
+}

@@ -1,0 +1,148 @@
+import SiyuCore
+import SiyuSQLite
+
+/// A conflict as stored in the replica's conflict log.
+public typealias StoredConflict = ConflictEntry
+
+/// One op of a field's history, for "why is this value what it is?".
+public struct HistoryEntry: Sendable {
+    public var op: Op
+    /// Whether this write is the field's current value.
+    public var isCurrent: Bool
+}
+
+/// Read-only queries over a replica: conflicts, field history, plain rows, digests.
+extension Replica {
+
+    /// The conflict log, optionally only entries in one state, ordered by the losing op's clock.
+    public func conflicts(state: ConflictState? = nil) throws -> [ConflictEntry] {
+        try ReplicaError.wrap("reading conflicts") {
+            var sql = "SELECT * FROM conflicts"
+            var args: [SQLiteValue] = []
+            if let state { sql += " WHERE state = ?"; args.append(.text(state.rawValue)) }
+            sql += " ORDER BY loser_hlc, conflict_id"
+            var out: [ConflictEntry] = []
+            try db.cached(sql).query(args) { row in out.append(try Replica.conflict(from: row)) }
+            return out
+        }
+    }
+
+    /// One conflict by id (or unique id prefix).
+    public func conflict(_ id: String) throws -> ConflictEntry {
+        let matches = try ReplicaError.wrap("reading conflict \(id)") { () -> [ConflictEntry] in
+            var out: [ConflictEntry] = []
+            try db.cached("SELECT * FROM conflicts WHERE conflict_id >= ? AND conflict_id < ? ORDER BY conflict_id")
+                .query([.text(id), .text(id + "\u{7f}")]) { row in out.append(try Replica.conflict(from: row)) }
+            return out
+        }
+        guard matches.count == 1 else {
+            if matches.isEmpty { throw ReplicaError.notFound(what: "conflict '\(id)'", hint: "list conflicts with: siyu conflicts") }
+            throw ReplicaError.invalid("conflict id '\(id)' is ambiguous (\(matches.count) match)", "give more digits")
+        }
+        return matches[0]
+    }
+
+    static func conflict(from row: Row) throws -> ConflictEntry {
+        func side(_ at: Int32) -> ConflictSide? {
+            if row.isNull(at + 1) { return nil }
+            return ConflictSide(stamp: Stamp(hlc: HLC(raw: UInt64(bitPattern: row.int64(at + 3))), node: row.text(at + 1) ?? ""),
+                                author: row.text(at + 2) ?? "", value: Value(row[at]))
+        }
+        guard let rule = ConflictRule(rawValue: row.text(3) ?? ""), let entity = Entity(name: row.text(4) ?? ""),
+              let state = ConflictState(rawValue: row.text(8) ?? ""), let loser = side(13) else {
+            throw ReplicaError.invalid("conflict row \(row.text(0) ?? "?") is unreadable", "the replica may be damaged; resync it")
+        }
+        var closed: ConflictSide?
+        if !row.isNull(17) {
+            closed = ConflictSide(stamp: Stamp(hlc: HLC(raw: UInt64(bitPattern: row.int64(19))), node: row.text(17) ?? ""),
+                                  author: row.text(18) ?? "", value: .null)
+        }
+        var entry = ConflictEntry(rule: rule, target: Target(entity, row.text(5) ?? "", row.text(6) ?? ""),
+                                  field: row.text(7) ?? "", winner: side(9), loser: loser, state: state, closedBy: closed)
+        entry.id = row.text(0) ?? entry.id
+        return entry
+    }
+
+    /// Every op that touched a target (and field, if given), oldest first; the current write is marked.
+    public func history(of target: Target, field: String? = nil) throws -> [HistoryEntry] {
+        try ReplicaError.wrap("reading history") {
+            var sql = "SELECT body FROM ops WHERE entity = ? AND target_id = ? AND sub = ?"
+            var args: [SQLiteValue] = [.text(target.entity.name), .text(target.id), .text(target.sub)]
+            if let field { sql += " AND field = ?"; args.append(.text(field)) }
+            sql += " ORDER BY hlc, origin"
+            var ops: [Op] = []
+            try db.cached(sql).query(args) { row in ops.append(try OpCoding.decode(row.blob(0))) }
+            let state = try self.state(of: target.instance)
+            return ops.map { op in
+                var current = false
+                if case let .write(t, f, _, _) = op.body { current = state.registers[FieldKey(t, f)]?.winner?.stamp == op.stamp }
+                return HistoryEntry(op: op, isCurrent: current)
+            }
+        }
+    }
+
+    /// All rows of a plain table, in key order, as column name → value.
+    public func rows(of table: Table, where column: String? = nil, equals value: String? = nil) throws -> [[String: Value]] {
+        try ReplicaError.wrap("reading \(table.rawValue)") {
+            let names = table.columns.map(\.name)
+            let key = names.prefix(table.keyColumnCount).joined(separator: ", ")
+            var sql = "SELECT \(names.joined(separator: ", ")) FROM \(table.rawValue)"
+            var args: [SQLiteValue] = []
+            if let column, let value, names.contains(column) { sql += " WHERE \(column) = ?"; args.append(.text(value)) }
+            sql += " ORDER BY \(key)"
+            var out: [[String: Value]] = []
+            try db.cached(sql).query(args) { row in
+                var dict: [String: Value] = [:]
+                for (i, n) in names.enumerated() { dict[n] = Value(row[Int32(i)]) }
+                out.append(dict)
+            }
+            return out
+        }
+    }
+
+    /// How many ops this replica holds, and how many of them are its own.
+    public func opCounts() throws -> (total: Int, own: Int) {
+        try ReplicaError.wrap("counting ops") {
+            let total = try db.cached("SELECT count(*) FROM ops").scalar()?.int64Value ?? 0
+            let own = try db.cached("SELECT count(*) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
+            return (Int(total), Int(own))
+        }
+    }
+
+    /// A SHA-256 digest of the merged state: every plain table and the conflict log, in key order,
+    /// with typed values. Equal on two replicas exactly when they hold the same merged state.
+    public func digest() throws -> [UInt8] {
+        try ReplicaError.wrap("computing the digest") {
+            var hasher = SHA256()
+            var w = ByteWriter(capacity: 4096)
+            func flush() { hasher.update(w.bytes); w = ByteWriter(capacity: 4096) }
+            func put(_ v: SQLiteValue) {
+                switch v {
+                case .null: w.byte(0)
+                case let .integer(i): w.byte(1); w.signed(i)
+                case let .real(d): w.byte(2); w.varint(d.bitPattern)
+                case let .text(s): w.byte(3); w.string(s)
+                case let .blob(b): w.byte(4); w.data(b)
+                }
+            }
+            var sources: [(String, String, Int)] = Table.allCases.map { t in
+                (t.rawValue, t.columns.prefix(t.keyColumnCount).map(\.name).joined(separator: ", "), t.columns.count)
+            }
+            sources.append(("conflicts", "conflict_id", 20))
+            for (name, key, _) in sources {
+                w.string(name)
+                var count: UInt64 = 0
+                try db.prepare("SELECT * FROM \(name) ORDER BY \(key)").query { row in
+                    count += 1
+                    w.varint(UInt64(row.columnCount))
+                    for i in 0..<row.columnCount { put(row[i]) }
+                    if w.bytes.count > 3500 { flush() }
+                }
+                w.byte(0xff)
+                w.varint(count)
+            }
+            flush()
+            return hasher.finalize()
+        }
+    }
+}

@@ -1,0 +1,340 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// How a replica is opened.
+public struct ReplicaOptions {
+    /// The node this replica belongs to; nil to use the identity stored in an existing replica.
+    public var node: NodeID?
+    public var role: Role
+    /// How far ahead of local time a remote clock may be before its change set is refused.
+    public var maxClockDriftMillis: UInt64
+    /// Wall time in milliseconds since the Unix epoch (injected so tests are deterministic).
+    public var wallClock: () -> UInt64
+    /// Schema history to migrate with (tests inject extra steps).
+    public var migrations: [SchemaMigration]
+
+    public init(node: NodeID? = nil, role: Role = .store,
+                maxClockDriftMillis: UInt64 = HybridClock.defaultMaxDriftMillis,
+                wallClock: @escaping () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+                migrations: [SchemaMigration] = ReplicaSchema.migrations) {
+        self.node = node
+        self.role = role
+        self.maxClockDriftMillis = maxClockDriftMillis
+        self.wallClock = wallClock
+        self.migrations = migrations
+    }
+}
+
+/// What applying a change set did.
+public struct ApplyReport: Equatable, Sendable {
+    /// Ops that were new to this replica.
+    public var applied: Int
+    /// Ops this replica already had (duplicates are harmless).
+    public var duplicates: Int
+    /// Instances re-merged.
+    public var instancesMerged: Int
+}
+
+/// A node's replica: one SQLite file (WAL mode) holding the plain tables of the data model, the op
+/// log (this node's outbox and the history of every field), version vector, cursors and conflicts.
+///
+/// Guarantees:
+/// - every local edit and every applied change set is one SQLite transaction: tables, merge
+///   metadata and op log change together or not at all;
+/// - the tables and the conflict log are a function of the set of ops held, so replicas holding the
+///   same ops have equal `digest()`s whatever the order in which the ops arrived;
+/// - an edit or change set that breaks a rule is refused with a `ReplicaError` and writes nothing.
+///
+/// Not thread-safe: use one `Replica` from one thread at a time.
+public final class Replica {
+    public let path: String
+    public let node: NodeID
+    public let role: Role
+    let db: Database
+    let wallClock: () -> UInt64
+    var clock: HybridClock
+    var nextSeq: UInt64
+    var catalogCache: TagCatalog?
+
+    public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
+        self.path = path
+        self.wallClock = options.wallClock
+        db = try ReplicaSchema.open(path: path, migrations: options.migrations)
+        do {
+            let meta = try Replica.readMeta(db)
+            if let stored = meta["node_id"]?.stringValue {
+                if let requested = options.node, requested != stored {
+                    throw ReplicaError.identityMismatch(path: path, stored: stored, requested: requested)
+                }
+                node = stored
+                role = Role(name: meta["role"]?.stringValue ?? "") ?? .store
+            } else {
+                guard let requested = options.node else {
+                    throw ReplicaError.notFound(what: "node identity of new replica \(path)",
+                                                hint: "give the node id (and role) when creating a replica")
+                }
+                try IdentifierRule.validate(requested, as: "node id")
+                node = requested
+                role = options.role
+                try db.cached("INSERT INTO siyu_meta(key, value) VALUES ('node_id', ?), ('role', ?)")
+                    .run([.text(node), .text(role.description)])
+            }
+            clock = HybridClock(last: HLC(raw: UInt64(bitPattern: meta["hlc"]?.int64Value ?? 0)),
+                                maxDriftMillis: options.maxClockDriftMillis)
+            nextSeq = UInt64(meta["next_seq"]?.int64Value ?? 1)
+        } catch {
+            db.close()
+            if let e = error as? SQLiteError { throw ReplicaError.storage(e, context: "reading the identity of \(path)") }
+            if let e = error as? CoreError { throw ReplicaError.rejected(e) }
+            throw error
+        }
+    }
+
+    /// Opens an existing replica with the identity it stores.
+    public convenience init(existing path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ReplicaError.notFound(what: "replica file \(path)", hint: "check the path, or create the replica with a node id")
+        }
+        try self.init(path: path, options: ReplicaOptions())
+    }
+
+    public func close() { db.close() }
+
+    deinit { db.close() }
+
+    static func readMeta(_ db: Database) throws -> [String: SQLiteValue] {
+        var out: [String: SQLiteValue] = [:]
+        try db.cached("SELECT key, value FROM siyu_meta").query { row in
+            if let k = row.text(0) { out[k] = row[1] }
+        }
+        return out
+    }
+
+    /// The schema version recorded in the file.
+    public func schemaVersion() throws -> Int {
+        try ReplicaError.wrap("reading the schema version") {
+            Int(try db.cached("SELECT value FROM siyu_meta WHERE key = 'schema_version'").scalar()?.int64Value ?? 0)
+        }
+    }
+
+    /// The last clock reading this node issued or observed.
+    public var lastClock: HLC { clock.last }
+
+    /// Test hook: fails the next statements of a transaction (crash-safety tests).
+    public var faultInjector: ((String) throws -> Void)? {
+        get { db.faultInjector }
+        set { db.faultInjector = newValue }
+    }
+
+    // MARK: - Loading and merging instances
+
+    func loadOps(_ instance: InstanceRef) throws -> [Op] {
+        var ops: [Op] = []
+        try db.cached("SELECT body FROM ops WHERE inst_kind = ? AND inst_id = ?")
+            .query([.text(instance.kind.name), .text(instance.id)]) { row in
+                ops.append(try OpCoding.decode(row.blob(0)))
+            }
+        return ops
+    }
+
+    /// The merged state of one instance, from the ops held.
+    public func state(of instance: InstanceRef) throws -> InstanceState {
+        try ReplicaError.wrap("reading \(instance)") {
+            InstanceState.merge(instance, ops: try loadOps(instance), catalog: try catalog())
+        }
+    }
+
+    /// The tag library, merged from the tag and tag group instances (cached in memory).
+    func catalog() throws -> TagCatalog {
+        if let catalogCache { return catalogCache }
+        var byInstance: [InstanceRef: [Op]] = [:]
+        try db.cached("SELECT body FROM ops WHERE inst_kind IN ('tag', 'tag_group')").query { row in
+            let op = try OpCoding.decode(row.blob(0))
+            byInstance[op.instance, default: []].append(op)
+        }
+        var catalog = TagCatalog()
+        for (ref, ops) in byInstance {
+            let s = InstanceState.merge(ref, ops: ops, catalog: TagCatalog())
+            if let t = s.tagDefinition { catalog.tags[t.id] = t }
+            if let g = s.tagGroupDefinition { catalog.groups[g.id] = g }
+        }
+        catalogCache = catalog
+        return catalog
+    }
+
+    // MARK: - Committing ops (local edits and remote change sets)
+
+    /// Inserts new ops and re-merges every instance they touch (and the customers whose tags depend
+    /// on a changed tag library). Must run inside a transaction. Returns the instances merged.
+    @discardableResult
+    func commit(_ ops: [Op]) throws -> Int {
+        guard !ops.isEmpty else { return 0 }
+        let insert = try db.cached("""
+            INSERT INTO ops(origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        var touched = Set<InstanceRef>()
+        var origins = Set<NodeID>()
+        var maxHLC = HLC.zero
+        for op in ops {
+            let target = op.body.target
+            var field = "", value = Value.null
+            switch op.body {
+            case let .write(_, f, v, _): field = f; value = v
+            case let .status(_, _, to, _): field = "status"; value = .text(to.name)
+            case let .points(_, d): value = .int(d)
+            case let .acknowledge(_, id): value = .text(id)
+            case .add, .remove, .deleteCustomer: break
+            }
+            try insert.run([.text(op.origin), .integer(Int64(op.seq)), .integer(Int64(bitPattern: op.hlc.raw)),
+                            .text(op.instance.kind.name), .text(op.instance.id),
+                            .text(target.entity.name), .text(target.id), .text(target.sub), .text(field),
+                            .text(op.body.kindName), value.sqlite, .text(op.author), .blob(OpCoding.encode(op))])
+            touched.insert(op.instance)
+            origins.insert(op.origin)
+            if op.hlc > maxHLC { maxHLC = op.hlc }
+        }
+        for origin in origins { try advanceVersion(of: origin) }
+        clock.observe(maxHLC)
+        try saveClock()
+
+        // The tag library first: a change there re-merges the customers holding affected tags.
+        let library = touched.filter { $0.kind == .tag || $0.kind == .tagGroup }
+        if !library.isEmpty {
+            catalogCache = nil
+            for ref in library.sorted() { try remerge(ref) }
+            let tags = try tagsAffected(by: library)
+            let stmt = try db.cached("SELECT DISTINCT target_id FROM ops WHERE entity = 'customer_tag' AND sub = ?")
+            for tag in tags.sorted() {
+                try stmt.query([.text(tag)]) { row in touched.insert(InstanceRef(.customer, row.text(0) ?? "")) }
+            }
+        }
+        for ref in touched.sorted() where ref.kind != .tag && ref.kind != .tagGroup {
+            try remerge(ref)
+        }
+        return touched.count
+    }
+
+    private func tagsAffected(by library: Set<InstanceRef>) throws -> Set<String> {
+        var tags = Set(library.filter { $0.kind == .tag }.map(\.id))
+        let catalog = try catalog()
+        let groups = Set(library.filter { $0.kind == .tagGroup }.map(\.id))
+        if !groups.isEmpty {
+            for (id, t) in catalog.tags where t.groupID.map(groups.contains) == true { tags.insert(id) }
+        }
+        return tags
+    }
+
+    /// Recomputes one instance from its ops and rewrites its rows and conflicts.
+    func remerge(_ ref: InstanceRef) throws {
+        let state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
+        for table in Table.tables(of: ref.kind) {
+            try db.cached("DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?").run([.text(ref.id)])
+            guard let rows = state.rows[table] else { continue }
+            let placeholders = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
+            let insert = try db.cached("INSERT INTO \(table.rawValue) VALUES (\(placeholders))")
+            for row in rows { try insert.run(row.map(\.sqlite)) }
+        }
+        try db.cached("DELETE FROM conflicts WHERE inst_kind = ? AND inst_id = ?").run([.text(ref.kind.name), .text(ref.id)])
+        let insert = try db.cached("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        for c in state.conflicts {
+            func side(_ s: ConflictSide?) -> [SQLiteValue] {
+                guard let s else { return [.null, .null, .null, .null] }
+                return [s.value.sqlite, .text(s.stamp.node), .text(s.author), .integer(Int64(bitPattern: s.stamp.hlc.raw))]
+            }
+            let closed = side(c.closedBy).dropFirst()
+            try insert.run([.text(c.id), .text(ref.kind.name), .text(ref.id), .text(c.rule.rawValue),
+                            .text(c.target.entity.name), .text(c.target.id), .text(c.target.sub), .text(c.field),
+                            .text(c.state.rawValue)] + side(c.winner) + side(c.loser) + closed)
+        }
+    }
+
+    private func advanceVersion(of origin: NodeID) throws {
+        let current = try db.cached("SELECT contiguous FROM versions WHERE origin = ?").scalar([.text(origin)])?.int64Value ?? 0
+        var contiguous = current
+        let exists = try db.cached("SELECT 1 FROM ops WHERE origin = ? AND seq = ?")
+        while try exists.scalar([.text(origin), .integer(contiguous + 1)]) != nil { contiguous += 1 }
+        let highest = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(origin)])?.int64Value ?? 0
+        try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
+            .run([.text(origin), .integer(contiguous), .integer(highest)])
+    }
+
+    func saveClock() throws {
+        try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('hlc', ?), ('next_seq', ?)")
+            .run([.integer(Int64(bitPattern: clock.last.raw)), .integer(Int64(nextSeq))])
+    }
+
+    // MARK: - Change sets
+
+    /// What this replica holds: per origin, the sequence number up to which it has every op.
+    public func versionVector() throws -> VersionVector {
+        try ReplicaError.wrap("reading the version vector") {
+            var v = VersionVector()
+            try db.cached("SELECT origin, contiguous FROM versions").query { row in
+                v.entries[row.text(0) ?? ""] = UInt64(row.int64(1))
+            }
+            return v
+        }
+    }
+
+    /// The ops a peer that holds `peer` has not seen, in (origin, seq) order.
+    public func changeSet(since peer: VersionVector) throws -> ChangeSet {
+        try ReplicaError.wrap("extracting a change set") {
+            var ops: [Op] = []
+            try db.cached("SELECT origin, seq, body FROM ops ORDER BY origin, seq").query { row in
+                let origin = row.text(0) ?? ""
+                if UInt64(row.int64(1)) > peer[origin] { ops.append(try OpCoding.decode(row.blob(2))) }
+            }
+            return ChangeSet(ops: ops)
+        }
+    }
+
+    /// This node's own ops after `seq` (the outbox, once `seq` is the peer's acknowledgement).
+    public func ownOps(after seq: UInt64) throws -> [Op] {
+        try ReplicaError.wrap("reading the outbox") {
+            var ops: [Op] = []
+            try db.cached("SELECT body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
+                .query([.text(node), .integer(Int64(seq))]) { row in ops.append(try OpCoding.decode(row.blob(0))) }
+            return ops
+        }
+    }
+
+    /// Applies a peer's change set: validates every op and every clock first (a bad op or a clock
+    /// too far ahead refuses the whole set, nothing applied), skips ops already held, then stores
+    /// and merges the rest in one transaction.
+    @discardableResult
+    public func apply(_ changeSet: ChangeSet) throws -> ApplyReport {
+        if changeSet.schemaVersion > currentSchemaVersion || changeSet.schemaVersion < 1 {
+            throw ReplicaError.unsupportedSchema(found: changeSet.schemaVersion, supported: currentSchemaVersion)
+        }
+        let now = wallClock()
+        for op in changeSet.ops {
+            do {
+                try op.validate()
+                try clock.check(op.hlc, from: op.origin, wallMillis: now)
+            } catch let e as CoreError {
+                throw ReplicaError.invalid("change set op \(op.origin)#\(op.seq) refused: \(e.description)",
+                                           "nothing of this change set was applied; fix the sending node")
+            }
+        }
+        let saved = (clock, catalogCache)
+        do {
+            return try ReplicaError.wrap("applying a change set") {
+                try db.transaction {
+                    var fresh: [Op] = []
+                    var seen = Set<Stamp>()
+                    let exists = try db.cached("SELECT 1 FROM ops WHERE origin = ? AND seq = ?")
+                    for op in changeSet.ops where seen.insert(op.stamp).inserted {
+                        if try exists.scalar([.text(op.origin), .integer(Int64(op.seq))]) == nil { fresh.append(op) }
+                    }
+                    let merged = try commit(fresh)
+                    return ApplyReport(applied: fresh.count, duplicates: changeSet.ops.count - fresh.count, instancesMerged: merged)
+                }
+            }
+        } catch {
+            (clock, catalogCache) = saved
+            throw error
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// One step of the replica's schema history: it brings a replica from `version - 1` to `version`.
+public struct SchemaMigration {
+    public let version: Int
+    public let apply: (Database) throws -> Void
+
+    public init(version: Int, apply: @escaping (Database) throws -> Void) {
+        self.version = version
+        self.apply = apply
+    }
+}
+
+/// The replica file's layout: the plain tables of the data model, the merge metadata, and how an
+/// existing file is recognised, refused or migrated.
+///
+/// Guarantees: a file that is not a Siyu replica, or one from a newer Siyu, is refused before
+/// anything is written to it; an older replica is migrated in one transaction.
+public enum ReplicaSchema {
+    static let formatName = "siyu-replica"
+
+    /// The schema history. Version 1 creates everything.
+    public static let migrations: [SchemaMigration] = [
+        SchemaMigration(version: 1) { db in try db.execute(version1) },
+    ]
+
+    static var version1: String {
+        var sql = """
+        CREATE TABLE siyu_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        CREATE TABLE ops(
+            origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL,
+            inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL,
+            entity TEXT NOT NULL, target_id TEXT NOT NULL, sub TEXT NOT NULL, field TEXT NOT NULL,
+            kind TEXT NOT NULL, value, author TEXT NOT NULL, body BLOB NOT NULL,
+            PRIMARY KEY(origin, seq)) WITHOUT ROWID;
+        CREATE INDEX ops_by_instance ON ops(inst_kind, inst_id);
+        CREATE INDEX ops_by_field ON ops(entity, target_id, sub, field, hlc);
+        CREATE TABLE versions(origin TEXT PRIMARY KEY, contiguous INTEGER NOT NULL, highest INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE cursors(peer TEXT PRIMARY KEY, position INTEGER NOT NULL DEFAULT 0,
+                             acked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+        CREATE TABLE conflicts(
+            conflict_id TEXT PRIMARY KEY, inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL,
+            rule TEXT NOT NULL, entity TEXT NOT NULL, target_id TEXT NOT NULL, sub TEXT NOT NULL, field TEXT NOT NULL,
+            state TEXT NOT NULL,
+            winner_value, winner_node TEXT, winner_staff TEXT, winner_hlc INTEGER,
+            loser_value, loser_node TEXT NOT NULL, loser_staff TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
+            closed_node TEXT, closed_staff TEXT, closed_hlc INTEGER) WITHOUT ROWID;
+        CREATE INDEX conflicts_by_instance ON conflicts(inst_kind, inst_id);
+        CREATE INDEX conflicts_by_state ON conflicts(state);
+
+        """
+        for table in Table.allCases {
+            let cols = table.columns.enumerated().map { i, c in
+                "\(c.name) \(c.isInteger ? "INTEGER" : "TEXT")\(i < table.keyColumnCount ? " NOT NULL" : "")"
+            }
+            let key = table.columns.prefix(table.keyColumnCount).map(\.name).joined(separator: ", ")
+            sql += "CREATE TABLE \(table.rawValue)(\(cols.joined(separator: ", ")), PRIMARY KEY(\(key))) WITHOUT ROWID;\n"
+        }
+        sql += "CREATE INDEX customer_tags_by_tag ON customer_tags(tag_id);\n"
+        return sql
+    }
+
+    /// Opens (creating or migrating as needed) the replica at `path`.
+    static func open(path: String, migrations: [SchemaMigration] = ReplicaSchema.migrations) throws -> Database {
+        try refuseIfNotSQLite(path: path)
+        let db: Database
+        do {
+            db = try Database(path: path, mode: .readWriteCreate)
+        } catch let e as SQLiteError {
+            throw ReplicaError.storage(e, context: "opening \(path)")
+        }
+        do {
+            let target = migrations.last?.version ?? 0
+            let found = try storedVersion(db, path: path)
+            if found > target {
+                throw ReplicaError.newerSchema(path: path, found: found, supported: target)
+            }
+            if found < target {
+                try db.transaction {
+                    for m in migrations where m.version > found {
+                        try m.apply(db)
+                    }
+                    try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('format', ?), ('schema_version', ?)")
+                        .run([.text(formatName), .integer(Int64(target))])
+                    try db.execute("PRAGMA user_version = \(target)")
+                }
+            }
+            _ = try db.prepare("PRAGMA journal_mode = WAL").scalar()
+            try db.execute("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
+            return db
+        } catch let e as SQLiteError {
+            db.close()
+            if e.isNotADatabase { throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database") }
+            throw ReplicaError.storage(e, context: "opening \(path)")
+        } catch {
+            db.close()
+            throw error
+        }
+    }
+
+    /// Refuses a non-empty file whose header is not SQLite's, before SQLite touches it.
+    static func refuseIfNotSQLite(path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let header = handle.readData(ofLength: 16)
+        if header.isEmpty { return }
+        if header != Data("SQLite format 3\0".utf8) {
+            throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database")
+        }
+    }
+
+    /// 0 for an empty database; the recorded version for a replica; refuses anything else.
+    static func storedVersion(_ db: Database, path: String) throws -> Int {
+        let tables = try db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").rows().compactMap(\.first?.stringValue)
+        if tables.isEmpty { return 0 }
+        guard tables.contains("siyu_meta") else {
+            throw ReplicaError.notAReplica(path: path, reason: "an SQLite database without Siyu's metadata table")
+        }
+        let meta = try db.prepare("SELECT key, value FROM siyu_meta WHERE key IN ('format', 'schema_version')").rows()
+        var format: String?, version: Int64?
+        for row in meta {
+            if row[0].stringValue == "format" { format = row[1].stringValue }
+            if row[0].stringValue == "schema_version" { version = row[1].int64Value }
+        }
+        guard format == formatName, let version else {
+            throw ReplicaError.notAReplica(path: path, reason: "siyu_meta does not name the replica format")
+        }
+        return Int(version)
+    }
+}
