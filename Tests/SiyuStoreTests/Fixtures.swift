@@ -1,0 +1,74 @@
+import Foundation
+import SiyuCore
+import SiyuStore
+
+/// A deterministic, seedable random generator (SplitMix64): a failing seed reproduces the run.
+struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Wall time shared by the replicas of a test; each replica may add its own skew.
+final class ManualClock: @unchecked Sendable {
+    var now: UInt64 = 1_764_000_000_000
+    func advance(_ ms: UInt64 = 1) { now += ms }
+}
+
+/// Replicas in a temporary directory that is removed when the cluster goes away.
+final class Cluster {
+    let dir: URL
+    let clock = ManualClock()
+    private(set) var replicas: [String: Replica] = [:]
+    var skew: [String: Int64] = [:]
+
+    init(_ nodes: [(String, Role)] = [("hq", .hq), ("xihu", .store), ("jingan", .store)]) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (id, role) in nodes { try add(id, role: role) }
+    }
+
+    deinit {
+        for r in replicas.values { r.close() }
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func path(_ node: String) -> String { dir.appendingPathComponent("\(node).db").path }
+
+    @discardableResult
+    func add(_ node: String, role: Role) throws -> Replica {
+        let clock = self.clock
+        let r = try Replica(path: path(node), options: ReplicaOptions(node: node, role: role, wallClock: { [weak self] in
+            UInt64(Int64(clock.now) + (self?.skew[node] ?? 0))
+        }))
+        replicas[node] = r
+        return r
+    }
+
+    subscript(_ node: String) -> Replica { replicas[node]! }
+
+    /// `to` applies what `from` has and `to` lacks.
+    @discardableResult
+    func send(_ from: String, to: String) throws -> ApplyReport {
+        clock.advance()
+        return try self[to].apply(try self[from].changeSet(since: try self[to].versionVector()))
+    }
+
+    /// Every replica exchanges with every other until nothing new flows.
+    func syncAll() throws {
+        let names = replicas.keys.sorted()
+        for _ in 0..<3 {
+            for a in names { for b in names where a != b { try send(a, to: b) } }
+        }
+    }
+
+    func digests() throws -> [String: String] {
+        try replicas.mapValues { try $0.digest().hexString }
+    }
+}
