@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuSQLite
+import SiyuStore
+
+/// Crash safety of edits, refusal of bad input, schema versions, clocks and idempotence.
+@Suite struct ReplicaSafetyTests {
+    struct InjectedCrash: Error {}
+
+    @Test func anEditInterruptedBetweenStatementsLeavesNothingVisible() throws {
+        let c = try Cluster([("hq", .hq)])
+        let hq = c["hq"]
+        try hq.createCustomer("c1", ["name": .text("林小文")], by: "zhaolei")
+        let before = try hq.digest()
+        let opsBefore = try hq.opCounts().total
+        // Fail the k-th statement of the edit's transaction, for every k the edit runs.
+        var statements = 0
+        hq.faultInjector = { _ in statements += 1 }
+        try hq.editCustomer("c1", ["name": .text("x"), "phone": .text("1")], by: "zhaolei")
+        hq.faultInjector = nil
+        let total = statements
+        #expect(total > 5)
+        let after = try hq.digest()
+        for k in 1..<total {
+            var n = 0
+            hq.faultInjector = { sql in n += 1; if n == k { throw InjectedCrash() } }
+            #expect(throws: (any Error).self) {
+                try hq.editCustomer("c1", ["name": .text("y\(k)"), "phone": .text("2")], by: "zhaolei")
+            }
+            hq.faultInjector = nil
+            #expect(try hq.digest() == after, "statement \(k) of \(total) left a partial edit")
+        }
+        // A second connection sees the same committed state.
+        let other = try Database(path: c.path("hq"), mode: .readOnly)
+        #expect(try other.prepare("SELECT name FROM customers").scalar() == .text("x"))
+        #expect(try other.prepare("SELECT count(*) FROM ops").scalar() == .integer(Int64(opsBefore + 2)))
+        other.close()
+        #expect(before != after)
+        // And the replica still works afterwards: sequence numbers have no holes.
+        try hq.editCustomer("c1", ["name": .text("z")], by: "zhaolei")
+        #expect(try hq.versionVector()["hq"] == UInt64(opsBefore + 3))
+    }
+
+    @Test func aRuleBreakingEditWritesNothing() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        try c["hq"].createCustomer("c1", [:], by: "zhaolei")
+        try c.syncAll()
+        let x = c["xihu"]
+        let before = try x.digest(), ops = try x.opCounts().total
+        #expect(throws: ReplicaError.self) { try x.addTag("nope", to: "c1", by: "chenjing") }
+        #expect(throws: ReplicaError.self) { try x.defineTagGroup("g", name: "店内") }
+        #expect(throws: ReplicaError.self) {
+            try x.setFollowRelation(customer: "c1", userid: "chenjing", ["remark": .text("这是一个超过二十个字的备注这是一个超过二十个字的备注")], by: "chenjing")
+        }
+        #expect(throws: ReplicaError.self) { try x.editCustomer("c1", ["name": .text("ok"), "gender": .int(7)], by: "chenjing") }
+        #expect(throws: ReplicaError.self) { try x.editCustomer("c1", ["shoe_size": .int(40)], by: "chenjing") }
+        #expect(throws: ReplicaError.self) { try x.editCustomer("nobody", ["name": .text("x")], by: "chenjing") }
+        #expect(try x.digest() == before)
+        #expect(try x.opCounts().total == ops)
+    }
+
+    @Test func errorsSayWhatWasWrongAndGiveAHint() throws {
+        let c = try Cluster([("xihu", .store)])
+        do {
+            try c["xihu"].defineTag("t", group: "g", name: "x")
+            Issue.record("a store defined a tag")
+        } catch let e as ReplicaError {
+            #expect(e.description.contains("store") && e.description.contains("Hint"))
+        }
+    }
+
+    @Test func aChangeSetFromTheFarFutureIsRefusedWholeAndNothingIsApplied() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        try c["hq"].createCustomer("c1", [:], by: "zhaolei")
+        c.skew["hq"] = 6 * 60 * 1000            // six minutes fast
+        try c["hq"].createCustomer("c2", [:], by: "zhaolei")
+        let cs = try c["hq"].changeSet(since: try c["xihu"].versionVector())
+        let before = try c["xihu"].digest()
+        do {
+            try c["xihu"].apply(cs)
+            Issue.record("a clock six minutes ahead was accepted")
+        } catch let e as ReplicaError {
+            #expect(e.description.contains("ahead"))
+        }
+        #expect(try c["xihu"].digest() == before)
+        #expect(try c["xihu"].opCounts().total == 0)
+        #expect(c["xihu"].lastClock.millis < c.clock.now + 60_000)   // the clock was not adopted
+    }
+
+    @Test func aStoreOpOnTheTagLibraryIsRefusedOnApply() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        let forged = Op(stamp: Stamp(hlc: HLC(millis: c.clock.now, logical: 0), node: "xihu"), seq: 1, role: .store,
+                        author: "chenjing", body: .write(Target(.tag, "t"), field: "name", value: .text("x"), overwrites: []))
+        #expect(throws: ReplicaError.self) { try c["hq"].apply(ChangeSet(ops: [forged])) }
+        #expect(try c["hq"].opCounts().total == 0)
+        #expect(throws: ReplicaError.self) { try c["hq"].apply(ChangeSet(schemaVersion: 99, ops: [])) }
+    }
+
+    @Test func applyingIsIdempotent() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        try c["hq"].createCustomer("c1", ["name": .text("A"), "phone": .text("1")], by: "zhaolei")
+        let cs = try c["hq"].changeSet(since: VersionVector())
+        let first = try c["xihu"].apply(cs)
+        let d = try c["xihu"].digest()
+        let second = try c["xihu"].apply(cs)
+        #expect(first.applied == 2 && second.applied == 0 && second.duplicates == 2)
+        #expect(try c["xihu"].digest() == d)
+        #expect(try c["xihu"].digest() == c["hq"].digest())
+    }
+
+    @Test func aFileThatIsNotAReplicaIsRefusedAndLeftUntouched() throws {
+        let c = try Cluster([])
+        let junk = c.path("junk")
+        let bytes = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try bytes.write(to: URL(fileURLWithPath: junk))
+        #expect(throws: ReplicaError.self) { try Replica(path: junk, options: ReplicaOptions(node: "x")) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: junk)) == bytes)
+
+        let other = c.path("other")
+        let db = try Database(path: other)
+        try db.execute("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
+        db.close()
+        let size = try FileManager.default.attributesOfItem(atPath: other)[.size] as? Int
+        #expect(throws: ReplicaError.self) { try Replica(path: other, options: ReplicaOptions(node: "x")) }
+        #expect(try FileManager.default.attributesOfItem(atPath: other)[.size] as? Int == size)
+    }
+
+    @Test func aNewerReplicaIsRefusedAndAnOlderOneIsMigrated() throws {
+        let c = try Cluster([("hq", .hq)])
+        try c["hq"].createCustomer("c1", ["name": .text("A")], by: "zhaolei")
+        c["hq"].close()
+        // A build whose schema history has one more step migrates the file on open.
+        let v2 = ReplicaSchema.migrations + [SchemaMigration(version: 2) { db in
+            try db.execute("CREATE TABLE customer_notes(customer_id TEXT PRIMARY KEY, note TEXT)")
+        }]
+        let migrated = try Replica(path: c.path("hq"), options: ReplicaOptions(migrations: v2))
+        #expect(try migrated.schemaVersion() == 2)
+        #expect(try migrated.rows(of: .customers).count == 1)
+        migrated.close()
+        // Now the file is newer than this build: refused, untouched.
+        let size = try FileManager.default.attributesOfItem(atPath: c.path("hq"))[.size] as? Int
+        do {
+            _ = try Replica(path: c.path("hq"), options: ReplicaOptions())
+            Issue.record("a newer replica was opened")
+        } catch let e as ReplicaError {
+            #expect(e.description.contains("newer"))
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: c.path("hq"))[.size] as? Int == size)
+    }
+
+    @Test func aReplicaKeepsItsIdentity() throws {
+        let c = try Cluster([("hq", .hq)])
+        c["hq"].close()
+        #expect(throws: ReplicaError.self) { try Replica(path: c.path("hq"), options: ReplicaOptions(node: "xihu")) }
+        let reopened = try Replica(existing: c.path("hq"))
+        #expect(reopened.node == "hq" && reopened.role == .hq)
+        reopened.close()
+    }
+}
