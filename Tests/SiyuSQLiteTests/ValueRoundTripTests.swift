@@ -10,7 +10,7 @@ struct ValueRoundTripTests {
         .integer(0), .integer(-1), .integer(Int64.max), .integer(Int64.min),
         .real(3.141592653589793), .real(-0.5), .real(Double.infinity), .real(1e-300),
         .text(""), .text("plain ASCII"), .text("思语 客户数据 — 张三 🙂"), .text("zero\u{0}inside"),
-        .blob([]), .blob([0]), .blob([0, 1, 0, 255, 0]), .blob((0..<1024).map { UInt8($0 % 256) }),
+        .blob([]), .blob([0]), .blob([0, 1, 0, 255, 0]), .blob([0xFF, 0x00, 0x80, 0x7F]),
     ])
     func roundTrip(value: SQLiteValue) throws {
         let db = try Database(path: ":memory:")
@@ -61,12 +61,15 @@ struct ValueRoundTripTests {
             checked = true
         }
         #expect(checked)
+
+        let large = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try db.prepare("SELECT ?").scalar([.blob(large)]) == .blob(large))
     }
 
     @Test("Row accessors: names, NULL handling, out-of-range indexes")
     func rowAccessors() throws {
         let db = try Database(path: ":memory:")
-        let statement = try db.prepare("SELECT 42 AS answer, NULL AS nothing, '客户' AS 名字, x'' AS empty")
+        let statement = try db.prepare("SELECT 42 AS answer, NULL AS missing, '客户' AS 名字, x'' AS empty")
         var visited = 0
         try statement.query { row in
             visited += 1
