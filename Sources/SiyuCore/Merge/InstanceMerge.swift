@@ -66,7 +66,11 @@ public struct InstanceState: Sendable {
     public static func merge(_ instance: InstanceRef, ops: [Op], catalog: TagCatalog) -> InstanceState {
         var state = InstanceState(instance: instance)
         var unique: [Stamp: Op] = [:]
-        for op in ops where op.instance == instance { unique[op.stamp] = op }
+        for op in ops where op.instance == instance {
+            // Stamps are unique per node; should a faulty node reuse one, the lower sequence wins everywhere.
+            if let existing = unique[op.stamp], existing.seq <= op.seq { continue }
+            unique[op.stamp] = op
+        }
         let all = unique.values.sorted { $0.stamp < $1.stamp }
 
         var maxPerOrigin: [NodeID: Stamp] = [:]
