@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "siyu", targets: ["siyu"]),
+        .executable(name: "siyu-bench", targets: ["siyu-bench"]),
     ],
     targets: [
         // The only C in the project: the system SQLite library (libsqlite3-dev).
@@ -21,6 +22,8 @@ let package = Package(
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCore", "SiyuStore"]),
+        // Measurements against plain SQLite in the same run (the start of the benchmark).
+        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite"]),
 
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
