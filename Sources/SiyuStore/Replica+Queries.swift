@@ -1,9 +1,6 @@
 import SiyuCore
 import SiyuSQLite
 
-/// A conflict as stored in the replica's conflict log.
-public typealias StoredConflict = ConflictEntry
-
 /// One op of a field's history, for "why is this value what it is?".
 public struct HistoryEntry: Sendable {
     public var op: Op

@@ -6,7 +6,7 @@ import Testing
 /// parts then together equals merging all at once (associative: the result is a function of the union).
 @Suite struct MergeLawTests {
     static func randomOps(seed: UInt64) -> [Op] {
-        var rng = SplitMix(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let nodes = ["hq", "xihu", "jingan"]
         var ops: [Op] = []
         var seq: [String: UInt64] = [:]
@@ -45,23 +45,11 @@ import Testing
         let ops = MergeLawTests.randomOps(seed: UInt64(seed))
         let ref = InstanceRef(.customer, "c")
         let base = MergeLawTests.fingerprint(InstanceState.merge(ref, ops: ops, catalog: MergeLawTests.catalog))
-        var rng = SplitMix(seed: UInt64(seed) &* 7919)
+        var rng = SeededRandom(seed: UInt64(seed) &* 7919)
         var shuffled = ops
         shuffled.shuffle(using: &rng)
         let duplicated = shuffled + ops.prefix(10)
         #expect(MergeLawTests.fingerprint(InstanceState.merge(ref, ops: duplicated, catalog: MergeLawTests.catalog)) == base,
                 "seed \(seed): order or duplicates changed the merge")
-    }
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

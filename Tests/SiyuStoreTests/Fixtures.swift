@@ -2,19 +2,6 @@ import Foundation
 import SiyuCore
 import SiyuStore
 
-/// A deterministic, seedable random generator (SplitMix64): a failing seed reproduces the run.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Wall time shared by the replicas of a test; each replica may add its own skew.
 final class ManualClock: @unchecked Sendable {
     var now: UInt64 = 1_764_000_000_000

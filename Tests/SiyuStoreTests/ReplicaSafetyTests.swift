@@ -107,6 +107,9 @@ import SiyuStore
         #expect(first.applied == 2 && second.applied == 0 && second.duplicates == 2)
         #expect(try c["xihu"].digest() == d)
         #expect(try c["xihu"].digest() == c["hq"].digest())
+        #expect(try c["hq"].ownOps(after: 0).map(\.seq) == [1, 2])     // the outbox, in sequence order
+        #expect(try c["hq"].ownOps(after: 1).count == 1)
+        #expect(try c["xihu"].ownOps(after: 0).isEmpty)
     }
 
     @Test func aFileThatIsNotAReplicaIsRefusedAndLeftUntouched() throws {

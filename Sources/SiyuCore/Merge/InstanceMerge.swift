@@ -45,12 +45,6 @@ public struct InstanceState: Sendable {
     public func isPresent(_ target: Target) -> Bool { elements[target]?.isPresent ?? false }
     /// Whether the instance exists at all (has a main row).
     public var exists: Bool { !(rows[Table.tables(of: instance.kind)[0]] ?? []).isEmpty }
-    /// The main row's values by column name.
-    public func mainRow() -> [String: Value]? {
-        let table = Table.tables(of: instance.kind)[0]
-        guard let row = rows[table]?.first else { return nil }
-        return Dictionary(uniqueKeysWithValues: zip(table.columns.map(\.name), row))
-    }
     /// Everything a deletion must name: all field heads and live adds of the instance.
     public var observedForDelete: [Stamp] {
         var out = registers.values.flatMap(\.headStamps)
@@ -383,20 +377,24 @@ public struct InstanceState: Sendable {
 
     // MARK: Acknowledgements
 
-    /// An acknowledgement closes the open conflict it names (the latest acknowledgement is recorded).
+    /// An acknowledgement closes the open conflict it names; with several, the latest is recorded.
+    /// Entries already closed by a resolving write keep that record.
     static func applyAcknowledgements(_ ops: [Op], to conflicts: [ConflictEntry]) -> [ConflictEntry] {
         var byID: [String: ConflictEntry] = [:]
-        for c in conflicts {
-            // The same loser can only be one entry; prefer a closed record over an open one.
-            if let existing = byID[c.id], existing.state != .open { continue }
+        for c in conflicts where byID[c.id] == nil || byID[c.id]?.state == .open {
             byID[c.id] = c
         }
-        for op in ops {
-            guard case let .acknowledge(_, conflictID) = op.body, var entry = byID[conflictID], entry.state == .open
-                    || entry.state == .acknowledged && (entry.closedBy?.stamp ?? op.stamp) < op.stamp else { continue }
+        var latestAck: [String: ConflictSide] = [:]
+        for op in ops {   // ascending stamps: the last one seen is the latest
+            if case let .acknowledge(_, id) = op.body {
+                latestAck[id] = ConflictSide(stamp: op.stamp, author: op.author, value: .null)
+            }
+        }
+        for (id, ack) in latestAck {
+            guard var entry = byID[id], entry.state == .open else { continue }
             entry.state = .acknowledged
-            entry.closedBy = ConflictSide(stamp: op.stamp, author: op.author, value: .null)
-            byID[conflictID] = entry
+            entry.closedBy = ack
+            byID[id] = entry
         }
         return byID.values.sorted { $0.id < $1.id }
     }
