@@ -144,6 +144,7 @@ extension Replica {
         try edit(InstanceRef(.tag, id), { state in
             guard state.exists else { throw ReplicaError.notFound(what: "tag '\(id)'", hint: "list tags with: siyu tags") }
             return try self.writes(Target(.tag, id), ["deleted": .bool(true)], in: state)
+                + [.tagDeletion(InstanceRef(.tag, id), seen: try self.contiguousFrontier())]
         }, by: staff)
     }
 
@@ -152,6 +153,7 @@ extension Replica {
         try edit(InstanceRef(.tagGroup, id), { state in
             guard state.exists else { throw ReplicaError.notFound(what: "tag group '\(id)'", hint: "list tags with: siyu tags") }
             return try self.writes(Target(.tagGroup, id), ["deleted": .bool(true)], in: state)
+                + [.tagDeletion(InstanceRef(.tagGroup, id), seen: try self.contiguousFrontier())]
         }, by: staff)
     }
 

@@ -185,7 +185,7 @@ public final class Replica {
             case let .status(_, _, to, _): field = "status"; value = .text(to.name)
             case let .points(_, d): value = .int(d)
             case let .acknowledge(_, id): value = .text(id)
-            case .add, .remove, .deleteCustomer: break
+            case .add, .remove, .deleteCustomer, .tagDeletion: break
             }
             try insert.run([.text(op.origin), .integer(Int64(op.seq)), .integer(Int64(bitPattern: op.hlc.raw)),
                             .text(op.instance.kind.name), .text(op.instance.id),
@@ -276,6 +276,15 @@ public final class Replica {
             }
             return v
         }
+    }
+
+    /// Per origin, the stamp of the last op up to which this replica holds every op of that origin:
+    /// everything this node has seen, in a form an op can carry.
+    func contiguousFrontier() throws -> [Stamp] {
+        var out: [Stamp] = []
+        try db.cached("SELECT v.origin, o.hlc FROM versions v JOIN ops o ON o.origin = v.origin AND o.seq = v.contiguous ORDER BY v.origin")
+            .query { row in out.append(Stamp(hlc: HLC(raw: UInt64(bitPattern: row.int64(1))), node: row.text(0) ?? "")) }
+        return out
     }
 
     /// The ops a peer that holds `peer` has not seen, in (origin, seq) order.

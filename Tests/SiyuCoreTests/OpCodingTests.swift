@@ -17,6 +17,7 @@ import Testing
             Op(stamp: s, seq: UInt64.max, role: .hq, author: "a", body: .points(customerID: "c", delta: Int64.min)),
             Op(stamp: s, seq: 10, role: .hq, author: "a", body: .deleteCustomer(customerID: "c", observed: [])),
             Op(stamp: s, seq: 11, role: .hq, author: "a", body: .acknowledge(InstanceRef(.order, "o"), conflictID: "abc")),
+            Op(stamp: s, seq: 12, role: .hq, author: "a", body: .tagDeletion(InstanceRef(.tag, "t"), seen: [s, s])),
         ]
     }
 

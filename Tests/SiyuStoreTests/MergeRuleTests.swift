@@ -146,6 +146,30 @@ import SiyuStore
         #expect(throws: ReplicaError.self) { try c["jingan"].addTag("coffee", to: "c1", by: "wangfang") }
     }
 
+    @Test func anOfflineApplyWithAnEarlierClockThatHQNeverSawIsStillLogged() throws {
+        let c = try library()
+        try c["xihu"].addTag("coffee", to: "c1", by: "chenjing")     // earlier clock, offline
+        c.clock.advance(60_000)
+        try c["hq"].deleteTag("coffee", by: "zhaolei")               // HQ has not seen it
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try tags(r, "c1") == [])
+            #expect(try r.conflicts().map(\.rule) == [.deletedTag])
+        }
+    }
+
+    @Test func anApplyHQHadSeenIsDeactivatedWithoutAConflict() throws {
+        let c = try library()
+        try c["xihu"].addTag("coffee", to: "c1", by: "chenjing")
+        try c.syncAll()
+        try c["hq"].deleteTag("coffee", by: "zhaolei")               // HQ deletes the tag knowingly
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try tags(r, "c1") == [])
+            #expect(try r.conflicts().isEmpty)
+        }
+    }
+
     @Test func the501stConcurrentMemberOverflowsAndIsLogged() throws {
         let c = try library()
         try c["hq"].createGroupChat("g1", ["name": .text("西湖店VIP群"), "owner": .text("liuyang")], by: "zhaolei")

@@ -28,6 +28,8 @@ public enum OpCoding {
             w.byte(6); w.string(customerID); write(observed, to: &w)
         case let .acknowledge(ref, conflictID):
             w.byte(7); w.byte(ref.kind.rawValue); w.string(ref.id); w.string(conflictID)
+        case let .tagDeletion(ref, seen):
+            w.byte(8); w.byte(ref.kind.rawValue); w.string(ref.id); write(seen, to: &w)
         }
         return w.bytes
     }
@@ -61,6 +63,9 @@ public enum OpCoding {
         case 7:
             guard let kind = InstanceKind(rawValue: try r.byte()) else { throw CoreError.malformed(what: "unknown instance kind") }
             body = .acknowledge(InstanceRef(kind, try r.string()), conflictID: try r.string())
+        case 8:
+            guard let kind = InstanceKind(rawValue: try r.byte()) else { throw CoreError.malformed(what: "unknown instance kind") }
+            body = .tagDeletion(InstanceRef(kind, try r.string()), seen: try readStamps(&r))
         case let tag:
             throw CoreError.malformed(what: "unknown op kind \(tag)")
         }

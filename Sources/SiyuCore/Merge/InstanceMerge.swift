@@ -82,7 +82,7 @@ public struct InstanceState: Sendable {
 
         switch instance.kind {
         case .store, .staff, .tagGroup, .tag:
-            state.materializeSimple()
+            state.materializeSimple(all)
         case .customer:
             state.materializeCustomer(all, catalog: catalog, conflicts: &conflicts)
         case .groupChat:
@@ -125,7 +125,7 @@ public struct InstanceState: Sendable {
 
     // MARK: Simple records (store, staff, tag group, tag)
 
-    private mutating func materializeSimple() {
+    private mutating func materializeSimple(_ ops: [Op]) {
         let entity = instance.kind.primaryEntity
         let target = Target(entity, instance.id)
         guard registers.keys.contains(where: { $0.target == target }) else { return }
@@ -136,13 +136,17 @@ public struct InstanceState: Sendable {
                   let w = reg.winner else { return nil }
             return ConflictSide(stamp: w.stamp, author: w.author, value: .text("deleted"))
         }
+        var seen: [NodeID: Stamp] = [:]
+        for op in ops { if case let .tagDeletion(_, stamps) = op.body {
+            for s in stamps where seen[s.node].map({ s > $0 }) ?? true { seen[s.node] = s }
+        } }
         if instance.kind == .tag {
             tagDefinition = TagDefinition(id: instance.id, groupID: value(target, "group_id").textValue,
-                                          name: value(target, "name").textValue, deletedBy: deletion())
+                                          name: value(target, "name").textValue, deletedBy: deletion(), deletionSeen: seen)
         } else if instance.kind == .tagGroup {
             tagGroupDefinition = TagGroupDefinition(id: instance.id, name: value(target, "name").textValue,
                                                     exclusive: value(target, "exclusive").boolValue ?? false,
-                                                    deletedBy: deletion())
+                                                    deletedBy: deletion(), deletionSeen: seen)
         }
     }
 
@@ -191,7 +195,7 @@ public struct InstanceState: Sendable {
         for (target, element) in elements.sorted(by: { $0.key < $1.key }) where target.entity == .customerTag {
             guard let latest = element.latest, let info = catalog.info(forTag: target.sub) else { continue }
             if let deletion = info.deletedBy {
-                for add in element.liveAdds where add.stamp > deletion.stamp {
+                for add in element.liveAdds where !info.deletionSaw(add.stamp) {
                     conflicts.append(ConflictEntry(rule: .deletedTag, target: target, winner: deletion,
                                                    loser: ConflictSide(stamp: add.stamp, author: add.author, value: .text(target.sub))))
                 }

@@ -5,13 +5,22 @@ public struct TagInfo: Hashable, Sendable {
     public var exclusive: Bool
     public var deletedBy: ConflictSide?
 
-    public init(groupID: String?, exclusive: Bool, deletedBy: ConflictSide?) {
+    /// Per origin, the latest op the deletion had seen.
+    public var deletionSeen: [NodeID: Stamp]
+
+    public init(groupID: String?, exclusive: Bool, deletedBy: ConflictSide?, deletionSeen: [NodeID: Stamp] = [:]) {
         self.groupID = groupID
         self.exclusive = exclusive
         self.deletedBy = deletedBy
+        self.deletionSeen = deletionSeen
     }
 
     public var isDeleted: Bool { deletedBy != nil }
+
+    /// Whether the deletion had seen an op: concurrent adds are the ones it had not.
+    public func deletionSaw(_ stamp: Stamp) -> Bool {
+        deletionSeen[stamp.node].map { stamp <= $0 } ?? false
+    }
 }
 
 /// The tag library as seen by customer merges. Built from the merged tag and tag-group instances,
@@ -28,8 +37,9 @@ public struct TagCatalog: Sendable {
     public func info(forTag id: String) -> TagInfo? {
         guard let tag = tags[id] else { return nil }
         let group = tag.groupID.flatMap { groups[$0] }
-        return TagInfo(groupID: tag.groupID, exclusive: group?.exclusive ?? false,
-                       deletedBy: tag.deletedBy ?? group?.deletedBy)
+        let deletedBy = tag.deletedBy ?? group?.deletedBy
+        return TagInfo(groupID: tag.groupID, exclusive: group?.exclusive ?? false, deletedBy: deletedBy,
+                       deletionSeen: tag.deletedBy != nil ? tag.deletionSeen : (group?.deletionSeen ?? [:]))
     }
 }
 
@@ -39,6 +49,7 @@ public struct TagDefinition: Hashable, Sendable {
     public var groupID: String?
     public var name: String?
     public var deletedBy: ConflictSide?
+    public var deletionSeen: [NodeID: Stamp] = [:]
     public var isDeleted: Bool { deletedBy != nil }
 }
 
@@ -48,5 +59,6 @@ public struct TagGroupDefinition: Hashable, Sendable {
     public var name: String?
     public var exclusive: Bool
     public var deletedBy: ConflictSide?
+    public var deletionSeen: [NodeID: Stamp] = [:]
     public var isDeleted: Bool { deletedBy != nil }
 }

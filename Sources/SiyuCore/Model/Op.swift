@@ -18,13 +18,16 @@ public enum OpBody: Hashable, Sendable {
     case deleteCustomer(customerID: String, observed: [Stamp])
     /// Acknowledge a conflict of an instance: it stays in the log, closed.
     case acknowledge(InstanceRef, conflictID: String)
+    /// HQ deleted a tag or tag group having seen, per origin, the ops up to these stamps. A customer's
+    /// add of the tag that the deletion did not see was concurrent with it and is logged.
+    case tagDeletion(InstanceRef, seen: [Stamp])
 
     public var instance: InstanceRef {
         switch self {
         case let .write(t, _, _, _), let .add(t, _), let .remove(t, _): return t.instance
         case let .status(id, _, _, _): return InstanceRef(.order, id)
         case let .points(id, _), let .deleteCustomer(id, _): return InstanceRef(.customer, id)
-        case let .acknowledge(ref, _): return ref
+        case let .acknowledge(ref, _), let .tagDeletion(ref, _): return ref
         }
     }
 
@@ -35,7 +38,7 @@ public enum OpBody: Hashable, Sendable {
         case let .status(id, _, _, _): return Target(.order, id)
         case let .points(id, _): return Target(.points, id)
         case let .deleteCustomer(id, _): return Target(.customer, id)
-        case let .acknowledge(ref, _):
+        case let .acknowledge(ref, _), let .tagDeletion(ref, _):
             return Target(ref.kind.primaryEntity, ref.id)
         }
     }
@@ -49,6 +52,7 @@ public enum OpBody: Hashable, Sendable {
         case .points: return "points"
         case .deleteCustomer: return "delete"
         case .acknowledge: return "acknowledge"
+        case .tagDeletion: return "tag_deletion"
         }
     }
 }
@@ -96,7 +100,7 @@ public struct Op: Hashable, Sendable {
         try IdentifierRule.validate(origin, as: "origin node id")
         if seq == 0 { throw CoreError.invalidEdit(what: "op \(stamp) has sequence number 0", hint: "sequence numbers start at 1") }
         let t = body.target
-        if !(body.isAcknowledge) {
+        if !body.isAcknowledge {
             try IdentifierRule.validate(t.id, as: "\(t.entity.name) id")
             if t.entity.hasSub { try IdentifierRule.validate(t.sub, as: "\(t.entity.name) sub id") }
             else if !t.sub.isEmpty {
@@ -128,6 +132,13 @@ public struct Op: Hashable, Sendable {
             if delta == 0 { throw CoreError.invalidEdit(what: "a points change of 0", hint: "award or redeem a positive amount") }
             if delta < 0 && role != .hq {
                 throw CoreError.invalidEdit(what: "node '\(origin)' (a store) redeemed points", hint: "stores award points; HQ redeems them")
+            }
+        case let .tagDeletion(ref, _):
+            guard ref.kind == .tag || ref.kind == .tagGroup else {
+                throw CoreError.invalidEdit(what: "a tag deletion names \(ref)", hint: "tag deletions name a tag or a tag group")
+            }
+            if role != .hq {
+                throw CoreError.invalidEdit(what: "node '\(origin)' (a store) deleted \(ref)", hint: "only HQ deletes tags")
             }
         case .deleteCustomer, .acknowledge:
             break
