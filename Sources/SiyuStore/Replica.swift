@@ -290,10 +290,14 @@ public final class Replica {
     /// The ops a peer that holds `peer` has not seen, in (origin, seq) order.
     public func changeSet(since peer: VersionVector) throws -> ChangeSet {
         try ReplicaError.wrap("extracting a change set") {
+            var origins: [String] = []
+            try db.cached("SELECT origin FROM versions ORDER BY origin").query { row in origins.append(row.text(0) ?? "") }
             var ops: [Op] = []
-            try db.cached("SELECT origin, seq, body FROM ops ORDER BY origin, seq").query { row in
-                let origin = row.text(0) ?? ""
-                if UInt64(row.int64(1)) > peer[origin] { ops.append(try OpCoding.decode(row.blob(2))) }
+            let range = try db.cached("SELECT body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
+            for origin in origins {
+                try range.query([.text(origin), .integer(Int64(bitPattern: peer[origin]))]) { row in
+                    ops.append(try OpCoding.decode(row.blob(0)))
+                }
             }
             return ChangeSet(ops: ops)
         }

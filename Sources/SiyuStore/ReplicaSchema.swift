@@ -37,6 +37,7 @@ public enum ReplicaSchema {
             PRIMARY KEY(origin, seq)) WITHOUT ROWID;
         CREATE INDEX ops_by_instance ON ops(inst_kind, inst_id);
         CREATE INDEX ops_by_field ON ops(entity, target_id, sub, field, hlc);
+        CREATE INDEX ops_by_tag ON ops(sub, target_id) WHERE entity = 'customer_tag';
         CREATE TABLE versions(origin TEXT PRIMARY KEY, contiguous INTEGER NOT NULL, highest INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE cursors(peer TEXT PRIMARY KEY, position INTEGER NOT NULL DEFAULT 0,
                              acked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
