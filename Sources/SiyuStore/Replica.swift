@@ -205,7 +205,7 @@ public final class Replica {
             catalogCache = nil
             for ref in library.sorted() { try remerge(ref) }
             let tags = try tagsAffected(by: library)
-            let stmt = try db.cached("SELECT DISTINCT target_id FROM ops WHERE entity = 'customer_tag' AND sub = ?")
+            let stmt = try db.cached("SELECT DISTINCT target_id FROM ops INDEXED BY ops_by_tag WHERE entity = 'customer_tag' AND sub = ?")
             for tag in tags.sorted() {
                 try stmt.query([.text(tag)]) { row in touched.insert(InstanceRef(.customer, row.text(0) ?? "")) }
             }
