@@ -18,6 +18,8 @@ let package = Package(
         .target(name: "SiyuCore"),
         // Thin, safe wrapper over the SQLite C API. The only importer of CSQLite.
         .target(name: "SiyuSQLite", dependencies: ["CSQLite"]),
+        // Frames and messages of the sync protocol, encode/decode. Pure, no I/O.
+        .target(name: "SiyuWire", dependencies: ["SiyuCore"]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
         // The CLI: argument handling and wiring only.
@@ -27,6 +29,7 @@ let package = Package(
 
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
+        .testTarget(name: "SiyuWireTests", dependencies: ["SiyuWire", "SiyuCore"]),
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"]),
     ],
     swiftLanguageModes: [.v5]

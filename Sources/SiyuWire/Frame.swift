@@ -1,0 +1,109 @@
+/// One protocol frame: version, message type and payload. On the wire:
+///
+///     offset  size  field
+///     0       2     magic 0x53 0x59 ("SY")
+///     2       1     protocol version
+///     3       1     message type
+///     4       4     payload length N, unsigned big-endian, at most `Frame.maxPayload`
+///     8       N     payload
+///     8+N     4     CRC-32C of bytes 0 ..< 8+N, unsigned big-endian
+public struct Frame: Hashable, Sendable {
+    public static let magic: [UInt8] = [0x53, 0x59]
+    public static let headerSize = 8
+    public static let trailerSize = 4
+    /// The largest payload a frame may carry: 1 MiB.
+    public static let maxPayload = 1 << 20
+    /// The protocol versions this build speaks.
+    public static let supportedVersions: [UInt8] = [1]
+
+    public var version: UInt8
+    public var type: UInt8
+    public var payload: [UInt8]
+
+    public init(version: UInt8 = 1, type: UInt8, payload: [UInt8]) {
+        self.version = version
+        self.type = type
+        self.payload = payload
+    }
+
+    /// The frame's bytes on the wire.
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Frame.headerSize + payload.count + Frame.trailerSize)
+        out += Frame.magic
+        out.append(version)
+        out.append(type)
+        out += bigEndian(UInt32(payload.count))
+        out += payload
+        out += bigEndian(CRC32C.checksum(out))
+        return out
+    }
+
+    /// What `decode` found at the start of a buffer.
+    public enum DecodeResult: Equatable {
+        /// A whole frame, and how many bytes it took.
+        case frame(Frame, consumed: Int)
+        /// Not enough bytes yet: at least this many more are needed.
+        case needMoreBytes(Int)
+    }
+
+    /// Decodes the frame at the start of `buffer`. Checks the magic, version and declared length
+    /// as soon as the header is present (an oversized frame is refused before its payload arrives),
+    /// then the checksum. Never traps and never reads past the buffer.
+    public static func decode(_ buffer: ArraySlice<UInt8>) throws -> DecodeResult {
+        let start = buffer.startIndex
+        let available = buffer.count
+        // Reported from the first mismatching byte, so the error is the same however bytes are chunked.
+        for (i, byte) in buffer.prefix(2).enumerated() where byte != magic[i] {
+            throw WireError.badMagic(found: Array(buffer.prefix(i + 1)))
+        }
+        if available < headerSize { return .needMoreBytes(headerSize - available) }
+        let version = buffer[start + 2]
+        guard supportedVersions.contains(version) else { throw WireError.unsupportedVersion(version) }
+        let length = buffer[start + 4 ..< start + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard length <= UInt64(maxPayload) else { throw WireError.frameTooLarge(length: length, limit: maxPayload) }
+        let total = headerSize + Int(length) + trailerSize
+        if available < total { return .needMoreBytes(total - available) }
+        let body = buffer[start ..< start + headerSize + Int(length)]
+        let stored = buffer[start + headerSize + Int(length) ..< start + total].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let computed = CRC32C.checksum(body)
+        guard stored == computed else { throw WireError.badChecksum(expected: stored, computed: computed) }
+        let frame = Frame(version: version, type: buffer[start + 3], payload: Array(body.dropFirst(headerSize)))
+        return .frame(frame, consumed: total)
+    }
+
+    public static func decode(_ buffer: [UInt8]) throws -> DecodeResult { try decode(buffer[...]) }
+}
+
+/// Accumulates bytes from a stream and yields whole frames. After an error the stream is unusable
+/// (framing is lost); the connection must be closed.
+public struct FrameReader {
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    public init() {}
+
+    public var bufferedByteCount: Int { buffer.count - start }
+
+    public mutating func feed(_ bytes: [UInt8]) {
+        if start > 0 && start >= buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        buffer += bytes
+    }
+
+    /// The next whole frame, or nil if more bytes are needed.
+    public mutating func next() throws -> Frame? {
+        switch try Frame.decode(buffer[start...]) {
+        case .needMoreBytes: return nil
+        case let .frame(frame, consumed):
+            start += consumed
+            return frame
+        }
+    }
+}
+
+func bigEndian(_ v: UInt32) -> [UInt8] {
+    [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+}

@@ -1,0 +1,162 @@
+import SiyuCore
+
+/// Why a snapshot is being sent.
+public enum SnapshotReason: UInt8, Sendable, CaseIterable {
+    case bootstrap = 0, scopeChange = 1, cursorTooOld = 2
+}
+
+/// Error codes carried by an `error` message. See Protocol/SPEC.md for when each is sent and
+/// whether retrying makes sense.
+public enum ErrorCode: UInt64, Sendable, CaseIterable {
+    case malformedFrame = 1, badChecksum = 2, frameTooLarge = 3, unsupportedVersion = 4
+    case authFailed = 5, unknownNode = 6, schemaUnsupported = 7, permissionDenied = 8
+    case clockSkew = 9, unexpectedMessage = 10, unknownMessageType = 11, busy = 12
+    case cursorTooOld = 13, invalidOp = 14, internalError = 15
+}
+
+/// Every message of the sync protocol. Each maps to one frame type (`typeCode`).
+public enum Message: Hashable, Sendable {
+    case hello(node: NodeID, role: Role, versions: [UInt8], schemaVersion: UInt64)
+    case challenge(version: UInt8, hub: String, nonce: [UInt8])
+    case auth(mac: [UInt8])
+    case welcome(ackedSeq: UInt64, logHead: UInt64, schemaVersion: UInt64)
+    case push(ChangeSet)
+    case pushAck(ackedSeq: UInt64)
+    case pull(cursor: UInt64, byteBudget: UInt64)
+    case changes(nextCursor: UInt64, more: Bool, ChangeSet)
+    case snapshotBegin(id: UInt64, cursor: UInt64, reason: SnapshotReason)
+    case snapshotChunk(id: UInt64, index: UInt64, ChangeSet)
+    case snapshotEnd(id: UInt64, chunkCount: UInt64, digest: [UInt8])
+    case ping(token: UInt64)
+    case pong(token: UInt64)
+    case error(code: UInt64, retryable: Bool, message: String)
+    case bye(reason: String)
+
+    public var typeCode: UInt8 {
+        switch self {
+        case .hello: return 0x01
+        case .challenge: return 0x02
+        case .auth: return 0x03
+        case .welcome: return 0x04
+        case .push: return 0x10
+        case .pushAck: return 0x11
+        case .pull: return 0x12
+        case .changes: return 0x13
+        case .snapshotBegin: return 0x20
+        case .snapshotChunk: return 0x21
+        case .snapshotEnd: return 0x22
+        case .ping: return 0x30
+        case .pong: return 0x31
+        case .error: return 0x3E
+        case .bye: return 0x3F
+        }
+    }
+
+    public static let nonceSize = 32
+    public static let macSize = 32
+    public static let digestSize = 32
+
+    /// Encodes the message as a frame of protocol `version`.
+    public func frame(version: UInt8 = 1) -> Frame {
+        var w = ByteWriter(capacity: 64)
+        switch self {
+        case let .hello(node, role, versions, schema):
+            w.string(node); w.byte(role.rawValue); w.data(versions); w.varint(schema)
+        case let .challenge(version, hub, nonce):
+            w.byte(version); w.string(hub); fixed(nonce, Message.nonceSize, &w)
+        case let .auth(mac):
+            fixed(mac, Message.macSize, &w)
+        case let .welcome(acked, head, schema):
+            w.varint(acked); w.varint(head); w.varint(schema)
+        case let .push(cs):
+            append(ChangeSetCodec.encode(cs), &w)
+        case let .pushAck(acked):
+            w.varint(acked)
+        case let .pull(cursor, budget):
+            w.varint(cursor); w.varint(budget)
+        case let .changes(next, more, cs):
+            w.varint(next); w.byte(more ? 1 : 0); append(ChangeSetCodec.encode(cs), &w)
+        case let .snapshotBegin(id, cursor, reason):
+            w.varint(id); w.varint(cursor); w.byte(reason.rawValue)
+        case let .snapshotChunk(id, index, cs):
+            w.varint(id); w.varint(index); append(ChangeSetCodec.encode(cs), &w)
+        case let .snapshotEnd(id, count, digest):
+            w.varint(id); w.varint(count); fixed(digest, Message.digestSize, &w)
+        case let .ping(token), let .pong(token):
+            w.varint(token)
+        case let .error(code, retryable, message):
+            w.varint(code); w.byte(retryable ? 1 : 0); w.string(message)
+        case let .bye(reason):
+            w.string(reason)
+        }
+        return Frame(version: version, type: typeCode, payload: w.bytes)
+    }
+
+    /// The message's bytes on the wire.
+    public func encoded(version: UInt8 = 1) -> [UInt8] { frame(version: version).encoded() }
+
+    /// Whether a frame type is one a receiver may skip when it does not know it (0x80–0xFF).
+    public static func isIgnorable(type: UInt8) -> Bool { type >= 0x80 }
+
+    /// Decodes a frame's payload. Bytes after the fields this version knows are ignored (they are
+    /// fields added by later versions). An unknown type in 0x00–0x7F is an error.
+    public init(frame: Frame) throws {
+        var r = PayloadReader(frame.payload)
+        switch frame.type {
+        case 0x01:
+            let node = try r.string("hello node id")
+            let roleByte = try r.u8("hello role")
+            guard let role = Role(rawValue: roleByte) else { throw WireError.invalidValue(field: "hello role", detail: "\(roleByte)") }
+            self = .hello(node: node, role: role, versions: try r.data("hello versions"), schemaVersion: try r.varint("hello schema version"))
+        case 0x02:
+            self = .challenge(version: try r.u8("challenge version"), hub: try r.string("challenge hub id"),
+                              nonce: try r.raw(Message.nonceSize, "challenge nonce"))
+        case 0x03:
+            self = .auth(mac: try r.raw(Message.macSize, "auth mac"))
+        case 0x04:
+            self = .welcome(ackedSeq: try r.varint("welcome acked seq"), logHead: try r.varint("welcome log head"),
+                            schemaVersion: try r.varint("welcome schema version"))
+        case 0x10:
+            self = .push(try ChangeSetCodec.decode(from: &r))
+        case 0x11:
+            self = .pushAck(ackedSeq: try r.varint("push-ack seq"))
+        case 0x12:
+            self = .pull(cursor: try r.varint("pull cursor"), byteBudget: try r.varint("pull byte budget"))
+        case 0x13:
+            let next = try r.varint("changes next cursor")
+            let more = try r.bool("changes more")
+            self = .changes(nextCursor: next, more: more, try ChangeSetCodec.decode(from: &r))
+        case 0x20:
+            let id = try r.varint("snapshot id"), cursor = try r.varint("snapshot cursor")
+            let reasonByte = try r.u8("snapshot reason")
+            guard let reason = SnapshotReason(rawValue: reasonByte) else {
+                throw WireError.invalidValue(field: "snapshot reason", detail: "\(reasonByte)")
+            }
+            self = .snapshotBegin(id: id, cursor: cursor, reason: reason)
+        case 0x21:
+            let id = try r.varint("snapshot id"), index = try r.varint("snapshot chunk index")
+            self = .snapshotChunk(id: id, index: index, try ChangeSetCodec.decode(from: &r))
+        case 0x22:
+            self = .snapshotEnd(id: try r.varint("snapshot id"), chunkCount: try r.varint("snapshot chunk count"),
+                                digest: try r.raw(Message.digestSize, "snapshot digest"))
+        case 0x30:
+            self = .ping(token: try r.varint("ping token"))
+        case 0x31:
+            self = .pong(token: try r.varint("pong token"))
+        case 0x3E:
+            self = .error(code: try r.varint("error code"), retryable: try r.bool("error retryable"), message: try r.string("error message"))
+        case 0x3F:
+            self = .bye(reason: try r.string("bye reason"))
+        case let t:
+            throw WireError.unknownMessageType(t)
+        }
+    }
+}
+
+private func fixed(_ bytes: [UInt8], _ size: Int, _ w: inout ByteWriter) {
+    for i in 0..<size { w.byte(i < bytes.count ? bytes[i] : 0) }
+}
+
+private func append(_ bytes: [UInt8], _ w: inout ByteWriter) {
+    for b in bytes { w.byte(b) }
+}

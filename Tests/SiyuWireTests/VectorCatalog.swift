@@ -1,0 +1,113 @@
+import SiyuCore
+import SiyuWire
+
+/// The protocol test vectors: each is either a sequence of messages (encoded back to back) or raw
+/// bytes that must be refused with a given error. `Protocol/vectors/<name>.vec` holds their bytes
+/// and readable meaning; the tests check the files against these values in both directions.
+enum VectorCatalog {
+    struct Vector {
+        let name: String
+        let summary: String
+        var messages: [Message] = []
+        var malformed: [UInt8]? = nil
+        var expectedError: WireError? = nil
+    }
+
+    static let t0: UInt64 = HLC(millis: 1_764_000_000_000, logical: 0).raw
+    static func hlc(_ ms: UInt64, _ logical: UInt16 = 0) -> HLC { HLC(millis: 1_764_000_000_000 + ms, logical: logical) }
+    static func stamp(_ ms: UInt64, _ node: String, _ logical: UInt16 = 0) -> Stamp { Stamp(hlc: hlc(ms, logical), node: node) }
+
+    static let tagOps: [Op] = [
+        Op(stamp: stamp(0, "xihu"), seq: 41, role: .store, author: "chenjing", body: .add(Target(.customerTag, "wm_lin", "et_tea"), removes: [])),
+        Op(stamp: stamp(0, "xihu", 1), seq: 42, role: .store, author: "chenjing", body: .add(Target(.customerTag, "wm_zhou", "et_tea"), removes: [])),
+        Op(stamp: stamp(1, "xihu"), seq: 43, role: .store, author: "chenjing",
+           body: .add(Target(.customerTag, "wm_zhou", "et_gold"), removes: [stamp(0, "jingan", 7)])),
+        Op(stamp: stamp(1, "xihu", 1), seq: 44, role: .store, author: "chenjing",
+           body: .remove(Target(.customerTag, "wm_lin", "et_tea"), removes: [stamp(0, "xihu")])),
+    ]
+
+    static let everyKind: [Op] = [
+        Op(stamp: stamp(5, "总部"), seq: 1, role: .hq, author: "赵磊",
+           body: .write(Target(.tagGroup, "et_level"), field: "name", value: .text("会员等级"), overwrites: [])),
+        Op(stamp: stamp(5, "总部", 1), seq: 2, role: .hq, author: "赵磊",
+           body: .write(Target(.tagGroup, "et_level"), field: "exclusive", value: .bool(true), overwrites: [])),
+        Op(stamp: stamp(6, "总部"), seq: 3, role: .hq, author: "",
+           body: .write(Target(.followRelation, "wm_lin", "chenjing"), field: "add_way", value: .int(-3), overwrites: [stamp(2, "xihu"), stamp(4, "总部")])),
+        Op(stamp: stamp(6, "总部", 1), seq: 4, role: .hq, author: "",
+           body: .write(Target(.customer, "wm_lin"), field: "phone", value: .null, overwrites: [])),
+        Op(stamp: stamp(6, "总部", 2), seq: 5, role: .hq, author: "",
+           body: .write(Target(.customer, "wm_lin"), field: "avatar", value: .bytes([0x00, 0xff, 0x10]), overwrites: [])),
+        Op(stamp: stamp(7, "总部"), seq: 6, role: .hq, author: "赵磊", body: .add(Target(.groupMember, "wr_tuan", "wm_ma"), removes: [])),
+        Op(stamp: stamp(7, "总部", 1), seq: 7, role: .hq, author: "赵磊", body: .remove(Target(.groupMember, "wr_tuan", "wm_ma"), removes: [stamp(7, "总部")])),
+        Op(stamp: stamp(8, "总部"), seq: 8, role: .hq, author: "赵磊", body: .add(Target(.orderLine, "o_1001", "1"), removes: [])),
+        Op(stamp: stamp(8, "总部", 1), seq: 9, role: .hq, author: "赵磊", body: .remove(Target(.orderLine, "o_1001", "1"), removes: [stamp(8, "总部")])),
+        Op(stamp: stamp(9, "总部"), seq: 10, role: .hq, author: "赵磊",
+           body: .status(orderID: "o_1001", from: .placed, to: .paid, seen: [stamp(3, "xihu"), stamp(8, "总部", 1)])),
+        Op(stamp: stamp(10, "总部"), seq: 11, role: .hq, author: "赵磊", body: .points(customerID: "wm_lin", delta: -120)),
+        Op(stamp: stamp(11, "总部"), seq: 12, role: .hq, author: "赵磊", body: .deleteCustomer(customerID: "wm_ma", observed: [stamp(1, "jingan")])),
+        Op(stamp: stamp(12, "总部"), seq: 13, role: .hq, author: "赵磊", body: .acknowledge(InstanceRef(.order, "o_1002"), conflictID: "7d46c107f946")),
+        Op(stamp: stamp(13, "总部"), seq: 14, role: .hq, author: "赵磊", body: .tagDeletion(InstanceRef(.tag, "et_1111"), seen: [stamp(12, "总部"), stamp(3, "xihu", 2)])),
+        Op(stamp: stamp(2, "xihu"), seq: 7, role: .store, author: "陈静", body: .points(customerID: "wm_lin", delta: 300)),
+    ]
+
+    static let nonce: [UInt8] = Array(0..<32)
+    static let secret: [UInt8] = Array("xihu-node-secret".utf8)
+
+    static let all: [Vector] = [
+        Vector(name: "hello", summary: "a store node introduces itself", messages: [.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)]),
+        Vector(name: "hello-chinese-hq", summary: "an HQ node with a non-ASCII id offering versions 1 and 2",
+               messages: [.hello(node: "总部-杭州", role: .hq, versions: [1, 2], schemaVersion: 1)]),
+        Vector(name: "challenge", summary: "the hub picks version 1 and sends a nonce",
+               messages: [.challenge(version: 1, hub: "hub-hz", nonce: nonce)]),
+        Vector(name: "auth", summary: "HMAC-SHA256(\"xihu-node-secret\", \"siyu-auth-v1\" 00 nonce \"xihu\" 00 \"hub-hz\") over the challenge's nonce",
+               messages: [.auth(mac: Authentication.mac(secret: secret, nonce: nonce, node: "xihu", hub: "hub-hz"))]),
+        Vector(name: "welcome", summary: "the hub accepts the node", messages: [.welcome(ackedSeq: 40, logHead: 123_456, schemaVersion: 1)]),
+        Vector(name: "push-empty", summary: "a push with an empty change set", messages: [.push(ChangeSet(ops: []))]),
+        Vector(name: "push-tag-ops", summary: "a clerk's batch of tag adds and removes", messages: [.push(ChangeSet(ops: tagOps))]),
+        Vector(name: "push-every-op-kind", summary: "one op of every kind, every value type, Chinese text, negative numbers",
+               messages: [.push(ChangeSet(ops: everyKind))]),
+        Vector(name: "push-ack", summary: "the hub has made seq 44 durable", messages: [.pushAck(ackedSeq: 44)]),
+        Vector(name: "pull", summary: "give me what follows cursor 1000, up to 64 KiB", messages: [.pull(cursor: 1000, byteBudget: 65536)]),
+        Vector(name: "changes", summary: "ops after the cursor, more to come", messages: [.changes(nextCursor: 1004, more: true, ChangeSet(ops: tagOps))]),
+        Vector(name: "snapshot-multiframe", summary: "a bootstrap snapshot in four frames",
+               messages: [.snapshotBegin(id: 7, cursor: 123_456, reason: .bootstrap),
+                          .snapshotChunk(id: 7, index: 0, ChangeSet(ops: Array(tagOps.prefix(2)))),
+                          .snapshotChunk(id: 7, index: 1, ChangeSet(ops: Array(tagOps.suffix(2)))),
+                          .snapshotEnd(id: 7, chunkCount: 2, digest: Array(repeating: 0xab, count: 32))]),
+        Vector(name: "ping-pong", summary: "a keepalive and its answer", messages: [.ping(token: 99), .pong(token: 99)]),
+        Vector(name: "error", summary: "a store wrote the tag library",
+               messages: [.error(code: ErrorCode.permissionDenied.rawValue, retryable: false,
+                                 message: "node 'xihu' is a store and cannot write tag 'et_gold'")]),
+        Vector(name: "bye", summary: "a clean goodbye", messages: [.bye(reason: "shutting down")]),
+        Vector(name: "max-varints", summary: "the largest values every varint field can hold",
+               messages: [.pull(cursor: .max, byteBudget: .max), .pushAck(ackedSeq: .max), .ping(token: .max)]),
+
+        // Malformed input: refused with a typed error, never a frame.
+        Vector(name: "bad-magic", summary: "not a Siyu stream", malformed: Array("GET / HTTP/1.1\r\n".utf8),
+               expectedError: .badMagic(found: [0x47])),
+        Vector(name: "bad-checksum", summary: "a ping whose last byte was corrupted",
+               malformed: corruptLast(Message.ping(token: 1).encoded()), expectedError: .badChecksum(expected: checksumOf(Message.ping(token: 1).encoded(), corrupted: true), computed: checksumOf(Message.ping(token: 1).encoded(), corrupted: false))),
+        Vector(name: "frame-too-large", summary: "a header declaring a payload of 1 MiB + 1 (refused before the payload arrives)",
+               malformed: [0x53, 0x59, 0x01, 0x10, 0x00, 0x10, 0x00, 0x01], expectedError: .frameTooLarge(length: (1 << 20) + 1, limit: 1 << 20)),
+        Vector(name: "unsupported-version", summary: "protocol version 9", malformed: withVersion(9), expectedError: .unsupportedVersion(9)),
+        Vector(name: "unknown-type", summary: "type 0x7a is not defined and not ignorable",
+               malformed: Frame(type: 0x7a, payload: []).encoded(), expectedError: .unknownMessageType(0x7a)),
+        Vector(name: "truncated-field", summary: "a HELLO whose payload ends inside the node id",
+               malformed: Frame(type: 0x01, payload: [0x04, 0x78, 0x69]).encoded(), expectedError: .truncated(field: "hello node id")),
+        Vector(name: "varint-too-long", summary: "a PULL cursor of eleven varint bytes",
+               malformed: Frame(type: 0x12, payload: Array(repeating: 0xff, count: 10) + [0x01, 0x00]).encoded(),
+               expectedError: .varintTooLong(field: "pull cursor")),
+        Vector(name: "string-index-out-of-range", summary: "a PUSH whose op names string 5 of a 1-string table",
+               malformed: Frame(type: 0x10, payload: [0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
+               expectedError: .stringIndexOutOfRange(index: 5, count: 1)),
+        Vector(name: "invalid-utf8", summary: "a BYE whose reason is not UTF-8",
+               malformed: Frame(type: 0x3f, payload: [0x02, 0xc3, 0x28]).encoded(), expectedError: .invalidUTF8(field: "bye reason")),
+    ]
+
+    static func corruptLast(_ b: [UInt8]) -> [UInt8] { var c = b; c[c.count - 1] ^= 0x01; return c }
+    static func checksumOf(_ b: [UInt8], corrupted: Bool) -> UInt32 {
+        let bytes = corrupted ? corruptLast(b) : b
+        return bytes.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+    static func withVersion(_ v: UInt8) -> [UInt8] { var b = Message.ping(token: 1).encoded(); b[2] = v; return b }
+}
