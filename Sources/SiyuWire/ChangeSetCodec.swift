@@ -7,9 +7,11 @@ import SiyuCore
 ///     base_hlc         varint (the first op's clock; 0 when there are no ops)
 ///     op_count         varint, then each op
 ///
-/// Each op starts with a header byte: bits 0–3 the op kind, bit 4 role (1 = store), bit 5 "same
-/// origin as the previous op", bit 6 "sequence = previous + 1", bit 7 "same author as the previous
-/// op". Clocks are zigzag deltas against the previous op's clock; ids, fields and text values are
+/// Each op starts with a header byte: bits 0–3 the op kind, bit 4 "a stamp list follows" (else the
+/// op's list is empty), bit 5 "same origin as the previous op" (else origin and role follow), bit 6
+/// "sequence = previous + 1", bit 7 "same author as the previous op". A clock is written as the
+/// zigzag difference in milliseconds from a reference clock, shifted left one bit, with the low bit
+/// saying whether a logical counter follows (else it is 0). Ids, fields and text values are
 /// indexes into the string table, so an id repeated in a batch costs one small integer.
 ///
 /// Guarantees: `decode(encode(cs)) == cs`; decoding never traps, never reads past the input, and
@@ -20,7 +22,7 @@ public enum ChangeSetCodec {
         case status, points, deleteCustomer, acknowledge, tagDeletion
     }
 
-    static let roleBit: UInt8 = 0x10, sameOriginBit: UInt8 = 0x20, nextSeqBit: UInt8 = 0x40, sameAuthorBit: UInt8 = 0x80
+    static let listBit: UInt8 = 0x10, sameOriginBit: UInt8 = 0x20, nextSeqBit: UInt8 = 0x40, sameAuthorBit: UInt8 = 0x80
 
     // MARK: Encoding
 
@@ -32,24 +34,32 @@ public enum ChangeSetCodec {
         w.varint(UInt64(table.strings.count))
         for s in table.strings { w.string(s) }
         let base = cs.ops.first?.hlc.raw ?? 0
-        w.varint(base)
+        w.varint(base)   // the first op's clock is then written as a delta of 0
         w.varint(UInt64(cs.ops.count))
         var prev: Op?
         var prevHLC = base
         for op in cs.ops {
             let (kind, entity) = classify(op.body)
             var header = kind.rawValue
-            if op.role == .store { header |= roleBit }
+            if !stampList(op.body).isEmpty { header |= listBit }
             let sameOrigin = prev?.origin == op.origin
             if sameOrigin { header |= sameOriginBit }
             if sameOrigin, let p = prev, op.seq == p.seq &+ 1 { header |= nextSeqBit }
             if let p = prev, p.author == op.author { header |= sameAuthorBit }
             w.byte(header)
-            if !sameOrigin { w.varint(table.index(op.origin)) }
+            if !sameOrigin { w.varint(table.index(op.origin)); w.byte(op.role.rawValue) }
             if header & nextSeqBit == 0 { w.varint(op.seq) }
-            w.signed(Int64(bitPattern: op.hlc.raw &- prevHLC))
+            writeClock(op.hlc, from: HLC(raw: prevHLC), to: &w)
             if header & sameAuthorBit == 0 { w.varint(table.index(op.author)) }
             encodeBody(op, entity: entity, table: table, to: &w)
+            if header & listBit != 0 {
+                let list = stampList(op.body)
+                w.varint(UInt64(list.count))
+                for s in list {
+                    writeClock(s.hlc, from: op.hlc, to: &w)
+                    w.varint(table.index(s.node))
+                }
+            }
             prev = op
             prevHLC = op.hlc.raw
         }
@@ -71,16 +81,44 @@ public enum ChangeSetCodec {
         }
     }
 
-    static func encodeBody(_ op: Op, entity: Entity?, table: StringTable, to w: inout ByteWriter) {
-        func stamps(_ list: [Stamp]) {
-            w.varint(UInt64(list.count))
-            for s in list {
-                w.signed(Int64(bitPattern: s.hlc.raw &- op.hlc.raw))
-                w.varint(table.index(s.node))
+    /// The op's list of stamps (overwrites, removes, seen, observed), written after its body.
+    static func stampList(_ body: OpBody) -> [Stamp] {
+        switch body {
+        case let .write(_, _, _, list), let .add(_, list), let .remove(_, list), let .status(_, _, _, list),
+             let .deleteCustomer(_, list), let .tagDeletion(_, list):
+            return list
+        case .points, .acknowledge:
+            return []
+        }
+    }
+
+    /// A clock as (zigzag Δms) << 1 | has-logical, then the logical counter if non-zero.
+    static func writeClock(_ clock: HLC, from reference: HLC, to w: inout ByteWriter) {
+        let delta = Int64(bitPattern: clock.millis &- reference.millis)
+        let zigzag = UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
+        w.varint(zigzag << 1 | (clock.logical == 0 ? 0 : 1))
+        if clock.logical != 0 { w.varint(UInt64(clock.logical)) }
+    }
+
+    static func readClock(_ r: inout PayloadReader, from reference: HLC, _ field: String) throws -> HLC {
+        let v = try r.varint(field)
+        let zigzag = v >> 1
+        let delta = Int64(bitPattern: (zigzag >> 1) ^ (0 &- (zigzag & 1)))
+        let millis = Int64(bitPattern: reference.millis) &+ delta
+        guard millis >= 0, millis < (1 << 48) else { throw WireError.invalidValue(field: field, detail: "clock out of range") }
+        var logical: UInt64 = 0
+        if v & 1 == 1 {
+            logical = try r.varint(field)
+            guard logical > 0, logical <= UInt64(UInt16.max) else {
+                throw WireError.invalidValue(field: field, detail: "logical counter \(logical)")
             }
         }
+        return HLC(millis: UInt64(millis), logical: UInt16(logical))
+    }
+
+    static func encodeBody(_ op: Op, entity: Entity?, table: StringTable, to w: inout ByteWriter) {
         switch op.body {
-        case let .write(t, field, value, overwrites):
+        case let .write(t, field, value, _):
             w.byte(t.entity.rawValue)
             w.varint(table.index(t.id))
             if t.entity.hasSub { w.varint(table.index(t.sub)) }
@@ -92,21 +130,19 @@ public enum ChangeSetCodec {
             case let .bytes(b): w.byte(3); w.data(b)
             case let .bool(b): w.byte(b ? 5 : 4)
             }
-            stamps(overwrites)
-        case let .add(t, removes), let .remove(t, removes):
+        case let .add(t, _), let .remove(t, _):
             w.varint(table.index(t.id))
             w.varint(table.index(t.sub))
-            stamps(removes)
-        case let .status(id, from, to, seen):
-            w.varint(table.index(id)); w.byte(from.rawValue); w.byte(to.rawValue); stamps(seen)
+        case let .status(id, from, to, _):
+            w.varint(table.index(id)); w.byte(from.rawValue); w.byte(to.rawValue)
         case let .points(id, delta):
             w.varint(table.index(id)); w.signed(delta)
-        case let .deleteCustomer(id, observed):
-            w.varint(table.index(id)); stamps(observed)
+        case let .deleteCustomer(id, _):
+            w.varint(table.index(id))
         case let .acknowledge(ref, conflictID):
             w.byte(ref.kind.rawValue); w.varint(table.index(ref.id)); w.varint(table.index(conflictID))
-        case let .tagDeletion(ref, seen):
-            w.byte(ref.kind.rawValue); w.varint(table.index(ref.id)); stamps(seen)
+        case let .tagDeletion(ref, _):
+            w.byte(ref.kind.rawValue); w.varint(table.index(ref.id))
         }
     }
 
@@ -161,7 +197,7 @@ public enum ChangeSetCodec {
             guard i < UInt64(strings.count) else { throw WireError.stringIndexOutOfRange(index: i, count: strings.count) }
             return strings[Int(i)]
         }
-        var hlc = try r.varint("base clock")
+        var hlc = HLC(raw: try r.varint("base clock"))
         let opCount = try r.count("op count", minItemBytes: 3)
         var ops: [Op] = []
         ops.reserveCapacity(opCount)
@@ -171,13 +207,17 @@ public enum ChangeSetCodec {
             guard let kind = Kind(rawValue: header & 0x0f) else {
                 throw WireError.invalidValue(field: "op kind", detail: "\(header & 0x0f)")
             }
-            let role: Role = header & roleBit != 0 ? .store : .hq
             let origin: String
+            let role: Role
             if header & sameOriginBit != 0 {
                 guard let p = prev else { throw WireError.invalidValue(field: "op header", detail: "first op says 'same origin'") }
                 origin = p.origin
+                role = p.role
             } else {
                 origin = try str("op origin")
+                let roleByte = try r.u8("op role")
+                guard let parsed = Role(rawValue: roleByte) else { throw WireError.invalidValue(field: "op role", detail: "\(roleByte)") }
+                role = parsed
             }
             let seq: UInt64
             if header & nextSeqBit != 0 {
@@ -188,7 +228,7 @@ public enum ChangeSetCodec {
             } else {
                 seq = try r.varint("op sequence")
             }
-            hlc = hlc &+ UInt64(bitPattern: try r.signed("op clock"))
+            hlc = try readClock(&r, from: hlc, "op clock")
             let author: String
             if header & sameAuthorBit != 0 {
                 guard let p = prev else { throw WireError.invalidValue(field: "op header", detail: "first op says 'same author'") }
@@ -196,14 +236,18 @@ public enum ChangeSetCodec {
             } else {
                 author = try str("op author")
             }
-            let stamp = Stamp(hlc: HLC(raw: hlc), node: origin)
+            let stamp = Stamp(hlc: hlc, node: origin)
+            let opClock = hlc
+            let hasList = header & listBit != 0
             func stamps(_ field: String) throws -> [Stamp] {
+                guard hasList else { return [] }
                 let n = try r.count(field, minItemBytes: 2)
+                guard n > 0 else { throw WireError.invalidValue(field: field, detail: "an empty stamp list is flagged as present") }
                 var out: [Stamp] = []
                 out.reserveCapacity(n)
                 for _ in 0..<n {
-                    let h = hlc &+ UInt64(bitPattern: try r.signed(field))
-                    out.append(Stamp(hlc: HLC(raw: h), node: try str(field)))
+                    let clock = try readClock(&r, from: opClock, field)
+                    out.append(Stamp(hlc: clock, node: try str(field)))
                 }
                 return out
             }
@@ -249,10 +293,12 @@ public enum ChangeSetCodec {
             case .status:
                 body = .status(orderID: try str("order id"), from: try status("from status"), to: try status("to status"), seen: try stamps("seen"))
             case .points:
+                guard !hasList else { throw WireError.invalidValue(field: "op header", detail: "a points op has no stamp list") }
                 body = .points(customerID: try str("customer id"), delta: try r.signed("points delta"))
             case .deleteCustomer:
                 body = .deleteCustomer(customerID: try str("customer id"), observed: try stamps("observed"))
             case .acknowledge:
+                guard !hasList else { throw WireError.invalidValue(field: "op header", detail: "an acknowledge op has no stamp list") }
                 let k = try instanceKind()
                 body = .acknowledge(InstanceRef(k, try str("instance id")), conflictID: try str("conflict id"))
             case .tagDeletion:

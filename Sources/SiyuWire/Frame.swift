@@ -45,6 +45,9 @@ public struct Frame: Hashable, Sendable {
         case frame(Frame, consumed: Int)
         /// Not enough bytes yet: at least this many more are needed.
         case needMoreBytes(Int)
+
+        /// The decoded frame, if a whole one was present.
+        public var decodedFrame: Frame? { if case let .frame(f, _) = self { return f }; return nil }
     }
 
     /// Decodes the frame at the start of `buffer`. Checks the magic, version and declared length

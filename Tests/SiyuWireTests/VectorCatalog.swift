@@ -98,7 +98,7 @@ enum VectorCatalog {
                malformed: Frame(type: 0x12, payload: Array(repeating: 0xff, count: 10) + [0x01, 0x00]).encoded(),
                expectedError: .varintTooLong(field: "pull cursor")),
         Vector(name: "string-index-out-of-range", summary: "a PUSH whose op names string 5 of a 1-string table",
-               malformed: Frame(type: 0x10, payload: [0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
+               malformed: Frame(type: 0x10, payload: [0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
                expectedError: .stringIndexOutOfRange(index: 5, count: 1)),
         Vector(name: "invalid-utf8", summary: "a BYE whose reason is not UTF-8",
                malformed: Frame(type: 0x3f, payload: [0x02, 0xc3, 0x28]).encoded(), expectedError: .invalidUTF8(field: "bye reason")),
