@@ -42,7 +42,8 @@ public enum ChangeSetCodec {
             let (kind, entity) = classify(op.body)
             var header = kind.rawValue
             if !stampList(op.body).isEmpty { header |= listBit }
-            let sameOrigin = prev?.origin == op.origin
+            // The role is written with the origin, so "same origin" means same node id and role.
+            let sameOrigin = prev?.origin == op.origin && prev?.role == op.role
             if sameOrigin { header |= sameOriginBit }
             if sameOrigin, let p = prev, op.seq == p.seq &+ 1 { header |= nextSeqBit }
             if let p = prev, p.author == op.author { header |= sameAuthorBit }
@@ -227,6 +228,7 @@ public enum ChangeSetCodec {
                 seq = p.seq &+ 1
             } else {
                 seq = try r.varint("op sequence")
+                guard seq >= 1 else { throw WireError.invalidValue(field: "op sequence", detail: "0 (sequences start at 1)") }
             }
             hlc = try readClock(&r, from: hlc, "op clock")
             let author: String

@@ -12,6 +12,27 @@ public enum ErrorCode: UInt64, Sendable, CaseIterable {
     case authFailed = 5, unknownNode = 6, schemaUnsupported = 7, permissionDenied = 8
     case clockSkew = 9, unexpectedMessage = 10, unknownMessageType = 11, busy = 12
     case cursorTooOld = 13, invalidOp = 14, internalError = 15
+
+    /// The code's name as Protocol/SPEC.md writes it.
+    public var specName: String {
+        switch self {
+        case .malformedFrame: return "malformed_frame"
+        case .badChecksum: return "bad_checksum"
+        case .frameTooLarge: return "frame_too_large"
+        case .unsupportedVersion: return "unsupported_version"
+        case .authFailed: return "auth_failed"
+        case .unknownNode: return "unknown_node"
+        case .schemaUnsupported: return "schema_unsupported"
+        case .permissionDenied: return "permission_denied"
+        case .clockSkew: return "clock_skew"
+        case .unexpectedMessage: return "unexpected_message"
+        case .unknownMessageType: return "unknown_message_type"
+        case .busy: return "busy"
+        case .cursorTooOld: return "cursor_too_old"
+        case .invalidOp: return "invalid_op"
+        case .internalError: return "internal_error"
+        }
+    }
 }
 
 /// Every message of the sync protocol. Each maps to one frame type (`typeCode`).
@@ -97,6 +118,15 @@ public enum Message: Hashable, Sendable {
 
     /// Whether a frame type is one a receiver may skip when it does not know it (0x80–0xFF).
     public static func isIgnorable(type: UInt8) -> Bool { type >= 0x80 }
+
+    /// Decodes a frame, or returns nil for an ignorable type (0x80–0xFF) this version does not know.
+    public static func decodeIfKnown(_ frame: Frame) throws -> Message? {
+        do {
+            return try Message(frame: frame)
+        } catch WireError.unknownMessageType(let t) where isIgnorable(type: t) {
+            return nil
+        }
+    }
 
     /// Decodes a frame's payload. Bytes after the fields this version knows are ignored (they are
     /// fields added by later versions). An unknown type in 0x00–0x7F is an error.

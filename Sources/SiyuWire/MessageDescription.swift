@@ -54,7 +54,7 @@ extension Message {
         case let .ping(token), let .pong(token):
             field("token", "\(token)")
         case let .error(code, retryable, message):
-            let name = ErrorCode(rawValue: code).map { " (\($0))" } ?? ""
+            let name = ErrorCode(rawValue: code).map { " (\($0.specName))" } ?? ""
             field("code", "\(code)\(name)"); field("retryable", "\(retryable)"); field("message", quote(message))
         case let .bye(reason):
             field("reason", quote(reason))

@@ -9,6 +9,8 @@ enum VectorCatalog {
         let name: String
         let summary: String
         var messages: [Message] = []
+        /// Bytes that decode to `messages` but are not their canonical encoding (skipped frames, future fields).
+        var wireBytes: [UInt8]? = nil
         var malformed: [UInt8]? = nil
         var expectedError: WireError? = nil
     }
@@ -26,28 +28,43 @@ enum VectorCatalog {
            body: .remove(Target(.customerTag, "wm_lin", "et_tea"), removes: [stamp(0, "xihu")])),
     ]
 
+    /// One valid HQ push holding all twelve op kinds and every value type a schema-1 field holds.
     static let everyKind: [Op] = [
-        Op(stamp: stamp(5, "总部"), seq: 1, role: .hq, author: "赵磊",
+        Op(stamp: stamp(5, "总部", 3), seq: 1, role: .hq, author: "赵磊",
            body: .write(Target(.tagGroup, "et_level"), field: "name", value: .text("会员等级"), overwrites: [])),
-        Op(stamp: stamp(5, "总部", 1), seq: 2, role: .hq, author: "赵磊",
+        Op(stamp: stamp(5, "总部", 4), seq: 2, role: .hq, author: "赵磊",
            body: .write(Target(.tagGroup, "et_level"), field: "exclusive", value: .bool(true), overwrites: [])),
-        Op(stamp: stamp(6, "总部"), seq: 3, role: .hq, author: "",
-           body: .write(Target(.followRelation, "wm_lin", "chenjing"), field: "add_way", value: .int(-3), overwrites: [stamp(2, "xihu"), stamp(4, "总部")])),
-        Op(stamp: stamp(6, "总部", 1), seq: 4, role: .hq, author: "",
+        Op(stamp: stamp(5, "总部", 5), seq: 3, role: .hq, author: "赵磊",
+           body: .write(Target(.tagGroup, "et_level"), field: "deleted", value: .bool(false), overwrites: [])),
+        Op(stamp: stamp(6, "总部"), seq: 4, role: .hq, author: "",
+           body: .write(Target(.followRelation, "wm_lin", "chenjing"), field: "add_way", value: .int(201), overwrites: [stamp(2, "xihu"), stamp(4, "总部")])),
+        Op(stamp: stamp(6, "总部", 1), seq: 5, role: .hq, author: "",
            body: .write(Target(.customer, "wm_lin"), field: "phone", value: .null, overwrites: [])),
-        Op(stamp: stamp(6, "总部", 2), seq: 5, role: .hq, author: "",
-           body: .write(Target(.customer, "wm_lin"), field: "avatar", value: .bytes([0x00, 0xff, 0x10]), overwrites: [])),
-        Op(stamp: stamp(7, "总部"), seq: 6, role: .hq, author: "赵磊", body: .add(Target(.groupMember, "wr_tuan", "wm_ma"), removes: [])),
-        Op(stamp: stamp(7, "总部", 1), seq: 7, role: .hq, author: "赵磊", body: .remove(Target(.groupMember, "wr_tuan", "wm_ma"), removes: [stamp(7, "总部")])),
-        Op(stamp: stamp(8, "总部"), seq: 8, role: .hq, author: "赵磊", body: .add(Target(.orderLine, "o_1001", "1"), removes: [])),
-        Op(stamp: stamp(8, "总部", 1), seq: 9, role: .hq, author: "赵磊", body: .remove(Target(.orderLine, "o_1001", "1"), removes: [stamp(8, "总部")])),
-        Op(stamp: stamp(9, "总部"), seq: 10, role: .hq, author: "赵磊",
+        Op(stamp: stamp(6, "总部", 2), seq: 6, role: .hq, author: "赵磊",
+           body: .add(Target(.customerTag, "wm_lin", "et_gold"), removes: [stamp(3, "xihu", 1)])),
+        Op(stamp: stamp(6, "总部", 3), seq: 7, role: .hq, author: "赵磊",
+           body: .remove(Target(.customerTag, "wm_lin", "et_tea"), removes: [stamp(1, "xihu")])),
+        Op(stamp: stamp(7, "总部"), seq: 8, role: .hq, author: "赵磊", body: .add(Target(.groupMember, "wr_tuan", "wm_ma"), removes: [])),
+        Op(stamp: stamp(7, "总部", 1), seq: 9, role: .hq, author: "赵磊", body: .remove(Target(.groupMember, "wr_tuan", "wm_ma"), removes: [stamp(7, "总部")])),
+        Op(stamp: stamp(8, "总部"), seq: 10, role: .hq, author: "赵磊", body: .add(Target(.orderLine, "o_1001", "1"), removes: [])),
+        Op(stamp: stamp(8, "总部", 1), seq: 11, role: .hq, author: "赵磊", body: .remove(Target(.orderLine, "o_1001", "1"), removes: [stamp(8, "总部")])),
+        Op(stamp: stamp(9, "总部"), seq: 12, role: .hq, author: "赵磊",
            body: .status(orderID: "o_1001", from: .placed, to: .paid, seen: [stamp(3, "xihu"), stamp(8, "总部", 1)])),
-        Op(stamp: stamp(10, "总部"), seq: 11, role: .hq, author: "赵磊", body: .points(customerID: "wm_lin", delta: -120)),
-        Op(stamp: stamp(11, "总部"), seq: 12, role: .hq, author: "赵磊", body: .deleteCustomer(customerID: "wm_ma", observed: [stamp(1, "jingan")])),
-        Op(stamp: stamp(12, "总部"), seq: 13, role: .hq, author: "赵磊", body: .acknowledge(InstanceRef(.order, "o_1002"), conflictID: "7d46c107f946")),
-        Op(stamp: stamp(13, "总部"), seq: 14, role: .hq, author: "赵磊", body: .tagDeletion(InstanceRef(.tag, "et_1111"), seen: [stamp(12, "总部"), stamp(3, "xihu", 2)])),
+        Op(stamp: stamp(10, "总部"), seq: 13, role: .hq, author: "赵磊", body: .points(customerID: "wm_lin", delta: -120)),
+        Op(stamp: stamp(11, "总部"), seq: 14, role: .hq, author: "赵磊", body: .deleteCustomer(customerID: "wm_ma", observed: [stamp(1, "jingan")])),
+        Op(stamp: stamp(12, "总部"), seq: 15, role: .hq, author: "赵磊", body: .acknowledge(InstanceRef(.order, "o_1002"), conflictID: "7d46c107f946")),
+        Op(stamp: stamp(13, "总部"), seq: 16, role: .hq, author: "赵磊", body: .tagDeletion(InstanceRef(.tag, "et_1111"), seen: [stamp(12, "总部"), stamp(3, "xihu", 2)])),
+    ]
+
+    /// What a hub relays to an HQ node: ops of several origins in log order. The bytes value is a
+    /// codec-level example (no schema-1 field holds bytes; a replica would refuse the op).
+    static let mixedOrigins: [Op] = [
         Op(stamp: stamp(2, "xihu"), seq: 7, role: .store, author: "陈静", body: .points(customerID: "wm_lin", delta: 300)),
+        Op(stamp: stamp(2, "xihu", 1), seq: 8, role: .store, author: "陈静", body: .add(Target(.customerTag, "wm_lin", "et_tea"), removes: [])),
+        Op(stamp: stamp(1, "jingan"), seq: 3, role: .store, author: "王芳",
+           body: .write(Target(.customer, "wm_ma"), field: "avatar", value: .bytes([0x00, 0xff, 0x10]), overwrites: [])),
+        Op(stamp: stamp(9, "总部"), seq: 12, role: .hq, author: "赵磊",
+           body: .status(orderID: "o_1001", from: .placed, to: .paid, seen: [stamp(2, "xihu", 1)])),
     ]
 
     static let nonce: [UInt8] = Array(0..<32)
@@ -64,8 +81,10 @@ enum VectorCatalog {
         Vector(name: "welcome", summary: "the hub accepts the node", messages: [.welcome(ackedSeq: 40, logHead: 123_456, schemaVersion: 1)]),
         Vector(name: "push-empty", summary: "a push with an empty change set", messages: [.push(ChangeSet(ops: []))]),
         Vector(name: "push-tag-ops", summary: "a clerk's batch of tag adds and removes", messages: [.push(ChangeSet(ops: tagOps))]),
-        Vector(name: "push-every-op-kind", summary: "one op of every kind, every value type, Chinese text, negative numbers",
+        Vector(name: "push-every-op-kind", summary: "a valid HQ push: all twelve op kinds, every value type a schema-1 field holds, Chinese text, a first op with a logical counter",
                messages: [.push(ChangeSet(ops: everyKind))]),
+        Vector(name: "changes-mixed-origins", summary: "a hub relaying ops of three origins, with a codec-level bytes value",
+               messages: [.changes(nextCursor: 2048, more: false, ChangeSet(ops: mixedOrigins))]),
         Vector(name: "push-ack", summary: "the hub has made seq 44 durable", messages: [.pushAck(ackedSeq: 44)]),
         Vector(name: "pull", summary: "give me what follows cursor 1000, up to 64 KiB", messages: [.pull(cursor: 1000, byteBudget: 65536)]),
         Vector(name: "changes", summary: "ops after the cursor, more to come", messages: [.changes(nextCursor: 1004, more: true, ChangeSet(ops: tagOps))]),
@@ -79,8 +98,15 @@ enum VectorCatalog {
                messages: [.error(code: ErrorCode.permissionDenied.rawValue, retryable: false,
                                  message: "node 'xihu' is a store and cannot write tag 'et_gold'")]),
         Vector(name: "bye", summary: "a clean goodbye", messages: [.bye(reason: "shutting down")]),
-        Vector(name: "max-varints", summary: "the largest values every varint field can hold",
-               messages: [.pull(cursor: .max, byteBudget: .max), .pushAck(ackedSeq: .max), .ping(token: .max)]),
+        Vector(name: "max-varints", summary: "the largest value (2^64 - 1) in the varint fields of PULL, PUSH_ACK, PING and WELCOME",
+               messages: [.pull(cursor: .max, byteBudget: .max), .pushAck(ackedSeq: .max), .ping(token: .max),
+                          .welcome(ackedSeq: .max, logHead: .max, schemaVersion: .max)]),
+        Vector(name: "ignorable-type", summary: "a frame of type 0x80 between a PING and a PONG: skipped, not an error",
+               messages: [.ping(token: 5), .pong(token: 5)],
+               wireBytes: Message.ping(token: 5).encoded() + Frame(type: 0x80, payload: [0x01, 0x02, 0x03]).encoded() + Message.pong(token: 5).encoded()),
+        Vector(name: "future-field", summary: "a HELLO carrying three bytes of a field from a later version: they are ignored",
+               messages: [.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)],
+               wireBytes: Frame(type: 0x01, payload: Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).frame().payload + [0x07, 0x01, 0x02]).encoded()),
 
         // Malformed input: refused with a typed error, never a frame.
         Vector(name: "bad-magic", summary: "not a Siyu stream", malformed: Array("GET / HTTP/1.1\r\n".utf8),
@@ -109,5 +135,11 @@ enum VectorCatalog {
         let bytes = corrupted ? corruptLast(b) : b
         return bytes.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
     }
-    static func withVersion(_ v: UInt8) -> [UInt8] { var b = Message.ping(token: 1).encoded(); b[2] = v; return b }
+    /// A ping frame of another protocol version, with a correct checksum for its own bytes.
+    static func withVersion(_ v: UInt8) -> [UInt8] {
+        var b = Array(Message.ping(token: 1).encoded().dropLast(4))
+        b[2] = v
+        return b + [UInt8(truncatingIfNeeded: CRC32C.checksum(b) >> 24), UInt8(truncatingIfNeeded: CRC32C.checksum(b) >> 16),
+                    UInt8(truncatingIfNeeded: CRC32C.checksum(b) >> 8), UInt8(truncatingIfNeeded: CRC32C.checksum(b))]
+    }
 }
