@@ -74,6 +74,25 @@ import SiyuWire
         }
     }
 
+    @Test func aRoleChangeUnderTheSameNodeIdSurvivesEncoding() throws {
+        let s1 = Stamp(hlc: HLC(millis: 1_764_000_000_000, logical: 0), node: "n1")
+        let s2 = Stamp(hlc: HLC(millis: 1_764_000_000_001, logical: 0), node: "n1")
+        let cs = ChangeSet(ops: [
+            Op(stamp: s1, seq: 1, role: .store, author: "a", body: .points(customerID: "c", delta: 5)),
+            Op(stamp: s2, seq: 2, role: .hq, author: "a", body: .points(customerID: "c", delta: -5)),
+        ])
+        #expect(try ChangeSetCodec.decode(ChangeSetCodec.encode(cs)) == cs)
+    }
+
+    @Test func headerRulesAreEnforced() {
+        // schema 1, strings ["a"], base 0, 1 op whose header claims "same origin" on the first op.
+        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x28, 0x00, 0x00, 0x00, 0x00]) }
+        // an explicit sequence number of 0
+        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02]) }
+        // a points op flagged as carrying a stamp list
+        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x18, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02]) }
+    }
+
     @Test func aHugeDeclaredCountIsRefusedBeforeAllocating() {
         // schema 1, then a string count of 2^62: refused, not allocated.
         #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]) }
