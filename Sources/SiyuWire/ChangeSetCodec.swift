@@ -147,16 +147,19 @@ public enum ChangeSetCodec {
         }
     }
 
-    /// Strings in order of first use, so encoding is deterministic.
+    /// Strings in order of first use, so encoding is deterministic. Keyed by UTF-8 bytes: Swift's
+    /// `String` equality is canonical equivalence, and two byte-different strings (NFC and NFD "é")
+    /// must stay two strings on the wire.
     struct StringTable {
         private(set) var strings: [String] = []
-        private var indexes: [String: UInt64] = [:]
+        private var indexes: [[UInt8]: UInt64] = [:]
 
         mutating func add(_ s: String) {
-            if indexes[s] == nil { indexes[s] = UInt64(strings.count); strings.append(s) }
+            let key = Array(s.utf8)
+            if indexes[key] == nil { indexes[key] = UInt64(strings.count); strings.append(s) }
         }
 
-        func index(_ s: String) -> UInt64 { indexes[s]! }
+        func index(_ s: String) -> UInt64 { indexes[Array(s.utf8)]! }
 
         mutating func collect(_ op: Op) {
             add(op.origin)

@@ -54,3 +54,13 @@ import Testing
         #expect(r.isAtEnd)
     }
 }
+
+@Suite struct IdentifierRuleTests {
+    @Test func idsMustBeNFCSoMemoryAndSQLiteAgreeOnIdentity() throws {
+        #expect(throws: Never.self) { try IdentifierRule.validate("caf\u{e9}", as: "customer id") }
+        #expect(throws: CoreError.self) { try IdentifierRule.validate("cafe\u{301}", as: "customer id") }
+        #expect(throws: CoreError.self) { try IdentifierRule.validate("", as: "customer id") }
+        #expect(throws: CoreError.self) { try IdentifierRule.validate("a\u{0}b", as: "customer id") }
+        #expect(throws: CoreError.self) { try IdentifierRule.validate(String(repeating: "林", count: 65), as: "customer id") }
+    }
+}

@@ -156,3 +156,22 @@ import SiyuWire
         #expect(ratio >= 10.0)
     }
 }
+
+@Suite struct StringIdentityTests {
+    /// Found by the fuzzer (tools/fuzz/crashes/changeset-string-normalization.bin): NFC and NFD
+    /// spellings are equal Swift strings but different bytes; the string table must keep both.
+    @Test func canonicallyEquivalentStringsStayDistinctOnTheWire() throws {
+        let s = Stamp(hlc: HLC(millis: 1_764_000_000_000, logical: 0), node: "n")
+        let cs = ChangeSet(ops: [
+            Op(stamp: s, seq: 1, role: .hq, author: "a", body: .write(Target(.customer, "c"), field: "name", value: .text("caf\u{e9}"), overwrites: [])),
+            Op(stamp: Stamp(hlc: HLC(raw: s.hlc.raw + 1), node: "n"), seq: 2, role: .hq, author: "a",
+               body: .write(Target(.customer, "c"), field: "name", value: .text("cafe\u{301}"), overwrites: [])),
+        ])
+        let decoded = try ChangeSetCodec.decode(ChangeSetCodec.encode(cs))
+        let names = decoded.ops.compactMap { op -> [UInt8]? in
+            if case let .write(_, _, .text(t), _) = op.body { return Array(t.utf8) }
+            return nil
+        }
+        #expect(names == [Array("caf\u{e9}".utf8), Array("cafe\u{301}".utf8)])
+    }
+}

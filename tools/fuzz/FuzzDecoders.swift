@@ -26,6 +26,21 @@ import Darwin
 import SiyuCore
 import SiyuWire
 
+/// Called by libFuzzer once, before it installs its signal handlers. Swift's crash backtracer (on
+/// by default on Linux) does not get along with ASan: it reads poisoned memory, which adds a bogus
+/// ASan report after the real failure, and it can hang. So unless SWIFT_BACKTRACE is set, re-run
+/// this same process with it turned off; libFuzzer then prints the stack trace itself (Swift names
+/// mangled: pipe through `swift demangle --simplified`). Set SWIFT_BACKTRACE to keep the backtracer.
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>,
+                           _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>) -> CInt {
+    if getenv("SWIFT_BACKTRACE") == nil {
+        setenv("SWIFT_BACKTRACE", "enable=no", 1)
+        execv("/proc/self/exe", argv.pointee)   // returns only on failure: then go on as we are
+    }
+    return 0
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

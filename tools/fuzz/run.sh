@@ -3,13 +3,17 @@
 # change sets, op-log encoding) with libFuzzer + AddressSanitizer and runs it for a bounded time.
 #
 # Run (from anywhere; paths are relative to the repository root):
-#     tools/fuzz/run.sh                         # 60 s
+#     tools/fuzz/run.sh                         # 60 s, stops at the first crash
 #     FUZZ_SECONDS=600 tools/fuzz/run.sh        # 10 min
-#     tools/fuzz/run.sh -only_ascii=1           # extra arguments go to libFuzzer as they are
+#     FUZZ_SECONDS=600 tools/fuzz/run.sh -fork=1 -ignore_crashes=1
+#                                               # keep going past crashes (one child process at a
+#                                               # time), e.g. while a known finding is unfixed
+# Extra arguments go to libFuzzer as they are.
 #
 # Environment:
 #     FUZZ_SECONDS   fuzzing time in seconds (default 60)
 #     FUZZ_BUILD=0   skip the build and reuse .build-fuzz/fuzz-decoders
+#     SWIFTC         the compiler (default: swiftc on PATH)
 #
 # Output, all under .build-fuzz/ (git-ignored):
 #     fuzz-decoders    the fuzzer binary
@@ -18,12 +22,14 @@
 #     artifacts/       crash-*, leak-*, timeout-*, oom-* inputs (the findings)
 #     fuzz.log         the last run's libFuzzer output
 #
-# Reproduce a finding (prints the stack trace, or the failed check's details on stderr):
-#     .build-fuzz/fuzz-decoders .build-fuzz/artifacts/crash-<sha1>
-# Minimize it (writes a smaller input that fails the same way):
-#     .build-fuzz/fuzz-decoders -minimize_crash=1 -runs=100000 \
-#         -exact_artifact_path=/tmp/min.bin .build-fuzz/artifacts/crash-<sha1>
-# Reproducers that were found and kept live in tools/fuzz/crashes/.
+# Reproduce a finding (prints the failed check's details, or the trap, then the stack trace;
+# exit status 77 or 1 when it still fails, 0 when it passes):
+#     .build-fuzz/fuzz-decoders <crash-file>                  e.g. .build-fuzz/artifacts/crash-<sha1>
+#     .build-fuzz/fuzz-decoders <crash-file> 2>&1 | swift demangle --simplified   # readable names
+# Check the kept reproducers (libFuzzer stops at the first failing file, so one at a time):
+#     for f in tools/fuzz/crashes/*.bin; do .build-fuzz/fuzz-decoders "$f" >/dev/null 2>&1 && echo "pass $f" || echo "FAIL $f"; done
+# Minimize a crash (writes a smaller input that fails the same way):
+#     .build-fuzz/fuzz-decoders -minimize_crash=1 -max_total_time=120 -exact_artifact_path=/tmp/min.bin <crash-file>
 #
 # Build: SiyuCore and SiyuWire are compiled from Sources/ as two modules (whole-module, with the
 # fuzzer's coverage instrumentation and ASan), exactly as the package splits them, so SiyuWire's

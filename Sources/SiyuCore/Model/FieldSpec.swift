@@ -1,3 +1,5 @@
+import Foundation
+
 /// The type a field holds.
 public enum FieldType: Sendable {
     case text(maxLength: Int?)
@@ -116,7 +118,9 @@ extension FieldType {
     }
 }
 
-/// Rules for ids: non-empty, at most 64 characters, no control characters.
+/// Rules for ids: non-empty, at most 64 characters, no control characters, Unicode NFC. NFC matters:
+/// Swift compares strings by canonical equivalence while SQLite compares bytes, so two byte-different
+/// spellings of one id would be one record in memory and two on disk.
 public enum IdentifierRule {
     public static let maxLength = 64
 
@@ -130,6 +134,10 @@ public enum IdentifierRule {
         }
         if id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
             throw CoreError.invalidEdit(what: "\(what) contains control characters", hint: "use printable characters only")
+        }
+        if !id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) {
+            throw CoreError.invalidEdit(what: "\(what) '\(id)' is not in Unicode normalization form C",
+                                        hint: "normalize ids to NFC before sending them")
         }
     }
 }
