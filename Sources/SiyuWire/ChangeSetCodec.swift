@@ -43,10 +43,10 @@ public enum ChangeSetCodec {
             var header = kind.rawValue
             if !stampList(op.body).isEmpty { header |= listBit }
             // The role is written with the origin, so "same origin" means same node id and role.
-            let sameOrigin = prev?.origin == op.origin && prev?.role == op.role
+            let sameOrigin = prev.map { sameBytes($0.origin, op.origin) && $0.role == op.role } ?? false
             if sameOrigin { header |= sameOriginBit }
             if sameOrigin, let p = prev, op.seq == p.seq &+ 1 { header |= nextSeqBit }
-            if let p = prev, p.author == op.author { header |= sameAuthorBit }
+            if let p = prev, sameBytes(p.author, op.author) { header |= sameAuthorBit }
             w.byte(header)
             if !sameOrigin { w.varint(table.index(op.origin)); w.byte(op.role.rawValue) }
             if header & nextSeqBit == 0 { w.varint(op.seq) }
@@ -66,6 +66,9 @@ public enum ChangeSetCodec {
         }
         return w.bytes
     }
+
+    /// Byte equality: `String ==` is canonical equivalence, which would merge NFC and NFD spellings.
+    static func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
 
     static func classify(_ body: OpBody) -> (Kind, Entity?) {
         switch body {

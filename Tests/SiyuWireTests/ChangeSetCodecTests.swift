@@ -174,4 +174,16 @@ import SiyuWire
         }
         #expect(names == [Array("caf\u{e9}".utf8), Array("cafe\u{301}".utf8)])
     }
+
+    /// Also found by the fuzzer: the "same origin" and "same author" flags must compare bytes too.
+    @Test func canonicallyEquivalentOriginsAndAuthorsStayDistinct() throws {
+        let nfc = "caf\u{e9}", nfd = "cafe\u{301}"
+        let cs = ChangeSet(ops: [
+            Op(stamp: Stamp(hlc: HLC(raw: 1 << 16), node: nfc), seq: 1, role: .hq, author: nfc, body: .points(customerID: "c", delta: 1)),
+            Op(stamp: Stamp(hlc: HLC(raw: 2 << 16), node: nfd), seq: 2, role: .hq, author: nfd, body: .points(customerID: "c", delta: 1)),
+        ])
+        let decoded = try ChangeSetCodec.decode(ChangeSetCodec.encode(cs))
+        #expect(decoded.ops.map { Array($0.origin.utf8) } == [Array(nfc.utf8), Array(nfd.utf8)])
+        #expect(decoded.ops.map { Array($0.author.utf8) } == [Array(nfc.utf8), Array(nfd.utf8)])
+    }
 }
