@@ -2,7 +2,8 @@
 // reader, message payloads, change sets (SiyuWire) and the op-log encoding (SiyuCore).
 //
 // Build and run with tools/fuzz/run.sh (see there and tools/fuzz/README.md). Not part of the
-// Swift package: run.sh compiles SiyuCore and SiyuWire from Sources/ together with this file.
+// Swift package: run.sh compiles SiyuCore and SiyuWire from Sources/ as two modules, then this
+// file against them, all with -sanitize=fuzzer,address.
 //
 // Decoding errors are expected and ignored. A finding is a trap (array bounds, overflow, force
 // unwrap, `precondition`), a crash, or a sanitizer report. Besides "never traps", each step checks

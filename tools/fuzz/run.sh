@@ -104,13 +104,14 @@ if [[ -z "$runs" ]]; then   # a crash ends the run before the final stats: use t
     runs="$(sed -n 's/^#\([0-9]*\).*/\1/p' "$out/fuzz.log" | tail -n 1)"
 fi
 cov="$(grep -o 'cov: [0-9]*' "$out/fuzz.log" | tail -n 1 | cut -d' ' -f2 || true)"
+active="$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$out/fuzz.log" | tail -n 1 | cut -d' ' -f2 || true)"
 corpus_files="$(find "$corpus" -type f | wc -l)"
 corpus_bytes="$(find "$corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')"
 mapfile -t found < <(find "$artifacts" -type f -newer "$marker" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) | LC_ALL=C sort)
 rm -f "$marker"
 
 if (( ${#found[@]} > 0 )) || (( status != 0 )); then
-    echo "fuzz-decoders: ${seconds}s, ${runs:-?} runs, coverage ${cov:-?}, corpus ${corpus_files} inputs (${corpus_bytes} bytes): FOUND A PROBLEM (libFuzzer exit ${status}); new artifacts: ${found[*]:-none}"
+    echo "fuzz-decoders: ${seconds}s, ${runs:-?} runs, coverage ${cov:-?}, corpus ${corpus_files} inputs (${corpus_bytes} bytes; in use ${active:-?}): FOUND A PROBLEM (libFuzzer exit ${status}); new artifacts: ${found[*]:-none}"
     echo "--- end of $out/fuzz.log:"
     grep -v '^#[0-9]' "$out/fuzz.log" | tail -n 40
     # Triage: rerun each artifact and name it by the failed check, or by the trap and the first
@@ -128,4 +129,4 @@ if (( ${#found[@]} > 0 )) || (( status != 0 )); then
     for f in "${found[@]}"; do echo "reproduce: $bin $f"; done
     exit 1
 fi
-echo "fuzz-decoders: ${seconds}s, ${runs:-?} runs, coverage ${cov:-?}, corpus ${corpus_files} inputs (${corpus_bytes} bytes): no crashes"
+echo "fuzz-decoders: ${seconds}s, ${runs:-?} runs, coverage ${cov:-?}, corpus ${corpus_files} inputs (${corpus_bytes} bytes; in use ${active:-?}): no crashes"
