@@ -38,7 +38,8 @@ public enum ChangeSetCodec {
         w.varint(UInt64(cs.ops.count))
         var prev: Op?
         var prevHLC = base
-        for op in cs.ops {
+        var positions: [StampKey: Int] = [:]   // stamp of each op already written → its index
+        for (index, op) in cs.ops.enumerated() {
             let (kind, entity) = classify(op.body)
             var header = kind.rawValue
             if !stampList(op.body).isEmpty { header |= listBit }
@@ -57,10 +58,17 @@ public enum ChangeSetCodec {
                 let list = stampList(op.body)
                 w.varint(UInt64(list.count))
                 for s in list {
-                    writeClock(s.hlc, from: op.hlc, to: &w)
-                    w.varint(table.index(s.node))
+                    if let earlier = positions[StampKey(s)] {
+                        w.varint(UInt64(index - earlier) << 1 | 1)        // back-reference
+                    } else {
+                        let (value, logical) = clockValue(s.hlc, from: op.hlc)
+                        w.varint(value << 1)
+                        if let logical { w.varint(logical) }
+                        w.varint(table.index(s.node))
+                    }
                 }
             }
+            positions[StampKey(op.stamp)] = index
             prev = op
             prevHLC = op.hlc.raw
         }
@@ -96,16 +104,31 @@ public enum ChangeSetCodec {
         }
     }
 
-    /// A clock as (zigzag Δms) << 1 | has-logical, then the logical counter if non-zero.
-    static func writeClock(_ clock: HLC, from reference: HLC, to w: inout ByteWriter) {
+    /// A stamp as a dictionary key that compares node ids by bytes.
+    struct StampKey: Hashable {
+        let raw: UInt64
+        let node: [UInt8]
+        init(_ s: Stamp) { raw = s.hlc.raw; node = Array(s.node.utf8) }
+    }
+
+    /// A clock's value (zigzag Δms) << 1 | has-logical, and the logical counter if non-zero.
+    static func clockValue(_ clock: HLC, from reference: HLC) -> (UInt64, UInt64?) {
         let delta = Int64(bitPattern: clock.millis &- reference.millis)
         let zigzag = UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
-        w.varint(zigzag << 1 | (clock.logical == 0 ? 0 : 1))
-        if clock.logical != 0 { w.varint(UInt64(clock.logical)) }
+        return (zigzag << 1 | (clock.logical == 0 ? 0 : 1), clock.logical == 0 ? nil : UInt64(clock.logical))
+    }
+
+    static func writeClock(_ clock: HLC, from reference: HLC, to w: inout ByteWriter) {
+        let (value, logical) = clockValue(clock, from: reference)
+        w.varint(value)
+        if let logical { w.varint(logical) }
     }
 
     static func readClock(_ r: inout PayloadReader, from reference: HLC, _ field: String) throws -> HLC {
-        let v = try r.varint(field)
+        try clock(fromValue: try r.varint(field), &r, reference: reference, field)
+    }
+
+    static func clock(fromValue v: UInt64, _ r: inout PayloadReader, reference: HLC, _ field: String) throws -> HLC {
         let zigzag = v >> 1
         let delta = Int64(bitPattern: (zigzag >> 1) ^ (0 &- (zigzag & 1)))
         let millis = Int64(bitPattern: reference.millis) &+ delta
@@ -249,13 +272,22 @@ public enum ChangeSetCodec {
             let hasList = header & listBit != 0
             func stamps(_ field: String) throws -> [Stamp] {
                 guard hasList else { return [] }
-                let n = try r.count(field, minItemBytes: 2)
+                let n = try r.count(field, minItemBytes: 1)
                 guard n > 0 else { throw WireError.invalidValue(field: field, detail: "an empty stamp list is flagged as present") }
                 var out: [Stamp] = []
                 out.reserveCapacity(n)
                 for _ in 0..<n {
-                    let clock = try readClock(&r, from: opClock, field)
-                    out.append(Stamp(hlc: clock, node: try str(field)))
+                    let v = try r.varint(field)
+                    if v & 1 == 1 {
+                        let distance = v >> 1
+                        guard distance >= 1, distance <= UInt64(ops.count) else {
+                            throw WireError.invalidValue(field: field, detail: "back-reference \(distance) ops back, with \(ops.count) before it")
+                        }
+                        out.append(ops[ops.count - Int(distance)].stamp)
+                    } else {
+                        let clock = try clock(fromValue: v >> 1, &r, reference: opClock, field)
+                        out.append(Stamp(hlc: clock, node: try str(field)))
+                    }
                 }
                 return out
             }
