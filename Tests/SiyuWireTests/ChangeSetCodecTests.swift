@@ -152,7 +152,7 @@ import SiyuWire
         }
         let perOp = Double(encoded) / Double(ops.count), ratio = Double(json) / Double(encoded)
         print("tag ops, \(idLength)-char ids: \(ops.count) ops, \(encoded) bytes encoded = \(String(format: "%.2f", perOp)) B/op; JSON lines \(json) bytes = \(String(format: "%.1f", Double(json) / Double(ops.count))) B/op; JSON/encoded = \(String(format: "%.1f", ratio))×")
-        #expect(perOp <= (idLength <= 8 ? 9.5 : 14.0), "regression: \(perOp) B/op")
+        #expect(perOp <= (idLength <= 8 ? 8.6 : 13.5), "regression: \(perOp) B/op")
         #expect(ratio >= 10.0)
     }
 }
