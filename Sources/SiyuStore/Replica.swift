@@ -165,16 +165,26 @@ public final class Replica {
 
     // MARK: - Committing ops (local edits and remote change sets)
 
-    /// Inserts new ops and re-merges every instance they touch (and the customers whose tags depend
-    /// on a changed tag library). Must run inside a transaction. Returns the instances merged.
+    /// Inserts the ops this replica does not hold yet (duplicates are skipped by the op log's
+    /// primary key) and re-merges every instance they touch, plus the customers whose tags depend on
+    /// a changed tag library. Must run inside a transaction. Returns how many ops were new and how
+    /// many instances were merged.
     @discardableResult
-    func commit(_ ops: [Op]) throws -> Int {
-        guard !ops.isEmpty else { return 0 }
+    func commit(_ ops: [Op]) throws -> (applied: Int, merged: Int) {
+        guard !ops.isEmpty else { return (0, 0) }
         let insert = try db.cached("""
-            INSERT INTO ops(origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body)
+            INSERT OR IGNORE INTO ops(origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
+        // Which instances already have ops: the others are merged from the new ops in memory.
+        let probe = try db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1")
+        var existed: [InstanceRef: Bool] = [:]
+        for op in ops where existed[op.instance] == nil {
+            existed[op.instance] = try probe.scalar([.text(op.instance.kind.name), .text(op.instance.id)]) != nil
+        }
         var touched = Set<InstanceRef>()
+        var inserted: [InstanceRef: [Op]] = [:]
+        var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
         for op in ops {
@@ -191,10 +201,14 @@ public final class Replica {
                             .text(op.instance.kind.name), .text(op.instance.id),
                             .text(target.entity.name), .text(target.id), .text(target.sub), .text(field),
                             .text(op.body.kindName), value.sqlite, .text(op.author), .blob(OpCoding.encode(op))])
+            guard db.changes == 1 else { continue }   // already held
+            applied += 1
+            inserted[op.instance, default: []].append(op)
             touched.insert(op.instance)
             origins.insert(op.origin)
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
+        guard applied > 0 else { return (0, 0) }
         for origin in origins { try advanceVersion(of: origin) }
         clock.observe(maxHLC)
         try saveClock()
@@ -203,7 +217,7 @@ public final class Replica {
         let library = touched.filter { $0.kind == .tag || $0.kind == .tagGroup }
         if !library.isEmpty {
             catalogCache = nil
-            for ref in library.sorted() { try remerge(ref) }
+            for ref in library.sorted() { try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil) }
             let tags = try tagsAffected(by: library)
             let stmt = try db.cached("SELECT DISTINCT target_id FROM ops INDEXED BY ops_by_tag WHERE entity = 'customer_tag' AND sub = ?")
             for tag in tags.sorted() {
@@ -211,9 +225,9 @@ public final class Replica {
             }
         }
         for ref in touched.sorted() where ref.kind != .tag && ref.kind != .tagGroup {
-            try remerge(ref)
+            try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
         }
-        return touched.count
+        return (applied, touched.count)
     }
 
     private func tagsAffected(by library: Set<InstanceRef>) throws -> Set<String> {
@@ -226,17 +240,24 @@ public final class Replica {
         return tags
     }
 
-    /// Recomputes one instance from its ops and rewrites its rows and conflicts.
-    func remerge(_ ref: InstanceRef) throws {
-        let state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
+    /// Recomputes one instance from its ops and rewrites its rows and conflicts. `onlyOps` is given
+    /// for an instance that had no ops before this commit: they are all of its ops, it has no rows
+    /// yet, so nothing is read back or deleted first.
+    func remerge(_ ref: InstanceRef, onlyOps: [Op]?) throws {
+        let state = InstanceState.merge(ref, ops: try onlyOps ?? loadOps(ref), catalog: try catalog())
+        let existed = onlyOps == nil
         for table in Table.tables(of: ref.kind) {
-            try db.cached("DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?").run([.text(ref.id)])
+            if existed {
+                try db.cached("DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?").run([.text(ref.id)])
+            }
             guard let rows = state.rows[table] else { continue }
             let placeholders = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
             let insert = try db.cached("INSERT INTO \(table.rawValue) VALUES (\(placeholders))")
             for row in rows { try insert.run(row.map(\.sqlite)) }
         }
-        try db.cached("DELETE FROM conflicts WHERE inst_kind = ? AND inst_id = ?").run([.text(ref.kind.name), .text(ref.id)])
+        if existed {
+            try db.cached("DELETE FROM conflicts WHERE inst_kind = ? AND inst_id = ?").run([.text(ref.kind.name), .text(ref.id)])
+        }
         let insert = try db.cached("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for c in state.conflicts {
             func side(_ s: ConflictSide?) -> [SQLiteValue] {
@@ -335,14 +356,8 @@ public final class Replica {
         do {
             return try ReplicaError.wrap("applying a change set") {
                 try db.transaction {
-                    var fresh: [Op] = []
-                    var seen = Set<Stamp>()
-                    let exists = try db.cached("SELECT 1 FROM ops WHERE origin = ? AND seq = ?")
-                    for op in changeSet.ops where seen.insert(op.stamp).inserted {
-                        if try exists.scalar([.text(op.origin), .integer(Int64(op.seq))]) == nil { fresh.append(op) }
-                    }
-                    let merged = try commit(fresh)
-                    return ApplyReport(applied: fresh.count, duplicates: changeSet.ops.count - fresh.count, instancesMerged: merged)
+                    let (applied, merged) = try commit(changeSet.ops)
+                    return ApplyReport(applied: applied, duplicates: changeSet.ops.count - applied, instancesMerged: merged)
                 }
             }
         } catch {

@@ -602,6 +602,10 @@ def random_message(rng):
             if ops and rng.random() < 0.5 and ops[-1].seq < (1 << 64) - 1:
                 p = ops[-1]
                 op = sp.Op(op.kind, p.origin, p.role, p.seq + 1, op.clock, op.author, op.body, op.stamps)
+            # sometimes name earlier ops of the batch (written as back-references, section 9)
+            if ops and op.stamps and rng.random() < 0.7:
+                st = tuple(sp.op_stamp(rng.choice(ops)) if rng.random() < 0.6 else x for x in op.stamps)
+                op = sp.Op(op.kind, op.origin, op.role, op.seq, op.clock, op.author, op.body, st)
             ops.append(op)
             clock = op.clock
         return sp.ChangeSet(rng.choice([0, 1, 2, 300]), ops)
@@ -701,6 +705,50 @@ def self_tests():
         _expect_error("invalid_utf8", lambda: sp.decode_payload(0x3f, bytes.fromhex("03 ed a0 80")))  # surrogate
         _expect_error("invalid_utf8", lambda: sp.decode_payload(0x3f, bytes.fromhex("02 c0 80")))     # overlong
     t("refusals", refusals)
+
+    def stamp_lists():
+        """Section 9 "Stamps in a list" and section 1 (k = 1 for stamps)."""
+        P = lambda hexs: sp.decode_payload(0x10, bytes.fromhex(hexs)).change_set  # noqa: E731
+        head = "01 01 01 61 00 02 09 00 00 01 00 00 00 f9 00"  # op 0: delete "a" at clock 0; op 1 lists
+        s0 = sp.Stamp(0, "a")
+        # back-reference d = 1 (v = 3), also zero-padded
+        for tail in ("01 03", "01 83 00", "02 03 03"):
+            cs = P(f"{head} 00 {tail}")
+            if cs.ops[1].stamps != (s0,) * len(cs.ops[1].stamps):
+                raise Failure(f"back-reference {tail}: {cs.ops[1].stamps}")
+        # k = 1: two one-byte stamps in the last two bytes are accepted, three are truncated
+        _expect_error("truncated", lambda: P(f"{head} 00 03 03 03"))
+        # d = 0, d beyond the ops before, a back-reference in the first op, d of 63 bits
+        _expect_error("bad_value", lambda: P(f"{head} 00 01 01"))
+        _expect_error("bad_value", lambda: P(f"{head} 00 01 05"))
+        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 19 00 00 01 00 00 00 01 03"))
+        _expect_error("bad_value", lambda: P(f"{head} 00 01 ff ff ff ff ff ff ff ff ff 01"))
+        # an inline stamp where a back-reference was possible is accepted; canonical form is d = 1
+        cs = P(f"{head} 00 01 00 00")
+        if cs.ops[1].stamps != (s0,):
+            raise Failure(f"inline stamp: {cs.ops[1].stamps}")
+        enc = sp.encode_change_set(cs).hex(" ")
+        if enc != f"{head} 00 01 03":
+            raise Failure(f"canonical re-encoding of an inline stamp naming op 0: {enc}")
+        # inline stamp: v = clock value << 1; logical counter follows when the clock value's bit 0 is 1
+        cs = P("01 02 01 61 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 01 2a 03 01")
+        if cs.ops[1].stamps != (sp.Stamp(sp.hlc(5, 3), "b"),):
+            raise Failure(f"inline stamp with logical counter: {cs.ops[1].stamps}")
+        if sp.encode_change_set(cs) != bytes.fromhex("01 02 01 61 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 01 2a 03 01"):
+            raise Failure("inline stamp re-encoding")
+        _expect_error("bad_value", lambda: P("01 02 01 61 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 01 2a 00 01"))
+        _expect_error("string_index_out_of_range", lambda: P(f"{head} 00 01 00 07"))
+        # nearest earlier op with the same stamp: op 0 and op 1 (other role) are both (0, "a")
+        D = sp.DeleteCustomerBody("a")
+        cs = sp.ChangeSet(1, [sp.Op(9, "a", 0, 1, 0, "a", D), sp.Op(9, "a", 1, 1, 0, "a", D),
+                              sp.Op(9, "a", 1, 2, 0, "a", D, (s0, sp.Stamp(1, "a"), s0))])
+        enc = sp.encode_change_set(cs)
+        want = "01 01 01 61 00 03 09 00 00 01 00 00 00 89 00 01 01 00 00 f9 00 00 03 03 02 01 00 03"
+        if enc.hex(" ") != want:
+            raise Failure(f"nearest back-reference: {enc.hex(' ')}, want {want}")
+        if sp.decode_change_set(sp.Reader(enc, "")).ops != cs.ops:
+            raise Failure("nearest back-reference does not decode back")
+    t("stamp lists (back-references, k = 1)", stamp_lists)
 
     def roundtrip():
         rng = random.Random(20240601)

@@ -9,7 +9,8 @@ Layers
 * frames:     ``FrameDecoder`` (streaming: feed arbitrary chunks) and ``encode_frame``
 * messages:   one dataclass per message type, ``decode_message`` / ``encode_message``,
               ``StreamDecoder`` (frames + messages, skips ignorable types 0x80-0xFF)
-* change sets: string table, op headers, relative hybrid-logical clocks, stamp lists,
+* change sets: string table, op headers, relative hybrid-logical clocks, stamp lists
+              (inline stamps and back-references to earlier ops of the change set),
               values, entities; ``decode_change_set`` / ``encode_change_set`` (canonical form)
 * auth:       ``compute_auth_mac`` / ``verify_auth_mac`` (HMAC-SHA256, section 6)
 * text:       ``format_message`` renders a readable decoding in the style of the vectors
@@ -128,7 +129,7 @@ PAIR_ENTITY = {1: 7, 2: 7, 3: 9, 4: 9, 5: 11, 6: 11}
 # minimum encoded sizes, for the "count n of items each at least k bytes" rule (section 1)
 MIN_STRING_SIZE = 1  # a length varint
 MIN_OP_SIZE = 3      # header + clock + 1-byte body (delete customer with every flag set)
-MIN_STAMP_SIZE = 2   # clock + node index
+MIN_STAMP_SIZE = 1   # section 1: k = 1 (a back-reference can be a single varint byte)
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,7 +603,11 @@ class ChangeSet:
 
 
 def _read_clock(r: Reader, ref: int, what: str) -> int:
-    v = r.varint(what)
+    return _clock_from_value(r, r.varint(what), ref, what)
+
+
+def _clock_from_value(r: Reader, v: int, ref: int, what: str) -> int:
+    """A clock whose first varint ``v`` is already read (the logical counter, if any, follows)."""
     delta = unzigzag(v >> 1)
     millis = hlc_millis(ref) + delta
     logical = 0
@@ -617,14 +622,51 @@ def _read_clock(r: Reader, ref: int, what: str) -> int:
     return (millis << 16) | logical
 
 
-def _write_clock(out: bytearray, clock: int, ref: int) -> None:
-    if not isinstance(clock, int) or not 0 <= clock <= U64_MAX:
+def _clock_value(clock: int, ref: int) -> tuple[int, int]:
+    """(v, logical) of the clock encoding of ``clock`` relative to ``ref``; logical 0 = absent."""
+    if not isinstance(clock, int) or isinstance(clock, bool) or not 0 <= clock <= U64_MAX:
         raise EncodeError(f"clock out of range: {clock!r}")
     delta = hlc_millis(clock) - hlc_millis(ref)
     logical = hlc_logical(clock)
-    out += encode_varint((zigzag(delta) << 1) | (1 if logical else 0))
+    return (zigzag(delta) << 1) | (1 if logical else 0), logical
+
+
+def _write_clock(out: bytearray, clock: int, ref: int) -> None:
+    v, logical = _clock_value(clock, ref)
+    out += encode_varint(v)
     if logical:
         out += encode_varint(logical)
+
+
+def _write_inline_stamp(out: bytearray, clock: int, ref: int) -> None:
+    """The clock part of an inline stamp: varint (clock value << 1), then the logical counter."""
+    v, logical = _clock_value(clock, ref)
+    out += encode_varint(v << 1)
+    if logical:
+        out += encode_varint(logical)
+
+
+def op_stamp(op: Op) -> Stamp:
+    """The stamp (clock, node) that names ``op`` (section 9: "A stamp (clock, node) names another op").
+
+    ASSUMPTION: "the stamp of the op" is (op clock, origin node id); the role is not part of a
+    stamp.  The vectors' back-references resolve to exactly this pair."""
+    return Stamp(op.clock, op.origin)
+
+
+def _read_stamp(r: Reader, earlier: list, op_clock: int, index, what: str) -> Stamp:
+    """Section 9, "Stamps in a list": varint v; odd = back-reference to the op v >> 1 positions
+    earlier in this change set, even = inline stamp (clock value v >> 1 relative to this op's
+    clock, its logical counter if that value's low bit is 1, then the node's string index)."""
+    v = r.varint(what)
+    if v & 1:
+        d = v >> 1
+        if not 1 <= d <= len(earlier):
+            raise BadValue(f"{r._what(what)}: back-reference {d} ops earlier, but {len(earlier)} op(s) precede it",
+                           field=r._what(what), value=d)
+        return op_stamp(earlier[len(earlier) - d])
+    sc = _clock_from_value(r, v >> 1, op_clock, f"{what} clock")
+    return Stamp(sc, index(f"{what} node"))
 
 
 def decode_change_set(r: Reader) -> ChangeSet:
@@ -685,9 +727,7 @@ def decode_change_set(r: Reader) -> ChangeSet:
             r.check_count(count, MIN_STAMP_SIZE, f"{w} stamps")
             lst = []
             for k in range(count):
-                sc = _read_clock(r, clock, f"{w} stamp {k} clock")
-                node = index(f"{w} stamp {k} node")
-                lst.append(Stamp(sc, node))
+                lst.append(_read_stamp(r, ops, clock, index, f"{w} stamp {k}"))
             stamps = tuple(lst)
         op = Op(kind, origin, role, seq, clock, author, body, stamps)
         ops.append(op)
@@ -806,12 +846,17 @@ def _encode_body(out: bytearray, t: _StringTable, op: Op) -> None:
 
 def encode_change_set(cs: ChangeSet) -> bytes:
     """Canonical encoding (section 9): strings in order of first use, every applicable flag,
-    shortest varints, base_clock = first op's clock (0 without ops)."""
+    shortest varints, base_clock = first op's clock (0 without ops), and every stamp that
+    names an earlier op of the change set written as a back-reference to the nearest such op."""
     table = _StringTable()
+    # stamp of an op already written -> its position (later ops overwrite: the nearest wins).
+    # ASSUMPTION: "byte-identical stamp" = the same 64-bit clock and the same node id
+    # (UTF-8 bytes; Python str equality is code-point equality, i.e. no normalisation).
+    written: dict[Stamp, int] = {}
     ops_out = bytearray()
     base = cs.ops[0].clock if cs.ops else 0
     prev: Optional[Op] = None
-    for op in cs.ops:
+    for position, op in enumerate(cs.ops):
         if op.kind not in BODY_CLASS:
             raise EncodeError(f"op kind {op.kind} is reserved")
         _check_enum(op.role, ROLES, "role")
@@ -846,8 +891,17 @@ def encode_change_set(cs: ChangeSet) -> bytes:
         if op.stamps:
             ops_out += encode_varint(len(op.stamps))
             for s in op.stamps:
-                _write_clock(ops_out, s.clock, op.clock)
-                ops_out += table.ref(s.node)
+                if not isinstance(s, Stamp):
+                    raise EncodeError(f"expected a Stamp, got {s!r}")
+                # canonical string order counts the nodes of back-referenced stamps too
+                node_ref = table.ref(s.node)
+                at = written.get(Stamp(s.clock, s.node))
+                if at is not None:
+                    ops_out += encode_varint(((position - at) << 1) | 1)
+                else:
+                    _write_inline_stamp(ops_out, s.clock, op.clock)
+                    ops_out += node_ref
+        written[op_stamp(op)] = position
         prev = op
     out = bytearray(encode_varint(cs.schema_version))
     out += encode_varint(len(table.strings))

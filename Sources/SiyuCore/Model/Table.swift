@@ -25,7 +25,12 @@ public enum Table: String, Sendable, CaseIterable {
         }
     }
 
-    public var columns: [Column] {
+    /// The table's columns, in order (computed once per table).
+    public var columns: [Column] { Table.columnCache[self]! }
+
+    private static let columnCache: [Table: [Column]] = Dictionary(uniqueKeysWithValues: allCases.map { ($0, $0.columnSpec) })
+
+    private var columnSpec: [Column] {
         switch self {
         case .stores: return Table.cols("store_id name region")
         case .staff: return Table.cols("userid name store_id")
