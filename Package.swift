@@ -22,8 +22,10 @@ let package = Package(
         .target(name: "SiyuWire", dependencies: ["SiyuCore"]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
+        // What the CLI does: the demo scenario and human-readable rendering of a replica.
+        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore"]),
         // The CLI: argument handling and wiring only.
-        .executableTarget(name: "siyu", dependencies: ["SiyuCore", "SiyuStore"]),
+        .executableTarget(name: "siyu", dependencies: ["SiyuCore", "SiyuStore", "SiyuCLI"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
         .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite"]),
 

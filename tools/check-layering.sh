@@ -26,6 +26,7 @@ SiyuWire        | Foundation SiyuCore                                          |
 SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
+SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire                       |
 siyu            | *                                                            | CSQLite
 siyu-node       | *                                                            | CSQLite
 siyu-hub        | *                                                            | CSQLite

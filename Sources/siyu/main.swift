@@ -1,6 +1,7 @@
 import Foundation
 import SiyuCore
 import SiyuStore
+import SiyuCLI
 
 /// `siyu`: the command-line tool. Parses arguments and wires the replica to the output.
 let usage = """

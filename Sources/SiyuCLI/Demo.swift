@@ -5,10 +5,13 @@ import SiyuStore
 /// `siyu demo`: HQ and two stores in one process with temporary SQLite files. HQ defines tags and
 /// a group; the stores edit offline (conflicting tag, roster and order edits); change sets are
 /// exchanged; the converged state, the equal digests and the conflict log are printed.
-struct Demo {
-    var keep: String?
+public struct Demo {
+    public var keep: String?
 
-    func run() throws -> Int32 {
+    public init(keep: String? = nil) { self.keep = keep }
+
+    /// Runs the scenario; returns the process exit code (0 when every replica converged).
+    public func run() throws -> Int32 {
         let fm = FileManager.default
         let dir: URL
         if let keep {

@@ -2,9 +2,9 @@ import Foundation
 import SiyuCore
 import SiyuStore
 
-/// Human-readable rendering of replica contents for the CLI.
-enum Render {
-    static func time(_ hlc: HLC) -> String {
+/// Human-readable rendering of replica contents for the CLI. Pure formatting over a replica's queries.
+public enum Render {
+    public static func time(_ hlc: HLC) -> String {
         let date = Date(timeIntervalSince1970: Double(hlc.millis) / 1000)
         let f = DateFormatter()
         f.dateFormat = "HH:mm:ss.SSS"
@@ -27,7 +27,7 @@ enum Render {
         return ([line(header), line(widths.map { String(repeating: "─", count: $0) })] + rows.map(line)).joined(separator: "\n")
     }
 
-    static func conflicts(_ entries: [ConflictEntry]) -> String {
+    public static func conflicts(_ entries: [ConflictEntry]) -> String {
         if entries.isEmpty { return "  (no conflicts)" }
         return entries.map { c in
             var s = "  [\(c.id)] \(c.state.rawValue.uppercased())  \(c.rule.rawValue) on \(c.target)\(c.field.isEmpty ? "" : ".\(c.field)")\n"
@@ -39,7 +39,7 @@ enum Render {
         }.joined(separator: "\n")
     }
 
-    static func state(of r: Replica) throws -> String {
+    public static func state(of r: Replica) throws -> String {
         var out: [String] = []
         let tagNames = Dictionary(uniqueKeysWithValues: try r.rows(of: .tags).map { ($0["tag_id"]!.description, $0["name"]!.description) })
         let tagsByCustomer = Dictionary(grouping: try r.rows(of: .customerTags), by: { $0["customer_id"]!.description })
