@@ -14,7 +14,8 @@ extension Replica {
         do {
             try ReplicaError.wrap("editing \(instance)") {
                 try db.transaction {
-                    let state = InstanceState.merge(instance, ops: try loadOps(instance), catalog: try catalog())
+                    let loaded = try loadOps(instance)
+                    let state = InstanceState.merge(instance, ops: loaded, catalog: try catalog())
                     let bodies = try build(state)
                     guard !bodies.isEmpty else { return }
                     var ops: [Op] = []
@@ -25,7 +26,7 @@ extension Replica {
                         nextSeq += 1
                         ops.append(op)
                     }
-                    try commit(ops)
+                    try commit(ops, known: (state, loaded))
                 }
             }
         } catch {

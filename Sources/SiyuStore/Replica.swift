@@ -169,8 +169,11 @@ public final class Replica {
     /// primary key) and re-merges every instance they touch, plus the customers whose tags depend on
     /// a changed tag library. Must run inside a transaction. Returns how many ops were new and how
     /// many instances were merged.
+    /// `known` is the merged state of the one instance a local edit changes, with the ops it was
+    /// merged from: that instance is then merged without reading its ops back, and only the rows
+    /// that changed are written.
     @discardableResult
-    func commit(_ ops: [Op]) throws -> (applied: Int, merged: Int) {
+    func commit(_ ops: [Op], known: (state: InstanceState, ops: [Op])? = nil) throws -> (applied: Int, merged: Int) {
         guard !ops.isEmpty else { return (0, 0) }
         let insert = try db.cached("""
             INSERT OR IGNORE INTO ops(origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body)
@@ -179,6 +182,7 @@ public final class Replica {
         // Which instances already have ops: the others are merged from the new ops in memory.
         let probe = try db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1")
         var existed: [InstanceRef: Bool] = [:]
+        if let known { existed[known.state.instance] = !known.ops.isEmpty }
         for op in ops where existed[op.instance] == nil {
             existed[op.instance] = try probe.scalar([.text(op.instance.kind.name), .text(op.instance.id)]) != nil
         }
@@ -209,7 +213,15 @@ public final class Replica {
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
         guard applied > 0 else { return (0, 0) }
-        for origin in origins { try advanceVersion(of: origin) }
+        for origin in origins {
+            if origin == node, let last = ops.last(where: { $0.origin == node }) {
+                // This node's own ops are numbered and committed in order: always contiguous.
+                try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
+                    .run([.text(node), .integer(Int64(last.seq)), .integer(Int64(last.seq))])
+            } else {
+                try advanceVersion(of: origin)
+            }
+        }
         clock.observe(maxHLC)
         try saveClock()
 
@@ -225,7 +237,12 @@ public final class Replica {
             }
         }
         for ref in touched.sorted() where ref.kind != .tag && ref.kind != .tagGroup {
-            try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
+            if let known, known.state.instance == ref {
+                let state = InstanceState.merge(ref, ops: known.ops + (inserted[ref] ?? []), catalog: try catalog())
+                try write(state, previous: known.state)
+            } else {
+                try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
+            }
         }
         return (applied, touched.count)
     }
@@ -245,29 +262,124 @@ public final class Replica {
     /// yet, so nothing is read back or deleted first.
     func remerge(_ ref: InstanceRef, onlyOps: [Op]?) throws {
         let state = InstanceState.merge(ref, ops: try onlyOps ?? loadOps(ref), catalog: try catalog())
-        let existed = onlyOps == nil
-        for table in Table.tables(of: ref.kind) {
-            if existed {
-                try db.cached("DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?").run([.text(ref.id)])
-            }
-            guard let rows = state.rows[table] else { continue }
+        try write(state, previous: onlyOps == nil ? nil : InstanceState.empty(ref))
+    }
+
+    /// The statements that write one table, built once.
+    struct TableStatements {
+        let insert: String, upsert: String, deleteKey: String, deleteInstance: String
+        init(_ table: Table) {
             let placeholders = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
-            let insert = try db.cached("INSERT INTO \(table.rawValue) VALUES (\(placeholders))")
-            for row in rows { try insert.run(row.map(\.sqlite)) }
+            insert = "INSERT INTO \(table.rawValue) VALUES (\(placeholders))"
+            upsert = "INSERT OR REPLACE INTO \(table.rawValue) VALUES (\(placeholders))"
+            deleteKey = "DELETE FROM \(table.rawValue) WHERE "
+                + table.columns.prefix(table.keyColumnCount).map { "\($0.name) = ?" }.joined(separator: " AND ")
+            deleteInstance = "DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?"
         }
-        if existed {
+    }
+    static let statements: [Table: TableStatements] = Dictionary(uniqueKeysWithValues: Table.allCases.map { ($0, TableStatements($0)) })
+    static let insertConflict = "INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    /// Writes an instance's rows and conflicts. With the `previous` state (what the tables hold for
+    /// it now), only rows and conflicts that differ are written; without it, everything of the
+    /// instance is deleted and rewritten. Rows are compared byte for byte.
+    func write(_ state: InstanceState, previous: InstanceState?) throws {
+        let ref = state.instance
+        let fresh = previous.map { $0.rows.isEmpty && $0.conflicts.isEmpty } ?? false
+        for table in Table.tables(of: ref.kind) {
+            let sql = Replica.statements[table]!
+            let rows = state.rows[table] ?? []
+            if fresh {
+                // Nothing of this instance is in the tables yet.
+                if !rows.isEmpty {
+                    let insert = try db.cached(sql.insert)
+                    for row in rows { try insert.run(row.map(\.sqlite)) }
+                }
+                continue
+            }
+            guard let previous else {
+                try db.cached(sql.deleteInstance).run([.text(ref.id)])
+                let insert = try db.cached(sql.insert)
+                for row in rows { try insert.run(row.map(\.sqlite)) }
+                continue
+            }
+            let old = previous.rows[table] ?? []
+            if old.count == rows.count && zip(old, rows).allSatisfy(Replica.sameRow) { continue }
+            let keyCount = table.keyColumnCount
+            var oldByKey: [[Value]: [Value]] = [:]
+            for row in old { oldByKey[Array(row.prefix(keyCount))] = row }
+            var newKeys = Set<[Value]>()
+            let upsert = try db.cached(sql.upsert)
+            for row in rows {
+                let key = Array(row.prefix(keyCount))
+                newKeys.insert(key)
+                if let before = oldByKey[key], Replica.sameRow(before, row) { continue }
+                try upsert.run(row.map(\.sqlite))
+            }
+            let delete = try db.cached(sql.deleteKey)
+            for key in oldByKey.keys where !newKeys.contains(key) { try delete.run(key.map(\.sqlite)) }
+        }
+        var keep = Set<String>()
+        if let previous, !fresh {
+            let before = Dictionary(previous.conflicts.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let now = Set(state.conflicts.map(\.id))
+            let delete = try db.cached("DELETE FROM conflicts WHERE conflict_id = ?")
+            for id in before.keys where !now.contains(id) { try delete.run([.text(id)]) }
+            for c in state.conflicts {
+                if let b = before[c.id], Replica.sameRow(Replica.conflictRow(b, ref), Replica.conflictRow(c, ref)) { keep.insert(c.id) }
+            }
+        } else if previous == nil {
             try db.cached("DELETE FROM conflicts WHERE inst_kind = ? AND inst_id = ?").run([.text(ref.kind.name), .text(ref.id)])
         }
-        let insert = try db.cached("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        for c in state.conflicts {
-            func side(_ s: ConflictSide?) -> [SQLiteValue] {
-                guard let s else { return [.null, .null, .null, .null] }
-                return [s.value.sqlite, .text(s.stamp.node), .text(s.author), .integer(Int64(bitPattern: s.stamp.hlc.raw))]
+        if !state.conflicts.isEmpty {
+            let insert = try db.cached(Replica.insertConflict)
+            for c in state.conflicts where !keep.contains(c.id) {
+                try insert.run(Replica.conflictRow(c, ref).map(\.sqlite))
             }
-            let closed = side(c.closedBy).dropFirst()
-            try insert.run([.text(c.id), .text(ref.kind.name), .text(ref.id), .text(c.rule.rawValue),
-                            .text(c.target.entity.name), .text(c.target.id), .text(c.target.sub), .text(c.field),
-                            .text(c.state.rawValue)] + side(c.winner) + side(c.loser) + closed)
+        }
+    }
+
+    /// A conflict as the values of its `conflicts` row.
+    static func conflictRow(_ c: ConflictEntry, _ ref: InstanceRef) -> [Value] {
+        func side(_ s: ConflictSide?) -> [Value] {
+            guard let s else { return [.null, .null, .null, .null] }
+            return [s.value, .text(s.stamp.node), .text(s.author), .int(Int64(bitPattern: s.stamp.hlc.raw))]
+        }
+        return [.text(c.id), .text(ref.kind.name), .text(ref.id), .text(c.rule.rawValue),
+                .text(c.target.entity.name), .text(c.target.id), .text(c.target.sub), .text(c.field),
+                .text(c.state.rawValue)] + side(c.winner) + side(c.loser) + side(c.closedBy).dropFirst()
+    }
+
+    /// Byte-exact equality of two rows (Swift's `String ==` would equate NFC and NFD text).
+    static func sameRow(_ a: [Value], _ b: [Value]) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) {
+            switch (x, y) {
+            case let (.text(s), .text(t)): if !s.utf8.elementsEqual(t.utf8) { return false }
+            default: if x != y { return false }
+            }
+        }
+        return true
+    }
+
+    /// Recomputes every table and the conflict log from the op log, in one transaction. The result
+    /// must equal what incremental merging produced (tests check the digests); operators can use it
+    /// to repair tables edited by hand.
+    public func rebuild() throws {
+        try ReplicaError.wrap("rebuilding the tables") {
+            try db.transaction {
+                for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
+                try db.execute("DELETE FROM conflicts")
+                catalogCache = nil
+                var refs: [InstanceRef] = []
+                try db.prepare("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
+                    if let kind = InstanceKind(name: row.text(0) ?? "") { refs.append(InstanceRef(kind, row.text(1) ?? "")) }
+                }
+                for ref in refs.sorted() {
+                    let state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
+                    try write(state, previous: InstanceState.empty(ref))
+                }
+            }
         }
     }
 

@@ -17,6 +17,7 @@ usage: siyu <command> [options]
   history   --db FILE ENTITY ID [SUB] [FIELD]
                                     every op that touched a record ("why is this value what it is?")
   show      --db FILE               the replica's customers, groups and orders
+  rebuild   --db FILE               recompute every table and the conflict log from the op log
 
 Exit codes: 0 ok, 1 failure (message on stderr), 2 usage error.
 """
@@ -103,6 +104,12 @@ func run(_ argv: [String]) throws -> Int32 {
         }
     case "show":
         print(try Render.state(of: try args.db()))
+    case "rebuild":
+        let r = try args.db()
+        let before = try r.digest().hexString
+        try r.rebuild()
+        let after = try r.digest().hexString
+        print(before == after ? "rebuilt; digest unchanged \(after)" : "rebuilt; digest was \(before), now \(after) (the tables had drifted from the op log)")
     case "help", "--help", "-h":
         print(usage)
     default:

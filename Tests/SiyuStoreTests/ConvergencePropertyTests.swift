@@ -68,6 +68,12 @@ import SiyuStore
             let rules = try c["hq"].conflicts().map(\.rule.rawValue)
             print("seed \(seed): \(total) edits, conflicts \(Dictionary(grouping: rules, by: { $0 }).mapValues(\.count))")
         }
+        // Incremental merging (diffed row writes) must equal recomputing everything from the op log.
+        for name in names {
+            let incremental = try c[name].digest()
+            try c[name].rebuild()
+            #expect(try c[name].digest() == incremental, "seed \(seed): \(name)'s tables differ from a rebuild")
+        }
         let counts = try names.map { try c[$0].opCounts().total }
         #expect(Set(counts).count == 1, "seed \(seed): op counts differ \(counts)")
     }

@@ -54,6 +54,9 @@ public struct InstanceState: Sendable {
 
     init(instance: InstanceRef) { self.instance = instance }
 
+    /// The state of an instance with no ops: no rows, no conflicts.
+    public static func empty(_ instance: InstanceRef) -> InstanceState { InstanceState(instance: instance) }
+
     // MARK: - Merge
 
     /// Merges the ops of one instance. Ops of other instances are ignored.
