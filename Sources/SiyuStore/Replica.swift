@@ -80,9 +80,13 @@ public final class Replica {
                 try db.cached("INSERT INTO siyu_meta(key, value) VALUES ('node_id', ?), ('role', ?)")
                     .run([.text(node), .text(role.description)])
             }
-            clock = HybridClock(last: HLC(raw: UInt64(bitPattern: meta["hlc"]?.int64Value ?? 0)),
+            // The clock and the next sequence number follow from the op log: every clock this node
+            // issued or observed belongs to an op it holds, and its own ops are numbered 1, 2, 3, …
+            let maxHLC = try db.cached("SELECT max(hlc) FROM ops").scalar()?.int64Value ?? 0
+            let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
+            clock = HybridClock(last: HLC(raw: UInt64(bitPattern: max(maxHLC, meta["hlc"]?.int64Value ?? 0))),
                                 maxDriftMillis: options.maxClockDriftMillis)
-            nextSeq = UInt64(meta["next_seq"]?.int64Value ?? 1)
+            nextSeq = UInt64(max(maxOwn + 1, meta["next_seq"]?.int64Value ?? 1))
         } catch {
             db.close()
             if let e = error as? SQLiteError { throw ReplicaError.storage(e, context: "reading the identity of \(path)") }
@@ -205,7 +209,14 @@ public final class Replica {
                             .text(op.instance.kind.name), .text(op.instance.id),
                             .text(target.entity.name), .text(target.id), .text(target.sub), .text(field),
                             .text(op.body.kindName), value.sqlite, .text(op.author), .blob(OpCoding.encode(op))])
-            guard db.changes == 1 else { continue }   // already held
+            guard db.changes == 1 else {
+                // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
+                if known != nil && op.origin == node {
+                    throw ReplicaError.invalid("op \(node)#\(op.seq) already exists in the op log; the edit was not saved",
+                                               "the replica's sequence is out of step with its op log; reopen the replica")
+                }
+                continue
+            }
             applied += 1
             inserted[op.instance, default: []].append(op)
             touched.insert(op.instance)
@@ -223,7 +234,8 @@ public final class Replica {
             }
         }
         clock.observe(maxHLC)
-        try saveClock()
+        // Own ops can come back from a peer (a replica restored from a backup): never reuse their numbers.
+        if let ownLast = ops.filter({ $0.origin == node }).map(\.seq).max(), ownLast >= nextSeq { nextSeq = ownLast + 1 }
 
         // The tag library first: a change there re-merges the customers holding affected tags.
         let library = touched.filter { $0.kind == .tag || $0.kind == .tagGroup }
@@ -393,10 +405,6 @@ public final class Replica {
             .run([.text(origin), .integer(contiguous), .integer(highest)])
     }
 
-    func saveClock() throws {
-        try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('hlc', ?), ('next_seq', ?)")
-            .run([.integer(Int64(bitPattern: clock.last.raw)), .integer(Int64(nextSeq))])
-    }
 
     // MARK: - Change sets
 

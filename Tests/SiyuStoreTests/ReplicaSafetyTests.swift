@@ -152,6 +152,25 @@ import SiyuStore
         #expect(try FileManager.default.attributesOfItem(atPath: c.path("hq"))[.size] as? Int == size)
     }
 
+    @Test func aReopenedReplicaContinuesItsSequenceAndClock() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        try c["hq"].createCustomer("c1", ["name": .text("A"), "phone": .text("1")], by: "zhaolei")
+        try c.send("hq", to: "xihu")
+        c.skew["xihu"] = 120_000                       // xihu's clock runs two minutes ahead
+        try c["xihu"].setFollowRelation(customer: "c1", userid: "chenjing", ["remark": .text("x")], by: "chenjing")
+        try c.send("xihu", to: "hq")                    // hq observes xihu's later clock
+        try c.send("hq", to: "xihu")
+        let observed = c["hq"].lastClock
+        c["hq"].close()
+        let reopened = try Replica(path: c.path("hq"), options: ReplicaOptions(wallClock: { c.clock.now }))
+        #expect(reopened.lastClock >= observed)
+        try reopened.editCustomer("c1", ["name": .text("B")], by: "zhaolei")
+        let own = try reopened.ownOps(after: 0)
+        #expect(own.map(\.seq) == [1, 2, 3])           // no number reused after reopening
+        #expect(own.last!.hlc > observed)               // and its clock stays ahead of all it saw
+        reopened.close()
+    }
+
     @Test func aReplicaKeepsItsIdentity() throws {
         let c = try Cluster([("hq", .hq)])
         c["hq"].close()
