@@ -173,10 +173,7 @@ extension Replica {
             let element = Target(.customerTag, customer, tag)
             var removes: [Stamp] = []
             if info.exclusive, let group = info.groupID {
-                for (target, el) in state.elements where target.entity == .customerTag
-                    && catalog.info(forTag: target.sub)?.groupID == group {
-                    removes += el.liveStamps
-                }
+                removes = Replica.liveAdds(inGroup: group, of: state, catalog: catalog)
                 let others = removes.filter { !state.liveAdds(element).contains($0) }
                 if state.isPresent(element) && others.isEmpty { return [] }
             } else if state.isPresent(element) {
@@ -184,6 +181,13 @@ extension Replica {
             }
             return [.add(element, removes: removes.sorted())]
         }, by: staff)
+    }
+
+    /// Every live add of a tag of `group` on the customer (hidden exclusive losers included), sorted:
+    /// what an add in an exclusive group removes in the same op.
+    static func liveAdds(inGroup group: String, of state: InstanceState, catalog: TagCatalog) -> [Stamp] {
+        state.elements.filter { $0.key.entity == .customerTag && catalog.info(forTag: $0.key.sub)?.groupID == group }
+            .flatMap(\.value.liveStamps).sorted()
     }
 
     public func removeTag(_ tag: String, from customer: String, by staff: String) throws {
@@ -367,12 +371,8 @@ extension Replica {
                 let catalog = try self.catalog()
                 let tag = keep?.textValue ?? entry.winner?.value.textValue ?? entry.target.sub
                 guard let group = catalog.info(forTag: tag)?.groupID else { return [.acknowledge(entry.instance, conflictID: id)] }
-                var removes: [Stamp] = []
-                for (target, el) in state.elements where target.entity == .customerTag
-                    && catalog.info(forTag: target.sub)?.groupID == group {
-                    removes += el.liveStamps
-                }
-                return [.add(Target(.customerTag, entry.target.id, tag), removes: removes.sorted())]
+                return [.add(Target(.customerTag, entry.target.id, tag),
+                             removes: Replica.liveAdds(inGroup: group, of: state, catalog: catalog))]
             default:
                 return [.acknowledge(entry.instance, conflictID: id)]
             }
