@@ -10,12 +10,11 @@ extension Replica {
 
     /// Builds ops for one instance from its current merged state and commits them.
     func edit(_ instance: InstanceRef, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
-        let saved = (clock, nextSeq, catalogCache)
+        let saved = (clock, nextSeq)
         do {
             try ReplicaError.wrap("editing \(instance)") {
                 try db.transaction {
-                    let loaded = try loadOps(instance)
-                    let state = InstanceState.merge(instance, ops: loaded, catalog: try catalog())
+                    let (state, loaded) = try cachedInstance(instance)
                     let bodies = try build(state)
                     guard !bodies.isEmpty else { return }
                     var ops: [Op] = []
@@ -30,7 +29,8 @@ extension Replica {
                 }
             }
         } catch {
-            (clock, nextSeq, catalogCache) = saved
+            (clock, nextSeq) = saved
+            forgetCaches()
             throw error
         }
     }

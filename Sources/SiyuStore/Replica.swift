@@ -56,6 +56,12 @@ public final class Replica {
     var clock: HybridClock
     var nextSeq: UInt64
     var catalogCache: TagCatalog?
+    /// Merged state and ops of recently used instances, so an edit need not re-read its op list.
+    /// Dropped whenever another connection changed the file (`PRAGMA data_version`), when a
+    /// transaction fails, and when the tag library changes.
+    var stateCache: [InstanceRef: (state: InstanceState, ops: [Op])] = [:]
+    var cacheDataVersion: Int64 = -1
+    static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
         self.path = path
@@ -147,6 +153,44 @@ public final class Replica {
         try ReplicaError.wrap("reading \(instance)") {
             InstanceState.merge(instance, ops: try loadOps(instance), catalog: try catalog())
         }
+    }
+
+    /// An instance's merged state and ops, from the cache when the file has not been changed by
+    /// another connection since.
+    func cachedInstance(_ ref: InstanceRef) throws -> (state: InstanceState, ops: [Op]) {
+        try dropCachesIfChangedElsewhere()
+        if let hit = stateCache[ref] { return hit }
+        let ops = try loadOps(ref)
+        let entry = (InstanceState.merge(ref, ops: ops, catalog: try catalog()), ops)
+        remember(entry.0, ops: ops)
+        return entry
+    }
+
+    /// Another process (say `siyu ack` beside a running node) may have written the file: then
+    /// nothing cached in memory can be trusted, and the next sequence number and the clock must
+    /// move past whatever that process wrote.
+    func dropCachesIfChangedElsewhere() throws {
+        let version = try db.cached("PRAGMA data_version").scalar()?.int64Value ?? 0
+        guard version != cacheDataVersion else { return }
+        stateCache.removeAll()
+        catalogCache = nil
+        let maxHLC = try db.cached("SELECT max(hlc) FROM ops").scalar()?.int64Value ?? 0
+        let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
+        clock.observe(HLC(raw: UInt64(bitPattern: maxHLC)))
+        nextSeq = max(nextSeq, UInt64(maxOwn) + 1)
+        cacheDataVersion = version
+    }
+
+    /// After a failed transaction: forget everything held in memory; it is re-read next time.
+    func forgetCaches() {
+        stateCache.removeAll()
+        catalogCache = nil
+        cacheDataVersion = -1
+    }
+
+    func remember(_ state: InstanceState, ops: [Op]) {
+        if stateCache.count >= Replica.stateCacheLimit { stateCache.removeAll() }
+        stateCache[state.instance] = (state, ops)
     }
 
     /// The tag library, merged from the tag and tag group instances (cached in memory).
@@ -241,6 +285,7 @@ public final class Replica {
         let library = touched.filter { $0.kind == .tag || $0.kind == .tagGroup }
         if !library.isEmpty {
             catalogCache = nil
+            stateCache.removeAll()   // customer states depend on the library
             for ref in library.sorted() { try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil) }
             let tags = try tagsAffected(by: library)
             let stmt = try db.cached("SELECT DISTINCT target_id FROM ops INDEXED BY ops_by_tag WHERE entity = 'customer_tag' AND sub = ?")
@@ -250,8 +295,10 @@ public final class Replica {
         }
         for ref in touched.sorted() where ref.kind != .tag && ref.kind != .tagGroup {
             if let known, known.state.instance == ref {
-                let state = InstanceState.merge(ref, ops: known.ops + (inserted[ref] ?? []), catalog: try catalog())
+                let ops = known.ops + (inserted[ref] ?? [])
+                let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
                 try write(state, previous: known.state)
+                remember(state, ops: ops)
             } else {
                 try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
             }
@@ -273,8 +320,11 @@ public final class Replica {
     /// for an instance that had no ops before this commit: they are all of its ops, it has no rows
     /// yet, so nothing is read back or deleted first.
     func remerge(_ ref: InstanceRef, onlyOps: [Op]?) throws {
-        let state = InstanceState.merge(ref, ops: try onlyOps ?? loadOps(ref), catalog: try catalog())
+        let ops = try onlyOps ?? loadOps(ref)
+        let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
         try write(state, previous: onlyOps == nil ? nil : InstanceState.empty(ref))
+        // Bulk merges do not fill the cache (it serves local edits); they only invalidate it.
+        if !stateCache.isEmpty { stateCache.removeValue(forKey: ref) }
     }
 
     /// The statements that write one table, built once.
@@ -379,6 +429,7 @@ public final class Replica {
     /// to repair tables edited by hand.
     public func rebuild() throws {
         try ReplicaError.wrap("rebuilding the tables") {
+            stateCache.removeAll()
             try db.transaction {
                 for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
                 try db.execute("DELETE FROM conflicts")
@@ -472,16 +523,18 @@ public final class Replica {
                                            "nothing of this change set was applied; fix the sending node")
             }
         }
-        let saved = (clock, catalogCache)
+        let savedClock = clock
         do {
             return try ReplicaError.wrap("applying a change set") {
                 try db.transaction {
+                    try dropCachesIfChangedElsewhere()
                     let (applied, merged) = try commit(changeSet.ops)
                     return ApplyReport(applied: applied, duplicates: changeSet.ops.count - applied, instancesMerged: merged)
                 }
             }
         } catch {
-            (clock, catalogCache) = saved
+            clock = savedClock
+            forgetCaches()
             throw error
         }
     }

@@ -171,6 +171,24 @@ import SiyuStore
         reopened.close()
     }
 
+    @Test func twoConnectionsToOneFileNeverWorkFromStaleState() throws {
+        let c = try Cluster([("hq", .hq)])
+        let first = c["hq"]
+        try first.createCustomer("c1", ["name": .text("A")], by: "zhaolei")
+        try first.editCustomer("c1", ["name": .text("B")], by: "zhaolei")        // first's memory now holds c1
+        let second = try Replica(path: c.path("hq"), options: ReplicaOptions(wallClock: { c.clock.now }))
+        c.clock.advance(10)
+        try second.editCustomer("c1", ["name": .text("C")], by: "liuyang")       // e.g. the CLI beside a node
+        second.close()
+        c.clock.advance(10)
+        try first.editCustomer("c1", ["name": .text("D")], by: "zhaolei")
+        #expect(try first.rows(of: .customers)[0]["name"] == .text("D"))
+        #expect(try first.conflicts().isEmpty)                                   // D overwrote C knowingly
+        let digest = try first.digest()
+        try first.rebuild()
+        #expect(try first.digest() == digest)
+    }
+
     @Test func aReplicaKeepsItsIdentity() throws {
         let c = try Cluster([("hq", .hq)])
         c["hq"].close()
