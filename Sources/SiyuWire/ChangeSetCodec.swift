@@ -210,8 +210,7 @@ public enum ChangeSetCodec {
 
     public static func decode(_ bytes: [UInt8]) throws -> ChangeSet {
         var r = PayloadReader(bytes)
-        let cs = try decode(from: &r)
-        return cs
+        return try decode(from: &r)
     }
 
     /// Decodes a change set at the reader's position (used inside message payloads).

@@ -25,12 +25,12 @@ extension Message {
 
     /// One line per field, then one line per op of any change set.
     public var describedLines: [String] {
-        var lines = ["\(name) (type 0x\(String(format2: typeCode)))"]
+        var lines = ["\(name) (type 0x\([typeCode].hexString))"]
         func field(_ k: String, _ v: String) { lines.append("  \(k): \(v)") }
         switch self {
         case let .hello(node, role, versions, schema):
             field("node", quote(node)); field("role", role.description)
-            field("versions", versions.map(String.init).joined(separator: ", ")); field("schema_version", "\(schema)")
+            field("versions", versions.map { [$0].hexString }.joined(separator: ", ")); field("schema_version", "\(schema)")
         case let .challenge(version, hub, nonce):
             field("version", "\(version)"); field("hub", quote(hub)); field("nonce", nonce.hexString)
         case let .auth(mac):

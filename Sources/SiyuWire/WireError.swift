@@ -1,3 +1,5 @@
+import SiyuCore
+
 /// The single error type of the wire layer: every way bytes can fail to be a valid frame, message
 /// or change set. Each case says where, and whether a retry could help (`isRetryable`).
 public enum WireError: Error, Equatable, CustomStringConvertible {
@@ -15,7 +17,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .badMagic(found):
-            return "bad magic byte(s) \(found.map { String(format2: $0) }.joined(separator: " ")) (expected 53 59, \"SY\"): not a Siyu stream"
+            return "bad magic byte(s) \(found.map { [$0].hexString }.joined(separator: " ")) (expected 53 59, \"SY\"): not a Siyu stream"
         case let .unsupportedVersion(v): return "unsupported protocol version \(v)"
         case let .frameTooLarge(length, limit): return "frame payload of \(length) bytes exceeds the limit of \(limit)"
         case let .badChecksum(expected, computed):
@@ -24,18 +26,11 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case let .varintTooLong(field): return "varint longer than 10 bytes (or over 64 bits) in \(field)"
         case let .stringIndexOutOfRange(index, count): return "string index \(index) out of range (table has \(count))"
         case let .invalidUTF8(field): return "invalid UTF-8 in \(field)"
-        case let .unknownMessageType(t): return "unknown message type 0x\(String(format2: t))"
+        case let .unknownMessageType(t): return "unknown message type 0x\([t].hexString)"
         case let .invalidValue(field, detail): return "invalid \(field): \(detail)"
         }
     }
 
     /// A corrupted frame (bad checksum) may succeed if resent; every other error is in the sender.
     public var isRetryable: Bool { if case .badChecksum = self { return true }; return false }
-}
-
-extension String {
-    init(format2 byte: UInt8) {
-        let s = String(byte, radix: 16)
-        self = s.count == 1 ? "0" + s : s
-    }
 }

@@ -12,7 +12,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .null: return "null"
         case let .int(v): return String(v)
         case let .text(s): return s
-        case let .bytes(b): return "0x" + b.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        case let .bytes(b): return "0x" + b.hexString
         case let .bool(b): return b ? "true" : "false"
         }
     }
@@ -42,11 +42,5 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case let .int(v): return v != 0
         default: return nil
         }
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }
