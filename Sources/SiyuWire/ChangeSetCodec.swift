@@ -3,7 +3,9 @@ import SiyuCore
 /// The compact binary form of a change set (see Protocol/SPEC.md, "Change sets").
 ///
 ///     schema_version   varint
-///     string_count     varint, then each string: varint length + UTF-8
+///     string_base      varint (how many strings of the connection's dictionary this one builds on)
+///     string_count     varint, then each new string: bytes shared with the previous one (varint),
+///                      then the rest (varint length + UTF-8)
 ///     base_hlc         varint (the first op's clock; 0 when there are no ops)
 ///     op_count         varint, then each op
 ///
@@ -11,28 +13,69 @@ import SiyuCore
 /// op's list is empty), bit 5 "same origin as the previous op" (else origin and role follow), bit 6
 /// "sequence = previous + 1", bit 7 "same author as the previous op". A clock is written as the
 /// zigzag difference in milliseconds from a reference clock, shifted left one bit, with the low bit
-/// saying whether a logical counter follows (else it is 0). Ids, fields and text values are
-/// indexes into the string table, so an id repeated in a batch costs one small integer.
+/// saying whether a logical counter follows (else it is 0). A stamp in a list is a back-reference
+/// to an earlier op of the batch or an inline clock (with the node, unless it is the op's own
+/// origin), and says whether another stamp follows. Ids, fields and text values are
+/// indexes into the dictionary followed by this change set's new strings, so an id costs one small
+/// integer after the first time a connection carries it. On its own (a file, a test) a change set
+/// is encoded against an empty dictionary and lists every string it uses.
 ///
-/// Guarantees: `decode(encode(cs)) == cs`; decoding never traps, never reads past the input, and
-/// refuses any count larger than the remaining bytes could hold before allocating for it.
+/// Guarantees: `decode(encode(cs)) == cs`, also through a `StringDictionary` carried from change
+/// set to change set; decoding never traps, never reads past the input, refuses any count larger
+/// than the remaining bytes could hold before allocating for it, and changes the dictionary only
+/// when the whole change set decoded.
 public enum ChangeSetCodec {
     enum Kind: UInt8 {
         case write = 0, addTag, removeTag, addMember, removeMember, addLine, removeLine
         case status, points, deleteCustomer, acknowledge, tagDeletion
     }
 
+    /// The most bytes of UTF-8 the new strings of one change set may hold (with shared prefixes
+    /// written out). Senders split larger batches.
+    public static let maxStringBytes = 1 << 20
+
     static let listBit: UInt8 = 0x10, sameOriginBit: UInt8 = 0x20, nextSeqBit: UInt8 = 0x40, sameAuthorBit: UInt8 = 0x80
 
     // MARK: Encoding
 
+    /// Encodes a change set on its own, listing every string it uses.
     public static func encode(_ cs: ChangeSet) -> [UInt8] {
-        var table = StringTable()
+        var fresh = StringDictionary()
+        return encode(cs, dictionary: &fresh)
+    }
+
+    /// Encodes a change set for a connection whose receiver holds `dictionary`, and appends the
+    /// strings it defines. Send the bytes, or discard the dictionary with them.
+    public static func encode(_ cs: ChangeSet, dictionary: inout StringDictionary) -> [UInt8] {
+        let (bytes, defined, startedAfresh) = encode(cs, against: dictionary)
+        if startedAfresh { dictionary.removeAll() }
+        dictionary.append(defined)   // uniquely referenced again here, so this appends in place
+        return bytes
+    }
+
+    /// The bytes, the strings they define, and whether they start a fresh dictionary (string_base 0
+    /// with a non-empty dictionary, because building on it would go over its limits).
+    static func encode(_ cs: ChangeSet, against dictionary: StringDictionary) -> ([UInt8], [String], Bool) {
+        var table = StringTable(base: dictionary)
         for op in cs.ops { table.collect(op) }
+        let startAfresh = dictionary.count > 0 && dictionary.wouldOverflow(adding: table.defined.count, bytes: table.definedBytes)
+        if startAfresh {
+            table = StringTable(base: StringDictionary())
+            for op in cs.ops { table.collect(op) }
+        }
         var w = ByteWriter(capacity: 16 + cs.ops.count * 8)
         w.varint(UInt64(cs.schemaVersion))
-        w.varint(UInt64(table.strings.count))
-        for s in table.strings { w.string(s) }
+        w.varint(UInt64(table.base.count))
+        w.varint(UInt64(table.defined.count))
+        var previous: [UInt8] = []
+        for s in table.defined {   // front-coded: the bytes shared with the previous string, then the rest
+            let bytes = Array(s.utf8)
+            var shared = 0
+            while shared < min(previous.count, bytes.count), previous[shared] == bytes[shared] { shared += 1 }
+            w.varint(UInt64(shared))
+            w.data(Array(bytes[shared...]))
+            previous = bytes
+        }
         let base = cs.ops.first?.hlc.raw ?? 0
         w.varint(base)   // the first op's clock is then written as a delta of 0
         w.varint(UInt64(cs.ops.count))
@@ -56,15 +99,17 @@ public enum ChangeSetCodec {
             encodeBody(op, entity: entity, table: table, to: &w)
             if header & listBit != 0 {
                 let list = stampList(op.body)
-                w.varint(UInt64(list.count))
-                for s in list {
+                for (k, s) in list.enumerated() {
+                    let more: UInt64 = k + 1 < list.count ? 1 : 0      // bit 0: another stamp follows
                     if let earlier = positions[StampKey(s)] {
-                        w.varint(UInt64(index - earlier) << 1 | 1)        // back-reference
+                        w.varint(UInt64(index - earlier) << 2 | 2 | more)   // bit 1: back-reference
                     } else {
+                        // Inline: the clock, and the node unless it is the op's own origin (bit 2).
                         let (value, logical) = clockValue(s.hlc, from: op.hlc)
-                        w.varint(value << 1)
+                        let ownOrigin = sameBytes(s.node, op.origin)
+                        w.varint(value << 3 | (ownOrigin ? 4 : 0) | more)
                         if let logical { w.varint(logical) }
-                        w.varint(table.index(s.node))
+                        if !ownOrigin { w.varint(table.index(s.node)) }
                     }
                 }
             }
@@ -72,7 +117,7 @@ public enum ChangeSetCodec {
             prev = op
             prevHLC = op.hlc.raw
         }
-        return w.bytes
+        return (w.bytes, table.defined, startAfresh)
     }
 
     /// Byte equality: `String ==` is canonical equivalence, which would merge NFC and NFD spellings.
@@ -173,19 +218,29 @@ public enum ChangeSetCodec {
         }
     }
 
-    /// Strings in order of first use, so encoding is deterministic. Keyed by UTF-8 bytes: Swift's
-    /// `String` equality is canonical equivalence, and two byte-different strings (NFC and NFD "é")
-    /// must stay two strings on the wire.
+    /// The dictionary a change set builds on, plus the strings it defines in order of first use (so
+    /// encoding is deterministic). Keyed by UTF-8 bytes: Swift's `String` equality is canonical
+    /// equivalence, and two byte-different strings (NFC and NFD "é") must stay two strings.
     struct StringTable {
-        private(set) var strings: [String] = []
-        private var indexes: [[UInt8]: UInt64] = [:]
+        let base: StringDictionary
+        private(set) var defined: [String] = []
+        private(set) var definedBytes = 0
+        private var positions: [[UInt8]: UInt64] = [:]
+
+        init(base: StringDictionary) { self.base = base }
 
         mutating func add(_ s: String) {
             let key = Array(s.utf8)
-            if indexes[key] == nil { indexes[key] = UInt64(strings.count); strings.append(s) }
+            guard base.position(of: key) == nil, positions[key] == nil else { return }
+            positions[key] = UInt64(base.count + defined.count)
+            defined.append(s)
+            definedBytes += key.count
         }
 
-        func index(_ s: String) -> UInt64 { indexes[Array(s.utf8)]! }
+        func index(_ s: String) -> UInt64 {
+            let key = Array(s.utf8)
+            return base.position(of: key) ?? positions[key]!
+        }
 
         mutating func collect(_ op: Op) {
             add(op.origin)
@@ -208,23 +263,50 @@ public enum ChangeSetCodec {
 
     // MARK: Decoding
 
+    /// Decodes a change set on its own (it must not build on a dictionary).
     public static func decode(_ bytes: [UInt8]) throws -> ChangeSet {
         var r = PayloadReader(bytes)
-        return try decode(from: &r)
+        var fresh = StringDictionary()
+        return try decode(from: &r, dictionary: &fresh)
     }
 
-    /// Decodes a change set at the reader's position (used inside message payloads).
-    public static func decode(from r: inout PayloadReader) throws -> ChangeSet {
+    /// Decodes a change set at the reader's position (used inside message payloads), resolving
+    /// strings through the connection's `dictionary` and, if it decodes, appending what it defines.
+    public static func decode(from r: inout PayloadReader, dictionary: inout StringDictionary) throws -> ChangeSet {
         let schema = try r.varint("change set schema version")
         guard schema <= UInt64(Int32.max) else { throw WireError.invalidValue(field: "schema version", detail: "\(schema)") }
-        let stringCount = try r.count("string table count")
+        let stringBase = try r.varint("string base")
+        guard stringBase == 0 || stringBase == UInt64(dictionary.count) else {
+            throw WireError.stringBaseMismatch(base: stringBase, held: dictionary.count)
+        }
+        let knownCount = stringBase == 0 ? 0 : dictionary.count
+        let stringCount = try r.count("string table count", minItemBytes: 2)
         var strings: [String] = []
         strings.reserveCapacity(stringCount)
-        for _ in 0..<stringCount { strings.append(try r.string("string table entry")) }
+        var previous: [UInt8] = []
+        var stringBytes = 0
+        for _ in 0..<stringCount {
+            let shared = try r.varint("string table shared prefix")
+            guard shared <= UInt64(previous.count) else {
+                throw WireError.invalidValue(field: "string table shared prefix", detail: "\(shared) bytes, but the previous string has \(previous.count)")
+            }
+            let bytes = previous[..<Int(shared)] + (try r.data("string table entry"))
+            stringBytes += bytes.count
+            guard stringBytes <= maxStringBytes else {
+                throw WireError.invalidValue(field: "string table", detail: "over \(maxStringBytes) bytes of strings")
+            }
+            guard let s = String(validating: bytes, as: UTF8.self) else { throw WireError.invalidUTF8(field: "string table entry") }
+            strings.append(s)
+            previous = Array(bytes)
+        }
         func str(_ field: String) throws -> String {
             let i = try r.varint(field)
-            guard i < UInt64(strings.count) else { throw WireError.stringIndexOutOfRange(index: i, count: strings.count) }
-            return strings[Int(i)]
+            if i < UInt64(knownCount) { return dictionary.strings[Int(i)] }
+            let j = i - UInt64(knownCount)
+            guard j < UInt64(strings.count) else {
+                throw WireError.stringIndexOutOfRange(index: i, count: knownCount + strings.count)
+            }
+            return strings[Int(j)]
         }
         var hlc = HLC(raw: try r.varint("base clock"))
         let opCount = try r.count("op count", minItemBytes: 3)
@@ -271,24 +353,21 @@ public enum ChangeSetCodec {
             let hasList = header & listBit != 0
             func stamps(_ field: String) throws -> [Stamp] {
                 guard hasList else { return [] }
-                let n = try r.count(field, minItemBytes: 1)
-                guard n > 0 else { throw WireError.invalidValue(field: field, detail: "an empty stamp list is flagged as present") }
                 var out: [Stamp] = []
-                out.reserveCapacity(n)
-                for _ in 0..<n {
+                while true {
                     let v = try r.varint(field)
-                    if v & 1 == 1 {
-                        let distance = v >> 1
+                    if v & 2 != 0 {
+                        let distance = v >> 2
                         guard distance >= 1, distance <= UInt64(ops.count) else {
                             throw WireError.invalidValue(field: field, detail: "back-reference \(distance) ops back, with \(ops.count) before it")
                         }
                         out.append(ops[ops.count - Int(distance)].stamp)
                     } else {
-                        let clock = try clock(fromValue: v >> 1, &r, reference: opClock, field)
-                        out.append(Stamp(hlc: clock, node: try str(field)))
+                        let clock = try clock(fromValue: v >> 3, &r, reference: opClock, field)
+                        out.append(Stamp(hlc: clock, node: v & 4 != 0 ? origin : try str(field)))
                     }
+                    if v & 1 == 0 { return out }
                 }
-                return out
             }
             func entity(_ field: String) throws -> Entity {
                 let e = try r.u8(field)
@@ -348,6 +427,8 @@ public enum ChangeSetCodec {
             ops.append(op)
             prev = op
         }
+        if stringBase == 0 { dictionary.removeAll() }
+        dictionary.append(strings)
         return ChangeSet(schemaVersion: Int(schema), ops: ops)
     }
 }

@@ -77,8 +77,15 @@ public enum Message: Hashable, Sendable {
     public static let macSize = 32
     public static let digestSize = 32
 
-    /// Encodes the message as a frame of protocol `version`.
+    /// Encodes the message as a frame of protocol `version`, a change set in it on its own.
     public func frame(version: UInt8 = 1) -> Frame {
+        var fresh = StringDictionary()
+        return frame(version: version, dictionary: &fresh)
+    }
+
+    /// Encodes the message as a frame of protocol `version` for a connection whose outgoing
+    /// change sets have built `dictionary` so far (updated for the change set this one carries).
+    public func frame(version: UInt8 = 1, dictionary: inout StringDictionary) -> Frame {
         var w = ByteWriter(capacity: 64)
         switch self {
         case let .hello(node, role, versions, schema):
@@ -90,17 +97,17 @@ public enum Message: Hashable, Sendable {
         case let .welcome(acked, head, schema):
             w.varint(acked); w.varint(head); w.varint(schema)
         case let .push(cs):
-            append(ChangeSetCodec.encode(cs), &w)
+            append(ChangeSetCodec.encode(cs, dictionary: &dictionary), &w)
         case let .pushAck(acked):
             w.varint(acked)
         case let .pull(cursor, budget):
             w.varint(cursor); w.varint(budget)
         case let .changes(next, more, cs):
-            w.varint(next); w.byte(more ? 1 : 0); append(ChangeSetCodec.encode(cs), &w)
+            w.varint(next); w.byte(more ? 1 : 0); append(ChangeSetCodec.encode(cs, dictionary: &dictionary), &w)
         case let .snapshotBegin(id, cursor, reason):
             w.varint(id); w.varint(cursor); w.byte(reason.rawValue)
         case let .snapshotChunk(id, index, cs):
-            w.varint(id); w.varint(index); append(ChangeSetCodec.encode(cs), &w)
+            w.varint(id); w.varint(index); append(ChangeSetCodec.encode(cs, dictionary: &dictionary), &w)
         case let .snapshotEnd(id, count, digest):
             w.varint(id); w.varint(count); fixed(digest, Message.digestSize, &w)
         case let .ping(token), let .pong(token):
@@ -113,24 +120,44 @@ public enum Message: Hashable, Sendable {
         return Frame(version: version, type: typeCode, payload: w.bytes)
     }
 
-    /// The message's bytes on the wire.
+    /// The message's bytes on the wire, a change set in it on its own.
     public func encoded(version: UInt8 = 1) -> [UInt8] { frame(version: version).encoded() }
+
+    /// The message's bytes on the wire, on a connection whose outgoing dictionary is `dictionary`.
+    public func encoded(version: UInt8 = 1, dictionary: inout StringDictionary) -> [UInt8] {
+        frame(version: version, dictionary: &dictionary).encoded()
+    }
 
     /// Whether a frame type is one a receiver may skip when it does not know it (0x80–0xFF).
     public static func isIgnorable(type: UInt8) -> Bool { type >= 0x80 }
 
     /// Decodes a frame, or returns nil for an ignorable type (0x80–0xFF) this version does not know.
     public static func decodeIfKnown(_ frame: Frame) throws -> Message? {
+        var fresh = StringDictionary()
+        return try decodeIfKnown(frame, dictionary: &fresh)
+    }
+
+    /// Decodes a frame of a connection whose incoming dictionary is `dictionary`, or returns nil
+    /// for an ignorable type this version does not know.
+    public static func decodeIfKnown(_ frame: Frame, dictionary: inout StringDictionary) throws -> Message? {
         do {
-            return try Message(frame: frame)
+            return try Message(frame: frame, dictionary: &dictionary)
         } catch WireError.unknownMessageType(let t) where isIgnorable(type: t) {
             return nil
         }
     }
 
-    /// Decodes a frame's payload. Bytes after the fields this version knows are ignored (they are
-    /// fields added by later versions). An unknown type in 0x00–0x7F is an error.
+    /// Decodes a frame's payload, a change set in it on its own. Bytes after the fields this
+    /// version knows are ignored (they are fields added by later versions). An unknown type in
+    /// 0x00–0x7F is an error.
     public init(frame: Frame) throws {
+        var fresh = StringDictionary()
+        try self.init(frame: frame, dictionary: &fresh)
+    }
+
+    /// Decodes a frame of a connection whose incoming change sets have built `dictionary` so far;
+    /// the dictionary changes only if the frame decodes.
+    public init(frame: Frame, dictionary: inout StringDictionary) throws {
         var r = PayloadReader(frame.payload)
         switch frame.type {
         case 0x01:
@@ -147,7 +174,7 @@ public enum Message: Hashable, Sendable {
             self = .welcome(ackedSeq: try r.varint("welcome acked seq"), logHead: try r.varint("welcome log head"),
                             schemaVersion: try r.varint("welcome schema version"))
         case 0x10:
-            self = .push(try ChangeSetCodec.decode(from: &r))
+            self = .push(try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
         case 0x11:
             self = .pushAck(ackedSeq: try r.varint("push-ack seq"))
         case 0x12:
@@ -155,7 +182,7 @@ public enum Message: Hashable, Sendable {
         case 0x13:
             let next = try r.varint("changes next cursor")
             let more = try r.bool("changes more")
-            self = .changes(nextCursor: next, more: more, try ChangeSetCodec.decode(from: &r))
+            self = .changes(nextCursor: next, more: more, try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
         case 0x20:
             let id = try r.varint("snapshot id"), cursor = try r.varint("snapshot cursor")
             let reasonByte = try r.u8("snapshot reason")
@@ -165,7 +192,7 @@ public enum Message: Hashable, Sendable {
             self = .snapshotBegin(id: id, cursor: cursor, reason: reason)
         case 0x21:
             let id = try r.varint("snapshot id"), index = try r.varint("snapshot chunk index")
-            self = .snapshotChunk(id: id, index: index, try ChangeSetCodec.decode(from: &r))
+            self = .snapshotChunk(id: id, index: index, try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
         case 0x22:
             self = .snapshotEnd(id: try r.varint("snapshot id"), chunkCount: try r.varint("snapshot chunk count"),
                                 digest: try r.raw(Message.digestSize, "snapshot digest"))

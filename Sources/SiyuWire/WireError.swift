@@ -10,6 +10,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case truncated(field: String)
     case varintTooLong(field: String)
     case stringIndexOutOfRange(index: UInt64, count: Int)
+    case stringBaseMismatch(base: UInt64, held: Int)
     case invalidUTF8(field: String)
     case unknownMessageType(UInt8)
     case invalidValue(field: String, detail: String)
@@ -25,6 +26,8 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case let .truncated(field): return "truncated \(field)"
         case let .varintTooLong(field): return "varint longer than 10 bytes (or over 64 bits) in \(field)"
         case let .stringIndexOutOfRange(index, count): return "string index \(index) out of range (table has \(count))"
+        case let .stringBaseMismatch(base, held):
+            return "string base \(base) does not match the \(held) strings this connection's dictionary holds (a change set was lost, reordered or decoded out of turn)"
         case let .invalidUTF8(field): return "invalid UTF-8 in \(field)"
         case let .unknownMessageType(t): return "unknown message type 0x\([t].hexString)"
         case let .invalidValue(field, detail): return "invalid \(field): \(detail)"

@@ -52,6 +52,15 @@ import SiyuWire
         #expect(try ChangeSetCodec.decode(ChangeSetCodec.encode(cs)) == cs, "seed \(seed)")
         let msg = Message.push(cs)
         #expect(try Message(frame: Frame.decode(msg.encoded()).decodedFrame!) == msg, "seed \(seed)")
+        // The same ops as three pushes on one connection: later ones name earlier ones' strings.
+        var sender = StringDictionary(), receiver = StringDictionary()
+        let cut = [0, cs.ops.count / 3, 2 * cs.ops.count / 3, cs.ops.count]
+        for k in 0..<3 {
+            let part = Message.push(ChangeSet(schemaVersion: cs.schemaVersion, ops: Array(cs.ops[cut[k]..<cut[k + 1]])))
+            let frame = try Frame.decode(part.encoded(dictionary: &sender)).decodedFrame!
+            #expect(try Message(frame: frame, dictionary: &receiver) == part, "seed \(seed), push \(k)")
+        }
+        #expect(sender == receiver, "seed \(seed)")
     }
 
     @Test(arguments: 0..<50)
@@ -106,54 +115,121 @@ import SiyuWire
         #expect(Message.isIgnorable(type: 0x80) && !Message.isIgnorable(type: 0x7f))
     }
 
-    /// A fast clerk's tagging batch: 10,000 tag adds/removes over 2,000 customers (some in an
-    /// exclusive group, removing the previous level), edits 0–3 s apart. Measured with short ids and
-    /// with WeCom-length (32-character) ids. The design's targets are ≤ 8 B/op and ≤ 1/10 of JSON;
-    /// today the JSON ratio is met and the per-op size is not (the per-batch string table pays for
-    /// every id once per batch). The assertions guard against regressions from today's figures.
+    /// Sender and receiver dictionaries stay equal batch after batch, through the point where the
+    /// dictionary would overflow (the sender then starts afresh with string_base 0), and a change set
+    /// that fails to decode changes nothing.
+    @Test func dictionariesStayInStepPastTheirLimits() throws {
+        var sender = StringDictionary(), receiver = StringDictionary()
+        var restarts = 0
+        for batch in 0..<40 {   // 40 × 500 fresh ids: well over the 16,384-string limit
+            let ops = (0..<500).map { i in
+                Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000 + UInt64(batch * 500 + i), logical: 0), node: "xihu"),
+                   seq: UInt64(batch * 500 + i + 1), role: .store, author: "chenjing",
+                   body: .add(Target(.customerTag, "wm_\(batch)_\(i)", "et_tea"), removes: []))
+            }
+            let before = sender.count
+            let bytes = ChangeSetCodec.encode(ChangeSet(ops: ops), dictionary: &sender)
+            if sender.count < before { restarts += 1 }
+            var r = PayloadReader(bytes)
+            #expect(try ChangeSetCodec.decode(from: &r, dictionary: &receiver) == ChangeSet(ops: ops))
+            #expect(sender == receiver, "batch \(batch)")
+            #expect(sender.count <= StringDictionary.maxEntries && sender.byteCount <= StringDictionary.maxBytes)
+        }
+        #expect(restarts >= 1)
+        // A truncated change set is refused and leaves the dictionary as it was.
+        let held = receiver
+        var bytes = ChangeSetCodec.encode(ChangeSet(ops: { var rng = SeededRandom(seed: 3); return ChangeSetCodecTests.randomOps(&rng, count: 5) }()), dictionary: &sender)
+        bytes.removeLast()
+        var r = PayloadReader(bytes)
+        #expect(throws: WireError.self) { try ChangeSetCodec.decode(from: &r, dictionary: &receiver) }
+        #expect(receiver == held)
+    }
+
+    /// Customer ids as WeCom issues them: a corp-specific prefix, 21 random characters, "A" (32 in
+    /// all); or, for `length` 8, "wm" and six digits.
+    static func customerIDs(_ count: Int, length: Int, _ rng: inout SeededRandom) -> [String] {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        return (0..<count).map { n in
+            length == 8 ? "wm" + String(format: "%06d", n)
+                : "wmQm7wCAAA" + String((0..<21).map { _ in alphabet.randomElement(using: &rng)! }) + "A"
+        }
+    }
+
+    /// A fast clerk's tagging: `count` tag adds/removes over 2,000 customers (some in an exclusive
+    /// group, removing the previous level), edits 0–3 s apart, continuing from `state`.
+    static func clerkOps(_ count: Int, customers: [String], _ rng: inout SeededRandom,
+                         state: inout (clock: HLC, seq: UInt64, lastAdd: [String: Stamp])) -> [Op] {
+        let clerks = ["chenjing", "liuyang", "zhoumin"]
+        let tags = ["et_tea", "et_bakery", "et_coffee", "et_silver", "et_gold", "et_platinum", "et_1111", "et_vip"]
+        let level = ["et_silver", "et_gold", "et_platinum"]
+        var ops: [Op] = []
+        for i in 0..<count {
+            let customer = customers.randomElement(using: &rng)!
+            let tag = tags.randomElement(using: &rng)!
+            state.clock = HLC(millis: state.clock.millis + UInt64.random(in: 0...3000, using: &rng), logical: 0)
+            state.seq += 1
+            let stamp = Stamp(hlc: state.clock, node: "xihu")
+            let key = customer + tag
+            let body: OpBody
+            if let prev = state.lastAdd[key], Int.random(in: 0..<4, using: &rng) == 0 {
+                body = .remove(Target(.customerTag, customer, tag), removes: [prev])
+                state.lastAdd[key] = nil
+            } else {
+                let removes = level.contains(tag) ? level.filter { $0 != tag }.compactMap { state.lastAdd[customer + $0] } : []
+                body = .add(Target(.customerTag, customer, tag), removes: removes)
+                state.lastAdd[key] = stamp
+            }
+            ops.append(Op(stamp: stamp, seq: state.seq, role: .store, author: clerks[(i / 50) % 3], body: body))
+        }
+        return ops
+    }
+
+    static func jsonLinesSize(_ ops: [Op]) throws -> Int {
+        try ops.reduce(0) { total, op in
+            var o: [String: Any] = ["origin": op.origin, "seq": op.seq, "hlc": op.hlc.raw, "role": "\(op.role)", "author": op.author]
+            if case let .add(t, removes) = op.body, true { o["customer"] = t.id; o["tag"] = t.sub; o["removes"] = removes.map { ["hlc": $0.hlc.raw, "node": $0.node] } }
+            if case let .remove(t, removes) = op.body { o["customer"] = t.id; o["tag"] = t.sub; o["removes"] = removes.map { ["hlc": $0.hlc.raw, "node": $0.node] } }
+            o["op"] = op.body.kindName; o["entity"] = op.body.target.entity.name
+            return total + (try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])).count + 1
+        }
+    }
+
+    /// The wire size of a clerk's tagging (10,000 tag ops over 2,000 customers), three ways:
+    /// - *cold*: one batch on a fresh connection, which pays for every id the first time it names it;
+    /// - *live*: the same ops pushed 50 at a time on one connection (the dictionary carries ids over);
+    /// - *warm*: the next 10,000 ops on a connection that has carried these customers before.
+    /// With short ids and with WeCom-length ones. The design's targets are ≤ 8 B/op and ≤ 1/10 of
+    /// JSON; a first mention of a 32-character id costs its 33 bytes, so only the warm figure can
+    /// meet 8 B/op with WeCom ids (see docs/BENCHMARKS.md).
     @Test(arguments: [8, 32])
     func tagOpsAreCompact(idLength: Int) throws {
         var rng = SeededRandom(seed: 7)
-        var ops: [Op] = []
-        var clock = HLC(millis: 1_764_000_000_000, logical: 0)
-        var seq: UInt64 = 0
-        var lastAdd: [String: Stamp] = [:]
-        let clerks = ["chenjing", "liuyang", "zhoumin"]
-        for i in 0..<10_000 {
-            let n = Int.random(in: 0..<2000, using: &rng)
-            let customer = "wm" + String(repeating: "Q", count: idLength - 8) + String(format: "%06d", n)
-            let tag = "et_\(["tea", "bakery", "coffee", "silver", "gold", "platinum", "1111", "vip"].randomElement(using: &rng)!)"
-            clock = HLC(millis: clock.millis + UInt64.random(in: 0...3000, using: &rng), logical: 0)
-            seq += 1
-            let stamp = Stamp(hlc: clock, node: "xihu")
-            let key = customer + tag
-            let body: OpBody
-            if let prev = lastAdd[key], Int.random(in: 0..<4, using: &rng) == 0 {
-                body = .remove(Target(.customerTag, customer, tag), removes: [prev])
-                lastAdd[key] = nil
-            } else {
-                let level = ["et_silver", "et_gold", "et_platinum"]
-                let removes = level.contains(tag) ? level.filter { $0 != tag }.compactMap { lastAdd[customer + $0] } : []
-                body = .add(Target(.customerTag, customer, tag), removes: removes)
-                lastAdd[key] = stamp
-            }
-            ops.append(Op(stamp: stamp, seq: seq, role: .store, author: clerks[(i / 50) % 3], body: body))
+        let customers = ChangeSetCodecTests.customerIDs(2000, length: idLength, &rng)
+        var state = (clock: HLC(millis: 1_764_000_000_000, logical: 0), seq: UInt64(0), lastAdd: [String: Stamp]())
+        let day1 = ChangeSetCodecTests.clerkOps(10_000, customers: customers, &rng, state: &state)
+        let day2 = ChangeSetCodecTests.clerkOps(10_000, customers: customers, &rng, state: &state)
+
+        let cold = ChangeSetCodec.encode(ChangeSet(ops: day1)).count
+        var live = 0, sender = StringDictionary(), receiver = StringDictionary()
+        for start in stride(from: 0, to: day1.count, by: 50) {
+            let batch = ChangeSet(ops: Array(day1[start..<min(start + 50, day1.count)]))
+            let bytes = ChangeSetCodec.encode(batch, dictionary: &sender)
+            var r = PayloadReader(bytes)
+            #expect(try ChangeSetCodec.decode(from: &r, dictionary: &receiver) == batch)
+            live += bytes.count
         }
-        let encoded = ChangeSetCodec.encode(ChangeSet(ops: ops)).count
-        let json = try ops.reduce(0) { total, op in
-            var o: [String: Any] = ["origin": op.origin, "seq": op.seq, "hlc": op.hlc.raw, "role": "\(op.role)", "author": op.author]
-            switch op.body {
-            case let .add(t, removes), let .remove(t, removes):
-                o["op"] = op.body.kindName; o["entity"] = t.entity.name; o["customer"] = t.id; o["tag"] = t.sub
-                o["removes"] = removes.map { ["hlc": $0.hlc.raw, "node": $0.node] }
-            default: break
-            }
-            return total + (try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])).count + 1
-        }
-        let perOp = Double(encoded) / Double(ops.count), ratio = Double(json) / Double(encoded)
-        print("tag ops, \(idLength)-char ids: \(ops.count) ops, \(encoded) bytes encoded = \(String(format: "%.2f", perOp)) B/op; JSON lines \(json) bytes = \(String(format: "%.1f", Double(json) / Double(ops.count))) B/op; JSON/encoded = \(String(format: "%.1f", ratio))×")
-        #expect(perOp <= (idLength <= 8 ? 8.6 : 13.5), "regression: \(perOp) B/op")
-        #expect(ratio >= 10.0)
+        let warmBytes = ChangeSetCodec.encode(ChangeSet(ops: day2), dictionary: &sender)
+        var r = PayloadReader(warmBytes)
+        #expect(try ChangeSetCodec.decode(from: &r, dictionary: &receiver) == ChangeSet(ops: day2))
+        #expect(sender == receiver)
+
+        let json = try ChangeSetCodecTests.jsonLinesSize(day1)
+        func perOp(_ bytes: Int) -> Double { Double(bytes) / Double(day1.count) }
+        func f(_ x: Double) -> String { String(format: "%.2f", x) }
+        print("tag ops, \(idLength)-char ids, 10000 ops: cold \(f(perOp(cold))) B/op, live (50 per push) \(f(perOp(live))) B/op, warm \(f(perOp(warmBytes.count))) B/op; JSON \(f(perOp(json))) B/op = \(f(Double(json) / Double(cold)))× cold")
+        #expect(perOp(warmBytes.count) <= 8.0)
+        #expect(perOp(cold) <= (idLength == 8 ? 8.0 : 11.5), "regression: \(perOp(cold)) B/op")
+        #expect(Double(json) / Double(cold) >= 10.0)
     }
 }
 

@@ -67,6 +67,20 @@ enum VectorCatalog {
            body: .status(orderID: "o_1001", from: .placed, to: .paid, seen: [stamp(2, "xihu", 1)])),
     ]
 
+    /// A clerk's next batch on the same connection as `tagOps`: every string but one ("wm_wu") was
+    /// defined by the earlier batch, so it is named by its place in the connection's dictionary.
+    static let laterTagOps: [Op] = [
+        Op(stamp: stamp(60_000, "xihu"), seq: 45, role: .store, author: "chenjing", body: .add(Target(.customerTag, "wm_wu", "et_tea"), removes: [])),
+        Op(stamp: stamp(61_500, "xihu"), seq: 46, role: .store, author: "chenjing",
+           body: .remove(Target(.customerTag, "wm_zhou", "et_gold"), removes: [stamp(1, "xihu")])),
+    ]
+
+    /// Messages encoded back to back on one connection: their change sets share one dictionary.
+    static func session(_ messages: [Message]) -> [UInt8] {
+        var dictionary = StringDictionary()
+        return messages.flatMap { $0.encoded(dictionary: &dictionary) }
+    }
+
     static let nonce: [UInt8] = Array(0..<32)
     static let secret: [UInt8] = Array("xihu-node-secret".utf8)
 
@@ -93,6 +107,11 @@ enum VectorCatalog {
                           .snapshotChunk(id: 7, index: 0, ChangeSet(ops: Array(tagOps.prefix(2)))),
                           .snapshotChunk(id: 7, index: 1, ChangeSet(ops: Array(tagOps.suffix(2)))),
                           .snapshotEnd(id: 7, chunkCount: 2, digest: Array(repeating: 0xab, count: 32))]),
+        Vector(name: "push-dictionary", summary: "two pushes on one connection: the second names strings the first defined",
+               messages: [.push(ChangeSet(ops: tagOps)), .push(ChangeSet(ops: laterTagOps))]),
+        Vector(name: "push-dictionary-restart", summary: "three pushes; the second starts the dictionary afresh (string_base 0) and the third builds on it",
+               messages: [.push(ChangeSet(ops: tagOps)), .push(ChangeSet(ops: Array(laterTagOps.prefix(1)))), .push(ChangeSet(ops: Array(laterTagOps.suffix(1))))],
+               wireBytes: Message.push(ChangeSet(ops: tagOps)).encoded() + session([.push(ChangeSet(ops: Array(laterTagOps.prefix(1)))), .push(ChangeSet(ops: Array(laterTagOps.suffix(1))))])),
         Vector(name: "ping-pong", summary: "a keepalive and its answer", messages: [.ping(token: 99), .pong(token: 99)]),
         Vector(name: "error", summary: "a store wrote the tag library",
                messages: [.error(code: ErrorCode.permissionDenied.rawValue, retryable: false,
@@ -124,8 +143,11 @@ enum VectorCatalog {
                malformed: Frame(type: 0x12, payload: Array(repeating: 0xff, count: 10) + [0x01, 0x00]).encoded(),
                expectedError: .varintTooLong(field: "pull cursor")),
         Vector(name: "string-index-out-of-range", summary: "a PUSH whose op names string 5 of a 1-string table",
-               malformed: Frame(type: 0x10, payload: [0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
+               malformed: Frame(type: 0x10, payload: [0x01, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
                expectedError: .stringIndexOutOfRange(index: 5, count: 1)),
+        Vector(name: "string-base-mismatch", summary: "the first PUSH of a connection builds on 3 dictionary strings the receiver never got",
+               malformed: Frame(type: 0x10, payload: [0x01, 0x03, 0x00, 0x00, 0x00]).encoded(),
+               expectedError: .stringBaseMismatch(base: 3, held: 0)),
         Vector(name: "invalid-utf8", summary: "a BYE whose reason is not UTF-8",
                malformed: Frame(type: 0x3f, payload: [0x02, 0xc3, 0x28]).encoded(), expectedError: .invalidUTF8(field: "bye reason")),
     ]

@@ -23,7 +23,7 @@ import SiyuWire
             out += "# Malformed: a decoder must refuse these bytes with the error below and yield no frame.\n"
             out += "error:\n  \(v.expectedError!.description)\nbytes:\n" + hexLines(bad)
         } else {
-            let bytes = v.wireBytes ?? v.messages.flatMap { $0.encoded() }
+            let bytes = v.wireBytes ?? VectorCatalog.session(v.messages)
             out += "# \(v.messages.count) message\(v.messages.count == 1 ? "" : "s"), \(bytes.count) bytes.\n"
             if v.wireBytes != nil {
                 out += "noncanonical:\n  these bytes decode to the meaning below but are not its canonical encoding\n"
@@ -66,12 +66,14 @@ import SiyuWire
         return parse(try String(contentsOf: url, encoding: .utf8))
     }
 
+    /// Decodes a vector's frames as one direction of one connection (one string dictionary).
     static func decodeAll(_ chunks: [[UInt8]]) throws -> [Message] {
         var reader = FrameReader()
+        var dictionary = StringDictionary()
         var out: [Message] = []
         for c in chunks {
             reader.feed(c)
-            while let f = try reader.next() { if let m = try Message.decodeIfKnown(f) { out.append(m) } }
+            while let f = try reader.next() { if let m = try Message.decodeIfKnown(f, dictionary: &dictionary) { out.append(m) } }
         }
         #expect(reader.bufferedByteCount == 0)
         return out
@@ -81,7 +83,7 @@ import SiyuWire
     func messageVector(_ name: String) throws {
         let v = VectorCatalog.all.first { $0.name == name }!
         let file = try VectorTests.load(v)
-        #expect((v.wireBytes ?? v.messages.flatMap { $0.encoded() }) == file.bytes, "\(name): encoding differs from the file")
+        #expect((v.wireBytes ?? VectorCatalog.session(v.messages)) == file.bytes, "\(name): encoding differs from the file")
         #expect(v.messages.flatMap(\.describedLines) == file.meaning, "\(name): readable meaning differs")
         #expect(try VectorTests.decodeAll([file.bytes]) == v.messages)
         #expect(try VectorTests.decodeAll(file.bytes.map { [$0] }) == v.messages, "\(name): byte-by-byte decoding differs")
@@ -100,12 +102,13 @@ import SiyuWire
         // Whole, and fed byte by byte: the same typed error, and never a message.
         for chunks in [[file.bytes], file.bytes.map { [$0] }] {
             var reader = FrameReader()
+            var dictionary = StringDictionary()
             var thrown: WireError?
             var messages: [Message] = []
             outer: for c in chunks {
                 reader.feed(c)
                 do {
-                    while let f = try reader.next() { if let m = try Message.decodeIfKnown(f) { messages.append(m) } }
+                    while let f = try reader.next() { if let m = try Message.decodeIfKnown(f, dictionary: &dictionary) { messages.append(m) } }
                 } catch let e as WireError { thrown = e; break outer }
             }
             #expect(thrown == v.expectedError, "\(name): got \(String(describing: thrown))")

@@ -49,7 +49,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // (1) Frame.decode on the whole input.
     fuzzFrameDecode(bytes)
 
-    // (2) A FrameReader fed the input in chunks; every frame it yields goes to Message(frame:).
+    // (2) A FrameReader fed the input in chunks; every frame it yields goes to Message(frame:), and
+    //     the frames together go through one connection's string dictionary.
     fuzzFrameReader(bytes)
 
     // (3) Payload decoders without a valid CRC: type = first byte, payload = the rest.
@@ -157,6 +158,33 @@ private func fuzzFrameReader(_ bytes: [UInt8]) {
         """)
     for frame in chunked.frames {
         fuzzMessage(frame, context: "FrameReader")
+    }
+    fuzzSession(chunked.frames)
+}
+
+/// The frames as one direction of one connection: one string dictionary carried from frame to
+/// frame (a real receiver closes the connection at the first error, so this stops there). Every
+/// message decoded is re-sent on a second connection and must arrive equal, with both ends of that
+/// connection holding the same dictionary afterwards.
+private func fuzzSession(_ frames: [Frame]) {
+    var incoming = StringDictionary(), resent = StringDictionary(), received = StringDictionary()
+    for frame in frames {
+        let message: Message
+        do {
+            message = try Message(frame: frame, dictionary: &incoming)
+        } catch {
+            expectWireError(error, "Message(frame:dictionary:) [session]")
+            return
+        }
+        let frameAgain = message.frame(dictionary: &resent)
+        let again: Message
+        do {
+            again = try Message(frame: frameAgain, dictionary: &received)
+        } catch {
+            fail("a message re-sent on a connection does not decode: \(error)\n  message: \(message)\n  payload: \(hex(frameAgain.payload))")
+        }
+        check(again == message, "a message re-sent on a connection changed (\(differingFields(message, again))):\n  before: \(message)\n  after:  \(again)")
+        check(received == resent, "the two ends of a connection disagree on the string dictionary after \(message)")
     }
 }
 
