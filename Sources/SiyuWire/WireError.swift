@@ -25,7 +25,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
             return "bad checksum: frame says \(String(expected, radix: 16)), computed \(String(computed, radix: 16))"
         case let .truncated(field): return "truncated \(field)"
         case let .varintTooLong(field): return "varint longer than 10 bytes (or over 64 bits) in \(field)"
-        case let .stringIndexOutOfRange(index, count): return "string index \(index) out of range (table has \(count))"
+        case let .stringIndexOutOfRange(index, count): return "string index \(index) out of range (the dictionary and the new strings hold \(count))"
         case let .stringBaseMismatch(base, held):
             return "string base \(base) does not match the \(held) strings this connection's dictionary holds (a change set was lost, reordered or decoded out of turn)"
         case let .invalidUTF8(field): return "invalid UTF-8 in \(field)"

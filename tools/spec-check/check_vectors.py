@@ -395,8 +395,10 @@ ERROR_PATTERNS = [
     (r"unknown message type 0x([0-9a-f]{2})", "unknown_message_type", lambda m, e: e.details["type"] == int(m.group(1), 16)),
     (r"truncated (.+)", "truncated", None),
     (r"varint longer than 10 bytes.*? in (.+)", "varint_too_long", None),
-    (r"string index (\d+) out of range \(table has (\d+)\)", "string_index_out_of_range",
+    (r"string index (\d+) out of range \((?:table has|the dictionary and the new strings hold) (\d+)\)", "string_index_out_of_range",
      lambda m, e: e.details["index"] == int(m.group(1)) and e.details["count"] == int(m.group(2))),
+    (r"string base (\d+) does not match the (\d+) strings", "string_base_mismatch",
+     lambda m, e: e.details["base"] == int(m.group(1)) and e.details["held"] == int(m.group(2))),
     (r"invalid UTF-8 in (.+)", "invalid_utf8", None),
 ]
 
@@ -434,10 +436,27 @@ class Stats:
     value_types: dict = {}
 
 
+def decode_file_frames(vec):
+    """Decode the frames of a file in order: one direction of one connection, so their change
+    sets share one string dictionary, empty at the start (section 11).  Frames of an ignorable
+    type (0x80-0xFF) are skipped (section 4).  Returns (frame, message, the dictionary as it
+    was before that frame) for each message, and the number of frames skipped."""
+    receiver = sp.StringDictionary()
+    decoded, skipped = [], 0
+    for f in frames_of(vec.data):
+        before = receiver.copy()
+        msg = sp.decode_message(f, receiver)
+        if isinstance(msg, sp.Ignored):
+            skipped += 1
+            continue
+        decoded.append((f, msg, before))
+    return decoded, skipped
+
+
 def check_message_vector(vec):
-    # Section 4: frames of an ignorable type (0x80-0xFF) that the receiver does not know are skipped.
-    frames = [f for f in frames_of(vec.data) if f.type < 0x80]
-    messages = [sp.decode_message(f) for f in frames]
+    decoded, skipped = decode_file_frames(vec)
+    frames = [f for f, _, _ in decoded]
+    messages = [m for _, m, _ in decoded]
     canonical = "noncanonical" not in vec.sections
     for msg in messages:
         Stats.types.add(msg.TYPE)
@@ -462,9 +481,14 @@ def check_message_vector(vec):
         rendered += sp.format_message(msg)
     for line in rendered:
         say("    " + line)
+    for f, msg, before in decoded:
+        cs = getattr(msg, "change_set", None)
+        if cs is not None:
+            say(f"    ({msg.NAME}: string_base {cs.string_base} of {len(before)} held, "
+                f"{len(cs.new_strings)} new strings)")
     if rendered != vec.meaning:
         say("    (note: rendering differs textually from the file's meaning: section; values are compared below)")
-    # every way of splitting the stream gives the same messages
+    # every way of splitting the stream gives the same messages (one StreamDecoder, one dictionary)
     for label, chunks in split_variants(vec.data):
         got, err, _, left = feed_all(chunks)
         if err is not None:
@@ -472,34 +496,66 @@ def check_message_vector(vec):
         if got != messages or left:
             raise Failure(f"{label}: decoded differently ({len(got)} messages, {left} bytes left)")
         Stats.splits += 1
-    if not canonical:
-        # Section 11: a noncanonical vector's bytes decode to its meaning but are not its encoding.
-        for msg in messages:
-            if sp.decode_message(frames_of(sp.encode_message(msg, 1))[0]) != msg:
-                raise Failure(f"decode(encode({msg.NAME})) differs")
-        n = compare_meaning(vec, messages)
-        Stats.values += n
-        Stats.frames += len(frames)
-        say(f"  noncanonical: decodes to its meaning ({n} values); not re-encoded byte for byte")
-        return messages
-    # re-encode: per frame, and the whole stream
+    if canonical:
+        check_canonical_stream(vec, decoded)
+        what = "re-encoded byte-identical (dictionary carried across frames)"
+    else:
+        what = check_noncanonical_stream(vec, decoded, skipped)
+    n = compare_meaning(vec, messages)
+    Stats.values += n
+    Stats.frames += len(frames)
+    say(f"  {what}; {n} values match meaning:; {len(vec.data) + 1} split variants decode identically")
+    return messages
+
+
+def check_canonical_stream(vec, decoded):
+    """Re-encode every message with one sender-side dictionary carried across the frames of the
+    file: each frame must come out byte for byte, the sender's dictionary must equal the
+    receiver's before every frame, and each re-encoded frame must decode back to its message."""
+    sender = sp.StreamEncoder()
+    receiver = sp.StringDictionary()  # decodes our own output, independently of the file
     out = bytearray()
-    for f, msg in zip(frames, messages):
-        enc = sp.encode_message(msg, f.version)
+    for i, (f, msg, before) in enumerate(decoded):
+        if sender.dictionary != before:
+            raise Failure(f"frame {i} ({msg.NAME}): sender dictionary {sender.dictionary} differs from the "
+                          f"receiver's {before}")
+        enc = sender.encode(msg, f.version)
         if enc != f.encode() or enc != vec.data[len(out):len(out) + len(enc)]:
-            raise Failure(f"re-encoding {msg.NAME} differs:\n      file {f.encode().hex(' ')}\n      ours {enc.hex(' ')}")
-        # and decode(encode(x)) == x
-        if sp.decode_message(frames_of(enc)[0]) != msg:
+            raise Failure(f"re-encoding frame {i} ({msg.NAME}) differs:\n      file {f.encode().hex(' ')}\n"
+                          f"      ours {enc.hex(' ')}")
+        if sp.decode_message(frames_of(enc)[0], receiver) != msg:
             raise Failure(f"decode(encode({msg.NAME})) differs")
         out += enc
     if bytes(out) != vec.data:
         raise Failure("re-encoded stream differs from the file")
-    n = compare_meaning(vec, messages)
-    Stats.values += n
-    Stats.frames += len(frames)
-    say(f"  re-encoded byte-identical; {n} values match meaning:; "
-        f"{len(vec.data) + 1} split variants decode identically")
-    return messages
+    if sender.dictionary != receiver:
+        raise Failure("sender and receiver dictionaries differ at the end of the file")
+
+
+def check_noncanonical_stream(vec, decoded, skipped):
+    """Section 11: a noncanonical vector's bytes decode to its meaning but are not its canonical
+    encoding, so it is not re-encoded byte for byte.  Checked instead: the canonical encoding of
+    the whole message sequence decodes back to the same messages, and the label is justified (a
+    frame was skipped, or some frame is not the canonical encoding on top of the dictionary the
+    receiver held when it arrived)."""
+    sender = sp.StreamEncoder()
+    stream = b"".join(sender.encode(msg, f.version) for f, msg, _ in decoded)
+    dec = sp.StreamDecoder()
+    if dec.feed(stream) != [m for _, m, _ in decoded] or dec.buffered:
+        raise Failure("the canonical encoding of the messages does not decode back to them")
+    if dec.dictionary != sender.dictionary:
+        raise Failure("sender and receiver dictionaries differ after the canonical re-encoding")
+    differing = [i for i, (f, msg, before) in enumerate(decoded)
+                 if sp.encode_message(msg, f.version, before.copy()) != f.encode()]
+    if not differing and not skipped:
+        raise Failure("marked noncanonical, but every frame is its canonical encoding")
+    parts = []
+    if skipped:
+        parts.append(f"{skipped} ignorable frame(s) skipped")
+    if differing:
+        parts.append("frame(s) " + ", ".join(str(i) for i in differing) + " not canonical on top of the "
+                     "dictionary they arrived with")
+    return "noncanonical: " + "; ".join(parts) + "; canonical re-encoding decodes back to the same messages"
 
 
 def check_malformed_vector(vec):
@@ -557,12 +613,13 @@ def _expect_error(kind, fn):
     except sp.SiyuError as e:
         if e.kind != kind:
             raise Failure(f"expected {kind}, got {e.kind}: {e}")
-        return
+        return e
     raise Failure(f"expected {kind}, got no error")
 
 
 def random_op(rng, prev_clock):
     kind = rng.randrange(12)
+    origin = rng.choice(["xihu", "总部"])
     s = lambda: rng.choice(["a", "b", "wm_lin", "总部", "", "x" * 64, "é\u4e2d"])  # noqa: E731
     stamps = ()
     if kind == 0:
@@ -587,9 +644,11 @@ def random_op(rng, prev_clock):
     millis = max(0, min((1 << 48) - 1, sp.hlc_millis(prev_clock) + rng.choice([0, 0, 1, -1, 1000, -(1 << 40), 1 << 40])))
     clock = (millis << 16) | rng.choice([0, 0, 1, 2, 65535])
     if kind not in sp.KINDS_WITHOUT_LIST and rng.random() < 0.6:
-        stamps = tuple(sp.Stamp(((rng.randrange(1 << 48)) << 16) | rng.choice([0, 7, 65535]), s())
+        # inline stamps, some of the op's own node (written with the own-origin bit)
+        stamps = tuple(sp.Stamp(((rng.randrange(1 << 48)) << 16) | rng.choice([0, 7, 65535]),
+                                origin if rng.random() < 0.4 else s())
                        for _ in range(rng.randrange(1, 4)))
-    return sp.Op(kind, rng.choice(["xihu", "总部"]), rng.randrange(2), rng.choice([1, 2, 3, 41, (1 << 64) - 1]),
+    return sp.Op(kind, origin, rng.randrange(2), rng.choice([1, 2, 3, 41, (1 << 64) - 1]),
                  clock, rng.choice(["chenjing", "", "赵磊"]), body, stamps)
 
 
@@ -689,78 +748,204 @@ def self_tests():
 
     def refusals():
         P = lambda hexs: sp.decode_payload(0x10, bytes.fromhex(hexs))  # noqa: E731
+        A = "01 00 01 00 01 61"  # schema 1, string_base 0, one new string: p 0, "a"
         # header flags on the first op, next seq without same origin, list on points, reserved kind
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 a8 00 00 01 00 00 02"))
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 02 08 00 00 01 00 00 00 02 48 00 00 00 02"))
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 18 00 00 01 00 00 00 02 01 00 00"))
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 0c 00 00 01 00 00"))
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 09 00 02 01 00 00 00"))   # role 2
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 09 00 00 00 00 00 00"))   # seq 0
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 19 00 00 01 00 00 00 00"))  # empty list
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 09 00 00 01 01 00 00 00"))  # logical 0
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 09 00 00 01 03 00 00"))  # millis -1
-        _expect_error("truncated", lambda: P("01 05 01 61"))                           # 5 strings, 2 bytes
-        _expect_error("truncated", lambda: P("01 00 00 ff ff 03"))                      # op count vs bytes
-        _expect_error("bad_value", lambda: sp.decode_payload(0x13, bytes.fromhex("00 02 01 00 00 00")))  # bool 2
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 a8 00 00 01 00 00 02"))
+        _expect_error("bad_value", lambda: P(f"{A} 00 02 08 00 00 01 00 00 00 02 48 00 00 00 02"))
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 18 00 00 01 00 00 00 02 00 00"))
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 0c 00 00 01 00 00"))
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 09 00 02 01 00 00 00"))   # role 2
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 09 00 00 00 00 00 00"))   # seq 0
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 09 00 00 01 01 00 00 00"))  # logical 0
+        _expect_error("bad_value", lambda: P(f"{A} 00 01 09 00 00 01 02 00 00"))  # millis -1
+        _expect_error("truncated", lambda: P("01 00 05 00 01 61"))                # 5 strings, 3 bytes
+        _expect_error("truncated", lambda: P("01 00 00 00 ff ff 03"))             # op count vs bytes
+        _expect_error("bad_value", lambda: sp.decode_payload(0x13, bytes.fromhex("00 02 01 00 00 00 00")))  # bool 2
         _expect_error("invalid_utf8", lambda: sp.decode_payload(0x3f, bytes.fromhex("03 ed a0 80")))  # surrogate
         _expect_error("invalid_utf8", lambda: sp.decode_payload(0x3f, bytes.fromhex("02 c0 80")))     # overlong
+        # valid but not canonical: base_clock other than the first op's clock (only its millis
+        # enter), zero-padded varints; canonical re-encoding fixes both
+        cs = P(f"{A} 05 01 09 00 00 81 00 00 00 00").change_set
+        if cs.ops[0].clock != 0 or cs.ops[0].seq != 1:
+            raise Failure(f"base_clock 5 / padded seq: {cs.ops}")
+        if sp.encode_change_set(cs).hex(" ") != f"{A} 00 01 09 00 00 01 00 00 00":
+            raise Failure(f"canonical re-encoding: {sp.encode_change_set(cs).hex(' ')}")
     t("refusals", refusals)
 
-    def stamp_lists():
-        """Section 9 "Stamps in a list" and section 1 (k = 1 for stamps)."""
+    def front_coding():
+        """Section 9, "A new string", and section 1 (k = 2 for new strings)."""
         P = lambda hexs: sp.decode_payload(0x10, bytes.fromhex(hexs)).change_set  # noqa: E731
-        head = "01 01 01 61 00 02 09 00 00 01 00 00 00 f9 00"  # op 0: delete "a" at clock 0; op 1 lists
+        # 部 = e9 83 a8, 郎 = e9 83 8e: the shared prefix ends inside a character
+        cs = P("01 00 02 00 03 e9 83 a8 02 01 8e 00 00")
+        if cs.new_strings != ("部", "郎"):
+            raise Failure(f"split inside a character: {cs.new_strings}")
+        D = sp.DeleteCustomerBody
+        ops = [sp.Op(9, "部", 0, 1, 0, "郎", D("wm_lin")), sp.Op(9, "部", 0, 2, 0, "郎", D("wm_li"))]
+        want = ("01 00 04 00 03 e9 83 a8 02 01 8e 00 06 77 6d 5f 6c 69 6e 05 00 00 02 "
+                "09 00 00 01 00 01 02 e9 00 03")
+        enc = sp.encode_change_set(sp.ChangeSet(1, ops)).hex(" ")
+        if enc != want:
+            raise Failure(f"canonical p (longest shared prefix, also a whole string): {enc}, want {want}")
+        _expect_error("bad_value", lambda: P("01 00 02 00 01 61 02 01 62 00 00"))   # p 2 > len("a")
+        _expect_error("bad_value", lambda: P("01 00 01 01 01 61 00 00"))            # first p > 0 (ASSUMPTION)
+        _expect_error("invalid_utf8", lambda: P("01 00 02 00 03 e9 83 a8 01 01 41 00 00"))  # e9 41
+        _expect_error("truncated", lambda: P("01 00 01 00 05 61"))                  # rest longer than payload
+        e = _expect_error("truncated", lambda: P("01 00 03 00 00 00 00"))           # 3 x 2 bytes > 4 left
+        if "3 items need at least 6 bytes" not in str(e):
+            raise Failure(f"k = 2 for new strings: {e}")
+        # 1 MiB of new strings in all, shared bytes counted: 16 x 64 KiB is accepted, 17 are not
+        first = "00 " + sp.encode_bytes(b"a" * 65536).hex(" ")
+        big = lambda n: P(f"01 00 {sp.encode_varint(n).hex(' ')} {first} " + "80 80 04 00 " * (n - 1) + "00 00")  # noqa: E731
+        if len(big(16).new_strings) != 16:
+            raise Failure("16 x 64 KiB new strings")
+        _expect_error("bad_value", lambda: big(17))
+    t("front-coded new strings", front_coding)
+
+    def dictionary():
+        """Section 9, "The string dictionary", and the canonical string_base."""
+        def dec(d, hexs):
+            return sp.decode_payload(0x10, bytes.fromhex(hexs), d).change_set
+        d = sp.StringDictionary()
+        dec(d, "01 00 02 00 01 61 00 01 62 00 00")
+        e = _expect_error("string_base_mismatch", lambda: dec(d, "01 01 00 00 00"))
+        if e.details != {"base": 1, "held": 2}:
+            raise Failure(f"mismatch details {e.details}")
+        cs = dec(d, "01 02 01 00 01 63 00 01 09 02 01 01 00 01 00")     # base 2: a b + c
+        if cs.ops[0].origin != "c" or cs.ops[0].author != "b" or d.strings != ["a", "b", "c"]:
+            raise Failure(f"building on the dictionary: {cs.ops} / {d.strings}")
+        # a frame that fails to decode leaves the dictionary unchanged
+        _expect_error("string_index_out_of_range", lambda: dec(d, "01 03 01 00 01 64 00 01 09 04 01 01 00 00 00"))
+        if d.strings != ["a", "b", "c"]:
+            raise Failure(f"a failed frame changed the dictionary: {d.strings}")
+        # repeated and already-held strings take further places; base 0 starts afresh
+        dec(d, "01 03 02 00 01 61 01 00 00 00")
+        if d.strings != ["a", "b", "c", "a", "a"]:
+            raise Failure(f"repeated strings: {d.strings}")
+        if not sp.encode_change_set(sp.ChangeSet(1, [sp.Op(9, "a", 1, 1, 0, "a", sp.DeleteCustomerBody("a"))]),
+                                    d.copy()).startswith(bytes.fromhex("01 05 00 00 01 09 00 01 01 00 00 00")):
+            raise Failure("a string held twice is named by its first place")
+        dec(d, "01 00 01 00 01 7a 00 00")
+        if d.strings != ["z"]:
+            raise Failure(f"string_base 0 does not start afresh: {d.strings}")
+        # decoder: 16,384 strings are kept, 16,385 empty the dictionary; the same for 524,288 bytes
+        many = lambda n: f"01 00 {sp.encode_varint(n).hex(' ')} " + "00 01 78 " * n + "00 00"  # noqa: E731
+        for n, kept in ((16384, 16384), (16385, 0)):
+            d = sp.StringDictionary()
+            dec(d, many(n))
+            if len(d) != kept:
+                raise Failure(f"{n} strings: dictionary holds {len(d)}")
+        first = "00 " + sp.encode_bytes(b"a" * 65536).hex(" ")
+        for extra, kept in (("", 8), ("00 01 62 ", 0)):
+            d = sp.StringDictionary()
+            n = 8 + bool(extra)
+            dec(d, f"01 00 {n:02x} {first} " + "80 80 04 00 " * 7 + extra + "00 00")
+            if len(d) != kept:
+                raise Failure(f"{n} strings of {d.size} bytes: dictionary holds {len(d)}")
+        # encoder: string_base 0 (and every string used is new) when the dictionary would overflow
+        def push(*customers):
+            return sp.ChangeSet(1, [sp.Op(9, "n", 1, i + 1, 0, "n", sp.DeleteCustomerBody(c))
+                                    for i, c in enumerate(customers)])
+
+        def sync(d, cs, want_base, want_new):
+            before = d.copy()
+            enc = sp.encode_change_set(cs, d)
+            got = sp.decode_change_set(sp.Reader(enc, ""), before)
+            if got[0] != cs or got[0].string_base != want_base or list(got[0].new_strings) != want_new:
+                raise Failure(f"string_base {got[0].string_base} / {got[0].new_strings}, "
+                              f"want {want_base} / {want_new}")
+            before.adopt(got[1])
+            if before != d:
+                raise Failure("sender and receiver dictionaries differ")
+            return enc
+        d = sp.StringDictionary(["n"] + [f"s{i}" for i in range(16382)])
+        sync(d, push("s7", "c1"), 16383, ["c1"])            # 16,384 strings: kept
+        sync(d, push("s7"), 16384, [])
+        enc = sync(d, push("c2", "s7"), 0, ["n", "c2", "s7"])  # 16,385 would be over
+        if enc.hex(" ") != "01 00 03 00 01 6e 00 02 63 32 00 02 73 37 00 02 09 00 01 01 00 00 01 e9 00 02":
+            raise Failure(f"fresh start: {enc.hex(' ')}")
+        d = sp.StringDictionary(["a" * 524287])
+        sync(d, push("n"), 1, ["n"])                         # 524,288 bytes: kept
+        sync(d, push("c"), 0, ["n", "c"])
+        # the encoder refuses more than 1 MiB of new strings, and a frame that cannot be made
+        # leaves the dictionary unchanged
+        d = sp.StringDictionary(["x"])
+        W = lambda v: sp.Op(0, "n", 1, 1, 0, "n", sp.WriteBody(3, "c", None, "name", v))  # noqa: E731
+        _expect_error("encode", lambda: sp.encode_change_set(
+            sp.ChangeSet(1, [W(sp.Value.text("a" * 600000)), W(sp.Value.text("b" * 600000))]), d))
+        _expect_error("encode", lambda: sp.encode_message(sp.Push(sp.ChangeSet(1, [W(sp.Value.blob(bytes(1 << 20)))])),
+                                                          dictionary=d))
+        if d.strings != ["x"]:
+            raise Failure(f"a refused encoding changed the dictionary: {d.strings}")
+    t("string dictionary", dictionary)
+
+    def stamp_lists():
+        """Section 9, "Stamps in a list": more-follows bit, back-references, own-origin stamps."""
+        P = lambda hexs: sp.decode_payload(0x10, bytes.fromhex(hexs)).change_set  # noqa: E731
+        # op 0: delete "a" at clock 0; op 1: delete "a" with every flag and a stamp list
+        head = "01 00 01 00 01 61 00 02 09 00 00 01 00 00 00 f9 00 00"
         s0 = sp.Stamp(0, "a")
-        # back-reference d = 1 (v = 3), also zero-padded
-        for tail in ("01 03", "01 83 00", "02 03 03"):
-            cs = P(f"{head} 00 {tail}")
-            if cs.ops[1].stamps != (s0,) * len(cs.ops[1].stamps):
-                raise Failure(f"back-reference {tail}: {cs.ops[1].stamps}")
-        # k = 1: two one-byte stamps in the last two bytes are accepted, three are truncated
-        _expect_error("truncated", lambda: P(f"{head} 00 03 03 03"))
-        # d = 0, d beyond the ops before, a back-reference in the first op, d of 63 bits
-        _expect_error("bad_value", lambda: P(f"{head} 00 01 01"))
-        _expect_error("bad_value", lambda: P(f"{head} 00 01 05"))
-        _expect_error("bad_value", lambda: P("01 01 01 61 00 01 19 00 00 01 00 00 00 01 03"))
-        _expect_error("bad_value", lambda: P(f"{head} 00 01 ff ff ff ff ff ff ff ff ff 01"))
-        # an inline stamp where a back-reference was possible is accepted; canonical form is d = 1
-        cs = P(f"{head} 00 01 00 00")
-        if cs.ops[1].stamps != (s0,):
-            raise Failure(f"inline stamp: {cs.ops[1].stamps}")
-        enc = sp.encode_change_set(cs).hex(" ")
-        if enc != f"{head} 00 01 03":
-            raise Failure(f"canonical re-encoding of an inline stamp naming op 0: {enc}")
-        # inline stamp: v = clock value << 1; logical counter follows when the clock value's bit 0 is 1
-        cs = P("01 02 01 61 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 01 2a 03 01")
-        if cs.ops[1].stamps != (sp.Stamp(sp.hlc(5, 3), "b"),):
+        # back-reference d = 1 (v = 6), zero-padded, twice (v = 7: more follows); inline own
+        # origin (v = 4); inline with the node's index (v = 0, index 0)
+        for tail, n in (("06", 1), ("86 00", 1), ("07 06", 2), ("04", 1), ("00 00", 1), ("01 00 05 06", 3)):
+            cs = P(f"{head} {tail}")
+            if cs.ops[1].stamps != (s0,) * n:
+                raise Failure(f"stamps {tail}: {cs.ops[1].stamps}")
+            if tail in ("04", "00 00") and sp.encode_change_set(cs).hex(" ") != f"{head} 06":
+                raise Failure(f"canonical re-encoding of inline stamp {tail} naming op 0")
+        _expect_error("truncated", lambda: P(f"{head} 07 07"))                # the last stamp never comes
+        # d = 0, d beyond the ops before, a back-reference in the first op, d of 62 bits
+        _expect_error("bad_value", lambda: P(f"{head} 02"))
+        _expect_error("bad_value", lambda: P(f"{head} 0a"))
+        _expect_error("bad_value", lambda: P("01 00 01 00 01 61 00 01 19 00 00 01 00 00 00 06"))
+        _expect_error("bad_value", lambda: P(f"{head} fe ff ff ff ff ff ff ff ff 01"))
+        _expect_error("string_index_out_of_range", lambda: P(f"{head} 00 07"))
+        # inline: clock value v >> 3 (+5 ms, logical 3 follows), then node "b" by index
+        two = "01 00 02 00 01 61 00 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 a8 01 03 01"
+        cs = P(two)
+        if cs.ops[1].stamps != (sp.Stamp(sp.hlc(5, 3), "b"),) or sp.encode_change_set(cs).hex(" ") != two:
             raise Failure(f"inline stamp with logical counter: {cs.ops[1].stamps}")
-        if sp.encode_change_set(cs) != bytes.fromhex("01 02 01 61 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 01 2a 03 01"):
-            raise Failure("inline stamp re-encoding")
-        _expect_error("bad_value", lambda: P("01 02 01 61 01 62 00 02 09 00 00 01 00 00 00 f9 00 00 01 2a 00 01"))
-        _expect_error("string_index_out_of_range", lambda: P(f"{head} 00 01 00 07"))
-        # nearest earlier op with the same stamp: op 0 and op 1 (other role) are both (0, "a")
+        _expect_error("bad_value", lambda: P(two[:-5] + "00 01"))            # logical 0
+        # canonical: nearest back-reference (op 0 and op 1 of another role share the stamp
+        # (0, "a")), own-origin inline stamp with a logical counter, more-follows bits
         D = sp.DeleteCustomerBody("a")
         cs = sp.ChangeSet(1, [sp.Op(9, "a", 0, 1, 0, "a", D), sp.Op(9, "a", 1, 1, 0, "a", D),
                               sp.Op(9, "a", 1, 2, 0, "a", D, (s0, sp.Stamp(1, "a"), s0))])
         enc = sp.encode_change_set(cs)
-        want = "01 01 01 61 00 03 09 00 00 01 00 00 00 89 00 01 01 00 00 f9 00 00 03 03 02 01 00 03"
+        want = "01 00 01 00 01 61 00 03 09 00 00 01 00 00 00 89 00 01 01 00 00 f9 00 00 07 0d 01 06"
         if enc.hex(" ") != want:
             raise Failure(f"nearest back-reference: {enc.hex(' ')}, want {want}")
-        if sp.decode_change_set(sp.Reader(enc, "")).ops != cs.ops:
+        if sp.decode_change_set(sp.Reader(enc, ""))[0].ops != cs.ops:
             raise Failure("nearest back-reference does not decode back")
-    t("stamp lists (back-references, k = 1)", stamp_lists)
+        # canonical string order counts only stamp nodes written as an index
+        cs = sp.ChangeSet(1, [sp.Op(9, "a", 0, 1, 0, "a", D),
+                              sp.Op(9, "b", 0, 1, 0, "b", sp.DeleteCustomerBody("c"),
+                                    (s0, sp.Stamp(0, "b"), sp.Stamp(0, "d")))])
+        if sp.decode_change_set(sp.Reader(sp.encode_change_set(cs), ""))[0].new_strings != ("a", "b", "c", "d"):
+            raise Failure("canonical order of first use with stamp nodes")
+    t("stamp lists", stamp_lists)
 
     def roundtrip():
+        """Random messages through one direction of a connection: a sender's dictionary, the
+        bytes fed in random pieces to a receiver's, and the receiver's messages re-encoded."""
         rng = random.Random(20240601)
-        for i in range(400):
-            msg = random_message(rng)
-            enc = sp.encode_message(msg)
-            dec = sp.StreamDecoder().feed(enc)
-            if dec != [msg]:
-                raise Failure(f"round trip #{i}: {msg} -> {dec}")
-            if sp.encode_message(dec[0]) != enc:
-                raise Failure(f"re-encode #{i}")
-    t("random round trip (400 messages)", roundtrip)
+        sender, receiver, again = sp.StreamEncoder(), sp.StreamDecoder(), sp.StreamEncoder()
+        msgs = [random_message(rng) for _ in range(400)]
+        stream = b"".join(sender.encode(m) for m in msgs)
+        got, pos = [], 0
+        while pos < len(stream):
+            n = rng.randrange(1, 300)
+            got += receiver.feed(stream[pos:pos + n])
+            pos += n
+        for i, (m, g) in enumerate(zip(msgs, got)):
+            if m != g:
+                raise Failure(f"round trip #{i}: {m} -> {g}")
+        if len(got) != len(msgs) or receiver.buffered:
+            raise Failure(f"round trip: {len(got)} of {len(msgs)} messages")
+        if b"".join(again.encode(m) for m in got) != stream:
+            raise Failure("re-encoding the decoded messages differs")
+        if not sender.dictionary == receiver.dictionary == again.dictionary or not len(sender.dictionary):
+            raise Failure("dictionaries differ (or stayed empty)")
+    t("random round trip (400 messages, one dictionary)", roundtrip)
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ Layers
 * primitives: varint / svarint (zigzag) / CRC-32C (table driven, written here)
 * frames:     ``FrameDecoder`` (streaming: feed arbitrary chunks) and ``encode_frame``
 * messages:   one dataclass per message type, ``decode_message`` / ``encode_message``,
-              ``StreamDecoder`` (frames + messages, skips ignorable types 0x80-0xFF)
-* change sets: string table, op headers, relative hybrid-logical clocks, stamp lists
-              (inline stamps and back-references to earlier ops of the change set),
-              values, entities; ``decode_change_set`` / ``encode_change_set`` (canonical form)
+              ``StreamDecoder`` (frames + messages + the direction's string dictionary,
+              skips ignorable types 0x80-0xFF), ``StreamEncoder`` (the sender's side)
+* change sets: the per-connection, per-direction ``StringDictionary``, front-coded new
+              strings, op headers, relative hybrid-logical clocks, stamp lists (count-free:
+              a "more follows" bit; inline stamps, own-origin stamps and back-references
+              to earlier ops of the change set), values, entities;
+              ``decode_change_set`` / ``encode_change_set`` (canonical form)
 * auth:       ``compute_auth_mac`` / ``verify_auth_mac`` (HMAC-SHA256, section 6)
 * text:       ``format_message`` renders a readable decoding in the style of the vectors
 
@@ -127,9 +130,18 @@ ORDER_STATUS_BY_NAME = {v: k for k, v in ORDER_STATUSES.items()}
 PAIR_ENTITY = {1: 7, 2: 7, 3: 9, 4: 9, 5: 11, 6: 11}
 
 # minimum encoded sizes, for the "count n of items each at least k bytes" rule (section 1)
-MIN_STRING_SIZE = 1  # a length varint
-MIN_OP_SIZE = 3      # header + clock + 1-byte body (delete customer with every flag set)
-MIN_STAMP_SIZE = 1   # section 1: k = 1 (a back-reference can be a single varint byte)
+MIN_NEW_STRING_SIZE = 2  # section 1: k = 2 (varint p, then the length varint of the rest)
+MIN_OP_SIZE = 3          # header + clock + 1-byte body (delete customer with every flag set)
+
+# string limits (sections 9 and 10)
+NEW_STRINGS_MAX_BYTES = 1_048_576  # the new strings of one change set, shared bytes counted
+DICTIONARY_MAX_STRINGS = 16_384    # a dictionary over either limit is emptied
+DICTIONARY_MAX_BYTES = 524_288
+
+# stamp varint bits (section 9, "Stamps in a list")
+S_MORE = 0x1        # another stamp follows in the list
+S_BACKREF = 0x2     # back-reference: d = v >> 2
+S_OWN_ORIGIN = 0x4  # inline stamp whose node is the op's origin (clock value = v >> 3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +197,10 @@ class VarintTooLong(SiyuError):
 
 class StringIndexOutOfRange(SiyuError):
     kind = "string_index_out_of_range"
+
+
+class StringBaseMismatch(SiyuError):
+    kind = "string_base_mismatch"
 
 
 class InvalidUtf8(SiyuError):
@@ -598,8 +614,55 @@ class Op:
 class ChangeSet:
     schema_version: int
     ops: list[Op] = field(default_factory=list)
-    #: as read from the wire (informational; the encoder always writes the canonical value)
+    # As read from the wire. Informational only (compare=False): they depend on the connection's
+    # string dictionary, not on the meaning; the encoder always writes the canonical values.
     base_clock: Optional[int] = field(default=None, compare=False)
+    string_base: Optional[int] = field(default=None, compare=False)
+    new_strings: Optional[tuple[str, ...]] = field(default=None, compare=False)
+
+
+def utf8_size(strings: Iterable[str]) -> int:
+    return sum(len(s.encode("utf-8")) for s in strings)
+
+
+class StringDictionary:
+    """Section 9, "The string dictionary": the strings one direction of one connection has
+    defined so far.  Sender and receiver each keep one, empty when the connection opens, and
+    update it by the same rule (``adopt``) after every change set they encode or decode, in the
+    order the frames travel (section 7)."""
+
+    def __init__(self, strings: Iterable[str] = ()):
+        self.strings: list[str] = []
+        self.size = 0                       # bytes of UTF-8 in all
+        self._first: dict[str, int] = {}    # string -> its first place
+        self.adopt(list(strings))
+
+    def __len__(self) -> int:
+        return len(self.strings)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StringDictionary) and self.strings == other.strings
+
+    def __repr__(self) -> str:
+        return f"StringDictionary({len(self.strings)} strings, {self.size} bytes)"
+
+    def holds(self, s: str) -> bool:
+        return s in self._first
+
+    def copy(self) -> "StringDictionary":
+        return StringDictionary(self.strings)
+
+    def adopt(self, table: list[str]) -> None:
+        """After a change set: the dictionary becomes its list T, and is then emptied if it
+        holds more than 16,384 strings or more than 524,288 bytes of UTF-8."""
+        size = utf8_size(table)
+        if len(table) > DICTIONARY_MAX_STRINGS or size > DICTIONARY_MAX_BYTES:
+            table, size = [], 0
+        self.strings = list(table)
+        self.size = size
+        self._first = {}
+        for i, s in enumerate(self.strings):
+            self._first.setdefault(s, i)
 
 
 def _read_clock(r: Reader, ref: int, what: str) -> int:
@@ -607,7 +670,7 @@ def _read_clock(r: Reader, ref: int, what: str) -> int:
 
 
 def _clock_from_value(r: Reader, v: int, ref: int, what: str) -> int:
-    """A clock whose first varint ``v`` is already read (the logical counter, if any, follows)."""
+    """A clock whose clock value ``v`` is already read (the logical counter, if any, follows)."""
     delta = unzigzag(v >> 1)
     millis = hlc_millis(ref) + delta
     logical = 0
@@ -638,52 +701,95 @@ def _write_clock(out: bytearray, clock: int, ref: int) -> None:
         out += encode_varint(logical)
 
 
-def _write_inline_stamp(out: bytearray, clock: int, ref: int) -> None:
-    """The clock part of an inline stamp: varint (clock value << 1), then the logical counter."""
-    v, logical = _clock_value(clock, ref)
-    out += encode_varint(v << 1)
-    if logical:
-        out += encode_varint(logical)
-
-
 def op_stamp(op: Op) -> Stamp:
-    """The stamp (clock, node) that names ``op`` (section 9: "A stamp (clock, node) names another op").
-
-    ASSUMPTION: "the stamp of the op" is (op clock, origin node id); the role is not part of a
-    stamp.  The vectors' back-references resolve to exactly this pair."""
+    """The stamp of an op (section 9): the pair (its clock, its origin node id); no role."""
     return Stamp(op.clock, op.origin)
 
 
-def _read_stamp(r: Reader, earlier: list, op_clock: int, index, what: str) -> Stamp:
-    """Section 9, "Stamps in a list": varint v; odd = back-reference to the op v >> 1 positions
-    earlier in this change set, even = inline stamp (clock value v >> 1 relative to this op's
-    clock, its logical counter if that value's low bit is 1, then the node's string index)."""
-    v = r.varint(what)
-    if v & 1:
-        d = v >> 1
-        if not 1 <= d <= len(earlier):
-            raise BadValue(f"{r._what(what)}: back-reference {d} ops earlier, but {len(earlier)} op(s) precede it",
-                           field=r._what(what), value=d)
-        return op_stamp(earlier[len(earlier) - d])
-    sc = _clock_from_value(r, v >> 1, op_clock, f"{what} clock")
-    return Stamp(sc, index(f"{what} node"))
+def _read_new_strings(r: Reader, count: int) -> list[str]:
+    """Section 9, "A new string": varint p (bytes shared with the new string before it), then
+    ``bytes``, the rest.  The whole string must be UTF-8 (the split may fall inside a character).
+
+    ASSUMPTION: the first new string is coded against the empty string, so its p must be 0
+    (the spec says "0 for the first in the list" but names no error for another value)."""
+    r.check_count(count, MIN_NEW_STRING_SIZE, "change set strings")
+    strings: list[str] = []
+    prev = b""
+    total = 0
+    for i in range(count):
+        what = f"change set string {i}"
+        p = r.varint(f"{what} prefix")
+        if p > len(prev):
+            raise BadValue(f"{r._what(what)}: shares {p} bytes with a previous string of {len(prev)}",
+                           field=r._what(what), value=p)
+        rest = r.bytes_(what)
+        # ASSUMPTION: the size limit is checked per string, before its UTF-8 (the spec gives no order)
+        total += p + len(rest)
+        if total > NEW_STRINGS_MAX_BYTES:
+            raise BadValue(f"{r._what(what)}: the new strings hold {total} bytes, over the limit of "
+                           f"{NEW_STRINGS_MAX_BYTES}", field=r._what(what), value=total)
+        raw = prev[:p] + rest
+        try:
+            strings.append(raw.decode("utf-8", errors="strict"))
+        except UnicodeDecodeError as e:
+            raise InvalidUtf8(f"invalid UTF-8 in {r._what(what)}", field=r._what(what),
+                              offset=e.start) from None
+        prev = raw
+    return strings
 
 
-def decode_change_set(r: Reader) -> ChangeSet:
+def _read_stamp_list(r: Reader, earlier: list, op_clock: int, origin: str, index, w: str) -> tuple[Stamp, ...]:
+    """Section 9, "Stamps in a list": one or more stamps, each a varint v whose bit 0 says that
+    another stamp follows.  Bit 1 set: back-reference to the op d = v >> 2 positions earlier.
+    Bit 1 clear: inline stamp, clock value v >> 3 relative to this op's clock (then its logical
+    counter if the clock value's low bit is 1), node = this op's origin if bit 2 is set, else a
+    string index follows."""
+    stamps: list[Stamp] = []
+    while True:
+        what = f"{w} stamp {len(stamps)}"
+        v = r.varint(what)
+        if v & S_BACKREF:
+            d = v >> 2
+            if not 1 <= d <= len(earlier):
+                raise BadValue(f"{r._what(what)}: back-reference {d} ops earlier, but {len(earlier)} op(s) "
+                               f"precede it", field=r._what(what), value=d)
+            stamps.append(op_stamp(earlier[len(earlier) - d]))
+        else:
+            clock = _clock_from_value(r, v >> 3, op_clock, f"{what} clock")
+            node = origin if v & S_OWN_ORIGIN else index(f"{what} node")
+            stamps.append(Stamp(clock, node))
+        if not v & S_MORE:
+            return tuple(stamps)
+
+
+def decode_change_set(r: Reader, dictionary: Optional[StringDictionary] = None) -> tuple[ChangeSet, list[str]]:
+    """Decode one change set against ``dictionary`` (an empty one if None: a change set on its
+    own).  Returns the change set and its list T; the dictionary itself is NOT changed here:
+    the caller adopts T once the whole frame has decoded (section 7)."""
+    if dictionary is None:
+        dictionary = StringDictionary()
     schema = r.varint("change set schema version")
+    base = r.varint("change set string base")
+    # ASSUMPTION: checked as soon as string_base is read (the spec does not order this error
+    # against the ones later fields could raise).
+    if base != 0 and base != len(dictionary):
+        raise StringBaseMismatch(
+            f"string base {base} does not match the {len(dictionary)} strings this connection's "
+            f"dictionary holds (a change set was lost, reordered or decoded out of turn)",
+            base=base, held=len(dictionary))
     string_count = r.varint("change set string count")
-    r.check_count(string_count, MIN_STRING_SIZE, "change set strings")
-    strings = [r.string(f"change set string {i}") for i in range(string_count)]
+    new_strings = _read_new_strings(r, string_count)
+    table = dictionary.strings[:base] + new_strings
     base_clock = r.varint("change set base clock")
     op_count = r.varint("change set op count")
     r.check_count(op_count, MIN_OP_SIZE, "change set ops")
 
     def index(what: str) -> str:
         i = r.varint(what)
-        if i >= string_count:
-            raise StringIndexOutOfRange(f"string index {i} out of range (table has {string_count})",
-                                        index=i, count=string_count, field=r._what(what))
-        return strings[i]
+        if i >= len(table):
+            raise StringIndexOutOfRange(f"string index {i} out of range (table has {len(table)})",
+                                        index=i, count=len(table), field=r._what(what))
+        return table[i]
 
     ops: list[Op] = []
     prev: Optional[Op] = None
@@ -719,20 +825,11 @@ def decode_change_set(r: Reader) -> ChangeSet:
         clock = _read_clock(r, prev.clock if prev else base_clock, f"{w} clock")
         author = prev.author if same_author else index(f"{w} author")
         body = _decode_body(r, kind, index, w)
-        stamps: tuple[Stamp, ...] = ()
-        if has_list:
-            count = r.varint(f"{w} stamp count")
-            if count == 0:
-                raise BadValue(f"{w}: stamp list bit set with count 0")
-            r.check_count(count, MIN_STAMP_SIZE, f"{w} stamps")
-            lst = []
-            for k in range(count):
-                lst.append(_read_stamp(r, ops, clock, index, f"{w} stamp {k}"))
-            stamps = tuple(lst)
+        stamps = _read_stamp_list(r, ops, clock, origin, index, w) if has_list else ()
         op = Op(kind, origin, role, seq, clock, author, body, stamps)
         ops.append(op)
         prev = op
-    return ChangeSet(schema, ops, base_clock)
+    return ChangeSet(schema, ops, base_clock, base, tuple(new_strings)), table
 
 
 def _decode_body(r: Reader, kind: int, index, w: str) -> Body:
@@ -774,27 +871,13 @@ def _decode_body(r: Reader, kind: int, index, w: str) -> Body:
     raise BadValue(f"{w}: reserved op kind {kind}")
 
 
-class _StringTable:
-    def __init__(self):
-        self.strings: list[str] = []
-        self.index: dict[str, int] = {}
-
-    def ref(self, s: str) -> bytes:
-        if not isinstance(s, str):
-            raise EncodeError(f"expected a string, got {s!r}")
-        i = self.index.get(s)
-        if i is None:
-            i = self.index[s] = len(self.strings)
-            self.strings.append(s)
-        return encode_varint(i)
-
-
 def _check_enum(v, allowed, what):
     if isinstance(v, bool) or v not in allowed:
         raise EncodeError(f"bad {what}: {v!r}")
 
 
-def _encode_body(out: bytearray, t: _StringTable, op: Op) -> None:
+def _encode_body(out: bytearray, ref, op: Op) -> None:
+    """``ref(s)`` writes the string index of ``s``."""
     b = op.body
     want = BODY_CLASS.get(op.kind)
     if want is None or not isinstance(b, want):
@@ -802,61 +885,82 @@ def _encode_body(out: bytearray, t: _StringTable, op: Op) -> None:
     if op.kind == OP_WRITE:
         _check_enum(b.entity, ENTITIES, "entity")
         out.append(b.entity)
-        out += t.ref(b.id)
+        out += ref(b.id)
         if b.entity in ENTITIES_WITH_SUB:
             if b.sub is None:
                 raise EncodeError(f"entity {ENTITIES[b.entity]} needs a sub id")
-            out += t.ref(b.sub)
+            out += ref(b.sub)
         elif b.sub is not None:
             raise EncodeError(f"entity {ENTITIES[b.entity]} has no sub id")
-        out += t.ref(b.field)
+        out += ref(b.field)
         v = b.value
         _check_enum(v.type, VALUE_TYPE_NAMES, "value type")
         out.append(v.type)
         if v.type == V_INT:
             out += encode_svarint(v.data)
         elif v.type == V_TEXT:
-            out += t.ref(v.data)
+            out += ref(v.data)
         elif v.type == V_BYTES:
             out += encode_bytes(v.data)
     elif op.kind in PAIR_KINDS:
-        out += t.ref(b.container)
-        out += t.ref(b.member)
+        out += ref(b.container)
+        out += ref(b.member)
     elif op.kind == OP_STATUS:
-        out += t.ref(b.order_id)
+        out += ref(b.order_id)
         _check_enum(b.from_status, ORDER_STATUSES, "order status")
         _check_enum(b.to_status, ORDER_STATUSES, "order status")
         out.append(b.from_status)
         out.append(b.to_status)
     elif op.kind == OP_POINTS:
-        out += t.ref(b.customer_id)
+        out += ref(b.customer_id)
         out += encode_svarint(b.delta)
     elif op.kind == OP_DELETE_CUSTOMER:
-        out += t.ref(b.customer_id)
+        out += ref(b.customer_id)
     elif op.kind == OP_ACKNOWLEDGE:
         _check_enum(b.instance_kind, INSTANCE_KINDS, "instance kind")
         out.append(b.instance_kind)
-        out += t.ref(b.id)
-        out += t.ref(b.conflict_id)
+        out += ref(b.id)
+        out += ref(b.conflict_id)
     elif op.kind == OP_TAG_DELETION:
         _check_enum(b.instance_kind, INSTANCE_KINDS, "instance kind")
         out.append(b.instance_kind)
-        out += t.ref(b.id)
+        out += ref(b.id)
 
 
-def encode_change_set(cs: ChangeSet) -> bytes:
-    """Canonical encoding (section 9): strings in order of first use, every applicable flag,
-    shortest varints, base_clock = first op's clock (0 without ops), and every stamp that
-    names an earlier op of the change set written as a back-reference to the nearest such op."""
-    table = _StringTable()
+def _encode_stamp_list(out: bytearray, ref, op: Op, position: int, written: dict) -> None:
+    """Canonical stamp list: a back-reference to the nearest earlier op with an identical stamp
+    whenever there is one; otherwise inline, with the own-origin bit when the node is the op's
+    origin (then no string index)."""
+    last = len(op.stamps) - 1
+    for k, s in enumerate(op.stamps):
+        if not isinstance(s, Stamp) or not isinstance(s.node, str):
+            raise EncodeError(f"expected a Stamp, got {s!r}")
+        more = S_MORE if k < last else 0
+        at = written.get(s)
+        if at is not None:
+            out += encode_varint(((position - at) << 2) | S_BACKREF | more)
+            continue
+        cv, logical = _clock_value(s.clock, op.clock)
+        own = s.node == op.origin
+        out += encode_varint((cv << 3) | (S_OWN_ORIGIN if own else 0) | more)
+        if logical:
+            out += encode_varint(logical)
+        if not own:
+            out += ref(s.node)
+
+
+def _encode_ops(ops: list[Op], ref) -> bytes:
+    """The ops of a change set, canonical (every applicable flag set; the first op's clock is
+    base_clock, so its delta is 0).  ``ref(s)`` returns the bytes of the string index of ``s``;
+    it is called in the canonical order of first use: per op origin, author, the body's
+    strings in field order, then the stamp nodes written as an index."""
     # stamp of an op already written -> its position (later ops overwrite: the nearest wins).
-    # ASSUMPTION: "byte-identical stamp" = the same 64-bit clock and the same node id
-    # (UTF-8 bytes; Python str equality is code-point equality, i.e. no normalisation).
+    # Stamp equality = same 64-bit clock and same node id (Python str equality is code-point
+    # equality, i.e. UTF-8 byte equality, no normalisation).
     written: dict[Stamp, int] = {}
-    ops_out = bytearray()
-    base = cs.ops[0].clock if cs.ops else 0
+    out = bytearray()
     prev: Optional[Op] = None
-    for position, op in enumerate(cs.ops):
+    for position, op in enumerate(ops):
         if op.kind not in BODY_CLASS:
             raise EncodeError(f"op kind {op.kind} is reserved")
         _check_enum(op.role, ROLES, "role")
@@ -864,8 +968,6 @@ def encode_change_set(cs: ChangeSet) -> bytes:
             raise EncodeError(f"seq must be 1 ... 2^64-1, got {op.seq!r}")
         if op.stamps and op.kind in KINDS_WITHOUT_LIST:
             raise EncodeError(f"{OP_KIND_NAMES[op.kind]} op cannot carry a stamp list")
-        # ASSUMPTION: "same origin" means the same (node id, role) pair, since the role is
-        # written with the origin and inherited with it.
         same_origin = prev is not None and prev.origin == op.origin and prev.role == op.role
         next_seq = same_origin and op.seq == prev.seq + 1
         same_author = prev is not None and prev.author == op.author
@@ -878,39 +980,88 @@ def encode_change_set(cs: ChangeSet) -> bytes:
             header |= H_NEXT_SEQ
         if same_author:
             header |= H_SAME_AUTHOR
-        ops_out.append(header)
+        out.append(header)
         if not same_origin:
-            ops_out += table.ref(op.origin)
-            ops_out.append(op.role)
+            out += ref(op.origin)
+            out.append(op.role)
         if not next_seq:
-            ops_out += encode_varint(op.seq)
-        _write_clock(ops_out, op.clock, prev.clock if prev else base)
+            out += encode_varint(op.seq)
+        _write_clock(out, op.clock, prev.clock if prev else op.clock)
         if not same_author:
-            ops_out += table.ref(op.author)
-        _encode_body(ops_out, table, op)
+            out += ref(op.author)
+        _encode_body(out, ref, op)
         if op.stamps:
-            ops_out += encode_varint(len(op.stamps))
-            for s in op.stamps:
-                if not isinstance(s, Stamp):
-                    raise EncodeError(f"expected a Stamp, got {s!r}")
-                # canonical string order counts the nodes of back-referenced stamps too
-                node_ref = table.ref(s.node)
-                at = written.get(Stamp(s.clock, s.node))
-                if at is not None:
-                    ops_out += encode_varint(((position - at) << 1) | 1)
-                else:
-                    _write_inline_stamp(ops_out, s.clock, op.clock)
-                    ops_out += node_ref
+            _encode_stamp_list(out, ref, op, position, written)
         written[op_stamp(op)] = position
         prev = op
-    out = bytearray(encode_varint(cs.schema_version))
-    out += encode_varint(len(table.strings))
-    for s in table.strings:
-        out += encode_string(s)
-    out += encode_varint(base)
-    out += encode_varint(len(cs.ops))
-    out += ops_out
     return bytes(out)
+
+
+def _shared_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _encode_new_strings(strings: list[str]) -> bytes:
+    """Front-coded: each string as p (bytes shared with the one before, longest) and the rest."""
+    out = bytearray()
+    prev = b""
+    for s in strings:
+        raw = s.encode("utf-8")  # a str with lone surrogates raises here: no valid encoding
+        p = _shared_prefix(prev, raw)
+        out += encode_varint(p) + encode_bytes(raw[p:])
+        prev = raw
+    return bytes(out)
+
+
+def encode_change_set_with_table(cs: ChangeSet, dictionary: StringDictionary) -> tuple[bytes, list[str]]:
+    """Canonical encoding of ``cs`` on top of ``dictionary`` (section 9, "Valid and canonical
+    encodings").  Returns the bytes and the list T; the dictionary is not changed here (the
+    sender adopts T once the frame is made, see ``encode_message``)."""
+    used: list[str] = []
+
+    def record(s: str) -> bytes:
+        if not isinstance(s, str):
+            raise EncodeError(f"expected a string, got {s!r}")
+        used.append(s)
+        return b""
+
+    _encode_ops(cs.ops, record)                # dry run: the strings in order of first use
+    uses = list(dict.fromkeys(used))
+    new = [s for s in uses if not dictionary.holds(s)]
+    if (len(dictionary) + len(new) > DICTIONARY_MAX_STRINGS
+            or dictionary.size + utf8_size(new) > DICTIONARY_MAX_BYTES):
+        base, new = 0, uses                    # start afresh: every string used is new
+    else:
+        base = len(dictionary)
+    if utf8_size(new) > NEW_STRINGS_MAX_BYTES:
+        raise EncodeError(f"the new strings hold {utf8_size(new)} bytes, over the limit of "
+                          f"{NEW_STRINGS_MAX_BYTES}: split the batch")
+    table = dictionary.strings[:base] + new
+    place: dict[str, int] = {}
+    for i, s in enumerate(table):
+        place.setdefault(s, i)                 # a string held twice is named by its first place
+    ops = _encode_ops(cs.ops, lambda s: encode_varint(place[s]))
+    out = bytearray(encode_varint(cs.schema_version))
+    out += encode_varint(base)
+    out += encode_varint(len(new))
+    out += _encode_new_strings(new)
+    out += encode_varint(cs.ops[0].clock if cs.ops else 0)
+    out += encode_varint(len(cs.ops))
+    out += ops
+    return bytes(out), table
+
+
+def encode_change_set(cs: ChangeSet, dictionary: Optional[StringDictionary] = None) -> bytes:
+    """Canonical encoding; with a dictionary, the dictionary then adopts the change set's T."""
+    data, table = encode_change_set_with_table(cs, dictionary if dictionary is not None else StringDictionary())
+    if dictionary is not None:
+        dictionary.adopt(table)
+    return data
 
 
 # --------------------------------------------------------------------------------------------
@@ -1093,7 +1244,10 @@ MESSAGE_CLASSES: dict[int, type] = {c.TYPE: c for c in (
 MESSAGE_BY_NAME: dict[str, type] = {c.NAME: c for c in MESSAGE_CLASSES.values()}
 
 
-def decode_payload(msg_type: int, payload: bytes) -> Message:
+def decode_payload(msg_type: int, payload: bytes, dictionary: Optional[StringDictionary] = None) -> Message:
+    """Decode one payload.  A change set is decoded against ``dictionary`` (the receiving
+    direction's; an empty one if None), which adopts the change set's strings only once the
+    whole payload has decoded (section 7: a frame that fails leaves it unchanged)."""
     cls = MESSAGE_CLASSES.get(msg_type)
     if cls is None:
         if msg_type >= 0x80:
@@ -1101,6 +1255,7 @@ def decode_payload(msg_type: int, payload: bytes) -> Message:
         raise UnknownMessageType(f"unknown message type 0x{msg_type:02x}", type=msg_type)
     r = Reader(payload, cls.NAME.lower().replace("_", " "))
     values = {}
+    table = None
     for attr, kind, label in cls.FIELDS:
         if kind == F_STRING:
             values[attr] = r.string(label)
@@ -1119,21 +1274,26 @@ def decode_payload(msg_type: int, payload: bytes) -> Message:
         elif kind == F_REASON:
             values[attr] = r.enum(label, SNAPSHOT_REASONS)
         elif kind == F_CHANGESET:
-            values[attr] = decode_change_set(r)
+            values[attr], table = decode_change_set(r, dictionary)
         else:  # pragma: no cover
             raise AssertionError(kind)
     # Section 4: bytes after the last known field are fields of a later version: ignored.
-    return cls(**values)
+    msg = cls(**values)
+    if table is not None and dictionary is not None:
+        dictionary.adopt(table)
+    return msg
 
 
-def decode_message(frame: Frame) -> Message:
-    return decode_payload(frame.type, frame.payload)
+def decode_message(frame: Frame, dictionary: Optional[StringDictionary] = None) -> Message:
+    return decode_payload(frame.type, frame.payload, dictionary)
 
 
-def encode_payload(msg: Message) -> bytes:
+def _encode_payload(msg: Message, dictionary: StringDictionary) -> tuple[bytes, Optional[list[str]]]:
+    """The payload of ``msg`` and, if it holds a change set, that change set's list T."""
     if isinstance(msg, Ignored):
-        return bytes(msg.payload)
+        return bytes(msg.payload), None
     out = bytearray()
+    table = None
     for attr, kind, label in msg.FIELDS:
         v = getattr(msg, attr)
         if kind == F_STRING:
@@ -1159,22 +1319,52 @@ def encode_payload(msg: Message) -> bytes:
                 raise EncodeError(f"{label} must be exactly 32 bytes, got {len(v)}")
             out += bytes(v)
         elif kind == F_CHANGESET:
-            out += encode_change_set(v)
-    return bytes(out)
+            data, table = encode_change_set_with_table(v, dictionary)
+            out += data
+    return bytes(out), table
 
 
-def encode_message(msg: Message, version: int = PROTOCOL_VERSION) -> bytes:
-    """One complete frame. HELLO and CHALLENGE are always version 1 frames (section 4)."""
+def encode_payload(msg: Message, dictionary: Optional[StringDictionary] = None) -> bytes:
+    payload, table = _encode_payload(msg, dictionary if dictionary is not None else StringDictionary())
+    if table is not None and dictionary is not None:
+        dictionary.adopt(table)
+    return payload
+
+
+def encode_message(msg: Message, version: int = PROTOCOL_VERSION,
+                   dictionary: Optional[StringDictionary] = None) -> bytes:
+    """One complete frame. HELLO and CHALLENGE are always version 1 frames (section 4).
+
+    A change set is encoded on top of ``dictionary`` (the sending direction's; an empty one if
+    None), which adopts the change set's strings only once the frame is made: a frame that
+    cannot be sent (too large) leaves it unchanged."""
     if isinstance(msg, (Hello, Challenge)):
         version = 1
-    return encode_frame(msg.TYPE, encode_payload(msg), version)
+    payload, table = _encode_payload(msg, dictionary if dictionary is not None else StringDictionary())
+    frame = encode_frame(msg.TYPE, payload, version)
+    if table is not None and dictionary is not None:
+        dictionary.adopt(table)
+    return frame
+
+
+class StreamEncoder:
+    """The sending side of one direction of a connection: messages in, frames out, with the
+    direction's string dictionary carried from one change set to the next."""
+
+    def __init__(self):
+        self.dictionary = StringDictionary()
+
+    def encode(self, msg: Message, version: int = PROTOCOL_VERSION) -> bytes:
+        return encode_message(msg, version, self.dictionary)
 
 
 class StreamDecoder:
-    """Bytes in, messages out. Ignorable frames (0x80-0xFF) are skipped unless keep_ignored."""
+    """The receiving side of one direction of a connection: bytes in, messages out, with the
+    direction's string dictionary.  Ignorable frames (0x80-0xFF) are skipped unless keep_ignored."""
 
     def __init__(self, versions: Iterable[int] = SUPPORTED_VERSIONS, keep_ignored: bool = False):
         self.frames = FrameDecoder(versions)
+        self.dictionary = StringDictionary()
         self.keep_ignored = keep_ignored
         self._error: Optional[SiyuError] = None
 
@@ -1191,7 +1381,7 @@ class StreamDecoder:
         except SiyuError as e:
             # decode the frames that preceded the framing error, then re-raise
             for f in e.decoded_before:
-                m = decode_message(f)
+                m = decode_message(f, self.dictionary)
                 if self.keep_ignored or not isinstance(m, Ignored):
                     out.append(m)
             e.decoded_before = out
@@ -1199,7 +1389,7 @@ class StreamDecoder:
             raise
         for f in frames:
             try:
-                m = decode_message(f)
+                m = decode_message(f, self.dictionary)
             except SiyuError as e:
                 e.decoded_before = out
                 self._error = e
