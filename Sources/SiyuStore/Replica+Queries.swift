@@ -63,8 +63,10 @@ extension Replica {
     /// Every op that touched a target (and field, if given), oldest first; the current write is marked.
     public func history(of target: Target, field: String? = nil) throws -> [HistoryEntry] {
         try ReplicaError.wrap("reading history") {
-            var sql = "SELECT body FROM ops WHERE entity = ? AND target_id = ? AND sub = ?"
-            var args: [SQLiteValue] = [.text(target.entity.name), .text(target.id), .text(target.sub)]
+            var sql = "SELECT body FROM ops INDEXED BY ops_by_instance WHERE inst_kind = ? AND inst_id = ? AND entity = ? AND target_id = ? AND sub = ?"
+            let instance = target.instance
+            var args: [SQLiteValue] = [.text(instance.kind.name), .text(instance.id),
+                                       .text(target.entity.name), .text(target.id), .text(target.sub)]
             if let field { sql += " AND field = ?"; args.append(.text(field)) }
             sql += " ORDER BY hlc, origin"
             var ops: [Op] = []

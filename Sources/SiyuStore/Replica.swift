@@ -268,15 +268,9 @@ public final class Replica {
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
         guard applied > 0 else { return (0, 0) }
-        for origin in origins {
-            if origin == node, let last = ops.last(where: { $0.origin == node }) {
-                // This node's own ops are numbered and committed in order: always contiguous.
-                try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
-                    .run([.text(node), .integer(Int64(last.seq)), .integer(Int64(last.seq))])
-            } else {
-                try advanceVersion(of: origin)
-            }
-        }
+        // This node's own ops are numbered and committed in order, so its own entry of the version
+        // vector is always nextSeq - 1 and is not stored (one page less for every local edit).
+        for origin in origins where origin != node { try advanceVersion(of: origin) }
         clock.observe(maxHLC)
         // Own ops can come back from a peer (a replica restored from a backup): never reuse their numbers.
         if let ownLast = ops.filter({ $0.origin == node }).map(\.seq).max(), ownLast >= nextSeq { nextSeq = ownLast + 1 }
@@ -462,28 +456,39 @@ public final class Replica {
     /// What this replica holds: per origin, the sequence number up to which it has every op.
     public func versionVector() throws -> VersionVector {
         try ReplicaError.wrap("reading the version vector") {
-            var v = VersionVector()
-            try db.cached("SELECT origin, contiguous FROM versions").query { row in
-                v.entries[row.text(0) ?? ""] = UInt64(row.int64(1))
-            }
-            return v
+            try storedVersions()
         }
+    }
+
+    /// Per origin, the highest sequence up to which every op is held: other origins from the
+    /// `versions` table, this node from its own numbering (replicas of schema 1 also stored it).
+    func storedVersions() throws -> VersionVector {
+        try dropCachesIfChangedElsewhere()
+        var v = VersionVector()
+        try db.cached("SELECT origin, contiguous FROM versions").query { row in
+            v.entries[row.text(0) ?? ""] = UInt64(row.int64(1))
+        }
+        if nextSeq > 1 { v.entries[node] = nextSeq - 1 } else { v.entries[node] = nil }
+        return v
     }
 
     /// Per origin, the stamp of the last op up to which this replica holds every op of that origin:
     /// everything this node has seen, in a form an op can carry.
     func contiguousFrontier() throws -> [Stamp] {
         var out: [Stamp] = []
-        try db.cached("SELECT v.origin, o.hlc FROM versions v JOIN ops o ON o.origin = v.origin AND o.seq = v.contiguous ORDER BY v.origin")
-            .query { row in out.append(Stamp(hlc: HLC(raw: UInt64(bitPattern: row.int64(1))), node: row.text(0) ?? "")) }
+        let clockOf = try db.cached("SELECT hlc FROM ops WHERE origin = ? AND seq = ?")
+        for (origin, seq) in try storedVersions().entries.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) where seq > 0 {
+            if let hlc = try clockOf.scalar([.text(origin), .integer(Int64(seq))])?.int64Value {
+                out.append(Stamp(hlc: HLC(raw: UInt64(bitPattern: hlc)), node: origin))
+            }
+        }
         return out
     }
 
     /// The ops a peer that holds `peer` has not seen, in (origin, seq) order.
     public func changeSet(since peer: VersionVector) throws -> ChangeSet {
         try ReplicaError.wrap("extracting a change set") {
-            var origins: [String] = []
-            try db.cached("SELECT origin FROM versions ORDER BY origin").query { row in origins.append(row.text(0) ?? "") }
+            let origins = try storedVersions().entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             var ops: [Op] = []
             let range = try db.cached("SELECT body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
             for origin in origins {

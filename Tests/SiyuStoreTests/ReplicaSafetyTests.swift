@@ -134,11 +134,12 @@ import SiyuStore
         try c["hq"].createCustomer("c1", ["name": .text("A")], by: "zhaolei")
         c["hq"].close()
         // A build whose schema history has one more step migrates the file on open.
-        let v2 = ReplicaSchema.migrations + [SchemaMigration(version: 2) { db in
+        let next = ReplicaSchema.migrations.last!.version + 1
+        let newer = ReplicaSchema.migrations + [SchemaMigration(version: next) { db in
             try db.execute("CREATE TABLE customer_notes(customer_id TEXT PRIMARY KEY, note TEXT)")
         }]
-        let migrated = try Replica(path: c.path("hq"), options: ReplicaOptions(migrations: v2))
-        #expect(try migrated.schemaVersion() == 2)
+        let migrated = try Replica(path: c.path("hq"), options: ReplicaOptions(migrations: newer))
+        #expect(try migrated.schemaVersion() == next)
         #expect(try migrated.rows(of: .customers).count == 1)
         migrated.close()
         // Now the file is newer than this build: refused, untouched.
@@ -150,6 +151,28 @@ import SiyuStore
             #expect(e.description.contains("newer"))
         }
         #expect(try FileManager.default.attributesOfItem(atPath: c.path("hq"))[.size] as? Int == size)
+    }
+
+    /// A replica written by the first schema (which stored this node's own version row and two more
+    /// indexes) opens migrated, with the same version vector, history and digest.
+    @Test func aSchema1ReplicaIsMigratedToTheCurrentOne() throws {
+        let c = try Cluster([("hq", .hq)])
+        c["hq"].close()
+        let path = c.path("hq") + ".v1"
+        let v1 = try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq, migrations: Array(ReplicaSchema.migrations.prefix(1))))
+        try v1.createCustomer("c1", ["name": .text("A")], by: "zhaolei")
+        try v1.editCustomer("c1", ["name": .text("B")], by: "zhaolei")
+        let (vector, digest, history) = (try v1.versionVector(), try v1.digest(), try v1.history(of: Target(.customer, "c1"), field: "name"))
+        #expect(try v1.schemaVersion() == 1)
+        v1.close()
+        let current = try Replica(path: path, options: ReplicaOptions())
+        #expect(try current.schemaVersion() == ReplicaSchema.migrations.last!.version)
+        #expect(try current.versionVector() == vector)
+        #expect(try current.digest() == digest)
+        #expect(try current.history(of: Target(.customer, "c1"), field: "name").map(\.op) == history.map(\.op))
+        try current.editCustomer("c1", ["name": .text("C")], by: "zhaolei")
+        #expect(try current.versionVector()["hq"] == vector["hq"] + 1)
+        current.close()
     }
 
     @Test func aReopenedReplicaContinuesItsSequenceAndClock() throws {

@@ -128,6 +128,9 @@ public enum IdentifierRule {
         if id.isEmpty {
             throw CoreError.invalidEdit(what: "\(what) is empty", hint: "give a non-empty id")
         }
+        // Most ids (WeCom's, staff userids) are printable ASCII, which is NFC and one character
+        // per byte: checked without Unicode normalisation, which is costly.
+        if id.utf8.count <= maxLength, id.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { return }
         if id.count > maxLength {
             throw CoreError.invalidEdit(what: "\(what) '\(id.prefix(20))…' is \(id.count) characters long (limit \(maxLength))",
                                         hint: "use a shorter id")
