@@ -27,7 +27,7 @@ let package = Package(
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCore", "SiyuStore", "SiyuCLI"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
-        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite"]),
+        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire"]),
 
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),

@@ -1,0 +1,53 @@
+import Foundation
+import SiyuSQLite
+
+/// Runs every section in order and reports: each section's text as soon as it is done, then a
+/// summary table of the design's targets (with the peer's column when it ran); or, with `--json`,
+/// one JSON object holding every figure and nothing else on stdout.
+struct Benchmark {
+    let options: BenchOptions
+
+    func run() throws {
+        let directory = try TemporaryDirectory(prefix: "siyu-bench")
+        defer { directory.remove() }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        var sections: [SectionReport] = []
+        func add(_ section: SectionReport) {
+            sections.append(section)
+            guard !options.json else { return }
+            print(section.text + "\n")
+            fflush(stdout)
+        }
+
+        if !options.json {
+            print("siyu-bench — SQLite \(Database.libraryVersion), \(cores) cores\(options.quick ? ", quick mode (small sizes)" : "")\n")
+        }
+        add(try LocalEditBench(edits: options.localEdits, customerCount: options.localCustomers, directory: directory).run())
+        let (merge, mix) = try MergeBench(targetOps: options.mergeOps, directory: directory).run()
+        add(merge)
+        add(try WireSizeBench(edits: options.wireEdits, customerCount: options.wireCustomers, mix: mix, directory: directory).run())
+        add(try CatchUpBench(targetOps: options.catchUpOps, customerCount: options.catchUpCustomers, directory: directory).run())
+        add(try BootstrapBench(customerCount: options.bootstrapCustomers, tagsPerCustomer: options.bootstrapTagsPerCustomer,
+                               directory: directory).run())
+        if options.scalingSizes.isEmpty {
+            progress("scaling: skipped (empty --scaling list)")
+        } else {
+            add(try ScalingBench(sizes: options.scalingSizes, mergeOps: options.scalingMergeOps, directory: directory).run())
+        }
+
+        let peer = options.peerEnabled
+            ? LoroPeer.run(quick: options.quick)
+            : .unavailable(options.quick ? "skipped in quick mode; --peer runs it" : "skipped (--no-peer)")
+        let siyuFigures = Dictionary(sections.flatMap(\.figures), uniquingKeysWith: { a, _ in a })
+        add(LoroPeer.section(peer, siyu: siyuFigures))
+
+        if options.json {
+            let header: [(String, JSONValue)] = [("sqlite_version", .string(Database.libraryVersion)), ("cores", .int(cores)),
+                                                 ("quick", .bool(options.quick))]
+            print(JSONValue.object(header + sections.flatMap(\.figures)).serialized())
+        } else {
+            print("summary (targets from DESIGN.md \"How good\"; ratios are Siyu ÷ plain SQLite in this run)")
+            for line in summaryTable(sections.flatMap(\.summary), peer: peer) { print("  " + line) }
+        }
+    }
+}

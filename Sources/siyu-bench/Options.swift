@@ -1,0 +1,85 @@
+/// The benchmark's command line and the sizes each section runs at (full or `--quick`).
+/// Measures nothing by itself.
+struct BenchOptions {
+    static let usage = """
+        usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…]
+          --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
+          --json       print one JSON object with every figure on stdout (progress stays on stderr)
+          --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
+          --no-peer    do not run the Loro peer
+          --edits N    local edits per kind (default 2000, quick 200)
+          --ops N      remote ops merged in one change set (default 100000, quick 5000)
+          --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
+                       quick 1000,10000; an empty list skips it)
+        """
+
+    var quick = false
+    var json = false
+    var runPeer: Bool? = nil
+
+    /// Local edits per kind (tag toggle, field edit).
+    var localEdits = 2_000
+    /// Customers the local edits go round.
+    var localCustomers = 200
+    /// Remote ops merged in one change set.
+    var mergeOps = 100_000
+    /// Clerk edits in the wire-size batch, and the customers they go round.
+    var wireEdits = 10_000
+    var wireCustomers = 2_000
+    /// Ops the store is behind in the catch-up, and the customers of its scope.
+    var catchUpOps = 100_000
+    var catchUpCustomers = 2_000
+    /// Customers of the bootstrap snapshot, and tags on each.
+    var bootstrapCustomers = 100_000
+    var bootstrapTagsPerCustomer = 10
+    /// Replica sizes of the scaling table, and the remote ops merged at each size.
+    var scalingSizes = [10_000, 100_000, 1_000_000]
+    var scalingMergeOps = 10_000
+
+    /// Whether the Loro peer runs: by default in full mode only.
+    var peerEnabled: Bool { runPeer ?? !quick }
+
+    struct UsageError: Error { let message: String }
+
+    init(parsing arguments: [String]) throws {
+        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?
+        var it = arguments.makeIterator()
+        func number(after flag: String) throws -> Int {
+            guard let text = it.next(), let n = Int(text), n > 0 else { throw UsageError(message: "\(flag) needs a positive number") }
+            return n
+        }
+        while let argument = it.next() {
+            switch argument {
+            case "--quick": quick = true
+            case "--json": json = true
+            case "--peer": runPeer = true
+            case "--no-peer": runPeer = false
+            case "--edits": explicitEdits = try number(after: argument)
+            case "--ops": explicitOps = try number(after: argument)
+            case "--scaling":
+                guard let list = it.next() else { throw UsageError(message: "--scaling needs a list of sizes") }
+                let sizes = list.split(separator: ",").map { Int($0) }
+                guard sizes.allSatisfy({ ($0 ?? 0) > 0 }) else { throw UsageError(message: "--scaling: '\(list)' is not a list of positive numbers") }
+                explicitScaling = sizes.compactMap { $0 }
+            case "-h", "--help": throw UsageError(message: "")
+            default: throw UsageError(message: "unknown argument '\(argument)'")
+            }
+        }
+        if quick { useQuickSizes() }
+        if let explicitEdits { localEdits = explicitEdits }
+        if let explicitOps { mergeOps = explicitOps }
+        if let explicitScaling { scalingSizes = explicitScaling }
+    }
+
+    private mutating func useQuickSizes() {
+        localEdits = 200
+        mergeOps = 5_000
+        wireEdits = 2_000
+        wireCustomers = 400
+        catchUpOps = 5_000
+        catchUpCustomers = 500
+        bootstrapCustomers = 2_000
+        scalingSizes = [1_000, 10_000]
+        scalingMergeOps = 1_000
+    }
+}
