@@ -92,7 +92,7 @@ public enum ReplicaSchema {
                 }
             }
             _ = try db.prepare("PRAGMA journal_mode = WAL").scalar()
-            try db.execute("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
+            try db.execute("PRAGMA synchronous = NORMAL;")
             return db
         } catch let e as SQLiteError {
             db.close()

@@ -274,7 +274,8 @@ enum BootstrapChild {
         figures.seconds = try seconds {
             let replica = try Replica(path: replicaPath, options: ReplicaOptions(node: "xihu", role: .store))
             defer { replica.close() }
-            figures.applySeconds = try receive(framesPath, into: replica)
+            // A node applies a snapshot as one transaction: all of it or nothing, each page written once.
+            figures.applySeconds = try replica.inOneTransaction { try receive(framesPath, into: replica) }
         }
         figures.peakKilobytes = peakResidentKilobytes() ?? 0
         // Counted with plain SQL on the file: reading the rows through the replica would cost memory.

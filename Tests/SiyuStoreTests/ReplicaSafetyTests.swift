@@ -70,6 +70,29 @@ import SiyuStore
         }
     }
 
+    /// Several change sets in one transaction (a snapshot's chunks): a refused one takes the
+    /// earlier ones with it; when all are good, the result equals applying them one by one.
+    @Test func changeSetsAppliedInOneTransactionAreAllOrNothing() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store), ("jingan", .store)])
+        try c["hq"].createCustomer("c1", ["name": .text("A")], by: "zhaolei")
+        let first = try c["hq"].changeSet(since: VersionVector())
+        c.skew["hq"] = 6 * 60 * 1000            // six minutes fast: the second change set is refused
+        try c["hq"].createCustomer("c2", [:], by: "zhaolei")
+        let second = try c["hq"].changeSet(since: VersionVector(["hq": first.ops.last!.seq]))
+        #expect(throws: ReplicaError.self) {
+            try c["xihu"].inOneTransaction { try c["xihu"].apply(first); try c["xihu"].apply(second) }
+        }
+        #expect(try c["xihu"].opCounts().total == 0)
+        #expect(try c["xihu"].versionVector() == VersionVector())
+        c.skew["hq"] = 0
+        c.clock.now += 7 * 60 * 1000
+        try c["xihu"].inOneTransaction { try c["xihu"].apply(first); try c["xihu"].apply(second) }
+        try c["jingan"].apply(first)
+        try c["jingan"].apply(second)
+        #expect(try c["xihu"].digest() == c["jingan"].digest())
+        #expect(try c["xihu"].versionVector() == c["hq"].versionVector())
+    }
+
     @Test func aChangeSetFromTheFarFutureIsRefusedWholeAndNothingIsApplied() throws {
         let c = try Cluster([("hq", .hq), ("xihu", .store)])
         try c["hq"].createCustomer("c1", [:], by: "zhaolei")
