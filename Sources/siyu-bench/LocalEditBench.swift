@@ -3,7 +3,8 @@ import SiyuCore
 import SiyuSQLite
 import SiyuStore
 
-/// Section 1 — the cost of a local edit, each next to the same row written by plain SQLite.
+/// Section 1 — the cost of a local edit, each next to the same row written by plain SQLite, and
+/// next to the structural floor: plain SQLite writing the same rows Siyu writes.
 ///
 /// (a) Tag toggles: customers "wm_0"…, tags t0…t9 of a non-exclusive group; edit i touches customer
 ///     i % customers and tag t((i / customers) % 10), removing it if present, else adding it
@@ -13,8 +14,19 @@ import SiyuStore
 ///     prepared statement, one transaction per write.
 /// (b) Field edits: `editCustomer(c, ["phone": …])` against a plain `UPDATE customers SET phone`.
 ///
-/// Both sides run in alternating blocks of edits, so background load hits them alike; a warm-up that
-/// leaves the data unchanged runs first.
+/// The floor (both kinds): a Siyu local edit is one transaction writing an op row into `ops` (with
+/// its entries in `ops_by_instance` and, for a tag op, the partial `ops_by_tag`) plus the changed
+/// state row. Under WAL every B-tree page a transaction dirties costs, so "one row in one table"
+/// cannot be matched by any design that durably stores both an op and a state row. The floor
+/// database is made with the replica's own DDL for `ops`, its indexes and the state tables, holds
+/// the replica's op rows and state rows from the setup, and per edit runs one transaction of a
+/// prepared INSERT of the op row Siyu would log (realistic values, the body encoded by `OpCoding`,
+/// made before each timed block) plus the same state-row write as the plain baseline. The target is
+/// stated against the plain baseline; Siyu ÷ floor says how much of the cost is Siyu's own work
+/// rather than the storage layout.
+///
+/// The three sides run in alternating blocks of edits, so background load hits them alike; a
+/// warm-up that leaves the data unchanged runs first.
 struct LocalEditBench {
     let edits: Int
     let customerCount: Int
@@ -25,10 +37,14 @@ struct LocalEditBench {
 
     struct Outcome {
         var edits = 0, adds = 0, removes = 0
-        var siyuSeconds = 0.0, plainSeconds = 0.0
+        var siyuSeconds = 0.0, plainSeconds = 0.0, floorSeconds = 0.0
         var siyuMicros: Double { siyuSeconds * 1e6 / Double(edits) }
         var plainMicros: Double { plainSeconds * 1e6 / Double(edits) }
+        var floorMicros: Double { floorSeconds * 1e6 / Double(edits) }
         var ratio: Double { siyuSeconds / plainSeconds }
+        var floorRatio: Double { siyuSeconds / floorSeconds }
+        /// Average size of the floor's op bodies (bytes).
+        var floorBodyBytes = 0.0
     }
 
     func run() throws -> SectionReport {
@@ -41,12 +57,40 @@ struct LocalEditBench {
                                          likeReplicaAt: replica.path)
         defer { plain.close() }
         try copyRows(of: [.customers, .customerTags], from: replica, to: plain)
+        let floor = try FloorDatabase(path: directory.path("floor-local.db"), likeReplica: replica)
+        defer { floor.db.close() }
+        try copyRows(of: [.customers, .customerTags], from: replica, to: floor.db)
 
         progress("local edits: \(edits) tag toggles")
-        let toggles = try measureTagToggles(replica, plain, customers: customers, present: &present)
+        let toggles = try measureTagToggles(replica, plain, floor, customers: customers, present: &present)
         progress("local edits: \(edits) field edits")
-        let fields = try measureFieldEdits(replica, plain, customers: customers)
-        return report(toggles, fields)
+        let fields = try measureFieldEdits(replica, plain, floor, customers: customers)
+        let opLogs = try compareOpLogs(replica, floor)
+        return report(toggles, fields, opLogs)
+    }
+
+    /// The replica's op log and the floor's after the run: as many rows, and their bodies' sizes
+    /// (tag ops, phone writes), to show the floor wrote what Siyu wrote.
+    struct OpLogs { var rows = 0, tagBody = 0.0, floorTagBody = 0.0, phoneBody = 0.0, floorPhoneBody = 0.0 }
+
+    private func compareOpLogs(_ replica: Replica, _ floor: FloorDatabase) throws -> OpLogs {
+        let source = try Database(path: replica.path, mode: .readOnly)
+        defer { source.close() }
+        func figures(_ db: Database) throws -> (Int, Double, Double) {
+            let row = try db.prepare("""
+                SELECT count(*),
+                       avg(CASE WHEN entity = 'customer_tag' THEN length(body) END),
+                       avg(CASE WHEN entity = 'customer' AND field = 'phone' THEN length(body) END)
+                FROM ops
+                """).rows()[0]
+            return (Int(row[0].int64Value ?? 0), row[1].doubleValue ?? 0, row[2].doubleValue ?? 0)
+        }
+        let (rows, tagBody, phoneBody) = try figures(source)
+        let (floorRows, floorTagBody, floorPhoneBody) = try figures(floor.db)
+        guard rows == floorRows else {
+            throw BenchError("local edits: the floor's op log has \(floorRows) rows, the replica's \(rows): the floor did not write what Siyu wrote")
+        }
+        return OpLogs(rows: rows, tagBody: tagBody, floorTagBody: floorTagBody, phoneBody: phoneBody, floorPhoneBody: floorPhoneBody)
     }
 
     // MARK: Setup
@@ -80,11 +124,12 @@ struct LocalEditBench {
 
     // MARK: Tag toggles
 
-    private func measureTagToggles(_ replica: Replica, _ plain: Database, customers: [String],
+    private func measureTagToggles(_ replica: Replica, _ plain: Database, _ floor: FloorDatabase, customers: [String],
                                    present: inout Set<[String]>) throws -> Outcome {
         let insert = try plain.cached("INSERT INTO customer_tags VALUES (?, ?, ?, ?, ?)")
         let delete = try plain.cached("DELETE FROM customer_tags WHERE customer_id = ? AND tag_id = ?")
         var plainPresent = present
+        var floorPresent = present
         var stamp = Int64(Date().timeIntervalSince1970 * 1000) << 16
 
         func siyuToggle(_ customer: String, _ tag: String, _ held: inout Set<[String]>) throws -> Bool {
@@ -109,6 +154,7 @@ struct LocalEditBench {
             for _ in 0..<2 {
                 _ = try siyuToggle(customers[i], "t9", &present)
                 try plainToggle(customers[i], "t9", &plainPresent)
+                try floor.write(floor.toggle(customers[i], "t9", &floorPresent))
             }
         }
 
@@ -124,13 +170,21 @@ struct LocalEditBench {
             outcome.plainSeconds += try seconds {
                 for i in range { try plainToggle(pairs[i].0, pairs[i].1, &plainPresent) }
             }
+            let planned = range.map { floor.toggle(pairs[$0].0, pairs[$0].1, &floorPresent) }
+            outcome.floorBodyBytes += Double(planned.reduce(0) { $0 + $1.bodyBytes }) / Double(edits)
+            outcome.floorSeconds += try seconds {
+                for edit in planned { try floor.write(edit) }
+            }
+        }
+        guard floorPresent == present, plainPresent == present else {
+            throw BenchError("local edits: the baselines' tags differ from the replica's after the toggles")
         }
         return outcome
     }
 
     // MARK: Field edits
 
-    private func measureFieldEdits(_ replica: Replica, _ plain: Database, customers: [String]) throws -> Outcome {
+    private func measureFieldEdits(_ replica: Replica, _ plain: Database, _ floor: FloorDatabase, customers: [String]) throws -> Outcome {
         let update = try plain.cached("UPDATE customers SET phone = ? WHERE customer_id = ?")
         func phone(_ i: Int) -> String { "139" + String(format: "%08d", i) }
         func siyuEdit(_ i: Int) throws {
@@ -140,29 +194,40 @@ struct LocalEditBench {
             try plain.transaction { try update.run([.text(phone(i)), .text(customers[i % customers.count])]) }
         }
         let warmUp = min(50, edits)
-        for i in 0..<warmUp { try siyuEdit(edits + i); try plainEdit(edits + i) }
+        func floorEdit(_ i: Int) -> FloorDatabase.Edit { floor.phone(customers[i % customers.count], phone(i)) }
+        for i in 0..<warmUp { try siyuEdit(edits + i); try plainEdit(edits + i); try floor.write(floorEdit(edits + i)) }
 
         var outcome = Outcome(edits: edits)
         for block in stride(from: 0, to: edits, by: LocalEditBench.blockSize) {
             let range = block..<min(block + LocalEditBench.blockSize, edits)
             outcome.siyuSeconds += try seconds { for i in range { try siyuEdit(i) } }
             outcome.plainSeconds += try seconds { for i in range { try plainEdit(i) } }
+            let planned = range.map(floorEdit)
+            outcome.floorBodyBytes += Double(planned.reduce(0) { $0 + $1.bodyBytes }) / Double(edits)
+            outcome.floorSeconds += try seconds { for edit in planned { try floor.write(edit) } }
         }
         return outcome
     }
 
     // MARK: Report
 
-    private func report(_ tags: Outcome, _ fields: Outcome) -> SectionReport {
+    private func report(_ tags: Outcome, _ fields: Outcome, _ opLogs: OpLogs) -> SectionReport {
         var r = SectionReport("local edit, one transaction each (\(customerCount) customers, \(LocalEditBench.tags.count) tags)")
         r.line("(a) tag add/remove: \(tags.edits) edits (\(tags.adds) adds, \(tags.removes) removes)")
         r.line("    siyu          \(fixed(tags.siyuMicros)) µs/edit   (\(Int(1e6 / tags.siyuMicros)) edits/s)")
         r.line("    plain SQLite  \(fixed(tags.plainMicros)) µs/write  (INSERT/DELETE of the customer_tags row)")
         r.line("    ratio         \(fixed(tags.ratio))×   (target ≤ 1.5×: \(verdict(tags.ratio <= 1.5)))")
+        r.line("    floor         \(fixed(tags.floorMicros)) µs/edit   (plain SQLite, same rows as Siyu (op row + indexes + state row), op body \(fixed(tags.floorBodyBytes, 0)) B)")
+        r.line("    siyu ÷ floor  \(fixed(tags.floorRatio))×   (information, no target; floor ÷ plain SQLite = \(fixed(tags.floorSeconds / tags.plainSeconds, 2))×)")
         r.line("(b) field edit (customer phone): \(fields.edits) edits")
         r.line("    siyu          \(fixed(fields.siyuMicros)) µs/edit")
         r.line("    plain SQLite  \(fixed(fields.plainMicros)) µs/write  (UPDATE customers SET phone)")
         r.line("    ratio         \(fixed(fields.ratio))×   (target ≤ 1.5×: \(verdict(fields.ratio <= 1.5)))")
+        r.line("    floor         \(fixed(fields.floorMicros)) µs/edit   (plain SQLite, same rows as Siyu (op row + indexes + state row), op body \(fixed(fields.floorBodyBytes, 0)) B)")
+        r.line("    siyu ÷ floor  \(fixed(fields.floorRatio))×   (information, no target; floor ÷ plain SQLite = \(fixed(fields.floorSeconds / fields.plainSeconds, 2))×)")
+
+        r.line("floor check: \(grouped(opLogs.rows)) op rows in the replica's op log and in the floor's; mean op body (replica / floor):"
+               + " tag ops \(fixed(opLogs.tagBody, 1)) / \(fixed(opLogs.floorTagBody, 1)) B, phone writes \(fixed(opLogs.phoneBody, 1)) / \(fixed(opLogs.floorPhoneBody, 1)) B")
 
         r.figure("local_edits", tags.edits)
         r.figure("local_edit_adds", tags.adds)
@@ -174,6 +239,10 @@ struct LocalEditBench {
         r.figure("field_edit_us", fields.siyuMicros)
         r.figure("field_edit_plain_us", fields.plainMicros)
         r.figure("field_edit_ratio", fields.ratio)
+        r.figure("local_edit_floor_us", tags.floorMicros)
+        r.figure("local_edit_floor_ratio", tags.floorRatio)
+        r.figure("field_edit_floor_us", fields.floorMicros)
+        r.figure("field_edit_floor_ratio", fields.floorRatio)
 
         r.summary.append(SummaryRow(what: "local edit: tag add/remove", siyu: "\(fixed(tags.siyuMicros, 1)) µs",
                                     baseline: "\(fixed(tags.plainMicros, 1)) µs", ratio: "\(fixed(tags.ratio, 2))×",
@@ -181,7 +250,111 @@ struct LocalEditBench {
         r.summary.append(SummaryRow(what: "local edit: field (phone)", siyu: "\(fixed(fields.siyuMicros, 1)) µs",
                                     baseline: "\(fixed(fields.plainMicros, 1)) µs", ratio: "\(fixed(fields.ratio, 2))×",
                                     target: "≤ 1.5×", met: fields.ratio <= 1.5, peerKey: "loro_field_edit_us", peerUnit: " µs"))
+        r.summary.append(SummaryRow(what: "local edit: tag, vs. same rows (floor)", siyu: "\(fixed(tags.siyuMicros, 1)) µs",
+                                    baseline: "\(fixed(tags.floorMicros, 1)) µs", ratio: "\(fixed(tags.floorRatio, 2))×",
+                                    target: "(information)", met: nil))
+        r.summary.append(SummaryRow(what: "local edit: field, vs. same rows (floor)", siyu: "\(fixed(fields.siyuMicros, 1)) µs",
+                                    baseline: "\(fixed(fields.floorMicros, 1)) µs", ratio: "\(fixed(fields.floorRatio, 2))×",
+                                    target: "(information)", met: nil))
         return r
+    }
+}
+
+/// The floor baseline's database: the replica's own `ops` table with its indexes, and its state
+/// tables, made with the replica's DDL and holding the replica's op rows. An edit is planned first
+/// (outside the timing: the op Siyu would log for it, numbered and stamped as the replica's node
+/// numbers them, its body encoded by `OpCoding`), then written: one transaction of the op row's
+/// INSERT and the state-row write.
+final class FloorDatabase {
+    let db: Database
+    private let insertOp, insertTag, deleteTag, updatePhone: Statement
+    private var ops: OpSynthesizer
+    /// The op each next op names: per [customer, tag] the add a remove removes, per [customer] the
+    /// phone write an edit overwrites.
+    private var heads: [[String]: Stamp] = [:]
+    private let fallback: Stamp
+
+    /// One planned edit.
+    struct Edit {
+        let opRow: [SQLiteValue]
+        let state: Statement
+        let stateArguments: [SQLiteValue]
+        var bodyBytes: Int { if case let .blob(b) = opRow[12] { return b.count } else { return 0 } }
+    }
+
+    static let opColumns = "origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body"
+
+    init(path: String, likeReplica replica: Replica) throws {
+        let db = try PlainSQLite.open(path, tables: [.customers, .customerTags], alsoTables: ["ops"], likeReplicaAt: replica.path)
+        self.db = db
+        let insertOp = try db.cached("INSERT INTO ops(\(FloorDatabase.opColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        insertTag = try db.cached("INSERT INTO customer_tags VALUES (?, ?, ?, ?, ?)")
+        deleteTag = try db.cached("DELETE FROM customer_tags WHERE customer_id = ? AND tag_id = ?")
+        updatePhone = try db.cached("UPDATE customers SET phone = ? WHERE customer_id = ?")
+        self.insertOp = insertOp
+        // The replica's op log as it stands, and where the replica's node continues from.
+        let source = try Database(path: replica.path, mode: .readOnly)
+        defer { source.close() }
+        let rows = try source.prepare("SELECT \(FloorDatabase.opColumns) FROM ops ORDER BY origin, seq").rows()
+        var lastSeq: UInt64 = 0, lastClock = HLC.zero
+        var heads: [[String]: Stamp] = [:]
+        try db.transaction {
+            for row in rows {
+                try insertOp.run(row)
+                let origin = row[0].stringValue ?? "", seq = UInt64(row[1].int64Value ?? 0)
+                let stamp = Stamp(hlc: HLC(raw: UInt64(bitPattern: row[2].int64Value ?? 0)), node: origin)
+                if origin == replica.node { lastSeq = max(lastSeq, seq); lastClock = max(lastClock, stamp.hlc) }
+                let (entity, target, sub, field, kind) = (row[5].stringValue, row[6].stringValue ?? "", row[7].stringValue ?? "",
+                                                          row[8].stringValue, row[9].stringValue)
+                if entity == "customer_tag" && kind == "add" { heads[[target, sub]] = stamp }
+                if entity == "customer" && field == "phone" { heads[[target]] = stamp }
+            }
+        }
+        guard lastSeq > 0 else { throw BenchError("local edits: the replica's op log holds no op of its own node") }
+        self.heads = heads
+        fallback = Stamp(hlc: lastClock, node: replica.node)
+        ops = OpSynthesizer(origin: replica.node, role: .hq, author: "bench", after: lastSeq, clock: lastClock)
+    }
+
+    /// A tag toggle: remove the tag (naming the add it removes) if `held` has it, else add it.
+    func toggle(_ customer: String, _ tag: String, _ held: inout Set<[String]>) -> Edit {
+        let key = [customer, tag], target = Target(.customerTag, customer, tag)
+        if held.remove(key) != nil {
+            let op = ops.make(.remove(target, removes: [heads[key] ?? fallback]))
+            return Edit(opRow: FloorDatabase.row(op), state: deleteTag, stateArguments: [.text(customer), .text(tag)])
+        }
+        held.insert(key)
+        let op = ops.make(.add(target, removes: []))
+        heads[key] = op.stamp
+        return Edit(opRow: FloorDatabase.row(op), state: insertTag,
+                    stateArguments: [.text(customer), .text(tag), .text("bench"), .text(op.origin), .integer(Int64(bitPattern: op.hlc.raw))])
+    }
+
+    /// A phone edit, overwriting the customer's last phone write.
+    func phone(_ customer: String, _ phone: String) -> Edit {
+        let op = ops.make(.write(Target(.customer, customer), field: "phone", value: .text(phone),
+                                 overwrites: [heads[[customer]] ?? fallback]))
+        heads[[customer]] = op.stamp
+        return Edit(opRow: FloorDatabase.row(op), state: updatePhone, stateArguments: [.text(phone), .text(customer)])
+    }
+
+    /// One transaction: the op row (and its index entries), then the state row.
+    func write(_ edit: Edit) throws {
+        try db.transaction {
+            try insertOp.run(edit.opRow)
+            try edit.state.run(edit.stateArguments)
+        }
+    }
+
+    /// The op's row in `ops`, with the values the replica stores (see `Replica.commit`).
+    static func row(_ op: Op) -> [SQLiteValue] {
+        let target = op.body.target
+        var field = "", value = Value.null
+        if case let .write(_, f, v, _) = op.body { field = f; value = v }
+        return [.text(op.origin), .integer(Int64(op.seq)), .integer(Int64(bitPattern: op.hlc.raw)),
+                .text(op.instance.kind.name), .text(op.instance.id), .text(target.entity.name), .text(target.id),
+                .text(target.sub), .text(field), .text(op.body.kindName), sqliteValue(value), .text(op.author),
+                .blob(OpCoding.encode(op))]
     }
 }
 

@@ -127,11 +127,12 @@ enum PlainSQLite {
     }
 
     /// Opens a plain database holding `tables` (and their indexes) exactly as the replica at
-    /// `replicaPath` defines them — the plain tables only, no op log, no merge metadata.
-    static func open(_ path: String, tables: [Table], likeReplicaAt replicaPath: String) throws -> Database {
+    /// `replicaPath` defines them — the plain tables only, no op log, no merge metadata — plus the
+    /// replica tables named in `alsoTables` (say "ops", the op log, with its indexes).
+    static func open(_ path: String, tables: [Table], alsoTables: [String] = [], likeReplicaAt replicaPath: String) throws -> Database {
         let source = try Database(path: replicaPath, mode: .readOnly)
         defer { source.close() }
-        let names = tables.map(\.rawValue)
+        let names = tables.map(\.rawValue) + alsoTables
         let placeholders = Array(repeating: "?", count: names.count).joined(separator: ", ")
         let ddl = try source.prepare("""
             SELECT sql FROM sqlite_master WHERE tbl_name IN (\(placeholders)) AND sql IS NOT NULL
