@@ -62,13 +62,14 @@ public struct InstanceState: Sendable {
     /// Merges the ops of one instance. Ops of other instances are ignored.
     public static func merge(_ instance: InstanceRef, ops: [Op], catalog: TagCatalog) -> InstanceState {
         var state = InstanceState(instance: instance)
-        var unique: [Stamp: Op] = [:]
-        for op in ops where op.instance == instance {
-            // Stamps are unique per node; should a faulty node reuse one, the lower sequence wins everywhere.
-            if let existing = unique[op.stamp], existing.seq <= op.seq { continue }
-            unique[op.stamp] = op
-        }
-        let all = unique.values.sorted { $0.stamp < $1.stamp }
+        // In stamp order, each stamp once: stamps are unique per node; should a faulty node reuse
+        // one, the lower sequence wins everywhere. (Sorting and skipping repeats costs less than a
+        // dictionary keyed by stamp.)
+        var sorted = ops.filter { $0.instance == instance }
+        sorted.sort { $0.stamp != $1.stamp ? $0.stamp < $1.stamp : $0.seq < $1.seq }
+        var all: [Op] = []
+        all.reserveCapacity(sorted.count)
+        for op in sorted where all.last?.stamp != op.stamp { all.append(op) }
 
         var maxPerOrigin: [NodeID: Stamp] = [:]
         for op in all { maxPerOrigin[op.origin] = op.stamp }
@@ -222,7 +223,7 @@ public struct InstanceState: Sendable {
             }
         }
         conflicts += closedExclusiveConflicts(ops, catalog: catalog)
-        if !tagRows.isEmpty { rows[.customerTags] = tagRows.sorted { $0[1].description < $1[1].description } }
+        if !tagRows.isEmpty { rows[.customerTags] = tagRows.sorted { ($0[1].textValue ?? "") < ($1[1].textValue ?? "") } }
 
         // Points: a counter; a merged balance below zero is an overdraft.
         if !pointOps.isEmpty {
@@ -264,6 +265,9 @@ public struct InstanceState: Sendable {
     /// An exclusive-group add that removed adds of two or more tags of its group resolved a
     /// conflict its author saw: the greatest removed add was the winner, the other tags lost.
     private func closedExclusiveConflicts(_ ops: [Op], catalog: TagCatalog) -> [ConflictEntry] {
+        // Only an add that removes two or more adds can close one; most customers have none.
+        guard ops.contains(where: { if case let .add(t, removes) = $0.body { return t.entity == .customerTag && removes.count >= 2 }; return false })
+        else { return [] }
         var addsByStamp: [Stamp: (tag: String, add: ElementAdd)] = [:]
         for op in ops { if case let .add(t, _) = op.body, t.entity == .customerTag {
             addsByStamp[op.stamp] = (t.sub, ElementAdd(stamp: op.stamp, author: op.author))

@@ -33,5 +33,10 @@ public struct Stamp: Hashable, Comparable, Sendable, CustomStringConvertible {
         a.hlc != b.hlc ? a.hlc < b.hlc : a.node < b.node
     }
 
+    /// Hashes the clock only (equality still compares both): two stamps with one clock and
+    /// different nodes are rare, and hashing the node's string on every set and dictionary lookup
+    /// is a visible part of a merge.
+    public func hash(into hasher: inout Hasher) { hasher.combine(hlc.raw) }
+
     public var description: String { "\(hlc)@\(node)" }
 }
