@@ -45,7 +45,9 @@ public enum ChangeSetCodec {
     }
 
     /// Encodes a change set for a connection whose receiver holds `dictionary`, and appends the
-    /// strings it defines. Send the bytes, or discard the dictionary with them.
+    /// strings it defines. Send the bytes, or discard the dictionary with them. As with the frame
+    /// limit, keeping a batch within `maxStringBytes` of new strings is the caller's job: a receiver
+    /// refuses a bigger one, so split it.
     public static func encode(_ cs: ChangeSet, dictionary: inout StringDictionary) -> [UInt8] {
         let (bytes, defined, startedAfresh) = encode(cs, against: dictionary)
         if startedAfresh { dictionary.removeAll() }
