@@ -13,7 +13,7 @@ extension Replica {
         let saved = (clock, nextSeq)
         do {
             try ReplicaError.wrap("editing \(instance)") {
-                try db.transaction {
+                try transaction {
                     let (state, loaded) = try cachedInstance(instance)
                     let bodies = try build(state)
                     guard !bodies.isEmpty else { return }

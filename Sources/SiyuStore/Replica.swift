@@ -67,6 +67,8 @@ public final class Replica {
     /// transaction fails, and when the tag library changes.
     var stateCache: [InstanceRef: (state: InstanceState, ops: [Op])] = [:]
     var cacheDataVersion: Int64 = -1
+    /// Set while `inOneTransaction` runs.
+    var bulk: BulkTransaction?
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -472,15 +474,44 @@ public final class Replica {
     }
 
     /// Runs `body` (say, applying every chunk of a snapshot) as one transaction: all of it is
-    /// stored, or nothing. Applying many change sets in one transaction writes each page once
-    /// instead of once per change set.
+    /// stored, or nothing. Edits and applies inside it take no savepoints of their own, so one that
+    /// fails after it started writing fails the whole transaction, even if `body` catches its
+    /// error (the transaction is rolled back and that error rethrown); one refused before writing
+    /// (a bad op, a clock too far ahead) leaves nothing behind, and `body` may go on. Applying many
+    /// change sets in one transaction writes each page once instead of once per change set.
     public func inOneTransaction<T>(_ body: () throws -> T) throws -> T {
+        guard bulk == nil else { return try body() }   // already inside one
         let saved = (clock, nextSeq)
+        bulk = BulkTransaction()
+        defer { bulk = nil }
         do {
-            return try ReplicaError.wrap("applying in one transaction") { try db.transaction(body) }
+            return try ReplicaError.wrap("applying in one transaction") {
+                try db.transaction {
+                    let result = try body()
+                    if let failure = bulk?.failure { throw failure }
+                    return result
+                }
+            }
         } catch {
             (clock, nextSeq) = saved
             forgetCaches()
+            throw error
+        }
+    }
+
+    /// The state of an `inOneTransaction` in progress: the first error of a step inside it.
+    struct BulkTransaction {
+        var failure: Error?
+    }
+
+    /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of
+    /// that one (no savepoint: a failed step fails the whole transaction).
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        guard bulk != nil else { return try db.transaction(body) }
+        do {
+            return try body()
+        } catch {
+            if bulk?.failure == nil { bulk?.failure = error }
             throw error
         }
     }
@@ -565,7 +596,7 @@ public final class Replica {
         let savedClock = clock
         do {
             return try ReplicaError.wrap("applying a change set") {
-                try db.transaction {
+                try transaction {
                     try dropCachesIfChangedElsewhere()
                     let (applied, merged) = try commit(changeSet.ops)
                     return ApplyReport(applied: applied, duplicates: changeSet.ops.count - applied, instancesMerged: merged)
