@@ -13,6 +13,10 @@
  * DEFER    secondary indexes of the op log are built after the load (only with SLIM)
  * RANDSEQ  sequence numbers are a random permutation (ops of many origins and times, as a hub's
  *          snapshot in instance order would carry) instead of rising with the customers
+ *
+ * With PER_INSTANCE=1 in the environment, SLIM is replaced by an op log of one row per instance
+ * (inst_kind, inst_id, ops BLOB holding all its ops) and a tag index of one row per (tag,
+ * customer) — no per-op row at all; the plain tables are written as before.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -52,7 +56,14 @@ int main(int argc, char **argv) {
     if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
     run(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;");
     const char *indexes;
-    if (!slim) {
+    int perInstance = getenv("PER_INSTANCE") != NULL;
+    if (perInstance) {
+        run(db, "CREATE TABLE instance_ops(inst_kind INTEGER NOT NULL, inst_id TEXT NOT NULL, ops BLOB NOT NULL,"
+                " PRIMARY KEY(inst_kind, inst_id)) WITHOUT ROWID;"
+                "CREATE TABLE tag_holders(tag_id TEXT NOT NULL, customer_id TEXT NOT NULL, PRIMARY KEY(tag_id, customer_id)) WITHOUT ROWID;");
+        indexes = "";
+        defer = 0;
+    } else if (!slim) {
         run(db, "CREATE TABLE ops(origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, inst_kind TEXT NOT NULL,"
                 " inst_id TEXT NOT NULL, entity TEXT NOT NULL, target_id TEXT NOT NULL, sub TEXT NOT NULL, field TEXT NOT NULL,"
                 " kind TEXT NOT NULL, value, author TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID;");
@@ -69,8 +80,11 @@ int main(int argc, char **argv) {
     run(db, "CREATE TABLE customers(customer_id TEXT PRIMARY KEY, name TEXT, deleted INTEGER) WITHOUT ROWID;"
             "CREATE TABLE customer_tags(customer_id TEXT, tag_id TEXT, added_by TEXT, added_node TEXT, added_at INTEGER,"
             " PRIMARY KEY(customer_id, tag_id)) WITHOUT ROWID;");
-    sqlite3_stmt *ins, *tag, *cus;
-    sqlite3_prepare_v2(db, slim ? "INSERT OR IGNORE INTO ops VALUES(?,?,?,?,?,?,?,?)"
+    sqlite3_stmt *ins, *tag, *cus, *holder = 0;
+    if (perInstance) {
+        sqlite3_prepare_v2(db, "INSERT INTO tag_holders VALUES(?,?)", -1, &holder, 0);
+    }
+    sqlite3_prepare_v2(db, perInstance ? "INSERT INTO instance_ops VALUES(?,?,?)" : slim ? "INSERT OR IGNORE INTO ops VALUES(?,?,?,?,?,?,?,?)"
                                 : "INSERT OR IGNORE INTO ops VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &ins, 0);
     sqlite3_prepare_v2(db, "INSERT INTO customer_tags VALUES(?,?,?,?,?)", -1, &tag, 0);
     sqlite3_prepare_v2(db, "INSERT INTO customers VALUES(?,?,0)", -1, &cus, 0);
@@ -80,7 +94,27 @@ int main(int argc, char **argv) {
     double start = now(), built = 0;
     run(db, "BEGIN");
     long n = 0;
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N && perInstance; i++) {   /* one op-log row per customer, then its rows */
+        const char *id = order[i];
+        unsigned char blob[OPS * sizeof body];
+        for (int k = 0; k < OPS; k++) memcpy(blob + k * sizeof body, body, sizeof body);
+        sqlite3_bind_int(ins, 1, 5); sqlite3_bind_text(ins, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 3, blob, sizeof blob, SQLITE_STATIC);
+        sqlite3_step(ins); sqlite3_reset(ins);
+        sqlite3_bind_text(cus, 1, id, -1, SQLITE_STATIC); sqlite3_bind_text(cus, 2, id, -1, SQLITE_STATIC);
+        sqlite3_step(cus); sqlite3_reset(cus);
+        for (int k = 1; k < OPS; k++) {
+            long seq = seqs[n++];
+            char sub[8];
+            snprintf(sub, sizeof sub, "t%d", k - 1);
+            sqlite3_bind_text(tag, 1, id, -1, SQLITE_STATIC); sqlite3_bind_text(tag, 2, sub, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(tag, 3, "zhaolei", -1, SQLITE_STATIC); sqlite3_bind_text(tag, 4, "hq", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(tag, 5, seq); sqlite3_step(tag); sqlite3_reset(tag);
+            sqlite3_bind_text(holder, 1, sub, -1, SQLITE_TRANSIENT); sqlite3_bind_text(holder, 2, id, -1, SQLITE_STATIC);
+            sqlite3_step(holder); sqlite3_reset(holder);
+        }
+    }
+    for (int i = 0; i < N && !perInstance; i++) {
         const char *id = order[i];
         for (int k = 0; k < OPS; k++) {
             long seq = seqs[n++];
@@ -109,10 +143,12 @@ int main(int argc, char **argv) {
             }
         }
     }
-    if (defer) { double t = now(); run(db, indexes); built = now() - t; }
+    if (defer && !perInstance) { double t = now(); run(db, indexes); built = now() - t; }
     run(db, "COMMIT");
-    printf("sorted=%d slim=%d defer=%d randseq=%d: %.2f s (index build %.2f s)\n", sorted, slim, defer, randseq, now() - start, built);
+    printf("sorted=%d slim=%d defer=%d randseq=%d%s: %.2f s (index build %.2f s)\n", sorted, slim, defer, randseq,
+           perInstance ? " per-instance" : "", now() - start, built);
     sqlite3_finalize(ins); sqlite3_finalize(tag); sqlite3_finalize(cus);
+    if (holder) sqlite3_finalize(holder);
     sqlite3_close(db);
     remove(path); remove("/tmp/bootstrap-layout.db-wal"); remove("/tmp/bootstrap-layout.db-shm");
     return 0;
