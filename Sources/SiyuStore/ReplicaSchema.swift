@@ -21,7 +21,8 @@ public struct SchemaMigration {
 public enum ReplicaSchema {
     static let formatName = "siyu-replica"
 
-    /// The schema history. Version 1 creates everything; version 2 drops two indexes that every
+    /// The file layout's history (not the data model's version, `currentSchemaVersion`, which
+    /// travels with change sets). Version 1 creates everything; version 2 drops two indexes that every
     /// local edit paid for and nothing read (a field's history is read through `ops_by_instance`;
     /// customers with a tag are found through `customer_tags` or `ops_by_tag`).
     public static let migrations: [SchemaMigration] = [

@@ -60,7 +60,7 @@ func run(_ argv: [String]) throws -> Int32 {
     case "status":
         let r = try args.db()
         let counts = try r.opCounts()
-        print("node \(r.node) (\(r.role)), schema \(try r.schemaVersion()), clock \(r.lastClock)")
+        print("node \(r.node) (\(r.role)), file layout \(try r.schemaVersion()), data model \(currentSchemaVersion), clock \(r.lastClock)")
         print("ops \(counts.total) (\(counts.own) own), open conflicts \(try r.conflicts(state: .open).count)")
         print("digest \(try r.digest().hexString)")
     case "conflicts":

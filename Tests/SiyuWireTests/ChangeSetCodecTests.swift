@@ -93,18 +93,31 @@ import SiyuWire
         #expect(try ChangeSetCodec.decode(ChangeSetCodec.encode(cs)) == cs)
     }
 
+    /// schema 1, string_base 0, one new string "a" (p 0, length 1), base clock 0, one op: `op`.
+    static func oneOp(_ op: [UInt8]) -> [UInt8] { [0x01, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00, 0x01] + op }
+
     @Test func headerRulesAreEnforced() {
-        // schema 1, strings ["a"], base 0, 1 op whose header claims "same origin" on the first op.
-        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x28, 0x00, 0x00, 0x00, 0x00]) }
-        // an explicit sequence number of 0
-        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02]) }
-        // a points op flagged as carrying a stamp list
-        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x01, 0x01, 0x61, 0x00, 0x01, 0x18, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02]) }
+        // A points op (kind 8) whose header claims "same origin" on the first op.
+        #expect(throws: WireError.invalidValue(field: "op header", detail: "first op says 'same origin'")) {
+            try ChangeSetCodec.decode(ChangeSetCodecTests.oneOp([0x28, 0x00, 0x00, 0x00, 0x00]))
+        }
+        // An explicit sequence number of 0 (origin "a", role hq, seq 0).
+        #expect(throws: WireError.invalidValue(field: "op sequence", detail: "0 (sequences start at 1)")) {
+            try ChangeSetCodec.decode(ChangeSetCodecTests.oneOp([0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02]))
+        }
+        // A points op flagged as carrying a stamp list.
+        #expect(throws: WireError.invalidValue(field: "op header", detail: "a points op has no stamp list")) {
+            try ChangeSetCodec.decode(ChangeSetCodecTests.oneOp([0x18, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02]))
+        }
+        // The same op without the flag decodes: the three refusals above are about their one flaw.
+        #expect(throws: Never.self) { try ChangeSetCodec.decode(ChangeSetCodecTests.oneOp([0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02])) }
     }
 
     @Test func aHugeDeclaredCountIsRefusedBeforeAllocating() {
-        // schema 1, then a string count of 2^62: refused, not allocated.
-        #expect(throws: WireError.self) { try ChangeSetCodec.decode([0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]) }
+        // schema 1, string_base 0, then a string count of 2^62: refused, not allocated.
+        #expect(throws: WireError.truncated(field: "string table count")) {
+            try ChangeSetCodec.decode([0x01, 0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40])
+        }
     }
 
     @Test func fieldsAddedByLaterVersionsAreIgnored() throws {

@@ -1,4 +1,6 @@
-/// The replica schema version this build writes and understands. It travels with every change set.
+/// The data model's version (entities, fields, op kinds) this build writes and understands. It
+/// travels with every change set and in HELLO. A replica file's layout has its own version
+/// (`ReplicaSchema.migrations`), which changes without this one and never leaves the machine.
 public let currentSchemaVersion: Int = 1
 
 /// A batch of ops sent from one replica to another, with the sender's schema version.
