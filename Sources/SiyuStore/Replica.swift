@@ -170,8 +170,8 @@ public final class Replica {
     func cachedInstance(_ ref: InstanceRef) throws -> (state: InstanceState, ops: [Op]) {
         try dropCachesIfChangedElsewhere()
         if let hit = stateCache[ref] { return hit }
-        let ops = try loadOps(ref)
-        let entry = (InstanceState.merge(ref, ops: ops, catalog: try catalog()), ops)
+        let ops = InstanceState.canonicalOps(ref, try loadOps(ref))
+        let entry = (InstanceState.merge(ref, canonical: ops, catalog: try catalog()), ops)
         remember(entry.0, ops: ops)
         return entry
     }
@@ -301,8 +301,17 @@ public final class Replica {
         }
         for ref in touched.sorted() where ref.kind != .tag && ref.kind != .tagGroup {
             if let known, known.state.instance == ref {
-                let ops = known.ops + (inserted[ref] ?? [])
-                let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
+                // The cached ops are canonical; a local edit's ops have greater stamps than any op
+                // held, so appending keeps them canonical (checked, and asserted in debug builds).
+                let new = inserted[ref] ?? []
+                var previous = known.ops.last?.stamp, appendable = true
+                for op in new {
+                    if let p = previous, !(p < op.stamp) { appendable = false; break }
+                    previous = op.stamp
+                }
+                let ops = appendable ? known.ops + new : InstanceState.canonicalOps(ref, known.ops + new)
+                assert(ops == InstanceState.canonicalOps(ref, ops), "cached ops of \(ref) are not canonical")
+                let state = InstanceState.merge(ref, canonical: ops, catalog: try catalog())
                 try write(state, previous: known.state)
                 remember(state, ops: ops)
             } else {

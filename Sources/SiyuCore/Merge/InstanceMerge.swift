@@ -61,16 +61,26 @@ public struct InstanceState: Sendable {
 
     /// Merges the ops of one instance. Ops of other instances are ignored.
     public static func merge(_ instance: InstanceRef, ops: [Op], catalog: TagCatalog) -> InstanceState {
-        var state = InstanceState(instance: instance)
-        // In stamp order, each stamp once: stamps are unique per node; should a faulty node reuse
-        // one, the lower sequence wins everywhere. (Sorting and skipping repeats costs less than a
-        // dictionary keyed by stamp.)
+        merge(instance, canonical: canonicalOps(instance, ops), catalog: catalog)
+    }
+
+    /// The ops of `instance` among `ops`, in stamp order, each stamp once: stamps are unique per
+    /// node; should a faulty node reuse one, the lower sequence wins everywhere. (Sorting and
+    /// skipping repeats costs less than a dictionary keyed by stamp.)
+    public static func canonicalOps(_ instance: InstanceRef, _ ops: [Op]) -> [Op] {
         var sorted = ops.filter { $0.instance == instance }
         sorted.sort { $0.stamp != $1.stamp ? $0.stamp < $1.stamp : $0.seq < $1.seq }
         var all: [Op] = []
         all.reserveCapacity(sorted.count)
         for op in sorted where all.last?.stamp != op.stamp { all.append(op) }
+        return all
+    }
 
+    /// Merges ops already in the form `canonicalOps` returns (a replica keeps an instance's ops so
+    /// and appends a local edit's ops, whose stamps are greater than every stamp it holds).
+    /// Equal to `merge(instance, ops: all, catalog:)` for such input.
+    public static func merge(_ instance: InstanceRef, canonical all: [Op], catalog: TagCatalog) -> InstanceState {
+        var state = InstanceState(instance: instance)
         var maxPerOrigin: [NodeID: Stamp] = [:]
         for op in all { maxPerOrigin[op.origin] = op.stamp }
         state.seen = maxPerOrigin.values.sorted()
