@@ -292,14 +292,15 @@ public enum ChangeSetCodec {
             guard shared <= UInt64(previous.count) else {
                 throw WireError.invalidValue(field: "string table shared prefix", detail: "\(shared) bytes, but the previous string has \(previous.count)")
             }
-            let bytes = previous[..<Int(shared)] + (try r.data("string table entry"))
-            stringBytes += bytes.count
+            // The previous string's buffer becomes this one: its shared prefix, then the rest.
+            previous.removeSubrange(Int(shared)...)
+            previous += try r.data("string table entry")
+            stringBytes += previous.count
             guard stringBytes <= maxStringBytes else {
                 throw WireError.invalidValue(field: "string table", detail: "over \(maxStringBytes) bytes of strings")
             }
-            guard let s = String(validating: bytes, as: UTF8.self) else { throw WireError.invalidUTF8(field: "string table entry") }
+            guard let s = String(validating: previous, as: UTF8.self) else { throw WireError.invalidUTF8(field: "string table entry") }
             strings.append(s)
-            previous = Array(bytes)
         }
         func str(_ field: String) throws -> String {
             let i = try r.varint(field)
