@@ -63,14 +63,16 @@ extension Replica {
     /// Every op that touched a target (and field, if given), oldest first; the current write is marked.
     public func history(of target: Target, field: String? = nil) throws -> [HistoryEntry] {
         try ReplicaError.wrap("reading history") {
-            var sql = "SELECT body FROM ops INDEXED BY ops_by_instance WHERE inst_kind = ? AND inst_id = ? AND entity = ? AND target_id = ? AND sub = ?"
-            let instance = target.instance
-            var args: [SQLiteValue] = [.text(instance.kind.name), .text(instance.id),
-                                       .text(target.entity.name), .text(target.id), .text(target.sub)]
-            if let field { sql += " AND field = ?"; args.append(.text(field)) }
-            sql += " ORDER BY hlc, origin"
-            var ops: [Op] = []
-            try db.cached(sql).query(args) { row in ops.append(try OpCoding.decode(row.blob(0))) }
+            let ops = try loadOps(target.instance).filter { op in
+                let t = op.body.target
+                guard t.entity == target.entity && t.id == target.id && t.sub == target.sub else { return false }
+                guard let field else { return true }
+                switch op.body {
+                case let .write(_, f, _, _): return f == field
+                case .status: return field == "status"
+                default: return field.isEmpty
+                }
+            }.sorted { $0.stamp < $1.stamp }
             let state = try self.state(of: target.instance)
             return ops.map { op in
                 var current = false

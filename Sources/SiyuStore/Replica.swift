@@ -98,9 +98,9 @@ public final class Replica {
             try db.execute("PRAGMA cache_size = -\(cache * 1024)")
             // The clock and the next sequence number follow from the op log: every clock this node
             // issued or observed belongs to an op it holds, and its own ops are numbered 1, 2, 3, …
-            let maxHLC = try db.cached("SELECT max(hlc) FROM ops").scalar()?.int64Value ?? 0
+            let maxHLC = try Replica.lastLoggedClock(db, node: node)
             let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
-            clock = HybridClock(last: HLC(raw: UInt64(bitPattern: max(maxHLC, meta["hlc"]?.int64Value ?? 0))),
+            clock = HybridClock(last: max(maxHLC, HLC(raw: UInt64(bitPattern: meta["hlc"]?.int64Value ?? 0))),
                                 maxDriftMillis: options.maxClockDriftMillis)
             nextSeq = UInt64(max(maxOwn + 1, meta["next_seq"]?.int64Value ?? 1))
         } catch {
@@ -184,11 +184,24 @@ public final class Replica {
         guard version != cacheDataVersion else { return }
         stateCache.removeAll()
         catalogCache = nil
-        let maxHLC = try db.cached("SELECT max(hlc) FROM ops").scalar()?.int64Value ?? 0
         let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
-        clock.observe(HLC(raw: UInt64(bitPattern: maxHLC)))
+        clock.observe(try Replica.lastLoggedClock(db, node: node))
         nextSeq = max(nextSeq, UInt64(maxOwn) + 1)
         cacheDataVersion = version
+    }
+
+    /// The greatest clock in the op log. A node's clock rises with its sequence numbers, so this is
+    /// the clock of some origin's last op: one index probe per origin (this node and every origin
+    /// of the version vector) instead of a scan of the whole log.
+    static func lastLoggedClock(_ db: Database, node: NodeID) throws -> HLC {
+        var origins = [node]
+        try db.cached("SELECT origin FROM versions").query { row in origins.append(row.text(0) ?? "") }
+        let last = try db.cached("SELECT hlc FROM ops INDEXED BY ops_by_origin WHERE origin = ? ORDER BY seq DESC LIMIT 1")
+        var greatest = HLC.zero
+        for origin in origins {
+            if let raw = try last.scalar([.text(origin)])?.int64Value { greatest = max(greatest, HLC(raw: UInt64(bitPattern: raw))) }
+        }
+        return greatest
     }
 
     /// After a failed transaction: forget everything held in memory; it is re-read next time.
@@ -233,10 +246,8 @@ public final class Replica {
     @discardableResult
     func commit(_ ops: [Op], known: (state: InstanceState, ops: [Op])? = nil) throws -> (applied: Int, merged: Int) {
         guard !ops.isEmpty else { return (0, 0) }
-        let insert = try db.cached("""
-            INSERT OR IGNORE INTO ops(origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try db.cached("INSERT OR IGNORE INTO ops(inst_kind, inst_id, origin, seq, hlc, body) VALUES (?, ?, ?, ?, ?, ?)")
+        let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
         // Which instances already have ops: the others are merged from the new ops in memory.
         let probe = try db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1")
         var existed: [InstanceRef: Bool] = [:]
@@ -250,19 +261,8 @@ public final class Replica {
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
         for op in ops {
-            let target = op.body.target
-            var field = "", value = Value.null
-            switch op.body {
-            case let .write(_, f, v, _): field = f; value = v
-            case let .status(_, _, to, _): field = "status"; value = .text(to.name)
-            case let .points(_, d): value = .int(d)
-            case let .acknowledge(_, id): value = .text(id)
-            case .add, .remove, .deleteCustomer, .tagDeletion: break
-            }
-            try insert.run([.text(op.origin), .integer(Int64(op.seq)), .integer(Int64(bitPattern: op.hlc.raw)),
-                            .text(op.instance.kind.name), .text(op.instance.id),
-                            .text(target.entity.name), .text(target.id), .text(target.sub), .text(field),
-                            .text(op.body.kindName), value.sqlite, .text(op.author), .blob(OpCoding.encode(op))])
+            try insert.run([.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
+                            .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op))])
             guard db.changes == 1 else {
                 // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
                 if known != nil && op.origin == node {
@@ -272,6 +272,8 @@ public final class Replica {
                 continue
             }
             applied += 1
+            let target = op.body.target
+            if target.entity == .customerTag { try tagged.run([.text(target.sub), .text(target.id)]) }
             inserted[op.instance, default: []].append(op)
             touched.insert(op.instance)
             origins.insert(op.origin)
@@ -294,7 +296,7 @@ public final class Replica {
             stateCache.removeAll()   // customer states depend on the library
             for ref in library.sorted() { try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil) }
             let tags = try tagsAffected(by: library)
-            let stmt = try db.cached("SELECT DISTINCT target_id FROM ops INDEXED BY ops_by_tag WHERE entity = 'customer_tag' AND sub = ?")
+            let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
             for tag in tags.sorted() {
                 try stmt.query([.text(tag)]) { row in touched.insert(InstanceRef(.customer, row.text(0) ?? "")) }
             }

@@ -24,11 +24,33 @@ public enum ReplicaSchema {
     /// The file layout's history (not the data model's version, `currentSchemaVersion`, which
     /// travels with change sets). Version 1 creates everything; version 2 drops two indexes that every
     /// local edit paid for and nothing read (a field's history is read through `ops_by_instance`;
-    /// customers with a tag are found through `customer_tags` or `ops_by_tag`).
+    /// customers with a tag are found through `customer_tags` or `ops_by_tag`). Version 3 slims the
+    /// op log to its keys and the encoded op, clustered by instance (see `version3`).
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
         SchemaMigration(version: 2) { db in try db.execute("DROP INDEX ops_by_field; DROP INDEX customer_tags_by_tag;") },
+        SchemaMigration(version: 3) { db in try db.execute(version3) },
     ]
+
+    /// The op log keeps an op's keys and its encoded body only (the other columns repeated what the
+    /// body holds), and is clustered by instance: the ops every merge reads lie together, and a
+    /// snapshot sent in instance order appends instead of writing random pages. `ops_by_origin`
+    /// serves change sets and the version vector; `tagged_customers` (every customer that ever had
+    /// an op on a tag) replaces the `ops_by_tag` index, and a repeated edit of the same pair writes
+    /// nothing to it.
+    static let version3 = """
+        CREATE TABLE ops_v3(
+            inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL, origin TEXT NOT NULL, seq INTEGER NOT NULL,
+            hlc INTEGER NOT NULL, body BLOB NOT NULL,
+            PRIMARY KEY(inst_kind, inst_id, origin, seq)) WITHOUT ROWID;
+        INSERT INTO ops_v3 SELECT inst_kind, inst_id, origin, seq, hlc, body FROM ops ORDER BY inst_kind, inst_id, origin, seq;
+        CREATE TABLE tagged_customers(tag_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+                                      PRIMARY KEY(tag_id, customer_id)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO tagged_customers SELECT sub, target_id FROM ops WHERE entity = 'customer_tag' ORDER BY sub, target_id;
+        DROP TABLE ops;
+        ALTER TABLE ops_v3 RENAME TO ops;
+        CREATE UNIQUE INDEX ops_by_origin ON ops(origin, seq);
+        """
 
     static var version1: String {
         var sql = """

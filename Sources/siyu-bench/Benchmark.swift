@@ -22,22 +22,36 @@ struct Benchmark {
         if !options.json {
             print("siyu-bench — SQLite \(Database.libraryVersion), \(cores) cores\(options.quick ? ", quick mode (small sizes)" : "")\n")
         }
-        add(try LocalEditBench(edits: options.localEdits, customerCount: options.localCustomers, directory: directory).run())
-        let (merge, mix) = try MergeBench(targetOps: options.mergeOps, directory: directory).run()
-        add(merge)
-        add(try WireSizeBench(edits: options.wireEdits, customerCount: options.wireCustomers, mix: mix, directory: directory).run())
-        add(try CatchUpBench(targetOps: options.catchUpOps, customerCount: options.catchUpCustomers, directory: directory).run())
-        add(try BootstrapBench(customerCount: options.bootstrapCustomers, tagsPerCustomer: options.bootstrapTagsPerCustomer,
-                               directory: directory).run())
-        if options.scalingSizes.isEmpty {
-            progress("scaling: skipped (empty --scaling list)")
-        } else {
-            add(try ScalingBench(sizes: options.scalingSizes, mergeOps: options.scalingMergeOps, directory: directory).run())
+        if options.runs("local") {
+            add(try LocalEditBench(edits: options.localEdits, customerCount: options.localCustomers, directory: directory).run())
+        }
+        if options.runs("merge") || options.runs("wire") {
+            // The wire section measures the merge section's mixed change set.
+            let (merge, mix) = try MergeBench(targetOps: options.mergeOps, directory: directory).run()
+            if options.runs("merge") { add(merge) }
+            if options.runs("wire") {
+                add(try WireSizeBench(edits: options.wireEdits, customerCount: options.wireCustomers, mix: mix, directory: directory).run())
+            }
+        }
+        if options.runs("catchup") {
+            add(try CatchUpBench(targetOps: options.catchUpOps, customerCount: options.catchUpCustomers, directory: directory).run())
+        }
+        if options.runs("bootstrap") {
+            add(try BootstrapBench(customerCount: options.bootstrapCustomers, tagsPerCustomer: options.bootstrapTagsPerCustomer,
+                                   directory: directory).run())
+        }
+        if options.runs("scaling") {
+            if options.scalingSizes.isEmpty {
+                progress("scaling: skipped (empty --scaling list)")
+            } else {
+                add(try ScalingBench(sizes: options.scalingSizes, mergeOps: options.scalingMergeOps, directory: directory).run())
+            }
         }
 
         let peer = options.peerEnabled
             ? LoroPeer.run(quick: options.quick)
-            : .unavailable(options.quick ? "skipped in quick mode; --peer runs it" : "skipped (--no-peer)")
+            : .unavailable(!options.runs("peer") ? "skipped (not in --only)"
+                           : options.quick ? "skipped in quick mode; --peer runs it" : "skipped (--no-peer)")
         let siyuFigures = Dictionary(sections.flatMap(\.figures), uniquingKeysWith: { a, _ in a })
         add(LoroPeer.section(peer, siyu: siyuFigures))
 

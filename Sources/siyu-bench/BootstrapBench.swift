@@ -99,7 +99,7 @@ struct BootstrapBench {
         var file = SnapshotFile()
         func write(_ bytes: [UInt8]) { out.write(Data(bytes)); file.bytes += bytes.count }
 
-        var synthesizer = OpSynthesizer(continuing: library, origin: "hq", role: .hq, author: "zhaolei")
+        let synthesizer = OpSynthesizer(continuing: library, origin: "hq", role: .hq, author: "zhaolei")
         let perChunk = customersPerChunk(policy, customers: customers, tags: tags, synthesizer: synthesizer)
         let total = library.ops.count + customers.count * (1 + tags.count)
         write(Message.snapshotBegin(id: BootstrapBench.snapshotID, cursor: UInt64(total), reason: .bootstrap).encoded())
@@ -110,9 +110,18 @@ struct BootstrapBench {
         }
         for frame in try chunker.frames(for: library.ops, message: chunk) { write(frame) }
         file.ops += library.ops.count
-        for start in stride(from: 0, to: customers.count, by: perChunk) {
-            let batch = customers[start..<min(start + perChunk, customers.count)]
-            let ops = customerOps(batch, tags: tags, using: &synthesizer)
+        // HQ created the customers in the order of `customers` (their sequence numbers and clocks
+        // follow that order); the snapshot lists them in id order, the order of an op log clustered
+        // by instance (schema 3).
+        let opsPerCustomer = 1 + tags.count
+        let sendOrder = customers.indices.sorted { customers[$0].utf8.lexicographicallyPrecedes(customers[$1].utf8) }
+        for start in stride(from: 0, to: sendOrder.count, by: perChunk) {
+            var ops: [Op] = []
+            ops.reserveCapacity(perChunk * opsPerCustomer)
+            for k in sendOrder[start..<min(start + perChunk, sendOrder.count)] {
+                var creator = synthesizer.skipping(k * opsPerCustomer)
+                ops += customerOps(customers[k...k], tags: tags, using: &creator)
+            }
             for frame in try chunker.frames(for: ops, message: chunk) { write(frame) }
             file.ops += ops.count
         }

@@ -15,8 +15,8 @@ import SiyuStore
 /// (b) Field edits: `editCustomer(c, ["phone": …])` against a plain `UPDATE customers SET phone`.
 ///
 /// The floor (both kinds): a Siyu local edit is one transaction writing an op row into `ops` (with
-/// its entries in `ops_by_instance` and, for a tag op, the partial `ops_by_tag`) plus the changed
-/// state row. Under WAL every B-tree page a transaction dirties costs, so "one row in one table"
+/// its entry in `ops_by_origin` and, for a tag op, the (tag, customer) pair in `tagged_customers`)
+/// plus the changed state row. Under WAL every B-tree page a transaction dirties costs, so "one row in one table"
 /// cannot be matched by any design that durably stores both an op and a state row. The floor
 /// database is made with the replica's own DDL for `ops`, its indexes and the state tables, holds
 /// the replica's op rows and state rows from the setup, and per edit runs one transaction of a
@@ -77,13 +77,20 @@ struct LocalEditBench {
         let source = try Database(path: replica.path, mode: .readOnly)
         defer { source.close() }
         func figures(_ db: Database) throws -> (Int, Double, Double) {
-            let row = try db.prepare("""
-                SELECT count(*),
-                       avg(CASE WHEN entity = 'customer_tag' THEN length(body) END),
-                       avg(CASE WHEN entity = 'customer' AND field = 'phone' THEN length(body) END)
-                FROM ops
-                """).rows()[0]
-            return (Int(row[0].int64Value ?? 0), row[1].doubleValue ?? 0, row[2].doubleValue ?? 0)
+            var rows = 0, tag = (count: 0, bytes: 0), phone = (count: 0, bytes: 0)
+            try db.prepare("SELECT body FROM ops").query { row in
+                rows += 1
+                let body = row.blob(0)
+                switch try OpCoding.decode(body).body {
+                case let .add(t, _) where t.entity == .customerTag, let .remove(t, _) where t.entity == .customerTag:
+                    tag.count += 1; tag.bytes += body.count
+                case let .write(t, field, _, _) where t.entity == .customer && field == "phone":
+                    phone.count += 1; phone.bytes += body.count
+                default: break
+                }
+            }
+            func mean(_ x: (count: Int, bytes: Int)) -> Double { x.count == 0 ? 0 : Double(x.bytes) / Double(x.count) }
+            return (rows, mean(tag), mean(phone))
         }
         let (rows, tagBody, phoneBody) = try figures(source)
         let (floorRows, floorTagBody, floorPhoneBody) = try figures(floor.db)
@@ -267,7 +274,7 @@ struct LocalEditBench {
 /// INSERT and the state-row write.
 final class FloorDatabase {
     let db: Database
-    private let insertOp, insertTag, deleteTag, updatePhone: Statement
+    private let insertOp, insertTagged, insertTag, deleteTag, updatePhone: Statement
     private var ops: OpSynthesizer
     /// The op each next op names: per [customer, tag] the add a remove removes, per [customer] the
     /// phone write an edit overwrites.
@@ -277,17 +284,22 @@ final class FloorDatabase {
     /// One planned edit.
     struct Edit {
         let opRow: [SQLiteValue]
+        /// For a tag op: (tag, customer), the `tagged_customers` pair.
+        let taggedPair: [SQLiteValue]?
         let state: Statement
         let stateArguments: [SQLiteValue]
-        var bodyBytes: Int { if case let .blob(b) = opRow[12] { return b.count } else { return 0 } }
+        var bodyBytes: Int { opRow[5].blobValue?.count ?? 0 }
     }
 
-    static let opColumns = "origin, seq, hlc, inst_kind, inst_id, entity, target_id, sub, field, kind, value, author, body"
+    static let opColumns = "inst_kind, inst_id, origin, seq, hlc, body"
 
     init(path: String, likeReplica replica: Replica) throws {
-        let db = try PlainSQLite.open(path, tables: [.customers, .customerTags], alsoTables: ["ops"], likeReplicaAt: replica.path)
+        let db = try PlainSQLite.open(path, tables: [.customers, .customerTags], alsoTables: ["ops", "tagged_customers"],
+                                      likeReplicaAt: replica.path)
         self.db = db
-        let insertOp = try db.cached("INSERT INTO ops(\(FloorDatabase.opColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        let insertOp = try db.cached("INSERT INTO ops(\(FloorDatabase.opColumns)) VALUES (?, ?, ?, ?, ?, ?)")
+        let insertTagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
+        self.insertTagged = insertTagged
         insertTag = try db.cached("INSERT INTO customer_tags VALUES (?, ?, ?, ?, ?)")
         deleteTag = try db.cached("DELETE FROM customer_tags WHERE customer_id = ? AND tag_id = ?")
         updatePhone = try db.cached("UPDATE customers SET phone = ? WHERE customer_id = ?")
@@ -301,13 +313,18 @@ final class FloorDatabase {
         try db.transaction {
             for row in rows {
                 try insertOp.run(row)
-                let origin = row[0].stringValue ?? "", seq = UInt64(row[1].int64Value ?? 0)
-                let stamp = Stamp(hlc: HLC(raw: UInt64(bitPattern: row[2].int64Value ?? 0)), node: origin)
-                if origin == replica.node { lastSeq = max(lastSeq, seq); lastClock = max(lastClock, stamp.hlc) }
-                let (entity, target, sub, field, kind) = (row[5].stringValue, row[6].stringValue ?? "", row[7].stringValue ?? "",
-                                                          row[8].stringValue, row[9].stringValue)
-                if entity == "customer_tag" && kind == "add" { heads[[target, sub]] = stamp }
-                if entity == "customer" && field == "phone" { heads[[target]] = stamp }
+                let op = try OpCoding.decode(row[5].blobValue ?? [])
+                if op.origin == replica.node { lastSeq = max(lastSeq, op.seq); lastClock = max(lastClock, op.hlc) }
+                switch op.body {
+                case let .add(t, _) where t.entity == .customerTag:
+                    heads[[t.id, t.sub]] = op.stamp
+                    try insertTagged.run([.text(t.sub), .text(t.id)])
+                case let .remove(t, _) where t.entity == .customerTag:
+                    try insertTagged.run([.text(t.sub), .text(t.id)])
+                case let .write(t, field, _, _) where t.entity == .customer && field == "phone":
+                    heads[[t.id]] = op.stamp
+                default: break
+                }
             }
         }
         guard lastSeq > 0 else { throw BenchError("local edits: the replica's op log holds no op of its own node") }
@@ -321,12 +338,13 @@ final class FloorDatabase {
         let key = [customer, tag], target = Target(.customerTag, customer, tag)
         if held.remove(key) != nil {
             let op = ops.make(.remove(target, removes: [heads[key] ?? fallback]))
-            return Edit(opRow: FloorDatabase.row(op), state: deleteTag, stateArguments: [.text(customer), .text(tag)])
+            return Edit(opRow: FloorDatabase.row(op), taggedPair: [.text(tag), .text(customer)], state: deleteTag,
+                        stateArguments: [.text(customer), .text(tag)])
         }
         held.insert(key)
         let op = ops.make(.add(target, removes: []))
         heads[key] = op.stamp
-        return Edit(opRow: FloorDatabase.row(op), state: insertTag,
+        return Edit(opRow: FloorDatabase.row(op), taggedPair: [.text(tag), .text(customer)], state: insertTag,
                     stateArguments: [.text(customer), .text(tag), .text("bench"), .text(op.origin), .integer(Int64(bitPattern: op.hlc.raw))])
     }
 
@@ -335,26 +353,22 @@ final class FloorDatabase {
         let op = ops.make(.write(Target(.customer, customer), field: "phone", value: .text(phone),
                                  overwrites: [heads[[customer]] ?? fallback]))
         heads[[customer]] = op.stamp
-        return Edit(opRow: FloorDatabase.row(op), state: updatePhone, stateArguments: [.text(phone), .text(customer)])
+        return Edit(opRow: FloorDatabase.row(op), taggedPair: nil, state: updatePhone, stateArguments: [.text(phone), .text(customer)])
     }
 
     /// One transaction: the op row (and its index entries), then the state row.
     func write(_ edit: Edit) throws {
         try db.transaction {
             try insertOp.run(edit.opRow)
+            if let pair = edit.taggedPair { try insertTagged.run(pair) }
             try edit.state.run(edit.stateArguments)
         }
     }
 
     /// The op's row in `ops`, with the values the replica stores (see `Replica.commit`).
     static func row(_ op: Op) -> [SQLiteValue] {
-        let target = op.body.target
-        var field = "", value = Value.null
-        if case let .write(_, f, v, _) = op.body { field = f; value = v }
-        return [.text(op.origin), .integer(Int64(op.seq)), .integer(Int64(bitPattern: op.hlc.raw)),
-                .text(op.instance.kind.name), .text(op.instance.id), .text(target.entity.name), .text(target.id),
-                .text(target.sub), .text(field), .text(op.body.kindName), sqliteValue(value), .text(op.author),
-                .blob(OpCoding.encode(op))]
+        [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
+         .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op))]
     }
 }
 

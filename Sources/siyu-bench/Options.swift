@@ -2,7 +2,7 @@
 /// Measures nothing by itself.
 struct BenchOptions {
     static let usage = """
-        usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…]
+        usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -11,11 +11,19 @@ struct BenchOptions {
           --ops N      remote ops merged in one change set (default 100000, quick 5000)
           --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
                        quick 1000,10000; an empty list skips it)
+          --only S     run only these sections: local, merge, wire, catchup, bootstrap, scaling, peer
+                       (for working on one of them; the summary then lists only what ran)
         """
 
     var quick = false
     var json = false
     var runPeer: Bool? = nil
+    /// The sections to run (nil: all of them).
+    var only: Set<String>? = nil
+    static let sectionNames = ["local", "merge", "wire", "catchup", "bootstrap", "scaling", "peer"]
+
+    /// Whether the section named `name` (one of `sectionNames`) runs.
+    func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
 
     /// Local edits per kind (tag toggle, field edit).
     var localEdits = 2_000
@@ -37,7 +45,7 @@ struct BenchOptions {
     var scalingMergeOps = 10_000
 
     /// Whether the Loro peer runs: by default in full mode only.
-    var peerEnabled: Bool { runPeer ?? !quick }
+    var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
 
     struct UsageError: Error { let message: String }
 
@@ -61,6 +69,13 @@ struct BenchOptions {
                 let sizes = list.split(separator: ",").map { Int($0) }
                 guard sizes.allSatisfy({ ($0 ?? 0) > 0 }) else { throw UsageError(message: "--scaling: '\(list)' is not a list of positive numbers") }
                 explicitScaling = sizes.compactMap { $0 }
+            case "--only":
+                guard let list = it.next() else { throw UsageError(message: "--only needs a list of sections") }
+                let names = list.split(separator: ",").map(String.init)
+                if let unknown = names.first(where: { !BenchOptions.sectionNames.contains($0) }) {
+                    throw UsageError(message: "--only: unknown section '\(unknown)' (sections: \(BenchOptions.sectionNames.joined(separator: ", ")))")
+                }
+                only = Set(names)
             case "-h", "--help": throw UsageError(message: "")
             default: throw UsageError(message: "unknown argument '\(argument)'")
             }

@@ -33,6 +33,14 @@ struct OpSynthesizer {
         self.init(origin: origin, role: role, author: author, after: last?.seq ?? 0, clock: last?.hlc ?? .zero)
     }
 
+    /// This synthesizer as it would be after making `count` more ops.
+    func skipping(_ count: Int) -> OpSynthesizer {
+        var later = self
+        later.seq += UInt64(count)
+        later.clock = HLC(raw: clock.raw + UInt64(count))
+        return later
+    }
+
     mutating func make(_ body: OpBody) -> Op {
         seq += 1
         clock = clock.logical == UInt16.max ? HLC(millis: clock.millis + 1, logical: 0) : HLC(raw: clock.raw + 1)

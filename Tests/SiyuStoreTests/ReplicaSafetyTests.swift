@@ -192,26 +192,83 @@ import SiyuStore
         #expect(try FileManager.default.attributesOfItem(atPath: c.path("hq"))[.size] as? Int == size)
     }
 
-    /// A replica written by the first schema (which stored this node's own version row and two more
-    /// indexes) opens migrated, with the same version vector, history and digest.
+    /// A replica in the first schema's layout (the thirteen-column op log, this node's own version
+    /// row, the indexes later dropped) opens migrated, with the same version vector, tables, history
+    /// and digest, and keeps working: the tag index the migration fills finds the customer a tag
+    /// deletion must update, and the next edit continues the node's numbering.
     @Test func aSchema1ReplicaIsMigratedToTheCurrentOne() throws {
-        let c = try Cluster([("hq", .hq)])
-        c["hq"].close()
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        let hq = c["hq"], xihu = c["xihu"]
+        try hq.defineTagGroup("pref", name: "偏好")
+        try hq.defineTag("t1", group: "pref", name: "茶")
+        try hq.defineTag("t2", group: "pref", name: "咖啡")
+        try hq.createCustomer("c1", ["name": .text("A")], by: "zhaolei")
+        try hq.editCustomer("c1", ["name": .text("B")], by: "zhaolei")
+        try hq.addTag("t1", to: "c1", by: "zhaolei")
+        try hq.addTag("t2", to: "c1", by: "zhaolei")
+        try xihu.apply(try hq.changeSet(since: VersionVector()))
+        try xihu.removeTag("t1", from: "c1", by: "chenjing")
+        try xihu.editCustomer("c1", ["name": .text("C")], by: "chenjing")
+        try hq.apply(try xihu.changeSet(since: try hq.versionVector()))
+        let (vector, digest, history) = (try hq.versionVector(), try hq.digest(), try hq.history(of: Target(.customer, "c1"), field: "name"))
+        #expect(history.count == 3)
+
+        // The same replica, written in schema 1's layout.
         let path = c.path("hq") + ".v1"
-        let v1 = try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq, migrations: Array(ReplicaSchema.migrations.prefix(1))))
-        try v1.createCustomer("c1", ["name": .text("A")], by: "zhaolei")
-        try v1.editCustomer("c1", ["name": .text("B")], by: "zhaolei")
-        let (vector, digest, history) = (try v1.versionVector(), try v1.digest(), try v1.history(of: Target(.customer, "c1"), field: "name"))
-        #expect(try v1.schemaVersion() == 1)
+        let v1 = try Database(path: path, mode: .readWriteCreate)
+        try v1.transaction {
+            try ReplicaSchema.migrations[0].apply(v1)
+            try v1.execute("""
+                INSERT INTO siyu_meta(key, value) VALUES ('format', 'siyu-replica'), ('schema_version', 1), ('node_id', 'hq'), ('role', 'hq');
+                PRAGMA user_version = 1;
+                """)
+            try v1.prepare("ATTACH DATABASE ? AS source").run([.text(c.path("hq"))])
+            for table in Table.allCases.map(\.rawValue) + ["conflicts", "versions"] {
+                try v1.execute("INSERT INTO \(table) SELECT * FROM source.\(table)")
+            }
+            try v1.prepare("INSERT INTO versions VALUES ('hq', ?, ?)").run([.integer(Int64(vector["hq"])), .integer(Int64(vector["hq"]))])
+            let insert = try v1.prepare("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            var bodies: [[UInt8]] = []
+            try v1.prepare("SELECT body FROM source.ops").query { row in bodies.append(row.blob(0)) }
+            for body in bodies { try insert.run(ReplicaSafetyTests.schema1Row(try OpCoding.decode(body), body: body)) }
+        }
+        try v1.execute("DETACH DATABASE source")
         v1.close()
+
         let current = try Replica(path: path, options: ReplicaOptions())
         #expect(try current.schemaVersion() == ReplicaSchema.migrations.last!.version)
         #expect(try current.versionVector() == vector)
         #expect(try current.digest() == digest)
         #expect(try current.history(of: Target(.customer, "c1"), field: "name").map(\.op) == history.map(\.op))
-        try current.editCustomer("c1", ["name": .text("C")], by: "zhaolei")
-        #expect(try current.versionVector()["hq"] == vector["hq"] + 1)
+        #expect(try current.opCounts().total == (try hq.opCounts().total))
+        try current.deleteTag("t2", by: "zhaolei")
+        #expect(try current.rows(of: .customerTags).isEmpty, "the migrated tag index did not lead the deletion to c1")
+        #expect(try current.versionVector()["hq"] == vector["hq"] + 2)   // the tag's deleted flag, and the deletion
         current.close()
+    }
+
+    /// An op as schema 1 stored it: keys, the columns that repeated the body, and the body.
+    static func schema1Row(_ op: Op, body: [UInt8]) -> [SQLiteValue] {
+        let target = op.body.target
+        var field = "", value = SQLiteValue.null
+        switch op.body {
+        case let .write(_, f, v, _):
+            field = f
+            switch v {
+            case .null: value = .null
+            case let .int(i): value = .integer(i)
+            case let .text(t): value = .text(t)
+            case let .bytes(b): value = .blob(b)
+            case let .bool(b): value = .integer(b ? 1 : 0)
+            }
+        case let .status(_, _, to, _): field = "status"; value = .text(to.name)
+        case let .points(_, d): value = .integer(d)
+        case let .acknowledge(_, id): value = .text(id)
+        case .add, .remove, .deleteCustomer, .tagDeletion: break
+        }
+        return [.text(op.origin), .integer(Int64(op.seq)), .integer(Int64(bitPattern: op.hlc.raw)),
+                .text(op.instance.kind.name), .text(op.instance.id), .text(target.entity.name), .text(target.id),
+                .text(target.sub), .text(field), .text(op.body.kindName), value, .text(op.author), .blob(body)]
     }
 
     @Test func aReopenedReplicaContinuesItsSequenceAndClock() throws {
