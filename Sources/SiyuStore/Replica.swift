@@ -196,7 +196,7 @@ public final class Replica {
     static func lastLoggedClock(_ db: Database, node: NodeID) throws -> HLC {
         var origins = [node]
         try db.cached("SELECT origin FROM versions").query { row in origins.append(row.text(0) ?? "") }
-        let last = try db.cached("SELECT hlc FROM ops INDEXED BY ops_by_origin WHERE origin = ? ORDER BY seq DESC LIMIT 1")
+        let last = try db.cached("SELECT hlc FROM ops WHERE origin = ? ORDER BY seq DESC LIMIT 1")
         var greatest = HLC.zero
         for origin in origins {
             if let raw = try last.scalar([.text(origin)])?.int64Value { greatest = max(greatest, HLC(raw: UInt64(bitPattern: raw))) }
@@ -257,6 +257,9 @@ public final class Replica {
         }
         var touched = Set<InstanceRef>()
         var inserted: [InstanceRef: [Op]] = [:]
+        // In a bulk load, per customer the tags its new ops name: only those not shown in
+        // `customer_tags` go to `tagged_customers` now, the shown ones at the end, in one statement.
+        var taggedLater: [InstanceRef: Set<String>] = [:]
         var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
@@ -273,7 +276,13 @@ public final class Replica {
             }
             applied += 1
             let target = op.body.target
-            if target.entity == .customerTag { try tagged.run([.text(target.sub), .text(target.id)]) }
+            if target.entity == .customerTag {
+                if bulk?.load != nil {
+                    taggedLater[op.instance, default: []].insert(target.sub)
+                } else {
+                    try tagged.run([.text(target.sub), .text(target.id)])
+                }
+            }
             inserted[op.instance, default: []].append(op)
             touched.insert(op.instance)
             origins.insert(op.origin)
@@ -284,7 +293,14 @@ public final class Replica {
         for op in ops where op.origin != node { newSeqs[op.origin, default: []].append(op.seq) }
         // This node's own ops are numbered and committed in order, so its own entry of the version
         // vector is always nextSeq - 1 and is not stored (one page less for every local edit).
-        for origin in origins where origin != node { try advanceVersion(of: origin, adding: newSeqs[origin] ?? []) }
+        for origin in origins where origin != node {
+            if bulk?.load != nil {
+                let highest = max(bulk?.load?.highest[origin] ?? 0, newSeqs[origin]?.max() ?? 0)
+                bulk?.load?.highest[origin] = highest
+            } else {
+                try advanceVersion(of: origin, adding: newSeqs[origin] ?? [])
+            }
+        }
         clock.observe(maxHLC)
         // Own ops can come back from a peer (a replica restored from a backup): never reuse their numbers.
         if let ownLast = ops.filter({ $0.origin == node }).map(\.seq).max(), ownLast >= nextSeq { nextSeq = ownLast + 1 }
@@ -295,6 +311,8 @@ public final class Replica {
             catalogCache = nil
             stateCache.removeAll()   // customer states depend on the library
             for ref in library.sorted() { try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil) }
+            // A bulk load's shown pairs are not in `tagged_customers` yet (the spec sends the library first, so this is rare).
+            if bulk?.load != nil { try db.execute(Replica.tagShownPairs) }
             let tags = try tagsAffected(by: library)
             let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
             for tag in tags.sorted() {
@@ -315,12 +333,22 @@ public final class Replica {
                 assert(ops == InstanceState.canonicalOps(ref, ops), "cached ops of \(ref) are not canonical")
                 let state = InstanceState.merge(ref, canonical: ops, catalog: try catalog())
                 try write(state, previous: known.state)
+                try recordHiddenTags(taggedLater[ref], of: state, with: tagged)
                 remember(state, ops: ops)
             } else {
-                try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
+                let state = try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
+                try recordHiddenTags(taggedLater[ref], of: state, with: tagged)
             }
         }
         return (applied, touched.count)
+    }
+
+    /// In a bulk load: the tags a customer's new ops named that `customer_tags` does not show go
+    /// to `tagged_customers` now (the shown ones follow at the end of the load).
+    private func recordHiddenTags(_ tags: Set<String>?, of state: InstanceState, with insert: Statement) throws {
+        guard let tags else { return }
+        let shown = Set((state.rows[.customerTags] ?? []).compactMap { $0.count > 1 ? $0[1].textValue : nil })
+        for tag in tags.subtracting(shown).sorted() { try insert.run([.text(tag), .text(state.instance.id)]) }
     }
 
     private func tagsAffected(by library: Set<InstanceRef>) throws -> Set<String> {
@@ -336,12 +364,14 @@ public final class Replica {
     /// Recomputes one instance from its ops and rewrites its rows and conflicts. `onlyOps` is given
     /// for an instance that had no ops before this commit: they are all of its ops, it has no rows
     /// yet, so nothing is read back or deleted first.
-    func remerge(_ ref: InstanceRef, onlyOps: [Op]?) throws {
+    @discardableResult
+    func remerge(_ ref: InstanceRef, onlyOps: [Op]?) throws -> InstanceState {
         let ops = try onlyOps ?? loadOps(ref)
         let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
         try write(state, previous: onlyOps == nil ? nil : InstanceState.empty(ref))
         // Bulk merges do not fill the cache (it serves local edits); they only invalidate it.
         if !stateCache.isEmpty { stateCache.removeValue(forKey: ref) }
+        return state
     }
 
     /// The statements that write one table, built once.
@@ -491,9 +521,70 @@ public final class Replica {
     /// (a bad op, a clock too far ahead) leaves nothing behind, and `body` may go on. Applying many
     /// change sets in one transaction writes each page once instead of once per change set.
     public func inOneTransaction<T>(_ body: () throws -> T) throws -> T {
+        try inOneTransaction(BulkTransaction(), body)
+    }
+
+    /// Loads change sets (a new store's snapshot) into a replica that holds no ops yet, as one
+    /// transaction like `inOneTransaction` — all or nothing — but built for size:
+    /// - the file uses a rollback journal for the load instead of the write-ahead log (a new file's
+    ///   journal holds almost nothing, and every page is written once rather than to the log and
+    ///   again at the checkpoint), and returns to the write-ahead log after it;
+    /// - `ops_by_origin` is built after the load, in one pass, and so are the version vector and
+    ///   the `tagged_customers` pairs of tags shown in `customer_tags`.
+    /// The version vector reads as empty until the load ends. Two different ops with the same
+    /// origin and sequence number refuse the whole load. A replica that already holds ops gets
+    /// exactly `inOneTransaction`.
+    public func bulkLoad<T>(_ body: () throws -> T) throws -> T {
+        guard bulk == nil else { return try body() }
+        let empty = try ReplicaError.wrap("checking the replica is empty") { try db.cached("SELECT 1 FROM ops LIMIT 1").scalar() == nil }
+        guard empty else { return try inOneTransaction(body) }
+        // Another connection to the file keeps it in WAL mode: then the load simply runs in it.
+        let switched = (try? db.prepare("PRAGMA journal_mode = DELETE").scalar()?.stringValue) == "delete"
+        defer { if switched { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() } }
+        return try inOneTransaction(BulkTransaction(load: BulkLoad())) {
+            try db.execute("DROP INDEX ops_by_origin")
+            let result = try body()
+            try finishBulkLoad()
+            return result
+        }
+    }
+
+    /// The end of a bulk load: the index, the tag pairs and the version vector it deferred.
+    private func finishBulkLoad() throws {
+        guard let load = bulk?.load else { return }
+        do {
+            // SQLite's sort for the index takes as much memory as the page cache may: a quarter
+            // of it is as fast here, and keeps a store's peak near its page cache.
+            let cache = try db.cached("PRAGMA cache_size").scalar()?.int64Value ?? -16_384
+            try db.execute("PRAGMA cache_size = \(cache / 4)")
+            defer { try? db.execute("PRAGMA cache_size = \(cache)") }
+            try db.execute("CREATE UNIQUE INDEX ops_by_origin ON ops(origin, seq)")
+        } catch let e as SQLiteError where e.isConstraintViolation {
+            throw ReplicaError.invalid("the loaded change sets hold two different ops with the same origin and sequence number; nothing was stored",
+                                       "the sender's op log is inconsistent; rebuild it, then load again")
+        }
+        try db.execute(Replica.tagShownPairs)
+        let count = try db.cached("SELECT count(*) FROM ops WHERE origin = ? AND seq <= ?")
+        let seqs = try db.cached("SELECT seq FROM ops WHERE origin = ? ORDER BY seq")
+        for (origin, highest) in load.highest {
+            var contiguous = Int64(0)
+            if try count.scalar([.text(origin), .integer(Int64(highest))])?.int64Value == Int64(highest) {
+                contiguous = Int64(highest)
+            } else {
+                try seqs.query([.text(origin)]) { row in if row.int64(0) == contiguous + 1 { contiguous += 1 } }
+            }
+            try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
+                .run([.text(origin), .integer(contiguous), .integer(Int64(highest))])
+        }
+    }
+
+    /// Every shown (tag, customer) pair into `tagged_customers` (a bulk load defers them).
+    static let tagShownPairs = "INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) SELECT tag_id, customer_id FROM customer_tags"
+
+    private func inOneTransaction<T>(_ transaction: BulkTransaction, _ body: () throws -> T) throws -> T {
         guard bulk == nil else { return try body() }   // already inside one
         let saved = (clock, nextSeq)
-        bulk = BulkTransaction()
+        bulk = transaction
         defer { bulk = nil }
         do {
             return try ReplicaError.wrap("applying in one transaction") {
@@ -513,6 +604,13 @@ public final class Replica {
     /// The state of an `inOneTransaction` in progress: the first error of a step inside it.
     struct BulkTransaction {
         var failure: Error?
+        /// Set during `bulkLoad`.
+        var load: BulkLoad?
+    }
+
+    /// What a bulk load defers to its end: per origin, the highest sequence number loaded.
+    struct BulkLoad {
+        var highest: [NodeID: UInt64] = [:]
     }
 
     /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of

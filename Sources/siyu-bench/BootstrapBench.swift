@@ -283,8 +283,9 @@ enum BootstrapChild {
         figures.seconds = try seconds {
             let replica = try Replica(path: replicaPath, options: ReplicaOptions(node: "xihu", role: .store))
             defer { replica.close() }
-            // A node applies a snapshot as one transaction: all of it or nothing, each page written once.
-            figures.applySeconds = try replica.inOneTransaction { try receive(framesPath, into: replica) }
+            // A new node loads its snapshot as one transaction (all of it or nothing), deferring
+            // what can be built after the load (`Replica.bulkLoad`).
+            figures.applySeconds = try replica.bulkLoad { try receive(framesPath, into: replica) }
         }
         figures.peakKilobytes = peakResidentKilobytes() ?? 0
         // Counted with plain SQL on the file: reading the rows through the replica would cost memory.
