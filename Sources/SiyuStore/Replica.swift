@@ -151,11 +151,19 @@ public final class Replica {
 
     func loadOps(_ instance: InstanceRef) throws -> [Op] {
         var ops: [Op] = []
-        try db.cached("SELECT body FROM ops WHERE inst_kind = ? AND inst_id = ?")
+        try db.cached("SELECT origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ?")
             .query([.text(instance.kind.name), .text(instance.id)]) { row in
-                ops.append(try OpCoding.decode(row.blob(0)))
+                ops.append(try Replica.storedOp(row, at: 0, instanceID: instance.id))
             }
         return ops
+    }
+
+    /// The op of an op-log row whose columns from `column` on are origin, seq, hlc, body (a body
+    /// is stored without them: `OpCoding.encode(_:keyedBy:)`; replicas written before kept whole ops).
+    static func storedOp(_ row: Row, at column: Int32, instanceID: String) throws -> Op {
+        let keys = OpKeys(origin: row.text(column) ?? "", seq: UInt64(row.int64(column + 1)),
+                          hlc: HLC(raw: UInt64(bitPattern: row.int64(column + 2))), instanceID: instanceID)
+        return try OpCoding.decode(row.blob(column + 3), keys: keys)
     }
 
     /// The merged state of one instance, from the ops held.
@@ -220,8 +228,8 @@ public final class Replica {
     func catalog() throws -> TagCatalog {
         if let catalogCache { return catalogCache }
         var byInstance: [InstanceRef: [Op]] = [:]
-        try db.cached("SELECT body FROM ops WHERE inst_kind IN ('tag', 'tag_group')").query { row in
-            let op = try OpCoding.decode(row.blob(0))
+        try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind IN ('tag', 'tag_group')").query { row in
+            let op = try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")
             byInstance[op.instance, default: []].append(op)
         }
         var catalog = TagCatalog()
@@ -265,7 +273,7 @@ public final class Replica {
         var maxHLC = HLC.zero
         for op in ops {
             try insert.run([.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
-                            .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op))])
+                            .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))])
             guard db.changes == 1 else {
                 // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
                 if known != nil && op.origin == node {
@@ -664,10 +672,10 @@ public final class Replica {
         try ReplicaError.wrap("extracting a change set") {
             let origins = try storedVersions().entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             var ops: [Op] = []
-            let range = try db.cached("SELECT body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
+            let range = try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
             for origin in origins {
                 try range.query([.text(origin), .integer(Int64(bitPattern: peer[origin]))]) { row in
-                    ops.append(try OpCoding.decode(row.blob(0)))
+                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                 }
             }
             return ChangeSet(ops: ops)
@@ -678,8 +686,8 @@ public final class Replica {
     public func ownOps(after seq: UInt64) throws -> [Op] {
         try ReplicaError.wrap("reading the outbox") {
             var ops: [Op] = []
-            try db.cached("SELECT body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
-                .query([.text(node), .integer(Int64(seq))]) { row in ops.append(try OpCoding.decode(row.blob(0))) }
+            try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
+                .query([.text(node), .integer(Int64(seq))]) { row in ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")) }
             return ops
         }
     }

@@ -78,10 +78,12 @@ struct LocalEditBench {
         defer { source.close() }
         func figures(_ db: Database) throws -> (Int, Double, Double) {
             var rows = 0, tag = (count: 0, bytes: 0), phone = (count: 0, bytes: 0)
-            try db.prepare("SELECT body FROM ops").query { row in
+            try db.prepare("SELECT inst_id, origin, seq, hlc, body FROM ops").query { row in
                 rows += 1
-                let body = row.blob(0)
-                switch try OpCoding.decode(body).body {
+                let body = row.blob(4)
+                let keys = OpKeys(origin: row.text(1) ?? "", seq: UInt64(row.int64(2)), hlc: HLC(raw: UInt64(bitPattern: row.int64(3))),
+                                  instanceID: row.text(0) ?? "")
+                switch try OpCoding.decode(body, keys: keys).body {
                 case let .add(t, _) where t.entity == .customerTag, let .remove(t, _) where t.entity == .customerTag:
                     tag.count += 1; tag.bytes += body.count
                 case let .write(t, field, _, _) where t.entity == .customer && field == "phone":
@@ -313,7 +315,9 @@ final class FloorDatabase {
         try db.transaction {
             for row in rows {
                 try insertOp.run(row)
-                let op = try OpCoding.decode(row[5].blobValue ?? [])
+                let keys = OpKeys(origin: row[2].stringValue ?? "", seq: UInt64(row[3].int64Value ?? 0),
+                                  hlc: HLC(raw: UInt64(bitPattern: row[4].int64Value ?? 0)), instanceID: row[1].stringValue ?? "")
+                let op = try OpCoding.decode(row[5].blobValue ?? [], keys: keys)
                 if op.origin == replica.node { lastSeq = max(lastSeq, op.seq); lastClock = max(lastClock, op.hlc) }
                 switch op.body {
                 case let .add(t, _) where t.entity == .customerTag:
@@ -368,7 +372,7 @@ final class FloorDatabase {
     /// The op's row in `ops`, with the values the replica stores (see `Replica.commit`).
     static func row(_ op: Op) -> [SQLiteValue] {
         [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
-         .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op))]
+         .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))]
     }
 }
 

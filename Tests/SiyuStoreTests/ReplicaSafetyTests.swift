@@ -228,9 +228,14 @@ import SiyuStore
             }
             try v1.prepare("INSERT INTO versions VALUES ('hq', ?, ?)").run([.integer(Int64(vector["hq"])), .integer(Int64(vector["hq"]))])
             let insert = try v1.prepare("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            var bodies: [[UInt8]] = []
-            try v1.prepare("SELECT body FROM source.ops").query { row in bodies.append(row.blob(0)) }
-            for body in bodies { try insert.run(ReplicaSafetyTests.schema1Row(try OpCoding.decode(body), body: body)) }
+            // Schema 1 stored whole ops (OpCoding version 1).
+            var ops: [Op] = []
+            try v1.prepare("SELECT inst_id, origin, seq, hlc, body FROM source.ops").query { row in
+                let keys = OpKeys(origin: row.text(1) ?? "", seq: UInt64(row.int64(2)), hlc: HLC(raw: UInt64(bitPattern: row.int64(3))),
+                                  instanceID: row.text(0) ?? "")
+                ops.append(try OpCoding.decode(row.blob(4), keys: keys))
+            }
+            for op in ops { try insert.run(ReplicaSafetyTests.schema1Row(op, body: OpCoding.encode(op))) }
         }
         try v1.execute("DETACH DATABASE source")
         v1.close()

@@ -66,12 +66,20 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         expectWireError(error, "ChangeSetCodec.decode")
     }
 
-    // (5) OpCoding.decode of the input.
+    // (5) OpCoding.decode of the input, whole (version 1) and against op-log keys (version 2).
     do {
         let op = try OpCoding.decode(bytes)
         checkOpRoundTrip(op)
     } catch {
         check(error is CoreError, "OpCoding.decode threw a non-CoreError: \(error)")
+    }
+    do {
+        let keys = OpKeys(origin: "xihu", seq: 7, hlc: HLC(millis: 1_764_000_000_000, logical: 1), instanceID: "wm_林")
+        let op = try OpCoding.decode(bytes, keys: keys)
+        let keyed = OpCoding.encode(op, keyedBy: OpKeys(of: op))
+        check((try? OpCoding.decode(keyed, keys: OpKeys(of: op))) == op, "keyed op round trip failed: \(op)\n  encoding: \(hex(keyed))")
+    } catch {
+        check(error is CoreError, "OpCoding.decode(_:keys:) threw a non-CoreError: \(error)")
     }
     return 0
 }
