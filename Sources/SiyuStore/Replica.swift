@@ -256,22 +256,13 @@ public final class Replica {
         guard !ops.isEmpty else { return (0, 0) }
         let insert = try db.cached("INSERT OR IGNORE INTO ops(inst_kind, inst_id, origin, seq, hlc, body) VALUES (?, ?, ?, ?, ?, ?)")
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
-        // Which instances already have ops: the others are merged from the new ops in memory.
-        let probe = try db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1")
-        var existed: [InstanceRef: Bool] = [:]
-        if let known { existed[known.state.instance] = !known.ops.isEmpty }
-        for op in ops where existed[op.instance] == nil {
-            existed[op.instance] = try probe.scalar([.text(op.instance.kind.name), .text(op.instance.id)]) != nil
-        }
-        var touched = Set<InstanceRef>()
-        var inserted: [InstanceRef: [Op]] = [:]
-        // In a bulk load, per customer the tags its new ops name: only those not shown in
-        // `customer_tags` go to `tagged_customers` now, the shown ones at the end, in one statement.
-        var taggedLater: [InstanceRef: Set<String>] = [:]
+        var batch = try CommitBatch(known: known, probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
+        var lastOrigin: NodeID?
         for op in ops {
+            let slot = try batch.slot(of: op.instance)   // before the insert: did the instance have ops?
             try insert.run([.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
                             .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))])
             guard db.changes == 1 else {
@@ -286,14 +277,13 @@ public final class Replica {
             let target = op.body.target
             if target.entity == .customerTag {
                 if bulk?.load != nil {
-                    taggedLater[op.instance, default: []].insert(target.sub)
+                    batch.tagsToRecord[slot, default: []].insert(target.sub)
                 } else {
                     try tagged.run([.text(target.sub), .text(target.id)])
                 }
             }
-            inserted[op.instance, default: []].append(op)
-            touched.insert(op.instance)
-            origins.insert(op.origin)
+            batch.inserted[slot].append(op)
+            if op.origin != lastOrigin { origins.insert(op.origin); lastOrigin = op.origin }
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
         guard applied > 0 else { return (0, 0) }
@@ -313,25 +303,34 @@ public final class Replica {
         // Own ops can come back from a peer (a replica restored from a backup): never reuse their numbers.
         if let ownLast = ops.filter({ $0.origin == node }).map(\.seq).max(), ownLast >= nextSeq { nextSeq = ownLast + 1 }
 
+        // The instances to merge, in order: those with new ops, then (below) customers whose tags
+        // depend on a changed tag library.
+        var touched = batch.refs.indices.filter { !batch.inserted[$0].isEmpty }
         // The tag library first: a change there re-merges the customers holding affected tags.
-        let library = touched.filter { $0.kind == .tag || $0.kind == .tagGroup }
+        let library = touched.filter { batch.refs[$0].kind == .tag || batch.refs[$0].kind == .tagGroup }
         if !library.isEmpty {
             catalogCache = nil
             stateCache.removeAll()   // customer states depend on the library
-            for ref in library.sorted() { try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil) }
+            for slot in library.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
+                try remerge(batch.refs[slot], onlyOps: batch.existed[slot] ? nil : batch.inserted[slot])
+            }
             // A bulk load's shown pairs are not in `tagged_customers` yet (the spec sends the library first, so this is rare).
             if bulk?.load != nil { try db.execute(Replica.tagShownPairs) }
-            let tags = try tagsAffected(by: library)
+            let tags = try tagsAffected(by: Set(library.map { batch.refs[$0] }))
             let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
+            var affected = Set<Int>(touched)
             for tag in tags.sorted() {
-                try stmt.query([.text(tag)]) { row in touched.insert(InstanceRef(.customer, row.text(0) ?? "")) }
+                try stmt.query([.text(tag)]) { row in affected.insert(try batch.slot(of: InstanceRef(.customer, row.text(0) ?? ""))) }
             }
+            touched = Array(affected)
         }
-        for ref in touched.sorted() where ref.kind != .tag && ref.kind != .tagGroup {
+        for slot in touched.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
+            let ref = batch.refs[slot]
+            guard ref.kind != .tag && ref.kind != .tagGroup else { continue }
             if let known, known.state.instance == ref {
                 // The cached ops are canonical; a local edit's ops have greater stamps than any op
                 // held, so appending keeps them canonical (checked, and asserted in debug builds).
-                let new = inserted[ref] ?? []
+                let new = batch.inserted[slot]
                 var previous = known.ops.last?.stamp, appendable = true
                 for op in new {
                     if let p = previous, !(p < op.stamp) { appendable = false; break }
@@ -341,14 +340,52 @@ public final class Replica {
                 assert(ops == InstanceState.canonicalOps(ref, ops), "cached ops of \(ref) are not canonical")
                 let state = InstanceState.merge(ref, canonical: ops, catalog: try catalog())
                 try write(state, previous: known.state)
-                try recordHiddenTags(taggedLater[ref], of: state, with: tagged)
+                try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
                 remember(state, ops: ops)
             } else {
-                let state = try remerge(ref, onlyOps: existed[ref] == false ? inserted[ref] : nil)
-                try recordHiddenTags(taggedLater[ref], of: state, with: tagged)
+                let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot])
+                try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
             }
         }
         return (applied, touched.count)
+    }
+
+    /// The instances one commit touches, each given a slot the first time it is seen (so a run of
+    /// ops on one instance costs one comparison each, not a hash of its id), with whether it had
+    /// ops before the commit and the ops the commit inserted for it.
+    struct CommitBatch {
+        private(set) var refs: [InstanceRef] = []
+        /// Whether the instance had ops before this commit (else it is merged from the new ops alone).
+        private(set) var existed: [Bool] = []
+        var inserted: [[Op]] = []
+        /// In a bulk load, per slot: the tags of a customer's new ops, recorded after its merge.
+        var tagsToRecord: [Int: Set<String>] = [:]
+        private var slots: [InstanceRef: Int] = [:]
+        private var last = -1
+        private let known: (state: InstanceState, ops: [Op])?
+        private let probe: Statement
+
+        init(known: (state: InstanceState, ops: [Op])?, probe: Statement) {
+            self.known = known
+            self.probe = probe
+        }
+
+        mutating func slot(of ref: InstanceRef) throws -> Int {
+            if last >= 0 && refs[last] == ref { return last }
+            if let slot = slots[ref] { last = slot; return slot }
+            let had: Bool
+            if let known, known.state.instance == ref {
+                had = !known.ops.isEmpty
+            } else {
+                had = try probe.scalar([.text(ref.kind.name), .text(ref.id)]) != nil
+            }
+            refs.append(ref)
+            existed.append(had)
+            inserted.append([])
+            last = refs.count - 1
+            slots[ref] = last
+            return last
+        }
     }
 
     /// In a bulk load: the tags a customer's new ops named that `customer_tags` does not show go
