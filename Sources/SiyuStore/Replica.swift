@@ -422,15 +422,23 @@ public final class Replica {
     /// The statements that write one table, built once.
     struct TableStatements {
         let insert: String, upsert: String, deleteKey: String, deleteInstance: String
+        /// `insertRows[n - 1]` inserts n rows (n ≤ `Replica.rowsPerInsert`).
+        let insertRows: [String]
         init(_ table: Table) {
             let placeholders = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
             insert = "INSERT INTO \(table.rawValue) VALUES (\(placeholders))"
+            insertRows = (1...Replica.rowsPerInsert).map { n in
+                "INSERT INTO \(table.rawValue) VALUES " + Array(repeating: "(\(placeholders))", count: n).joined(separator: ", ")
+            }
             upsert = "INSERT OR REPLACE INTO \(table.rawValue) VALUES (\(placeholders))"
             deleteKey = "DELETE FROM \(table.rawValue) WHERE "
                 + table.columns.prefix(table.keyColumnCount).map { "\($0.name) = ?" }.joined(separator: " AND ")
             deleteInstance = "DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?"
         }
     }
+    /// Rows written by one INSERT where an instance's rows are new: executing a statement costs
+    /// more than the rows it writes.
+    static let rowsPerInsert = 16
     static let statements: [Table: TableStatements] = Dictionary(uniqueKeysWithValues: Table.allCases.map { ($0, TableStatements($0)) })
     static let insertConflict = "INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -445,9 +453,14 @@ public final class Replica {
             let rows = state.rows[table] ?? []
             if fresh {
                 // Nothing of this instance is in the tables yet.
-                if !rows.isEmpty {
-                    let insert = try db.cached(sql.insert)
-                    for row in rows { try insert.run(row.map(\.sqlite)) }
+                var start = 0
+                while start < rows.count {
+                    let n = min(Replica.rowsPerInsert, rows.count - start)
+                    var values: [SQLiteValue] = []
+                    values.reserveCapacity(n * table.columns.count)
+                    for row in rows[start..<start + n] { for v in row { values.append(v.sqlite) } }
+                    try db.cached(sql.insertRows[n - 1]).run(values)
+                    start += n
                 }
                 continue
             }
