@@ -254,24 +254,46 @@ public final class Replica {
     @discardableResult
     func commit(_ ops: [Op], known: (state: InstanceState, ops: [Op])? = nil) throws -> (applied: Int, merged: Int) {
         guard !ops.isEmpty else { return (0, 0) }
-        let insert = try db.cached("INSERT OR IGNORE INTO ops(inst_kind, inst_id, origin, seq, hlc, body) VALUES (?, ?, ?, ?, ?, ?)")
+        let insert = try db.cached("INSERT OR IGNORE " + Replica.insertOps[0].dropFirst("INSERT ".count))
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
         var batch = try CommitBatch(known: known, probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
         var lastOrigin: NodeID?
+        // In a bulk load, the ops of an instance new to the replica are inserted together, several
+        // rows per statement; the only duplicates they can have are among themselves.
+        var pending: [Op] = []
+        func insertPending() throws {
+            var start = 0
+            while start < pending.count {
+                let n = min(Replica.rowsPerInsert, pending.count - start)
+                var values: [SQLiteValue] = []
+                values.reserveCapacity(n * 6)
+                for op in pending[start..<start + n] { values += Replica.opRow(op) }
+                try db.cached(Replica.insertOps[n - 1]).run(values)
+                start += n
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
         for op in ops {
             let slot = try batch.slot(of: op.instance)   // before the insert: did the instance have ops?
-            try insert.run([.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
-                            .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))])
-            guard db.changes == 1 else {
-                // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
-                if known != nil && op.origin == node {
-                    throw ReplicaError.invalid("op \(node)#\(op.seq) already exists in the op log; the edit was not saved",
-                                               "the replica's sequence is out of step with its op log; reopen the replica")
+            // (Up to 256 ops: past that, looking for duplicates in memory costs more than the index.)
+            if bulk?.load != nil && !batch.existed[slot] && batch.inserted[slot].count < 256 {
+                if pending.first.map({ $0.instance != op.instance }) == true { try insertPending() }
+                guard !batch.holds(op, in: slot) else { continue }
+                pending.append(op)
+            } else {
+                try insertPending()
+                try insert.run(Replica.opRow(op))
+                guard db.changes == 1 else {
+                    // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
+                    if known != nil && op.origin == node {
+                        throw ReplicaError.invalid("op \(node)#\(op.seq) already exists in the op log; the edit was not saved",
+                                                   "the replica's sequence is out of step with its op log; reopen the replica")
+                    }
+                    continue
                 }
-                continue
             }
             applied += 1
             let target = op.body.target
@@ -286,6 +308,7 @@ public final class Replica {
             if op.origin != lastOrigin { origins.insert(op.origin); lastOrigin = op.origin }
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
+        try insertPending()
         guard applied > 0 else { return (0, 0) }
         var newSeqs: [NodeID: [UInt64]] = [:]
         for op in ops where op.origin != node { newSeqs[op.origin, default: []].append(op.seq) }
@@ -350,6 +373,18 @@ public final class Replica {
         return (applied, touched.count)
     }
 
+    /// `insertOps[n - 1]` inserts n op-log rows (`opRow`).
+    static let insertOps = (1...rowsPerInsert).map { n in
+        "INSERT INTO ops(inst_kind, inst_id, origin, seq, hlc, body) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: n).joined(separator: ", ")
+    }
+
+    /// An op's row in the op log: its keys, and the op encoded without them.
+    static func opRow(_ op: Op) -> [SQLiteValue] {
+        [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
+         .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))]
+    }
+
     /// The instances one commit touches, each given a slot the first time it is seen (so a run of
     /// ops on one instance costs one comparison each, not a hash of its id), with whether it had
     /// ops before the commit and the ops the commit inserted for it.
@@ -368,6 +403,12 @@ public final class Replica {
         init(known: (state: InstanceState, ops: [Op])?, probe: Statement) {
             self.known = known
             self.probe = probe
+        }
+
+        /// Whether this commit already inserted an op with `op`'s origin and sequence number for
+        /// the instance in `slot`.
+        func holds(_ op: Op, in slot: Int) -> Bool {
+            inserted[slot].contains { $0.seq == op.seq && $0.origin == op.origin }
         }
 
         mutating func slot(of ref: InstanceRef) throws -> Int {

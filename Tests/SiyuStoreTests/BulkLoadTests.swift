@@ -84,6 +84,24 @@ import SiyuStore
         #expect(try db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'ops_by_origin'").scalar()?.int64Value == 1)
     }
 
+    /// The same ops twice in one change set, and a change set again: skipped as duplicates.
+    @Test func duplicatesInABulkLoadAreSkipped() throws {
+        let c = try BulkLoadTests.makeHistory()
+        let everything = try c["hq"].changeSet(since: VersionVector())
+        var doubled = everything.ops + everything.ops
+        var rng = SeededRandom(seed: 5)
+        for i in stride(from: doubled.count - 1, to: 0, by: -1) { doubled.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        var reports: [ApplyReport] = []
+        try c["bulk"].bulkLoad {
+            reports.append(try c["bulk"].apply(ChangeSet(ops: doubled)))
+            reports.append(try c["bulk"].apply(everything))
+        }
+        #expect(reports.map(\.applied) == [everything.ops.count, 0])
+        #expect(reports.map(\.duplicates) == [everything.ops.count, everything.ops.count])
+        #expect(try c["bulk"].opCounts().total == everything.ops.count)
+        #expect(try c["bulk"].digest() == c["hq"].digest())
+    }
+
     @Test func twoOpsWithOneNumberRefuseTheWholeLoad() throws {
         let c = try Cluster([("hq", .hq), ("bulk", .store)])
         try c["hq"].createCustomer("c1", ["name": .text("A")], by: "zhaolei")
