@@ -261,30 +261,45 @@ public final class Replica {
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
         var lastOrigin: NodeID?
-        // In a bulk load, the ops of an instance new to the replica are inserted together, several
-        // rows per statement; the only duplicates they can have are among themselves.
-        var pending: [Op] = []
-        func insertPending() throws {
-            var start = 0
-            while start < pending.count {
-                let n = min(Replica.rowsPerInsert, pending.count - start)
-                var values: [SQLiteValue] = []
-                values.reserveCapacity(n * 6)
-                for op in pending[start..<start + n] { values += Replica.opRow(op) }
-                try db.cached(Replica.insertOps[n - 1]).run(values)
-                start += n
+        // In a bulk load, the ops of instances new to the replica are inserted after the loop,
+        // several rows per statement (or before an op that goes through the index: see below);
+        // the only duplicates they can have are among themselves.
+        // `stored[slot]`: how many of `batch.inserted[slot]` are in the op log already.
+        var awaitingInsert: [Int] = [], stored: [Int] = []
+        /// Inserts the ops of the given slots not stored yet, several rows per statement.
+        func insertOps(ofSlots slots: [Int]) throws {
+            var values: [SQLiteValue] = [], rows = 0
+            func flush() throws {
+                guard rows > 0 else { return }
+                try db.cached(Replica.insertOps[rows - 1]).run(values)
+                values.removeAll(keepingCapacity: true)
+                rows = 0
             }
-            pending.removeAll(keepingCapacity: true)
+            for slot in slots where stored[slot] < batch.inserted[slot].count {
+                for op in batch.inserted[slot][stored[slot]...] {
+                    values += Replica.opRow(op)
+                    rows += 1
+                    if rows == Replica.rowsPerInsert { try flush() }
+                }
+                stored[slot] = batch.inserted[slot].count
+            }
+            try flush()
+        }
+        func insertAwaited() throws {
+            try insertOps(ofSlots: awaitingInsert)
+            awaitingInsert = []
         }
         for op in ops {
             let slot = try batch.slot(of: op.instance)   // before the insert: did the instance have ops?
             // (Up to 256 ops: past that, looking for duplicates in memory costs more than the index.)
+            if stored.count < batch.refs.count { stored.append(0) }
+            var deferred = false
             if bulk?.load != nil && !batch.existed[slot] && batch.inserted[slot].count < 256 {
-                if pending.first.map({ $0.instance != op.instance }) == true { try insertPending() }
                 guard !batch.holds(op, in: slot) else { continue }
-                pending.append(op)
+                if stored[slot] == batch.inserted[slot].count { awaitingInsert.append(slot) }
+                deferred = true
             } else {
-                try insertPending()
+                try insertAwaited()   // (before the index is asked about this op)
                 try insert.run(Replica.opRow(op))
                 guard db.changes == 1 else {
                     // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
@@ -305,10 +320,41 @@ public final class Replica {
                 }
             }
             batch.inserted[slot].append(op)
+            if !deferred { stored[slot] = batch.inserted[slot].count }
             if op.origin != lastOrigin { origins.insert(op.origin); lastOrigin = op.origin }
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
-        try insertPending()
+        // Merging is pure: in a bulk load, new instances merge on a second thread, a window at a
+        // time, while this one stores the window's ops and the previous window's rows (unless the
+        // tag library changes in this batch: then everything merges in order, below). Windows
+        // bound the merged states held at once.
+        var written = [Bool](repeating: false, count: batch.refs.count)
+        let libraryChanged = batch.refs.indices.contains {
+            (batch.refs[$0].kind == .tag || batch.refs[$0].kind == .tagGroup) && !batch.inserted[$0].isEmpty
+        }
+        if bulk?.load != nil && !libraryChanged {
+            let fresh = batch.refs.indices.filter { !batch.existed[$0] && !batch.inserted[$0].isEmpty }
+            var previous: [(slot: Int, state: InstanceState)] = []
+            func writePrevious() throws {
+                for (slot, state) in previous {
+                    try write(state, previous: InstanceState.empty(state.instance))
+                    if !stateCache.isEmpty { stateCache.removeValue(forKey: state.instance) }
+                    try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
+                    written[slot] = true
+                }
+                previous = []
+            }
+            for start in stride(from: 0, to: fresh.count, by: Replica.mergeWindow) {
+                let window = Array(fresh[start..<min(start + Replica.mergeWindow, fresh.count)])
+                let states = try mergeAside(window.map { (batch.refs[$0], batch.inserted[$0]) }) {
+                    try insertOps(ofSlots: window)
+                    try writePrevious()
+                }
+                previous = Array(zip(window, states))
+            }
+            try writePrevious()
+        }
+        try insertAwaited()
         guard applied > 0 else { return (0, 0) }
         var newSeqs: [NodeID: [UInt64]] = [:]
         for op in ops where op.origin != node { newSeqs[op.origin, default: []].append(op.seq) }
@@ -365,6 +411,8 @@ public final class Replica {
                 try write(state, previous: known.state)
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
                 remember(state, ops: ops)
+            } else if slot < written.count && written[slot] {
+                continue
             } else {
                 let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot])
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
@@ -427,6 +475,36 @@ public final class Replica {
             slots[ref] = last
             return last
         }
+    }
+
+    /// Merges each instance from the given ops alone, on a second thread while `work` runs on this
+    /// one (merging is pure; SQLite work is not); the states come back in order. Below 64
+    /// instances a thread is not worth it: they merge here, after `work`.
+    private func mergeAside(_ instances: [(InstanceRef, [Op])], while work: () throws -> Void) throws -> [InstanceState] {
+        let catalog = try catalog()
+        guard instances.count >= 64 else {
+            try work()
+            return instances.map { InstanceState.merge($0.0, ops: $0.1, catalog: catalog) }
+        }
+        let merged = MergedStates()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global(qos: .userInitiated).async {
+            merged.states = instances.map { InstanceState.merge($0.0, ops: $0.1, catalog: catalog) }
+            done.signal()
+        }
+        var failure: Error?
+        do { try work() } catch { failure = error }
+        done.wait()
+        if let failure { throw failure }
+        return merged.states
+    }
+
+    /// How many new instances a bulk load merges aside at a time.
+    static let mergeWindow = 250
+
+    /// The merge thread's results: written by that thread alone, read only after it signalled.
+    final class MergedStates: @unchecked Sendable {
+        var states: [InstanceState] = []
     }
 
     /// In a bulk load: the tags a customer's new ops named that `customer_tags` does not show go

@@ -84,6 +84,34 @@ import SiyuStore
         #expect(try db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'ops_by_origin'").scalar()?.int64Value == 1)
     }
 
+    /// A change set big enough for the second thread (several merge windows), with one customer
+    /// of more than 256 ops (those go through the index), equals applying it the ordinary way.
+    @Test func aLargeChangeSetMergedAsideEqualsAnOrdinaryApply() throws {
+        let c = try Cluster([("hq", .hq), ("plain", .store), ("bulk", .store)])
+        let hq = c["hq"]
+        try hq.defineTagGroup("pref", name: "偏好")
+        try hq.defineTag("tea", group: "pref", name: "茶")
+        try hq.defineTag("coffee", group: "pref", name: "咖啡")
+        let library = try hq.changeSet(since: VersionVector())
+        let before = try hq.versionVector()
+        for i in 0..<700 {
+            try hq.createCustomer(String(format: "wm%05d", i), ["name": .text("客户\(i)")], by: "zhaolei")
+            try hq.addTag(i % 2 == 0 ? "tea" : "coffee", to: String(format: "wm%05d", i), by: "zhaolei")
+        }
+        for _ in 0..<150 {
+            try hq.addTag("tea", to: "wm00001", by: "zhaolei")
+            try hq.removeTag("tea", from: "wm00001", by: "zhaolei")
+        }
+        let customers = try hq.changeSet(since: before)
+        #expect(customers.ops.count == 1_700)
+        for cs in [library, customers] { try c["plain"].apply(cs) }
+        try c["bulk"].bulkLoad { for cs in [library, customers] { try c["bulk"].apply(cs) } }
+        #expect(try c["bulk"].digest() == c["plain"].digest())
+        #expect(try c["bulk"].digest() == hq.digest())
+        #expect(try c["bulk"].versionVector() == hq.versionVector())
+        #expect(try c["bulk"].history(of: Target(.customerTag, "wm00001", "tea")).count == 300)
+    }
+
     /// The same ops twice in one change set, and a change set again: skipped as duplicates.
     @Test func duplicatesInABulkLoadAreSkipped() throws {
         let c = try BulkLoadTests.makeHistory()
