@@ -35,9 +35,12 @@ struct WireSizeBench {
         let long = try clerkBatches(ids: CustomerIDs.weCom(customerCount, seed: 32), name: "long")
         progress("wire size: clerk batches with 8-character ids")
         let short = try clerkBatches(ids: CustomerIDs.short(customerCount), name: "short")
+        progress("wire size: clerk batches with 32-character ids at a clerk's pace (1–30 s between edits)")
+        let paced = try clerkBatches(ids: CustomerIDs.weCom(customerCount, seed: 32), name: "paced", pace: 1_000...30_000)
         let workloads = [
             WireWorkload(name: "clerk tag batch, 32-char ids", key: "tag", batch: long.first, nextDay: long.nextDay),
             WireWorkload(name: "clerk tag batch, 8-char ids", key: "tag_short", batch: short.first, nextDay: short.nextDay),
+            WireWorkload(name: "32-char ids, 1–30 s apart", key: "tag_paced", batch: paced.first, nextDay: paced.nextDay),
             WireWorkload(name: "merge mix (section 2)", key: "mix", batch: mix),
         ]
         progress("wire size: encoding (and decoding to check)")
@@ -54,7 +57,9 @@ struct WireSizeBench {
     // MARK: The clerk's batches, through a real store replica
 
     /// The first batch, and the next day's: the same store replica and edit stream, its clock a day on.
-    private func clerkBatches(ids: [String], name: String) throws -> (first: ChangeSet, nextDay: ChangeSet) {
+    /// `pace`: milliseconds between two edits, drawn at random (nil: as fast as the replica goes,
+    /// a bulk tagging action).
+    private func clerkBatches(ids: [String], name: String, pace: ClosedRange<UInt64>? = nil) throws -> (first: ChangeSet, nextDay: ChangeSet) {
         let day = ShiftedClock()
         let hq = try Replica(path: directory.path("wire-\(name)-hq.db"), options: ReplicaOptions(node: "hq", role: .hq))
         let store = try Replica(path: directory.path("wire-\(name)-xihu.db"),
@@ -63,6 +68,10 @@ struct WireSizeBench {
         try defineLibraryAndCustomers(on: hq, ids: ids)
         try store.apply(try hq.changeSet(since: VersionVector()))
         var clerks = ClerkEdits(ids: ids)
+        var rng = SeededRandom(seed: 30)
+        if let pace {
+            clerks.beforeEach = { day.offsetMillis += pace.lowerBound + rng.next() % (pace.upperBound - pace.lowerBound + 1) }
+        }
         let before = try store.versionVector()
         try clerks.make(edits, on: store)
         let first = try store.changeSet(since: before)
@@ -108,10 +117,11 @@ struct WireSizeBench {
                 r.figure("tag_bytes_per_op" + suffix, m.bytesPerOp)
                 r.figure("json_size_ratio" + suffix, m.jsonRatio, digits: 2)
                 if suffix.isEmpty { r.figure("tag_json_bytes_per_op", m.jsonBytesPerOp, digits: 1) }
-            case "tag_short":
-                if m.encoding.measuresAnotherBatch { r.figure("tag_ops_short" + suffix, m.workload.batch.ops.count) }
-                r.figure("tag_bytes_per_op_short" + suffix, m.bytesPerOp)
-                r.figure("json_size_ratio_short" + suffix, m.jsonRatio, digits: 2)
+            case "tag_short", "tag_paced":
+                let kind = m.workload.key.dropFirst("tag".count)
+                if m.encoding.measuresAnotherBatch { r.figure("tag_ops\(kind)" + suffix, m.workload.batch.ops.count) }
+                r.figure("tag_bytes_per_op\(kind)" + suffix, m.bytesPerOp)
+                r.figure("json_size_ratio\(kind)" + suffix, m.jsonRatio, digits: 2)
             default:
                 if suffix.isEmpty { r.figure("mix_ops", m.workload.batch.ops.count) }
                 r.figure("mix_bytes_per_op" + suffix, m.bytesPerOp)
@@ -121,7 +131,8 @@ struct WireSizeBench {
         for m in rows where m.workload.key.hasPrefix("tag") {
             let what = "wire: \(m.workload.name)" + (m.encoding.summaryName.isEmpty ? "" : ", \(m.encoding.summaryName)")
             // The peer measures the batch on its own: its figure sits next to the cold rows only.
-            let peerKey = !m.encoding.key.isEmpty ? nil : m.workload.key == "tag" ? "loro_tag_bytes_per_op" : "loro_tag_bytes_per_op_short"
+            let peerKey = !m.encoding.key.isEmpty ? nil : m.workload.key == "tag" ? "loro_tag_bytes_per_op"
+                : m.workload.key == "tag_short" ? "loro_tag_bytes_per_op_short" : nil
             r.summary.append(SummaryRow(what: what, siyu: "\(fixed(m.bytesPerOp, 2)) B/op",
                                         baseline: "JSON \(fixed(m.jsonBytesPerOp, 1)) B/op", ratio: "1/\(fixed(m.jsonRatio, 1))",
                                         target: "≤ 8 B, ≤ 1/10", met: m.bytesPerOp <= 8 && m.jsonRatio >= 10,
@@ -139,12 +150,15 @@ struct ClerkEdits {
     private var rng = SeededRandom(seed: 7)
     private var present = Set<[String]>()
     private var made = 0
+    /// Runs before each edit (say, to move the replica's clock on by a clerk's pause).
+    var beforeEach: () -> Void = {}
 
     init(ids: [String]) { self.ids = ids }
 
     mutating func make(_ count: Int, on store: Replica) throws {
         let tags = WireSizeBench.preferenceTags + WireSizeBench.levelTags
         for _ in 0..<count {
+            beforeEach()
             let customer = ids[Int(rng.next() % UInt64(ids.count))]
             let tag = tags[Int(rng.next() % UInt64(tags.count))]
             let clerk = WireSizeBench.clerks[(made / 50) % WireSizeBench.clerks.count]
