@@ -254,52 +254,25 @@ public final class Replica {
     @discardableResult
     func commit(_ ops: [Op], known: (state: InstanceState, ops: [Op])? = nil) throws -> (applied: Int, merged: Int) {
         guard !ops.isEmpty else { return (0, 0) }
-        let insert = try db.cached("INSERT OR IGNORE " + Replica.insertOps[0].dropFirst("INSERT ".count))
+        let insert = try db.cached("INSERT OR IGNORE " + Replica.insertOpRows[0].dropFirst("INSERT ".count))
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
         var batch = try CommitBatch(known: known, probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
         var lastOrigin: NodeID?
-        // In a bulk load, the ops of instances new to the replica are inserted after the loop,
-        // several rows per statement (or before an op that goes through the index: see below);
-        // the only duplicates they can have are among themselves.
-        // `stored[slot]`: how many of `batch.inserted[slot]` are in the op log already.
-        var awaitingInsert: [Int] = [], stored: [Int] = []
-        /// Inserts the ops of the given slots not stored yet, several rows per statement.
-        func insertOps(ofSlots slots: [Int]) throws {
-            var values: [SQLiteValue] = [], rows = 0
-            func flush() throws {
-                guard rows > 0 else { return }
-                try db.cached(Replica.insertOps[rows - 1]).run(values)
-                values.removeAll(keepingCapacity: true)
-                rows = 0
-            }
-            for slot in slots where stored[slot] < batch.inserted[slot].count {
-                for op in batch.inserted[slot][stored[slot]...] {
-                    values += Replica.opRow(op)
-                    rows += 1
-                    if rows == Replica.rowsPerInsert { try flush() }
-                }
-                stored[slot] = batch.inserted[slot].count
-            }
-            try flush()
-        }
-        func insertAwaited() throws {
-            try insertOps(ofSlots: awaitingInsert)
-            awaitingInsert = []
-        }
         for op in ops {
             let slot = try batch.slot(of: op.instance)   // before the insert: did the instance have ops?
-            // (Up to 256 ops: past that, looking for duplicates in memory costs more than the index.)
-            if stored.count < batch.refs.count { stored.append(0) }
             var deferred = false
+            // In a bulk load, the ops of an instance new to the replica wait in memory and go in
+            // several rows per statement: their only possible duplicates are among themselves.
+            // (Up to 256 ops: past that, looking for duplicates in memory costs more than the index.)
             if bulk?.load != nil && !batch.existed[slot] && batch.inserted[slot].count < 256 {
                 guard !batch.holds(op, in: slot) else { continue }
-                if stored[slot] == batch.inserted[slot].count { awaitingInsert.append(slot) }
+                batch.awaitInsert(slot)
                 deferred = true
             } else {
-                try insertAwaited()   // (before the index is asked about this op)
+                try insertAwaitedOps(of: &batch)   // (before the index is asked about this op)
                 try insert.run(Replica.opRow(op))
                 guard db.changes == 1 else {
                     // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
@@ -320,41 +293,12 @@ public final class Replica {
                 }
             }
             batch.inserted[slot].append(op)
-            if !deferred { stored[slot] = batch.inserted[slot].count }
+            if !deferred { batch.stored[slot] = batch.inserted[slot].count }
             if op.origin != lastOrigin { origins.insert(op.origin); lastOrigin = op.origin }
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
-        // Merging is pure: in a bulk load, new instances merge on a second thread, a window at a
-        // time, while this one stores the window's ops and the previous window's rows (unless the
-        // tag library changes in this batch: then everything merges in order, below). Windows
-        // bound the merged states held at once.
-        var written = [Bool](repeating: false, count: batch.refs.count)
-        let libraryChanged = batch.refs.indices.contains {
-            (batch.refs[$0].kind == .tag || batch.refs[$0].kind == .tagGroup) && !batch.inserted[$0].isEmpty
-        }
-        if bulk?.load != nil && !libraryChanged {
-            let fresh = batch.refs.indices.filter { !batch.existed[$0] && !batch.inserted[$0].isEmpty }
-            var previous: [(slot: Int, state: InstanceState)] = []
-            func writePrevious() throws {
-                for (slot, state) in previous {
-                    try write(state, previous: InstanceState.empty(state.instance))
-                    if !stateCache.isEmpty { stateCache.removeValue(forKey: state.instance) }
-                    try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
-                    written[slot] = true
-                }
-                previous = []
-            }
-            for start in stride(from: 0, to: fresh.count, by: Replica.mergeWindow) {
-                let window = Array(fresh[start..<min(start + Replica.mergeWindow, fresh.count)])
-                let states = try mergeAside(window.map { (batch.refs[$0], batch.inserted[$0]) }) {
-                    try insertOps(ofSlots: window)
-                    try writePrevious()
-                }
-                previous = Array(zip(window, states))
-            }
-            try writePrevious()
-        }
-        try insertAwaited()
+        if bulk?.load != nil { try writeNewInstancesAside(of: &batch, tagged: tagged) }
+        try insertAwaitedOps(of: &batch)
         guard applied > 0 else { return (0, 0) }
         var newSeqs: [NodeID: [UInt64]] = [:]
         for op in ops where op.origin != node { newSeqs[op.origin, default: []].append(op.seq) }
@@ -411,7 +355,7 @@ public final class Replica {
                 try write(state, previous: known.state)
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
                 remember(state, ops: ops)
-            } else if slot < written.count && written[slot] {
+            } else if batch.written[slot] {
                 continue
             } else {
                 let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot])
@@ -421,8 +365,8 @@ public final class Replica {
         return (applied, touched.count)
     }
 
-    /// `insertOps[n - 1]` inserts n op-log rows (`opRow`).
-    static let insertOps = (1...rowsPerInsert).map { n in
+    /// `insertOpRows[n - 1]` inserts n op-log rows (`opRow`).
+    static let insertOpRows = (1...rowsPerInsert).map { n in
         "INSERT INTO ops(inst_kind, inst_id, origin, seq, hlc, body) VALUES "
             + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: n).joined(separator: ", ")
     }
@@ -431,88 +375,6 @@ public final class Replica {
     static func opRow(_ op: Op) -> [SQLiteValue] {
         [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
          .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))]
-    }
-
-    /// The instances one commit touches, each given a slot the first time it is seen (so a run of
-    /// ops on one instance costs one comparison each, not a hash of its id), with whether it had
-    /// ops before the commit and the ops the commit inserted for it.
-    struct CommitBatch {
-        private(set) var refs: [InstanceRef] = []
-        /// Whether the instance had ops before this commit (else it is merged from the new ops alone).
-        private(set) var existed: [Bool] = []
-        var inserted: [[Op]] = []
-        /// In a bulk load, per slot: the tags of a customer's new ops, recorded after its merge.
-        var tagsToRecord: [Int: Set<String>] = [:]
-        private var slots: [InstanceRef: Int] = [:]
-        private var last = -1
-        private let known: (state: InstanceState, ops: [Op])?
-        private let probe: Statement
-
-        init(known: (state: InstanceState, ops: [Op])?, probe: Statement) {
-            self.known = known
-            self.probe = probe
-        }
-
-        /// Whether this commit already inserted an op with `op`'s origin and sequence number for
-        /// the instance in `slot`.
-        func holds(_ op: Op, in slot: Int) -> Bool {
-            inserted[slot].contains { $0.seq == op.seq && $0.origin == op.origin }
-        }
-
-        mutating func slot(of ref: InstanceRef) throws -> Int {
-            if last >= 0 && refs[last] == ref { return last }
-            if let slot = slots[ref] { last = slot; return slot }
-            let had: Bool
-            if let known, known.state.instance == ref {
-                had = !known.ops.isEmpty
-            } else {
-                had = try probe.scalar([.text(ref.kind.name), .text(ref.id)]) != nil
-            }
-            refs.append(ref)
-            existed.append(had)
-            inserted.append([])
-            last = refs.count - 1
-            slots[ref] = last
-            return last
-        }
-    }
-
-    /// Merges each instance from the given ops alone, on a second thread while `work` runs on this
-    /// one (merging is pure; SQLite work is not); the states come back in order. Below 64
-    /// instances a thread is not worth it: they merge here, after `work`.
-    private func mergeAside(_ instances: [(InstanceRef, [Op])], while work: () throws -> Void) throws -> [InstanceState] {
-        let catalog = try catalog()
-        guard instances.count >= 64 else {
-            try work()
-            return instances.map { InstanceState.merge($0.0, ops: $0.1, catalog: catalog) }
-        }
-        let merged = MergedStates()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global(qos: .userInitiated).async {
-            merged.states = instances.map { InstanceState.merge($0.0, ops: $0.1, catalog: catalog) }
-            done.signal()
-        }
-        var failure: Error?
-        do { try work() } catch { failure = error }
-        done.wait()
-        if let failure { throw failure }
-        return merged.states
-    }
-
-    /// How many new instances a bulk load merges aside at a time.
-    static let mergeWindow = 250
-
-    /// The merge thread's results: written by that thread alone, read only after it signalled.
-    final class MergedStates: @unchecked Sendable {
-        var states: [InstanceState] = []
-    }
-
-    /// In a bulk load: the tags a customer's new ops named that `customer_tags` does not show go
-    /// to `tagged_customers` now (the shown ones follow at the end of the load).
-    private func recordHiddenTags(_ tags: Set<String>?, of state: InstanceState, with insert: Statement) throws {
-        guard let tags else { return }
-        let shown = Set((state.rows[.customerTags] ?? []).compactMap { $0.count > 1 ? $0[1].textValue : nil })
-        for tag in tags.subtracting(shown).sorted() { try insert.run([.text(tag), .text(state.instance.id)]) }
     }
 
     private func tagsAffected(by library: Set<InstanceRef>) throws -> Set<String> {
@@ -689,120 +551,6 @@ public final class Replica {
         }
         try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
             .run([.text(origin), .integer(contiguous), .integer(highest)])
-    }
-
-    /// Runs `body` (say, applying every chunk of a snapshot) as one transaction: all of it is
-    /// stored, or nothing. Edits and applies inside it take no savepoints of their own, so one that
-    /// fails after it started writing fails the whole transaction, even if `body` catches its
-    /// error (the transaction is rolled back and that error rethrown); one refused before writing
-    /// (a bad op, a clock too far ahead) leaves nothing behind, and `body` may go on. Applying many
-    /// change sets in one transaction writes each page once instead of once per change set.
-    public func inOneTransaction<T>(_ body: () throws -> T) throws -> T {
-        try inOneTransaction(BulkTransaction(), body)
-    }
-
-    /// Loads change sets (a new store's snapshot) into a replica that holds no ops yet, as one
-    /// transaction like `inOneTransaction` — all or nothing — but built for size:
-    /// - the file uses a rollback journal for the load instead of the write-ahead log (a new file's
-    ///   journal holds almost nothing, and every page is written once rather than to the log and
-    ///   again at the checkpoint), and returns to the write-ahead log after it;
-    /// - `ops_by_origin` is built after the load, in one pass, and so are the version vector and
-    ///   the `tagged_customers` pairs of tags shown in `customer_tags`.
-    /// The version vector reads as empty until the load ends. Two different ops with the same
-    /// origin and sequence number refuse the whole load. A replica that already holds ops gets
-    /// exactly `inOneTransaction`.
-    public func bulkLoad<T>(_ body: () throws -> T) throws -> T {
-        guard bulk == nil else { return try body() }
-        let empty = try ReplicaError.wrap("checking the replica is empty") { try db.cached("SELECT 1 FROM ops LIMIT 1").scalar() == nil }
-        guard empty else { return try inOneTransaction(body) }
-        // Another connection to the file keeps it in WAL mode: then the load simply runs in it.
-        let switched = (try? db.prepare("PRAGMA journal_mode = DELETE").scalar()?.stringValue) == "delete"
-        defer { if switched { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() } }
-        return try inOneTransaction(BulkTransaction(load: BulkLoad())) {
-            try db.execute("DROP INDEX ops_by_origin")
-            let result = try body()
-            try finishBulkLoad()
-            return result
-        }
-    }
-
-    /// The end of a bulk load: the index, the tag pairs and the version vector it deferred.
-    private func finishBulkLoad() throws {
-        guard let load = bulk?.load else { return }
-        // SQLite's sorts (the index, the tag pairs in key order) take as much memory as the page
-        // cache may: a quarter of it is as fast here, and keeps a store's peak near its page
-        // cache. One helper thread sorts alongside (on two cores, −0.25 s of 0.7 s for the index
-        // of 1.1M ops).
-        let cache = try db.cached("PRAGMA cache_size").scalar()?.int64Value ?? -16_384
-        try db.execute("PRAGMA cache_size = \(cache / 4); PRAGMA threads = 1")
-        defer { try? db.execute("PRAGMA cache_size = \(cache); PRAGMA threads = 0") }
-        do {
-            try db.execute("CREATE UNIQUE INDEX ops_by_origin ON ops(origin, seq)")
-        } catch let e as SQLiteError where e.isConstraintViolation {
-            throw ReplicaError.invalid("the loaded change sets hold two different ops with the same origin and sequence number; nothing was stored",
-                                       "the sender's op log is inconsistent; rebuild it, then load again")
-        }
-        try db.execute(Replica.tagShownPairs)
-        let count = try db.cached("SELECT count(*) FROM ops WHERE origin = ? AND seq <= ?")
-        let seqs = try db.cached("SELECT seq FROM ops WHERE origin = ? ORDER BY seq")
-        for (origin, highest) in load.highest {
-            var contiguous = Int64(0)
-            if try count.scalar([.text(origin), .integer(Int64(highest))])?.int64Value == Int64(highest) {
-                contiguous = Int64(highest)
-            } else {
-                try seqs.query([.text(origin)]) { row in if row.int64(0) == contiguous + 1 { contiguous += 1 } }
-            }
-            try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
-                .run([.text(origin), .integer(contiguous), .integer(Int64(highest))])
-        }
-    }
-
-    /// Every shown (tag, customer) pair into `tagged_customers` (a bulk load defers them), sorted
-    /// first so the table is written in key order.
-    static let tagShownPairs = "INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) SELECT tag_id, customer_id FROM customer_tags ORDER BY tag_id, customer_id"
-
-    private func inOneTransaction<T>(_ transaction: BulkTransaction, _ body: () throws -> T) throws -> T {
-        guard bulk == nil else { return try body() }   // already inside one
-        let saved = (clock, nextSeq)
-        bulk = transaction
-        defer { bulk = nil }
-        do {
-            return try ReplicaError.wrap("applying in one transaction") {
-                try db.transaction {
-                    let result = try body()
-                    if let failure = bulk?.failure { throw failure }
-                    return result
-                }
-            }
-        } catch {
-            (clock, nextSeq) = saved
-            forgetCaches()
-            throw error
-        }
-    }
-
-    /// The state of an `inOneTransaction` in progress: the first error of a step inside it.
-    struct BulkTransaction {
-        var failure: Error?
-        /// Set during `bulkLoad`.
-        var load: BulkLoad?
-    }
-
-    /// What a bulk load defers to its end: per origin, the highest sequence number loaded.
-    struct BulkLoad {
-        var highest: [NodeID: UInt64] = [:]
-    }
-
-    /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of
-    /// that one (no savepoint: a failed step fails the whole transaction).
-    func transaction<T>(_ body: () throws -> T) throws -> T {
-        guard bulk != nil else { return try db.transaction(body) }
-        do {
-            return try body()
-        } catch {
-            if bulk?.failure == nil { bulk?.failure = error }
-            throw error
-        }
     }
 
     // MARK: - Change sets
