@@ -11,6 +11,7 @@ extension Replica {
     /// error (the transaction is rolled back and that error rethrown); one refused before writing
     /// (a bad op, a clock too far ahead) leaves nothing behind, and `body` may go on. Applying many
     /// change sets in one transaction writes each page once instead of once per change set.
+    @discardableResult
     public func inOneTransaction<T>(_ body: () throws -> T) throws -> T {
         try inOneTransaction(BulkTransaction(), body)
     }
@@ -25,6 +26,7 @@ extension Replica {
     /// The version vector reads as empty until the load ends. Two different ops with the same
     /// origin and sequence number refuse the whole load. A replica that already holds ops gets
     /// exactly `inOneTransaction`.
+    @discardableResult
     public func bulkLoad<T>(_ body: () throws -> T) throws -> T {
         guard bulk == nil else { return try body() }
         let empty = try ReplicaError.wrap("checking the replica is empty") { try db.cached("SELECT 1 FROM ops LIMIT 1").scalar() == nil }

@@ -46,6 +46,11 @@ import Testing
             #expect(try OpCoding.decode(keyed, keys: keys) == op)
             #expect(keyed.count < OpCoding.encode(op).count)
             #expect(throws: CoreError.self) { try OpCoding.decode(keyed) }   // the keys are needed
+            // An unknown version byte is refused, with keys or without.
+            for version: UInt8 in [0, 3, 0xff] {
+                #expect(throws: CoreError.self) { try OpCoding.decode([version] + keyed.dropFirst(), keys: keys) }
+                #expect(throws: CoreError.self) { try OpCoding.decode([version] + keyed.dropFirst()) }
+            }
             // A row whose op names another instance than the row's key is refused.
             let elsewhere = OpKeys(origin: keys.origin, seq: keys.seq, hlc: keys.hlc, instanceID: keys.instanceID + "x")
             #expect(throws: CoreError.self) { try OpCoding.decode(OpCoding.encode(op, keyedBy: elsewhere), keys: elsewhere) }

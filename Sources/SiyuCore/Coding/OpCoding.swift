@@ -48,7 +48,7 @@ public enum OpCoding {
         case (selfContained, _):
             stamp = Stamp(hlc: HLC(raw: try r.varint()), node: try r.string())
             seq = try r.varint()
-        case let (keyed, keys?):
+        case (keyed, let keys?):
             stamp = Stamp(hlc: keys.hlc, node: keys.origin)
             seq = keys.seq
         case (keyed, nil):
