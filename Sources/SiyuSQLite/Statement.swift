@@ -64,7 +64,7 @@ public final class Statement {
         }
     }
 
-    /// Clears all old bindings and binds `values` to parameters 1...n.
+    /// Binds `values` to parameters 1...n, replacing every old binding.
     /// - Throws: `SQLITE_RANGE` if `values.count` differs from `parameterCount`.
     public func bind(_ values: [SQLiteValue]) throws {
         let handle = try bindableHandle()
@@ -75,7 +75,7 @@ public final class Statement {
                               sql: sql)
         }
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
+        // Every parameter is bound below, so clearing the old bindings first would be wasted work.
         for (offset, value) in values.enumerated() {
             try bind(value, at: Int32(offset + 1), handle: handle)
         }

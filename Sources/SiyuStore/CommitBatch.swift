@@ -73,7 +73,7 @@ extension Replica {
         var values: [SQLiteValue] = [], rows = 0
         func flush() throws {
             guard rows > 0 else { return }
-            try db.cached(Replica.insertOpRows[rows - 1]).run(values)
+            try multiRowInsert(Replica.insertOpRows[rows - 1], key: rows - 1).run(values)
             values.removeAll(keepingCapacity: true)
             rows = 0
         }

@@ -69,6 +69,8 @@ public final class Replica {
     var cacheDataVersion: Int64 = -1
     /// Set while `inOneTransaction` runs.
     var bulk: BulkTransaction?
+    /// Multi-row INSERTs, prepared once (`multiRowInsert`).
+    var multiRowInserts: [Int: Statement] = [:]
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -405,7 +407,10 @@ public final class Replica {
         let insert: String, upsert: String, deleteKey: String, deleteInstance: String
         /// `insertRows[n - 1]` inserts n rows (n ≤ `Replica.rowsPerInsert`).
         let insertRows: [String]
+        /// The table's place in `Table.allCases`.
+        let ordinal: Int
         init(_ table: Table) {
+            ordinal = Table.allCases.firstIndex(of: table) ?? 0
             let placeholders = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
             insert = "INSERT INTO \(table.rawValue) VALUES (\(placeholders))"
             insertRows = (1...Replica.rowsPerInsert).map { n in
@@ -420,6 +425,16 @@ public final class Replica {
     /// Rows written by one INSERT where an instance's rows are new: executing a statement costs
     /// more than the rows it writes.
     static let rowsPerInsert = 16
+
+    /// The prepared statement of a multi-row INSERT (`key`: one number per text). They are kept
+    /// here rather than found by text through `Database.cached`, which would hash their long text
+    /// on every use.
+    func multiRowInsert(_ sql: String, key: Int) throws -> Statement {
+        if let statement = multiRowInserts[key] { return statement }
+        let statement = try db.prepare(sql)
+        multiRowInserts[key] = statement
+        return statement
+    }
     static let statements: [Table: TableStatements] = Dictionary(uniqueKeysWithValues: Table.allCases.map { ($0, TableStatements($0)) })
     static let insertConflict = "INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -440,7 +455,7 @@ public final class Replica {
                     var values: [SQLiteValue] = []
                     values.reserveCapacity(n * table.columns.count)
                     for row in rows[start..<start + n] { for v in row { values.append(v.sqlite) } }
-                    try db.cached(sql.insertRows[n - 1]).run(values)
+                    try multiRowInsert(sql.insertRows[n - 1], key: (sql.ordinal + 1) * Replica.rowsPerInsert + n - 1).run(values)
                     start += n
                 }
                 continue
