@@ -168,4 +168,58 @@ import SiyuStore
         #expect(try c["xihu"].digest() == c["hq"].digest())
         #expect(try c["xihu"].versionVector() == c["hq"].versionVector())
     }
+
+    /// A process that dies during a bulk load leaves the file and its rollback journal: opened
+    /// again, that is an empty replica, back in WAL mode with its index, that loads normally.
+    @Test func aBulkLoadCutOffMidwayOpensEmptyAndLoadsAgain() throws {
+        struct CutOff: Error {}
+        let c = try Cluster([("hq", .hq)])
+        let hq = c["hq"]
+        try hq.defineTagGroup("pref", name: "偏好")
+        try hq.defineTag("tea", group: "pref", name: "茶")
+        for i in 0..<5_000 {
+            let id = String(format: "wmQm7wCAAAkB%05d_remark_and_more", i)
+            try hq.createCustomer(id, ["name": .text("客户\(i)"), "phone": .text("1380000\(i)")], by: "zhaolei")
+            try hq.addTag("tea", to: id, by: "zhaolei")
+        }
+        let everything = try hq.changeSet(since: VersionVector())
+        let half = ChangeSet(ops: Array(everything.ops.prefix(everything.ops.count / 2)))
+        let path = c.path("cut"), copy = c.path("copy")
+        let options = ReplicaOptions(node: "cut", role: .store, cacheMegabytes: 1)
+        let sizeBefore: Int
+        do {
+            let store = try Replica(path: path, options: options)
+            defer { store.close() }
+            sizeBefore = try fileSize(path)
+            do {
+                try store.bulkLoad {
+                    try store.apply(half)
+                    // What a crash now leaves on disk: the file (a 1 MiB page cache has spilled
+                    // into it) and the journal that undoes that.
+                    try FileManager.default.copyItem(atPath: path, toPath: copy)
+                    try FileManager.default.copyItem(atPath: path + "-journal", toPath: copy + "-journal")
+                    throw CutOff()
+                }
+            } catch is CutOff {}
+        }
+        #expect(try fileSize(copy) > sizeBefore, "the load did not reach the file, so the journal was not needed")
+
+        let reopened = try Replica(path: copy, options: options)
+        defer { reopened.close() }
+        #expect(try reopened.opCounts().total == 0)
+        #expect(try reopened.versionVector() == VersionVector())
+        #expect(!FileManager.default.fileExists(atPath: copy + "-journal"))
+        try reopened.bulkLoad { try reopened.apply(everything) }
+        #expect(try reopened.digest() == hq.digest())
+        #expect(try reopened.versionVector() == hq.versionVector())
+        try reopened.editCustomer(String(format: "wmQm7wCAAAkB%05d_remark_and_more", 7), ["phone": .text("13900000000")], by: "chenjing")
+        #expect(FileManager.default.fileExists(atPath: copy + "-wal"), "the replica is not back in WAL mode")
+        let db = try Database(path: copy, mode: .readOnly)
+        defer { db.close() }
+        #expect(try db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'ops_by_origin'").scalar()?.int64Value == 1)
+    }
+
+    private func fileSize(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    }
 }
