@@ -219,6 +219,32 @@ import SiyuStore
         #expect(try db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'ops_by_origin'").scalar()?.int64Value == 1)
     }
 
+    /// With another connection open on the file (say `siyu status` beside the node), the load
+    /// stays in WAL mode and gives the same replica; the other connection then reads it.
+    @Test func aBulkLoadBesideAnotherConnectionRunsInWALMode() throws {
+        let c = try makeHistoryAndPlain()
+        let watcher = try Replica(path: c.path("bulk"), options: ReplicaOptions(node: "bulk", role: .store))
+        defer { watcher.close() }
+        #expect(try watcher.opCounts().total == 0)
+        let everything = try c["hq"].changeSet(since: VersionVector())
+        try c["bulk"].bulkLoad {
+            // Bytes 18–19 of the file header: 2, 2 in WAL mode, 1, 1 with a rollback journal.
+            let header = try #require(FileHandle(forReadingAtPath: c.path("bulk"))).readData(ofLength: 20)
+            #expect(Array(header[18...19]) == [2, 2], "the load left WAL mode while another connection was open")
+            for part in BulkLoadTests.chunks(of: everything, seed: 0) { try c["bulk"].apply(part) }
+        }
+        #expect(try c["bulk"].digest() == c["plain"].digest())
+        #expect(try watcher.digest() == c["plain"].digest())
+        #expect(try watcher.versionVector() == c["hq"].versionVector())
+    }
+
+    /// `makeHistory`, with "plain" holding HQ's ops applied the ordinary way.
+    private func makeHistoryAndPlain() throws -> Cluster {
+        let c = try BulkLoadTests.makeHistory()
+        try c["plain"].apply(try c["hq"].changeSet(since: VersionVector()))
+        return c
+    }
+
     private func fileSize(_ path: String) throws -> Int {
         (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
