@@ -36,6 +36,9 @@ extension Replica {
             inserted[slot].contains { $0.seq == op.seq && $0.origin == op.origin }
         }
 
+        /// Whether the instance in `slot` is part of the tag library (a tag or a tag group).
+        func isLibrary(_ slot: Int) -> Bool { refs[slot].kind == .tag || refs[slot].kind == .tagGroup }
+
         /// The slot of `ref`, given on first sight (when it is also probed for ops held before).
         mutating func slot(of ref: InstanceRef) throws -> Int {
             if last >= 0 && refs[last] == ref { return last }

@@ -126,10 +126,7 @@ extension Replica {
     /// the merged states held at once. Nothing happens when the tag library changes in the batch:
     /// then every instance merges in order, after the library, in `commit`.
     func writeNewInstancesAside(of batch: inout CommitBatch, tagged: Statement) throws {
-        let libraryChanged = batch.refs.indices.contains {
-            (batch.refs[$0].kind == .tag || batch.refs[$0].kind == .tagGroup) && !batch.inserted[$0].isEmpty
-        }
-        guard !libraryChanged else { return }
+        guard !batch.refs.indices.contains(where: { batch.isLibrary($0) && !batch.inserted[$0].isEmpty }) else { return }
         let fresh = batch.refs.indices.filter { !batch.existed[$0] && !batch.inserted[$0].isEmpty }
         var previous: [(slot: Int, state: InstanceState)] = []
         func writePrevious(_ batch: inout CommitBatch) throws {

@@ -256,7 +256,7 @@ public final class Replica {
     @discardableResult
     func commit(_ ops: [Op], known: (state: InstanceState, ops: [Op])? = nil) throws -> (applied: Int, merged: Int) {
         guard !ops.isEmpty else { return (0, 0) }
-        let insert = try db.cached("INSERT OR IGNORE " + Replica.insertOpRows[0].dropFirst("INSERT ".count))
+        let insert = try db.cached(Replica.insertOpUnlessHeld)
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
         var batch = try CommitBatch(known: known, probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
@@ -322,7 +322,7 @@ public final class Replica {
         // depend on a changed tag library.
         var touched = batch.refs.indices.filter { !batch.inserted[$0].isEmpty }
         // The tag library first: a change there re-merges the customers holding affected tags.
-        let library = touched.filter { batch.refs[$0].kind == .tag || batch.refs[$0].kind == .tagGroup }
+        let library = touched.filter { batch.isLibrary($0) }
         if !library.isEmpty {
             catalogCache = nil
             stateCache.removeAll()   // customer states depend on the library
@@ -340,8 +340,8 @@ public final class Replica {
             touched = Array(affected)
         }
         for slot in touched.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
+            guard !batch.isLibrary(slot) else { continue }
             let ref = batch.refs[slot]
-            guard ref.kind != .tag && ref.kind != .tagGroup else { continue }
             if let known, known.state.instance == ref {
                 // The cached ops are canonical; a local edit's ops have greater stamps than any op
                 // held, so appending keeps them canonical (checked, and asserted in debug builds).
@@ -366,6 +366,9 @@ public final class Replica {
         }
         return (applied, touched.count)
     }
+
+    /// Inserts one op-log row (`opRow`) unless the op is held already.
+    static let insertOpUnlessHeld = "INSERT OR IGNORE" + insertOpRows[0].dropFirst("INSERT".count)
 
     /// `insertOpRows[n - 1]` inserts n op-log rows (`opRow`).
     static let insertOpRows = (1...rowsPerInsert).map { n in
