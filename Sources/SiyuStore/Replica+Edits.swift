@@ -303,7 +303,9 @@ extension Replica {
                 throw ReplicaError.invalid("order '\(id)' cannot move from \(current) to \(next)",
                                            legal.isEmpty ? "\(current) is final" : "from \(current) it can move to: \(legal)")
             }
-            return [.status(orderID: id, from: current, to: next, seen: state.seen)]
+            // A payment names every line edit it saw (what it freezes); other moves name none.
+            let paying = !current.isPaidOrLater && next.isPaidOrLater
+            return [.status(orderID: id, from: current, to: next, seen: paying ? state.lineEdits : [])]
         }, by: staff)
     }
 

@@ -84,6 +84,36 @@ import SiyuStore
         #expect(Set(try c.digests().values).count == 1)
     }
 
+    /// Two resolutions of one exclusive-group conflict made without seeing each other: the later
+    /// resolver closes the entry (as for fields), so the entry agrees with the tag shown, and the
+    /// two resolutions are a new open conflict.
+    @Test func theLaterOfTwoConcurrentResolutionsOfAnExclusiveConflictIsRecorded() throws {
+        let c = try library()
+        try c["xihu"].addTag("silver", to: "c1", by: "chenjing")
+        c.clock.advance(10)
+        try c["hq"].addTag("gold", to: "c1", by: "zhaolei")
+        try c.syncAll()
+        let original = try c["hq"].conflicts()
+        #expect(original.count == 1)
+        let id = original[0].id
+        try c["jingan"].overrideConflict(id, by: "wangfang")       // silver
+        c.clock.advance(10)
+        try c["xihu"].acknowledgeConflict(id, by: "chenjing")      // gold, not having seen jingan's
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try tags(r, "c1") == ["gold"])
+            let log = try r.conflicts()
+            let entry = log.first { $0.id == id }
+            #expect(entry?.state == .acknowledged)
+            #expect(entry?.closedBy?.stamp.node == "xihu")
+            let open = log.filter { $0.state == .open }
+            #expect(open.count == 1)
+            #expect(open.first?.loser.stamp.node == "jingan")
+            #expect(open.first?.loser.value == .text("silver"))
+            #expect(open.first?.winner?.stamp.node == "xihu")
+        }
+    }
+
     @Test func concurrentFieldWritesTheGreaterClockWinsTheLoserIsLogged() throws {
         let c = try library()
         try c["xihu"].setFollowRelation(customer: "c1", userid: "chenjing", ["remark": .text("林姐")], by: "chenjing")
@@ -238,6 +268,47 @@ import SiyuStore
         try c.syncAll()
         for r in c.replicas.values {
             #expect(try r.rows(of: .orderLines)[0]["qty"] == .int(5))
+            #expect(try r.conflicts().isEmpty)
+        }
+    }
+
+    /// A payer holding a later op of an origin but not the earlier ones never saw the earlier line
+    /// edits: they are frozen and logged, not applied.
+    @Test func lineEditsAPayerMissedBehindAGapAreLoggedAndNotApplied() throws {
+        let c = try library()
+        try c["hq"].createOrder("o1", ["customer_id": .text("c1"), "store_id": .text("xihu")], by: "zhaolei")
+        try c.syncAll()
+        let before = try c["xihu"].versionVector()["xihu"]
+        try c["xihu"].setOrderLine("l1", of: "o1", ["sku": .text("TEA-01"), "qty": .int(2)], by: "chenjing")
+        try c["xihu"].editOrder("o1", ["note": .text("gift wrap")], by: "chenjing")
+        let own = try c["xihu"].ownOps(after: before)
+        #expect(own.count == 4)
+        try c["jingan"].apply(ChangeSet(ops: [own.last!]))           // only the note: a gap before it
+        #expect(try c["jingan"].rows(of: .orderLines).isEmpty)
+        try c["jingan"].moveOrder("o1", to: .paid, by: "wangfang")
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try r.rows(of: .orderLines).isEmpty)
+            #expect(try r.rows(of: .orders)[0]["note"] == .text("gift wrap"))
+            let log = try r.conflicts()
+            #expect(log.count == 3)
+            #expect(log.allSatisfy { $0.rule == .editAfterPayment && $0.loser.stamp.node == "xihu" && $0.winner?.stamp.node == "jingan" })
+        }
+    }
+
+    /// The same payment made by a replica that held the line edits applies them.
+    @Test func lineEditsAPayerHeldBeyondAGapAreApplied() throws {
+        let c = try library()
+        try c["hq"].createOrder("o1", ["customer_id": .text("c1"), "store_id": .text("xihu")], by: "zhaolei")
+        try c.syncAll()
+        try c["xihu"].editOrder("o1", ["note": .text("call first")], by: "chenjing")   // jingan will miss this one
+        let before = try c["xihu"].versionVector()["xihu"]
+        try c["xihu"].setOrderLine("l1", of: "o1", ["sku": .text("TEA-01"), "qty": .int(2)], by: "chenjing")
+        try c["jingan"].apply(ChangeSet(ops: try c["xihu"].ownOps(after: before)))   // the line, not the note
+        try c["jingan"].moveOrder("o1", to: .paid, by: "wangfang")
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try r.rows(of: .orderLines).map { $0["qty"] } == [.int(2)])
             #expect(try r.conflicts().isEmpty)
         }
     }

@@ -30,8 +30,9 @@ public struct InstanceState: Sendable {
     public private(set) var pointsBalance: Int64 = 0
     /// Order: the merged status.
     public private(set) var status: OrderStatus?
-    /// Per origin, the greatest op of this instance: what an edit has seen.
-    public private(set) var seen: [Stamp] = []
+    /// Order: the stamps of every line edit (add, remove, field write of a line) held, sorted —
+    /// exactly what a payment made from this state saw of the lines.
+    public private(set) var lineEdits: [Stamp] = []
     /// Tag / tag group: the merged definition, for the catalog.
     public private(set) var tagDefinition: TagDefinition?
     public private(set) var tagGroupDefinition: TagGroupDefinition?
@@ -81,13 +82,10 @@ public struct InstanceState: Sendable {
     /// Equal to `merge(instance, ops: all, catalog:)` for such input.
     public static func merge(_ instance: InstanceRef, canonical all: [Op], catalog: TagCatalog) -> InstanceState {
         var state = InstanceState(instance: instance)
-        var maxPerOrigin: [NodeID: Stamp] = [:]
-        for op in all { maxPerOrigin[op.origin] = op.stamp }
-        state.seen = maxPerOrigin.values.sorted()
-
         var conflicts: [ConflictEntry] = []
         var live = all
         if instance.kind == .order {
+            state.lineEdits = all.lazy.filter { $0.body.target.entity == .orderLine }.map(\.stamp)
             let (kept, frozen) = InstanceState.freezeLineEdits(all)
             live = kept
             conflicts += frozen
@@ -282,7 +280,8 @@ public struct InstanceState: Sendable {
         for op in ops { if case let .add(t, _) = op.body, t.entity == .customerTag {
             addsByStamp[op.stamp] = (t.sub, ElementAdd(stamp: op.stamp, author: op.author))
         } }
-        var entries: [ConflictEntry] = []
+        // Ops ascend by stamp: a later resolver of the same entry replaces an earlier one.
+        var entries: [String: ConflictEntry] = [:]
         for op in ops {
             guard case let .add(t, removes) = op.body, t.entity == .customerTag, removes.count >= 2,
                   let info = catalog.info(forTag: t.sub), info.exclusive, let group = info.groupID else { continue }
@@ -294,14 +293,15 @@ public struct InstanceState: Sendable {
             var latestPerTag: [String: ElementAdd] = [:]
             for a in seenAdds where a.tag != top.tag { latestPerTag[a.tag] = a.add }
             for (tag, add) in latestPerTag.sorted(by: { $0.key < $1.key }) {
-                entries.append(ConflictEntry(
+                let entry = ConflictEntry(
                     rule: .exclusiveTagGroup, target: Target(.customerTag, instance.id, tag),
                     winner: ConflictSide(stamp: top.add.stamp, author: top.add.author, value: .text(top.tag)),
                     loser: ConflictSide(stamp: add.stamp, author: add.author, value: .text(tag)),
-                    state: state, closedBy: ConflictSide(stamp: op.stamp, author: op.author, value: .text(t.sub))))
+                    state: state, closedBy: ConflictSide(stamp: op.stamp, author: op.author, value: .text(t.sub)))
+                entries[entry.id] = entry
             }
         }
-        return entries
+        return entries.values.sorted { $0.id < $1.id }
     }
 
     // MARK: Group chats: fields, roster with capacity
@@ -333,17 +333,18 @@ public struct InstanceState: Sendable {
     // MARK: Orders: fields, status lattice, lines frozen at payment
 
     /// Splits an order's ops into those that apply and the line edits a payment froze (with their
-    /// conflict entries). A line edit applies when there is no payment or some payment saw it.
+    /// conflict entries). A line edit applies when there is no payment or some payment names it:
+    /// a payment names exactly the line edits its author held (an explicit set, not a per-origin
+    /// bound, so a payer that held a later op of an origin but not an earlier one did not see the
+    /// earlier one — whatever order the ops arrived in).
     static func freezeLineEdits(_ ops: [Op]) -> (kept: [Op], frozen: [ConflictEntry]) {
         let payments = ops.filter {
             if case let .status(_, from, to, _) = $0.body { return !from.isPaidOrLater && to.isPaidOrLater }
             return false
         }
         guard let firstPayment = payments.first else { return (ops, []) }
-        var seenBy: [NodeID: Stamp] = [:]
-        for p in payments { if case let .status(_, _, _, seen) = p.body {
-            for s in seen where seenBy[s.node].map({ s > $0 }) ?? true { seenBy[s.node] = s }
-        } }
+        var seenByAPayment = Set<Stamp>()
+        for p in payments { if case let .status(_, _, _, seen) = p.body { seenByAPayment.formUnion(seen) } }
         var kept: [Op] = [], frozen: [ConflictEntry] = []
         let paymentSide: ConflictSide = {
             if case let .status(_, _, to, _) = firstPayment.body {
@@ -354,7 +355,7 @@ public struct InstanceState: Sendable {
         for op in ops {
             let target = op.body.target
             guard target.entity == .orderLine else { kept.append(op); continue }
-            if let s = seenBy[op.origin], op.stamp <= s { kept.append(op); continue }
+            if seenByAPayment.contains(op.stamp) { kept.append(op); continue }
             var field = "", attempted = Value.null
             switch op.body {
             case let .write(_, f, v, _): field = f; attempted = v
@@ -399,11 +400,17 @@ public struct InstanceState: Sendable {
     // MARK: Acknowledgements
 
     /// An acknowledgement closes the open conflict it names; with several, the latest is recorded.
-    /// Entries already closed by a resolving write keep that record.
+    /// Entries already closed by a resolving write keep that record; of two resolutions of one
+    /// entry, the later (greater stamp) is recorded, as for fields.
     static func applyAcknowledgements(_ ops: [Op], to conflicts: [ConflictEntry]) -> [ConflictEntry] {
         var byID: [String: ConflictEntry] = [:]
-        for c in conflicts where byID[c.id] == nil || byID[c.id]?.state == .open {
-            byID[c.id] = c
+        for c in conflicts {
+            guard let held = byID[c.id] else { byID[c.id] = c; continue }
+            switch (held.closedBy, c.closedBy) {
+            case (nil, .some): byID[c.id] = c
+            case let (a?, b?) where a.stamp < b.stamp: byID[c.id] = c
+            default: break
+            }
         }
         var latestAck: [String: ConflictSide] = [:]
         for op in ops {   // ascending stamps: the last one seen is the latest

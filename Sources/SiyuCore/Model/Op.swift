@@ -9,8 +9,9 @@ public enum OpBody: Hashable, Sendable {
     case add(Target, removes: [Stamp])
     /// Remove an element: removes exactly the adds the author observed.
     case remove(Target, removes: [Stamp])
-    /// Move an order's status. `seen` holds, per origin, the greatest op on this order the author
-    /// had seen; a payment freezes every line edit it had not seen.
+    /// Move an order's status. For a payment (a move from before `paid` to `paid` or later), `seen`
+    /// names every line edit of the order its author held — an explicit set; the payment freezes
+    /// every line edit it does not name. Other moves name none (they freeze nothing).
     case status(orderID: String, from: OrderStatus, to: OrderStatus, seen: [Stamp])
     /// Award (positive) or redeem (negative) points.
     case points(customerID: String, delta: Int64)
