@@ -22,10 +22,13 @@ let package = Package(
         .target(name: "SiyuWire", dependencies: ["SiyuCore"]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
-        // What the CLI does: the demo scenario and human-readable rendering of a replica.
-        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore"]),
+        // The strict argument parser, command registry and safe text output shared by every
+        // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
+        .target(name: "SiyuCommandLine"),
+        // What the CLI does: one file per subcommand, the demo scenario, rendering of a replica.
+        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuCommandLine"]),
         // The CLI: argument handling and wiring only.
-        .executableTarget(name: "siyu", dependencies: ["SiyuCore", "SiyuStore", "SiyuCLI"]),
+        .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
         .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire"]),
 
@@ -33,6 +36,8 @@ let package = Package(
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
         .testTarget(name: "SiyuWireTests", dependencies: ["SiyuWire", "SiyuCore"]),
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"]),
+        // Commands in-process with injected streams, and through the built `siyu` binary.
+        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "siyu"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -26,7 +26,8 @@ SiyuWire        | Foundation SiyuCore                                          |
 SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
-SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire                       |
+SiyuCommandLine | Foundation                                                   |
+SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine       |
 siyu            | *                                                            | CSQLite
 siyu-node       | *                                                            | CSQLite
 siyu-hub        | *                                                            | CSQLite
