@@ -1,14 +1,28 @@
 import Foundation
 import SiyuCore
 import SiyuStore
+import SiyuCommandLine
 
 /// `siyu demo`: HQ and two stores in one process with temporary SQLite files. HQ defines tags and
 /// a group; the stores edit offline (conflicting tag, roster and order edits); change sets are
 /// exchanged; the converged state, the equal digests and the conflict log are printed.
+///
+/// Guarantee: with `keep`, existing replica files in that directory are never overwritten or
+/// deleted: the demo refuses to start instead.
 public struct Demo {
     public var keep: String?
+    /// Where the demo's narration goes.
+    public var output: TextStream
 
-    public init(keep: String? = nil) { self.keep = keep }
+    /// The replica files the demo makes.
+    public static let fileNames = ["hq.db", "xihu.db", "jingan.db"]
+
+    public init(keep: String? = nil, output: TextStream = .standardOutput) {
+        self.keep = keep
+        self.output = output
+    }
+
+    private func print(_ line: String) { output.line(line) }
 
     /// Runs the scenario; returns the process exit code (0 when every replica converged).
     public func run() throws -> Int32 {
@@ -16,9 +30,20 @@ public struct Demo {
         let dir: URL
         if let keep {
             dir = URL(fileURLWithPath: keep)
-            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-            for n in ["hq", "xihu", "jingan"] {
-                for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: dir.appendingPathComponent("\(n).db\(suffix)").path) }
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: keep, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw CLIError("\(keep) is a file, not a directory", hint: "give a directory for the replica files (it is created if missing)")
+            }
+            let existing = Demo.fileNames.flatMap { n in ["", "-wal", "-shm", "-journal"].map { n + $0 } }
+                .filter { fm.fileExists(atPath: dir.appendingPathComponent($0).path) }
+            if !existing.isEmpty {
+                throw CLIError("\(keep) already holds \(existing.joined(separator: ", ")); the demo does not overwrite replica files",
+                               hint: "give an empty or new directory, or remove those files yourself")
+            }
+            do {
+                try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            } catch {
+                throw CLIError("cannot create the directory \(keep)", hint: "check the path and its permissions")
             }
         } else {
             dir = fm.temporaryDirectory.appendingPathComponent("siyu-demo-\(UUID().uuidString)")

@@ -1,0 +1,19 @@
+import SiyuCommandLine
+
+/// `siyu demo [--keep DIR]`: the README's main job (see `Demo`).
+struct DemoCommand: Command {
+    static let spec = CommandSpec(
+        name: "demo",
+        summary: "HQ and two stores in one process: offline edits, conflicts, convergence",
+        options: [.value("keep", "DIR", "keep the replica files (hq.db, xihu.db, jingan.db) in DIR; existing ones are never overwritten")])
+
+    var keep: String?
+
+    init(parsing arguments: ParsedArguments) throws {
+        keep = arguments.value("keep")
+    }
+
+    func run(in context: CLIContext) throws -> ExitCode {
+        try Demo(keep: keep, output: context.io.output).run() == 0 ? .success : .failure
+    }
+}

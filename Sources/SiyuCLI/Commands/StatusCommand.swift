@@ -1,0 +1,92 @@
+import SiyuCore
+import SiyuStore
+import SiyuCommandLine
+
+/// `siyu status --db FILE [--json]`: who the replica belongs to and where it stands.
+struct StatusCommand: Command {
+    static let spec = CommandSpec(
+        name: "status",
+        summary: "node, role, store, clock, ops, outbox, sync cursors, conflicts and digest",
+        options: [ReplicaAccess.dbOption, ReplicaAccess.jsonOption])
+
+    var path: String
+    var json: Bool
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        json = arguments.flag("json")
+    }
+
+    func run(in context: CLIContext) throws -> ExitCode {
+        let replica = try ReplicaAccess.openForReading(path, context: context)
+        defer { replica.close() }
+        let report = try ReplicaAccess.perform("reading the status", path: path) { try StatusReport(replica) }
+        if json {
+            try JSONOutput.write(report, to: context.io.output)
+            return .success
+        }
+        let out = context.io.output
+        let scope = report.role == "hq" ? "all stores" : report.store.map { "store \(Render.text($0))" } ?? "no store recorded"
+        out.line("node \(Render.text(report.node)) (\(report.role)), \(scope)")
+        out.line("file layout \(report.fileLayout), data model \(report.dataModel), clock \(report.clock.millis).\(report.clock.logical)"
+                 + (report.clock.millis > 0 ? " (\(Render.time(HLC(millis: report.clock.millis, logical: UInt16(report.clock.logical)))))" : ""))
+        out.line("ops \(report.ops) (\(report.ownOps) own), outbox \(report.outbox)")
+        if report.syncPeers.isEmpty {
+            out.line("sync: never synced (no hub cursor yet)")
+        } else {
+            for p in report.syncPeers {
+                out.line("sync with \(Render.text(p.peer)): received up to position \(p.position), own ops acknowledged up to #\(p.acked)")
+            }
+        }
+        out.line("open conflicts \(report.conflicts.open) (\(report.conflicts.acknowledged) acknowledged, \(report.conflicts.overridden) overridden)")
+        out.line("digest \(report.digest)")
+        return .success
+    }
+}
+
+/// What `siyu status --json` prints.
+/// Fields: `node`, `role` (hq/store), `store` (null for HQ or when not recorded), `file_layout`,
+/// `data_model`, `clock` (clock object), `ops`, `own_ops`, `outbox` (own ops no hub has
+/// acknowledged), `sync_peers` ([{`peer`, `position`, `acked`}]), `conflicts` ({`open`,
+/// `acknowledged`, `overridden`}), `digest` (hex SHA-256 of the merged state).
+struct StatusReport: Encodable {
+    struct Peer: Encodable { var peer: String; var position: Int64; var acked: Int64 }
+    struct Counts: Encodable { var open = 0, acknowledged = 0, overridden = 0 }
+
+    var node: String
+    var role: String
+    var store: String?
+    var fileLayout: Int
+    var dataModel: Int
+    var clock: ClockJSON
+    var ops: Int
+    var ownOps: Int
+    var outbox: Int
+    var syncPeers: [Peer]
+    var conflicts: Counts
+    var digest: String
+
+    init(_ r: Replica) throws {
+        node = r.node
+        role = r.role.description
+        store = try r.recordedStore()
+        fileLayout = try r.schemaVersion()
+        dataModel = currentSchemaVersion
+        clock = ClockJSON(r.lastClock)
+        let counts = try r.opCounts()
+        ops = counts.total
+        ownOps = counts.own
+        syncPeers = try r.storedCursors().map { Peer(peer: $0.peer, position: $0.position, acked: $0.acked) }
+        let acked = Int(syncPeers.map(\.acked).max() ?? 0)
+        outbox = max(0, ownOps - acked)
+        conflicts = Counts()
+        for c in try r.conflicts() {
+            switch c.state {
+            case .open: conflicts.open += 1
+            case .acknowledged: conflicts.acknowledged += 1
+            case .overridden: conflicts.overridden += 1
+            }
+        }
+        digest = try r.digest().hexString
+    }
+}
