@@ -36,8 +36,8 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                 return CLIError("\(p) is not a Siyu replica (\(reason)); nothing was written",
                                 hint: "pass the path of a replica file, or create one with: siyu init --db FILE --node NODE --role store")
             case let .newerSchema(p, found, supported):
-                return CLIError("\(p) has file layout \(found), newer than this siyu reads (\(supported)); nothing was written",
-                                hint: "use a newer build of siyu for this file")
+                return CLIError("\(p) has file layout \(found), newer than this build reads (\(supported)); nothing was written",
+                                hint: "use a newer build for this file")
             case let .identityMismatch(p, stored, requested):
                 return CLIError("\(p) is the replica of node '\(stored)', not '\(requested)'",
                                 hint: "use the node's own replica file")
@@ -51,7 +51,7 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
             case let .storage(sqlite, _):
                 if sqlite.isBusy {
                     return CLIError("\(file) is locked by another writer (waited \(lockWaitSeconds) s\(during)); nothing was written",
-                                    hint: "another siyu command or a running node is writing it; try again when it is done")
+                                    hint: "another command or a running node is writing it; try again when it is done")
                 }
                 switch sqlite.code {
                 case 8:  // SQLITE_READONLY
@@ -62,12 +62,12 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                                     hint: "check the path and the permissions of the file and its directory")
                 case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
                     return CLIError("\(file) is damaged\(during) (\(sqlite.message))",
-                                    hint: "restore it from a backup, or make a new replica with siyu init and let it sync")
+                                    hint: "restore it from a backup, or make a new replica (siyu init --db FILE --node NODE --role store) and let it sync")
                 case 13: // SQLITE_FULL
                     return CLIError("the disk is full\(during); nothing was written", hint: "free some space and try again")
                 default:
                     return CLIError("storage error\(during): \(sqlite.message)",
-                                    hint: "check the file and the disk; siyu rebuild --db FILE recomputes the tables from the op log")
+                                    hint: "check the file and the disk; to recompute the tables from the op log: siyu rebuild --db FILE")
                 }
             }
         }
