@@ -83,7 +83,7 @@ extension Replica {
     public func createCustomer(_ id: String, _ fields: [String: Value], by staff: String) throws {
         try edit(InstanceRef(.customer, id), { state in
             if state.exists {
-                throw ReplicaError.invalid("customer '\(id)' already exists", "edit it instead (siyu customer edit)")
+                throw ReplicaError.invalid("customer '\(id)' already exists", "edit it instead; see it with: siyu customers --id \(id)")
             }
             var fields = fields
             if fields["name"] == nil { fields["name"] = .text(id) }
@@ -128,7 +128,7 @@ extension Replica {
         try requireHQ("define tags")
         let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
         guard let g = catalog.groups[group], !g.isDeleted else {
-            throw ReplicaError.notFound(what: "tag group '\(group)'", hint: "define the group first (siyu tag define-group)")
+            throw ReplicaError.notFound(what: "tag group '\(group)'", hint: "HQ defines the group first; list the groups with: siyu tags")
         }
         if let clash = catalog.tags.values.first(where: { $0.groupID == group && $0.name == name && $0.id != id && !$0.isDeleted }) {
             throw ReplicaError.invalid("tag name '\(name)' already exists in group '\(group)' (tag \(clash.id))",
@@ -196,7 +196,7 @@ extension Replica {
             let element = Target(.customerTag, customer, tag)
             let live = state.liveAdds(element)
             guard !live.isEmpty else {
-                throw ReplicaError.notFound(what: "tag '\(tag)' on customer '\(customer)'", hint: "list the customer's tags with: siyu customer show \(customer)")
+                throw ReplicaError.notFound(what: "tag '\(tag)' on customer '\(customer)'", hint: "list the customer's tags with: siyu customers --id \(customer)")
             }
             return [.remove(element, removes: live)]
         }, by: staff)
@@ -243,7 +243,7 @@ extension Replica {
         try edit(InstanceRef(.groupChat, chat), { state in
             let element = Target(.groupMember, chat, member)
             let live = state.liveAdds(element)
-            guard !live.isEmpty else { throw ReplicaError.notFound(what: "member '\(member)' of group '\(chat)'", hint: "list members with: siyu group show \(chat)") }
+            guard !live.isEmpty else { throw ReplicaError.notFound(what: "member '\(member)' of group '\(chat)'", hint: "list members with: siyu groups \(chat)") }
             return [.remove(element, removes: live)]
         }, by: staff)
     }
@@ -279,7 +279,7 @@ extension Replica {
         try edit(InstanceRef(.order, order), { state in
             try self.requireOpenOrder(state)
             let live = state.liveAdds(Target(.orderLine, order, line))
-            guard !live.isEmpty else { throw ReplicaError.notFound(what: "line '\(line)' of order '\(order)'", hint: "list lines with: siyu order show \(order)") }
+            guard !live.isEmpty else { throw ReplicaError.notFound(what: "line '\(line)' of order '\(order)'", hint: "list lines with: siyu orders \(order)") }
             return [.remove(Target(.orderLine, order, line), removes: live)]
         }, by: staff)
     }
@@ -351,7 +351,7 @@ extension Replica {
             try resolveConflict(id, keep: entry.loser.value, by: staff)
         default:
             throw ReplicaError.invalid("conflict \(id) (\(entry.rule.rawValue)) cannot be overridden",
-                                       "acknowledge it (siyu conflicts ack \(id)) or edit the data itself")
+                                       "acknowledge it (siyu ack \(id)) or edit the data itself")
         }
     }
 
