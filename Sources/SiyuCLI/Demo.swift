@@ -52,7 +52,8 @@ public struct Demo {
         defer { if keep == nil { try? fm.removeItem(at: dir) } }
 
         func open(_ node: String, _ role: Role) throws -> Replica {
-            try Replica(path: dir.appendingPathComponent("\(node).db").path, options: ReplicaOptions(node: node, role: role))
+            try Replica.create(at: dir.appendingPathComponent("\(node).db").path, node: node, role: role,
+                               store: role == .store ? node : nil)
         }
         let hq = try open("hq", .hq), xihu = try open("xihu", .store), jingan = try open("jingan", .store)
         let all = [("hq", hq), ("xihu", xihu), ("jingan", jingan)]
@@ -108,9 +109,11 @@ public struct Demo {
         Thread.sleep(forTimeInterval: 0.01)
         try jingan.addTag("et_gold", to: "wm_zhou", by: "wangfang");         print("  静安店 王芳: 周子豪 → 金卡")
         try jingan.addTag("et_bakery", to: "wm_lin", by: "wangfang");        print("  静安店 王芳: 林小文 → 烘焙 (has not seen 西湖店's)")
+        try jingan.editCustomer("wm_ma", ["gender": .int(1)], by: "wangfang"); print("  静安店 王芳: 马一鸣's gender → 1 (male)")
         for m in ["wm_ma", "wo_guest"] { try jingan.addMember(m, to: "wr_tuan", ["member_type": .int(2)], by: "wangfang") }
         print("  静安店 王芳: adds 马一鸣, wo_guest to 周末拼团群")
         try hq.editCustomer("wm_lin", ["phone": .text("13900000022")], by: "zhaolei"); print("  HQ 赵磊: 林小文's phone → 13900000022")
+        try hq.editCustomer("wm_ma", ["gender": .int(2)], by: "zhaolei");    print("  HQ 赵磊: 马一鸣's gender → 2 (female)")
         try hq.moveOrder("o_1002", to: .paid, by: "zhaolei");                print("  HQ 赵磊: o_1002 paid")
         try hq.moveOrder("o_1001", to: .paid, by: "zhaolei");                print("  HQ 赵磊: o_1001 paid")
         try hq.deleteTag("et_1111", by: "zhaolei");                          print("  HQ 赵磊: deletes tag 双十一 (has not seen 西湖店's 双十一 on 马一鸣)")
@@ -131,7 +134,7 @@ public struct Demo {
 
         step("HQ resolves: acknowledges the phone conflict, overrides the 会员等级 conflict")
         let open = try hq.conflicts(state: .open)
-        if let phone = open.first(where: { $0.field == "phone" }) { try hq.acknowledgeConflict(phone.id, by: "zhaolei"); print("  acknowledged \(phone.id)") }
+        if let phone = open.first(where: { $0.field == "phone" && $0.target.id == "wm_lin" }) { try hq.acknowledgeConflict(phone.id, by: "zhaolei"); print("  acknowledged \(phone.id)") }
         if let level = open.first(where: { $0.rule == .exclusiveTagGroup }) { try hq.overrideConflict(level.id, by: "zhaolei"); print("  overrode \(level.id): 周子豪 keeps 银卡") }
         try syncAll()
         print(Render.conflicts(try jingan.conflicts()))
@@ -151,7 +154,13 @@ public struct Demo {
         } else {
             print("  REPLICAS DIFFER")
         }
-        if let keep { print("\nReplica files kept in \(keep): try  sqlite3 \(keep)/xihu.db 'select * from customer_tags'") }
+        if let keep {
+            print("\nReplica files kept in \(keep): try  sqlite3 \(keep)/xihu.db 'select * from customer_tags'")
+            if let gender = try hq.conflicts(state: .open).first(where: { $0.field == "gender" }) {
+                print("The conflict on 马一鸣's gender is left open; resolve it with")
+                print("  siyu override --db \(keep)/hq.db \(gender.id.prefix(6)) --value 1 --by zhaolei   (or --take discarded, or siyu ack)")
+            }
+        }
         return digests.count == 1 ? 0 : 1
     }
 }
