@@ -372,11 +372,11 @@ extension Replica {
             case .exclusiveTagGroup:
                 let catalog = try self.catalog()
                 let tag = keep?.textValue ?? entry.winner?.value.textValue ?? entry.target.sub
-                guard let group = catalog.info(forTag: tag)?.groupID else { return [.acknowledge(entry.instance, conflictID: id)] }
+                guard let group = catalog.info(forTag: tag)?.groupID else { return [.acknowledge(entry.instance, conflictID: entry.id)] }
                 return [.add(Target(.customerTag, entry.target.id, tag),
                              removes: Replica.liveAdds(inGroup: group, of: state, catalog: catalog))]
             default:
-                return [.acknowledge(entry.instance, conflictID: id)]
+                return [.acknowledge(entry.instance, conflictID: entry.id)]
             }
         }, by: staff)
     }

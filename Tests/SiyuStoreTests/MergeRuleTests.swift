@@ -243,6 +243,25 @@ import SiyuStore
         #expect(throws: ReplicaError.self) { try c["xihu"].moveOrder("o1", to: .cancelled, by: "chenjing") }
     }
 
+    /// An acknowledgement given a unique prefix of a conflict id names the whole id in its op, so
+    /// it closes the conflict on every replica.
+    @Test func acknowledgingByAUniquePrefixNamesTheWholeIdAndClosesTheConflictEverywhere() throws {
+        let c = try library()
+        try order(c)
+        try c["xihu"].moveOrder("o1", to: .cancelled, by: "chenjing")
+        try c["hq"].moveOrder("o1", to: .paid, by: "zhaolei")
+        try c.syncAll()
+        let id = try c["hq"].conflicts()[0].id
+        try c["xihu"].acknowledgeConflict(String(id.prefix(6)), by: "chenjing")
+        try c.syncAll()
+        for r in c.replicas.values { #expect(try r.conflicts().map(\.state) == [.acknowledged]) }
+        let acks = try c["hq"].history(of: Target(.order, "o1")).compactMap { entry -> String? in
+            if case let .acknowledge(_, named) = entry.op.body { return named }
+            return nil
+        }
+        #expect(acks == [id])
+    }
+
     @Test func lineEditsConcurrentWithPaymentAreLoggedAndNotApplied() throws {
         let c = try library()
         try order(c)
