@@ -35,7 +35,7 @@ public enum ErrorCode: UInt64, Sendable, CaseIterable {
     }
 }
 
-/// Every message of the sync protocol. Each maps to one frame type (`typeCode`).
+/// Every message of the sync protocol. Each maps to one frame type (`type`, a `MessageType`).
 public enum Message: Hashable, Sendable {
     case hello(node: NodeID, role: Role, versions: [UInt8], schemaVersion: UInt64)
     case challenge(version: UInt8, hub: String, nonce: [UInt8])
@@ -53,25 +53,29 @@ public enum Message: Hashable, Sendable {
     case error(code: UInt64, retryable: Bool, message: String)
     case bye(reason: String)
 
-    public var typeCode: UInt8 {
+    /// The message's type.
+    public var type: MessageType {
         switch self {
-        case .hello: return 0x01
-        case .challenge: return 0x02
-        case .auth: return 0x03
-        case .welcome: return 0x04
-        case .push: return 0x10
-        case .pushAck: return 0x11
-        case .pull: return 0x12
-        case .changes: return 0x13
-        case .snapshotBegin: return 0x20
-        case .snapshotChunk: return 0x21
-        case .snapshotEnd: return 0x22
-        case .ping: return 0x30
-        case .pong: return 0x31
-        case .error: return 0x3E
-        case .bye: return 0x3F
+        case .hello: return .hello
+        case .challenge: return .challenge
+        case .auth: return .auth
+        case .welcome: return .welcome
+        case .push: return .push
+        case .pushAck: return .pushAck
+        case .pull: return .pull
+        case .changes: return .changes
+        case .snapshotBegin: return .snapshotBegin
+        case .snapshotChunk: return .snapshotChunk
+        case .snapshotEnd: return .snapshotEnd
+        case .ping: return .ping
+        case .pong: return .pong
+        case .error: return .error
+        case .bye: return .bye
         }
     }
+
+    /// The frame type byte (`type.rawValue`).
+    public var typeCode: UInt8 { type.rawValue }
 
     public static let nonceSize = 32
     public static let macSize = 32
@@ -117,7 +121,7 @@ public enum Message: Hashable, Sendable {
         case let .bye(reason):
             w.string(reason)
         }
-        return Frame(version: version, type: typeCode, payload: w.bytes)
+        return Frame(version: version, type: type, payload: w.bytes)
     }
 
     /// The message's bytes on the wire, a change set in it on its own.
@@ -129,7 +133,7 @@ public enum Message: Hashable, Sendable {
     }
 
     /// Whether a frame type is one a receiver may skip when it does not know it (0x80–0xFF).
-    public static func isIgnorable(type: UInt8) -> Bool { type >= 0x80 }
+    public static func isIgnorable(type: UInt8) -> Bool { MessageType.isIgnorable(type) }
 
     /// Decodes a frame, or returns nil for an ignorable type (0x80–0xFF) this version does not know.
     public static func decodeIfKnown(_ frame: Frame) throws -> Message? {
@@ -159,53 +163,52 @@ public enum Message: Hashable, Sendable {
     /// the dictionary changes only if the frame decodes.
     public init(frame: Frame, dictionary: inout StringDictionary) throws {
         var r = PayloadReader(frame.payload)
-        switch frame.type {
-        case 0x01:
+        guard let type = frame.messageType else { throw WireError.unknownMessageType(frame.type) }
+        switch type {
+        case .hello:
             let node = try r.string("hello node id")
             let roleByte = try r.u8("hello role")
             guard let role = Role(rawValue: roleByte) else { throw WireError.invalidValue(field: "hello role", detail: "\(roleByte)") }
             self = .hello(node: node, role: role, versions: try r.data("hello versions"), schemaVersion: try r.varint("hello schema version"))
-        case 0x02:
+        case .challenge:
             self = .challenge(version: try r.u8("challenge version"), hub: try r.string("challenge hub id"),
                               nonce: try r.raw(Message.nonceSize, "challenge nonce"))
-        case 0x03:
+        case .auth:
             self = .auth(mac: try r.raw(Message.macSize, "auth mac"))
-        case 0x04:
+        case .welcome:
             self = .welcome(ackedSeq: try r.varint("welcome acked seq"), logHead: try r.varint("welcome log head"),
                             schemaVersion: try r.varint("welcome schema version"))
-        case 0x10:
+        case .push:
             self = .push(try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
-        case 0x11:
+        case .pushAck:
             self = .pushAck(ackedSeq: try r.varint("push-ack seq"))
-        case 0x12:
+        case .pull:
             self = .pull(cursor: try r.varint("pull cursor"), byteBudget: try r.varint("pull byte budget"))
-        case 0x13:
+        case .changes:
             let next = try r.varint("changes next cursor")
             let more = try r.bool("changes more")
             self = .changes(nextCursor: next, more: more, try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
-        case 0x20:
+        case .snapshotBegin:
             let id = try r.varint("snapshot id"), cursor = try r.varint("snapshot cursor")
             let reasonByte = try r.u8("snapshot reason")
             guard let reason = SnapshotReason(rawValue: reasonByte) else {
                 throw WireError.invalidValue(field: "snapshot reason", detail: "\(reasonByte)")
             }
             self = .snapshotBegin(id: id, cursor: cursor, reason: reason)
-        case 0x21:
+        case .snapshotChunk:
             let id = try r.varint("snapshot id"), index = try r.varint("snapshot chunk index")
             self = .snapshotChunk(id: id, index: index, try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
-        case 0x22:
+        case .snapshotEnd:
             self = .snapshotEnd(id: try r.varint("snapshot id"), chunkCount: try r.varint("snapshot chunk count"),
                                 digest: try r.raw(Message.digestSize, "snapshot digest"))
-        case 0x30:
+        case .ping:
             self = .ping(token: try r.varint("ping token"))
-        case 0x31:
+        case .pong:
             self = .pong(token: try r.varint("pong token"))
-        case 0x3E:
+        case .error:
             self = .error(code: try r.varint("error code"), retryable: try r.bool("error retryable"), message: try r.string("error message"))
-        case 0x3F:
+        case .bye:
             self = .bye(reason: try r.string("bye reason"))
-        case let t:
-            throw WireError.unknownMessageType(t)
         }
     }
 }

@@ -3,29 +3,12 @@ import SiyuCore
 /// A readable, deterministic rendering of messages and change sets: the "decoded meaning" written
 /// beside each test vector's bytes, and what diagnostic tools print.
 extension Message {
-    public var name: String {
-        switch self {
-        case .hello: return "HELLO"
-        case .challenge: return "CHALLENGE"
-        case .auth: return "AUTH"
-        case .welcome: return "WELCOME"
-        case .push: return "PUSH"
-        case .pushAck: return "PUSH_ACK"
-        case .pull: return "PULL"
-        case .changes: return "CHANGES"
-        case .snapshotBegin: return "SNAPSHOT_BEGIN"
-        case .snapshotChunk: return "SNAPSHOT_CHUNK"
-        case .snapshotEnd: return "SNAPSHOT_END"
-        case .ping: return "PING"
-        case .pong: return "PONG"
-        case .error: return "ERROR"
-        case .bye: return "BYE"
-        }
-    }
+    /// The message's name as Protocol/SPEC.md writes it ("PUSH_ACK").
+    public var name: String { type.specName }
 
     /// One line per field, then one line per op of any change set.
     public var describedLines: [String] {
-        var lines = ["\(name) (type 0x\([typeCode].hexString))"]
+        var lines = ["\(name) (type 0x\([type.rawValue].hexString))"]
         func field(_ k: String, _ v: String) { lines.append("  \(k): \(v)") }
         switch self {
         case let .hello(node, role, versions, schema):

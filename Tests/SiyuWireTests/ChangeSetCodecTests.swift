@@ -75,11 +75,11 @@ import SiyuWire
             _ = try? Frame.decode(bytes)
             // Past the checksum, the payload decoder must also hold up on its own.
             _ = try? ChangeSetCodec.decode(Array(bytes.dropFirst(Frame.headerSize)))
-            _ = try? Message(frame: Frame(type: 0x10, payload: Array(bytes.dropFirst(Frame.headerSize))))
+            _ = try? Message(frame: Frame(type: .push, payload: Array(bytes.dropFirst(Frame.headerSize))))
         }
         for _ in 0..<200 {
             let junk = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            for type: UInt8 in [0x01, 0x02, 0x10, 0x13, 0x21, 0x3e] { _ = try? Message(frame: Frame(type: type, payload: junk)) }
+            for type: MessageType in [.hello, .challenge, .push, .changes, .snapshotChunk, .error] { _ = try? Message(frame: Frame(type: type, payload: junk)) }
         }
     }
 

@@ -125,7 +125,7 @@ enum VectorCatalog {
                wireBytes: Message.ping(token: 5).encoded() + Frame(type: 0x80, payload: [0x01, 0x02, 0x03]).encoded() + Message.pong(token: 5).encoded()),
         Vector(name: "future-field", summary: "a HELLO carrying three bytes of a field from a later version: they are ignored",
                messages: [.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)],
-               wireBytes: Frame(type: 0x01, payload: Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).frame().payload + [0x07, 0x01, 0x02]).encoded()),
+               wireBytes: Frame(type: .hello, payload: Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).frame().payload + [0x07, 0x01, 0x02]).encoded()),
 
         // Malformed input: refused with a typed error, never a frame.
         Vector(name: "bad-magic", summary: "not a Siyu stream", malformed: Array("GET / HTTP/1.1\r\n".utf8),
@@ -138,18 +138,18 @@ enum VectorCatalog {
         Vector(name: "unknown-type", summary: "type 0x7a is not defined and not ignorable",
                malformed: Frame(type: 0x7a, payload: []).encoded(), expectedError: .unknownMessageType(0x7a)),
         Vector(name: "truncated-field", summary: "a HELLO whose payload ends inside the node id",
-               malformed: Frame(type: 0x01, payload: [0x04, 0x78, 0x69]).encoded(), expectedError: .truncated(field: "hello node id")),
+               malformed: Frame(type: .hello, payload: [0x04, 0x78, 0x69]).encoded(), expectedError: .truncated(field: "hello node id")),
         Vector(name: "varint-too-long", summary: "a PULL cursor of eleven varint bytes",
-               malformed: Frame(type: 0x12, payload: Array(repeating: 0xff, count: 10) + [0x01, 0x00]).encoded(),
+               malformed: Frame(type: .pull, payload: Array(repeating: 0xff, count: 10) + [0x01, 0x00]).encoded(),
                expectedError: .varintTooLong(field: "pull cursor")),
         Vector(name: "string-index-out-of-range", summary: "a PUSH whose op names string 5 of a 1-string table",
-               malformed: Frame(type: 0x10, payload: [0x01, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
+               malformed: Frame(type: .push, payload: [0x01, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00, 0x01, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05, 0x02]).encoded(),
                expectedError: .stringIndexOutOfRange(index: 5, count: 1)),
         Vector(name: "string-base-mismatch", summary: "the first PUSH of a connection builds on 3 dictionary strings the receiver never got",
-               malformed: Frame(type: 0x10, payload: [0x01, 0x03, 0x00, 0x00, 0x00]).encoded(),
+               malformed: Frame(type: .push, payload: [0x01, 0x03, 0x00, 0x00, 0x00]).encoded(),
                expectedError: .stringBaseMismatch(base: 3, held: 0)),
         Vector(name: "invalid-utf8", summary: "a BYE whose reason is not UTF-8",
-               malformed: Frame(type: 0x3f, payload: [0x02, 0xc3, 0x28]).encoded(), expectedError: .invalidUTF8(field: "bye reason")),
+               malformed: Frame(type: .bye, payload: [0x02, 0xc3, 0x28]).encoded(), expectedError: .invalidUTF8(field: "bye reason")),
     ]
 
     static func corruptLast(_ b: [UInt8]) -> [UInt8] { var c = b; c[c.count - 1] ^= 0x01; return c }

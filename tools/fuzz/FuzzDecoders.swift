@@ -211,7 +211,7 @@ private func fuzzMessage(_ frame: Frame, context: String) {
 
 private func checkMessageRoundTrip(_ message: Message, context: String) {
     let frame = message.frame()
-    check(frame.type == message.typeCode, "message type \(frame.type) != typeCode \(message.typeCode)")
+    check(frame.messageType == message.type, "frame type \(frame.type) != message type \(message.type)")
     let again: Message
     do {
         again = try Message(frame: frame)
@@ -239,7 +239,7 @@ private func checkMessageRoundTrip(_ message: Message, context: String) {
 
     switch message {
     case let .push(cs), let .changes(_, _, cs), let .snapshotChunk(_, _, cs):
-        checkChangeSetRoundTrip(cs, context: "\(context), message 0x\(String(message.typeCode, radix: 16))")
+        checkChangeSetRoundTrip(cs, context: "\(context), message \(message.type)")
     default:
         break
     }
