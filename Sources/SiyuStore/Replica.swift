@@ -104,7 +104,9 @@ public final class Replica {
             let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
             clock = HybridClock(last: max(maxHLC, HLC(raw: UInt64(bitPattern: meta["hlc"]?.int64Value ?? 0))),
                                 maxDriftMillis: options.maxClockDriftMillis)
-            nextSeq = UInt64(max(maxOwn + 1, meta["next_seq"]?.int64Value ?? 1))
+            // Checked forms: whatever the file holds (an own op numbered 2^63 - 1, written before
+            // apply refused such ops), opening works; an edit past `Op.maxSeq` is then refused.
+            nextSeq = max(UInt64(clamping: maxOwn) + 1, UInt64(clamping: meta["next_seq"]?.int64Value ?? 1))
         } catch {
             db.close()
             if let e = error as? SQLiteError { throw ReplicaError.storage(e, context: "reading the identity of \(path)") }
@@ -196,7 +198,7 @@ public final class Replica {
         catalogCache = nil
         let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
         clock.observe(try Replica.lastLoggedClock(db, node: node))
-        nextSeq = max(nextSeq, UInt64(maxOwn) + 1)
+        nextSeq = max(nextSeq, UInt64(clamping: maxOwn) + 1)   // at most 2^63: no overflow
         cacheDataVersion = version
     }
 
@@ -376,9 +378,11 @@ public final class Replica {
             + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: n).joined(separator: ", ")
     }
 
-    /// An op's row in the op log: its keys, and the op encoded without them.
+    /// An op's row in the op log: its keys, and the op encoded without them. Every op reaching the
+    /// op log passed `Op.validate()`, so its sequence number fits (`Op.maxSeq`); clamping only
+    /// keeps this total.
     static func opRow(_ op: Op) -> [SQLiteValue] {
-        [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(op.seq)),
+        [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(clamping: op.seq)),
          .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))]
     }
 
@@ -639,13 +643,21 @@ public final class Replica {
             throw ReplicaError.unsupportedSchema(found: changeSet.schemaVersion, supported: currentSchemaVersion)
         }
         let now = wallClock()
+        // This node's own ops come back only as duplicates: it numbers its ops 1, 2, 3, … and holds
+        // every one of them, so an op of its own origin numbered past its last is forged (or two
+        // nodes share one id), and would otherwise take over its numbering.
+        try ReplicaError.wrap("reading the replica's own numbering") { try dropCachesIfChangedElsewhere() }
         for op in changeSet.ops {
             do {
                 try op.validate()
                 try clock.check(op.hlc, from: op.origin, wallMillis: now)
             } catch let e as CoreError {
-                throw ReplicaError.invalid("change set op \(op.origin)#\(op.seq) refused: \(e.description)",
+                throw ReplicaError.invalid("change set op \(IdentifierRule.printable(op.origin))#\(op.seq) refused: \(e.description)",
                                            "nothing of this change set was applied; fix the sending node")
+            }
+            if op.origin == node && op.seq >= nextSeq {
+                throw ReplicaError.invalid("change set op \(node)#\(op.seq) claims this node's own origin, but this node has issued only \(nextSeq - 1) ops; nothing of this change set was applied",
+                                           "a hub relays a node's own ops back only up to what the node holds: check the hub, and that no other node uses the id '\(node)' (a node restored from an old backup must rejoin under a new id)")
             }
         }
         let savedClock = clock

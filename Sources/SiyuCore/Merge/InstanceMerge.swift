@@ -233,11 +233,17 @@ public struct InstanceState: Sendable {
         conflicts += closedExclusiveConflicts(ops, catalog: catalog)
         if !tagRows.isEmpty { rows[.customerTags] = tagRows.sorted { ($0[1].textValue ?? "") < ($1[1].textValue ?? "") } }
 
-        // Points: a counter; a merged balance below zero is an overdraft.
+        // Points: a counter; a merged balance below zero is an overdraft. Each sum saturates at
+        // Int64.max (it only grows, so the result does not depend on order) and the balance of two
+        // non-negative sums cannot overflow: no trap, no wrap, even on deltas validation refuses.
         if !pointOps.isEmpty {
             var awarded: Int64 = 0, redeemed: Int64 = 0
-            for op in pointOps { if case let .points(_, d) = op.body { if d > 0 { awarded &+= d } else { redeemed &+= -d } } }
-            pointsBalance = awarded &- redeemed
+            func plus(_ sum: Int64, _ d: UInt64) -> Int64 {
+                let (s, overflow) = sum.addingReportingOverflow(Int64(clamping: d))
+                return overflow ? .max : s
+            }
+            for op in pointOps { if case let .points(_, d) = op.body { if d > 0 { awarded = plus(awarded, d.magnitude) } else { redeemed = plus(redeemed, d.magnitude) } } }
+            pointsBalance = awarded - redeemed
             rows[.points] = [[.text(id), .int(pointsBalance), .int(awarded), .int(redeemed)]]
             if pointsBalance < 0, let last = pointOps.last(where: { if case let .points(_, d) = $0.body { return d < 0 }; return false }),
                case let .points(_, delta) = last.body {

@@ -8,8 +8,19 @@ public enum FieldType: Sendable {
 }
 
 /// A last-writer-wins field of an entity, with the rule its values must satisfy.
-/// Lengths are counted in characters, as WeCom counts them (一个汉字 = 1).
+/// Text lengths are counted in characters, as WeCom counts them (一个汉字 = 1), **and** in bytes of
+/// UTF-8: a text field of at most N characters holds at most `N × utf8BytesPerCharacter` bytes.
+/// The byte limit is what bounds storage: one character can carry any number of combining marks
+/// ("x" followed by 100,000 accents is one character of 200,001 bytes). Text holds no control
+/// characters (C0 except the line feed, DEL, C1); format characters are allowed in text (the
+/// zero-width joiner builds emoji) but not in ids (`IdentifierRule`).
 public struct FieldSpec: Sendable {
+    /// Bytes of UTF-8 allowed per character of a text field's limit: 4, the most one Unicode
+    /// scalar takes, so any text of at most N scalars fits (64 Chinese characters take 192 of a
+    /// name's 256 bytes). Characters made of several scalars (a ZWJ family emoji is one character
+    /// of 25 bytes) reach the byte limit first.
+    public static let utf8BytesPerCharacter = 4
+
     public let name: String
     public let type: FieldType
     /// Where the limit comes from, for error messages.
@@ -28,14 +39,23 @@ public struct FieldSpec: Sendable {
         case (_, .null):
             return
         case let (.text(max), .text(s)):
-            if let max, s.count > max {
-                throw CoreError.invalidEdit(
-                    what: "\(subject) is \(s.count) characters long, over the limit of \(max)\(source.isEmpty ? "" : " (\(source))")",
-                    hint: "shorten it to at most \(max) characters")
+            if let max {
+                // Bytes first: O(1), and before any work proportional to a hostile length.
+                let bytes = s.utf8.count, maxBytes = max * FieldSpec.utf8BytesPerCharacter
+                if bytes > maxBytes {
+                    throw CoreError.invalidEdit(
+                        what: "\(subject) is \(bytes) bytes of UTF-8, over the limit of \(maxBytes) bytes (\(max) characters × \(FieldSpec.utf8BytesPerCharacter))",
+                        hint: "shorten it; characters built of many code points (combining marks, emoji sequences) take more bytes")
+                }
+                if bytes > max, s.count > max {
+                    throw CoreError.invalidEdit(
+                        what: "\(subject) is \(s.count) characters long, over the limit of \(max)\(source.isEmpty ? "" : " (\(source))")",
+                        hint: "shorten it to at most \(max) characters")
+                }
             }
-            if s.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" }) {
+            if s.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n") || (0x7f...0x9f).contains($0.value) }) {
                 throw CoreError.invalidEdit(what: "\(subject) contains control characters",
-                                            hint: "remove tabs and control characters")
+                                            hint: "remove tabs and control characters (C0, DEL, C1)")
             }
         case let (.int(range), .int(v)):
             if let range, !range.contains(v) {
@@ -118,29 +138,100 @@ extension FieldType {
     }
 }
 
-/// Rules for ids: non-empty, at most 64 characters, no control characters, Unicode NFC. NFC matters:
-/// Swift compares strings by canonical equivalence while SQLite compares bytes, so two byte-different
-/// spellings of one id would be one record in memory and two on disk.
+/// Rules for ids (node ids, entity ids, stamps' nodes, conflict ids) and, allowing empty, authors.
+///
+/// Guarantees: an id that passes is non-empty; at most `maxLength` characters **and** `maxUTF8Bytes`
+/// bytes of UTF-8; holds no control (Cc, C0 and C1), format (Cf: zero-width characters, U+FEFF,
+/// bidi overrides and isolates such as U+202E), line or paragraph separator (U+2028, U+2029); has
+/// no whitespace at either end (so it is not blank); and is in Unicode normalization form C. NFC
+/// matters: Swift compares strings by canonical equivalence while SQLite compares bytes, so two
+/// byte-different spellings of one id would be one record in memory and two on disk.
+///
+/// The limits follow WeCom: a member's `userid` is 1–64 bytes of letters, digits and `_-@.`
+/// (member API, document 90195); `external_userid`, `chat_id` and tag ids are ASCII of about 32
+/// bytes. Siyu's own ids (stores, orders, order lines) may be Chinese, hence characters as well as
+/// bytes; the byte limit is what bounds storage, since one character can carry any number of
+/// combining marks ("x" followed by 100,000 accents is one character of 200,001 bytes).
 public enum IdentifierRule {
+    /// At most 64 characters (grapheme clusters), as a WeCom userid.
     public static let maxLength = 64
+    /// At most 256 bytes of UTF-8: 64 characters of up to 4 bytes each (64 CJK characters take 192).
+    public static let maxUTF8Bytes = 256
 
+    /// Checks an id; `what` names it in the error ("customer id").
     public static func validate(_ id: String, as what: String) throws {
+        try check(id, as: what, allowEmpty: false)
+    }
+
+    /// Checks the author of an op: the WeCom userid of the staff member who made the edit, or
+    /// empty for a system edit. Otherwise the rules of ids.
+    public static func validateAuthor(_ author: String) throws {
+        try check(author, as: "author", allowEmpty: true)
+    }
+
+    private static func check(_ id: String, as what: String, allowEmpty: Bool) throws {
         if id.isEmpty {
+            if allowEmpty { return }
             throw CoreError.invalidEdit(what: "\(what) is empty", hint: "give a non-empty id")
+        }
+        // Bytes first: O(1), and before any work proportional to a hostile length.
+        let bytes = id.utf8.count
+        if bytes > maxUTF8Bytes {
+            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) is \(bytes) bytes of UTF-8 (limit \(maxUTF8Bytes) bytes, \(maxLength) characters)",
+                                        hint: "use a shorter id")
         }
         // Most ids (WeCom's, staff userids) are printable ASCII, which is NFC and one character
         // per byte: checked without Unicode normalisation, which is costly.
-        if id.utf8.count <= maxLength, id.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { return }
-        if id.count > maxLength {
-            throw CoreError.invalidEdit(what: "\(what) '\(id.prefix(20))…' is \(id.count) characters long (limit \(maxLength))",
+        let utf8 = id.utf8
+        if bytes <= maxLength, utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }), utf8.first != 0x20, utf8.last != 0x20 { return }
+        if let bad = id.unicodeScalars.first(where: isRefused) {
+            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) contains \(describe(bad))",
+                                        hint: "ids may not hold control, format (zero-width, bidi) or separator characters; use printable characters only")
+        }
+        if let first = id.unicodeScalars.first, let last = id.unicodeScalars.last,
+           first.properties.isWhitespace || last.properties.isWhitespace {
+            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) \(id.allSatisfy(\.isWhitespace) ? "is only whitespace" : "begins or ends with whitespace")",
+                                        hint: "trim whitespace from ids")
+        }
+        let count = id.count
+        if count > maxLength {
+            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) is \(count) characters long (limit \(maxLength))",
                                         hint: "use a shorter id")
         }
-        if id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            throw CoreError.invalidEdit(what: "\(what) contains control characters", hint: "use printable characters only")
-        }
         if !id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) {
-            throw CoreError.invalidEdit(what: "\(what) '\(id)' is not in Unicode normalization form C",
+            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) is not in Unicode normalization form C",
                                         hint: "normalize ids to NFC before sending them")
         }
+    }
+
+    /// Control (Cc: C0, DEL, C1), format (Cf) and line/paragraph separators (Zl, Zp).
+    static func isRefused(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: return true
+        default: return false
+        }
+    }
+
+    static func describe(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "U+\(String(repeating: "0", count: max(0, 4 - hex.count)))\(hex) (\(scalar.properties.generalCategory))"
+    }
+
+    /// A string as error messages show it: quoted, at most 24 Unicode scalars, with anything that is
+    /// not a visible character or a plain space written as `\u{…}`, so that a hostile id cannot
+    /// move a terminal's cursor or reorder the text around it.
+    public static func printable(_ s: String, limit: Int = 24) -> String {
+        var out = "'"
+        var characters = 0
+        for scalar in s.unicodeScalars {
+            if characters == limit { out += "…"; break }
+            characters += 1
+            let category = scalar.properties.generalCategory
+            let visible = scalar == " " || !(isRefused(scalar) || category == .spaceSeparator
+                                             || category == .surrogate || category == .privateUse || category == .unassigned
+                                             || category == .nonspacingMark || category == .enclosingMark)
+            out += visible ? String(scalar) : "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+        }
+        return out + "'"
     }
 }

@@ -96,18 +96,30 @@ public struct Op: Hashable, Sendable {
     public var instance: InstanceRef { body.instance }
 
     /// Checks the op against the data model's rules (ids, known fields, value types and limits,
-    /// role permissions). A replica applies nothing of a change set with an invalid op.
+    /// role permissions) and the limits on input: the sequence number in `1...Op.maxSeq`, ids and
+    /// the author by `IdentifierRule`, a points delta within ±`Op.maxPointsDelta`, stamp lists
+    /// within `Op.maxNamedStamps` / `Op.maxObservedStamps` and without repeats. An op that passes
+    /// cannot make the merge or the op log trap. A replica applies nothing of a change set with an
+    /// invalid op.
     public func validate() throws {
         try IdentifierRule.validate(origin, as: "origin node id")
-        if seq == 0 { throw CoreError.invalidEdit(what: "op \(stamp) has sequence number 0", hint: "sequence numbers start at 1") }
+        guard seq >= 1 && seq <= Op.maxSeq else {
+            throw CoreError.invalidEdit(what: "op \(stamp) has sequence number \(seq), outside 1...\(Op.maxSeq)",
+                                        hint: "a node numbers its ops 1, 2, 3, … and never past 2^63 - 1; the sending node is faulty")
+        }
+        try IdentifierRule.validateAuthor(author)
         let t = body.target
-        if !body.isAcknowledge {
+        if case let .acknowledge(ref, conflictID) = body {
+            try IdentifierRule.validate(ref.id, as: "\(ref.kind.name) id")
+            try IdentifierRule.validate(conflictID, as: "conflict id")
+        } else {
             try IdentifierRule.validate(t.id, as: "\(t.entity.name) id")
             if t.entity.hasSub { try IdentifierRule.validate(t.sub, as: "\(t.entity.name) sub id") }
             else if !t.sub.isEmpty {
                 throw CoreError.invalidEdit(what: "\(t.entity.name) takes no sub id", hint: "leave the sub id empty")
             }
         }
+        try validateStampLists()
         switch body {
         case let .write(target, field, value, _):
             guard let spec = target.entity.field(named: field) else {
@@ -131,6 +143,10 @@ public struct Op: Hashable, Sendable {
             }
         case let .points(_, delta):
             if delta == 0 { throw CoreError.invalidEdit(what: "a points change of 0", hint: "award or redeem a positive amount") }
+            if delta.magnitude > Op.maxPointsDelta.magnitude {
+                throw CoreError.invalidEdit(what: "a points change of \(delta), beyond ±\(Op.maxPointsDelta) points per op",
+                                            hint: "award or redeem at most \(Op.maxPointsDelta) points in one op")
+            }
             if delta < 0 && role != .hq {
                 throw CoreError.invalidEdit(what: "node '\(origin)' (a store) redeemed points", hint: "stores award points; HQ redeems them")
             }
@@ -149,4 +165,62 @@ public struct Op: Hashable, Sendable {
 
 extension OpBody {
     var isAcknowledge: Bool { if case .acknowledge = self { return true }; return false }
+}
+
+// MARK: - Limits on input
+
+extension Op {
+    /// The greatest sequence number: 2^63 - 1. The op log stores sequence numbers as SQLite
+    /// integers (signed 64-bit), and a node that numbers its ops one by one never gets near it.
+    public static let maxSeq = UInt64(Int64.max)
+
+    /// The largest points change one op may carry, either way: 10^12 points. A retail award or
+    /// redemption is at most millions; with this bound the merged sums reach `Int64.max` only after
+    /// 9.2 million maximal ops on one customer, and the merge saturates there instead of wrapping.
+    public static let maxPointsDelta: Int64 = 1_000_000_000_000
+
+    /// The most stamps a write's `overwrites` or an add's or remove's `removes` may name: 1,024.
+    /// An honest edit names the heads of one field, or the live adds of one element or of one
+    /// exclusive tag group, that its author saw — a handful; more than a few means concurrent
+    /// writers, and the number of open heads per field is bounded (so the next honest edit always
+    /// fits). A list past the cap is a faulty or hostile sender, refused before it costs a merge.
+    public static let maxNamedStamps = 1_024
+
+    /// The most stamps a customer deletion's `observed`, a status move's `seen` or a tag deletion's
+    /// `seen` may name: 16,384. These name everything of an instance the author saw (every field
+    /// head and live tag add of a customer — WeCom allows at most 10,000 corp tags — or every line
+    /// edit of an order) or one stamp per origin (a tag deletion's frontier: the nodes of a brand,
+    /// thousands of stores), so they are wider than `maxNamedStamps`, and still bounded.
+    public static let maxObservedStamps = 16_384
+
+    /// Every stamp list within its cap, naming valid node ids, with no stamp twice.
+    func validateStampLists() throws {
+        switch body {
+        case let .write(_, _, _, list): try Op.validate(list, "the overwritten writes", cap: Op.maxNamedStamps)
+        case let .add(_, list), let .remove(_, list): try Op.validate(list, "the removed adds", cap: Op.maxNamedStamps)
+        case let .status(_, _, _, list): try Op.validate(list, "the status move's seen ops", cap: Op.maxObservedStamps)
+        case let .deleteCustomer(_, list): try Op.validate(list, "the deletion's observed ops", cap: Op.maxObservedStamps)
+        case let .tagDeletion(_, list): try Op.validate(list, "the tag deletion's frontier", cap: Op.maxObservedStamps)
+        case .points, .acknowledge: break
+        }
+    }
+
+    static func validate(_ list: [Stamp], _ what: String, cap: Int) throws {
+        guard !list.isEmpty else { return }
+        if list.count > cap {
+            throw CoreError.invalidEdit(what: "\(what) name \(list.count) stamps, over the limit of \(cap)",
+                                        hint: "an honest edit names the heads or adds it saw, far fewer; the sending node is faulty")
+        }
+        for s in list { try IdentifierRule.validate(s.node, as: "stamp node id") }
+        func repeated(_ s: Stamp) -> CoreError {
+            .invalidEdit(what: "\(what) name the stamp \(s.hlc)@\(IdentifierRule.printable(s.node)) twice",
+                         hint: "each op is named once; the sending node is faulty")
+        }
+        if list.count <= 16 {
+            for i in list.indices { for j in list.indices where j > i && list[i] == list[j] { throw repeated(list[i]) } }
+        } else {
+            var seen = Set<Stamp>(minimumCapacity: list.count)
+            for s in list where !seen.insert(s).inserted { throw repeated(s) }
+        }
+    }
 }
