@@ -20,6 +20,9 @@ let package = Package(
         .target(name: "SiyuSQLite", dependencies: ["CSQLite"]),
         // Frames and messages of the sync protocol, encode/decode. Pure, no I/O.
         .target(name: "SiyuWire", dependencies: ["SiyuCore"]),
+        // Non-blocking sockets and the epoll event loop: the only module that makes syscalls. Linux.
+        .target(name: "SiyuNet", dependencies: ["SiyuCore", "SiyuWire"],
+                swiftSettings: [.swiftLanguageMode(.v6)]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
         // The strict argument parser, command registry and safe text output shared by every
@@ -35,6 +38,8 @@ let package = Package(
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
         .testTarget(name: "SiyuWireTests", dependencies: ["SiyuWire", "SiyuCore"]),
+        .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire"],
+                    swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"]),
         // Commands in-process with injected streams, and through the built `siyu` binary.
         .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "siyu"]),

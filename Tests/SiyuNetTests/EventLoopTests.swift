@@ -1,0 +1,149 @@
+import Dispatch
+import Foundation
+import Testing
+@testable import SiyuNet
+
+@Suite("The event loop")
+struct EventLoopTests {
+    @Test("Timers fire in deadline order on the injected clock, equal deadlines in the order scheduled")
+    func timersInDeadlineOrder() async throws {
+        let clock = ManualClock()
+        try await withLoop(clock: clock) { loop in
+            let fired = Locked<[String]>([])
+            try await onLoop(loop) {
+                let record: @Sendable (String) -> () -> Void = { name in { fired.withLock { $0.append(name) } } }
+                loop.scheduleTimer(after: .milliseconds(30), record("30"))
+                loop.scheduleTimer(after: .milliseconds(10), record("10a"))
+                let cancelled = loop.scheduleTimer(after: .milliseconds(5), record("cancelled"))
+                loop.scheduleTimer(after: .milliseconds(20), record("20"))
+                loop.scheduleTimer(after: .milliseconds(10), record("10b"))
+                loop.scheduleTimer(after: .seconds(3600), record("hour"))
+                #expect(loop.cancelTimer(cancelled))
+                #expect(!loop.cancelTimer(cancelled))
+            }
+            // Real time passes but the loop's clock does not: nothing fires.
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(fired.value.isEmpty)
+
+            clock.advance(by: .milliseconds(15))
+            loop.wakeUp()
+            #expect(await waitUntil { fired.value.count == 2 })
+            #expect(fired.value == ["10a", "10b"])
+
+            clock.advance(by: .milliseconds(100))
+            loop.wakeUp()
+            #expect(await waitUntil { fired.value.count == 4 })
+            #expect(fired.value == ["10a", "10b", "20", "30"])
+            #expect(try await onLoop(loop) { loop.timerCount } == 1)
+        }
+    }
+
+    @Test("A timer may schedule another; one already due runs in the next turn, not the same pass")
+    func timerSchedulesTimer() async throws {
+        let clock = ManualClock()
+        try await withLoop(clock: clock) { loop in
+            let fired = Locked<[Int]>([])
+            try await onLoop(loop) {
+                _ = loop.scheduleTimer(after: .milliseconds(1)) {
+                    fired.withLock { $0.append(1) }
+                    loop.scheduleTimer(after: .zero) { fired.withLock { $0.append(2) } }
+                }
+            }
+            clock.advance(by: .milliseconds(1))
+            loop.wakeUp()
+            #expect(await waitUntil { fired.value == [1, 2] })
+        }
+    }
+
+    @Test("Timers on the real clock fire after their delay")
+    func realClockTimer() async throws {
+        try await withLoop { loop in
+            let fired = Locked<Deadline?>(nil)
+            let start = try await onLoop(loop) { () -> Deadline in
+                let start = loop.clock.now()
+                loop.scheduleTimer(after: .milliseconds(20)) { fired.withLock { $0 = loop.clock.now() } }
+                return start
+            }
+            #expect(await waitUntil(.seconds(5)) { fired.value != nil })
+            #expect(start.nanoseconds(until: fired.value ?? start) >= 20_000_000)
+        }
+    }
+
+    @Test("Closures from other threads run on the loop thread, in each thread's order")
+    func executeFromOtherThreads() async throws {
+        try await withLoop { loop in
+            let seen = Locked<[Int: [Int]]>([:])
+            let offLoop = Locked(0)
+            DispatchQueue.concurrentPerform(iterations: 4) { thread in
+                for i in 0 ..< 250 {
+                    try? loop.execute {
+                        if !loop.inEventLoop { offLoop.withLock { $0 += 1 } }
+                        seen.withLock { $0[thread, default: []].append(i) }
+                    }
+                }
+            }
+            #expect(await waitUntil { seen.value.values.reduce(0) { $0 + $1.count } == 1000 })
+            #expect(offLoop.value == 0)
+            for thread in 0 ..< 4 { #expect(seen.value[thread] == Array(0 ..< 250)) }
+            #expect(!loop.inEventLoop)
+        }
+    }
+
+    @Test("After stop, work is refused and the loop's thread ends; queued work still runs")
+    func stopRefusesWork() async throws {
+        let loop = try EventLoop.start()
+        let ran = Locked(0)
+        for _ in 0 ..< 10 { try loop.execute { ran.withLock { $0 += 1 } } }
+        loop.stop()
+        #expect(throws: NetError.loopStopped) { try loop.execute {} }
+        #expect(loop.waitForStop(timeout: .seconds(5)))
+        #expect(ran.value == 10)
+        await #expect(throws: NetError.loopStopped) { try await loop.submit { 1 } }
+        loop.stop()  // again: nothing happens
+    }
+
+    @Test("A registered descriptor's handler hears when it becomes readable, and not after deregistering")
+    func registerPipe() async throws {
+        try await withLoop { loop in
+            var fds: [Int32] = [0, 0]
+            #expect(pipe(&fds) == 0)
+            _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+            let (readEnd, writeEnd) = (fds[0], fds[1])
+            defer { close(readEnd); close(writeEnd) }
+            let events = Locked<[IOEvents]>([])
+            let held = Locked<Registration?>(nil)
+            try await onLoop(loop) {
+                let registration = try loop.register(descriptor: readEnd, interest: .read) { ready in
+                    events.withLock { $0.append(ready) }
+                    var byte: UInt8 = 0
+                    _ = read(readEnd, &byte, 1)
+                }
+                #expect(loop.registrationCount == 1)
+                held.withLock { $0 = registration }
+            }
+            var byte: UInt8 = 7
+            #expect(write(writeEnd, &byte, 1) == 1)
+            #expect(await waitUntil { events.value.count == 1 })
+            #expect(events.value.first?.contains(.readable) == true)
+
+            try await onLoop(loop) {
+                let registration = held.withLock { $0 }!
+                loop.deregister(registration)
+                loop.deregister(registration)  // idempotent
+                #expect(!registration.isRegistered)
+                #expect(loop.registrationCount == 0)
+            }
+            #expect(write(writeEnd, &byte, 1) == 1)
+            try await Task.sleep(for: .milliseconds(30))
+            #expect(events.value.count == 1)
+        }
+    }
+
+    @Test("run() on a loop stopped before it ran returns at once")
+    func stopBeforeRun() throws {
+        let loop = try EventLoop()
+        loop.stop()
+        try loop.run()
+        #expect(loop.waitForStop(timeout: .seconds(1)))
+    }
+}
