@@ -94,7 +94,7 @@ public final class EventLoop: @unchecked Sendable {
     /// The clock the timers read.
     public let clock: any MonotonicClock
 
-    private let calls: LinuxCalls
+    let calls: LinuxCalls
     private let epoll: OwnedDescriptor
     private let wake: OwnedDescriptor
     private let maxEventsPerWait = 256

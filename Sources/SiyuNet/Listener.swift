@@ -75,7 +75,7 @@ public final class Listener: @unchecked Sendable {
     }
 
     private func acceptAvailable() {
-        let calls = LinuxCalls.shared!  // the loop could not exist without them
+        let calls = loop.calls
         for _ in 0 ..< maxAcceptsPerEvent {
             guard let fd = descriptor.rawValue else { return }
             var storage = sockaddr_storage()

@@ -206,7 +206,7 @@ public final class TCPConnection: @unchecked Sendable {
 
     private func readAvailable() {
         let scratch = loop.readScratch
-        let size = min(options.readChunkSize, scratch.count)
+        let size = max(1, min(options.readChunkSize, scratch.count))
         for _ in 0 ..< max(1, options.maxReadsPerEvent) {
             guard state == .open, !readingPaused, let fd = descriptor.rawValue else { return }
             do {

@@ -147,3 +147,20 @@ struct EventLoopTests {
         #expect(loop.waitForStop(timeout: .seconds(1)))
     }
 }
+
+@Suite("Signals")
+struct SignalTests {
+    @Test("A watched signal runs the last work on the loop thread and stops the loop instead of killing the process")
+    func signalStopsLoop() async throws {
+        let loop = try EventLoop.start()
+        let seen = Locked<(ProcessSignal, Bool)?>(nil)
+        let watcher = SignalWatcher([.user2], loop: loop) { signal in
+            seen.withLock { $0 = (signal, loop.inEventLoop) }
+        }
+        defer { watcher.cancel(); loop.stop(); loop.waitForStop(timeout: .seconds(5)) }
+        kill(getpid(), ProcessSignal.user2.rawValue)
+        #expect(loop.waitForStop(timeout: .seconds(5)))
+        #expect(seen.value?.0 == .user2)
+        #expect(seen.value?.1 == true)
+    }
+}
