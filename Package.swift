@@ -25,6 +25,10 @@ let package = Package(
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),
+        // The sync session with no I/O (SPEC §7): connection state machine, node and hub logic fed
+        // bytes and time, returning messages and store effects; MemoryTransport for tests.
+        .target(name: "SiyuSession", dependencies: ["SiyuCore", "SiyuWire"],
+                swiftSettings: [.swiftLanguageMode(.v6)]),
         // The strict argument parser, command registry and safe text output shared by every
         // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
         .target(name: "SiyuCommandLine"),
@@ -38,6 +42,8 @@ let package = Package(
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
         .testTarget(name: "SiyuWireTests", dependencies: ["SiyuWire", "SiyuCore"]),
+        .testTarget(name: "SiyuSessionTests", dependencies: ["SiyuSession", "SiyuWire", "SiyuCore"],
+                    swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"]),

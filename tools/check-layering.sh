@@ -23,6 +23,7 @@ SiyuCore        | Foundation                                                   |
 SiyuSQLite      | Foundation CSQLite                                           |
 SiyuStore       | Foundation SiyuCore SiyuSQLite                               |
 SiyuWire        | Foundation SiyuCore                                          |
+SiyuSession     | Foundation SiyuCore SiyuWire                                 |
 SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |

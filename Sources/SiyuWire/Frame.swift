@@ -80,7 +80,7 @@ public struct Frame: Hashable, Sendable {
 
 /// Accumulates bytes from a stream and yields whole frames. After an error the stream is unusable
 /// (framing is lost); the connection must be closed.
-public struct FrameReader {
+public struct FrameReader: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
 

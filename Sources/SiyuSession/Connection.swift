@@ -1,0 +1,242 @@
+import SiyuCore
+import SiyuWire
+
+/// Which end of a connection this is.
+public enum ConnectionSide: Sendable, Equatable {
+    case node, hub
+
+    /// The other end.
+    public var peer: ConnectionSide { self == .node ? .hub : .node }
+}
+
+/// The states of a connection (Protocol/SPEC.md, section 7), the same for both sides:
+/// `hello` → `challenged` → `ready` → `closed`. The hub enters `challenged` when it sends
+/// CHALLENGE and `ready` when it sends WELCOME; the node when it receives them.
+public enum ConnectionState: Sendable, Equatable {
+    case hello, challenged, ready, closed
+}
+
+/// The legal-message table of SPEC section 7: which message types a side may receive (and so its
+/// peer may send) in each state.
+///
+/// Guarantees: ERROR and BYE are legal in every state but `closed`; before `ready` only the
+/// handshake message of the state is; in `closed` nothing is. A type this table refuses is answered
+/// with ERROR `unexpected_message` (10) and close; a type the receiver does not know is
+/// `unknown_message_type` (11) instead, in every state; an ignorable type (0x80–0xFF) is skipped in
+/// every state.
+public enum LegalMessages {
+    /// Whether `side` may receive a message of `type` while in `state`.
+    public static func mayReceive(_ type: MessageType, as side: ConnectionSide, in state: ConnectionState) -> Bool {
+        if state == .closed { return false }
+        if type == .error || type == .bye { return true }
+        switch (side, state) {
+        case (.hub, .hello): return type == .hello
+        case (.hub, .challenged): return type == .auth
+        case (.hub, .ready): return [.push, .pull, .ping, .pong].contains(type)
+        case (.node, .hello): return type == .challenge
+        case (.node, .challenged): return type == .welcome
+        case (.node, .ready):
+            return [.pushAck, .changes, .snapshotBegin, .snapshotChunk, .snapshotEnd, .ping, .pong].contains(type)
+        case (_, .closed): return false
+        }
+    }
+
+    /// Whether `side` may send a message of `type` while in `state` (what its peer may receive).
+    public static func maySend(_ type: MessageType, as side: ConnectionSide, in state: ConnectionState) -> Bool {
+        mayReceive(type, as: side.peer, in: state)
+    }
+}
+
+/// One end of one connection, below the node and hub logic: bytes in, legal messages out;
+/// messages in, frames out. It owns what SPEC section 7 ties to a connection — the state, the
+/// negotiated version, the two string dictionaries, the keepalive clocks — and nothing else.
+///
+/// Guarantees:
+/// - the result of feeding bytes does not depend on how they were split;
+/// - a frame is decoded only when the caller asks for the next message, so a caller that is busy
+///   leaves later frames (and the incoming dictionary) untouched; undecoded input is bounded by
+///   `maxBufferedBytes`;
+/// - every failure of the peer becomes one `SessionError` with the code SPEC section 8 names, after
+///   which the connection is closed: nothing from the wire traps;
+/// - the outgoing dictionary changes only for a change set that is actually sent.
+public struct Connection: Sendable {
+    public let side: ConnectionSide
+    public let policy: KeepalivePolicy
+    public private(set) var state: ConnectionState = .hello
+    /// The protocol version chosen by CHALLENGE (nil before it).
+    public private(set) var version: UInt8?
+    /// The strings the peer's change sets have defined on this connection.
+    public private(set) var incoming = StringDictionary()
+    /// The strings this side's change sets have defined on this connection.
+    public private(set) var outgoing = StringDictionary()
+    /// The newest data model a change set received on this connection may have; a newer one is
+    /// refused with `schema_unsupported` before the rest of it is decoded.
+    public var acceptedSchemaVersion: UInt64
+
+    private var reader = FrameReader()
+    let openedAt: SessionInstant
+    private(set) var lastReceived: SessionInstant
+    private(set) var lastSent: SessionInstant
+    private var lastBusyEnd: SessionInstant
+
+    /// Undecoded input beyond this (two whole frames of the largest size and some) is refused
+    /// with `busy`: a peer that keeps sending while this side is busy is not followed.
+    public static let maxBufferedBytes = 2 * (Frame.headerSize + Frame.maxPayload + Frame.trailerSize) + 65_536
+
+    public init(side: ConnectionSide, policy: KeepalivePolicy = .standard, acceptedSchemaVersion: UInt64, now: SessionInstant) {
+        self.side = side
+        self.policy = policy
+        self.acceptedSchemaVersion = acceptedSchemaVersion
+        openedAt = now
+        lastReceived = now
+        lastSent = now
+        lastBusyEnd = now
+    }
+
+    /// What the next frame held.
+    enum Incoming {
+        case message(Message)
+        case skipped(type: UInt8)
+        case failure(SessionError)
+    }
+
+    var isClosed: Bool { state == .closed }
+    var bufferedByteCount: Int { reader.bufferedByteCount }
+
+    /// Takes bytes from the transport. Returns an error if too much is waiting undecoded.
+    mutating func feed(_ bytes: [UInt8], now: SessionInstant) -> SessionError? {
+        guard !isClosed, !bytes.isEmpty else { return nil }
+        lastReceived = max(lastReceived, now)
+        reader.feed(bytes)
+        if reader.bufferedByteCount > Connection.maxBufferedBytes {
+            return SessionError(.busy, "more than \(Connection.maxBufferedBytes) bytes sent while this side was busy; send at most one PUSH and one PULL at a time")
+        }
+        return nil
+    }
+
+    /// The next frame as a legal message (nil: more bytes are needed). Checks, in order: framing,
+    /// the frame's version, an unknown or ignorable type, the legal-message table, a change set's
+    /// schema version, then decodes with the incoming dictionary.
+    mutating func next() -> Incoming? {
+        guard !isClosed else { return nil }
+        let frame: Frame
+        do {
+            guard let f = try reader.next() else { return nil }
+            frame = f
+        } catch let e as WireError {
+            return .failure(SessionError(e))
+        } catch {
+            return .failure(SessionError(.internalError, "\(error)"))
+        }
+        let expected = version ?? 1
+        guard frame.version == expected else {
+            return .failure(SessionError(.unsupportedVersion, "a frame of protocol version \(frame.version) on a connection that uses version \(expected)"))
+        }
+        guard let type = frame.messageType else {
+            if MessageType.isIgnorable(frame.type) { return .skipped(type: frame.type) }
+            return .failure(SessionError(WireError.unknownMessageType(frame.type)))
+        }
+        guard LegalMessages.mayReceive(type, as: side, in: state) else {
+            return .failure(SessionError(.unexpectedMessage, "\(type.specName) is not allowed from the \(side.peer) in state \(state)"))
+        }
+        if type.carriesChangeSet, let schema = Connection.changeSetSchemaVersion(in: frame), schema > acceptedSchemaVersion {
+            return .failure(SessionError(.schemaUnsupported,
+                "a \(type.specName) change set of data model version \(schema); this side accepts up to \(acceptedSchemaVersion): upgrade it"))
+        }
+        do {
+            return .message(try Message(frame: frame, dictionary: &incoming))
+        } catch let e as WireError {
+            return .failure(SessionError(e))
+        } catch {
+            return .failure(SessionError(.internalError, "\(error)"))
+        }
+    }
+
+    /// The schema_version of the change set a frame carries, read without decoding the rest (SPEC
+    /// section 9: it is the change set's first field). Nil if the frame holds no change set or
+    /// ends before it (the decoder then reports what is wrong).
+    public static func changeSetSchemaVersion(in frame: Frame) -> UInt64? {
+        guard let type = frame.messageType, type.carriesChangeSet else { return nil }
+        var r = PayloadReader(frame.payload)
+        do {
+            switch type {
+            case .changes: _ = try r.varint("next cursor"); _ = try r.u8("more")
+            case .snapshotChunk: _ = try r.varint("snapshot id"); _ = try r.varint("index")
+            default: break
+            }
+            return try r.varint("schema version")
+        } catch {
+            return nil
+        }
+    }
+
+    /// Encodes a message for sending (with the outgoing dictionary and the chosen version).
+    mutating func send<E>(_ message: Message, now: SessionInstant) -> SessionAction<E> {
+        assert(LegalMessages.maySend(message.type, as: side, in: state), "\(side) sending \(message.type) in \(state)")
+        let frameVersion: UInt8 = (message.type == .hello || message.type == .challenge) ? 1 : (version ?? 1)
+        lastSent = max(lastSent, now)
+        return .send(message, bytes: message.encoded(version: frameVersion, dictionary: &outgoing))
+    }
+
+    /// The encoded payload size of a change-set message, without sending it (the outgoing
+    /// dictionary is not changed).
+    func payloadSize(of message: Message) -> Int {
+        var copy = outgoing
+        return message.frame(version: version ?? 1, dictionary: &copy).payload.count
+    }
+
+    mutating func enter(_ next: ConnectionState) { if state != .closed { state = next } }
+
+    mutating func choose(version v: UInt8) { version = v }
+
+    /// Sends ERROR for `error` and closes.
+    mutating func fail<E>(_ error: SessionError, now: SessionInstant) -> [SessionAction<E>] {
+        guard !isClosed else { return [] }
+        let sent: SessionAction<E> = send(error.asMessage, now: now)
+        state = .closed
+        return [sent, .close(.errorSent(error))]
+    }
+
+    /// Sends BYE and closes.
+    mutating func bye<E>(_ reason: String, closing: CloseReason? = nil, now: SessionInstant) -> [SessionAction<E>] {
+        guard !isClosed else { return [] }
+        let sent: SessionAction<E> = send(.bye(reason: reason), now: now)
+        state = .closed
+        return [sent, .close(closing ?? .byeSent(reason))]
+    }
+
+    /// Closes without sending anything (the peer ended it, or the transport is gone).
+    mutating func closeQuietly<E>(_ reason: CloseReason) -> [SessionAction<E>] {
+        guard !isClosed else { return [] }
+        state = .closed
+        return [.close(reason)]
+    }
+
+    /// Records that this side's store work ended (time spent on it is not the peer's silence).
+    mutating func busyEnded(now: SessionInstant) { lastBusyEnd = max(lastBusyEnd, now) }
+
+    /// When the handshake or idle timer next fires (nil when closed). While `busy`, the idle timer
+    /// does not run.
+    func timerDeadline(busy: Bool) -> SessionInstant? {
+        guard !isClosed else { return nil }
+        var deadlines: [SessionInstant] = []
+        if state != .ready { deadlines.append(openedAt.adding(milliseconds: policy.handshakeTimeoutMillis)) }
+        if !busy { deadlines.append(max(lastReceived, lastBusyEnd).adding(milliseconds: policy.idleTimeoutMillis)) }
+        return deadlines.min()
+    }
+
+    /// When this side should send PING (a node in `ready`).
+    var pingDeadline: SessionInstant { lastSent.adding(milliseconds: policy.pingAfterMillis) }
+
+    /// Closes the connection if the handshake or idle timer has fired.
+    mutating func checkTimers<E>(now: SessionInstant, busy: Bool) -> [SessionAction<E>] {
+        guard !isClosed else { return [] }
+        if state != .ready, now >= openedAt.adding(milliseconds: policy.handshakeTimeoutMillis) {
+            return bye("the handshake did not finish within \(policy.handshakeTimeoutMillis / 1000) s", closing: .handshakeTimeout, now: now)
+        }
+        if !busy, now >= max(lastReceived, lastBusyEnd).adding(milliseconds: policy.idleTimeoutMillis) {
+            return bye("nothing heard for \(policy.idleTimeoutMillis / 1000) s", closing: .idleTimeout, now: now)
+        }
+        return []
+    }
+}

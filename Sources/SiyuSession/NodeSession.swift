@@ -1,0 +1,445 @@
+import SiyuCore
+import SiyuWire
+
+/// Store work a node session needs done, as values. The driver carries each out against the
+/// node's replica and feeds back exactly one `NodeEffectResult` with `NodeSession.complete`.
+public enum NodeEffect: Sendable, Equatable {
+    /// The hub holds every op of this node up to `after` (the driver MAY record it, for status).
+    /// Read this node's own ops numbered above `after`, ascending, leaving out quarantined ones,
+    /// at most `maxOps`. Answer `.outbox(ops)` (empty: nothing to push).
+    case readOutbox(after: UInt64, maxOps: Int)
+    /// The hub refused op `seq` for good (`code` 8 or 14). Record durably that it is quarantined —
+    /// kept out of the outbox and shown to people with `message` — then answer `.done`.
+    case quarantine(seq: UInt64, code: UInt64, message: String)
+    /// Apply these ops and store `nextCursor` as the hub cursor, in one transaction. Answer
+    /// `.done`, or `.failed` if the replica refuses them (nothing applied).
+    case applyChanges(ChangeSet, nextCursor: UInt64)
+    /// A snapshot starts: open the transaction its chunks go into. Answer `.done`.
+    case beginSnapshot(id: UInt64, cursor: UInt64, reason: SnapshotReason)
+    /// Apply this chunk inside the snapshot's transaction. Answer `.done` or `.failed`.
+    case applySnapshotChunk(id: UInt64, index: UInt64, ChangeSet)
+    /// The snapshot is complete: store `cursor` as the hub cursor and commit. `digest` is the
+    /// hub's state digest of the scope (the driver MAY compare). Answer `.done` or `.failed`.
+    case finishSnapshot(id: UInt64, cursor: UInt64, digest: [UInt8])
+    /// The connection ended inside a snapshot: roll its transaction back. No answer expected.
+    case abandonSnapshot(id: UInt64)
+}
+
+/// What the driver answers to a `NodeEffect`.
+public enum NodeEffectResult: Sendable, Equatable {
+    case outbox([Op])
+    case done
+    /// The replica refused the hub's ops (`invalid_op`, 14) or failed (`internal_error`, 15).
+    case failed(ErrorCode, String)
+}
+
+/// The node's side of one connection (SPEC section 7): handshake, pushing the outbox, pulling
+/// changes and snapshots, keepalive — fed bytes, time and store results, returning actions.
+///
+/// Guarantees:
+/// - no I/O and no clock: the same inputs give the same actions;
+/// - at most one PUSH and one PULL outstanding, answered in the order sent; at most one effect
+///   pending, and no frame is read while it is;
+/// - a PUSH never exceeds the frame limit or 1 MiB of new strings, and always carries at least
+///   one op when the outbox is not empty;
+/// - it pushes its own ops from the hub's `acked_seq` on; an op the hub refuses for good (8 or 14,
+///   named by the ERROR) is quarantined through the store and syncing goes on without it;
+/// - it stops (BYE) rather than push under an id the hub holds other ops for;
+/// - CHANGES and snapshots are applied through effects, the cursor stored with them; a change set
+///   of a newer data model than the node's is refused before it is decoded.
+public struct NodeSession: Sendable {
+    public typealias Action = SessionAction<NodeEffect>
+
+    /// Who the node is and how it syncs.
+    public struct Configuration: Sendable {
+        public var node: NodeID
+        public var role: Role
+        public var secret: [UInt8]
+        public var schemaVersion: UInt64
+        public var versions: [UInt8]
+        /// The most payload bytes asked for per CHANGES (0: the hub's choice).
+        public var byteBudget: UInt64
+        /// The most ops read from the outbox for one PUSH.
+        public var maxOpsPerPush: Int
+        public var policy: KeepalivePolicy
+
+        public init(node: NodeID, role: Role, secret: [UInt8], schemaVersion: UInt64 = UInt64(currentSchemaVersion),
+                    versions: [UInt8] = Frame.supportedVersions, byteBudget: UInt64 = 256 * 1024,
+                    maxOpsPerPush: Int = 10_000, policy: KeepalivePolicy = .standard) {
+            self.node = node
+            self.role = role
+            self.secret = secret
+            self.schemaVersion = schemaVersion
+            self.versions = versions
+            self.byteBudget = byteBudget
+            self.maxOpsPerPush = maxOpsPerPush
+            self.policy = policy
+        }
+    }
+
+    private enum Request: Sendable, Equatable {
+        case push(first: UInt64, last: UInt64)
+        case pull
+    }
+
+    private struct Snapshot: Sendable {
+        var id: UInt64
+        var cursor: UInt64
+        var nextIndex: UInt64
+    }
+
+    private enum Pending: Sendable, Equatable {
+        case readOutbox, quarantine, applyChanges(next: UInt64, more: Bool, ops: Int), snapshotStep, finishSnapshot
+    }
+
+    public let configuration: Configuration
+    public private(set) var connection: Connection
+    /// The hub's acked_seq as last heard (WELCOME, then PUSH_ACK).
+    public private(set) var ackedSeq: UInt64 = 0
+    /// The log position after which the node next pulls.
+    public private(set) var cursor: UInt64
+    /// The hub's id, from CHALLENGE.
+    public private(set) var hubID: String?
+    private let lastOwnSeq: UInt64
+    private var outstanding: [Request] = []
+    private var pending: Pending?
+    private var snapshot: Snapshot?
+    private var pushWanted = false
+    private var pushRetryAt: SessionInstant?
+    private var pullAt: SessionInstant?
+    private var pullEnabled = true
+    private var caughtUpOnPull = false
+    private var nextPingToken: UInt64 = 1
+
+    /// A session for a new connection. `cursor` is the hub cursor stored in the replica and
+    /// `lastOwnSeq` the highest sequence number the node has given its own ops.
+    public init(_ configuration: Configuration, cursor: UInt64, lastOwnSeq: UInt64, now: SessionInstant) {
+        self.configuration = configuration
+        self.cursor = cursor
+        self.lastOwnSeq = lastOwnSeq
+        connection = Connection(side: .node, policy: configuration.policy,
+                                acceptedSchemaVersion: configuration.schemaVersion, now: now)
+    }
+
+    public var state: ConnectionState { connection.state }
+    /// False while a store effect is pending or the session is closed: the driver should stop
+    /// reading the socket until it is true again.
+    public var wantsInput: Bool { !connection.isClosed && pending == nil }
+    /// Ready, with nothing to push (as far as the session knows), nothing outstanding and the last
+    /// PULL answered with `more = false`: what `siyu-node sync --once` waits for.
+    public var isCaughtUp: Bool {
+        state == .ready && outstanding.isEmpty && pending == nil && !pushWanted && pushRetryAt == nil
+            && snapshot == nil && (caughtUpOnPull || !pullEnabled)
+    }
+
+    /// Opens the handshake: HELLO.
+    public mutating func start(now: SessionInstant) -> [Action] {
+        guard state == .hello, !connection.isClosed else { return [] }
+        return [connection.send(.hello(node: configuration.node, role: configuration.role, versions: configuration.versions,
+                                       schemaVersion: configuration.schemaVersion), now: now)]
+    }
+
+    /// Bytes from the hub.
+    public mutating func receive(_ bytes: [UInt8], now: SessionInstant) -> [Action] {
+        if let error = connection.feed(bytes, now: now) { return connection.fail(error, now: now) }
+        return drain(now: now)
+    }
+
+    /// The result of the pending effect.
+    public mutating func complete(_ result: NodeEffectResult, now: SessionInstant) -> [Action] {
+        guard let done = pending, !connection.isClosed else { return [] }
+        pending = nil
+        connection.busyEnded(now: now)
+        var actions: [Action] = []
+        switch (done, result) {
+        case let (.readOutbox, .outbox(ops)):
+            actions += push(ops, now: now)
+        case (.quarantine, .done):
+            pushWanted = true
+        case let (.applyChanges(next, more, count), .done):
+            cursor = next
+            actions.append(.report(.pulled(ops: count, cursor: next, more: more)))
+            if more { actions += sendPull(now: now) } else {
+                caughtUpOnPull = true
+                pullAt = now.adding(milliseconds: configuration.policy.pollIntervalMillis)
+            }
+        case (.snapshotStep, .done):
+            break
+        case (.finishSnapshot, .done):
+            if let s = snapshot {
+                cursor = s.cursor
+                actions.append(.report(.snapshotFinished(id: s.id, chunks: s.nextIndex, cursor: s.cursor)))
+            }
+            snapshot = nil
+            actions += sendPull(now: now)
+        case let (_, .failed(code, message)):
+            return actions + abandon() + connection.fail(SessionError(code, message), now: now)
+        default:
+            return abandon() + connection.fail(SessionError(.internalError, "the driver answered \(done) with \(result)"), now: now)
+        }
+        return actions + pump(now: now) + drain(now: now)
+    }
+
+    /// The node's outbox grew (a local edit): push when possible.
+    public mutating func outboxGrew(now: SessionInstant) -> [Action] {
+        guard !connection.isClosed else { return [] }
+        pushWanted = true
+        return pump(now: now)
+    }
+
+    /// When the driver should call `tick` next (nil: only when something arrives).
+    public var nextDeadline: SessionInstant? {
+        guard !connection.isClosed else { return nil }
+        var all = [connection.timerDeadline(busy: pending != nil)].compactMap { $0 }
+        if state == .ready {
+            all.append(connection.pingDeadline)
+            if let p = pushRetryAt { all.append(p) }
+            if let p = pullAt, pullEnabled { all.append(p) }
+        }
+        return all.min()
+    }
+
+    /// Time passed: timeouts, PING, a scheduled PULL or push retry.
+    public mutating func tick(now: SessionInstant) -> [Action] {
+        let closing: [Action] = connection.checkTimers(now: now, busy: pending != nil)
+        if !closing.isEmpty { return abandon() + closing }
+        var actions: [Action] = []
+        if state == .ready, now >= connection.pingDeadline {
+            actions.append(connection.send(.ping(token: nextPingToken), now: now))
+            nextPingToken &+= 1
+        }
+        if let p = pushRetryAt, now >= p { pushRetryAt = nil; pushWanted = true }
+        return actions + pump(now: now)
+    }
+
+    /// Ends the session politely (shutdown).
+    public mutating func close(reason: String, now: SessionInstant) -> [Action] {
+        abandon() + connection.bye(reason, now: now)
+    }
+
+    /// The transport closed under the session.
+    public mutating func transportClosed() -> [Action] {
+        abandon() + connection.closeQuietly(.transportClosed)
+    }
+
+    // MARK: - Incoming
+
+    private mutating func drain(now: SessionInstant) -> [Action] {
+        var actions: [Action] = []
+        while pending == nil, !connection.isClosed, let incoming = connection.next() {
+            switch incoming {
+            case let .failure(error): return actions + abandon() + connection.fail(error, now: now)
+            case let .skipped(type): actions.append(.report(.skippedFrame(type: type)))
+            case let .message(message): actions += handle(message, now: now)
+            }
+        }
+        return actions
+    }
+
+    private mutating func handle(_ message: Message, now: SessionInstant) -> [Action] {
+        switch message {
+        case let .challenge(version, hub, nonce):
+            guard configuration.versions.contains(version) else {
+                return connection.fail(SessionError(.unsupportedVersion, "the hub chose version \(version), which this node did not offer"), now: now)
+            }
+            connection.choose(version: version)
+            connection.enter(.challenged)
+            hubID = hub
+            let mac = Authentication.mac(secret: configuration.secret, nonce: nonce, node: configuration.node, hub: hub)
+            return [connection.send(.auth(mac: mac), now: now)]
+
+        case let .welcome(acked, head, _):
+            connection.enter(.ready)
+            ackedSeq = acked
+            var actions: [Action] = [.report(.authenticated(node: configuration.node, hub: hubID ?? "", ackedSeq: acked, logHead: head))]
+            if acked > lastOwnSeq {
+                let why = "the hub holds ops of '\(configuration.node)' up to #\(acked), but this replica numbered its ops only up to #\(lastOwnSeq): it was restored from a backup or another node uses its id; rejoin under a new node id"
+                return actions + [.report(.identityConflict(why))] + connection.bye("identity conflict: the hub holds ops of this node id that it does not have", now: now)
+            }
+            pushWanted = true
+            actions += sendPull(now: now)
+            return actions + pump(now: now)
+
+        case let .pushAck(acked):
+            guard case let .push(_, last)? = outstanding.first else { return unexpected(message, now: now) }
+            outstanding.removeFirst()
+            ackedSeq = acked
+            var actions: [Action] = [.report(.pushAcknowledged(ackedSeq: acked))]
+            if acked >= last { pushWanted = true } else {
+                // The hub did not take the whole batch without saying why: try again later, not in a loop.
+                pushRetryAt = now.adding(milliseconds: configuration.policy.pushRetryMillis)
+            }
+            actions += pump(now: now)
+            return actions
+
+        case let .changes(next, more, changeSet):
+            guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }
+            outstanding.removeFirst()
+            pending = .applyChanges(next: next, more: more, ops: changeSet.ops.count)
+            return [.perform(.applyChanges(changeSet, nextCursor: next))]
+
+        case let .snapshotBegin(id, snapshotCursor, reason):
+            guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }
+            snapshot = Snapshot(id: id, cursor: snapshotCursor, nextIndex: 0)
+            pending = .snapshotStep
+            return [.report(.snapshotStarted(id: id, cursor: snapshotCursor, reason: reason)),
+                    .perform(.beginSnapshot(id: id, cursor: snapshotCursor, reason: reason))]
+
+        case let .snapshotChunk(id, index, changeSet):
+            guard var s = snapshot, s.id == id, s.nextIndex == index else { return unexpected(message, now: now) }
+            s.nextIndex += 1
+            snapshot = s
+            pending = .snapshotStep
+            return [.perform(.applySnapshotChunk(id: id, index: index, changeSet))]
+
+        case let .snapshotEnd(id, count, digest):
+            guard let s = snapshot, s.id == id else { return unexpected(message, now: now) }
+            guard s.nextIndex == count else {
+                return abandon() + connection.fail(SessionError(.malformedFrame, "SNAPSHOT_END says \(count) chunks, but \(s.nextIndex) arrived"), now: now)
+            }
+            outstanding.removeFirst()   // the PULL is answered
+            pending = .finishSnapshot
+            return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest))]
+
+        case let .ping(token):
+            return [connection.send(.pong(token: token), now: now)]
+        case .pong:
+            return []
+        case let .bye(reason):
+            return abandon() + connection.closeQuietly(.byeReceived(reason))
+        case let .error(code, retryable, text):
+            return handleError(code: code, retryable: retryable, text: text, now: now)
+        default:
+            return unexpected(message, now: now)
+        }
+    }
+
+    private mutating func handleError(code: UInt64, retryable: Bool, text: String, now: SessionInstant) -> [Action] {
+        let received: Action = .report(.errorReceived(code: code, retryable: retryable, message: text))
+        let head = outstanding.first
+        switch (ErrorCode(rawValue: code), head) {
+        case (.permissionDenied?, .push(let first, let last)?), (.invalidOp?, .push(let first, let last)?):
+            outstanding.removeFirst()
+            guard let seq = OpRefusalText.seq(in: text) else {
+                return [received] + abandon() + connection.bye("the hub refused a PUSH without naming the op (SPEC section 8); this node cannot go on", now: now)
+            }
+            if seq <= ackedSeq {
+                let why = "the hub holds another op numbered #\(seq) for this node id: it was restored from a backup or another node uses its id; rejoin under a new node id"
+                return [received, .report(.identityConflict(why))] + abandon() + connection.bye("identity conflict", now: now)
+            }
+            guard seq >= first, seq <= last else {
+                return [received] + abandon() + connection.bye("the hub refused op #\(seq), which the PUSH did not hold", now: now)
+            }
+            pending = .quarantine
+            return [received, .report(.opQuarantined(seq: seq, code: code, message: text)),
+                    .perform(.quarantine(seq: seq, code: code, message: text))]
+        case (.clockSkew?, .push?):
+            outstanding.removeFirst()
+            pushRetryAt = now.adding(milliseconds: configuration.policy.pushRetryMillis)
+            return [received] + pump(now: now)
+        case (.schemaUnsupported?, .pull?) where snapshot == nil:
+            outstanding.removeFirst()
+            pullEnabled = false
+            return [received, .report(.upgradeNeeded(text))] + pump(now: now)
+        case (.cursorTooOld?, _):
+            return [received]   // informational (SPEC section 8): a snapshot follows
+        default:
+            return [received] + abandon() + connection.closeQuietly(.errorReceived(code: code, retryable: retryable, message: text))
+        }
+    }
+
+    private mutating func unexpected(_ message: Message, now: SessionInstant) -> [Action] {
+        abandon() + connection.fail(SessionError(.unexpectedMessage, "\(message.type.specName) does not answer anything this node asked"), now: now)
+    }
+
+    /// An effect that rolls back a snapshot the connection is leaving unfinished.
+    private mutating func abandon() -> [Action] {
+        guard let s = snapshot, !connection.isClosed else { return [] }
+        snapshot = nil
+        return [.perform(.abandonSnapshot(id: s.id))]
+    }
+
+    // MARK: - Outgoing
+
+    /// Starts whatever is due and possible: reading the outbox for a PUSH, a scheduled PULL.
+    private mutating func pump(now: SessionInstant) -> [Action] {
+        guard state == .ready, !connection.isClosed, pending == nil else { return [] }
+        var actions: [Action] = []
+        if let p = pullAt, pullEnabled, now >= p, !outstanding.contains(.pull), snapshot == nil {
+            actions += sendPull(now: now)
+        }
+        if pushWanted, pushRetryAt == nil, !outstanding.contains(where: { if case .push = $0 { return true }; return false }) {
+            pushWanted = false
+            pending = .readOutbox
+            actions.append(.perform(.readOutbox(after: ackedSeq, maxOps: max(1, configuration.maxOpsPerPush))))
+        }
+        return actions
+    }
+
+    private mutating func sendPull(now: SessionInstant) -> [Action] {
+        guard pullEnabled, !outstanding.contains(.pull) else { return [] }
+        pullAt = nil
+        caughtUpOnPull = false
+        outstanding.append(.pull)
+        return [connection.send(.pull(cursor: cursor, byteBudget: configuration.byteBudget), now: now)]
+    }
+
+    /// Sends the longest prefix of `ops` that fits one frame.
+    private mutating func push(_ ops: [Op], now: SessionInstant) -> [Action] {
+        guard !ops.isEmpty else { return [] }
+        let schema = Int(clamping: configuration.schemaVersion)
+        let fitting = FrameFitting.longestPrefix(count: ops.count) { n in
+            let cs = ChangeSet(schemaVersion: schema, ops: Array(ops.prefix(n)))
+            return FrameFitting.newStringBytesUpperBound(cs.ops) <= ChangeSetCodec.maxStringBytes
+                && connection.payloadSize(of: .push(cs)) <= Frame.maxPayload
+        }
+        guard fitting > 0 else {
+            return connection.fail(SessionError(.internalError, "own op #\(ops[0].seq) does not fit one frame"), now: now)
+        }
+        let batch = Array(ops.prefix(fitting))
+        outstanding.append(.push(first: batch.first!.seq, last: batch.last!.seq))
+        if fitting < ops.count { pushWanted = true }
+        return [connection.send(.push(ChangeSet(schemaVersion: schema, ops: batch)), now: now),
+                .report(.pushed(ops: batch.count, firstSeq: batch.first!.seq, lastSeq: batch.last!.seq))]
+    }
+}
+
+/// Fitting batches into frames.
+enum FrameFitting {
+    /// The largest n in 1...count for which `fits(n)` holds (fits is monotone), 0 if none.
+    static func longestPrefix(count: Int, fits: (Int) -> Bool) -> Int {
+        guard count > 0 else { return 0 }
+        if fits(count) { return count }
+        var low = 0, high = count   // fits(low) (or low == 0), !fits(high)
+        while high - low > 1 {
+            let mid = low + (high - low) / 2
+            if fits(mid) { low = mid } else { high = mid }
+        }
+        return low
+    }
+
+    /// An upper bound of the bytes of new strings a change set of these ops can hold: every
+    /// distinct string it names, counted once.
+    static func newStringBytesUpperBound(_ ops: [Op]) -> Int {
+        var seen = Set<[UInt8]>()
+        var total = 0
+        func add(_ s: String) { let b = Array(s.utf8); if seen.insert(b).inserted { total += b.count } }
+        for op in ops {
+            add(op.origin); add(op.author)
+            switch op.body {
+            case let .write(t, field, value, list):
+                add(t.id); add(t.sub); add(field)
+                if case let .text(s) = value { add(s) }
+                list.forEach { add($0.node) }
+            case let .add(t, list), let .remove(t, list):
+                add(t.id); add(t.sub); list.forEach { add($0.node) }
+            case let .status(id, _, _, list): add(id); list.forEach { add($0.node) }
+            case let .points(id, _): add(id)
+            case let .deleteCustomer(id, list): add(id); list.forEach { add($0.node) }
+            case let .acknowledge(ref, conflict): add(ref.id); add(conflict)
+            case let .tagDeletion(ref, list): add(ref.id); list.forEach { add($0.node) }
+            }
+        }
+        return total
+    }
+}

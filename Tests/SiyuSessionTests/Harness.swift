@@ -1,0 +1,198 @@
+import SiyuCore
+import SiyuSession
+import SiyuWire
+
+/// Ops for tests: tag adds by one node, numbered 1, 2, 3, …
+func tagOps(_ node: NodeID, role: Role = .store, seqs: ClosedRange<UInt64>, customerPrefix: String = "wm_") -> [Op] {
+    seqs.map { seq in
+        Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000 + seq, logical: 0), node: node), seq: seq, role: role,
+           author: "chenjing", body: .add(Target(.customerTag, "\(customerPrefix)\(seq)", "et_tea"), removes: []))
+    }
+}
+
+/// A node replica as the session sees it: own ops, quarantine, applied ops and the hub cursor.
+struct FakeNodeStore {
+    var own: [Op] = []
+    var quarantined: [UInt64: String] = [:]
+    var applied: [Op] = []
+    var cursor: UInt64 = 0
+    var snapshotBuffer: [Op]? = nil
+    var recordedAck: UInt64 = 0
+    /// Refuse CHANGES holding an op of this origin.
+    var refuseOrigin: NodeID? = nil
+
+    mutating func execute(_ effect: NodeEffect) -> NodeEffectResult? {
+        switch effect {
+        case let .readOutbox(after, maxOps):
+            recordedAck = after
+            return .outbox(Array(own.filter { $0.seq > after && quarantined[$0.seq] == nil }.prefix(maxOps)))
+        case let .quarantine(seq, _, message):
+            quarantined[seq] = message
+            return .done
+        case let .applyChanges(cs, next):
+            if let bad = refuseOrigin, cs.ops.contains(where: { $0.origin == bad }) { return .failed(.invalidOp, "refused an op of \(bad)") }
+            applied += cs.ops
+            cursor = next
+            return .done
+        case .beginSnapshot:
+            snapshotBuffer = []
+            return .done
+        case let .applySnapshotChunk(_, _, cs):
+            snapshotBuffer! += cs.ops
+            return .done
+        case let .finishSnapshot(_, cursor, _):
+            applied += snapshotBuffer ?? []
+            snapshotBuffer = nil
+            self.cursor = cursor
+            return .done
+        case .abandonSnapshot:
+            snapshotBuffer = nil
+            return nil
+        }
+    }
+}
+
+/// A hub replica as the session sees it: registrations, a log with positions, per-node held ops,
+/// refusals settled once the node skips them (SPEC section 7, "Upload").
+struct FakeHubStore {
+    struct Refusal { var code: ErrorCode; var message: String; var settled = false }
+    var registrations: [NodeID: (secret: [UInt8], role: Role)] = [:]
+    var log: [LoggedOp] = []
+    var held: [NodeID: [UInt64: Op]] = [:]
+    var refusals: [NodeID: [UInt64: Refusal]] = [:]
+    /// Refuses matching ops with (code, message).
+    var refuse: @Sendable (Op) -> (ErrorCode, String)? = { _ in nil }
+    /// Answer a PULL from cursor 0 with a snapshot of this many ops per part (nil: CHANGES).
+    var snapshotPartSize: Int? = nil
+    var opsPerChanges = 1_000
+    var snapshotsServed = 0
+
+    func acked(_ node: NodeID) -> UInt64 {
+        var s: UInt64 = 0
+        while held[node]?[s + 1] != nil || refusals[node]?[s + 1]?.settled == true { s += 1 }
+        return s
+    }
+
+    mutating func execute(_ effect: HubEffect) -> HubEffectResult {
+        switch effect {
+        case let .authorize(node):
+            guard let r = registrations[node] else { return .registration(nil) }
+            return .registration(NodeRegistration(secret: r.secret, role: r.role, ackedSeq: acked(node), logHead: UInt64(log.count)))
+        case let .storePush(node, cs):
+            for op in cs.ops {
+                if let old = held[node]?[op.seq] {
+                    if old != op { return .pushRefused(seq: op.seq, code: .permissionDenied, message: "held with other content") }
+                    continue
+                }
+                if let (code, message) = refuse(op) {
+                    if code != .clockSkew { refusals[node, default: [:]][op.seq] = Refusal(code: code, message: message) }
+                    return .pushRefused(seq: op.seq, code: code, message: message)
+                }
+            }
+            let pushed = Set(cs.ops.map(\.seq))
+            for (seq, r) in refusals[node] ?? [:] where !r.settled && !pushed.contains(seq) && pushed.contains(where: { $0 > seq }) {
+                refusals[node]![seq]!.settled = true
+            }
+            for op in cs.ops where held[node]?[op.seq] == nil {
+                held[node, default: [:]][op.seq] = op
+                log.append(LoggedOp(position: UInt64(log.count + 1), op: op))
+            }
+            return .pushStored(ackedSeq: acked(node))
+        case let .readChanges(_, after, _, _):
+            if after == 0, snapshotPartSize != nil, !log.isEmpty {
+                snapshotsServed += 1
+                return .startSnapshot(id: UInt64(snapshotsServed), cursor: UInt64(log.count), reason: .bootstrap)
+            }
+            let pending = log.filter { $0.position > after }
+            let batch = Array(pending.prefix(opsPerChanges))
+            return .changes(batch, nextCursor: batch.last?.position ?? max(after, UInt64(log.count)),
+                            more: pending.count > batch.count, schemaVersion: 1)
+        case let .readSnapshotPart(_, _, part):
+            let size = snapshotPartSize ?? 1_000
+            let start = Int(part) * size
+            let ops = Array(log.dropFirst(start).prefix(size).map(\.op))
+            return .snapshotPart(ops, isLast: start + size >= log.count, digest: Array(repeating: 7, count: 32), schemaVersion: 1)
+        }
+    }
+}
+
+/// A node and a hub session over a `MemoryTransport`, driven by a virtual clock, with fake stores
+/// executing their effects at once.
+struct Harness {
+    var now = SessionInstant(milliseconds: 1_000_000)
+    var node: NodeSession
+    var hub: HubSession
+    var transport: MemoryTransport
+    var nodeStore = FakeNodeStore()
+    var hubStore = FakeHubStore()
+    var nodeEvents: [SessionEvent] = []
+    var hubEvents: [SessionEvent] = []
+    var nodeSent: [Message] = []
+    var hubSent: [Message] = []
+    var nodeClosed: CloseReason?
+    var hubClosed: CloseReason?
+
+    static let secret = Array("xihu-node-secret".utf8)
+    static let nonce: [UInt8] = Array(0..<32)
+
+    init(nodeSecret: [UInt8] = Harness.secret, registeredSecret: [UInt8] = Harness.secret, own: [Op] = tagOps("xihu", seqs: 1...3),
+         hubLog: [Op] = [], policy: KeepalivePolicy = .standard, byteBudget: UInt64 = 64 * 1024,
+         nonce: [UInt8] = Harness.nonce, faults: MemoryTransport.FaultHook? = nil, lastOwnSeq: UInt64? = nil) {
+        let config = NodeSession.Configuration(node: "xihu", role: .store, secret: nodeSecret, byteBudget: byteBudget, policy: policy)
+        nodeStore.own = own
+        node = NodeSession(config, cursor: 0, lastOwnSeq: lastOwnSeq ?? own.last?.seq ?? 0, now: now)
+        hub = HubSession(HubSession.Configuration(hubID: "hub-hz", policy: policy), nonce: nonce, now: now)
+        transport = MemoryTransport(latencyMillis: 1, faults: faults)
+        hubStore.registrations["xihu"] = (registeredSecret, .store)
+        for (i, op) in hubLog.enumerated() {
+            hubStore.log.append(LoggedOp(position: UInt64(i + 1), op: op))
+            hubStore.held[op.origin, default: [:]][op.seq] = op
+        }
+    }
+
+    mutating func start() { nodeDo(node.start(now: now)) }
+
+    mutating func nodeDo(_ actions: [NodeSession.Action]) {
+        for action in actions {
+            switch action {
+            case let .send(m, bytes): nodeSent.append(m); transport.write(bytes, from: .node, now: now)
+            case let .perform(effect):
+                if let result = nodeStore.execute(effect) { nodeDo(node.complete(result, now: now)) }
+            case let .report(e): nodeEvents.append(e)
+            case let .close(r): nodeClosed = r; transport.close(from: .node)
+            }
+        }
+    }
+
+    mutating func hubDo(_ actions: [HubSession.Action]) {
+        for action in actions {
+            switch action {
+            case let .send(m, bytes): hubSent.append(m); transport.write(bytes, from: .hub, now: now)
+            case let .perform(effect): hubDo(hub.complete(hubStore.execute(effect), now: now))
+            case let .report(e): hubEvents.append(e)
+            case let .close(r): hubClosed = r; transport.close(from: .hub)
+            }
+        }
+    }
+
+    /// Runs until `done` holds, both sides closed, or `limit` milliseconds of virtual time pass.
+    mutating func run(forMillis limit: UInt64 = 600_000, until done: (Harness) -> Bool = { _ in false }) {
+        let end = now.adding(milliseconds: limit)
+        var steps = 0
+        while now <= end, !done(self), nodeClosed == nil || hubClosed == nil, steps < 100_000 {
+            steps += 1
+            for bytes in transport.read(by: .hub, now: now) where hubClosed == nil { hubDo(hub.receive(bytes, now: now)) }
+            for bytes in transport.read(by: .node, now: now) where nodeClosed == nil { nodeDo(node.receive(bytes, now: now)) }
+            if hubClosed == nil, transport.isClosed(toward: .hub) { hubDo(hub.transportClosed()) }
+            if nodeClosed == nil, transport.isClosed(toward: .node) { nodeDo(node.transportClosed()) }
+            if let d = node.nextDeadline, d <= now { nodeDo(node.tick(now: now)) }
+            if let d = hub.nextDeadline, d <= now { hubDo(hub.tick(now: now)) }
+            if done(self) { return }
+            let next = [transport.nextDelivery, node.nextDeadline, hub.nextDeadline].compactMap { $0 }.filter { $0 > now }.min()
+            let pendingNow = [transport.nextDelivery, node.nextDeadline, hub.nextDeadline].compactMap { $0 }.contains { $0 <= now }
+            if pendingNow { continue }
+            guard let next else { return }
+            now = next
+        }
+    }
+}

@@ -1,0 +1,317 @@
+import Testing
+import SiyuCore
+import SiyuSession
+import SiyuWire
+
+@Suite struct HandshakeTests {
+    @Test func aNodeAndAHubShakeHandsPushAndPullOverMemoryTransport() {
+        var h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        #expect(h.node.state == .ready && h.hub.state == .ready)
+        #expect(h.nodeSent.map(\.type).prefix(2) == [.hello, .auth])
+        #expect(h.hubSent.map(\.type).prefix(2) == [.challenge, .welcome])
+        #expect(h.nodeEvents.contains(.authenticated(node: "xihu", hub: "hub-hz", ackedSeq: 0, logHead: 5)))
+        #expect(h.hubEvents.contains(.authenticated(node: "xihu", hub: "hub-hz", ackedSeq: 0, logHead: 5)))
+        // The node's three ops are durable at the hub and acknowledged; the hub's five are applied.
+        #expect(h.hubStore.acked("xihu") == 3 && h.node.ackedSeq == 3)
+        #expect(h.nodeStore.applied.filter { $0.origin == "jingan" }.count == 5)
+        #expect(h.node.cursor == h.nodeStore.cursor && h.nodeStore.cursor >= 5)
+        #expect(h.nodeClosed == nil && h.hubClosed == nil)
+    }
+
+    @Test func aWrongSecretIsRefusedWithAuthFailedAndTheConnectionCloses() {
+        var h = Harness(nodeSecret: Array("not-the-secret".utf8))
+        h.start()
+        h.run()
+        #expect(h.hubSent.last?.type == .error)
+        guard case let .errorSent(e)? = h.hubClosed else { Issue.record("hub did not refuse: \(String(describing: h.hubClosed))"); return }
+        #expect(e.code == .authFailed && !e.retryable)
+        #expect(h.nodeClosed == .errorReceived(code: 5, retryable: false, message: e.message))
+        #expect(h.hubEvents.contains { if case .authenticationRefused(node: "xihu", _) = $0 { return true }; return false })
+        #expect(h.hubStore.held.isEmpty)
+    }
+
+    @Test func anUnknownNodeGetsTheSameRefusalAsAWrongSecret() {
+        var wrong = Harness(nodeSecret: Array("nope".utf8))
+        var unknown = Harness()
+        unknown.hubStore.registrations = [:]
+        wrong.start(); wrong.run()
+        unknown.start(); unknown.run()
+        #expect(wrong.hubSent.last == unknown.hubSent.last)
+    }
+
+    @Test func anAuthRecordedOnOneConnectionIsRefusedOnAnother() {
+        // Connection 1: record what the node sends.
+        var first = Harness()
+        first.start()
+        first.run { $0.node.state == .ready }
+        var recorded: [UInt8] = []
+        var d = StringDictionary()
+        for m in first.nodeSent.prefix(2) { recorded += m.encoded(dictionary: &d) }
+        // Connection 2: a fresh nonce; the recorded HELLO and AUTH are replayed.
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Array(repeating: 0x5a, count: 32), now: .zero)
+        var store = FakeHubStore()
+        store.registrations["xihu"] = (Harness.secret, .store)
+        var actions = hub.receive(recorded, now: .zero)
+        var sent: [Message] = []
+        while let i = actions.firstIndex(where: { $0.effect != nil }) {
+            let effect = actions[i].effect!
+            sent += actions[..<i].compactMap(\.sentMessage)
+            actions = hub.complete(store.execute(effect), now: .zero) + actions[(i + 1)...]
+        }
+        sent += actions.compactMap(\.sentMessage)
+        #expect(sent.map(\.type) == [.challenge, .error])
+        #expect(actions.last?.closeReason.map { if case let .errorSent(e) = $0 { return e.code == .authFailed }; return false } == true)
+        #expect(hub.state == .closed)
+    }
+
+    @Test func aNodeWhoseIdTheHubHoldsMoreOpsForStopsSyncing() {
+        // The node was restored from a backup: it numbered ops up to 2, the hub holds 1…3.
+        var h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2)
+        for op in tagOps("xihu", seqs: 1...3) { h.hubStore.held["xihu", default: [:]][op.seq] = op }
+        h.start()
+        h.run()
+        #expect(h.nodeEvents.contains { if case .identityConflict = $0 { return true }; return false })
+        #expect(h.nodeSent.last?.type == .bye && !h.nodeSent.contains { $0.type == .push })
+    }
+
+    @Test func theHubRefusesAHelloWithoutACommonVersion() {
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
+        let actions = hub.receive(Message.hello(node: "xihu", role: .store, versions: [7, 9], schemaVersion: 1).encoded(), now: .zero)
+        #expect(actions.compactMap(\.sentMessage).map(\.type) == [.error])
+        if case let .error(code, _, _)? = actions.compactMap(\.sentMessage).first { #expect(code == 4) }
+        #expect(hub.state == .closed)
+    }
+}
+
+@Suite struct LegalMessageTests {
+    /// One message of every type (change sets empty).
+    static let samples: [Message] = [
+        .hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1), .challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce),
+        .auth(mac: Array(repeating: 1, count: 32)), .welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1),
+        .push(ChangeSet(ops: [])), .pushAck(ackedSeq: 0), .pull(cursor: 0, byteBudget: 0),
+        .changes(nextCursor: 0, more: false, ChangeSet(ops: [])), .snapshotBegin(id: 1, cursor: 1, reason: .bootstrap),
+        .snapshotChunk(id: 1, index: 0, ChangeSet(ops: [])), .snapshotEnd(id: 1, chunkCount: 0, digest: Array(repeating: 0, count: 32)),
+        .ping(token: 1), .pong(token: 1), .error(code: 15, retryable: true, message: "x"), .bye(reason: "x"),
+    ]
+
+    /// A hub session brought to `state` by a well-behaved node.
+    static func hub(in state: ConnectionState) -> HubSession {
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
+        if state == .hello { return hub }
+        _ = hub.receive(Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).encoded(), now: .zero)
+        if state == .challenged { return hub }
+        let mac = Authentication.mac(secret: Harness.secret, nonce: Harness.nonce, node: "xihu", hub: "hub-hz")
+        _ = hub.receive(Message.auth(mac: mac).encoded(), now: .zero)
+        _ = hub.complete(.registration(NodeRegistration(secret: Harness.secret, role: .store, ackedSeq: 0, logHead: 0)), now: .zero)
+        return hub
+    }
+
+    static func node(in state: ConnectionState) -> NodeSession {
+        var node = NodeSession(.init(node: "xihu", role: .store, secret: Harness.secret), cursor: 0, lastOwnSeq: 0, now: .zero)
+        _ = node.start(now: .zero)
+        if state == .hello { return node }
+        _ = node.receive(Message.challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce).encoded(), now: .zero)
+        if state == .challenged { return node }
+        let actions = node.receive(Message.welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1).encoded(), now: .zero)
+        if actions.contains(where: { $0.effect != nil }) { _ = node.complete(.outbox([]), now: .zero) }
+        return node
+    }
+
+    static func errorCode(_ actions: [SessionAction<some Sendable>]) -> UInt64? {
+        for case let .error(code, _, _)? in actions.map(\.sentMessage) { return code }
+        return nil
+    }
+
+    @Test(arguments: [ConnectionState.hello, .challenged, .ready])
+    func theHubAnswersEveryMessageTheTableRefusesWithUnexpectedMessageAndCloses(_ state: ConnectionState) {
+        for message in Self.samples where !LegalMessages.mayReceive(message.type, as: .hub, in: state) {
+            var hub = Self.hub(in: state)
+            #expect(hub.state == state)
+            let actions = hub.receive(message.encoded(), now: .zero)
+            #expect(Self.errorCode(actions) == 10, "\(message.type) in \(state)")
+            #expect(hub.state == .closed, "\(message.type) in \(state)")
+        }
+    }
+
+    @Test(arguments: [ConnectionState.hello, .challenged, .ready])
+    func theNodeAnswersEveryMessageTheTableRefusesWithUnexpectedMessageAndCloses(_ state: ConnectionState) {
+        for message in Self.samples where !LegalMessages.mayReceive(message.type, as: .node, in: state) {
+            var node = Self.node(in: state)
+            #expect(node.state == state)
+            let actions = node.receive(message.encoded(), now: .zero)
+            #expect(Self.errorCode(actions) == 10, "\(message.type) in \(state)")
+            #expect(node.state == .closed, "\(message.type) in \(state)")
+        }
+    }
+
+    @Test func anUnknownTypeIsCode11AndAnIgnorableTypeIsSkippedInEveryState() {
+        for state in [ConnectionState.hello, .challenged, .ready] {
+            var hub = Self.hub(in: state)
+            let skipped = hub.receive(Frame(type: 0x80, payload: [1, 2, 3]).encoded(), now: .zero)
+            #expect(skipped.compactMap(\.sentMessage).isEmpty && hub.state == state)
+            let actions = hub.receive(Frame(type: 0x7a, payload: []).encoded(), now: .zero)
+            #expect(Self.errorCode(actions) == 11 && hub.state == .closed)
+        }
+    }
+
+    @Test func aChangeSetOfANewerDataModelIsRefusedBeforeItIsDecoded() {
+        var node = Self.node(in: .ready)
+        // CHANGES whose change set says schema 2 and then holds bytes schema 1 cannot decode.
+        let payload: [UInt8] = [0x05, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff]
+        let actions = node.receive(Frame(type: .changes, payload: payload).encoded(), now: .zero)
+        #expect(Self.errorCode(actions) == 7 && node.state == .closed)
+    }
+
+    @Test func aPushOfAnotherNodesOpsIsRefusedWithPermissionDeniedBeforeAnyStoreWork() {
+        var hub = Self.hub(in: .ready)
+        let forged = tagOps("jingan", seqs: 1...1)
+        let actions = hub.receive(Message.push(ChangeSet(ops: forged)).encoded(), now: .zero)
+        #expect(Self.errorCode(actions) == 8 && hub.state == .closed)
+        #expect(!actions.contains { $0.effect != nil })
+    }
+}
+
+@Suite struct PushAndPullTests {
+    @Test func theNodePushesFromTheHubsAckedSeqAndDrainsItsOutbox() {
+        var h = Harness(own: tagOps("xihu", seqs: 1...6))
+        for op in tagOps("xihu", seqs: 1...3) { h.hubStore.held["xihu", default: [:]][op.seq] = op }
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        let pushes = h.nodeSent.compactMap { if case let .push(cs) = $0 { return cs.ops.map(\.seq) }; return nil }
+        #expect(pushes == [[4, 5, 6]])
+        #expect(h.hubSent.contains(.pushAck(ackedSeq: 6)) && h.node.ackedSeq == 6)
+    }
+
+    @Test func acksAreContiguousSoAGapHoldsTheAckBack() {
+        // The hub holds 1, 2 and 4 (4 came first from a retried connection): WELCOME says 2.
+        var h = Harness(own: tagOps("xihu", seqs: 1...4))
+        for op in tagOps("xihu", seqs: 1...4) where op.seq != 3 { h.hubStore.held["xihu", default: [:]][op.seq] = op }
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        #expect(h.nodeEvents.contains(.authenticated(node: "xihu", hub: "hub-hz", ackedSeq: 2, logHead: 0)))
+        #expect(h.nodeSent.contains(.push(ChangeSet(ops: tagOps("xihu", seqs: 3...4)))))
+        #expect(h.hubSent.contains(.pushAck(ackedSeq: 4)))
+    }
+
+    @Test func anOpTheHubRefusesIsQuarantinedAndTheRestStillSyncs() {
+        var h = Harness(own: tagOps("xihu", seqs: 1...6))
+        h.hubStore.refuse = { op in op.seq == 4 ? (.invalidOp, "customer_tag is not a field") : nil }
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        #expect(h.hubSent.contains(.error(code: 14, retryable: false, message: "op 4: customer_tag is not a field")))
+        #expect(h.nodeStore.quarantined.keys.sorted() == [4])
+        #expect(h.nodeEvents.contains(.opQuarantined(seq: 4, code: 14, message: "op 4: customer_tag is not a field")))
+        // 1–3 and 5–6 are at the hub; the refusal was settled when the node skipped it.
+        #expect(h.hubStore.held["xihu"]!.keys.sorted() == [1, 2, 3, 5, 6])
+        #expect(h.node.ackedSeq == 6 && h.hubStore.acked("xihu") == 6)
+        #expect(h.nodeClosed == nil && h.hubClosed == nil)
+    }
+
+    @Test func aClockSkewRefusalIsRetriedLaterAndNotQuarantined() {
+        var h = Harness(own: tagOps("xihu", seqs: 1...2))
+        let start = h.now
+        h.hubStore.refuse = { _ in (.clockSkew, "5 minutes ahead") }
+        h.start()
+        h.run(forMillis: 10_000)
+        #expect(h.nodeStore.quarantined.isEmpty && h.node.ackedSeq == 0)
+        h.hubStore.refuse = { _ in nil }
+        h.run { $0.node.isCaughtUp }
+        #expect(h.node.ackedSeq == 2 && h.now.milliseconds(since: start) >= 30_000)
+    }
+
+    @Test func pullRepeatsWhileTheHubSaysMore() {
+        var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...50), byteBudget: 200)
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        let pulls = h.nodeSent.filter { $0.type == .pull }.count
+        let changes = h.hubSent.compactMap { if case let .changes(next, more, cs) = $0 { return (next, more, cs.ops.count) }; return nil }
+        #expect(pulls >= 3 && changes.count == pulls, "\(pulls) pulls: \(changes)")
+        #expect(changes.dropLast().allSatisfy { $0.1 } && changes.last?.1 == false)
+        #expect(changes.allSatisfy { $0.2 >= 1 })
+        #expect(h.nodeStore.applied.count == 50 && h.nodeStore.cursor == 50)
+    }
+
+    @Test func aNewNodeGetsASnapshotInChunksAndContinuesFromItsCursor() {
+        var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...25))
+        h.hubStore.snapshotPartSize = 10
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        let types = h.hubSent.map(\.type)
+        #expect(types.filter { $0 == .snapshotChunk }.count == 3 && types.contains(.snapshotEnd))
+        #expect(h.nodeStore.applied.count == 25 && h.nodeStore.cursor == 25)
+        #expect(h.nodeEvents.contains(.snapshotFinished(id: 1, chunks: 3, cursor: 25)))
+    }
+
+    @Test func aNodeThatCannotApplyChangesSaysSoAndCloses() {
+        var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...2))
+        h.nodeStore.refuseOrigin = "jingan"
+        h.start()
+        h.run()
+        #expect(h.nodeSent.last?.type == .error)
+        #expect(h.hubClosed == .errorReceived(code: 14, retryable: false, message: "refused an op of jingan"))
+    }
+
+    @Test func theSessionFedByteByByteDoesWhatItDoesWhole() {
+        var whole = Harness(own: tagOps("xihu", seqs: 1...5), hubLog: tagOps("jingan", seqs: 1...7))
+        whole.start()
+        whole.run { $0.node.isCaughtUp }
+        var bytewise = Harness(own: tagOps("xihu", seqs: 1...5), hubLog: tagOps("jingan", seqs: 1...7),
+                               faults: { _, _, _ in .split(maxBytes: 1) })
+        bytewise.start()
+        bytewise.run { $0.node.isCaughtUp }
+        #expect(bytewise.node.isCaughtUp)
+        #expect(bytewise.nodeSent == whole.nodeSent && bytewise.hubSent == whole.hubSent)
+        #expect(bytewise.nodeStore.applied == whole.nodeStore.applied && bytewise.hubStore.log == whole.hubStore.log)
+    }
+
+    @Test func aDuplicatedFrameIsAProtocolErrorNotSilentCorruption() {
+        // Duplicating a PUSH frame re-sends a change set the hub's dictionary already took: it
+        // decodes against the wrong dictionary, or is a second PUSH; either way nothing breaks.
+        var h = Harness(own: tagOps("xihu", seqs: 1...3), faults: { side, index, _ in side == .node && index == 2 ? .duplicate : .deliver })
+        h.start()
+        h.run()
+        #expect(h.hubStore.acked("xihu") == 3 || h.hubClosed != nil)
+    }
+}
+
+@Suite struct KeepaliveTests {
+    @Test func pingsKeepAQuietConnectionOpen() {
+        var h = Harness(own: [], policy: KeepalivePolicy(pollIntervalMillis: 3_600_000))
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        let start = h.now
+        h.run(forMillis: 300_000)
+        #expect(h.nodeClosed == nil && h.hubClosed == nil)
+        #expect(h.nodeSent.filter { $0.type == .ping }.count >= 10)
+        #expect(h.hubSent.filter { $0.type == .pong }.count >= 10)
+        #expect(h.now.milliseconds(since: start) >= 300_000)
+    }
+
+    @Test func bothSidesCloseAfterSixtySecondsOfSilence() {
+        var h = Harness(own: [], policy: KeepalivePolicy(pollIntervalMillis: 3_600_000))
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        let cut = h.now
+        h.transport.setPartitioned(true)
+        h.run(forMillis: 120_000) { $0.nodeClosed != nil && $0.hubClosed != nil }
+        #expect(h.nodeClosed == .idleTimeout && h.hubClosed == .idleTimeout)
+        #expect(h.now.milliseconds(since: cut) >= 60_000 && h.now.milliseconds(since: cut) < 62_000)
+    }
+
+    @Test func aHandshakeThatStallsIsClosedAfterTenSeconds() {
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
+        _ = hub.receive(Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).encoded(), now: .zero)
+        #expect(hub.nextDeadline == SessionInstant(milliseconds: 10_000))
+        #expect(hub.tick(now: SessionInstant(milliseconds: 9_999)).isEmpty)
+        let actions = hub.tick(now: SessionInstant(milliseconds: 10_000))
+        #expect(actions.last?.closeReason == .handshakeTimeout && hub.state == .closed)
+    }
+
+    @Test func opRefusalTextNamesTheOpAndParsesBack() {
+        #expect(OpRefusalText.seq(in: OpRefusalText.message(seq: 17, "x")) == 17)
+        #expect(OpRefusalText.seq(in: "op 017: x") == nil && OpRefusalText.seq(in: "op 0: x") == nil)
+        #expect(OpRefusalText.seq(in: "op 99999999999999999999999: x") == nil && OpRefusalText.seq(in: "node 'x' …") == nil)
+    }
+}
