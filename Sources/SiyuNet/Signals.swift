@@ -35,6 +35,9 @@ public struct ProcessSignal: Hashable, Sendable, CustomStringConvertible {
 /// checkpoint) and then the loop stops as by `EventLoop.stop()`. Dropping or `cancel()`ing the
 /// watcher leaves the signals ignored (their default action is not restored: a second Ctrl-C during
 /// shutdown should not kill a process that is writing its replica). Any thread.
+///
+/// Dispatch hooks the signal a moment after `init` returns (on its own thread); a signal arriving
+/// in between is ignored, not fatal. On Linux Dispatch takes over the signal's handler for good.
 public final class SignalWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var sources: [any DispatchSourceSignal]

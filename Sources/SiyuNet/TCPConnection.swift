@@ -136,7 +136,8 @@ public final class TCPConnection: @unchecked Sendable {
     public func write(_ bytes: [UInt8]) throws(NetError) {
         loop.preconditionInEventLoop()
         guard state == .open else { throw NetError.closed("connection to \(remoteAddress)") }
-        guard bytes.count <= options.maxBufferedBytes - outbound.count else {
+        let (total, overflow) = outbound.count.addingReportingOverflow(bytes.count)
+        guard !overflow, total <= options.maxBufferedBytes else {
             throw NetError.outboundBufferFull(remoteAddress, buffered: outbound.count, limit: options.maxBufferedBytes)
         }
         let wasEmpty = outbound.isEmpty

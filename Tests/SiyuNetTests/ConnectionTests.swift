@@ -7,7 +7,7 @@ import Testing
 /// A listener on `address` whose connections record into a new `FrameLog` each, echo every frame
 /// back with type 0x31, and, on a protocol error, send an ERROR frame before they close.
 /// Loop thread only. Returns the listener and the logs (in accept order).
-private func echoServer(on loop: EventLoop, address: SocketAddress = .loopbackIPv4(port: 0),
+func echoServer(on loop: EventLoop, address: SocketAddress = .loopbackIPv4(port: 0),
                         pauseFirst: Bool = false,
                         connections: Locked<[FrameConnection]>? = nil) throws -> (Listener, Locked<[FrameLog]>) {
     let logs = Locked<[FrameLog]>([])
@@ -37,7 +37,7 @@ private func echoServer(on loop: EventLoop, address: SocketAddress = .loopbackIP
 }
 
 /// A raw byte connection to `address`, started with a handler recording into `log`. Loop thread only.
-private func connectBytes(to address: SocketAddress, on loop: EventLoop, log: ByteLog,
+func connectBytes(to address: SocketAddress, on loop: EventLoop, log: ByteLog,
                           connected: @escaping (TCPConnection) -> Void) {
     TCPConnection.connect(to: address, on: loop, timeout: .seconds(5)) { result in
         guard case let .success(connection) = result else {
@@ -399,6 +399,73 @@ struct ConnectionTests {
             }
             #expect(await waitUntil { refused.value != nil })
             #expect(refused.value == .failure(.connectionRefused(address)))
+        }
+    }
+}
+
+@Suite("Frame delivery and closing")
+struct FrameDeliveryTests {
+    @Test("Pausing holds back frames already decoded; resuming delivers them in order")
+    func pauseHoldsDecodedFrames() async throws {
+        try await withLoop { loop in
+            let serverLog = FrameLog()
+            let server = Locked<FrameConnection?>(nil)
+            let address = try await onLoop(loop) { () -> SocketAddress in
+                let listener = try Listener(bindingTo: .loopbackIPv4(port: 0), on: loop) { tcp in
+                    let connection = FrameConnection(tcp)
+                    server.withLock { $0 = connection }
+                    try? connection.start { connection, event in
+                        serverLog.record(event)
+                        if case .frame = event { connection.pauseReading() }  // one frame at a time
+                    }
+                }
+                return listener.address
+            }
+            let frames = (0 ..< 5).map { patternFrame(count: 10 + $0, seed: $0) }
+            // All five in one write: they arrive in one read and are decoded together.
+            let bytes = frames.flatMap { $0.encoded() }
+            try await onLoop(loop) {
+                connectBytes(to: address, on: loop, log: ByteLog()) { try? $0.write(bytes) }
+            }
+            for delivered in 1 ... 5 {
+                #expect(await waitUntil { serverLog.frames.count == delivered })
+                try await Task.sleep(for: .milliseconds(10))
+                #expect(serverLog.frames.count == delivered)
+                try await onLoop(loop) { server.value?.resumeReading() }
+            }
+            #expect(serverLog.frames == frames)
+        }
+    }
+
+    @Test("Closing locally reports closedLocally once, after the call; writes after it are refused")
+    func closeLocally() async throws {
+        try await withLoop { loop in
+            let (address, serverLogs) = try await onLoop(loop) { () -> (SocketAddress, Locked<[FrameLog]>) in
+                let (listener, logs) = try echoServer(on: loop)
+                return (listener.address, logs)
+            }
+            let clientLog = FrameLog()
+            let order = Locked<[String]>([])
+            try await onLoop(loop) {
+                connectFrames(to: address, on: loop, log: clientLog, also: { _, event in
+                    if case .closed = event { order.withLock { $0.append("closed event") } }
+                }) { connection in
+                    connection.close()
+                    order.withLock { $0.append("close returned") }
+                    connection.close()  // idempotent
+                    do throws(NetError) {
+                        try connection.send(patternFrame(count: 1))
+                        Issue.record("sent on a closed connection")
+                    } catch {
+                        #expect(error == .closed("connection to \(address)"))
+                    }
+                    #expect(!connection.isOpen)
+                }
+            }
+            #expect(await waitUntil { clientLog.isClosed })
+            #expect(clientLog.closeReason == .closedLocally)
+            #expect(order.value == ["close returned", "closed event"])
+            #expect(await waitUntil { serverLogs.value.first?.closeReason == .closedByPeer })
         }
     }
 }
