@@ -3,7 +3,8 @@ import SiyuWire
 /// A TCP connection that speaks frames (SPEC §3): received bytes go through SiyuWire's incremental
 /// `FrameReader` and come out as whole frames; frames to send are encoded into the connection's
 /// outbound buffer. It knows nothing of the session (HELLO, AUTH, …): a driver feeds the frames to
-/// the session layer and sends the messages it returns, e.g.
+/// the session layer and sends the messages it returns. (A session that is fed raw bytes and frames
+/// them itself, like `SiyuSession`'s, sits on `TCPConnection` directly.) For example:
 ///
 ///     connection.start { connection, event in
 ///         switch event {
@@ -34,7 +35,7 @@ public final class FrameConnection: @unchecked Sendable {
         /// The outbound buffer drained (see `TCPConnection.Event.writable`).
         case writable
         /// Closed; nothing follows.
-        case closed(CloseReason)
+        case closed(DisconnectReason)
     }
 
     /// The byte stream underneath (addresses, buffer sizes).

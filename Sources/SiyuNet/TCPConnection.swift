@@ -2,7 +2,7 @@ import Glibc
 import SiyuWire
 
 /// Why a connection closed. Reported once, as the last event of a connection.
-public enum CloseReason: Equatable, Sendable, CustomStringConvertible {
+public enum DisconnectReason: Equatable, Sendable, CustomStringConvertible {
     /// The peer closed the connection (end of stream).
     case closedByPeer
     /// `close()` or `closeAfterFlush()` was called on this side.
@@ -61,7 +61,7 @@ public final class TCPConnection: @unchecked Sendable {
         /// The outbound buffer drained to the low-water mark after being over the high-water mark.
         case writable
         /// The connection is closed; nothing follows.
-        case closed(CloseReason)
+        case closed(DisconnectReason)
     }
 
     private enum State { case idle, open, draining, closed }
@@ -78,7 +78,7 @@ public final class TCPConnection: @unchecked Sendable {
     private var outbound = OutboundBuffer()
     private var readingPaused = false
     private var overHighWaterMark = false
-    private var drainReason = CloseReason.closedLocally
+    private var drainReason = DisconnectReason.closedLocally
     private var drainTimer: TimerHandle?
     /// How many writable events the connection has handled (for tests of backpressure).
     private(set) var writableEventCount = 0
@@ -175,7 +175,7 @@ public final class TCPConnection: @unchecked Sendable {
         closeAfterFlush(timeout: timeout, reason: .closedLocally)
     }
 
-    func closeAfterFlush(timeout: Duration, reason: CloseReason) {
+    func closeAfterFlush(timeout: Duration, reason: DisconnectReason) {
         switch state {
         case .closed, .draining: return
         case .idle: finish(reason); return
@@ -274,7 +274,7 @@ public final class TCPConnection: @unchecked Sendable {
     }
 
     /// Closes the socket (once) and reports `.closed(reason)` later in the loop's turn.
-    private func finish(_ reason: CloseReason) {
+    private func finish(_ reason: DisconnectReason) {
         guard state != .closed else { return }
         let wasStarted = state != .idle
         state = .closed

@@ -78,12 +78,12 @@ final class FrameLog: @unchecked Sendable {
     private let lock = NSLock()
     private var _frames: [Frame] = []
     private var _protocolErrors: [WireError] = []
-    private var _closeReason: CloseReason?
+    private var _closeReason: DisconnectReason?
     private var _writableCount = 0
 
     var frames: [Frame] { lock.withLock { _frames } }
     var protocolErrors: [WireError] { lock.withLock { _protocolErrors } }
-    var closeReason: CloseReason? { lock.withLock { _closeReason } }
+    var closeReason: DisconnectReason? { lock.withLock { _closeReason } }
     var writableCount: Int { lock.withLock { _writableCount } }
     var isClosed: Bool { closeReason != nil }
 
@@ -104,10 +104,10 @@ final class FrameLog: @unchecked Sendable {
 final class ByteLog: @unchecked Sendable {
     private let lock = NSLock()
     private var _bytes: [UInt8] = []
-    private var _closeReason: CloseReason?
+    private var _closeReason: DisconnectReason?
 
     var bytes: [UInt8] { lock.withLock { _bytes } }
-    var closeReason: CloseReason? { lock.withLock { _closeReason } }
+    var closeReason: DisconnectReason? { lock.withLock { _closeReason } }
 
     func record(_ event: TCPConnection.Event) {
         lock.withLock {
