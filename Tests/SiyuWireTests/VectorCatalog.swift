@@ -75,6 +75,32 @@ enum VectorCatalog {
            body: .remove(Target(.customerTag, "wm_zhou", "et_gold"), removes: [stamp(1, "xihu")])),
     ]
 
+    /// The two ops `noncanonical-forms` decodes to.
+    static let noncanonicalOps: [Op] = [
+        Op(stamp: stamp(0, "xihu"), seq: 41, role: .store, author: "chenjing", body: .add(Target(.customerTag, "wm_lin", "et_tea"), removes: [])),
+        Op(stamp: stamp(1, "xihu"), seq: 42, role: .store, author: "chenjing",
+           body: .remove(Target(.customerTag, "wm_lin", "et_tea"), removes: [stamp(0, "xihu")])),
+    ]
+
+    /// A PUSH payload written by hand with every freedom SPEC section 9 ("Valid and canonical
+    /// encodings") gives an encoder, which a decoder must accept.
+    static let noncanonicalPayload: [UInt8] = [
+        0x81, 0x00,                                   // schema_version 1, zero-padded to two bytes
+        0x00,                                         // string_base 0
+        0x06,                                         // six new strings:
+        0x00, 0x09] + Array("zz_unused".utf8) + [     //   0 "zz_unused", never used
+        0x00, 0x04] + Array("xihu".utf8) + [          //   1 "xihu"
+        0x00, 0x08] + Array("chenjing".utf8) + [      //   2 "chenjing"
+        0x00, 0x06] + Array("wm_lin".utf8) + [        //   3 "wm_lin"
+        0x00, 0x06] + Array("et_tea".utf8) + [        //   4 "et_tea"
+        0x00, 0x04] + Array("xihu".utf8) + [          //   5 "xihu" again: a further place
+        0x80, 0x80, 0xec, 0xbf, 0xfe, 0xd2, 0xad, 0xcd, 0x01,   // base_clock t0 - 5 ms, not the first op's clock
+        0x02,                                         // two ops
+        0x01, 0x01, 0x01, 0xa9, 0x00, 0x14, 0x02, 0x03, 0x04,   // add tag; origin 1 store; seq 41 padded; Δ +5 ms; author 2; wm_lin, et_tea
+        0x12, 0x05, 0x01, 0x2a, 0x04, 0x02, 0x03, 0x04,         // remove tag + list, no same-origin/next-seq/same-author flags; origin 5 (the repeat)
+        0x10, 0x01,                                   // inline stamp Δ -1 ms, own-origin bit clear, node string 1 (a back-reference was possible)
+    ]
+
     /// Messages encoded back to back on one connection: their change sets share one dictionary.
     static func session(_ messages: [Message]) -> [UInt8] {
         var dictionary = StringDictionary()
@@ -113,9 +139,9 @@ enum VectorCatalog {
                messages: [.push(ChangeSet(ops: tagOps)), .push(ChangeSet(ops: Array(laterTagOps.prefix(1)))), .push(ChangeSet(ops: Array(laterTagOps.suffix(1))))],
                wireBytes: Message.push(ChangeSet(ops: tagOps)).encoded() + session([.push(ChangeSet(ops: Array(laterTagOps.prefix(1)))), .push(ChangeSet(ops: Array(laterTagOps.suffix(1))))])),
         Vector(name: "ping-pong", summary: "a keepalive and its answer", messages: [.ping(token: 99), .pong(token: 99)]),
-        Vector(name: "error", summary: "a store wrote the tag library",
+        Vector(name: "error", summary: "a PUSH refused because its op 43 is a store's write to the tag library (the message names the op)",
                messages: [.error(code: ErrorCode.permissionDenied.rawValue, retryable: false,
-                                 message: "node 'xihu' is a store and cannot write tag 'et_gold'")]),
+                                 message: "op 43: node 'xihu' is a store and cannot write tag 'et_gold'")]),
         Vector(name: "bye", summary: "a clean goodbye", messages: [.bye(reason: "shutting down")]),
         Vector(name: "max-varints", summary: "the largest value (2^64 - 1) in the varint fields of PULL, PUSH_ACK, PING and WELCOME",
                messages: [.pull(cursor: .max, byteBudget: .max), .pushAck(ackedSeq: .max), .ping(token: .max),
@@ -126,6 +152,9 @@ enum VectorCatalog {
         Vector(name: "future-field", summary: "a HELLO carrying three bytes of a field from a later version: they are ignored",
                messages: [.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)],
                wireBytes: Frame(type: .hello, payload: Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).frame().payload + [0x07, 0x01, 0x02]).encoded()),
+        Vector(name: "noncanonical-forms", summary: "a PUSH using every freedom a decoder must accept: padded varints, unused and repeated strings, a base_clock that is not the first op's, flags left clear, an inline stamp with its node written out where a back-reference would do",
+               messages: [.push(ChangeSet(ops: noncanonicalOps))],
+               wireBytes: Frame(type: .push, payload: noncanonicalPayload).encoded()),
 
         // Malformed input: refused with a typed error, never a frame.
         Vector(name: "bad-magic", summary: "not a Siyu stream", malformed: Array("GET / HTTP/1.1\r\n".utf8),
@@ -148,6 +177,12 @@ enum VectorCatalog {
         Vector(name: "string-base-mismatch", summary: "the first PUSH of a connection builds on 3 dictionary strings the receiver never got",
                malformed: Frame(type: .push, payload: [0x01, 0x03, 0x00, 0x00, 0x00]).encoded(),
                expectedError: .stringBaseMismatch(base: 3, held: 0)),
+        Vector(name: "invalid-value", summary: "a HELLO whose role byte is 2 (roles are 0 hq and 1 store)",
+               malformed: Frame(type: .hello, payload: [0x04] + Array("xihu".utf8) + [0x02, 0x01, 0x01, 0x01]).encoded(),
+               expectedError: .invalidValue(field: "hello role", detail: "2")),
+        Vector(name: "reserved-op-kind", summary: "a PUSH whose op has kind 12, reserved",
+               malformed: Frame(type: .push, payload: [0x01, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x01]).encoded(),
+               expectedError: .invalidValue(field: "op kind", detail: "12")),
         Vector(name: "invalid-utf8", summary: "a BYE whose reason is not UTF-8",
                malformed: Frame(type: .bye, payload: [0x02, 0xc3, 0x28]).encoded(), expectedError: .invalidUTF8(field: "bye reason")),
     ]

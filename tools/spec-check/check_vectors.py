@@ -400,6 +400,8 @@ ERROR_PATTERNS = [
     (r"string base (\d+) does not match the (\d+) strings", "string_base_mismatch",
      lambda m, e: e.details["base"] == int(m.group(1)) and e.details["held"] == int(m.group(2))),
     (r"invalid UTF-8 in (.+)", "invalid_utf8", None),
+    # section 1, "Decoding errors": an enumeration, flag or range rule broken (*invalid value*)
+    (r"invalid (.+?): (.+)", "bad_value", None),
 ]
 
 
