@@ -66,6 +66,8 @@ struct FakeHubStore {
     var snapshotPartSize: Int? = nil
     var opsPerChanges = 1_000
     var snapshotsServed = 0
+    /// Answer every PULL with "the next op needs a newer data model".
+    var schemaTooNew = false
 
     func acked(_ node: NodeID) -> UInt64 {
         var s: UInt64 = 0
@@ -99,6 +101,7 @@ struct FakeHubStore {
             }
             return .pushStored(ackedSeq: acked(node))
         case let .readChanges(_, after, _, _):
+            if schemaTooNew { return .schemaTooNew("the next op needs data model 2") }
             if after == 0, snapshotPartSize != nil, !log.isEmpty {
                 snapshotsServed += 1
                 return .startSnapshot(id: UInt64(snapshotsServed), cursor: UInt64(log.count), reason: .bootstrap)

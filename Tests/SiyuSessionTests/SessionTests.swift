@@ -244,6 +244,23 @@ import SiyuWire
         #expect(h.nodeEvents.contains(.snapshotFinished(id: 1, chunks: 3, cursor: 25)))
     }
 
+    @Test func aNodeTooOldForWhatItWouldPullKeepsPushingOnAnOpenConnection() {
+        var h = Harness(own: tagOps("xihu", seqs: 1...3), hubLog: tagOps("jingan", seqs: 1...2))
+        h.hubStore.schemaTooNew = true
+        h.start()
+        h.run { $0.node.isCaughtUp }
+        #expect(h.hubSent.contains { if case .error(7, false, _) = $0 { return true }; return false })
+        #expect(h.nodeEvents.contains(.upgradeNeeded("the next op needs data model 2")))
+        #expect(h.node.ackedSeq == 3 && h.nodeClosed == nil && h.hubClosed == nil)
+        #expect(h.nodeSent.filter { $0.type == .pull }.count == 1)
+    }
+
+    @Test func cursorTooOldIsInformationalAndLeavesTheConnectionOpen() {
+        var node = LegalMessageTests.node(in: .ready)
+        let actions = node.receive(Message.error(code: 13, retryable: true, message: "snapshot follows").encoded(), now: .zero)
+        #expect(actions.compactMap(\.sentMessage).isEmpty && node.state == .ready)
+    }
+
     @Test func aNodeThatCannotApplyChangesSaysSoAndCloses() {
         var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...2))
         h.nodeStore.refuseOrigin = "jingan"
