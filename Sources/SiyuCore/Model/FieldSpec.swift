@@ -182,8 +182,7 @@ public enum IdentifierRule {
         }
         // Most ids (WeCom's, staff userids) are printable ASCII, which is NFC and one character
         // per byte: checked without Unicode normalisation, which is costly.
-        let utf8 = id.utf8
-        if bytes <= maxLength, utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }), utf8.first != 0x20, utf8.last != 0x20 { return }
+        if bytes <= maxLength, id.utf8.withContiguousStorageIfAvailable(isPlainASCII) == true { return }
         if let bad = id.unicodeScalars.first(where: isRefused) {
             throw CoreError.invalidEdit(what: "\(what) \(printable(id)) contains \(describe(bad))",
                                         hint: "ids may not hold control, format (zero-width, bidi) or separator characters; use printable characters only")
@@ -202,6 +201,13 @@ public enum IdentifierRule {
             throw CoreError.invalidEdit(what: "\(what) \(printable(id)) is not in Unicode normalization form C",
                                         hint: "normalize ids to NFC before sending them")
         }
+    }
+
+    /// Printable ASCII (space to tilde) not beginning or ending with a space.
+    private static func isPlainASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = bytes.first, let last = bytes.last, first != 0x20, last != 0x20 else { return false }
+        for b in bytes where b < 0x20 || b >= 0x7f { return false }
+        return true
     }
 
     /// Control (Cc: C0, DEL, C1), format (Cf) and line/paragraph separators (Zl, Zp).
