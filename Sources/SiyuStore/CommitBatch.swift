@@ -22,10 +22,11 @@ extension Replica {
         var tagsToRecord: [Int: Set<String>] = [:]
         private var slots: [InstanceRef: Int] = [:]
         private var last = -1
-        private let known: (state: InstanceState, ops: [Op])?
+        /// The instance a local edit changes, and whether it had ops (known without a probe).
+        private let known: (instance: InstanceRef, hasOps: Bool)?
         private let probe: Statement
 
-        init(known: (state: InstanceState, ops: [Op])?, probe: Statement) {
+        init(known: (instance: InstanceRef, hasOps: Bool)?, probe: Statement) {
             self.known = known
             self.probe = probe
         }
@@ -44,8 +45,8 @@ extension Replica {
             if last >= 0 && refs[last] == ref { return last }
             if let slot = slots[ref] { last = slot; return slot }
             let had: Bool
-            if let known, known.state.instance == ref {
-                had = !known.ops.isEmpty
+            if let known, known.instance == ref {
+                had = known.hasOps
             } else {
                 had = try probe.scalar([.text(ref.kind.name), .text(ref.id)]) != nil
             }

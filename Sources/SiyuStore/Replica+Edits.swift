@@ -14,9 +14,9 @@ extension Replica {
         do {
             try ReplicaError.wrap("editing \(instance)") {
                 try transaction {
-                    let (state, loaded) = try cachedInstance(instance)
-                    let bodies = try build(state)
-                    guard !bodies.isEmpty else { return }
+                    var state: InstanceState? = try takeInstance(instance)
+                    let bodies = try build(state!)
+                    guard !bodies.isEmpty else { remember(state!); return }
                     var ops: [Op] = []
                     for body in bodies {
                         let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node),
@@ -25,7 +25,7 @@ extension Replica {
                         nextSeq += 1
                         ops.append(op)
                     }
-                    try commit(ops, known: (state, loaded))
+                    try commit(ops, known: &state)
                 }
             }
         } catch {

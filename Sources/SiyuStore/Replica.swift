@@ -62,10 +62,11 @@ public final class Replica {
     var clock: HybridClock
     var nextSeq: UInt64
     var catalogCache: TagCatalog?
-    /// Merged state and ops of recently used instances, so an edit need not re-read its op list.
-    /// Dropped whenever another connection changed the file (`PRAGMA data_version`), when a
-    /// transaction fails, and when the tag library changes.
-    var stateCache: [InstanceRef: (state: InstanceState, ops: [Op])] = [:]
+    /// Merged states of recently used instances, so a local edit adds its ops to the state instead
+    /// of re-reading and re-merging the instance's history. Dropped whenever another connection
+    /// changed the file (`PRAGMA data_version`), when a transaction fails, and when the tag library
+    /// changes; an instance's entry is dropped when a remote op re-merges it.
+    var stateCache: [InstanceRef: InstanceState] = [:]
     var cacheDataVersion: Int64 = -1
     /// Set while `inOneTransaction` runs.
     var bulk: BulkTransaction?
@@ -177,15 +178,13 @@ public final class Replica {
         }
     }
 
-    /// An instance's merged state and ops, from the cache when the file has not been changed by
-    /// another connection since.
-    func cachedInstance(_ ref: InstanceRef) throws -> (state: InstanceState, ops: [Op]) {
+    /// An instance's merged state, taken out of the cache when the file has not been changed by
+    /// another connection since (so the caller holds the only copy and can add to it in place), or
+    /// merged from its ops. `commit` puts it back.
+    func takeInstance(_ ref: InstanceRef) throws -> InstanceState {
         try dropCachesIfChangedElsewhere()
-        if let hit = stateCache[ref] { return hit }
-        let ops = InstanceState.canonicalOps(ref, try loadOps(ref))
-        let entry = (InstanceState.merge(ref, canonical: ops, catalog: try catalog()), ops)
-        remember(entry.0, ops: ops)
-        return entry
+        if let hit = stateCache.removeValue(forKey: ref) { return hit }
+        return InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
     }
 
     /// Another process (say `siyu ack` beside a running node) may have written the file: then
@@ -223,9 +222,9 @@ public final class Replica {
         cacheDataVersion = -1
     }
 
-    func remember(_ state: InstanceState, ops: [Op]) {
+    func remember(_ state: InstanceState) {
         if stateCache.count >= Replica.stateCacheLimit { stateCache.removeAll() }
-        stateCache[state.instance] = (state, ops)
+        stateCache[state.instance] = state
     }
 
     /// The tag library, merged from the tag and tag group instances (cached in memory).
@@ -252,15 +251,25 @@ public final class Replica {
     /// primary key) and re-merges every instance they touch, plus the customers whose tags depend on
     /// a changed tag library. Must run inside a transaction. Returns how many ops were new and how
     /// many instances were merged.
-    /// `known` is the merged state of the one instance a local edit changes, with the ops it was
-    /// merged from: that instance is then merged without reading its ops back, and only the rows
-    /// that changed are written.
     @discardableResult
-    func commit(_ ops: [Op], known: (state: InstanceState, ops: [Op])? = nil) throws -> (applied: Int, merged: Int) {
+    func commit(_ ops: [Op]) throws -> (applied: Int, merged: Int) {
+        var none: InstanceState? = nil
+        return try commit(ops, known: &none)
+    }
+
+    /// `known` is the merged state of the one instance a local edit changes (taken from the caller,
+    /// which is left with nil, so this holds the only copy): the edit's ops are added to it without
+    /// reading the instance's ops back, and only the rows that changed are written.
+    @discardableResult
+    func commit(_ ops: [Op], known knownState: inout InstanceState?) throws -> (applied: Int, merged: Int) {
+        var known = knownState
+        knownState = nil
         guard !ops.isEmpty else { return (0, 0) }
         let insert = try db.cached(Replica.insertOpUnlessHeld)
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
-        var batch = try CommitBatch(known: known, probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
+        let isLocalEdit = known != nil
+        var batch = try CommitBatch(known: known.map { ($0.instance, $0.hasOps) },
+                                    probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
@@ -280,7 +289,7 @@ public final class Replica {
                 try insert.run(Replica.opRow(op))
                 guard db.changes == 1 else {
                     // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
-                    if known != nil && op.origin == node {
+                    if isLocalEdit && op.origin == node {
                         throw ReplicaError.invalid("op \(node)#\(op.seq) already exists in the op log; the edit was not saved",
                                                    "the replica's sequence is out of step with its op log; reopen the replica")
                     }
@@ -344,21 +353,17 @@ public final class Replica {
         for slot in touched.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
             guard !batch.isLibrary(slot) else { continue }
             let ref = batch.refs[slot]
-            if let known, known.state.instance == ref {
-                // The cached ops are canonical; a local edit's ops have greater stamps than any op
-                // held, so appending keeps them canonical (checked, and asserted in debug builds).
-                let new = batch.inserted[slot]
-                var previous = known.ops.last?.stamp, appendable = true
-                for op in new {
-                    if let p = previous, !(p < op.stamp) { appendable = false; break }
-                    previous = op.stamp
+            if known?.instance == ref, var state = known {
+                known = nil   // `state` is now the only copy: adding to it changes it in place
+                // A local edit's ops have greater stamps than any op held, so they are added to the
+                // state; where a rule needs every op again (`InstanceState.add`), it is re-merged.
+                let previous = state.output
+                if !state.add(batch.inserted[slot], catalog: try catalog()) {
+                    state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
                 }
-                let ops = appendable ? known.ops + new : InstanceState.canonicalOps(ref, known.ops + new)
-                assert(ops == InstanceState.canonicalOps(ref, ops), "cached ops of \(ref) are not canonical")
-                let state = InstanceState.merge(ref, canonical: ops, catalog: try catalog())
-                try write(state, previous: known.state)
+                try write(state, previous: previous)
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
-                remember(state, ops: ops)
+                remember(state)
             } else if batch.written[slot] {
                 continue
             } else {

@@ -25,6 +25,10 @@ struct Benchmark {
         if options.runs("local") {
             add(try LocalEditBench(edits: options.localEdits, customerCount: options.localCustomers, directory: directory).run())
         }
+        if options.runs("history") {
+            add(try HistoryBench(short: 1_000, long: options.quick ? 10_000 : 100_000, edits: options.quick ? 100 : 500,
+                                 directory: directory).run())
+        }
         if options.runs("merge") || options.runs("wire") {
             // The wire section measures the merge section's mixed change set.
             let (merge, mix) = try MergeBench(targetOps: options.mergeOps, directory: directory).run()

@@ -11,7 +11,7 @@ struct BenchOptions {
           --ops N      remote ops merged in one change set (default 100000, quick 5000)
           --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
                        quick 1000,10000; an empty list skips it)
-          --only S     run only these sections: local, merge, wire, catchup, bootstrap, scaling, peer
+          --only S     run only these sections: local, history, merge, wire, catchup, bootstrap, scaling, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -20,7 +20,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "merge", "wire", "catchup", "bootstrap", "scaling", "peer"]
+    static let sectionNames = ["local", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }

@@ -16,6 +16,12 @@ public struct FieldKey: Hashable, Comparable, Sendable {
 ///
 /// Guarantee: `InstanceState.merge` is a pure function of the *set* of ops given (order and
 /// duplicates do not matter) and of the tag catalog.
+///
+/// A merge has two steps: ops are *ingested* in ascending stamp order (each op costs the same
+/// whatever the instance's history: no op is revisited), then the state is *materialised* (rows and
+/// conflicts, from the fields, elements and the few facts ingesting kept). A local edit's ops have
+/// greater stamps than every op held, so `adding(_:catalog:)` ingests just them into a kept state
+/// and gives what merging every op again would give, at a cost independent of the history.
 public struct InstanceState: Sendable {
     public let instance: InstanceRef
     /// Every row of this instance, per table, sorted by key. A table with no rows is absent.
@@ -30,12 +36,14 @@ public struct InstanceState: Sendable {
     public private(set) var pointsBalance: Int64 = 0
     /// Order: the merged status.
     public private(set) var status: OrderStatus?
-    /// Order: the stamps of every line edit (add, remove, field write of a line) held, sorted —
+    /// Order: the stamps of every line edit (add, remove, field write of a line) held, ascending —
     /// exactly what a payment made from this state saw of the lines.
     public private(set) var lineEdits: [Stamp] = []
     /// Tag / tag group: the merged definition, for the catalog.
     public private(set) var tagDefinition: TagDefinition?
     public private(set) var tagGroupDefinition: TagGroupDefinition?
+    /// What ingesting gathered beyond fields and elements.
+    private var facts = Facts()
 
     /// The current value of a field (`.null` when never written).
     public func value(_ target: Target, _ field: String) -> Value { registers[FieldKey(target, field)]?.value ?? .null }
@@ -46,6 +54,8 @@ public struct InstanceState: Sendable {
     public func isPresent(_ target: Target) -> Bool { elements[target]?.isPresent ?? false }
     /// Whether the instance exists at all (has a main row).
     public var exists: Bool { !(rows[Table.tables(of: instance.kind)[0]] ?? []).isEmpty }
+    /// Whether the state was merged from at least one op.
+    public var hasOps: Bool { facts.last != nil }
     /// Everything a deletion must name: all field heads and live adds of the instance.
     public var observedForDelete: [Stamp] {
         var out = registers.values.flatMap(\.headStamps)
@@ -57,6 +67,50 @@ public struct InstanceState: Sendable {
 
     /// The state of an instance with no ops: no rows, no conflicts.
     public static func empty(_ instance: InstanceRef) -> InstanceState { InstanceState(instance: instance) }
+
+    /// The rows and conflicts alone (shared, not copied): what the tables hold for this state, to
+    /// compare a later state of the instance with.
+    public var output: InstanceState {
+        var out = InstanceState(instance: instance)
+        out.rows = rows
+        out.conflicts = conflicts
+        return out
+    }
+
+    /// What ingesting ops keeps, besides fields and elements: enough to materialise without
+    /// looking at the ops again.
+    private struct Facts: Sendable {
+        /// The greatest stamp ingested.
+        var last: Stamp?
+        /// Every add, ascending by stamp, with its element (a remove names adds by stamp).
+        var adds: [(stamp: Stamp, target: Target, author: String)] = []
+        /// Adds named by a remove that were greater than it (faulty peers only): dead on arrival.
+        var removedAhead: Set<Stamp> = []
+        /// While adding to a kept state: the fields and elements that changed (a full merge
+        /// refreshes them all instead, without the cost of tracking).
+        var tracksChanges = false
+        var dirtyRegisters: Set<FieldKey> = []
+        var dirtyElements: Set<Target> = []
+        /// Order: status moves, and how many were payments.
+        var moves: [Op] = []
+        var payments = 0
+        /// Order: line edits a payment froze (full merges only: see `merge(_:canonical:catalog:)`).
+        var frozen: [ConflictEntry] = []
+        /// Customer: deletions (the latest one, and everything they named).
+        var lastDelete: ConflictSide?
+        var deleteObserved: Set<Stamp> = []
+        /// Customer: points awarded and redeemed (each saturating at Int64.max), the latest redemption.
+        var awarded: Int64 = 0
+        var redeemed: Int64 = 0
+        var pointOps = 0
+        var lastRedeem: ConflictSide?
+        /// The latest acknowledgement of each conflict id.
+        var acks: [String: ConflictSide] = [:]
+        /// Customer: tag adds naming two or more removed adds (resolutions of exclusive-group conflicts).
+        var tagResolvers: [Op] = []
+        /// Tag / tag group: per origin, the greatest op a deletion had seen.
+        var deletionSeen: [NodeID: Stamp] = [:]
+    }
 
     // MARK: - Merge
 
@@ -77,67 +131,154 @@ public struct InstanceState: Sendable {
         return all
     }
 
-    /// Merges ops already in the form `canonicalOps` returns (a replica keeps an instance's ops so
-    /// and appends a local edit's ops, whose stamps are greater than every stamp it holds).
-    /// Equal to `merge(instance, ops: all, catalog:)` for such input.
+    /// Merges ops already in the form `canonicalOps` returns. Equal to
+    /// `merge(instance, ops: all, catalog:)` for such input.
     public static func merge(_ instance: InstanceRef, canonical all: [Op], catalog: TagCatalog) -> InstanceState {
         var state = InstanceState(instance: instance)
-        var conflicts: [ConflictEntry] = []
-        var live = all
+        // A payment freezes the line edits it did not name, whatever their stamps: which ones is
+        // known only from every payment, so they are found before anything is ingested.
+        var frozen = Set<Stamp>()
         if instance.kind == .order {
-            state.lineEdits = all.lazy.filter { $0.body.target.entity == .orderLine }.map(\.stamp)
-            let (kept, frozen) = InstanceState.freezeLineEdits(all)
-            live = kept
-            conflicts += frozen
+            let (stamps, entries) = InstanceState.freezeLineEdits(all)
+            frozen = stamps
+            state.facts.frozen = entries
         }
-        state.mergeSetsAndRegisters(live, conflicts: &conflicts)
-
-        switch instance.kind {
-        case .store, .staff, .tagGroup, .tag:
-            state.materializeSimple(all)
-        case .customer:
-            state.materializeCustomer(all, catalog: catalog, conflicts: &conflicts)
-        case .groupChat:
-            state.materializeChat(conflicts: &conflicts)
-        case .order:
-            state.materializeOrder(all, conflicts: &conflicts)
-        }
-        state.conflicts = InstanceState.applyAcknowledgements(all, to: conflicts)
+        for op in all { state.ingest(op, intoSetsAndFields: !frozen.contains(op.stamp)) }
+        state.materialize(catalog: catalog)
         return state
     }
 
-    private mutating func mergeSetsAndRegisters(_ ops: [Op], conflicts: inout [ConflictEntry]) {
-        var writes: [FieldKey: [RegisterWrite]] = [:]
-        var adds: [Target: [ElementAdd]] = [:]
-        var removed = Set<Stamp>()
+    /// Adds `ops` to this state: ops of this instance whose stamps are greater than every stamp
+    /// held, in ascending order (a local edit's). The result equals merging all the ops again.
+    /// Returns false, changing nothing, where that cannot be done by adding (the tag library, and
+    /// orders with a payment, whose freeze depends on every op): then merge from all the ops.
+    /// (Keep the state uniquely referenced while adding, or it is copied whole first.)
+    public mutating func add(_ ops: [Op], catalog: TagCatalog) -> Bool {
+        guard instance.kind != .tag && instance.kind != .tagGroup, facts.payments == 0 else { return false }
+        var previous = facts.last
         for op in ops {
-            switch op.body {
-            case let .write(target, field, value, overwrites):
-                writes[FieldKey(target, field), default: []].append(
-                    RegisterWrite(stamp: op.stamp, author: op.author, value: value, overwrites: overwrites))
-            case let .add(target, removes):
-                adds[target, default: []].append(ElementAdd(stamp: op.stamp, author: op.author))
-                removed.formUnion(removes)
-            case let .remove(target, removes):
-                if adds[target] == nil { adds[target] = [] }
-                removed.formUnion(removes)
-            default:
-                break
+            guard op.instance == instance, previous.map({ $0 < op.stamp }) ?? true, !op.isPayment else { return false }
+            previous = op.stamp
+        }
+        facts.tracksChanges = true
+        for op in ops { ingest(op, intoSetsAndFields: true) }
+        materialize(catalog: catalog)
+        facts.tracksChanges = false
+        return true
+    }
+
+    /// Takes one op, greater than every op taken before. A frozen line edit is recorded but not
+    /// applied to its line.
+    private mutating func ingest(_ op: Op, intoSetsAndFields live: Bool) {
+        facts.last = op.stamp
+        if instance.kind == .order && op.body.target.entity == .orderLine { lineEdits.append(op.stamp) }
+        switch op.body {
+        case let .write(target, field, value, overwrites):
+            guard live else { break }
+            let key = FieldKey(target, field)
+            registers[key, default: RegisterState(target: target, field: field)]
+                .ingest(RegisterWrite(stamp: op.stamp, author: op.author, value: value, overwrites: overwrites))
+            if facts.tracksChanges { facts.dirtyRegisters.insert(key) }
+        case let .add(target, removes):
+            guard live else { break }
+            facts.adds.append((op.stamp, target, op.author))
+            if facts.tracksChanges { facts.dirtyElements.insert(target) }
+            remove(removes, by: op.stamp)
+            if facts.removedAhead.remove(op.stamp) == nil && !removes.contains(op.stamp) {
+                elements[target, default: ElementState()].insert(ElementAdd(stamp: op.stamp, author: op.author))
+            } else if elements[target] == nil {
+                elements[target] = ElementState()
+            }
+            if target.entity == .customerTag && removes.count >= 2 { facts.tagResolvers.append(op) }
+        case let .remove(target, removes):
+            guard live else { break }
+            if elements[target] == nil { elements[target] = ElementState() }
+            remove(removes, by: op.stamp)
+        case let .status(_, from, to, _):
+            facts.moves.append(op)
+            if !from.isPaidOrLater && to.isPaidOrLater { facts.payments += 1 }
+        case let .points(_, delta):
+            facts.pointOps += 1
+            func plus(_ sum: Int64, _ d: UInt64) -> Int64 {
+                let (s, overflow) = sum.addingReportingOverflow(Int64(clamping: d))
+                return overflow ? .max : s
+            }
+            if delta > 0 {
+                facts.awarded = plus(facts.awarded, delta.magnitude)
+            } else {
+                facts.redeemed = plus(facts.redeemed, delta.magnitude)
+                facts.lastRedeem = ConflictSide(stamp: op.stamp, author: op.author, value: .int(delta))
+            }
+        case let .deleteCustomer(_, observed):
+            facts.lastDelete = ConflictSide(stamp: op.stamp, author: op.author, value: .text("deleted"))
+            facts.deleteObserved.formUnion(observed)
+        case let .acknowledge(_, id):
+            facts.acks[id] = ConflictSide(stamp: op.stamp, author: op.author, value: .null)   // ascending: the latest stays
+        case let .tagDeletion(_, seen):
+            for s in seen where facts.deletionSeen[s.node].map({ s > $0 }) ?? true { facts.deletionSeen[s.node] = s }
+        }
+    }
+
+    /// Removes the adds named by an op with stamp `by`: earlier ones now, later ones on arrival.
+    private mutating func remove(_ stamps: [Stamp], by: Stamp) {
+        for s in stamps {
+            if s < by {
+                guard let i = addIndex(of: s) else { continue }
+                let target = facts.adds[i].target
+                elements[target]?.remove(s)
+                if facts.tracksChanges { facts.dirtyElements.insert(target) }
+            } else if s > by {
+                facts.removedAhead.insert(s)
             }
         }
-        for (key, ws) in writes {
-            let reg = RegisterState(writes: ws)
-            registers[key] = reg
-            conflicts += reg.conflicts(target: key.target, field: key.field)
+    }
+
+    /// Where the add with this stamp is in `facts.adds` (binary search: adds ascend by stamp).
+    private func addIndex(of stamp: Stamp) -> Int? {
+        var lo = 0, hi = facts.adds.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if facts.adds[mid].stamp < stamp { lo = mid + 1 } else { hi = mid }
         }
-        for (target, list) in adds {
-            elements[target] = ElementState(adds: list, removed: removed)
+        return lo < facts.adds.count && facts.adds[lo].stamp == stamp ? lo : nil
+    }
+
+    // MARK: - Materialising
+
+    /// Rows and conflicts from the fields, elements and facts.
+    private mutating func materialize(catalog: TagCatalog) {
+        if facts.tracksChanges {
+            for key in facts.dirtyRegisters { registers[key]?.finish() }
+            for target in facts.dirtyElements { elements[target]?.finish() }
+            facts.dirtyRegisters = []
+            facts.dirtyElements = []
+        } else {
+            // By index, so the dictionaries are changed in place (iterating `keys` would hold a
+            // second reference and copy them).
+            var r = registers.startIndex
+            while r != registers.endIndex { registers.values[r].finish(); registers.formIndex(after: &r) }
+            var e = elements.startIndex
+            while e != elements.endIndex { elements.values[e].finish(); elements.formIndex(after: &e) }
         }
+        rows = [:]
+        var conflicts = facts.frozen
+        for reg in registers.values { conflicts += reg.conflicts }
+        switch instance.kind {
+        case .store, .staff, .tagGroup, .tag:
+            materializeSimple()
+        case .customer:
+            materializeCustomer(catalog: catalog, conflicts: &conflicts)
+        case .groupChat:
+            materializeChat(conflicts: &conflicts)
+        case .order:
+            materializeOrder(conflicts: &conflicts)
+        }
+        self.conflicts = InstanceState.applyAcknowledgements(facts.acks, to: conflicts)
     }
 
     // MARK: Simple records (store, staff, tag group, tag)
 
-    private mutating func materializeSimple(_ ops: [Op]) {
+    private mutating func materializeSimple() {
         let entity = instance.kind.primaryEntity
         let target = Target(entity, instance.id)
         guard registers.keys.contains(where: { $0.target == target }) else { return }
@@ -148,17 +289,13 @@ public struct InstanceState: Sendable {
                   let w = reg.winner else { return nil }
             return ConflictSide(stamp: w.stamp, author: w.author, value: .text("deleted"))
         }
-        var seen: [NodeID: Stamp] = [:]
-        for op in ops { if case let .tagDeletion(_, stamps) = op.body {
-            for s in stamps where seen[s.node].map({ s > $0 }) ?? true { seen[s.node] = s }
-        } }
         if instance.kind == .tag {
             tagDefinition = TagDefinition(id: instance.id, groupID: value(target, "group_id").textValue,
-                                          name: value(target, "name").textValue, deletedBy: deletion(), deletionSeen: seen)
+                                          name: value(target, "name").textValue, deletedBy: deletion(), deletionSeen: facts.deletionSeen)
         } else if instance.kind == .tagGroup {
             tagGroupDefinition = TagGroupDefinition(id: instance.id, name: value(target, "name").textValue,
                                                     exclusive: value(target, "exclusive").boolValue ?? false,
-                                                    deletedBy: deletion(), deletionSeen: seen)
+                                                    deletedBy: deletion(), deletionSeen: facts.deletionSeen)
         }
     }
 
@@ -178,19 +315,10 @@ public struct InstanceState: Sendable {
 
     // MARK: Customers: fields, follow relations, tags, points, tombstone
 
-    private mutating func materializeCustomer(_ ops: [Op], catalog: TagCatalog, conflicts: inout [ConflictEntry]) {
+    private mutating func materializeCustomer(catalog: TagCatalog, conflicts: inout [ConflictEntry]) {
         let id = instance.id
         let customer = Target(.customer, id)
-        var deletes: [(Op, [Stamp])] = []
-        var pointOps: [Op] = []
-        for op in ops {
-            switch op.body {
-            case let .deleteCustomer(_, observed): deletes.append((op, observed))
-            case .points: pointOps.append(op)
-            default: break
-            }
-        }
-        isDeleted = !deletes.isEmpty
+        isDeleted = facts.lastDelete != nil
         let hasFields = registers.keys.contains { $0.target == customer }
         if hasFields || isDeleted {
             rows[.customers] = [row(.customers, target: customer, key: [.text(id)],
@@ -230,33 +358,23 @@ public struct InstanceState: Sendable {
                     loser: ConflictSide(stamp: loser.latest.stamp, author: loser.latest.author, value: .text(loser.tag))))
             }
         }
-        conflicts += closedExclusiveConflicts(ops, catalog: catalog)
+        conflicts += closedExclusiveConflicts(catalog: catalog)
         if !tagRows.isEmpty { rows[.customerTags] = tagRows.sorted { ($0[1].textValue ?? "") < ($1[1].textValue ?? "") } }
 
         // Points: a counter; a merged balance below zero is an overdraft. Each sum saturates at
         // Int64.max (it only grows, so the result does not depend on order) and the balance of two
         // non-negative sums cannot overflow: no trap, no wrap, even on deltas validation refuses.
-        if !pointOps.isEmpty {
-            var awarded: Int64 = 0, redeemed: Int64 = 0
-            func plus(_ sum: Int64, _ d: UInt64) -> Int64 {
-                let (s, overflow) = sum.addingReportingOverflow(Int64(clamping: d))
-                return overflow ? .max : s
-            }
-            for op in pointOps { if case let .points(_, d) = op.body { if d > 0 { awarded = plus(awarded, d.magnitude) } else { redeemed = plus(redeemed, d.magnitude) } } }
-            pointsBalance = awarded - redeemed
-            rows[.points] = [[.text(id), .int(pointsBalance), .int(awarded), .int(redeemed)]]
-            if pointsBalance < 0, let last = pointOps.last(where: { if case let .points(_, d) = $0.body { return d < 0 }; return false }),
-               case let .points(_, delta) = last.body {
-                conflicts.append(ConflictEntry(rule: .overdraft, target: Target(.points, id),
-                                               winner: nil,
-                                               loser: ConflictSide(stamp: last.stamp, author: last.author, value: .int(delta))))
+        if facts.pointOps > 0 {
+            pointsBalance = facts.awarded - facts.redeemed
+            rows[.points] = [[.text(id), .int(pointsBalance), .int(facts.awarded), .int(facts.redeemed)]]
+            if pointsBalance < 0, let last = facts.lastRedeem {
+                conflicts.append(ConflictEntry(rule: .overdraft, target: Target(.points, id), winner: nil, loser: last))
             }
         }
 
         // Tombstone: edits its deletion did not observe are concurrent with it.
-        if let lastDelete = deletes.last?.0 {
-            let observed = Set(deletes.flatMap(\.1))
-            let deletion = ConflictSide(stamp: lastDelete.stamp, author: lastDelete.author, value: .text("deleted"))
+        if let deletion = facts.lastDelete {
+            let observed = facts.deleteObserved
             for (key, reg) in registers.sorted(by: { $0.key < $1.key }) {
                 for head in reg.heads where !observed.contains(head.stamp) {
                     conflicts.append(ConflictEntry(rule: .editOnDeleted, target: key.target, field: key.field,
@@ -273,25 +391,22 @@ public struct InstanceState: Sendable {
     }
 
     private func tagRow(_ tag: String, _ add: ElementAdd) -> [Value] {
-        [.text(instance.id), .text(tag), .text(add.author), .text(add.stamp.node), .int(Int64(add.stamp.hlc.millis))]
+        [.text(instance.id), .text(tag), .text(add.author), .text(add.stamp.node), .int(Int64(clamping: add.stamp.hlc.millis))]
     }
 
     /// An exclusive-group add that removed adds of two or more tags of its group resolved a
-    /// conflict its author saw: the greatest removed add was the winner, the other tags lost.
-    private func closedExclusiveConflicts(_ ops: [Op], catalog: TagCatalog) -> [ConflictEntry] {
-        // Only an add that removes two or more adds can close one; most customers have none.
-        guard ops.contains(where: { if case let .add(t, removes) = $0.body { return t.entity == .customerTag && removes.count >= 2 }; return false })
-        else { return [] }
-        var addsByStamp: [Stamp: (tag: String, add: ElementAdd)] = [:]
-        for op in ops { if case let .add(t, _) = op.body, t.entity == .customerTag {
-            addsByStamp[op.stamp] = (t.sub, ElementAdd(stamp: op.stamp, author: op.author))
-        } }
-        // Ops ascend by stamp: a later resolver of the same entry replaces an earlier one.
+    /// conflict its author saw: the greatest removed add was the winner, the other tags lost. Of
+    /// two resolutions of one entry, the later is recorded.
+    private func closedExclusiveConflicts(catalog: TagCatalog) -> [ConflictEntry] {
         var entries: [String: ConflictEntry] = [:]
-        for op in ops {
-            guard case let .add(t, removes) = op.body, t.entity == .customerTag, removes.count >= 2,
-                  let info = catalog.info(forTag: t.sub), info.exclusive, let group = info.groupID else { continue }
-            let seenAdds = removes.compactMap { addsByStamp[$0] }
+        for op in facts.tagResolvers {   // ascending: a later resolver of the same entry replaces an earlier one
+            guard case let .add(t, removes) = op.body, let info = catalog.info(forTag: t.sub), info.exclusive,
+                  let group = info.groupID else { continue }
+            let seenAdds = removes.compactMap { s -> (tag: String, add: ElementAdd)? in
+                guard let i = addIndex(of: s) else { return nil }
+                let a = facts.adds[i]
+                return (a.target.sub, ElementAdd(stamp: a.stamp, author: a.author))
+            }
                 .filter { catalog.info(forTag: $0.tag)?.groupID == group }
                 .sorted { $0.add.stamp < $1.add.stamp }
             guard let top = seenAdds.last, Set(seenAdds.map(\.tag)).count >= 2 else { continue }
@@ -304,6 +419,7 @@ public struct InstanceState: Sendable {
                     winner: ConflictSide(stamp: top.add.stamp, author: top.add.author, value: .text(top.tag)),
                     loser: ConflictSide(stamp: add.stamp, author: add.author, value: .text(tag)),
                     state: state, closedBy: ConflictSide(stamp: op.stamp, author: op.author, value: .text(t.sub)))
+                if let held = entries[entry.id], let a = held.closedBy, op.stamp < a.stamp { continue }
                 entries[entry.id] = entry
             }
         }
@@ -338,20 +454,16 @@ public struct InstanceState: Sendable {
 
     // MARK: Orders: fields, status lattice, lines frozen at payment
 
-    /// Splits an order's ops into those that apply and the line edits a payment froze (with their
-    /// conflict entries). A line edit applies when there is no payment or some payment names it:
-    /// a payment names exactly the line edits its author held (an explicit set, not a per-origin
-    /// bound, so a payer that held a later op of an origin but not an earlier one did not see the
-    /// earlier one — whatever order the ops arrived in).
-    static func freezeLineEdits(_ ops: [Op]) -> (kept: [Op], frozen: [ConflictEntry]) {
-        let payments = ops.filter {
-            if case let .status(_, from, to, _) = $0.body { return !from.isPaidOrLater && to.isPaidOrLater }
-            return false
-        }
-        guard let firstPayment = payments.first else { return (ops, []) }
+    /// The line edits a payment froze (with their conflict entries). A line edit applies when there
+    /// is no payment or some payment names it: a payment names exactly the line edits its author
+    /// held (an explicit set, not a per-origin bound, so a payer that held a later op of an origin
+    /// but not an earlier one did not see the earlier one — whatever order the ops arrived in).
+    static func freezeLineEdits(_ ops: [Op]) -> (frozen: Set<Stamp>, entries: [ConflictEntry]) {
+        let payments = ops.filter(\.isPayment)
+        guard let firstPayment = payments.first else { return ([], []) }
         var seenByAPayment = Set<Stamp>()
         for p in payments { if case let .status(_, _, _, seen) = p.body { seenByAPayment.formUnion(seen) } }
-        var kept: [Op] = [], frozen: [ConflictEntry] = []
+        var frozen = Set<Stamp>(), entries: [ConflictEntry] = []
         let paymentSide: ConflictSide = {
             if case let .status(_, _, to, _) = firstPayment.body {
                 return ConflictSide(stamp: firstPayment.stamp, author: firstPayment.author, value: .text(to.name))
@@ -360,8 +472,7 @@ public struct InstanceState: Sendable {
         }()
         for op in ops {
             let target = op.body.target
-            guard target.entity == .orderLine else { kept.append(op); continue }
-            if seenByAPayment.contains(op.stamp) { kept.append(op); continue }
+            guard target.entity == .orderLine, !seenByAPayment.contains(op.stamp) else { continue }
             var field = "", attempted = Value.null
             switch op.body {
             case let .write(_, f, v, _): field = f; attempted = v
@@ -369,16 +480,16 @@ public struct InstanceState: Sendable {
             case .remove: attempted = .text("remove line")
             default: break
             }
-            frozen.append(ConflictEntry(rule: .editAfterPayment, target: target, field: field, winner: paymentSide,
-                                        loser: ConflictSide(stamp: op.stamp, author: op.author, value: attempted)))
+            frozen.insert(op.stamp)
+            entries.append(ConflictEntry(rule: .editAfterPayment, target: target, field: field, winner: paymentSide,
+                                         loser: ConflictSide(stamp: op.stamp, author: op.author, value: attempted)))
         }
-        return (kept, frozen)
+        return (frozen, entries)
     }
 
-    private mutating func materializeOrder(_ ops: [Op], conflicts: inout [ConflictEntry]) {
+    private mutating func materializeOrder(conflicts: inout [ConflictEntry]) {
         let order = Target(.order, instance.id)
-        var moves: [Op] = []
-        for op in ops { if case .status = op.body { moves.append(op) } }
+        let moves = facts.moves
         status = OrderStatus.merge(moves.compactMap { if case let .status(_, _, to, _) = $0.body { return to }; return nil })
         if registers.keys.contains(where: { $0.target == order }) || !moves.isEmpty {
             rows[.orders] = [row(.orders, target: order, key: [.text(instance.id)],
@@ -408,7 +519,7 @@ public struct InstanceState: Sendable {
     /// An acknowledgement closes the open conflict it names; with several, the latest is recorded.
     /// Entries already closed by a resolving write keep that record; of two resolutions of one
     /// entry, the later (greater stamp) is recorded, as for fields.
-    static func applyAcknowledgements(_ ops: [Op], to conflicts: [ConflictEntry]) -> [ConflictEntry] {
+    static func applyAcknowledgements(_ acks: [String: ConflictSide], to conflicts: [ConflictEntry]) -> [ConflictEntry] {
         var byID: [String: ConflictEntry] = [:]
         for c in conflicts {
             guard let held = byID[c.id] else { byID[c.id] = c; continue }
@@ -418,18 +529,20 @@ public struct InstanceState: Sendable {
             default: break
             }
         }
-        var latestAck: [String: ConflictSide] = [:]
-        for op in ops {   // ascending stamps: the last one seen is the latest
-            if case let .acknowledge(_, id) = op.body {
-                latestAck[id] = ConflictSide(stamp: op.stamp, author: op.author, value: .null)
-            }
-        }
-        for (id, ack) in latestAck {
+        for (id, ack) in acks {
             guard var entry = byID[id], entry.state == .open else { continue }
             entry.state = .acknowledged
             entry.closedBy = ack
             byID[id] = entry
         }
         return byID.values.sorted { $0.id < $1.id }
+    }
+}
+
+extension Op {
+    /// Whether the op pays an order: a status move from before `paid` to `paid` or later.
+    public var isPayment: Bool {
+        if case let .status(_, from, to, _) = body { return !from.isPaidOrLater && to.isPaidOrLater }
+        return false
     }
 }

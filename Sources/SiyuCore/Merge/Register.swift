@@ -15,39 +15,81 @@ public struct RegisterWrite: Hashable, Sendable {
     var side: ConflictSide { ConflictSide(stamp: stamp, author: author, value: value) }
 }
 
-/// The merged state of one LWW field, computed from the set of its writes alone.
+/// The merged state of one LWW field, a function of the set of its writes alone.
 ///
 /// - `heads`: writes no other write overwrote — what a new local write must name.
 /// - `winner`: the greatest head by (hlc, node); its value is the field's value.
 /// - conflicts: every other head with a different value is an open concurrent loser. A write that
-///   names two or more heads resolved a conflict its author saw: the sides it named, except the
-///   greatest, are closed losers — acknowledged if it kept the winning value, overridden otherwise.
-///   A causally later overwrite of a single head is not a conflict.
+///   names two or more writes resolved a conflict its author saw: the sides it named, except the
+///   greatest, are closed losers — acknowledged if it kept the winning value, overridden otherwise;
+///   of two resolutions of one loser, the later (greater stamp) is recorded. A causally later
+///   overwrite of a single head is not a conflict.
+///
+/// Built by `ingest`ing writes in ascending stamp order, then `finish()`: the cost of a write is
+/// independent of how many writes the field already has (no write is revisited), so a replica can
+/// keep the state of an instance and add a local edit to it.
 public struct RegisterState: Sendable {
-    public let heads: [RegisterWrite]
-    public let winner: RegisterWrite?
+    /// Every write of the field, ascending by stamp (they are ingested in stamp order).
+    private var writes: [RegisterWrite] = []
+    /// The writes no write has named so far.
+    private var headsByStamp: [Stamp: RegisterWrite] = [:]
+    /// Stamps named by a write that were greater than it (only a faulty peer names a later write):
+    /// a write with such a stamp, ingested later, is not a head.
+    private var namedAhead: Set<Stamp> = []
+    /// Closed entries of resolutions that named only earlier writes, by id (the latest resolver kept).
+    private var closedEntries: [String: ConflictEntry] = [:]
+    /// Resolutions naming a later write (faulty peers only): recomputed by `finish`, as their sides
+    /// may arrive after them.
+    private var pendingResolvers: [RegisterWrite] = []
+    /// The target and field, for conflict entries.
+    private let target: Target
+    private let field: String
 
-    public init(writes: [RegisterWrite]) {
-        var named = Set<Stamp>()
-        for w in writes { named.formUnion(w.overwrites) }
-        var seen = Set<Stamp>()
-        var heads: [RegisterWrite] = []
-        for w in writes where !named.contains(w.stamp) && seen.insert(w.stamp).inserted {
-            heads.append(w)
-        }
-        heads.sort { $0.stamp < $1.stamp }
-        self.heads = heads
-        self.winner = heads.last
-        self.writes = writes
+    /// The heads, ascending (refreshed by `finish`).
+    public private(set) var heads: [RegisterWrite] = []
+    /// The conflict entries of this field, sorted by id (refreshed by `finish`).
+    public private(set) var conflicts: [ConflictEntry] = []
+
+    public init(target: Target, field: String) {
+        self.target = target
+        self.field = field
     }
 
-    private let writes: [RegisterWrite]
+    /// The state of a field with these writes (any order, duplicates allowed).
+    public init(target: Target, field: String, writes: [RegisterWrite]) {
+        self.init(target: target, field: field)
+        var seen = Set<Stamp>()
+        for w in writes.sorted(by: { $0.stamp < $1.stamp }) where seen.insert(w.stamp).inserted { ingest(w) }
+        finish()
+    }
 
+    public var winner: RegisterWrite? { heads.last }
     public var value: Value { winner?.value ?? .null }
     public var headStamps: [Stamp] { heads.map(\.stamp) }
+    /// The greatest stamp ingested.
+    var lastStamp: Stamp? { writes.last?.stamp }
 
-    /// The conflict entries of this field.
-    public func conflicts(target: Target, field: String) -> [ConflictEntry] {
+    /// Adds a write whose stamp is greater than every write ingested before.
+    mutating func ingest(_ w: RegisterWrite) {
+        writes.append(w)
+        var namesItself = false, namesLater = false
+        for s in w.overwrites {
+            if s < w.stamp { headsByStamp.removeValue(forKey: s) }
+            else if s == w.stamp { namesItself = true }
+            else { namedAhead.insert(s); namesLater = true }
+        }
+        if namedAhead.remove(w.stamp) == nil && !namesItself { headsByStamp[w.stamp] = w }
+        guard w.overwrites.count >= 2 else { return }
+        if namesLater || namesItself {
+            pendingResolvers.append(w)
+        } else {
+            for e in closed(by: w) { closedEntries[e.id] = e }   // ascending: the later resolver replaces
+        }
+    }
+
+    /// Refreshes `heads` and `conflicts` after ingesting.
+    mutating func finish() {
+        heads = headsByStamp.values.sorted { $0.stamp < $1.stamp }
         var entries: [String: ConflictEntry] = [:]
         if let winner {
             for loser in heads.dropLast() where loser.value != winner.value {
@@ -56,23 +98,37 @@ public struct RegisterState: Sendable {
                 entries[e.id] = e
             }
         }
-        // Closed conflicts: writes that resolved two or more sides.
-        let resolvers = writes.filter { $0.overwrites.count >= 2 }
-        guard !resolvers.isEmpty else { return entries.values.sorted { $0.id < $1.id } }
-        var byStamp: [Stamp: RegisterWrite] = [:]
-        for w in writes { byStamp[w.stamp] = w }
-        for resolver in resolvers.sorted(by: { $0.stamp < $1.stamp }) {
-            let sides = resolver.overwrites.compactMap { byStamp[$0] }.sorted { $0.stamp < $1.stamp }
-            guard let top = sides.last, sides.count >= 2 else { continue }
-            let state: ConflictState = resolver.value == top.value ? .acknowledged : .overridden
-            for loser in sides.dropLast() where loser.value != top.value {
-                // A later resolver of the same loser replaces an earlier one (sorted ascending).
-                let e = ConflictEntry(rule: .lastWriterWins, target: target, field: field, winner: top.side,
-                                      loser: loser.side, state: state, closedBy: resolver.side)
-                entries[e.id] = e
+        var closed = closedEntries
+        for resolver in pendingResolvers {
+            for e in self.closed(by: resolver) {
+                if let held = closed[e.id], let a = held.closedBy, let b = e.closedBy, b.stamp < a.stamp { continue }
+                closed[e.id] = e
             }
         }
-        return entries.values.sorted { $0.id < $1.id }
+        for (id, e) in closed { entries[id] = e }
+        conflicts = entries.values.sorted { $0.id < $1.id }
+    }
+
+    /// The closed entries of one resolution: the sides it named, except the greatest, whose value
+    /// it did not keep.
+    private func closed(by resolver: RegisterWrite) -> [ConflictEntry] {
+        let sides = resolver.overwrites.compactMap(write(at:)).sorted { $0.stamp < $1.stamp }
+        guard let top = sides.last, sides.count >= 2 else { return [] }
+        let state: ConflictState = resolver.value == top.value ? .acknowledged : .overridden
+        return sides.dropLast().filter { $0.value != top.value }.map { loser in
+            ConflictEntry(rule: .lastWriterWins, target: target, field: field, winner: top.side,
+                          loser: loser.side, state: state, closedBy: resolver.side)
+        }
+    }
+
+    /// The write with this stamp (binary search: writes ascend by stamp).
+    private func write(at stamp: Stamp) -> RegisterWrite? {
+        var lo = 0, hi = writes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if writes[mid].stamp < stamp { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < writes.count && writes[lo].stamp == stamp ? writes[lo] : nil
     }
 }
 
@@ -86,14 +142,22 @@ public struct ElementAdd: Hashable, Sendable {
 /// removed. A remove removes exactly the adds it names, so a concurrent add survives it and a
 /// re-add after a remove works.
 public struct ElementState: Sendable {
-    public let adds: [ElementAdd]
-    public let liveAdds: [ElementAdd]
+    /// The adds not removed, ascending by stamp.
+    public private(set) var liveAdds: [ElementAdd] = []
+    /// The live adds by stamp, while ingesting (sorted into `liveAdds` by `finish`).
+    private var live: [Stamp: ElementAdd] = [:]
 
+    init() {}
+
+    /// The state of an element with these adds, of which `removed` were removed.
     public init(adds: [ElementAdd], removed: Set<Stamp>) {
-        let sorted = adds.sorted { $0.stamp < $1.stamp }
-        self.adds = sorted
-        self.liveAdds = sorted.filter { !removed.contains($0.stamp) }
+        for a in adds where !removed.contains(a.stamp) { live[a.stamp] = a }
+        finish()
     }
+
+    mutating func insert(_ add: ElementAdd) { live[add.stamp] = add }
+    mutating func remove(_ stamp: Stamp) { live.removeValue(forKey: stamp) }
+    mutating func finish() { liveAdds = live.values.sorted { $0.stamp < $1.stamp } }
 
     public var isPresent: Bool { !liveAdds.isEmpty }
     /// The latest live add: who applied the element, and when.

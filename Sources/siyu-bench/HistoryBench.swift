@@ -1,0 +1,62 @@
+import Foundation
+import SiyuCore
+import SiyuStore
+
+/// A local edit's cost against the length of the edited instance's history: one customer whose
+/// phone has been written 1,000 times, and one written 100,000 times (a long-lived HQ record, or
+/// a peer that sent a chain of writes); then the same local edits on each. The design asks that a
+/// local edit cost the same whatever the history (the issue's bound: within 10× of the short one).
+struct HistoryBench {
+    /// History lengths: the short one (the baseline) and the long one.
+    let short: Int
+    let long: Int
+    let edits: Int
+    let directory: TemporaryDirectory
+
+    func run() throws -> SectionReport {
+        var r = SectionReport("local edit after a long history (one customer, chained phone writes)")
+        let shortMicros = try microsPerEdit(history: short)
+        let longMicros = try microsPerEdit(history: long)
+        let ratio = longMicros / shortMicros
+        r.line("after \(grouped(short)) writes: \(fixed(shortMicros, 1)) µs per edit (\(edits) edits)")
+        r.line("after \(grouped(long)) writes: \(fixed(longMicros, 1)) µs per edit (\(edits) edits)")
+        r.line("ratio \(fixed(ratio, 2))× (target ≤ 10×)")
+        r.figure("history_short_ops", short)
+        r.figure("history_long_ops", long)
+        r.figure("history_short_edit_us", shortMicros, digits: 1)
+        r.figure("history_long_edit_us", longMicros, digits: 1)
+        r.figure("history_ratio", ratio, digits: 2)
+        r.summary.append(SummaryRow(what: "local edit after \(grouped(long)) ops on its customer", siyu: "\(fixed(longMicros, 1)) µs",
+                                    baseline: "\(fixed(shortMicros, 1)) µs after \(grouped(short))", ratio: "\(fixed(ratio, 2))×",
+                                    target: "≤ 10×", met: ratio <= 10))
+        return r
+    }
+
+    /// Builds a replica whose customer's phone has `history` chained writes (sent by a peer as one
+    /// change set, each write naming the one before), then times `edits` local edits of it.
+    private func microsPerEdit(history: Int) throws -> Double {
+        let path = directory.path("history-\(history).db")
+        let base: UInt64 = 1_764_000_000_000
+        var wall = base + UInt64(history) + 1_000
+        let replica = try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq, wallClock: { wall }))
+        defer { replica.close() }
+        try replica.createCustomer("c1", ["name": .text("林小文")], by: "zhaolei")
+        var ops: [Op] = []
+        var previous: [Stamp] = []
+        for i in 0..<history {
+            let stamp = Stamp(hlc: HLC(millis: base + UInt64(i), logical: 0), node: "crm")
+            ops.append(Op(stamp: stamp, seq: UInt64(i + 1), role: .hq, author: "system",
+                          body: .write(Target(.customer, "c1"), field: "phone", value: .text("138\(String(format: "%08d", i))"), overwrites: previous)))
+            previous = [stamp]
+        }
+        try replica.apply(ChangeSet(ops: ops))
+        try replica.editCustomer("c1", ["phone": .text("warm-up")], by: "zhaolei")   // the state is now cached
+        let seconds = try seconds {
+            for i in 0..<edits {
+                wall += 1
+                try replica.editCustomer("c1", ["phone": .text("139\(String(format: "%08d", i))")], by: "zhaolei")
+            }
+        }
+        return seconds * 1_000_000 / Double(edits)
+    }
+}
