@@ -154,8 +154,13 @@ public final class Replica {
 
     // MARK: - Loading and merging instances
 
+    /// How many ops were read back from the op log to merge an instance (a test hook: a local edit
+    /// of a cached instance reads none).
+    var opsReadForMerging = 0
+
     func loadOps(_ instance: InstanceRef) throws -> [Op] {
         var ops: [Op] = []
+        defer { opsReadForMerging += ops.count }
         try db.cached("SELECT origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ?")
             .query([.text(instance.kind.name), .text(instance.id)]) { row in
                 ops.append(try Replica.storedOp(row, at: 0, instanceID: instance.id))
