@@ -44,12 +44,20 @@ extension Replica {
                                            "fields are: \(target.entity.fields.map(\.name).joined(separator: ", "))")
             }
             try ReplicaError.wrap("checking \(field)") { try spec.validate(value, on: target.entity) }
-            let heads = state.heads(target, field)
+            let heads = Replica.named(state.heads(target, field))
             if state.value(target, field) == value && heads.count <= 1 && !heads.isEmpty { continue }
             if heads.isEmpty && value == .null { continue }
             out.append(.write(target, field: field, value: value, overwrites: heads))
         }
         return out
+    }
+
+    /// What an op names of `stamps` (ascending): all of them, or past `cap` the greatest `cap`
+    /// (`Op.maxNamedStamps` for heads and adds), so the op always passes validation and fits a
+    /// frame. The rest stay what they were — heads stay heads (open conflicts, named by the next
+    /// edits), adds stay live — on every replica alike, since the op says exactly what it named.
+    static func named(_ stamps: [Stamp], cap: Int = Op.maxNamedStamps) -> [Stamp] {
+        stamps.count <= cap ? stamps : Array(stamps.suffix(cap))
     }
 
     func requireHQ(_ what: String) throws {
@@ -110,7 +118,7 @@ extension Replica {
     public func deleteCustomer(_ id: String, by staff: String) throws {
         try edit(InstanceRef(.customer, id), { state in
             try self.requireLiveCustomer(state)
-            return [.deleteCustomer(customerID: id, observed: state.observedForDelete)]
+            return [.deleteCustomer(customerID: id, observed: Replica.named(state.observedForDelete, cap: Op.maxObservedStamps))]
         }, by: staff)
     }
 
@@ -186,15 +194,15 @@ extension Replica {
     /// Every live add of a tag of `group` on the customer (hidden exclusive losers included), sorted:
     /// what an add in an exclusive group removes in the same op.
     static func liveAdds(inGroup group: String, of state: InstanceState, catalog: TagCatalog) -> [Stamp] {
-        state.elements.filter { $0.key.entity == .customerTag && catalog.info(forTag: $0.key.sub)?.groupID == group }
-            .flatMap(\.value.liveStamps).sorted()
+        named(state.elements.filter { $0.key.entity == .customerTag && catalog.info(forTag: $0.key.sub)?.groupID == group }
+            .flatMap(\.value.liveStamps).sorted())
     }
 
     public func removeTag(_ tag: String, from customer: String, by staff: String) throws {
         try edit(InstanceRef(.customer, customer), { state in
             try self.requireLiveCustomer(state)
             let element = Target(.customerTag, customer, tag)
-            let live = state.liveAdds(element)
+            let live = Replica.named(state.liveAdds(element))
             guard !live.isEmpty else {
                 throw ReplicaError.notFound(what: "tag '\(tag)' on customer '\(customer)'", hint: "list the customer's tags with: siyu customers --id \(customer)")
             }
@@ -242,7 +250,7 @@ extension Replica {
     public func removeMember(_ member: String, from chat: String, by staff: String) throws {
         try edit(InstanceRef(.groupChat, chat), { state in
             let element = Target(.groupMember, chat, member)
-            let live = state.liveAdds(element)
+            let live = Replica.named(state.liveAdds(element))
             guard !live.isEmpty else { throw ReplicaError.notFound(what: "member '\(member)' of group '\(chat)'", hint: "list members with: siyu groups \(chat)") }
             return [.remove(element, removes: live)]
         }, by: staff)
@@ -278,7 +286,7 @@ extension Replica {
     public func removeOrderLine(_ line: String, of order: String, by staff: String) throws {
         try edit(InstanceRef(.order, order), { state in
             try self.requireOpenOrder(state)
-            let live = state.liveAdds(Target(.orderLine, order, line))
+            let live = Replica.named(state.liveAdds(Target(.orderLine, order, line)))
             guard !live.isEmpty else { throw ReplicaError.notFound(what: "line '\(line)' of order '\(order)'", hint: "list lines with: siyu orders \(order)") }
             return [.remove(Target(.orderLine, order, line), removes: live)]
         }, by: staff)
@@ -305,6 +313,10 @@ extension Replica {
             }
             // A payment names every line edit it saw (what it freezes); other moves name none.
             let paying = !current.isPaidOrLater && next.isPaidOrLater
+            if paying && state.lineEdits.count > Op.maxObservedStamps {
+                throw ReplicaError.invalid("order '\(id)' has \(state.lineEdits.count) line edits, more than a payment can name (\(Op.maxObservedStamps))",
+                                           "split the order: a payment names every line edit it freezes")
+            }
             return [.status(orderID: id, from: current, to: next, seen: paying ? state.lineEdits : [])]
         }, by: staff)
     }
@@ -363,7 +375,7 @@ extension Replica {
         try edit(entry.instance, { state in
             switch entry.rule {
             case .lastWriterWins:
-                let heads = state.heads(entry.target, entry.field)
+                let heads = Replica.named(state.heads(entry.target, entry.field))
                 let value = keep ?? state.value(entry.target, entry.field)
                 if let spec = entry.target.entity.field(named: entry.field) {
                     try ReplicaError.wrap("checking the value") { try spec.validate(value, on: entry.target.entity) }
