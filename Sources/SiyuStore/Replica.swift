@@ -340,6 +340,7 @@ public final class Replica {
         // The tag library first: a change there re-merges the customers holding affected tags.
         let library = touched.filter { batch.isLibrary($0) }
         if !library.isEmpty {
+            let catalogBefore = try catalog()
             catalogCache = nil
             stateCache.removeAll()   // customer states depend on the library
             for slot in library.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
@@ -347,7 +348,12 @@ public final class Replica {
             }
             // A bulk load's shown pairs are not in `tagged_customers` yet (the spec sends the library first, so this is rare).
             if bulk?.load != nil { try db.execute(Replica.tagShownPairs) }
+            // Only what a customer's merge reads of a tag (its group, the group's exclusive flag,
+            // its deletion) re-merges the customers holding it: a renamed or re-sorted tag re-merges
+            // nobody, however many customers hold it.
+            let catalogAfter = try catalog()
             let tags = try tagsAffected(by: Set(library.map { batch.refs[$0] }))
+                .filter { catalogBefore.info(forTag: $0) != catalogAfter.info(forTag: $0) }
             let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
             var affected = Set<Int>(touched)
             for tag in tags.sorted() {
