@@ -239,4 +239,16 @@ import SiyuCore
         let badConflict = HostileInputTests.op(.acknowledge(InstanceRef(.customer, "c1"), conflictID: "\u{1B}[2J"))
         #expect(HostileInputTests.refusal(badConflict) != nil)
     }
+
+    /// Lengths count Unicode scalar values (SPEC §9), not grapheme clusters: 40 × "x" + U+0323
+    /// (no precomposed form, so NFC keeps two scalars each) is 40 clusters but 80 scalar values.
+    @Test func idAndTextLengthsCountUnicodeScalarValuesNotGraphemeClusters() {
+        let dotted = String(repeating: "x\u{0323}", count: 40)
+        #expect(dotted.count == 40 && dotted.unicodeScalars.count == 80)
+        #expect(throws: CoreError.self) { try IdentifierRule.validate(dotted, as: "customer id") }
+        #expect(throws: Never.self) { try IdentifierRule.validate(String(repeating: "x\u{0323}", count: 32), as: "customer id") }
+        let name = Entity.customer.field(named: "name")!
+        #expect(throws: CoreError.self) { try name.validate(.text(dotted), on: .customer) }      // name: 64
+        #expect(throws: Never.self) { try name.validate(.text(String(repeating: "x\u{0323}", count: 32)), on: .customer) }
+    }
 }

@@ -47,10 +47,12 @@ public struct FieldSpec: Sendable {
                         what: "\(subject) is \(bytes) bytes of UTF-8, over the limit of \(maxBytes) bytes (\(max) characters × \(FieldSpec.utf8BytesPerCharacter))",
                         hint: "shorten it; characters built of many code points (combining marks, emoji sequences) take more bytes")
                 }
-                if bytes > max, s.count > max {
+                // Counted in Unicode scalar values (SPEC §9): the same on every Unicode version,
+                // unlike grapheme clusters.
+                if bytes > max, case let scalars = s.unicodeScalars.count, scalars > max {
                     throw CoreError.invalidEdit(
-                        what: "\(subject) is \(s.count) characters long, over the limit of \(max)\(source.isEmpty ? "" : " (\(source))")",
-                        hint: "shorten it to at most \(max) characters")
+                        what: "\(subject) is \(scalars) Unicode scalar values long, over the limit of \(max)\(source.isEmpty ? "" : " (\(source))")",
+                        hint: "shorten it to at most \(max) characters (an accent or emoji part counts as one)")
                 }
             }
             if s.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n") || (0x7f...0x9f).contains($0.value) }) {
@@ -192,9 +194,9 @@ public enum IdentifierRule {
             throw CoreError.invalidEdit(what: "\(what) \(printable(id)) \(id.allSatisfy(\.isWhitespace) ? "is only whitespace" : "begins or ends with whitespace")",
                                         hint: "trim whitespace from ids")
         }
-        let count = id.count
+        let count = id.unicodeScalars.count   // scalar values, as SPEC §9 counts
         if count > maxLength {
-            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) is \(count) characters long (limit \(maxLength))",
+            throw CoreError.invalidEdit(what: "\(what) \(printable(id)) is \(count) Unicode scalar values long (limit \(maxLength))",
                                         hint: "use a shorter id")
         }
         if !id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) {
