@@ -63,13 +63,13 @@ extension Replica {
         let seqs = try db.cached("SELECT seq FROM ops WHERE origin = ? ORDER BY seq")
         for (origin, highest) in load.highest {
             var contiguous = Int64(0)
-            if try count.scalar([.text(origin), .integer(Int64(highest))])?.int64Value == Int64(highest) {
-                contiguous = Int64(highest)
+            if try count.scalar([.text(origin), .integer(Int64(clamping: highest))])?.int64Value == Int64(clamping: highest) {
+                contiguous = Int64(clamping: highest)
             } else {
                 try seqs.query([.text(origin)]) { row in if row.int64(0) == contiguous + 1 { contiguous += 1 } }
             }
             try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
-                .run([.text(origin), .integer(contiguous), .integer(Int64(highest))])
+                .run([.text(origin), .integer(contiguous), .integer(Int64(clamping: highest))])
         }
     }
 

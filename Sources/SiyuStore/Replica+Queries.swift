@@ -106,7 +106,7 @@ extension Replica {
         try ReplicaError.wrap("counting ops") {
             let total = try db.cached("SELECT count(*) FROM ops").scalar()?.int64Value ?? 0
             let own = try db.cached("SELECT count(*) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
-            return (Int(total), Int(own))
+            return (Int(clamping: total), Int(clamping: own))
         }
     }
 

@@ -171,7 +171,7 @@ public final class Replica {
     /// The op of an op-log row whose columns from `column` on are origin, seq, hlc, body (a body
     /// is stored without them: `OpCoding.encode(_:keyedBy:)`; replicas written before kept whole ops).
     static func storedOp(_ row: Row, at column: Int32, instanceID: String) throws -> Op {
-        let keys = OpKeys(origin: row.text(column) ?? "", seq: UInt64(row.int64(column + 1)),
+        let keys = OpKeys(origin: row.text(column) ?? "", seq: UInt64(clamping: row.int64(column + 1)),
                           hlc: HLC(raw: UInt64(bitPattern: row.int64(column + 2))), instanceID: instanceID)
         return try OpCoding.decode(row.blob(column + 3), keys: keys)
     }
@@ -606,7 +606,7 @@ public final class Replica {
         try dropCachesIfChangedElsewhere()
         var v = VersionVector()
         try db.cached("SELECT origin, contiguous FROM versions").query { row in
-            v.entries[row.text(0) ?? ""] = UInt64(row.int64(1))
+            v.entries[row.text(0) ?? ""] = UInt64(clamping: row.int64(1))
         }
         if nextSeq > 1 { v.entries[node] = nextSeq - 1 } else { v.entries[node] = nil }
         return v
@@ -618,7 +618,7 @@ public final class Replica {
         var out: [Stamp] = []
         let clockOf = try db.cached("SELECT hlc FROM ops WHERE origin = ? AND seq = ?")
         for (origin, seq) in try storedVersions().entries.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) where seq > 0 {
-            if let hlc = try clockOf.scalar([.text(origin), .integer(Int64(seq))])?.int64Value {
+            if let hlc = try clockOf.scalar([.text(origin), .integer(Int64(clamping: seq))])?.int64Value {
                 out.append(Stamp(hlc: HLC(raw: UInt64(bitPattern: hlc)), node: origin))
             }
         }
@@ -632,7 +632,7 @@ public final class Replica {
             var ops: [Op] = []
             let range = try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
             for origin in origins {
-                try range.query([.text(origin), .integer(Int64(bitPattern: peer[origin]))]) { row in
+                try range.query([.text(origin), .integer(Int64(clamping: peer[origin]))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                 }
             }
@@ -645,7 +645,7 @@ public final class Replica {
         try ReplicaError.wrap("reading the outbox") {
             var ops: [Op] = []
             try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
-                .query([.text(node), .integer(Int64(seq))]) { row in ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")) }
+                .query([.text(node), .integer(Int64(clamping: seq))]) { row in ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")) }
             return ops
         }
     }
