@@ -365,15 +365,32 @@ import SiyuCommandLine
     }
 
     @Test func aReadOnlyReplicaIsReportedBeforeWriting() throws {
-        // Root writes any file, so the check is only meaningful for other users.
-        guard getuid() != 0 else { return }
         let f = try ConflictFixture()
         defer { f.remove() }
         let id = try f.conflict("phone", in: f.hq).id
-        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: f.hq)
+        let before = FileManager.default.contents(atPath: f.hq)
+        // Root writes any file whatever its mode bits, so as root (CI) the file is made immutable
+        // instead (ext4's `chattr +i`), which root cannot write either.
+        if getuid() == 0 {
+            #expect(try ResolveTests.chattr("+i", f.hq) == 0, "chattr +i failed: the test needs ext4 and e2fsprogs")
+        } else {
+            try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: f.hq)
+        }
+        defer { if getuid() == 0 { _ = try? ResolveTests.chattr("-i", f.hq) } }
         let r = siyu(["ack", "--db", f.hq, id])
         #expect(r.code == 1)
         #expect(r.err.contains("is read-only"))
+        #expect(FileManager.default.contents(atPath: f.hq) == before)
+    }
+
+    /// Runs `chattr FLAG PATH`; its exit status.
+    static func chattr(_ flag: String, _ path: String) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+        p.arguments = [flag, path]
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
     }
 }
 
