@@ -28,11 +28,11 @@ public enum ReplicaSchema {
     /// op log to its keys and the encoded op, clustered by instance (see `version3`).
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
-        SchemaMigration(version: 2) { db in try db.execute("DROP INDEX ops_by_field; DROP INDEX customer_tags_by_tag;") },
+        SchemaMigration(version: 2) { db in try db.execute(version2) },
         SchemaMigration(version: 3) { db in try db.execute(version3) },
     ]
 
-    /// The op log keeps an op's keys and its encoded body only (the other columns repeated what the
+    /// Frozen like `version1`. The op log keeps an op's keys and its encoded body only (the other columns repeated what the
     /// body holds), and is clustered by instance: the ops every merge reads lie together, and a
     /// snapshot sent in instance order appends instead of writing random pages. `ops_by_origin`
     /// serves change sets and the version vector; `tagged_customers` (every customer that ever had
@@ -52,8 +52,11 @@ public enum ReplicaSchema {
         CREATE UNIQUE INDEX ops_by_origin ON ops(origin, seq);
         """
 
-    static var version1: String {
-        var sql = """
+    /// Layout 1 as it was written from commit 93de6e9 to 947c7b4, frozen as text: later changes to
+    /// `Table.columns` must come with a migration of their own, never by editing this. (Files
+    /// written by 0ce8fc9, the first commit, lack `ops_by_tag`; nothing later reads it, and
+    /// layout 3 drops the table it indexes.)
+    static let version1 = """
         CREATE TABLE siyu_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
         CREATE TABLE ops(
             origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL,
@@ -76,18 +79,23 @@ public enum ReplicaSchema {
             closed_node TEXT, closed_staff TEXT, closed_hlc INTEGER) WITHOUT ROWID;
         CREATE INDEX conflicts_by_instance ON conflicts(inst_kind, inst_id);
         CREATE INDEX conflicts_by_state ON conflicts(state);
-
+        CREATE TABLE stores(store_id TEXT NOT NULL, name TEXT, region TEXT, PRIMARY KEY(store_id)) WITHOUT ROWID;
+        CREATE TABLE staff(userid TEXT NOT NULL, name TEXT, store_id TEXT, PRIMARY KEY(userid)) WITHOUT ROWID;
+        CREATE TABLE customers(customer_id TEXT NOT NULL, name TEXT, gender INTEGER, phone TEXT, unionid TEXT, owner_store TEXT, owner_staff TEXT, deleted INTEGER, PRIMARY KEY(customer_id)) WITHOUT ROWID;
+        CREATE TABLE follow_relations(customer_id TEXT NOT NULL, userid TEXT NOT NULL, remark TEXT, description TEXT, add_way INTEGER, createtime INTEGER, state TEXT, PRIMARY KEY(customer_id, userid)) WITHOUT ROWID;
+        CREATE TABLE tag_groups(group_id TEXT NOT NULL, name TEXT, sort_order INTEGER, exclusive INTEGER, deleted INTEGER, PRIMARY KEY(group_id)) WITHOUT ROWID;
+        CREATE TABLE tags(tag_id TEXT NOT NULL, group_id TEXT, name TEXT, sort_order INTEGER, deleted INTEGER, PRIMARY KEY(tag_id)) WITHOUT ROWID;
+        CREATE TABLE customer_tags(customer_id TEXT NOT NULL, tag_id TEXT NOT NULL, added_by TEXT, added_node TEXT, added_at INTEGER, PRIMARY KEY(customer_id, tag_id)) WITHOUT ROWID;
+        CREATE TABLE group_chats(chat_id TEXT NOT NULL, name TEXT, owner TEXT, notice TEXT, capacity INTEGER, PRIMARY KEY(chat_id)) WITHOUT ROWID;
+        CREATE TABLE group_members(chat_id TEXT NOT NULL, member_id TEXT NOT NULL, member_type INTEGER, join_time INTEGER, join_scene INTEGER, invitor TEXT, nickname TEXT, overflow INTEGER, PRIMARY KEY(chat_id, member_id)) WITHOUT ROWID;
+        CREATE TABLE orders(order_id TEXT NOT NULL, customer_id TEXT, store_id TEXT, staff_id TEXT, address TEXT, note TEXT, status TEXT, PRIMARY KEY(order_id)) WITHOUT ROWID;
+        CREATE TABLE order_lines(order_id TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT, qty INTEGER, unit_price_cents INTEGER, PRIMARY KEY(order_id, line_id)) WITHOUT ROWID;
+        CREATE TABLE points(customer_id TEXT NOT NULL, balance INTEGER, awarded INTEGER, redeemed INTEGER, PRIMARY KEY(customer_id)) WITHOUT ROWID;
+        CREATE INDEX customer_tags_by_tag ON customer_tags(tag_id);
         """
-        for table in Table.allCases {
-            let cols = table.columns.enumerated().map { i, c in
-                "\(c.name) \(c.isInteger ? "INTEGER" : "TEXT")\(i < table.keyColumnCount ? " NOT NULL" : "")"
-            }
-            let key = table.columns.prefix(table.keyColumnCount).map(\.name).joined(separator: ", ")
-            sql += "CREATE TABLE \(table.rawValue)(\(cols.joined(separator: ", ")), PRIMARY KEY(\(key))) WITHOUT ROWID;\n"
-        }
-        sql += "CREATE INDEX customer_tags_by_tag ON customer_tags(tag_id);\n"
-        return sql
-    }
+
+    /// Layout 2 (947c7b4): two indexes nothing read are dropped.
+    static let version2 = "DROP INDEX ops_by_field; DROP INDEX customer_tags_by_tag;"
 
     /// Opens (creating or migrating as needed) the replica at `path`.
     static func open(path: String, migrations: [SchemaMigration] = ReplicaSchema.migrations) throws -> Database {
