@@ -33,7 +33,7 @@ let package = Package(
         // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
         .target(name: "SiyuCommandLine"),
         // What the CLI does: one file per subcommand, the demo scenario, rendering of a replica.
-        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuCommandLine"]),
+        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuWire", "SiyuCommandLine"]),
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"],
                     exclude: ["Golden"]),   // replica files of old layouts, read by path
         // Commands in-process with injected streams, and through the built `siyu` binary.
-        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "siyu"]),
+        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "siyu"]),
     ],
     swiftLanguageModes: [.v5]
 )

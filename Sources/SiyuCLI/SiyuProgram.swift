@@ -35,6 +35,9 @@ public enum SiyuProgram {
         OverrideCommand.self,
         HistoryCommand.self,
         RebuildCommand.self,
+        ExportChangesCommand.self,
+        ImportChangesCommand.self,
+        MergeCommand.self,
     ]
 
     public static let program = CommandLineProgram<CLIContext>(
