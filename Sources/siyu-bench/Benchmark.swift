@@ -19,11 +19,18 @@ struct Benchmark {
             fflush(stdout)
         }
 
+        let cpu = cpuModel(), load = loadAverages()
+        let loadText = load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown"
         if !options.json {
-            print("siyu-bench — SQLite \(Database.libraryVersion), \(cores) cores\(options.quick ? ", quick mode (small sizes)" : "")\n")
+            print("siyu-bench — SQLite \(Database.libraryVersion), \(cores) cores, CPU \(cpu), load average at start \(loadText)"
+                  + (options.quick ? ", quick mode (small sizes)" : "") + "\n")
         }
         if options.runs("local") {
             add(try LocalEditBench(edits: options.localEdits, customerCount: options.localCustomers, directory: directory).run())
+        }
+        if options.runs("bulk") {
+            add(try BulkEditBench(transactions: options.bulkTransactions, editsPerTransaction: BulkEditBench.editsPerTransaction,
+                                  directory: directory).run())
         }
         if options.runs("history") {
             add(try HistoryBench(short: 1_000, long: options.quick ? 10_000 : 100_000, edits: options.quick ? 100 : 500,
@@ -56,15 +63,20 @@ struct Benchmark {
             ? LoroPeer.run(quick: options.quick)
             : .unavailable(!options.runs("peer") ? "skipped (not in --only)"
                            : options.quick ? "skipped in quick mode; --peer runs it" : "skipped (--no-peer)")
+        let hub = SectionReport.hubLoad()
+        add(hub)
         let siyuFigures = Dictionary(sections.flatMap(\.figures), uniquingKeysWith: { a, _ in a })
         add(LoroPeer.section(peer, siyu: siyuFigures))
 
         if options.json {
             let header: [(String, JSONValue)] = [("sqlite_version", .string(Database.libraryVersion)), ("cores", .int(cores)),
+                                                 ("cpu_model", .string(cpu)),
+                                                 ("load_average", load.map { .array($0.map { JSONValue.rounded($0, 2) }) } ?? .null),
                                                  ("quick", .bool(options.quick))]
-            print(JSONValue.object(header + sections.flatMap(\.figures)).serialized())
+            print(JSONValue.object(header + sections.flatMap(\.figures)
+                                   + [("targets", targetsJSON(sections.flatMap(\.summary)))]).serialized())
         } else {
-            print("summary (targets from DESIGN.md \"How good\"; ratios are Siyu ÷ plain SQLite in this run)")
+            print("summary (the targets of docs/BENCHMARKS.md; every ratio is Siyu ÷ its plain-SQLite anchor measured in this run)")
             for line in summaryTable(sections.flatMap(\.summary), peer: peer) { print("  " + line) }
         }
     }

@@ -14,11 +14,17 @@ import SiyuWire
 /// (`siyu-bench --bootstrap-child FRAMES REPLICA`) so its memory is its own: it streams the file
 /// through a `FrameReader`, decodes and applies each chunk into a fresh replica, and reports its
 /// elapsed time and peak RSS (VmHWM), then checks the result (customer and tag row counts, op count).
-/// There is no baseline: the targets are absolute (< 5 s, < 64 MB).
 ///
-/// Chunks never split a customer. They are sized two ways, each a separate run: filling frames to
-/// about 7/8 of the 1 MiB limit (the headline figures: fewest transactions), and 1,000 customers per
-/// chunk (smaller transactions, less memory held at once).
+/// Anchor (target ≤ 2.5×): plain SQLite inserting the same rows — the `customers` and
+/// `customer_tags` rows of the snapshot, with the replica's own DDL — in key order, in one
+/// transaction, in a child process of the same kind (`siyu-bench --bootstrap-plain-child`), timed
+/// from opening the new file to closing it as the store's child is. Memory: the store's peak must
+/// stay under 64 MB whatever the chunk size. Disk: the replica's bytes per op held (≤ 120 B), next
+/// to the plain database's bytes (the plain tables alone).
+///
+/// Chunks never split a customer. They are sized three ways, each a separate run: filling frames to
+/// about 7/8 of the 1 MiB limit (the fewest transactions and the largest chunks), 1,000 customers
+/// per chunk and 100 customers per chunk (small chunks, less memory held at once).
 ///
 /// The SNAPSHOT_END digest is sent as zeros: the parent never builds the state (that would double the
 /// run), and the protocol lets a receiver ignore it.
@@ -63,10 +69,12 @@ struct BootstrapBench {
         let library = try tagLibrary(tags, at: directory.path("bootstrap-hq.db"))
         let customers = CustomerIDs.weCom(customerCount, seed: 5)
         var runs: [Run] = []
-        for policy in [ChunkPolicy.fillFrames, .customers(1_000)] {
+        for policy in [ChunkPolicy.fillFrames, .customers(1_000), .customers(100)] {
             runs.append(try measure(policy, library: library, customers: customers, tags: tags))
         }
-        return report(runs)
+        progress("bootstrap: plain SQLite inserts the same rows in key order, in a child process")
+        let plain = try runPlainChild()
+        return report(runs, plain: plain)
     }
 
     private func measure(_ policy: ChunkPolicy, library: ChangeSet, customers: [String], tags: [String]) throws -> Run {
@@ -174,10 +182,32 @@ struct BootstrapBench {
         }
     }
 
+    /// The plain baseline's child: a template replica gives it the DDL; it makes the rows itself.
+    private func runPlainChild() throws -> ChildFigures {
+        let template = directory.path("bootstrap-template.db"), plainPath = directory.path("bootstrap-plain.db")
+        defer {
+            for path in [template, plainPath] {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            }
+        }
+        try Replica(path: template, options: ReplicaOptions(node: "xihu", role: .store)).close()
+        let figures = try runChild([BootstrapPlainChild.flag, template, plainPath, String(customerCount), String(tagsPerCustomer)])
+        let expectedTags = customerCount * tagsPerCustomer
+        guard figures.customers == customerCount, figures.tagRows == expectedTags else {
+            throw BenchError("bootstrap: the plain baseline holds \(figures.customers) customers and \(figures.tagRows) tag rows; "
+                             + "expected \(customerCount) and \(expectedTags)")
+        }
+        return figures
+    }
+
     private func runChild(frames: String, replica: String) throws -> ChildFigures {
+        try runChild([BootstrapChild.flag, frames, replica])
+    }
+
+    private func runChild(_ arguments: [String]) throws -> ChildFigures {
         let process = Process()
         process.executableURL = BootstrapBench.executableURL()
-        process.arguments = [BootstrapChild.flag, frames, replica]
+        process.arguments = arguments
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardError = FileHandle.standardError
@@ -213,11 +243,17 @@ struct BootstrapBench {
 
     // MARK: Report
 
-    private func report(_ runs: [Run]) -> SectionReport {
+    static let targetRatio = 2.5
+    static let targetPeakMB = 64.0
+
+    private func report(_ runs: [Run], plain: ChildFigures) -> SectionReport {
         let ops = runs.first?.snapshot.ops ?? 0
+        // The targets are for 100k customers: smaller runs (--quick) get no verdict.
+        let atTargetSize = customerCount >= 100_000
         var r = SectionReport("bootstrap: a new store from a snapshot of \(grouped(customerCount)) customers × \(tagsPerCustomer) tags (\(grouped(ops)) ops)")
-        r.line("store side in a child process: read → decode → apply each chunk; targets < 5 s and < 64 MB peak")
-        r.line("chunking                                chunks  snapshot bytes    B/op   seconds  (apply)      ops/s  peak MB  replica MB")
+        r.line("store side in a child process: read → decode → apply each chunk; plain SQLite in a child process: the same rows in key order, one transaction")
+        r.line("targets: ≤ \(BootstrapBench.targetRatio)× plain SQLite, peak < \(Int(BootstrapBench.targetPeakMB)) MB whatever the chunk size, ≤ \(Int(DiskFigures.targetBytesPerOp)) B on disk per op held")
+        r.line("chunking                                chunks  snapshot bytes    B/op   seconds  (apply)      ops/s  peak MB  replica MB  × plain")
         for run in runs {
             let peakMB = Double(run.child.peakKilobytes) / 1024
             r.line(run.policy.label.padding(toLength: 38, withPad: " ", startingAt: 0)
@@ -225,36 +261,114 @@ struct BootstrapBench {
                    + String(format: " %7.2f %9.3f %8.3f", Double(run.snapshot.bytes) / Double(run.snapshot.ops),
                             run.child.seconds, run.child.applySeconds)
                    + padLeft(grouped(Int(Double(run.snapshot.ops) / run.child.seconds)), 11)
-                   + String(format: " %8.1f %11.1f", peakMB, Double(run.child.fileBytes) / 1_048_576))
+                   + String(format: " %8.1f %11.1f %8.2f×", peakMB, Double(run.child.fileBytes) / 1_048_576, run.child.seconds / plain.seconds))
         }
+        r.line("plain SQLite, same rows in key order".padding(toLength: 38, withPad: " ", startingAt: 0)
+               + padLeft("1", 8) + padLeft("—", 16) + padLeft("—", 8)
+               + String(format: " %9.3f %8.3f", plain.seconds, plain.applySeconds)
+               + padLeft(grouped(Int(Double(plain.customers + plain.tagRows) / plain.seconds)), 11)
+               + String(format: " %8.1f %11.1f", Double(plain.peakKilobytes) / 1024, Double(plain.fileBytes) / 1_048_576)
+               + "   (rows/s)")
         if let c = runs.first?.child {
             r.line("checked in each run: \(grouped(c.customers)) customers, \(grouped(c.tagRows)) tag rows, \(grouped(c.ops)) ops")
         }
+        let disk = DiskFigures(replicaBytes: runs.first?.child.fileBytes ?? 0, plainBytes: plain.fileBytes, ops: runs.first?.child.ops ?? 0)
+        r.line(disk.line(what: "the new store's replica").replacingOccurrences(of: "disk          ", with: "disk: "))
+
         r.figure("bootstrap_customers", customerCount)
         r.figure("bootstrap_ops", ops)
+        r.figure("bootstrap_plain_seconds", plain.seconds, digits: 3)
+        r.figure("bootstrap_plain_insert_seconds", plain.applySeconds, digits: 3)
+        r.figure("bootstrap_plain_peak_mb", Double(plain.peakKilobytes) / 1024, digits: 1)
+        r.figure("bootstrap_plain_mb", Double(plain.fileBytes) / 1_048_576, digits: 1)
+        disk.figures(prefix: "bootstrap_disk", into: &r)
+        var peakMax = 0.0
         for run in runs {
             let prefix: String
             switch run.policy {
             case .fillFrames: prefix = "bootstrap"
-            case .customers: prefix = "bootstrap_small_chunks"
+            case .customers(1_000): prefix = "bootstrap_small_chunks"
+            case let .customers(n): prefix = "bootstrap_chunks_\(n)"
             }
+            let peakMB = Double(run.child.peakKilobytes) / 1024
+            peakMax = max(peakMax, peakMB)
+            let ratio = run.child.seconds / plain.seconds
             r.figure(prefix + "_chunks", run.snapshot.chunks)
             r.figure(prefix + "_bytes", run.snapshot.bytes)
             r.figure(prefix + "_seconds", run.child.seconds, digits: 3)
             r.figure(prefix + "_apply_seconds", run.child.applySeconds, digits: 3)
-            r.figure(prefix + "_peak_mb", Double(run.child.peakKilobytes) / 1024, digits: 1)
+            r.figure(prefix + "_ratio", ratio)
+            r.figure(prefix + "_peak_mb", peakMB, digits: 1)
             r.figure(prefix + "_replica_mb", Double(run.child.fileBytes) / 1_048_576, digits: 1)
 
-            // The targets are for 100k customers: smaller runs (--quick) get no verdict.
-            let atTargetSize = customerCount >= 100_000
-            let peakMB = Double(run.child.peakKilobytes) / 1024
             let what = "bootstrap \(grouped(customerCount)) × \(tagsPerCustomer), \(run.policy.shortLabel)"
-            r.summary.append(SummaryRow(what: what, siyu: "\(fixed(run.child.seconds, 2)) s", baseline: "—", ratio: "",
-                                        target: "< 5 s at 100k", met: atTargetSize ? run.child.seconds < 5 : nil))
+            r.summary.append(SummaryRow(what: what, siyu: "\(fixed(run.child.seconds, 2)) s", baseline: "\(fixed(plain.seconds, 2)) s",
+                                        ratio: "\(fixed(ratio, 2))×", target: "≤ \(BootstrapBench.targetRatio)×",
+                                        met: atTargetSize ? ratio <= BootstrapBench.targetRatio : nil,
+                                        unjudged: "not judged at this size", key: prefix))
             r.summary.append(SummaryRow(what: what + ", peak", siyu: "\(fixed(peakMB, 1)) MB", baseline: "—", ratio: "",
-                                        target: "< 64 MB at 100k", met: atTargetSize ? peakMB < 64 : nil))
+                                        target: "< \(Int(BootstrapBench.targetPeakMB)) MB", met: atTargetSize ? peakMB < BootstrapBench.targetPeakMB : nil,
+                                        unjudged: "not judged at this size", key: prefix + "_peak"))
         }
+        r.figure("bootstrap_peak_mb_max", peakMax, digits: 1)
+        r.summary.append(disk.summaryRow(what: "disk: new store after the bootstrap", key: "disk_bootstrap", judged: atTargetSize))
         return r
+    }
+}
+
+/// The plain baseline of the bootstrap, run as
+/// `siyu-bench --bootstrap-plain-child TEMPLATE DB CUSTOMERS TAGS`: the snapshot's `customers` and
+/// `customer_tags` rows (the customers of `CustomerIDs.weCom(CUSTOMERS, seed: 5)`, each with a name
+/// and TAGS tags, as HQ's ops make them) inserted in key order, one transaction, into a new plain
+/// database made with the DDL of the replica TEMPLATE. Timed from opening the file to closing it.
+enum BootstrapPlainChild {
+    static let flag = "--bootstrap-plain-child"
+
+    static func main(_ arguments: [String]) -> Int32 {
+        guard arguments.count == 4, let count = Int(arguments[2]), let tagCount = Int(arguments[3]) else {
+            FileHandle.standardError.write(Data("usage: siyu-bench \(flag) TEMPLATE DB CUSTOMERS TAGS\n".utf8))
+            return 2
+        }
+        do {
+            print(try run(template: arguments[0], path: arguments[1], customers: count, tags: tagCount).line)
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data("siyu-bench bootstrap plain child: \(error)\n".utf8))
+            return 1
+        }
+    }
+
+    static func run(template: String, path: String, customers customerCount: Int, tags tagCount: Int) throws -> BootstrapBench.ChildFigures {
+        let ids = CustomerIDs.weCom(customerCount, seed: 5).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let tags = (0..<tagCount).map { "t\($0)" }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var figures = BootstrapBench.ChildFigures()
+        var clock = Int64(Date().timeIntervalSince1970 * 1000) << 16
+        figures.seconds = try seconds {
+            let db = try PlainSQLite.open(path, tables: [.customers, .customerTags], likeReplicaAt: template)
+            defer { db.close() }
+            let customer = try db.cached("INSERT INTO customers VALUES (?, ?, NULL, NULL, NULL, NULL, NULL, 0)")
+            let tag = try db.cached("INSERT INTO customer_tags VALUES (?, ?, ?, ?, ?)")
+            figures.applySeconds = try seconds {
+                try db.transaction {
+                    for id in ids {
+                        try customer.run([.text(id), .text("客户" + id.suffix(6))])
+                        for t in tags {
+                            clock += 1
+                            try tag.run([.text(id), .text(t), .text("zhaolei"), .text("hq"), .integer(clock)])
+                        }
+                    }
+                }
+            }
+        }
+        figures.peakKilobytes = peakResidentKilobytes() ?? 0
+        let db = try Database(path: path, mode: .readOnly)
+        defer { db.close() }
+        func count(_ sql: String) throws -> Int { Int(try db.prepare(sql).scalar()?.int64Value ?? -1) }
+        figures.customers = try count("SELECT count(*) FROM customers")
+        figures.tagRows = try count("SELECT count(*) FROM customer_tags")
+        figures.ops = figures.customers + figures.tagRows
+        figures.fileBytes = fileBytes(path)
+        return figures
     }
 }
 

@@ -11,7 +11,7 @@ struct BenchOptions {
           --ops N      remote ops merged in one change set (default 100000, quick 5000)
           --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
                        quick 1000,10000; an empty list skips it)
-          --only S     run only these sections: local, history, merge, wire, catchup, bootstrap, scaling, peer
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -20,7 +20,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
@@ -29,6 +29,8 @@ struct BenchOptions {
     var localEdits = 2_000
     /// Customers the local edits go round.
     var localCustomers = 200
+    /// Transactions of the bulk local edits (an HQ campaign), of `BulkEditBench.editsPerTransaction` edits each.
+    var bulkTransactions = 10
     /// Remote ops merged in one change set.
     var mergeOps = 100_000
     /// Clerk edits in the wire-size batch, and the customers they go round.
@@ -88,6 +90,7 @@ struct BenchOptions {
 
     private mutating func useQuickSizes() {
         localEdits = 200
+        bulkTransactions = 2
         mergeOps = 5_000
         wireEdits = 2_000
         wireCustomers = 400

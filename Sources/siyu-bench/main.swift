@@ -1,13 +1,17 @@
-// `siyu-bench`: measures the design's performance targets (DESIGN.md "How good"), each figure next
-// to its baseline measured in the same run on the same data — local edits, merging remote ops, wire
-// size, catch-up, bootstrap, scaling — plus the Loro peer's figures when it is available.
-// `siyu-bench --help` lists the options; `--bootstrap-child` is the bootstrap's store process.
+// `siyu-bench`: measures the project's performance targets (listed in docs/BENCHMARKS.md), each
+// figure next to its plain-SQLite anchor measured in the same run on the same data — local edits,
+// bulk edits, merging remote ops, wire size, catch-up, bootstrap, bytes on disk, scaling — plus the
+// Loro peer's figures when it is available. `siyu-bench --help` lists the options;
+// `--bootstrap-child` and `--bootstrap-plain-child` are the bootstrap's store and baseline processes.
 
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == BootstrapChild.flag {
     exit(BootstrapChild.main(Array(arguments.dropFirst())))
+}
+if arguments.first == BootstrapPlainChild.flag {
+    exit(BootstrapPlainChild.main(Array(arguments.dropFirst())))
 }
 
 let options: BenchOptions
