@@ -270,6 +270,9 @@ public final class Replica {
         var known = knownState
         knownState = nil
         guard !ops.isEmpty else { return (0, 0) }
+        // What customers' merges read of the tag library before this commit (see below), taken
+        // before its ops are stored: `catalog()` may be rebuilt from the op log.
+        let catalogBefore = ops.contains(where: { $0.instance.kind == .tag || $0.instance.kind == .tagGroup }) ? try catalog() : nil
         let insert = try db.cached(Replica.insertOpUnlessHeld)
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
         let isLocalEdit = known != nil
@@ -340,7 +343,6 @@ public final class Replica {
         // The tag library first: a change there re-merges the customers holding affected tags.
         let library = touched.filter { batch.isLibrary($0) }
         if !library.isEmpty {
-            let catalogBefore = try catalog()
             catalogCache = nil
             stateCache.removeAll()   // customer states depend on the library
             for slot in library.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
@@ -353,7 +355,7 @@ public final class Replica {
             // nobody, however many customers hold it.
             let catalogAfter = try catalog()
             let tags = try tagsAffected(by: Set(library.map { batch.refs[$0] }))
-                .filter { catalogBefore.info(forTag: $0) != catalogAfter.info(forTag: $0) }
+                .filter { catalogBefore?.info(forTag: $0) != catalogAfter.info(forTag: $0) }
             let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
             var affected = Set<Int>(touched)
             for tag in tags.sorted() {

@@ -32,4 +32,26 @@ import SiyuCore
         try xihu.rebuild()
         #expect(try xihu.digest() == incremental)
     }
+
+    /// The library as it was is taken before the commit stores its ops: a replica just opened
+    /// (nothing cached) that receives a tag deletion still re-merges the holders.
+    @Test func aDeletionReceivedByAFreshlyOpenedReplicaStillReMergesTheHolders() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        let hq = c["hq"]
+        try hq.defineTagGroup("pref", name: "消费偏好")
+        try hq.defineTag("tea", group: "pref", name: "茶")
+        try hq.createCustomer("c1", ["name": .text("林小文")], by: "zhaolei")
+        try hq.addTag("tea", to: "c1", by: "zhaolei")
+        try c.syncAll()
+        try hq.deleteTag("tea")
+        let deletion = try hq.changeSet(since: try c["xihu"].versionVector())
+        c["xihu"].close()
+        let reopened = try Replica(existing: c.path("xihu"))
+        defer { reopened.close() }
+        try reopened.apply(deletion)
+        #expect(try reopened.rows(of: .customerTags).isEmpty)
+        let incremental = try reopened.digest()
+        try reopened.rebuild()
+        #expect(try reopened.digest() == incremental)
+    }
 }
