@@ -32,8 +32,10 @@ let package = Package(
         // The strict argument parser, command registry and safe text output shared by every
         // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
         .target(name: "SiyuCommandLine"),
+        // WeCom payloads (API responses, callbacks) decoded and mapped to intended edits. Pure.
+        .target(name: "SiyuWeCom", dependencies: ["SiyuCore"]),
         // What the CLI does: one file per subcommand, the demo scenario, rendering of a replica.
-        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuWire", "SiyuCommandLine"]),
+        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuWire", "SiyuCommandLine", "SiyuWeCom"]),
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
@@ -49,7 +51,8 @@ let package = Package(
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"],
                     exclude: ["Golden"]),   // replica files of old layouts, read by path
         // Commands in-process with injected streams, and through the built `siyu` binary.
-        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "siyu"]),
+        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
+                    exclude: ["WeComSamples"]),
     ],
     swiftLanguageModes: [.v5]
 )

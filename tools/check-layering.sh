@@ -28,7 +28,8 @@ SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
 SiyuCommandLine | Foundation                                                   |
-SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine       |
+SiyuWeCom       | Foundation FoundationXML SiyuCore                            |
+SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine SiyuWeCom |
 siyu            | *                                                            | CSQLite
 siyu-node       | *                                                            | CSQLite
 siyu-hub        | *                                                            | CSQLite

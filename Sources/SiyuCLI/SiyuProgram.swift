@@ -35,6 +35,7 @@ public enum SiyuProgram {
         OverrideCommand.self,
         HistoryCommand.self,
         RebuildCommand.self,
+        WeComCommand.self,
         ExportChangesCommand.self,
         ImportChangesCommand.self,
         MergeCommand.self,
