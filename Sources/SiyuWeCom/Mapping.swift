@@ -95,7 +95,7 @@ enum Mapping {
         let list = list ?? []
         guard list.count <= max else {
             throw WeComError(path: path, "holds \(list.count) \(what), more than WeCom allows (\(max))",
-                             hint: "WeCom pages its responses; import each page as its own payload")
+                             hint: "WeCom pages its responses: give each page as its own payload")
         }
         return list
     }
