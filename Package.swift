@@ -29,6 +29,12 @@ let package = Package(
         // bytes and time, returning messages and store effects; MemoryTransport for tests.
         .target(name: "SiyuSession", dependencies: ["SiyuCore", "SiyuWire"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Store effects of the hub's sessions carried out on its replica (never imports SiyuNode).
+        .target(name: "SiyuHub", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession"],
+                swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Store effects of a node's session carried out on its replica (never imports SiyuHub).
+        .target(name: "SiyuNode", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession"],
+                swiftSettings: [.swiftLanguageMode(.v6)]),
         // The strict argument parser, command registry and safe text output shared by every
         // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
         .target(name: "SiyuCommandLine"),
@@ -50,6 +56,11 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"],
                     exclude: ["Golden"]),   // replica files of old layouts, read by path
+        .testTarget(name: "SiyuHubTests", dependencies: ["SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
+                    swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Hub and node executors together over SiyuSession's MemoryTransport, with real replicas.
+        .testTarget(name: "SiyuNodeTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
+                    swiftSettings: [.swiftLanguageMode(.v6)]),
         // Commands in-process with injected streams, and through the built `siyu` binary.
         .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
                     exclude: ["WeComSamples"]),

@@ -25,8 +25,8 @@ SiyuStore       | Foundation SiyuCore SiyuSQLite                               |
 SiyuWire        | Foundation SiyuCore                                          |
 SiyuSession     | Foundation SiyuCore SiyuWire                                 |
 SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
-SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
-SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore      |
+SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
+SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuCommandLine | Foundation                                                   |
 SiyuWeCom       | Foundation FoundationXML SiyuCore                            |
 SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine SiyuWeCom |

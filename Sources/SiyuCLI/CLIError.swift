@@ -43,6 +43,8 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                                 hint: "use the node's own replica file")
             case let .rejected(core):
                 return from(core, doing: doing, path: path)
+            case let .refused(refusal):
+                return CLIError("\(refusal.message) (op \(IdentifierRule.printable(refusal.origin))#\(refusal.seq), \(refusal.reason.rawValue)); nothing of its change set was applied", hint: refusal.hint)
             case let .unsupportedSchema(found, supported):
                 return CLIError("a change set has data model \(found); this build supports up to \(supported); nothing was applied",
                                 hint: "upgrade this node")

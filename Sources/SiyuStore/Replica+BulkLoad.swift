@@ -2,20 +2,9 @@ import Foundation
 import SiyuCore
 import SiyuSQLite
 
-/// Many change sets as one transaction (`inOneTransaction`), and a new replica's snapshot loaded
-/// for size (`bulkLoad`).
+/// A new replica's snapshot loaded for size (`bulkLoad`, and the held-open form
+/// `beginSnapshotLoad`/`finishSnapshotLoad` in Replica+Transactions.swift).
 extension Replica {
-    /// Runs `body` (say, applying every chunk of a snapshot) as one transaction: all of it is
-    /// stored, or nothing. Edits and applies inside it take no savepoints of their own, so one that
-    /// fails after it started writing fails the whole transaction, even if `body` catches its
-    /// error (the transaction is rolled back and that error rethrown); one refused before writing
-    /// (a bad op, a clock too far ahead) leaves nothing behind, and `body` may go on. Applying many
-    /// change sets in one transaction writes each page once instead of once per change set.
-    @discardableResult
-    public func inOneTransaction<T>(_ body: () throws -> T) throws -> T {
-        try inOneTransaction(BulkTransaction(), body)
-    }
-
     /// Loads change sets (a new store's snapshot) into a replica that holds no ops yet, as one
     /// transaction like `inOneTransaction` — all or nothing — but built for size:
     /// - the file uses a rollback journal for the load instead of the write-ahead log (a new file's
@@ -43,7 +32,7 @@ extension Replica {
     }
 
     /// The end of a bulk load: the index, the tag pairs and the version vector it deferred.
-    private func finishBulkLoad() throws {
+    func finishBulkLoad() throws {
         guard let load = bulk?.load else { return }
         // SQLite's sorts (the index, the tag pairs in key order) take as much memory as the page
         // cache may: a quarter of it is as fast here, and keeps a store's peak near its page
@@ -76,50 +65,6 @@ extension Replica {
     /// Every shown (tag, customer) pair into `tagged_customers` (a bulk load defers them), sorted
     /// first so the table is written in key order.
     static let tagShownPairs = "INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) SELECT tag_id, customer_id FROM customer_tags ORDER BY tag_id, customer_id"
-
-    private func inOneTransaction<T>(_ transaction: BulkTransaction, _ body: () throws -> T) throws -> T {
-        guard bulk == nil else { return try body() }   // already inside one
-        let saved = (clock, nextSeq)
-        bulk = transaction
-        defer { bulk = nil }
-        do {
-            return try ReplicaError.wrap("applying in one transaction") {
-                try db.transaction {
-                    let result = try body()
-                    if let failure = bulk?.failure { throw failure }
-                    return result
-                }
-            }
-        } catch {
-            (clock, nextSeq) = saved
-            forgetCaches()
-            throw error
-        }
-    }
-
-    /// The state of an `inOneTransaction` in progress: the first error of a step inside it.
-    struct BulkTransaction {
-        var failure: Error?
-        /// Set during `bulkLoad`.
-        var load: BulkLoad?
-    }
-
-    /// What a bulk load defers to its end: per origin, the highest sequence number loaded.
-    struct BulkLoad {
-        var highest: [NodeID: UInt64] = [:]
-    }
-
-    /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of
-    /// that one (no savepoint: a failed step fails the whole transaction).
-    func transaction<T>(_ body: () throws -> T) throws -> T {
-        guard bulk != nil else { return try db.transaction(body) }
-        do {
-            return try body()
-        } catch {
-            if bulk?.failure == nil { bulk?.failure = error }
-            throw error
-        }
-    }
 
     /// A bulk load's new instances: merged on a second thread a window at a time (merging is pure),
     /// while this one stores the window's ops and writes the previous window's rows. Windows bound

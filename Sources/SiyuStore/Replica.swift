@@ -32,16 +32,6 @@ public struct ReplicaOptions {
     }
 }
 
-/// What applying a change set did.
-public struct ApplyReport: Equatable, Sendable {
-    /// Ops that were new to this replica.
-    public var applied: Int
-    /// Ops this replica already had (duplicates are harmless).
-    public var duplicates: Int
-    /// Instances re-merged.
-    public var instancesMerged: Int
-}
-
 /// A node's replica: one SQLite file (WAL mode) holding the plain tables of the data model, the op
 /// log (this node's outbox and the history of every field), version vector, cursors and conflicts.
 ///
@@ -591,106 +581,5 @@ public final class Replica {
         }
         try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
             .run([.text(origin), .integer(contiguous), .integer(highest)])
-    }
-
-    // MARK: - Change sets
-
-    /// What this replica holds: per origin, the sequence number up to which it has every op.
-    public func versionVector() throws -> VersionVector {
-        try ReplicaError.wrap("reading the version vector") {
-            try storedVersions()
-        }
-    }
-
-    /// Per origin, the highest sequence up to which every op is held: other origins from the
-    /// `versions` table, this node from its own numbering (replicas of schema 1 also stored it).
-    func storedVersions() throws -> VersionVector {
-        try dropCachesIfChangedElsewhere()
-        var v = VersionVector()
-        try db.cached("SELECT origin, contiguous FROM versions").query { row in
-            v.entries[row.text(0) ?? ""] = UInt64(clamping: row.int64(1))
-        }
-        if nextSeq > 1 { v.entries[node] = nextSeq - 1 } else { v.entries[node] = nil }
-        return v
-    }
-
-    /// Per origin, the stamp of the last op up to which this replica holds every op of that origin:
-    /// everything this node has seen, in a form an op can carry.
-    func contiguousFrontier() throws -> [Stamp] {
-        var out: [Stamp] = []
-        let clockOf = try db.cached("SELECT hlc FROM ops WHERE origin = ? AND seq = ?")
-        for (origin, seq) in try storedVersions().entries.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) where seq > 0 {
-            if let hlc = try clockOf.scalar([.text(origin), .integer(Int64(clamping: seq))])?.int64Value {
-                out.append(Stamp(hlc: HLC(raw: UInt64(bitPattern: hlc)), node: origin))
-            }
-        }
-        return out
-    }
-
-    /// The ops a peer that holds `peer` has not seen, in (origin, seq) order.
-    public func changeSet(since peer: VersionVector) throws -> ChangeSet {
-        try ReplicaError.wrap("extracting a change set") {
-            let origins = try storedVersions().entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            var ops: [Op] = []
-            let range = try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
-            for origin in origins {
-                try range.query([.text(origin), .integer(Int64(clamping: peer[origin]))]) { row in
-                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
-                }
-            }
-            return ChangeSet(ops: ops)
-        }
-    }
-
-    /// This node's own ops after `seq` (the outbox, once `seq` is the peer's acknowledgement).
-    public func ownOps(after seq: UInt64) throws -> [Op] {
-        try ReplicaError.wrap("reading the outbox") {
-            var ops: [Op] = []
-            try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
-                .query([.text(node), .integer(Int64(clamping: seq))]) { row in ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")) }
-            return ops
-        }
-    }
-
-    /// Applies a peer's change set: validates every op and every clock first (a bad op or a clock
-    /// too far ahead refuses the whole set, nothing applied), skips ops already held, then stores
-    /// and merges the rest in one transaction.
-    @discardableResult
-    public func apply(_ changeSet: ChangeSet) throws -> ApplyReport {
-        if changeSet.schemaVersion > currentSchemaVersion || changeSet.schemaVersion < 1 {
-            throw ReplicaError.unsupportedSchema(found: changeSet.schemaVersion, supported: currentSchemaVersion)
-        }
-        let now = wallClock()
-        // This node's own ops come back only as duplicates: it numbers its ops 1, 2, 3, … and holds
-        // every one of them, so an op of its own origin numbered past its last is forged (or two
-        // nodes share one id), and would otherwise take over its numbering.
-        try ReplicaError.wrap("reading the replica's own numbering") { try dropCachesIfChangedElsewhere() }
-        for op in changeSet.ops {
-            do {
-                try op.validate()
-                try clock.check(op.hlc, from: op.origin, wallMillis: now)
-            } catch let e as CoreError {
-                throw ReplicaError.invalid("change set op \(IdentifierRule.printable(op.origin))#\(op.seq) refused: \(e.description)",
-                                           "nothing of this change set was applied; fix the sending node")
-            }
-            if op.origin == node && op.seq >= nextSeq {
-                throw ReplicaError.invalid("change set op \(node)#\(op.seq) claims this node's own origin, but this node has issued only \(nextSeq - 1) ops; nothing of this change set was applied",
-                                           "a hub relays a node's own ops back only up to what the node holds: check the hub, and that no other node uses the id '\(node)' (a node restored from an old backup must rejoin under a new id)")
-            }
-        }
-        let savedClock = clock
-        do {
-            return try ReplicaError.wrap("applying a change set") {
-                try transaction {
-                    try dropCachesIfChangedElsewhere()
-                    let (applied, merged) = try commit(changeSet.ops)
-                    return ApplyReport(applied: applied, duplicates: changeSet.ops.count - applied, instancesMerged: merged)
-                }
-            }
-        } catch {
-            clock = savedClock
-            forgetCaches()
-            throw error
-        }
     }
 }

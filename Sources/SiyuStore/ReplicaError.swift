@@ -12,6 +12,10 @@ public enum ReplicaError: Error, CustomStringConvertible {
     case identityMismatch(path: String, stored: String, requested: String)
     /// A local edit or an incoming change set breaks a rule of the data model.
     case rejected(CoreError)
+    /// A peer's op this replica refuses (a data rule, a permission, or — when every op of the
+    /// change set must be taken, as by a hub — the clock window): nothing of its change set was
+    /// stored. Carries the SPEC section 8 code a session reports it with.
+    case refused(OpRefusal)
     /// A change set from a peer on a schema this build cannot read.
     case unsupportedSchema(found: Int, supported: Int)
     /// Something named does not exist (a customer, a tag, a conflict…).
@@ -29,6 +33,8 @@ public enum ReplicaError: Error, CustomStringConvertible {
             return "\(path) is the replica of node '\(stored)', not '\(requested)'. Hint: use --node \(stored), or another file."
         case let .rejected(error):
             return "rejected: \(error.description)"
+        case let .refused(refusal):
+            return "\(refusal.description) Nothing of its change set was applied."
         case let .unsupportedSchema(found, supported):
             return "change set has schema version \(found); this replica supports up to \(supported); nothing was applied. Hint: upgrade this node."
         case let .notFound(what, hint):

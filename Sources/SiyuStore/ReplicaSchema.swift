@@ -25,12 +25,36 @@ public enum ReplicaSchema {
     /// travels with change sets). Version 1 creates everything; version 2 drops two indexes that every
     /// local edit paid for and nothing read (a field's history is read through `ops_by_instance`;
     /// customers with a tag are found through `customer_tags` or `ops_by_tag`). Version 3 slims the
-    /// op log to its keys and the encoded op, clustered by instance (see `version3`).
+    /// op log to its keys and the encoded op, clustered by instance (see `version3`). Version 4 adds
+    /// the tables of sync (see `version4`). Every step is frozen SQL text: a later change comes
+    /// with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
         SchemaMigration(version: 2) { db in try db.execute(version2) },
         SchemaMigration(version: 3) { db in try db.execute(version3) },
+        SchemaMigration(version: 4) { db in try db.execute(version4) },
     ]
+
+    /// Layout 4: what sync needs (SPEC section 7). On a node: `cursors` (already there, now used:
+    /// per hub, the log position received up to and the node's acked_seq there) and `quarantine`
+    /// (own ops a hub refused for good: kept out of the outbox, shown to people). On a hub:
+    /// `hub_log` (every accepted op's log position; the position is the rowid), `hub_nodes` (the
+    /// registry: role, store, the key AUTH's MAC is verified with, acked_seq and last known
+    /// cursor) and `hub_refusals` (refused op numbers per node, and whether each is settled).
+    static let version4 = """
+        CREATE TABLE quarantine(
+            seq INTEGER PRIMARY KEY, code INTEGER NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL);
+        CREATE TABLE hub_log(position INTEGER PRIMARY KEY, origin TEXT NOT NULL, seq INTEGER NOT NULL);
+        CREATE UNIQUE INDEX hub_log_by_op ON hub_log(origin, seq);
+        CREATE TABLE hub_nodes(
+            node_id TEXT PRIMARY KEY, role TEXT NOT NULL, store_id TEXT, mac_key BLOB NOT NULL,
+            acked_seq INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,
+            registered_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE hub_refusals(
+            node_id TEXT NOT NULL, seq INTEGER NOT NULL, code INTEGER NOT NULL, message TEXT NOT NULL,
+            settled INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL,
+            PRIMARY KEY(node_id, seq)) WITHOUT ROWID;
+        """
 
     /// Frozen like `version1`. The op log keeps an op's keys and its encoded body only (the other columns repeated what the
     /// body holds), and is clustered by instance: the ops every merge reads lie together, and a

@@ -76,11 +76,14 @@ import SiyuStore
         let c = try Cluster([("hq", .hq), ("xihu", .store), ("jingan", .store)])
         try c["hq"].createCustomer("c1", ["name": .text("A")], by: "zhaolei")
         let first = try c["hq"].changeSet(since: VersionVector())
-        c.skew["hq"] = 6 * 60 * 1000            // six minutes fast: the second change set is refused
         try c["hq"].createCustomer("c2", [:], by: "zhaolei")
         let second = try c["hq"].changeSet(since: VersionVector(["hq": first.ops.last!.seq]))
+        // A store's write to the tag library refuses its whole change set.
+        let forged = Op(stamp: Stamp(hlc: HLC(millis: c.clock.now, logical: 0), node: "jingan"), seq: 1, role: .store,
+                        author: "wangfang", body: .write(Target(.tag, "t"), field: "name", value: .text("x"), overwrites: []))
+        let refused = ChangeSet(ops: second.ops + [forged])
         #expect(throws: ReplicaError.self) {
-            try c["xihu"].inOneTransaction { try c["xihu"].apply(first); try c["xihu"].apply(second) }
+            try c["xihu"].inOneTransaction { try c["xihu"].apply(first); try c["xihu"].apply(refused) }
         }
         #expect(try c["xihu"].opCounts().total == 0)
         #expect(try c["xihu"].versionVector() == VersionVector())
@@ -96,7 +99,7 @@ import SiyuStore
         #expect(try c["xihu"].opCounts().total == 0)
         // A step refused before it wrote anything leaves nothing behind, so the rest may commit.
         try c["xihu"].inOneTransaction {
-            _ = try? c["xihu"].apply(second)
+            _ = try? c["xihu"].apply(refused)
             try c["xihu"].apply(first)
         }
         #expect(try c["xihu"].opCounts().total == first.ops.count)
@@ -109,22 +112,57 @@ import SiyuStore
         #expect(try c["xihu"].versionVector() == c["hq"].versionVector())
     }
 
-    @Test func aChangeSetFromTheFarFutureIsRefusedWholeAndNothingIsApplied() throws {
+    @Test func anOpFromTheFarFutureIsRefusedAloneAndTheRestOfItsChangeSetIsApplied() throws {
         let c = try Cluster([("hq", .hq), ("xihu", .store)])
         try c["hq"].createCustomer("c1", [:], by: "zhaolei")
         c.skew["hq"] = 6 * 60 * 1000            // six minutes fast
-        try c["hq"].createCustomer("c2", [:], by: "zhaolei")
+        try c["hq"].createCustomer("c2", ["name": .text("B")], by: "zhaolei")
+        c.skew["hq"] = 0
         let cs = try c["hq"].changeSet(since: try c["xihu"].versionVector())
-        let before = try c["xihu"].digest()
-        do {
-            try c["xihu"].apply(cs)
-            Issue.record("a clock six minutes ahead was accepted")
-        } catch let e as ReplicaError {
-            #expect(e.description.contains("ahead"))
+        let report = try c["xihu"].apply(cs)
+        #expect(report.applied == 1)
+        #expect(report.refused.map(\.seq) == [2])
+        #expect(report.refused.first?.reason == .clockSkew && report.refused.first?.reason.protocolCode == 9)
+        #expect(report.refused.first?.description.contains("ahead") == true)
+        #expect(try c["xihu"].rows(of: .customers).map { $0["customer_id"] } == [.text("c1")])
+        #expect(c["xihu"].lastClock.millis < c.clock.now + 60_000)   // the clock did not adopt it
+        #expect(try c["xihu"].versionVector()["hq"] == 1)
+        // Once the clocks agree, the op is taken and the replicas converge.
+        c.clock.now += 6 * 60 * 1000
+        #expect(try c["xihu"].apply(cs).refused.isEmpty)
+        #expect(try c["xihu"].digest() == c["hq"].digest())
+    }
+
+    @Test func aRefusalNamesItsOpWithTheCodeASessionSends() throws {
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        func refusal(_ op: Op) -> OpRefusal? {
+            do { try c["hq"].apply(ChangeSet(ops: [op])); return nil } catch let ReplicaError.refused(r) { return r } catch { return nil }
         }
-        #expect(try c["xihu"].digest() == before)
-        #expect(try c["xihu"].opCounts().total == 0)
-        #expect(c["xihu"].lastClock.millis < c.clock.now + 60_000)   // the clock was not adopted
+        let stamp = Stamp(hlc: HLC(millis: c.clock.now, logical: 0), node: "xihu")
+        let library = refusal(Op(stamp: stamp, seq: 4, role: .store, author: "chenjing",
+                                 body: .write(Target(.tag, "t"), field: "name", value: .text("x"), overwrites: [])))
+        #expect(library?.reason == .permission && library?.reason.protocolCode == 8 && library?.seq == 4 && library?.origin == "xihu")
+        let redeem = refusal(Op(stamp: stamp, seq: 5, role: .store, author: "chenjing", body: .points(customerID: "c1", delta: -5)))
+        #expect(redeem?.reason == .permission)
+        let invalid = refusal(Op(stamp: stamp, seq: 6, role: .store, author: "chenjing",
+                                 body: .write(Target(.customer, "c1"), field: "shoe_size", value: .int(40), overwrites: [])))
+        #expect(invalid?.reason == .invalidOp && invalid?.reason.protocolCode == 14 && invalid?.hint.isEmpty == false)
+        #expect(invalid?.reason.isRetryable == false && OpRefusal.Reason.clockSkew.isRetryable)
+        let own = refusal(Op(stamp: Stamp(hlc: HLC(millis: c.clock.now, logical: 0), node: "hq"), seq: 99, role: .hq, author: "zhaolei",
+                             body: .write(Target(.customer, "c1"), field: "name", value: .text("x"), overwrites: [])))
+        #expect(own?.reason == .permission)
+        #expect(try c["hq"].opCounts().total == 0)
+    }
+
+    @Test func theClockWindowIsThirtySecondsByDefault() throws {
+        #expect(ReplicaOptions().maxClockDriftMillis == 30_000)
+        let c = try Cluster([("hq", .hq), ("xihu", .store)])
+        c.skew["hq"] = 29_000
+        try c["hq"].createCustomer("c1", [:], by: "zhaolei")
+        c.skew["hq"] = 31_000
+        try c["hq"].createCustomer("c2", [:], by: "zhaolei")
+        let report = try c["xihu"].apply(try c["hq"].changeSet(since: VersionVector()))
+        #expect(report.applied == 1 && report.refused.map(\.seq) == [2])
     }
 
     @Test func aStoreOpOnTheTagLibraryIsRefusedOnApply() throws {
@@ -280,7 +318,7 @@ import SiyuStore
         let c = try Cluster([("hq", .hq), ("xihu", .store)])
         try c["hq"].createCustomer("c1", ["name": .text("A"), "phone": .text("1")], by: "zhaolei")
         try c.send("hq", to: "xihu")
-        c.skew["xihu"] = 120_000                       // xihu's clock runs two minutes ahead
+        c.skew["xihu"] = 20_000                        // xihu's clock runs 20 s ahead (within the window)
         try c["xihu"].setFollowRelation(customer: "c1", userid: "chenjing", ["remark": .text("x")], by: "chenjing")
         try c.send("xihu", to: "hq")                    // hq observes xihu's later clock
         try c.send("hq", to: "xihu")

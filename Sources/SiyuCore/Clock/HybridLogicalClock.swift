@@ -21,11 +21,13 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 /// A node's hybrid logical clock. Wall time is injected, so the clock is deterministic in tests.
-/// Guarantees: `tick` returns strictly increasing readings; `observe` refuses (and ignores) a remote
-/// reading more than `maxDriftMillis` ahead of local wall time.
+/// Guarantees: `tick` returns strictly increasing readings; `check` refuses (and `millisBeyondWindow`
+/// reports) a remote reading more than `maxDriftMillis` ahead of local wall time, so an op that
+/// passed them moves the clock at most that far ahead of wall time.
 public struct HybridClock: Sendable {
-    /// The default tolerance for remote clocks running ahead: five minutes.
-    public static let defaultMaxDriftMillis: UInt64 = 5 * 60 * 1000
+    /// The default window for remote clocks running ahead: 30 seconds (docs/RELIABILITY.md,
+    /// "Clocks", says why). A remote op beyond it is refused on its own and may come again later.
+    public static let defaultMaxDriftMillis: UInt64 = 30 * 1000
 
     public private(set) var last: HLC
     public let maxDriftMillis: UInt64
@@ -49,10 +51,18 @@ public struct HybridClock: Sendable {
 
     /// Checks a remote reading against local wall time without changing the clock.
     public func check(_ remote: HLC, from node: NodeID, wallMillis: UInt64) throws {
-        if remote.millis > wallMillis &+ maxDriftMillis {
+        if millisBeyondWindow(remote, wallMillis: wallMillis) != nil {
             throw CoreError.clockTooFarAhead(node: node, remoteMillis: remote.millis,
                                              localMillis: wallMillis, maxDriftMillis: maxDriftMillis)
         }
+    }
+
+    /// How many milliseconds a remote reading is beyond the window (more than `maxDriftMillis`
+    /// ahead of `wallMillis`); nil when it is within it. Saturating: never traps.
+    public func millisBeyondWindow(_ remote: HLC, wallMillis: UInt64) -> UInt64? {
+        let limit = wallMillis.addingReportingOverflow(maxDriftMillis)
+        if limit.overflow || remote.millis <= limit.partialValue { return nil }
+        return remote.millis - limit.partialValue
     }
 
     /// Moves the clock past a remote reading (after `check` accepted it), so later local

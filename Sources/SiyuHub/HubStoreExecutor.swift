@@ -1,0 +1,120 @@
+import SiyuCore
+import SiyuSession
+import SiyuStore
+import SiyuWire
+
+/// Carries out a `HubSession`'s store effects against the hub's replica (the single writer: call
+/// it on the thread that owns the replica, one effect at a time, as the session asks).
+///
+/// Guarantees:
+/// - every effect gets exactly one `HubEffectResult`; no error escapes and nothing traps, whatever
+///   the node sent: a refused op is `.pushRefused` naming it with its SPEC section 8 code, a store
+///   failure `.failed(.internalError, …)` (retryable), a change set of a newer data model
+///   `.failed(.schemaUnsupported, …)`;
+/// - a PUSH is stored by `Replica.acceptPush`: durable, with log positions, before `.pushStored`;
+/// - a PULL is answered from the log in log order within the byte budget (`.changes`), or with a
+///   snapshot (`.startSnapshot`) when the cursor is past the log head (reason 2) or, for a
+///   cursor of 0, when the log holds at least `Options.bootstrapSnapshotOps` ops (reason 0);
+///   snapshot parts come in SPEC order (tag library first, instances whole) of at most about
+///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest.
+public final class HubStoreExecutor {
+    /// How the hub answers pulls.
+    public struct Options: Sendable {
+        /// A PULL from cursor 0 gets a snapshot once the log holds this many ops (nil: never).
+        public var bootstrapSnapshotOps: UInt64?
+        /// About how many ops one snapshot part holds (SPEC: about 10,000 or fewer).
+        public var opsPerSnapshotPart: Int
+
+        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000) {
+            self.bootstrapSnapshotOps = bootstrapSnapshotOps
+            self.opsPerSnapshotPart = max(1, opsPerSnapshotPart)
+        }
+    }
+
+    public let replica: Replica
+    public let options: Options
+    /// Snapshots being read: where each continues.
+    private var snapshots: [UInt64: SnapshotPosition?] = [:]
+    private var nextSnapshotID: UInt64 = 1
+
+    /// An executor over `replica`, which must be a hub's (file layout 4 or later). Gives a log
+    /// position to every op held without one (`Replica.logUnpositionedOps`).
+    public init(replica: Replica, options: Options = Options()) throws {
+        self.replica = replica
+        self.options = options
+        try replica.logUnpositionedOps()
+    }
+
+    /// The scope of a node's pulls. Every node receives everything today; per-store scopes
+    /// (SPEC section 7, "Scope") change only this.
+    public func scope(of node: NodeID) -> SyncScope { .everything }
+
+    /// Carries out one effect.
+    public func execute(_ effect: HubEffect) -> HubEffectResult {
+        do {
+            switch effect {
+            case let .authorize(node):
+                guard let record = try replica.registeredNode(node) else { return .registration(nil) }
+                return .registration(NodeRegistration(secret: record.authenticationKey, role: record.role,
+                                                      ackedSeq: record.ackedSeq, logHead: try replica.logHead()))
+
+            case let .storePush(node, changeSet):
+                switch try replica.acceptPush(from: node, changeSet) {
+                case let .stored(acked, _):
+                    return .pushStored(ackedSeq: acked)
+                case let .refused(refusal, _):
+                    return .pushRefused(seq: refusal.seq, code: HubStoreExecutor.code(of: refusal), message: refusal.protocolMessage)
+                }
+
+            case let .readChanges(node, cursor, budget, schemaVersion):
+                guard schemaVersion >= UInt64(currentSchemaVersion) else {
+                    return .schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node")
+                }
+                try replica.recordCursor(cursor, of: node)
+                let head = try replica.logHead()
+                if cursor > head {
+                    return startSnapshot(cursor: head, reason: .cursorTooOld)
+                }
+                if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
+                    return startSnapshot(cursor: head, reason: .bootstrap)
+                }
+                let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope(of: node))
+                return .changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
+                                more: read.more, schemaVersion: currentSchemaVersion)
+
+            case let .readSnapshotPart(node, id, _):
+                guard let position = snapshots[id] else {
+                    return .failed(.internalError, "snapshot \(id) is not being read")
+                }
+                let part = try replica.snapshotPart(after: position, maxOps: options.opsPerSnapshotPart, scope: scope(of: node))
+                if let next = part.next {
+                    snapshots[id] = .some(next)
+                    return .snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion)
+                }
+                snapshots[id] = nil
+                return .snapshotPart(part.ops, isLast: true, digest: try replica.digest(), schemaVersion: currentSchemaVersion)
+            }
+        } catch let ReplicaError.refused(refusal) {
+            return .failed(HubStoreExecutor.code(of: refusal), refusal.protocolMessage)
+        } catch let ReplicaError.unsupportedSchema(found, supported) {
+            return .failed(.schemaUnsupported, "a change set of data model \(found); this hub accepts up to \(supported)")
+        } catch {
+            return .failed(.internalError, "the hub's store failed: \(error)")
+        }
+    }
+
+    /// The connection that read snapshot `id` closed: forget where it was.
+    public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }
+
+    private func startSnapshot(cursor: UInt64, reason: SnapshotReason) -> HubEffectResult {
+        let id = nextSnapshotID
+        nextSnapshotID += 1
+        snapshots[id] = .some(nil)
+        return .startSnapshot(id: id, cursor: cursor, reason: reason)
+    }
+
+    /// The ERROR code of a refusal.
+    static func code(of refusal: OpRefusal) -> ErrorCode {
+        ErrorCode(rawValue: refusal.reason.protocolCode) ?? .invalidOp
+    }
+}

@@ -1,0 +1,374 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// A node registered with a hub.
+///
+/// Guarantees: `authenticationKey` is all the hub keeps of the node's secret — the HMAC key as
+/// RFC 2104 normalises it (`Replica.authenticationKey(forSecret:)`), which verifies AUTH's MAC
+/// exactly as the secret does; for a secret over 64 bytes that is its SHA-256, and the secret
+/// itself is not stored.
+public struct HubNodeRecord: Equatable, Sendable {
+    public var node: NodeID
+    public var role: Role
+    /// The store the node serves (nil for HQ nodes, or when none was given).
+    public var store: String?
+    public var authenticationKey: [UInt8]
+    /// The node's acked_seq (SPEC section 7, "Upload"): every op of the node up to it is held, or
+    /// refused and settled.
+    public var ackedSeq: UInt64
+    /// The cursor of the node's last PULL.
+    public var cursor: UInt64
+}
+
+/// Which ops a node receives (SPEC section 7, "Scope"). The seam for per-store scopes: today every
+/// node receives everything; a later `.store(id)` will filter `changes` and snapshot parts by
+/// instance (a store's customers, groups and orders, plus the tag library) and answer a scope
+/// change with a snapshot of reason 1.
+public enum SyncScope: Sendable, Equatable {
+    case everything
+}
+
+/// An op of the hub's log with its position.
+public struct PositionedOp: Equatable, Sendable {
+    public var position: UInt64
+    public var op: Op
+}
+
+/// What `changes(after:byteBudget:scope:)` read.
+///
+/// Guarantees: `ops` are in log order, all after the cursor; `nextCursor` is the position of the
+/// last one (the cursor itself when there are none); `more` is whether ops after them are pending.
+public struct HubChanges: Equatable, Sendable {
+    public var ops: [PositionedOp]
+    public var nextCursor: UInt64
+    public var more: Bool
+}
+
+/// What became of a PUSH (`acceptPush`).
+public enum PushOutcome: Equatable, Sendable {
+    /// Every op not held before is durable with a log position; `newOps` of them were new.
+    case stored(ackedSeq: UInt64, newOps: Int)
+    /// Nothing of the PUSH was stored but, for codes 8 and 14, the refusal record.
+    case refused(OpRefusal, ackedSeq: UInt64)
+}
+
+/// A number of a node the hub refused (SPEC section 7, "Refused ops").
+public struct HubRefusal: Equatable, Sendable {
+    public var node: NodeID
+    public var seq: UInt64
+    public var code: UInt64
+    public var message: String
+    /// The node has quarantined it (it pushed a higher number without it): it counts as held for
+    /// acked_seq.
+    public var settled: Bool
+}
+
+/// Where a snapshot read stopped (`snapshotPart`): the next part starts after this op key.
+public struct SnapshotPosition: Equatable, Sendable {
+    var kindIndex: Int
+    var instanceID: String
+    var origin: String
+    var seq: Int64
+}
+
+/// The hub side of sync (SPEC section 7): the registry of nodes, PUSH into the log with log
+/// positions, bounded reads of the log by cursor, and snapshot parts in instance order.
+///
+/// Guarantees:
+/// - a PUSH is all or nothing: every op is checked (origin and role, held numbers, the data
+///   rules of SPEC section 9, the clock window) before anything is stored; at the first op
+///   refused nothing of it is stored but the refusal record (codes 8 and 14);
+/// - the ops of an accepted PUSH, their log positions (in PUSH order) and the node's acked_seq
+///   are one transaction; acked_seq is contiguous and counts settled refusals;
+/// - a read of the log returns at least one op when any is pending, whatever the budget.
+extension Replica {
+    /// The key the hub verifies a node's AUTH with: the HMAC-SHA256 key as RFC 2104 normalises
+    /// it — the secret's SHA-256 if it is longer than 64 bytes, else the secret. The MAC computed
+    /// with it equals the MAC computed with the secret.
+    public static func authenticationKey(forSecret secret: [UInt8]) -> [UInt8] {
+        secret.count > SHA256.blockByteCount ? SHA256.hash(secret) : secret
+    }
+
+    // MARK: - Registry
+
+    /// Registers a node with its role, store and secret (of which only the authentication key is
+    /// stored). An id already registered, an id or store breaking the id rule, or an empty
+    /// secret is refused.
+    public func registerNode(_ id: NodeID, role: Role, store: String? = nil, secret: [UInt8]) throws {
+        try ReplicaError.wrap("registering node \(IdentifierRule.printable(id))") {
+            try IdentifierRule.validate(id, as: "node id")
+            if let store { try IdentifierRule.validate(store, as: "store id") }
+            guard !secret.isEmpty else {
+                throw ReplicaError.invalid("an empty secret", "give the node a secret of 32 random bytes or more")
+            }
+            guard try registeredNode(id) == nil else {
+                throw ReplicaError.invalid("node '\(IdentifierRule.printable(id))' is already registered",
+                                           "a node keeps its id; register a new node under a new id")
+            }
+            try transaction {
+                try db.cached("INSERT INTO hub_nodes(node_id, role, store_id, mac_key, registered_at) VALUES (?, ?, ?, ?, ?)")
+                    .run([.text(id), .text(role.description), store.map { .text($0) } ?? .null,
+                          .blob(Replica.authenticationKey(forSecret: secret)), .integer(Int64(clamping: wallClock()))])
+            }
+        }
+    }
+
+    /// The registration of `id`, nil if it is not registered.
+    public func registeredNode(_ id: NodeID) throws -> HubNodeRecord? {
+        try ReplicaError.wrap("reading the registry") {
+            try db.cached("SELECT node_id, role, store_id, mac_key, acked_seq, cursor FROM hub_nodes WHERE node_id = ?")
+                .rows([.text(id)]).first.map(Replica.nodeRecord)
+        }
+    }
+
+    /// Every registered node, by id.
+    public func registeredNodes() throws -> [HubNodeRecord] {
+        try ReplicaError.wrap("reading the registry") {
+            try db.cached("SELECT node_id, role, store_id, mac_key, acked_seq, cursor FROM hub_nodes ORDER BY node_id")
+                .rows().map(Replica.nodeRecord)
+        }
+    }
+
+    static func nodeRecord(_ row: [SQLiteValue]) -> HubNodeRecord {
+        var key: [UInt8] = []
+        if case let .blob(b) = row[3] { key = b }
+        return HubNodeRecord(node: row[0].stringValue ?? "", role: Role(name: row[1].stringValue ?? "") ?? .store,
+                             store: row[2].stringValue, authenticationKey: key,
+                             ackedSeq: UInt64(clamping: row[4].int64Value ?? 0), cursor: UInt64(clamping: row[5].int64Value ?? 0))
+    }
+
+    /// Records the cursor of a node's PULL (for operators; writes only when it changed).
+    public func recordCursor(_ cursor: UInt64, of id: NodeID) throws {
+        let value = Int64(clamping: cursor)
+        try ReplicaError.wrap("recording a node's cursor") {
+            try transaction {
+                try db.cached("UPDATE hub_nodes SET cursor = ? WHERE node_id = ? AND cursor != ?").run([.integer(value), .text(id), .integer(value)])
+            }
+        }
+    }
+
+    /// The refusals recorded for `id`, by number.
+    public func refusals(of id: NodeID) throws -> [HubRefusal] {
+        try ReplicaError.wrap("reading refusals") {
+            try db.cached("SELECT seq, code, message, settled FROM hub_refusals WHERE node_id = ? ORDER BY seq").rows([.text(id)]).map { row in
+                HubRefusal(node: id, seq: UInt64(clamping: row[0].int64Value ?? 0), code: UInt64(clamping: row[1].int64Value ?? 0),
+                           message: row[2].stringValue ?? "", settled: row[3].int64Value == 1)
+            }
+        }
+    }
+
+    // MARK: - The log
+
+    /// The position of the last op in the hub's log (0 when empty).
+    public func logHead() throws -> UInt64 {
+        try ReplicaError.wrap("reading the log head") {
+            UInt64(clamping: try db.cached("SELECT max(position) FROM hub_log").scalar()?.int64Value ?? 0)
+        }
+    }
+
+    /// Gives a log position to every op held without one (a replica made a hub, ops applied
+    /// outside `acceptPush`), in (clock, origin, seq) order. Returns how many. A hub calls it when
+    /// it starts, so that every op it holds can be pulled.
+    @discardableResult
+    public func logUnpositionedOps() throws -> Int {
+        try ReplicaError.wrap("giving ops log positions") {
+            try transaction {
+                try db.execute("""
+                    INSERT INTO hub_log(origin, seq) SELECT origin, seq FROM ops
+                    WHERE NOT EXISTS (SELECT 1 FROM hub_log h WHERE h.origin = ops.origin AND h.seq = ops.seq)
+                    ORDER BY hlc, origin, seq
+                    """)
+                return db.changes
+            }
+        }
+    }
+
+    /// Takes a node's PUSH by SPEC section 7, "Upload". `id` is the authenticated node: an op of
+    /// another origin, or of another role than its registered one, refuses the PUSH (code 8)
+    /// without a refusal record. Then, in order: a number held with the same op is skipped; a
+    /// number held with another op is refused (8); a number refused before and not settled is
+    /// refused again; every other op is checked by `refusal(of:now:)` (8, 9 or 14). At the first op
+    /// refused nothing is stored but, for 8 and 14, the record that this number is refused.
+    /// Otherwise the refusals the PUSH settles are settled, the new ops stored and merged, given
+    /// log positions in PUSH order, and the node's acked_seq advanced — one transaction.
+    public func acceptPush(from id: NodeID, _ changeSet: ChangeSet) throws -> PushOutcome {
+        guard let registration = try registeredNode(id) else {
+            throw ReplicaError.notFound(what: "registered node '\(IdentifierRule.printable(id))'", hint: "register it with: siyu-hub add-node")
+        }
+        if changeSet.schemaVersion > currentSchemaVersion || changeSet.schemaVersion < 1 {
+            throw ReplicaError.unsupportedSchema(found: changeSet.schemaVersion, supported: currentSchemaVersion)
+        }
+        let now = wallClock()
+        let savedClock = clock
+        do {
+            return try ReplicaError.wrap("storing a PUSH of \(IdentifierRule.printable(id))") {
+                try transaction {
+                    try dropCachesIfChangedElsewhere()
+                    let acked = Int64(clamping: registration.ackedSeq)
+                    let held = try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq = ?")
+                    let refusedBefore = try db.cached("SELECT code, message FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 0")
+                    var fresh: [Op] = []
+                    var pushed: [UInt64: [UInt8]] = [:]
+                    for op in changeSet.ops {
+                        if op.origin != id || op.role != registration.role {
+                            throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
+                                message: "the PUSH holds an op of \(IdentifierRule.printable(op.origin)) (\(op.role)); node '\(IdentifierRule.printable(id))' pushes only its own ops, as \(registration.role)",
+                                hint: "the node is faulty or forged"))
+                        }
+                        let encoded = OpCoding.encode(op)
+                        if let earlier = pushed[op.seq] {
+                            if earlier == encoded { continue }
+                            return try refuse(OpRefusal(.permission, origin: id, seq: op.seq, message: "the PUSH holds two different ops numbered \(op.seq)",
+                                                        hint: "a node numbers each op once; the node is faulty"), acked: acked)
+                        }
+                        guard op.seq <= Op.maxSeq else {
+                            return try refuse(OpRefusal(.invalidOp, origin: id, seq: op.seq, message: "sequence number outside 1...\(Op.maxSeq)",
+                                                        hint: "the node is faulty"), acked: acked)
+                        }
+                        if let row = try held.rows([.text(id), .integer(Int64(op.seq))]).first {
+                            let stored = try OpCoding.decode(row[4].blobValue ?? [], keys: OpKeys(origin: id, seq: op.seq,
+                                hlc: HLC(raw: UInt64(bitPattern: row[3].int64Value ?? 0)), instanceID: row[0].stringValue ?? ""))
+                            if OpCoding.encode(stored) == encoded { pushed[op.seq] = encoded; continue }
+                            return try refuse(OpRefusal(.permission, origin: id, seq: op.seq,
+                                message: "this hub holds another op numbered \(op.seq) of node '\(IdentifierRule.printable(id))'",
+                                hint: "the node was restored from a backup or another node uses its id; it must rejoin under a new node id"), acked: acked)
+                        }
+                        if let row = try refusedBefore.rows([.text(id), .integer(Int64(op.seq))]).first {
+                            let code = row[0].int64Value ?? 14
+                            return .refused(OpRefusal(code == 8 ? .permission : .invalidOp, origin: id, seq: op.seq,
+                                                      message: row[1].stringValue ?? "refused before", hint: "quarantine it and push the ops after it"),
+                                            ackedSeq: UInt64(clamping: acked))
+                        }
+                        if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
+                        pushed[op.seq] = encoded
+                        fresh.append(op)
+                    }
+                    // Numbers refused before that this PUSH skips while holding a higher one are settled.
+                    if let highest = pushed.keys.max() {
+                        let open = try db.cached("SELECT seq FROM hub_refusals WHERE node_id = ? AND settled = 0 AND seq < ?")
+                            .rows([.text(id), .integer(Int64(highest))]).compactMap { $0[0].int64Value }
+                        let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
+                        for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
+                    }
+                    try commit(fresh)
+                    let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
+                    for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
+                    let newAcked = try advanceAcked(of: id, from: acked)
+                    return .stored(ackedSeq: UInt64(newAcked), newOps: fresh.count)
+                }
+            }
+        } catch {
+            clock = savedClock
+            forgetCaches()
+            throw error
+        }
+    }
+
+    /// A refusal of a PUSH: recorded for codes 8 and 14 (not 9: the node retries it).
+    private func refuse(_ refusal: OpRefusal, acked: Int64) throws -> PushOutcome {
+        if refusal.reason != .clockSkew {
+            try db.cached("INSERT OR REPLACE INTO hub_refusals(node_id, seq, code, message, settled, at) VALUES (?, ?, ?, ?, 0, ?)")
+                .run([.text(refusal.origin), .integer(Int64(clamping: refusal.seq)), .integer(Int64(refusal.reason.protocolCode)),
+                      .text(refusal.protocolMessage), .integer(Int64(clamping: wallClock()))])
+        }
+        return .refused(refusal, ackedSeq: UInt64(clamping: acked))
+    }
+
+    /// Moves a node's acked_seq through the numbers now held or settled.
+    private func advanceAcked(of id: NodeID, from start: Int64) throws -> Int64 {
+        var acked = start
+        let held = try db.cached("SELECT 1 FROM ops WHERE origin = ? AND seq = ?")
+        let settled = try db.cached("SELECT 1 FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 1")
+        while acked < Int64.max {
+            let next: [SQLiteValue] = [.text(id), .integer(acked + 1)]
+            guard try held.scalar(next) != nil || settled.scalar(next) != nil else { break }
+            acked += 1
+        }
+        if acked != start {
+            try db.cached("UPDATE hub_nodes SET acked_seq = ? WHERE node_id = ?").run([.integer(acked), .text(id)])
+        }
+        return acked
+    }
+
+    /// The ops in `scope` after `cursor`, in log order, about `byteBudget` bytes worth (each op
+    /// counted by its stored body: the wire encoding, with its string dictionary, is usually
+    /// smaller, and the session trims to the exact budget) — and always at least one when any is
+    /// pending. At most 65,536 ops per read.
+    public func changes(after cursor: UInt64, byteBudget: Int, scope: SyncScope = .everything) throws -> HubChanges {
+        switch scope {
+        case .everything: break   // per-store scopes filter here
+        }
+        let budget = max(1, byteBudget)
+        let limit = max(1, min(budget / 4, 65_536)) + 1
+        return try ReplicaError.wrap("reading the log") {
+            var ops: [PositionedOp] = []
+            var total = 0
+            var more = false
+            try db.cached("""
+                SELECT h.position, o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_log h
+                JOIN ops o ON o.origin = h.origin AND o.seq = h.seq
+                WHERE h.position > ? ORDER BY h.position LIMIT ?
+                """).query([.integer(Int64(clamping: cursor)), .integer(Int64(limit))]) { row in
+                guard !more else { return }
+                let size = Int(row.blob(5).count) + 4
+                if !ops.isEmpty && (total + size > budget || ops.count == limit - 1) { more = true; return }
+                total += size
+                ops.append(PositionedOp(position: UInt64(clamping: row.int64(0)), op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+            }
+            return HubChanges(ops: ops, nextCursor: ops.last?.position ?? cursor, more: more)
+        }
+    }
+
+    /// Instance kinds in snapshot order: the tag library first (groups, then tags), then the rest
+    /// by kind code (SPEC section 7, "Scope").
+    static let snapshotKinds: [InstanceKind] = [.tagGroup, .tag] + InstanceKind.allCases.filter { !$0.isTagLibraryKind }
+
+    /// The next part of a snapshot of `scope`: up to about `maxOps` ops in instance order, never
+    /// splitting an instance, starting after `position` (nil: the start). `next` is nil after the
+    /// last part. Ops stored meanwhile may or may not be included (they have positions after the
+    /// snapshot's cursor, and applying is idempotent).
+    public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything) throws -> (ops: [Op], next: SnapshotPosition?) {
+        switch scope {
+        case .everything: break
+        }
+        let want = max(1, maxOps)
+        return try ReplicaError.wrap("reading a snapshot part") {
+            var at = position ?? SnapshotPosition(kindIndex: 0, instanceID: "", origin: "", seq: 0)
+            var ops: [Op] = []
+            let range = try db.cached("""
+                SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND (inst_id, origin, seq) > (?, ?, ?)
+                ORDER BY inst_id, origin, seq LIMIT ?
+                """)
+            while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
+                let kind = Replica.snapshotKinds[at.kindIndex]
+                let before = ops.count
+                try range.query([.text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), .integer(Int64(want - before))]) { row in
+                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
+                    at.instanceID = row.text(0) ?? ""
+                    at.origin = row.text(1) ?? ""
+                    at.seq = row.int64(2)
+                }
+                if ops.count - before < want - before {
+                    at = SnapshotPosition(kindIndex: at.kindIndex + 1, instanceID: "", origin: "", seq: 0)
+                }
+            }
+            // The rest of the last instance, so that no instance is split across parts.
+            if at.kindIndex < Replica.snapshotKinds.count, !at.instanceID.isEmpty {
+                try db.cached("""
+                    SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ? AND (origin, seq) > (?, ?)
+                    ORDER BY origin, seq
+                    """).query([.text(Replica.snapshotKinds[at.kindIndex].name), .text(at.instanceID), .text(at.origin), .integer(at.seq)]) { row in
+                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
+                    at.origin = row.text(1) ?? ""
+                    at.seq = row.int64(2)
+                }
+            }
+            return (ops, at.kindIndex < Replica.snapshotKinds.count ? at : nil)
+        }
+    }
+}
+
+extension InstanceKind {
+    var isTagLibraryKind: Bool { self == .tag || self == .tagGroup }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// Where a node stands with one hub (SPEC section 7): the hub log position it has applied up to,
+/// and the node's acked_seq there (every own op up to it is held or settled by the hub).
+public struct HubSyncState: Equatable, Sendable {
+    public var position: UInt64
+    public var ackedSeq: UInt64
+
+    public init(position: UInt64, ackedSeq: UInt64) {
+        self.position = position
+        self.ackedSeq = ackedSeq
+    }
+}
+
+/// An own op a hub refused for good (ERROR 8 or 14): kept in the node's history, never pushed again.
+public struct QuarantinedOp: Equatable, Sendable {
+    public var seq: UInt64
+    /// The SPEC section 8 code the hub refused it with.
+    public var code: UInt64
+    /// The hub's message, for people.
+    public var message: String
+    /// Wall time (ms since the Unix epoch) it was quarantined.
+    public var at: UInt64
+}
+
+/// The node side of sync (SPEC section 7): the hub cursor stored with the ops it brought, the
+/// outbox, quarantined own ops, and snapshots. A node syncs with one hub, recorded in `cursors`
+/// under a peer name (`Replica.defaultHubPeer` unless the driver names it).
+///
+/// Guarantees: `applyChanges` stores the ops and the cursor in one transaction (a crash between
+/// them cannot happen: both or neither are durable); a cursor never moves past an op this replica
+/// refused; a quarantined op never leaves the outbox's reading again; every number from the wire
+/// is range-checked (a position or seq past 2^63 − 1 is refused, never trapped on).
+extension Replica {
+    /// The peer name of the hub in `cursors` when the driver gives none.
+    public static let defaultHubPeer = "hub"
+
+    /// The node's position and acked_seq at `hub` (0 and 0 before the first sync).
+    public func syncState(with hub: String = Replica.defaultHubPeer) throws -> HubSyncState {
+        try ReplicaError.wrap("reading the sync cursor") {
+            let row = try db.cached("SELECT position, acked FROM cursors WHERE peer = ?").rows([.text(hub)]).first
+            return HubSyncState(position: UInt64(clamping: row?[0].int64Value ?? 0), ackedSeq: UInt64(clamping: row?[1].int64Value ?? 0))
+        }
+    }
+
+    /// The highest sequence number this node gave its own ops (0 if none).
+    public func lastIssuedSeq() throws -> UInt64 {
+        try ReplicaError.wrap("reading the replica's own numbering") {
+            try dropCachesIfChangedElsewhere()
+            return nextSeq - 1
+        }
+    }
+
+    /// Records that `hub` holds (or has settled) every own op up to `seq` (for status output; the
+    /// hub's WELCOME is the authority). Writes only when it changed.
+    public func recordAcknowledged(_ seq: UInt64, by hub: String = Replica.defaultHubPeer) throws {
+        let value = try Replica.storable(seq, "an acked_seq")
+        try ReplicaError.wrap("recording the hub's acknowledgement") {
+            guard try syncState(with: hub).ackedSeq != seq else { return }
+            try transaction {
+                try db.cached("INSERT INTO cursors(peer, position, acked) VALUES (?, 0, ?) ON CONFLICT(peer) DO UPDATE SET acked = excluded.acked")
+                    .run([.text(hub), .integer(value)])
+            }
+        }
+    }
+
+    /// Own ops numbered above `seq`, ascending, leaving out quarantined ones, at most `limit`.
+    public func outbox(after seq: UInt64, limit: Int) throws -> [Op] {
+        try ReplicaError.wrap("reading the outbox") {
+            var ops: [Op] = []
+            try db.cached("""
+                SELECT inst_id, origin, seq, hlc, body FROM ops
+                WHERE origin = ? AND seq > ? AND seq NOT IN (SELECT seq FROM quarantine) ORDER BY seq LIMIT ?
+                """).query([.text(node), .integer(Int64(clamping: seq)), .integer(Int64(max(0, limit)))]) { row in
+                ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
+            }
+            return ops
+        }
+    }
+
+    /// Records durably that the hub refused own op `seq` for good (`code` 8 or 14): it leaves the
+    /// outbox and is listed by `quarantinedOps`. Its effect on this replica stays (an operator
+    /// corrects the record with a new edit). Quarantining an op twice keeps the first record;
+    /// a number this node never issued is refused.
+    public func quarantine(seq: UInt64, code: UInt64, message: String) throws {
+        let value = try Replica.storable(seq, "a quarantined op's number")
+        try ReplicaError.wrap("quarantining op \(seq)") {
+            try dropCachesIfChangedElsewhere()
+            guard seq < nextSeq else {
+                throw ReplicaError.invalid("the hub refused op #\(seq), but this node has issued only \(nextSeq - 1) ops",
+                                           "the hub is confused about this node's numbering; check the hub")
+            }
+            try transaction {
+                try db.cached("INSERT OR IGNORE INTO quarantine(seq, code, message, at) VALUES (?, ?, ?, ?)")
+                    .run([.integer(value), .integer(Int64(clamping: code)), .text(String(message.prefix(2_000))),
+                          .integer(Int64(clamping: wallClock()))])
+            }
+        }
+    }
+
+    /// Own ops a hub refused for good, by number.
+    public func quarantinedOps() throws -> [QuarantinedOp] {
+        try ReplicaError.wrap("reading quarantined ops") {
+            var out: [QuarantinedOp] = []
+            try db.cached("SELECT seq, code, message, at FROM quarantine ORDER BY seq").query { row in
+                out.append(QuarantinedOp(seq: UInt64(clamping: row.int64(0)), code: UInt64(clamping: row.int64(1)),
+                                         message: row.text(2) ?? "", at: UInt64(clamping: row.int64(3))))
+            }
+            return out
+        }
+    }
+
+    /// Applies a hub's CHANGES and stores `nextCursor` as the position at `hub`, in one
+    /// transaction. If an op is refused for the clock window (`ApplyReport.refused`), the rest are
+    /// stored but the cursor stays where it was — before the refused op — so the node pulls it
+    /// again. Any other refusal throws and stores nothing (cursor included).
+    @discardableResult
+    public func applyChanges(_ changeSet: ChangeSet, nextCursor: UInt64, from hub: String = Replica.defaultHubPeer) throws -> ApplyReport {
+        let position = try Replica.storable(nextCursor, "a hub cursor")
+        return try apply(changeSet) { report in
+            guard report.refused.isEmpty else { return }
+            try storeCursor(position, hub: hub)
+        }
+    }
+
+    /// Applies one chunk of the snapshot load in progress (`beginSnapshotLoad`). An op refused for
+    /// the clock window fails the chunk (`ReplicaError.refused`, code 9) — a snapshot must bring
+    /// every op before its cursor — and with it the load.
+    @discardableResult
+    public func applySnapshotChunk(_ changeSet: ChangeSet) throws -> ApplyReport {
+        guard isLoadingSnapshot else {
+            throw ReplicaError.invalid("no snapshot load is open", "start one with beginSnapshotLoad")
+        }
+        let report = try apply(changeSet)
+        if let first = report.refused.first {
+            let error = ReplicaError.refused(first)
+            if bulk?.failure == nil { bulk?.failure = error }
+            throw error
+        }
+        return report
+    }
+
+    /// Commits the snapshot load in progress with `cursor` stored as the position at `hub`.
+    public func finishSnapshot(cursor: UInt64, from hub: String = Replica.defaultHubPeer) throws {
+        let position = try Replica.storable(cursor, "a snapshot cursor")
+        try finishSnapshotLoad { try storeCursor(position, hub: hub) }
+    }
+
+    private func storeCursor(_ position: Int64, hub: String) throws {
+        try db.cached("INSERT INTO cursors(peer, position, acked) VALUES (?, ?, 0) ON CONFLICT(peer) DO UPDATE SET position = excluded.position")
+            .run([.text(hub), .integer(position)])
+    }
+
+    /// A number from the wire as an SQLite integer, refused past 2^63 − 1.
+    static func storable(_ value: UInt64, _ what: String) throws -> Int64 {
+        guard let v = Int64(exactly: value) else {
+            throw ReplicaError.invalid("\(what) of \(value) is past 2^63 - 1", "the peer is faulty")
+        }
+        return v
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// Transactions of the replica: one edit or apply (`transaction`), many change sets as one
+/// (`inOneTransaction`), and a transaction held open across calls for a snapshot whose chunks
+/// arrive one at a time (`beginSnapshotLoad` … `finishSnapshotLoad` / `abandonSnapshotLoad`).
+extension Replica {
+    /// Runs `body` (say, applying every chunk of a snapshot) as one transaction: all of it is
+    /// stored, or nothing. Edits and applies inside it take no savepoints of their own, so one that
+    /// fails after it started writing fails the whole transaction, even if `body` catches its
+    /// error (the transaction is rolled back and that error rethrown); one refused before writing
+    /// (a bad op, a clock too far ahead) leaves nothing behind, and `body` may go on. Applying many
+    /// change sets in one transaction writes each page once instead of once per change set.
+    @discardableResult
+    public func inOneTransaction<T>(_ body: () throws -> T) throws -> T {
+        try inOneTransaction(BulkTransaction(), body)
+    }
+
+    func inOneTransaction<T>(_ transaction: BulkTransaction, _ body: () throws -> T) throws -> T {
+        guard bulk == nil else { return try body() }   // already inside one
+        let saved = (clock, nextSeq)
+        bulk = transaction
+        defer { bulk = nil }
+        do {
+            return try ReplicaError.wrap("applying in one transaction") {
+                try db.transaction {
+                    let result = try body()
+                    if let failure = bulk?.failure { throw failure }
+                    return result
+                }
+            }
+        } catch {
+            (clock, nextSeq) = saved
+            forgetCaches()
+            throw error
+        }
+    }
+
+    /// The state of an `inOneTransaction` in progress: the first error of a step inside it.
+    struct BulkTransaction {
+        var failure: Error?
+        /// Set during `bulkLoad`.
+        var load: BulkLoad?
+        /// Opened by `beginSnapshotLoad` and held across calls.
+        var heldOpen = false
+        /// The clock and numbering to go back to if a held-open transaction is abandoned.
+        var saved: (HybridClock, UInt64)?
+        /// The held-open load switched the file to a rollback journal (back to WAL at its end).
+        var switchedJournal = false
+    }
+
+    /// What a bulk load defers to its end: per origin, the highest sequence number loaded.
+    struct BulkLoad {
+        var highest: [NodeID: UInt64] = [:]
+    }
+
+    /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of
+    /// that one (no savepoint: a failed step fails the whole transaction).
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        guard bulk != nil else { return try db.transaction(body) }
+        do {
+            return try body()
+        } catch {
+            if bulk?.failure == nil { bulk?.failure = error }
+            throw error
+        }
+    }
+
+    // MARK: - A transaction held open across calls
+
+    /// Whether a snapshot load is open (`beginSnapshotLoad`).
+    public var isLoadingSnapshot: Bool { bulk?.heldOpen == true }
+
+    /// Opens one transaction that the chunks of a snapshot go into, one `apply` each, until
+    /// `finishSnapshotLoad` commits them all or `abandonSnapshotLoad` (or a failed chunk, or
+    /// closing the replica) leaves nothing of them. A replica that holds no ops yet loads the
+    /// snapshot as `bulkLoad` does (rollback journal, indexes built at the end); one that holds
+    /// ops gets an ordinary transaction. Refused while another transaction of this replica is open.
+    public func beginSnapshotLoad() throws {
+        guard bulk == nil, !db.isInTransaction else {
+            throw ReplicaError.invalid("a snapshot load cannot start inside another transaction of this replica",
+                                       "finish or abandon the one in progress first")
+        }
+        try ReplicaError.wrap("starting a snapshot load") {
+            try dropCachesIfChangedElsewhere()
+            let empty = try db.cached("SELECT 1 FROM ops LIMIT 1").scalar() == nil
+            var transaction = BulkTransaction(load: empty ? BulkLoad() : nil)
+            transaction.heldOpen = true
+            transaction.saved = (clock, nextSeq)
+            if empty {
+                transaction.switchedJournal = (try? db.prepare("PRAGMA journal_mode = DELETE").scalar()?.stringValue) == "delete"
+            }
+            do {
+                try db.execute("BEGIN IMMEDIATE")
+                bulk = transaction
+                if empty { try db.execute("DROP INDEX ops_by_origin") }
+            } catch {
+                bulk = nil
+                if db.isInTransaction { try? db.execute("ROLLBACK") }
+                if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+                throw error
+            }
+        }
+    }
+
+    /// Commits the snapshot load, after running `last` inside it (a node stores its cursor there).
+    /// If a chunk failed, or `last` or the commit fails, nothing of the load is kept and the error
+    /// is thrown.
+    public func finishSnapshotLoad(_ last: () throws -> Void = {}) throws {
+        guard let transaction = bulk, transaction.heldOpen else {
+            throw ReplicaError.invalid("no snapshot load is open", "start one with beginSnapshotLoad")
+        }
+        do {
+            try ReplicaError.wrap("finishing a snapshot load") {
+                if let failure = transaction.failure { throw failure }
+                try finishBulkLoad()
+                try last()
+                try db.execute("COMMIT")
+            }
+        } catch {
+            abandonSnapshotLoad()
+            throw error
+        }
+        bulk = nil
+        if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+    }
+
+    /// Rolls the snapshot load back: nothing of its chunks is kept. Does nothing when none is open.
+    public func abandonSnapshotLoad() {
+        guard let transaction = bulk, transaction.heldOpen else { return }
+        if db.isInTransaction { try? db.execute("ROLLBACK") }
+        bulk = nil
+        if let saved = transaction.saved { (clock, nextSeq) = saved }
+        forgetCaches()
+        if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+    }
+}

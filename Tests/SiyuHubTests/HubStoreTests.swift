@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuHub
+import SiyuSession
+import SiyuStore
+import SiyuWire
+
+@Suite struct HubStoreTests {
+    final class Hub {
+        let dir: URL
+        var now: UInt64 = 1_764_000_000_000
+        var replica: Replica!
+        var executor: HubStoreExecutor!
+        init() throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-hub-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            replica = try Replica(path: dir.appendingPathComponent("hub.db").path,
+                                  options: ReplicaOptions(node: "hub-hz", role: .hq, wallClock: { [unowned self] in self.now }))
+            executor = try HubStoreExecutor(replica: replica, options: .init(bootstrapSnapshotOps: nil))
+        }
+        deinit { replica.close(); try? FileManager.default.removeItem(at: dir) }
+    }
+
+    /// Tag adds by xihu numbered `seqs`, one customer each.
+    func adds(_ seqs: ClosedRange<UInt64>, at millis: UInt64 = 1_764_000_000_000) -> [Op] {
+        seqs.map { seq in
+            Op(stamp: Stamp(hlc: HLC(millis: millis + seq, logical: 0), node: "xihu"), seq: seq, role: .store, author: "chenjing",
+               body: .add(Target(.customerTag, "wm_\(seq)", "et_tea"), removes: []))
+        }
+    }
+
+    /// A store's write to the tag library: a permission breach (SPEC section 9).
+    func libraryWrite(_ seq: UInt64) -> Op {
+        Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000 + seq, logical: 0), node: "xihu"), seq: seq, role: .store,
+           author: "chenjing", body: .write(Target(.tag, "et_gold"), field: "name", value: .text("金"), overwrites: []))
+    }
+
+    @Test func theHubKeepsOnlyTheKeyItVerifiesWithAndTheMACVerifiesWithIt() throws {
+        let hub = try Hub()
+        let long = Array(String(repeating: "k", count: 100).utf8)
+        try hub.replica.registerNode("xihu", role: .store, store: "xihu", secret: long)
+        try hub.replica.registerNode("hq", role: .hq, secret: Array("short".utf8))
+        let xihu = try #require(try hub.replica.registeredNode("xihu"))
+        #expect(xihu.authenticationKey == SHA256.hash(long) && xihu.store == "xihu" && xihu.role == .store)
+        let nonce = Array(repeating: UInt8(9), count: 32)
+        for (id, secret) in [("xihu", long), ("hq", Array("short".utf8))] {
+            let key = try #require(try hub.replica.registeredNode(id)).authenticationKey
+            let mac = Authentication.mac(secret: secret, nonce: nonce, node: id, hub: "hub-hz")
+            #expect(Authentication.verify(mac, secret: key, nonce: nonce, node: id, hub: "hub-hz"))
+        }
+        #expect(throws: ReplicaError.self) { try hub.replica.registerNode("xihu", role: .store, secret: long) }
+        #expect(throws: ReplicaError.self) { try hub.replica.registerNode("bad\u{202E}", role: .store, secret: long) }
+        #expect(hub.executor.execute(.authorize(node: "nobody")) == .registration(nil))
+    }
+
+    @Test func aRefusedOpIsRecordedRefusedAgainUntilTheNodeSkipsItThenSettled() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        #expect(hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...2)))) == .pushStored(ackedSeq: 2))
+        let bad = adds(3...3).map { _ in libraryWrite(3) } + adds(4...5)
+        guard case let .pushRefused(seq, code, message) = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: bad))) else {
+            Issue.record("the library write was taken"); return
+        }
+        #expect(seq == 3 && code == .permissionDenied && message.contains("tag library"))
+        #expect(try hub.replica.logHead() == 2)                    // nothing of the PUSH
+        #expect(try hub.replica.refusals(of: "xihu").map(\.settled) == [false])
+        // Pushed again (the node missed the ERROR): refused again.
+        if case .pushRefused(3, .permissionDenied, _) = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: bad))) {} else {
+            Issue.record("a refused number was not refused again")
+        }
+        // The node quarantined #3 and pushes #4, #5: #3 is settled and acked_seq moves past it.
+        #expect(hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(4...5)))) == .pushStored(ackedSeq: 5))
+        #expect(try hub.replica.refusals(of: "xihu").map(\.settled) == [true])
+        #expect(try hub.replica.logHead() == 4)
+        guard case let .registration(r?) = hub.executor.execute(.authorize(node: "xihu")) else { Issue.record("no registration"); return }
+        #expect(r.ackedSeq == 5 && r.logHead == 4)
+    }
+
+    @Test func aHeldNumberWithOtherContentIsRefusedAndAnInvalidOpIsCode14() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        _ = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...1))))
+        var other = adds(1...1)[0]
+        other.author = "wangfang"
+        if case .pushRefused(1, .permissionDenied, _) = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: [other]))) {} else {
+            Issue.record("a different op under a held number was taken")
+        }
+        let zeroPoints = Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_100, logical: 0), node: "xihu"), seq: 2, role: .store,
+                            author: "chenjing", body: .points(customerID: "wm_1", delta: 0))
+        if case .pushRefused(2, .invalidOp, _) = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: [zeroPoints]))) {} else {
+            Issue.record("a points change of 0 was not invalid_op")
+        }
+        // An op 31 s ahead of the hub's clock: clock_skew, not recorded (the node retries).
+        let ahead = adds(3...3, at: hub.now + 31_000)
+        if case .pushRefused(3, .clockSkew, _) = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: ahead))) {} else {
+            Issue.record("an op beyond the clock window was taken")
+        }
+        #expect(try hub.replica.refusals(of: "xihu").map(\.seq) == [1, 2])
+        // Two seconds later it is within the window; pushed without #2, it settles #2.
+        hub.now += 2_000
+        #expect(hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: ahead))) == .pushStored(ackedSeq: 3))
+    }
+
+    @Test func changesRespectTheBudgetButAlwaysCarryOneOpAndSnapshotsSendTheLibraryFirstWithInstancesWhole() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        _ = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...50))))
+        let one = try hub.replica.changes(after: 0, byteBudget: 1)
+        #expect(one.ops.count == 1 && one.more && one.nextCursor == 1)
+        let some = try hub.replica.changes(after: 10, byteBudget: 200)
+        #expect(some.ops.first?.position == 11 && some.ops.count < 40 && some.more)
+        let rest = try hub.replica.changes(after: 0, byteBudget: 1 << 20)
+        #expect(rest.ops.count == 50 && !rest.more && rest.nextCursor == 50)
+        let none = try hub.replica.changes(after: 50, byteBudget: 1 << 20)
+        #expect(none.ops.isEmpty && !none.more && none.nextCursor == 50)
+        // Past the head: a snapshot of reason 2.
+        if case .startSnapshot(_, 50, .cursorTooOld) = hub.executor.execute(.readChanges(node: "xihu", after: 99, byteBudget: 1000, schemaVersion: 1)) {} else {
+            Issue.record("a cursor past the head was not answered with a snapshot")
+        }
+        // Snapshot parts: the tag library first, no instance split, everything once.
+        let hq = Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_200, logical: 0), node: "hq"), seq: 1, role: .hq, author: "zhaolei",
+                    body: .write(Target(.tag, "et_tea"), field: "name", value: .text("茶饮"), overwrites: []))
+        try hub.replica.registerNode("hq", role: .hq, secret: Array("h".utf8))
+        _ = hub.executor.execute(.storePush(node: "hq", ChangeSet(ops: [hq])))
+        var all: [Op] = []
+        var at: SnapshotPosition? = nil
+        repeat {
+            let part = try hub.replica.snapshotPart(after: at, maxOps: 7)
+            #expect(part.ops.count <= 7)
+            all += part.ops
+            at = part.next
+        } while at != nil
+        #expect(all.count == 51 && all.first == hq)
+        #expect(Set(all.map(\.seq)).count == 50)
+    }
+}
