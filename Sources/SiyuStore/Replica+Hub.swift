@@ -192,6 +192,11 @@ extension Replica {
     /// refused nothing is stored but, for 8 and 14, the record that this number is refused.
     /// Otherwise the refusals the PUSH settles are settled, the new ops stored and merged, given
     /// log positions in PUSH order, and the node's acked_seq advanced — one transaction.
+    /// How far past a node's acknowledged sequence number a PUSH's ops may be numbered: 65,536.
+    /// A far number would leave a gap nobody fills and hold the node's acknowledgements back for
+    /// ever; an honest node pushes in order from its acknowledged number (docs/RELIABILITY.md).
+    public static let pushSequenceWindow: UInt64 = 65_536
+
     public func acceptPush(from id: NodeID, _ changeSet: ChangeSet) throws -> PushOutcome {
         guard let registration = try registeredNode(id) else {
             throw ReplicaError.notFound(what: "registered node '\(IdentifierRule.printable(id))'", hint: "register it with: siyu-hub add-node")
@@ -225,6 +230,11 @@ extension Replica {
                         guard op.seq <= Op.maxSeq else {
                             return try refuse(OpRefusal(.invalidOp, origin: id, seq: op.seq, message: "sequence number outside 1...\(Op.maxSeq)",
                                                         hint: "the node is faulty"), acked: acked)
+                        }
+                        guard op.seq <= UInt64(clamping: acked) || op.seq - UInt64(clamping: acked) <= Replica.pushSequenceWindow else {
+                            return try refuse(OpRefusal(.invalidOp, origin: id, seq: op.seq,
+                                message: "op \(op.seq) is more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked))",
+                                hint: "a node pushes its ops in order from the last one acknowledged; the node's numbering jumped"), acked: acked)
                         }
                         if let row = try held.rows([.text(id), .integer(Int64(op.seq))]).first {
                             let stored = try OpCoding.decode(row[4].blobValue ?? [], keys: OpKeys(origin: id, seq: op.seq,

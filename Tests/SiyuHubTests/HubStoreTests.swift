@@ -54,6 +54,19 @@ import SiyuWire
         #expect(hub.executor.execute(.authorize(node: "nobody")) == .registration(nil))
     }
 
+    @Test func anOpNumberedMoreThanTheWindowPastTheAcknowledgedOneIsRefusedAsInvalidAndNothingIsStored() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        #expect(hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...2)))) == .pushStored(ackedSeq: 2))
+        let far = Replica.pushSequenceWindow + 3
+        let base: UInt64 = 1_764_000_000_000 + 10 - far   // clocks stay within the hub's window
+        let result = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(3...3) + adds(far...far, at: base))))
+        guard case let .pushRefused(seq, code, _) = result else { Issue.record("not refused: \(result)"); return }
+        #expect(seq == far && code == .invalidOp)
+        #expect(try hub.replica.logHead() == 2)
+        #expect(hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(3...3) + adds((far - 1)...(far - 1), at: base)))) == .pushStored(ackedSeq: 3))
+    }
+
     @Test func aRefusedOpIsRecordedRefusedAgainUntilTheNodeSkipsItThenSettled() throws {
         let hub = try Hub()
         try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
