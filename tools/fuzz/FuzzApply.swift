@@ -22,7 +22,7 @@
 // crash, a sanitizer report, a timeout (per input, libFuzzer's -timeout), or a failed `check`:
 //   - every error the replica throws is a `ReplicaError`;
 //   - a refused change set stores nothing (the op count is unchanged);
-//   - an applied change set accounts for every op (applied + duplicates = ops);
+//   - an applied change set accounts for every op (applied + duplicates + refused alone = ops);
 //   - the replica reopens, with its node id and role;
 //   - `rebuild()` gives the digest that incremental merging gave.
 //
@@ -178,8 +178,8 @@ final class Harness {
         let before = counted(r)
         do {
             let report = try r.apply(cs)
-            check(report.applied + report.duplicates == cs.ops.count,
-                  "apply reported \(report.applied) applied + \(report.duplicates) duplicates of \(cs.ops.count) ops")
+            check(report.applied + report.duplicates + report.refused.count == cs.ops.count,
+                  "apply reported \(report.applied) applied + \(report.duplicates) duplicates + \(report.refused.count) refused of \(cs.ops.count) ops")
             // Remember a few stamps the replica now holds, for later programs to name.
             for op in cs.ops.prefix(8) {
                 if known.count >= 32 { known.removeFirst() }
