@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .executable(name: "siyu", targets: ["siyu"]),
         .executable(name: "siyu-bench", targets: ["siyu-bench"]),
+        .executable(name: "siyu-hub", targets: ["siyu-hub"]),
+        .executable(name: "siyu-node", targets: ["siyu-node"]),
     ],
     targets: [
         // The only C in the project: the system SQLite library (libsqlite3-dev).
@@ -30,10 +32,12 @@ let package = Package(
         .target(name: "SiyuSession", dependencies: ["SiyuCore", "SiyuWire"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         // Store effects of the hub's sessions carried out on its replica (never imports SiyuNode).
-        .target(name: "SiyuHub", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession"],
+        // HubServer: the sessions on SiyuNet's event loop, the replica on its thread.
+        .target(name: "SiyuHub", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession", "SiyuNet"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         // Store effects of a node's session carried out on its replica (never imports SiyuHub).
-        .target(name: "SiyuNode", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession"],
+        // NodeDaemon: the session over a reconnecting TCP connection.
+        .target(name: "SiyuNode", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession", "SiyuNet"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         // The strict argument parser, command registry and safe text output shared by every
         // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
@@ -46,6 +50,9 @@ let package = Package(
         .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
         .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire"]),
+        // The hub server and the store node daemon: argument handling and wiring only.
+        .executableTarget(name: "siyu-hub", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
+        .executableTarget(name: "siyu-node", dependencies: ["SiyuNode", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
 
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
         .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
@@ -61,9 +68,13 @@ let package = Package(
         // Hub and node executors together over SiyuSession's MemoryTransport, with real replicas.
         .testTarget(name: "SiyuNodeTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
+        // The deterministic simulator: hub and nodes over MemoryTransport with faults, crashes and a virtual clock.
+        .testTarget(name: "SiyuSimulationTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCore"]),
         // Commands in-process with injected streams, and through the built `siyu` binary.
         .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
                     exclude: ["WeComSamples"]),
+        // Real siyu-hub, siyu-node and siyu processes on loopback (the binaries beside the tests).
+        .testTarget(name: "IntegrationTests", dependencies: ["SiyuStore", "SiyuSQLite", "SiyuCore", "siyu-hub", "siyu-node", "siyu"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,238 @@
+import Foundation
+import SiyuCLI
+import SiyuCommandLine
+import SiyuCore
+import SiyuHub
+import SiyuNet
+import SiyuSession
+import SiyuStore
+
+/// What every `siyu-hub` command runs with.
+struct HubContext: CommandContext {
+    var io: CommandIO
+}
+
+/// A failure of `siyu-hub` a person can act on.
+struct HubToolError: ActionableError {
+    var message: String
+    var hint: String
+}
+
+/// The `siyu-hub` command line.
+enum HubProgram {
+    static let program = CommandLineProgram<HubContext>(
+        name: "siyu-hub",
+        summary: "Siyu hub: the server every store node and HQ syncs with (Protocol/SPEC.md).",
+        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubNodesCommand.self, HubServeCommand.self],
+        footer: """
+        Typical use: siyu-hub init --db hub.db --id HUB; siyu-hub add-node --db hub.db NODE --role store > NODE.secret;
+        siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
+        Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
+        """,
+        describeFailure: describe)
+
+    static func describe(_ error: Error) -> ActionableError? {
+        if let e = error as? HubToolError { return e }
+        if let e = error as? NetError { return HubToolError(message: e.message, hint: e.hint ?? "check the address and the network") }
+        return CLIError.from(error)
+    }
+
+    static let dbOption = OptionSpec.value("db", "FILE", required: true, "the hub's replica file")
+
+    static func parseRole(_ text: String) throws -> Role {
+        switch text {
+        case "hq": return .hq
+        case "store": return .store
+        default: throw CommandLineError.usage("--role must be hq or store; got '\(TerminalText.escaped(text))'", hint: nil)
+        }
+    }
+
+    static func parseLevel(_ arguments: ParsedArguments) throws -> HubLog.Level {
+        guard let text = arguments.value("log-level") else { return .info }
+        guard let level = HubLog.Level(name: text) else {
+            throw CommandLineError.usage("--log-level must be error, warn, info or debug; got '\(TerminalText.escaped(text))'", hint: nil)
+        }
+        return level
+    }
+
+    static func openHub(_ path: String) throws -> Replica {
+        do {
+            let info = try Replica.inspect(path: path)
+            guard info.fileLayout >= 4 else {
+                throw HubToolError(message: "\(path) has file layout \(info.fileLayout); a hub needs layout 4 or later",
+                                   hint: "open it once with this build's siyu (siyu status --db FILE) to migrate it, or make a new hub with siyu-hub init")
+            }
+            return try Replica(existing: path)
+        } catch let e as HubToolError {
+            throw e
+        } catch {
+            throw CLIError.from(error, doing: "opening the hub", path: path)
+        }
+    }
+}
+
+/// `siyu-hub init --db FILE --id HUB`.
+struct HubInitCommand: Command {
+    static let spec = CommandSpec(
+        name: "init",
+        summary: "make a new hub replica file",
+        options: [
+            .value("db", "FILE", required: true, "where to create the hub's replica (must not exist)"),
+            .value("id", "HUB", required: true, "the hub's id, sent to nodes in CHALLENGE (at most 64 characters)"),
+        ],
+        discussion: "An existing file is never touched. Register nodes next with: siyu-hub add-node --db FILE NODE --role store")
+
+    var path: String
+    var id: String
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        id = try arguments.required("id")
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica: Replica
+        do {
+            replica = try Replica.create(at: path, node: id, role: .hq)
+        } catch {
+            throw CLIError.from(error, doing: "creating the hub", path: path)
+        }
+        replica.close()
+        context.io.output.line("created hub \(TerminalText.escaped(id)) in \(TerminalText.escaped(path))")
+        return .success
+    }
+}
+
+/// `siyu-hub add-node --db FILE NODE --role hq|store [--store STORE]`.
+struct HubAddNodeCommand: Command {
+    static let spec = CommandSpec(
+        name: "add-node",
+        summary: "register a node and print its new secret (once)",
+        options: [
+            HubProgram.dbOption,
+            .value("role", "ROLE", required: true, "hq or store: the role the node's HELLO and every op it pushes must carry"),
+            .value("store", "STORE", "for a store node: the store it serves"),
+        ],
+        arguments: [ArgumentSpec("NODE", "the node's id (at most 64 characters)")],
+        discussion: """
+        The secret (64 hex characters from the system's random generator) is printed on standard output, alone,
+        and never again: the hub keeps only the key that verifies it. Save it to a file for the node:
+          siyu-hub add-node --db hub.db xihu --role store > xihu.secret
+        """)
+
+    var path: String
+    var node: String
+    var role: Role
+    var store: String?
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        node = arguments.positional(0) ?? ""
+        role = try HubProgram.parseRole(try arguments.required("role"))
+        store = arguments.value("store")
+        if role == .hq && store != nil {
+            throw CommandLineError.usage("--store is for store nodes; HQ holds every store", hint: "leave out --store, or use --role store")
+        }
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+            .map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        do {
+            try replica.registerNode(node, role: role, store: store, secret: Array(secret.utf8))
+        } catch {
+            throw CLIError.from(error, doing: "registering the node", path: path)
+        }
+        context.io.output.line(secret)
+        context.io.error.line("registered node \(TerminalText.escaped(node)) (\(role)\(store.map { ", store \(TerminalText.escaped($0))" } ?? "")); "
+                              + "its secret is on standard output and is not shown again: give it to the node (siyu-node init --secret-file FILE)")
+        return .success
+    }
+}
+
+/// `siyu-hub nodes --db FILE`.
+struct HubNodesCommand: Command {
+    static let spec = CommandSpec(
+        name: "nodes",
+        summary: "list the registered nodes: role, store, acked_seq, last pull cursor",
+        options: [HubProgram.dbOption])
+
+    var path: String
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        let nodes = try replica.registeredNodes()
+        let head = try replica.logHead()
+        context.io.output.line("hub \(TerminalText.escaped(replica.node)): log head \(head), \(nodes.count) node(s)")
+        for n in nodes {
+            context.io.output.line("  \(TerminalText.escaped(n.node))  \(n.role)\(n.store.map { " store \(TerminalText.escaped($0))" } ?? "")  acked_seq \(n.ackedSeq)  cursor \(n.cursor)")
+        }
+        return .success
+    }
+}
+
+/// `siyu-hub serve --db FILE [--listen HOST:PORT] [--log-level L]`.
+struct HubServeCommand: Command {
+    static let spec = CommandSpec(
+        name: "serve",
+        summary: "serve nodes until SIGTERM or SIGINT",
+        options: [
+            HubProgram.dbOption,
+            .value("listen", "HOST:PORT", "the address to listen on (default 127.0.0.1:7400; port 0: any free port)"),
+            .value("log-level", "LEVEL", "error, warn, info (default) or debug; logs go to standard error"),
+            .value("snapshot-after", "OPS", "a new node gets a snapshot instead of the log once the log holds this many ops (default 10000)"),
+        ],
+        discussion: """
+        Prints 'listening on HOST:PORT' on standard output once the socket is bound, then one log line per
+        session event on standard error. SIGTERM or SIGINT says BYE to every node and stops cleanly.
+        """)
+
+    var path: String
+    var listen: SocketAddress
+    var level: HubLog.Level
+    var snapshotAfter: UInt64
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        let text = arguments.value("listen") ?? "127.0.0.1:7400"
+        do { listen = try SocketAddress(parsing: text) } catch {
+            throw CommandLineError.usage("--listen: \(error.message)", hint: error.hint)
+        }
+        level = try HubProgram.parseLevel(arguments)
+        let after = try arguments.value("snapshot-after", as: Int.self) ?? 10_000
+        guard after >= 1 else { throw CommandLineError.usage("--snapshot-after must be 1 or more; got \(after)", hint: nil) }
+        snapshotAfter = UInt64(after)
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        let executor: HubStoreExecutor
+        do {
+            executor = try HubStoreExecutor(replica: replica, options: .init(bootstrapSnapshotOps: snapshotAfter))
+        } catch {
+            throw CLIError.from(error, doing: "preparing the hub's log", path: path)
+        }
+        let log = HubLog(level: level) { line in fputs(line, stderr) }
+        let loop = try EventLoop()
+        let server = HubServer(loop: loop, executor: executor,
+                               configuration: .init(session: .init(hubID: replica.node), listen: listen), log: log)
+        let address = try server.start()
+        let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
+        defer { watcher.cancel() }
+        log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \((try? replica.registeredNodes().count) ?? 0) node(s) registered")
+        context.io.output.line("listening on \(address)")
+        context.io.output.flush()
+        try loop.run()
+        log.write(.info, "hub stopped")
+        return .success
+    }
+}

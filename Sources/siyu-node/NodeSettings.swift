@@ -1,0 +1,37 @@
+import Foundation
+import SiyuSQLite
+
+/// Where a node syncs and with which secret, kept in its replica's `siyu_meta` table (keys
+/// `node.hub` and `node.secret`) by `siyu-node init`, so that `run` and `sync` need no flag and
+/// the secret never appears on a command line.
+///
+/// The replica file is therefore a credential as well as the store's data: protect it (and its
+/// backups) like the secret. `init` makes the file readable by its owner only.
+struct NodeSettings {
+    static let hubKey = "node.hub"
+    static let secretKey = "node.secret"
+
+    var hub: String
+    var secret: [UInt8]
+
+    /// Reads the settings; nil if `init` never recorded them.
+    static func read(path: String) throws -> NodeSettings? {
+        let db = try Database(path: path, mode: .readOnly)
+        defer { db.close() }
+        let hub = try db.prepare("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(hubKey)])?.stringValue
+        let secret = try db.prepare("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(secretKey)])
+        guard let hub, case let .blob(bytes)? = secret else { return nil }
+        return NodeSettings(hub: hub, secret: bytes)
+    }
+
+    /// Records the settings (replacing earlier ones) in one transaction.
+    func write(path: String) throws {
+        let db = try Database(path: path, mode: .readWrite)
+        defer { db.close() }
+        try db.transaction {
+            try db.prepare("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?), (?, ?)")
+                .run([.text(NodeSettings.hubKey), .text(hub), .text(NodeSettings.secretKey), .blob(secret)])
+        }
+        chmod(path, 0o600)
+    }
+}
