@@ -141,12 +141,13 @@ import SiyuStore
         try n.register("hq", role: "hq")
         var hub = try HubProcess.start(n.p, db: n.hubDB)
         try n.initNode("hq", role: "hq", hub: hub.address)
-        try seed(n.db("hq"), customers: 3_000)
+        try seed(n.db("hq"), customers: 4_000)
         let own = try withReplica(n.db("hq")) { try $0.lastIssuedSeq() }
-        #expect(own > 9_000)
+        #expect(own > 10_000, "more than one PUSH (10,000 ops at most each)")
 
+        // Killed once the first PUSH is acknowledged and the second is on its way.
         let daemon = try n.p.start("siyu-node", ["run", "--db", n.db("hq"), "--max-backoff", "1"], name: "hq")
-        try daemon.waitFor("a PUSH sent") { $0.contains(" pushed ") }
+        try daemon.waitFor("a second PUSH sent", timeout: 40) { $0.components(separatedBy: " pushed ").count >= 3 }
         hub.child.kill(SIGKILL)
         let log = daemon.err
         let acknowledged = log.split(separator: "\n").compactMap { line -> UInt64? in
@@ -156,6 +157,7 @@ import SiyuStore
 
         #expect(try integrity(n.hubDB) == "ok")
         let held = try withReplica(n.hubDB) { try $0.registeredNode("hq")!.ackedSeq }
+        #expect(acknowledged >= 10_000)
         #expect(held >= acknowledged, "the hub acknowledged #\(acknowledged) but holds only up to #\(held)")
         #expect(try ops(of: "hq", upTo: held, in: n.hubDB) == Int(held), "every op up to acked_seq is in the hub's log")
 

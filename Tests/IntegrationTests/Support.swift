@@ -211,9 +211,10 @@ func digest(_ path: String) throws -> String {
     try withReplica(path) { try $0.digest().map { String(format: "%02x", $0) }.joined() }
 }
 
-/// `PRAGMA integrity_check` through SiyuSQLite (the sqlite3 CLI may be missing).
+/// `PRAGMA integrity_check` through SiyuSQLite (the sqlite3 CLI may be missing). Read-write: after a
+/// SIGKILL the write-ahead log must be recovered first, which a read-only connection cannot do.
 func integrity(_ path: String) throws -> String {
-    let db = try Database(path: path, mode: .readOnly)
+    let db = try Database(path: path, mode: .readWrite)
     defer { db.close() }
     return try db.prepare("PRAGMA integrity_check").rows().map { $0.first?.stringValue ?? "?" }.joined(separator: "; ")
 }
