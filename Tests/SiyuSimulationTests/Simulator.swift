@@ -1,0 +1,742 @@
+import Foundation
+import SiyuCore
+import SiyuHub
+import SiyuNode
+import SiyuSession
+import SiyuSQLite
+import SiyuStore
+import SiyuWire
+
+/// A temporary directory removed when the value goes away.
+final class SimDirectory {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-sim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// The one clock of a simulation: every session's `now` and (with a per-process skew) every
+/// replica's wall clock.
+final class VirtualClock {
+    static let epoch: UInt64 = 1_764_000_000_000
+    var now = SessionInstant(milliseconds: 1_000)
+    func wall(skew: Int64) -> UInt64 { UInt64(Int64(VirtualClock.epoch + now.milliseconds) + skew) }
+}
+
+/// An injected crash inside a store effect or an edit.
+struct SimulatedCrash: Error {}
+
+/// A failure of the run's final checks (or of the run itself), with the seed that reproduces it.
+struct SimulationFailure: Error, CustomStringConvertible {
+    var seed: UInt64
+    var problems: [String]
+    var trace: [String]
+    var description: String {
+        "simulation seed \(seed) failed (rerun: SIYU_SIM_SEEDS=\(seed)-\(seed) swift test --filter SiyuSimulationTests, or tools/sim/run.sh \(seed)-\(seed)):\n  "
+            + problems.joined(separator: "\n  ") + "\n  last events:\n    " + trace.suffix(40).joined(separator: "\n    ")
+    }
+}
+
+/// One connection between a node and the hub: the transport and both sessions.
+final class SimLink {
+    let id: Int
+    let nodeIndex: Int
+    var transport: MemoryTransport
+    var node: NodeSession
+    var hub: HubSession
+    var nodeClosed: CloseReason?
+    var hubClosed: CloseReason?
+    var hubSnapshots: [UInt64] = []
+    /// A write on this connection was dropped: TCP cannot lose a segment and go on, so the
+    /// connection is reset at this time (its retransmissions gave up).
+    var resetAt: SessionInstant?
+
+    init(id: Int, nodeIndex: Int, transport: MemoryTransport, node: NodeSession, hub: HubSession) {
+        self.id = id
+        self.nodeIndex = nodeIndex
+        self.transport = transport
+        self.node = node
+        self.hub = hub
+    }
+
+    var isDead: Bool { nodeClosed != nil && hubClosed != nil }
+}
+
+/// A store node (or HQ) as a process: its replica file, whether it runs, its connection.
+final class SimNode {
+    let index: Int
+    let name: String
+    let role: Role
+    let secret: [UInt8]
+    var skew: Int64
+    var replica: Replica?
+    var executor: NodeStoreExecutor?
+    /// Down (crashed) until this time.
+    var restartAt: SessionInstant?
+    var link: SimLink?
+    var reconnectAt: SessionInstant?
+    var attempts = 0
+    var partitioned = false
+    /// Chance in 1,000 that a write on this node's connection meets a fault.
+    var faultRate = 0
+    /// The highest own op number a committed edit of this node had (the hub must end up holding 1…this).
+    var madeUpTo: UInt64 = 0
+    var crashes = 0
+
+    init(index: Int, name: String, role: Role, skew: Int64) {
+        self.index = index
+        self.name = name
+        self.role = role
+        self.secret = Array("secret-of-\(name)".utf8)
+        self.skew = skew
+    }
+
+    var isUp: Bool { replica != nil }
+}
+
+/// A deterministic simulation of a hub and its nodes in one process (issue 12, item 8): sessions
+/// over `MemoryTransport`, the real executors and replicas, one virtual clock and one seeded
+/// generator deciding everything — edits, message faults, partitions, disconnections, crashes
+/// and restarts of nodes and the hub. `run()` makes chaos for a while, heals every fault, runs
+/// until quiescent and checks convergence; it throws `SimulationFailure` naming the seed.
+///
+/// Reproducible: nothing reads a wall clock, every collection is walked in a fixed order, and
+/// every decision comes from `rng`, so a seed replays the same run (`trace` is the same).
+final class Simulation {
+    struct Stats: CustomStringConvertible {
+        var edits = 0, editCrashes = 0, effectCrashes = 0, nodeCrashes = 0, hubCrashes = 0, faults = 0
+        var partitions = 0, disconnects = 0, connections = 0, transientFailures = 0, clockJumps = 0
+        var deferredEdits = 0, healingMillis: UInt64 = 0
+        var description: String {
+            "edits \(edits), crashes: node \(nodeCrashes) hub \(hubCrashes) mid-effect \(effectCrashes) mid-edit \(editCrashes), "
+                + "message faults \(faults), partitions \(partitions), disconnects \(disconnects), connections \(connections), "
+                + "transient store failures \(transientFailures), clock jumps \(clockJumps), healed in \(healingMillis) ms"
+        }
+    }
+
+    let seed: UInt64
+    var rng: SeededRandom
+    let clock = VirtualClock()
+    let dir: SimDirectory
+    let journal = EditJournal()
+    var stats = Stats()
+    var trace: [String] = []
+    var problems: [String] = []
+
+    var hubReplica: Replica?
+    var hubStore: HubStoreExecutor?
+    let hubOptions: HubStoreExecutor.Options
+    var hubSkew: Int64
+    var hubRestartAt: SessionInstant?
+    var nodes: [SimNode] = []
+    /// Connections whose node side moved on (a newer connection, or the node crashed) that the hub still reads.
+    var draining: [SimLink] = []
+    var nextLinkID = 1
+    var byteBudget: UInt64
+    /// Whether faults happen (off while healing).
+    var chaos = true
+    let chaosSteps: Int
+
+    var now: SessionInstant { clock.now }
+
+    init(seed: UInt64) throws {
+        self.seed = seed
+        rng = SeededRandom(seed: seed &* 0x9E37_79B9 &+ 17)
+        dir = try SimDirectory()
+        let stores = Int.random(in: 2...4, using: &rng)
+        hubSkew = Int64.random(in: -1_500...1_500, using: &rng)
+        hubOptions = HubStoreExecutor.Options(bootstrapSnapshotOps: Bool.random(using: &rng) ? UInt64.random(in: 5...150, using: &rng) : nil,
+                                              opsPerSnapshotPart: Int.random(in: 3...60, using: &rng))
+        byteBudget = [UInt64(600), 2_000, 16_000, 256 * 1024].randomElement(using: &rng)!
+        chaosSteps = Int.random(in: 150...300, using: &rng)
+        var specs: [(String, Role)] = [("hq", .hq)]
+        for i in 0..<stores { specs.append(("s\(i)", .store)) }
+        for (i, (name, role)) in specs.enumerated() {
+            nodes.append(SimNode(index: i, name: name, role: role, skew: Int64.random(in: -1_500...1_500, using: &rng)))
+        }
+        // The hub's file, with every node registered.
+        let hub = try openHubReplica()
+        for n in nodes { try hub.registerNode(n.name, role: n.role, secret: n.secret) }
+        hub.close()
+        for n in nodes {
+            let r = try openReplica(n)
+            r.close()
+        }
+        note("seed \(seed): \(nodes.count) nodes, budget \(byteBudget), snapshot ops \(String(describing: hubOptions.bootstrapSnapshotOps)) part \(hubOptions.opsPerSnapshotPart)")
+    }
+
+    // MARK: - Processes
+
+    private func openHubReplica() throws -> Replica {
+        let clock = self.clock, skew = hubSkew
+        return try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub", role: .hq, wallClock: { clock.wall(skew: skew) }))
+    }
+
+    private func openReplica(_ n: SimNode) throws -> Replica {
+        let clock = self.clock
+        // The skew can change (a clock jump): read it at each call.
+        return try Replica(path: dir.path("\(n.name).db"), options: ReplicaOptions(node: n.name, role: n.role, wallClock: { [unowned n] in clock.wall(skew: n.skew) }))
+    }
+
+    func startHub() throws {
+        let r = try openHubReplica()
+        hubReplica = r
+        hubStore = try HubStoreExecutor(replica: r, options: hubOptions)
+        hubRestartAt = nil
+        note("hub up")
+    }
+
+    func startNode(_ n: SimNode) throws {
+        let r = try openReplica(n)
+        n.replica = r
+        n.executor = NodeStoreExecutor(replica: r)
+        n.restartAt = nil
+        n.reconnectAt = now
+        n.attempts = 0
+        note("\(n.name) up (last own seq \(try r.lastIssuedSeq()), cursor \(try r.syncState().position))")
+    }
+
+    /// The node's process dies: the replica is closed without finishing anything (an open
+    /// snapshot load rolls back, as after a real crash), the connection is cut.
+    func crashNode(_ n: SimNode, downFor: UInt64) {
+        guard let r = n.replica else { return }
+        n.crashes += 1
+        note("\(n.name) crashes (down \(downFor) ms)")
+        if let link = n.link {
+            link.nodeClosed = link.nodeClosed ?? .transportClosed
+            link.transport.close(from: .node)
+            link.transport.hubToNode.reset()
+            draining.append(link)
+            n.link = nil
+        }
+        r.close()
+        n.replica = nil
+        n.executor = nil
+        n.reconnectAt = nil
+        n.restartAt = now.adding(milliseconds: downFor)
+    }
+
+    func crashHub(downFor: UInt64) {
+        guard let r = hubReplica else { return }
+        note("hub crashes (down \(downFor) ms)")
+        for link in nodes.compactMap(\.link) + draining {
+            link.hubClosed = link.hubClosed ?? .transportClosed
+            link.transport.close(from: .hub)
+            link.transport.nodeToHub.reset()
+        }
+        r.close()
+        hubReplica = nil
+        hubStore = nil
+        hubRestartAt = now.adding(milliseconds: downFor)
+    }
+
+    // MARK: - Connections
+
+    private func backoff(_ n: SimNode) -> UInt64 {
+        let base = min(UInt64(10_000), UInt64(200) << UInt64(min(n.attempts, 6)))
+        n.attempts += 1
+        return base / 2 + UInt64.random(in: 0...(base / 2), using: &rng)
+    }
+
+    func connect(_ n: SimNode) {
+        n.reconnectAt = nil
+        if let old = n.link { draining.append(old); n.link = nil }
+        guard let executor = n.executor else { return }
+        guard hubStore != nil else {
+            note("\(n.name): hub unreachable")
+            n.reconnectAt = now.adding(milliseconds: backoff(n))
+            return
+        }
+        let start: (cursor: UInt64, lastOwnSeq: UInt64)
+        do { start = try executor.sessionStart() } catch {
+            note("\(n.name): cannot read its sync state: \(error)")
+            n.reconnectAt = now.adding(milliseconds: backoff(n))
+            return
+        }
+        var transport = MemoryTransport(latencyMillis: UInt64.random(in: 1...20, using: &rng))
+        transport.setPartitioned(n.partitioned)
+        let nonce = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let session = NodeSession(NodeSession.Configuration(node: n.name, role: n.role, secret: n.secret, byteBudget: byteBudget),
+                                  cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, now: now)
+        let link = SimLink(id: nextLinkID, nodeIndex: n.index, transport: transport, node: session,
+                           hub: HubSession(HubSession.Configuration(hubID: "hub"), nonce: nonce, now: now))
+        nextLinkID += 1
+        n.link = link
+        stats.connections += 1
+        note("\(n.name): connection \(link.id) from cursor \(start.cursor), last own \(start.lastOwnSeq)")
+        nodeDo(link, link.node.start(now: now))
+    }
+
+    /// The fate of one write on a node's connection.
+    private func fate(_ link: SimLink) -> MemoryPipe.Fate {
+        let rate = nodes[link.nodeIndex].faultRate
+        guard chaos, rate > 0, Int.random(in: 0..<1_000, using: &rng) < rate else { return .deliver }
+        stats.faults += 1
+        switch Int.random(in: 0..<8, using: &rng) {
+        case 0, 1:
+            // Without the reset, a lost answer whose connection stays alive (PING/PONG go on) would
+            // leave the node waiting for ever: the session has no request timeout (seed 40 before this).
+            if link.resetAt == nil { link.resetAt = now.adding(milliseconds: UInt64.random(in: 1_000...20_000, using: &rng)) }
+            return .drop
+        case 2: return .duplicate
+        case 3, 4, 5: return .delay(milliseconds: UInt64.random(in: 1...3_000, using: &rng))
+        default: return .split(maxBytes: Int.random(in: 1...64, using: &rng))
+        }
+    }
+
+    /// A crash point inside the next store effect: the statement it fails at, or nil.
+    private func crashPoint(rate: Int) -> Int? {
+        guard chaos, Int.random(in: 0..<1_000, using: &rng) < rate else { return nil }
+        return Int.random(in: 1...12, using: &rng)
+    }
+
+    /// Runs `body` with a fault injected at statement `k` (if any); whether the fault fired.
+    private func withFault<T>(_ replica: Replica, at k: Int?, _ body: () -> T) -> (T, fired: Bool) {
+        guard let k else { return (body(), false) }
+        var count = 0
+        var fired = false
+        replica.faultInjector = { _ in
+            count += 1
+            if count == k { fired = true; throw SimulatedCrash() }
+        }
+        let result = body()
+        replica.faultInjector = nil
+        return (result, fired)
+    }
+
+    func nodeDo(_ link: SimLink, _ actions: [NodeSession.Action]) {
+        let n = nodes[link.nodeIndex]
+        for action in actions {
+            guard n.link === link else { return }   // the node crashed (or moved on) meanwhile
+            switch action {
+            case let .send(m, bytes):
+                if Simulation.verbose { note("\(n.name) c\(link.id) -> \(m.type.specName) \(Simulation.brief(m))") }
+                link.transport.nodeToHub.write(bytes, now: now, fate: fate(link))
+            case let .perform(effect):
+                guard let executor = n.executor, let replica = n.replica else { return }
+                let point = crashPoint(rate: 15)
+                let (result, fired) = withFault(replica, at: point) { executor.execute(effect) }
+                if fired {
+                    let crash = Bool.random(using: &rng)
+                    note("\(n.name): store fault inside \(Simulation.name(effect))\(crash ? ", and the process dies" : "")")
+                    if crash {
+                        stats.effectCrashes += 1
+                        crashNode(n, downFor: UInt64.random(in: 50...5_000, using: &rng))
+                        return
+                    }
+                    stats.transientFailures += 1
+                }
+                if let result { nodeDo(link, link.node.complete(result, now: now)) }
+            case let .report(event):
+                nodeEvent(n, event)
+            case let .close(reason):
+                link.nodeClosed = reason
+                link.transport.close(from: .node)
+                note("\(n.name): connection \(link.id) closed by node: \(reason)")
+                n.reconnectAt = now.adding(milliseconds: backoff(n))
+            }
+        }
+    }
+
+    func hubDo(_ link: SimLink, _ actions: [HubSession.Action]) {
+        for action in actions {
+            guard link.hubClosed == nil, let store = hubStore, let replica = hubReplica else { return }
+            switch action {
+            case let .send(m, bytes):
+                if Simulation.verbose { note("hub c\(link.id) -> \(m.type.specName) \(Simulation.brief(m))") }
+                link.transport.hubToNode.write(bytes, now: now, fate: fate(link))
+            case let .perform(effect):
+                let point = crashPoint(rate: 8)
+                let (result, fired) = withFault(replica, at: point) { store.execute(effect) }
+                if fired {
+                    let crash = Int.random(in: 0..<3, using: &rng) == 0
+                    note("hub: store fault inside \(effect.caseName)\(crash ? ", and the hub dies" : "")")
+                    if crash {
+                        stats.effectCrashes += 1
+                        crashHub(downFor: UInt64.random(in: 50...8_000, using: &rng))
+                        return
+                    }
+                    stats.transientFailures += 1
+                }
+                hubDo(link, link.hub.complete(result, now: now))
+            case let .report(event):
+                if case let .snapshotStarted(id, _, _) = event { link.hubSnapshots.append(id) }
+                if case let .opRefused(seq, code, message) = event {
+                    note("hub refused op \(seq.map(String.init) ?? "?") of \(nodes[link.nodeIndex].name): \(code) \(message)")
+                }
+            case let .close(reason):
+                link.hubClosed = reason
+                link.transport.close(from: .hub)
+                for id in link.hubSnapshots { store.forgetSnapshot(id) }
+                link.hubSnapshots = []
+            }
+        }
+    }
+
+    private func nodeEvent(_ n: SimNode, _ event: SessionEvent) {
+        switch event {
+        case .authenticated:
+            n.attempts = 0
+        case let .opQuarantined(seq, code, message):
+            problems.append("\(n.name) quarantined its op #\(seq): the hub refused it with \(code): \(message)")
+            note("\(n.name) quarantines op \(seq): \(code) \(message)")
+        case let .identityConflict(why):
+            problems.append("\(n.name): identity conflict: \(why)")
+            note("\(n.name): identity conflict")
+        case let .upgradeNeeded(why):
+            problems.append("\(n.name): upgrade needed: \(why)")
+        case let .errorReceived(code, _, message):
+            note("\(n.name) got ERROR \(code): \(message.prefix(120))")
+        case let .snapshotStarted(id, cursor, reason):
+            note("\(n.name): snapshot \(id) to \(cursor) (\(reason))")
+        case let .snapshotFinished(id, chunks, _):
+            note("\(n.name): snapshot \(id) done, \(chunks) chunks")
+        default:
+            break
+        }
+    }
+
+    static let verbose = ProcessInfo.processInfo.environment["SIYU_SIM_VERBOSE"] != nil
+
+    static func brief(_ m: Message) -> String {
+        switch m {
+        case let .push(cs): return "\(cs.ops.count) ops \(cs.ops.first?.seq ?? 0)…\(cs.ops.last?.seq ?? 0)"
+        case let .pushAck(a): return "acked \(a)"
+        case let .pull(c, _): return "after \(c)"
+        case let .changes(next, more, cs): return "\(cs.ops.count) ops next \(next) more \(more)"
+        case let .error(code, _, text): return "\(code) \(text.prefix(100))"
+        default: return ""
+        }
+    }
+
+    static func name(_ effect: NodeEffect) -> String {
+        switch effect {
+        case .readOutbox: return "readOutbox"
+        case .quarantine: return "quarantine"
+        case .applyChanges: return "applyChanges"
+        case .beginSnapshot: return "beginSnapshot"
+        case .applySnapshotChunk: return "applySnapshotChunk"
+        case .finishSnapshot: return "finishSnapshot"
+        case .abandonSnapshot: return "abandonSnapshot"
+        }
+    }
+
+    // MARK: - Time
+
+    /// Delivers, ticks, reconnects and restarts everything due at `now`. Whether anything happened.
+    @discardableResult
+    func pump() throws -> Bool {
+        var any = false
+        for _ in 0..<10_000 {
+            var progress = false
+            if let at = hubRestartAt, at <= now { try startHub(); progress = true }
+            for n in nodes {
+                if let at = n.restartAt, at <= now { try startNode(n); progress = true }
+                if n.isUp, let at = n.reconnectAt, at <= now, n.link == nil || n.link!.nodeClosed != nil {
+                    connect(n); progress = true
+                }
+            }
+            for link in nodes.compactMap(\.link) + draining {
+                if let at = link.resetAt, at <= now {
+                    link.resetAt = nil
+                    note("\(nodes[link.nodeIndex].name): connection \(link.id) reset after a lost segment")
+                    reset(link)
+                    progress = true
+                }
+                progress = pumpLink(link) || progress
+            }
+            draining.removeAll { $0.isDead && $0.transport.nextDelivery == nil }
+            for n in nodes where n.link?.isDead == true { n.link = nil; if n.isUp && n.reconnectAt == nil { n.reconnectAt = now } }
+            if !progress { break }
+            any = true
+        }
+        return any
+    }
+
+    /// The connection is reset: nothing in flight arrives, both sides see it closed.
+    func reset(_ link: SimLink) {
+        link.transport.setPartitioned(false)
+        link.transport.nodeToHub.reset()
+        link.transport.hubToNode.reset()
+        link.transport.close(from: .node)
+        link.transport.close(from: .hub)
+    }
+
+    private func pumpLink(_ link: SimLink) -> Bool {
+        var progress = false
+        let n = nodes[link.nodeIndex]
+        let current = n.link === link
+        if link.hubClosed == nil, hubStore != nil {
+            for bytes in link.transport.read(by: .hub, now: now) where link.hubClosed == nil {
+                progress = true
+                hubDo(link, link.hub.receive(bytes, now: now))
+            }
+            if link.hubClosed == nil, link.transport.isClosed(toward: .hub) { progress = true; hubDo(link, link.hub.transportClosed()) }
+            if link.hubClosed == nil, let d = link.hub.nextDeadline, d <= now {
+                let actions = link.hub.tick(now: now)
+                if !actions.isEmpty { progress = true; hubDo(link, actions) }
+            }
+        }
+        if current, link.nodeClosed == nil {
+            for bytes in link.transport.read(by: .node, now: now) where link.nodeClosed == nil && n.link === link {
+                progress = true
+                nodeDo(link, link.node.receive(bytes, now: now))
+            }
+            if n.link === link, link.nodeClosed == nil, link.transport.isClosed(toward: .node) { progress = true; nodeDo(link, link.node.transportClosed()) }
+            if n.link === link, link.nodeClosed == nil, let d = link.node.nextDeadline, d <= now {
+                let actions = link.node.tick(now: now)
+                if !actions.isEmpty { progress = true; nodeDo(link, actions) }
+            }
+        } else if !current {
+            _ = link.transport.read(by: .node, now: now)   // nobody reads it any more
+        }
+        return progress
+    }
+
+    /// The next time something is due, if anything is.
+    func nextEvent() -> SessionInstant? {
+        var all: [SessionInstant] = []
+        if let t = hubRestartAt { all.append(t) }
+        for n in nodes {
+            if let t = n.restartAt { all.append(t) }
+            if n.isUp, let t = n.reconnectAt { all.append(t) }
+        }
+        for link in nodes.compactMap(\.link) + draining {
+            if let t = link.transport.nextDelivery { all.append(t) }
+            if let t = link.resetAt { all.append(t) }
+            if link.nodeClosed == nil, let t = link.node.nextDeadline { all.append(t) }
+            if link.hubClosed == nil, hubStore != nil, let t = link.hub.nextDeadline { all.append(t) }
+        }
+        return all.min()
+    }
+
+    /// Moves time forward to `target`, handling everything due on the way, in time order.
+    func advance(to target: SessionInstant) throws {
+        try pump()
+        while let next = nextEvent(), next <= target {
+            if next > now { clock.now = next }
+            if try !pump() && next <= now { break }   // nothing happened at a due time: avoid spinning
+        }
+        if target > now { clock.now = target }
+        try pump()
+    }
+
+    // MARK: - The run
+
+    func note(_ s: String) { trace.append("[\(now.milliseconds)] \(s)") }
+
+    /// An edit at node `n`, as `siyu` on the same file would make it.
+    func edit(_ n: SimNode) throws {
+        guard let r = n.replica else { return }
+        if r.isLoadingSnapshot {
+            // `siyu` on the same file waits for the node's snapshot transaction (SQLite's lock): the
+            // edit is made later. (An edit through this Replica object would join that transaction.)
+            stats.deferredEdits += 1
+            return
+        }
+        if chaos, Int.random(in: 0..<100, using: &rng) < 3 {
+            // The process dies in the middle of the edit's transaction.
+            let k = Int.random(in: 1...8, using: &rng)
+            let customer = RandomEdit.customers.randomElement(using: &rng)!
+            let (_, fired) = withFault(r, at: k) { () -> Bool in
+                (try? r.editCustomer(customer, ["phone": .text("139\(Int.random(in: 0..<1000, using: &rng))")], by: "chenjing")) != nil
+            }
+            if fired {
+                stats.editCrashes += 1
+                note("\(n.name): dies in the middle of an edit")
+                crashNode(n, downFor: UInt64.random(in: 50...5_000, using: &rng))
+                return
+            }
+        } else {
+            try RandomEdit.performOne(on: r, rng: &rng, journal: journal)
+        }
+        stats.edits += 1
+        n.madeUpTo = max(n.madeUpTo, try r.lastIssuedSeq())
+        if let link = n.link, link.nodeClosed == nil { nodeDo(link, link.node.outboxGrew(now: now)) }
+    }
+
+    /// HQ's starting library and a few instances, made offline before anything connects.
+    func seedHQ() throws {
+        let hq = nodes[0]
+        let r = try openReplica(hq)
+        defer { r.close() }
+        try r.defineTagGroup("level", name: "会员等级", exclusive: true)
+        for t in ["silver", "gold", "platinum"] { try r.defineTag(t, group: "level", name: t) }
+        try r.defineTagGroup("pref", name: "消费偏好")
+        for t in ["tea", "coffee", "cake"] { try r.defineTag(t, group: "pref", name: t) }
+        for c in RandomEdit.customers.dropLast() { try r.createCustomer(c, ["name": .text(c)], by: "zhaolei") }
+        for chat in RandomEdit.chats { try r.createGroupChat(chat, ["name": .text(chat), "capacity": .int(3)], by: "zhaolei") }
+        for order in RandomEdit.orders { try r.createOrder(order, ["customer_id": .text("c0")], by: "zhaolei") }
+        hq.madeUpTo = try r.lastIssuedSeq()
+    }
+
+    func run() throws -> Stats {
+        try seedHQ()
+        try startHub()
+        // Nodes come up at random times in the first seconds.
+        for n in nodes {
+            n.restartAt = SessionInstant(milliseconds: now.milliseconds + UInt64.random(in: 0...3_000, using: &rng))
+        }
+        for _ in 0..<chaosSteps {
+            try chaosStep()
+        }
+        try heal()
+        try check()
+        if !problems.isEmpty { throw SimulationFailure(seed: seed, problems: problems, trace: trace) }
+        return stats
+    }
+
+    func chaosStep() throws {
+        let roll = Int.random(in: 0..<1_000, using: &rng)
+        let n = nodes.randomElement(using: &rng)!
+        switch roll {
+        case 0..<550:
+            if n.isUp { try edit(n) }
+        case 550..<600:
+            n.faultRate = [0, 0, 10, 40, 150].randomElement(using: &rng)!
+            note("\(n.name): fault rate \(n.faultRate)/1000")
+        case 600..<630:
+            n.partitioned.toggle()
+            if n.partitioned { stats.partitions += 1 }
+            n.link?.transport.setPartitioned(n.partitioned)
+            note("\(n.name): \(n.partitioned ? "partitioned" : "healed")")
+        case 630..<650:
+            if let link = n.link, link.nodeClosed == nil {
+                stats.disconnects += 1
+                note("\(n.name): connection \(link.id) reset")
+                reset(link)
+            }
+        case 650..<670:
+            if n.isUp { stats.nodeCrashes += 1; crashNode(n, downFor: UInt64.random(in: 50...20_000, using: &rng)) }
+        case 670..<678:
+            if hubReplica != nil { stats.hubCrashes += 1; crashHub(downFor: UInt64.random(in: 50...15_000, using: &rng)) }
+        case 678..<684:
+            // A clock that jumps ahead beyond the hub's window for a while, then is corrected.
+            stats.clockJumps += 1
+            n.skew = Bool.random(using: &rng) ? Int64.random(in: 31_000...50_000, using: &rng) : Int64.random(in: -1_500...1_500, using: &rng)
+            note("\(n.name): clock skew \(n.skew) ms")
+        default:
+            break   // time passes
+        }
+        let dt: UInt64
+        switch Int.random(in: 0..<100, using: &rng) {
+        case 0..<60: dt = UInt64.random(in: 0...60, using: &rng)
+        case 60..<95: dt = UInt64.random(in: 60...2_500, using: &rng)
+        default: dt = UInt64.random(in: 2_500...40_000, using: &rng)
+        }
+        try advance(to: now.adding(milliseconds: dt))
+    }
+
+    /// All faults off, everything up and connected; runs until every node has pushed everything
+    /// and pulled up to the hub's log head, or a bound is reached.
+    func heal() throws {
+        chaos = false
+        note("heal")
+        let started = now
+        for n in nodes {
+            n.faultRate = 0
+            n.partitioned = false
+            n.link?.transport.setPartitioned(false)
+            if abs(n.skew) > 1_500 { n.skew = 0 }
+            n.attempts = 0
+        }
+        for link in draining { link.transport.setPartitioned(false) }
+        if hubReplica == nil { try startHub() }
+        for n in nodes where !n.isUp { try startNode(n) }
+        for n in nodes where n.link == nil || n.link!.nodeClosed != nil { n.reconnectAt = now }
+        var rounds = 0
+        while try !isQuiescent() {
+            rounds += 1
+            guard rounds < 5_000, now.milliseconds(since: started) < 30 * 60_000 else {
+                problems.append("not quiescent after healing for \(now.milliseconds(since: started)) ms: " + nodes.map(status).joined(separator: "; "))
+                return
+            }
+            let target = nextEvent() ?? now.adding(milliseconds: 1_000)
+            try advance(to: max(target, now.adding(milliseconds: 1)))
+        }
+        stats.healingMillis = now.milliseconds(since: started)
+        note("quiescent after \(stats.healingMillis) ms")
+    }
+
+    private func status(_ n: SimNode) -> String {
+        guard let r = n.replica else { return "\(n.name) down" }
+        let link = n.link.map {
+            "conn \($0.id) \($0.node.state) caughtUp \($0.node.isCaughtUp) acked \($0.node.ackedSeq) session cursor \($0.node.cursor) "
+                + "wantsInput \($0.node.wantsInput) deadline \(String(describing: $0.node.nextDeadline)) hub \($0.hub.state) \(String(describing: $0.hubClosed)) "
+                + "in flight \($0.transport.nodeToHub.inFlight.count)/\($0.transport.hubToNode.inFlight.count) next \(String(describing: $0.transport.nextDelivery))"
+        } ?? "no connection"
+        return "\(n.name) \(link), cursor \((try? r.syncState().position) ?? 0), own \((try? r.lastIssuedSeq()) ?? 0)"
+    }
+
+    func isQuiescent() throws -> Bool {
+        guard let hub = hubReplica else { return false }
+        for n in nodes {
+            guard let link = n.link, link.nodeClosed == nil, link.node.isCaughtUp else { return false }
+        }
+        let head = try hub.logHead()
+        for n in nodes {
+            guard let r = n.replica, let link = n.link else { return false }
+            guard try r.outbox(after: link.node.ackedSeq, limit: 1).isEmpty, try r.syncState().position == head else { return false }
+        }
+        return true
+    }
+
+    // MARK: - Checks
+
+    func check() throws {
+        guard problems.isEmpty, let hub = hubReplica else { return }
+        let hubDigest = try hub.digest()
+        let hubOps = Set(try hub.changeSet(since: VersionVector()).ops.map { "\($0.origin)#\($0.seq)" })
+        let hubConflicts = try hub.conflicts().map { "\($0.id):\($0.state.rawValue)" }.sorted()
+        for n in nodes {
+            guard let r = n.replica else { continue }
+            if try r.digest() != hubDigest { problems.append("\(n.name)'s digest differs from the hub's") }
+            let ops = Set(try r.changeSet(since: VersionVector()).ops.map { "\($0.origin)#\($0.seq)" })
+            if ops != hubOps {
+                problems.append("\(n.name) holds other ops than the hub: missing \(hubOps.subtracting(ops).sorted().prefix(10)), extra \(ops.subtracting(hubOps).sorted().prefix(10))")
+            }
+            if try r.conflicts().map({ "\($0.id):\($0.state.rawValue)" }).sorted() != hubConflicts {
+                problems.append("\(n.name)'s conflict log differs from the hub's")
+            }
+            // Every edit the node made — acknowledged, or in its outbox when it crashed — is at the hub.
+            let last = try r.lastIssuedSeq()
+            if last < n.madeUpTo { problems.append("\(n.name) lost own ops: it made up to #\(n.madeUpTo), its file holds up to #\(last)") }
+            let missing = (1...max(1, n.madeUpTo)).filter { n.madeUpTo > 0 && !hubOps.contains("\(n.name)#\($0)") }
+            if !missing.isEmpty { problems.append("the hub lacks ops of \(n.name): \(missing.prefix(10))") }
+            if try !r.quarantinedOps().isEmpty { problems.append("\(n.name) has quarantined ops") }
+            // Tables equal to a rebuild from the op log.
+            let incremental = try r.digest()
+            try r.rebuild()
+            if try r.digest() != incremental { problems.append("\(n.name)'s tables differ from a rebuild") }
+        }
+        guard problems.isEmpty else { return }
+        // The property test's invariants, on the hub (equal to every node by now).
+        try NoEditLost.check(hub, seed: seed)
+        _ = try MergeInvariants.paidOrdersHoldWhatTheirPayerSaw(hub, journal: journal, seed: seed)
+        _ = try MergeInvariants.closedConflictsAgreeWithTheValueShown(hub, seed: seed)
+        // SQLite's own check of every file, after closing the replicas.
+        hub.close()
+        hubReplica = nil
+        for n in nodes { n.replica?.close(); n.replica = nil }
+        for name in ["hub"] + nodes.map(\.name) {
+            let db = try Database(path: dir.path("\(name).db"))
+            let result = try db.prepare("PRAGMA integrity_check").scalar()?.stringValue
+            db.close()
+            if result != "ok" { problems.append("\(name).db: integrity_check says \(result ?? "nothing")") }
+        }
+    }
+}
+
+extension HubEffect {
+    var caseName: String {
+        switch self {
+        case .authorize: return "authorize"
+        case .storePush: return "storePush"
+        case .readChanges: return "readChanges"
+        case .readSnapshotPart: return "readSnapshotPart"
+        }
+    }
+}
