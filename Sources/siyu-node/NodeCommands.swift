@@ -43,6 +43,7 @@ enum NodeProgram {
     static let dbOption = OptionSpec.value("db", "FILE", required: true, "the node's replica file")
     static let logLevelOption = OptionSpec.value("log-level", "LEVEL", "error, warn, info (default) or debug; logs go to standard error")
     static let pullBudgetOption = OptionSpec.value("pull-budget", "BYTES", "the most bytes asked for per CHANGES (default 262144)")
+    static let pushBatchOption = OptionSpec.value("push-batch", "OPS", "the most ops per PUSH (default 10000; a PUSH also stays within one frame)")
 
     static func parseLevel(_ arguments: ParsedArguments) throws -> NodeLog.Level {
         guard let text = arguments.value("log-level") else { return .info }
@@ -82,14 +83,14 @@ enum NodeProgram {
     }
 
     /// Runs a daemon on an event loop on this thread until it finishes or a signal stops it.
-    static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: NodeLog.Level, pullBudget: Int,
+    static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: NodeLog.Level, pullBudget: Int, pushBatch: Int,
                           maxBackoff: Duration, onceTimeout: Duration) throws -> NodeDaemon.Outcome {
         let (replica, settings, hub) = try open(path)
         defer { replica.close() }
         let log = NodeLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let session = NodeSession.Configuration(node: replica.node, role: replica.role, secret: settings.secret,
-                                                byteBudget: UInt64(pullBudget))
+                                                byteBudget: UInt64(pullBudget), maxOpsPerPush: pushBatch)
         let daemon = NodeDaemon(loop: loop, executor: NodeStoreExecutor(replica: replica),
                                 configuration: .init(hub: hub, session: session, mode: mode, maxBackoff: maxBackoff, onceTimeout: onceTimeout),
                                 log: log, finish: { _ in loop.stop() })
@@ -204,6 +205,7 @@ struct NodeRunCommand: Command {
             NodeProgram.dbOption,
             NodeProgram.logLevelOption,
             NodeProgram.pullBudgetOption,
+            NodeProgram.pushBatchOption,
             .value("max-backoff", "SECONDS", "the longest wait between reconnection attempts (default 30; they start at 0.5 s and double, with jitter)"),
         ],
         discussion: """
@@ -214,17 +216,19 @@ struct NodeRunCommand: Command {
     var path: String
     var level: NodeLog.Level
     var pullBudget: Int
+    var pushBatch: Int
     var maxBackoff: Int
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
         level = try NodeProgram.parseLevel(arguments)
         pullBudget = try NodeProgram.positiveInt(arguments, "pull-budget", default: 256 * 1024)
+        pushBatch = try NodeProgram.positiveInt(arguments, "push-batch", default: 10_000)
         maxBackoff = try NodeProgram.positiveInt(arguments, "max-backoff", default: 30)
     }
 
     func run(in context: NodeContext) throws -> ExitCode {
-        let outcome = try NodeProgram.runDaemon(path, mode: .continuous, level: level, pullBudget: pullBudget,
+        let outcome = try NodeProgram.runDaemon(path, mode: .continuous, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
                                                 maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60))
         if case let .failed(why) = outcome {
             throw NodeToolError(message: "stopped syncing: \(why)", hint: "fix what the message says (secret, registration, versions), then run again")
@@ -244,12 +248,14 @@ struct NodeSyncCommand: Command {
             .value("timeout", "SECONDS", "give up (exit 1) when not caught up after this long (default 60)"),
             NodeProgram.logLevelOption,
             NodeProgram.pullBudgetOption,
+            NodeProgram.pushBatchOption,
         ])
 
     var path: String
     var timeout: Int
     var level: NodeLog.Level
     var pullBudget: Int
+    var pushBatch: Int
 
     init(parsing arguments: ParsedArguments) throws {
         guard arguments.flag("once") else {
@@ -259,10 +265,11 @@ struct NodeSyncCommand: Command {
         timeout = try NodeProgram.positiveInt(arguments, "timeout", default: 60)
         level = try NodeProgram.parseLevel(arguments)
         pullBudget = try NodeProgram.positiveInt(arguments, "pull-budget", default: 256 * 1024)
+        pushBatch = try NodeProgram.positiveInt(arguments, "push-batch", default: 10_000)
     }
 
     func run(in context: NodeContext) throws -> ExitCode {
-        let outcome = try NodeProgram.runDaemon(path, mode: .once, level: level, pullBudget: pullBudget,
+        let outcome = try NodeProgram.runDaemon(path, mode: .once, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
                                                 maxBackoff: .seconds(max(1, min(30, timeout / 4))), onceTimeout: .seconds(timeout))
         switch outcome {
         case .synced:
