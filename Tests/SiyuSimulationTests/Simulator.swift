@@ -480,6 +480,12 @@ final class Simulation {
                 if !actions.isEmpty { progress = true; hubDo(link, actions) }
             }
         }
+        if link.hubClosed != nil || hubStore == nil {
+            _ = link.transport.read(by: .hub, now: now)   // nobody reads it any more (a crashed hub's came to nothing)
+        }
+        if current, link.nodeClosed != nil {
+            _ = link.transport.read(by: .node, now: now)
+        }
         if current, link.nodeClosed == nil {
             for bytes in link.transport.read(by: .node, now: now) where link.nodeClosed == nil && n.link === link {
                 progress = true
@@ -651,7 +657,8 @@ final class Simulation {
         while try !isQuiescent() {
             rounds += 1
             guard rounds < 5_000, now.milliseconds(since: started) < 30 * 60_000 else {
-                problems.append("not quiescent after healing for \(now.milliseconds(since: started)) ms: " + nodes.map(status).joined(separator: "; "))
+                problems.append("not quiescent after healing for \(now.milliseconds(since: started)) ms: " + nodes.map(status).joined(separator: "; ")
+                                + "; due: " + dueNow())
                 return
             }
             let target = nextEvent() ?? now.adding(milliseconds: 1_000)
@@ -659,6 +666,24 @@ final class Simulation {
         }
         stats.healingMillis = now.milliseconds(since: started)
         note("quiescent after \(stats.healingMillis) ms")
+    }
+
+    /// What keeps the next event at or before `now` (for a failure message).
+    private func dueNow() -> String {
+        var out: [String] = []
+        if let t = hubRestartAt, t <= now { out.append("hub restart") }
+        for n in nodes {
+            if let t = n.restartAt, t <= now { out.append("\(n.name) restart") }
+            if n.isUp, let t = n.reconnectAt, t <= now { out.append("\(n.name) reconnect (link \(n.link.map { "\($0.id) nodeClosed \(String(describing: $0.nodeClosed))" } ?? "none"))") }
+        }
+        for link in nodes.compactMap(\.link) + draining {
+            let owner = nodes[link.nodeIndex].name + " c\(link.id)" + (nodes[link.nodeIndex].link === link ? "" : " (draining)")
+            if let t = link.transport.nextDelivery, t <= now { out.append("\(owner) delivery") }
+            if let t = link.resetAt, t <= now { out.append("\(owner) reset") }
+            if link.nodeClosed == nil, let t = link.node.nextDeadline, t <= now { out.append("\(owner) node deadline") }
+            if link.hubClosed == nil, hubStore != nil, let t = link.hub.nextDeadline, t <= now { out.append("\(owner) hub deadline \(link.hub.state)") }
+        }
+        return out.isEmpty ? "nothing" : out.joined(separator: ", ")
     }
 
     private func status(_ n: SimNode) -> String {
