@@ -82,13 +82,12 @@ import SiyuWire
         }
     }
 
-    /// Seed 570: the hub and every node agree (equal digests and conflict logs), but the property
-    /// test's invariant `MergeInvariants.closedConflictsAgreeWithTheValueShown` fails on order
-    /// o0's customer_id. The eight writes of that field, alone, reproduce it: the conflict d (c0)
-    /// over c (c1) is resolved by f (hq, c1), g (s0, c0) and h (s2, c1, the latest, shown); it is
-    /// recorded as acknowledged, closed by g, while the value shown is h's c1. Either the merge
-    /// should record h (overridden), or the invariant should skip concurrent resolutions (g and h
-    /// do not name each other and stand in an open conflict of their own) — for the lead.
+    /// Seed 570 (fixed): the hub and every node agreed (equal digests and conflict logs), but the
+    /// property test's invariant `MergeInvariants.closedConflictsAgreeWithTheValueShown` failed on
+    /// order o0's customer_id. The eight writes of that field, alone, reproduce it: the conflict d
+    /// (c0) over c (c1) is resolved by f (hq, c1), g (s0, c0) and h (s2, c1, the latest, shown). h
+    /// named c and d but, holding e (c1), kept c's value: it resolved that conflict again, so the
+    /// entry records h, overridden (`RegisterState.resolve`), not g, acknowledged.
     @Test func aConflictResolvedSeveralTimesConcurrentlyRecordsTheResolutionShown() throws {
         let dir = try SimDirectory()
         let r = try Replica(path: dir.path("p.db"), options: ReplicaOptions(node: "p", role: .hq, wallClock: { 1_764_000_400_000 }))
@@ -104,9 +103,7 @@ import SiyuWire
                                     w(f, 2, "c1", [c, d]), w(g, 2, "c0", [c, d]), w(h, 2, "c1", [c, d, e])]))
         let entry = try #require(try r.conflicts().first { $0.winner?.stamp == d && $0.loser.stamp == c })
         #expect(try r.state(of: InstanceRef(.order, "o0")).registers[FieldKey(t, "customer_id")]?.winner?.stamp == h)
-        withKnownIssue("closed by g (acknowledged), not by the latest resolution h, which is shown") {
-            #expect(entry.closedBy?.stamp == h)
-            #expect(entry.state == .overridden)
-        }
+        #expect(entry.closedBy?.stamp == h)
+        #expect(entry.state == .overridden)
     }
 }

@@ -114,6 +114,38 @@ import SiyuStore
         }
     }
 
+    /// A field conflict closed by one resolution and resolved again, concurrently, by a later one
+    /// that kept the first loser's value (it held a third write of that value): the entry records
+    /// the later resolution — overridden, since the loser's value is what is shown.
+    @Test func aLaterResolutionThatKeepsTheFirstLosersValueIsRecordedOnItsEntry() throws {
+        let c = try library()
+        let phone = Target(.customer, "c1")
+        try c["xihu"].editCustomer("c1", ["phone": .text("13800000001")], by: "chenjing")   // A
+        c.clock.advance(10)
+        try c["hq"].editCustomer("c1", ["phone": .text("13900000002")], by: "zhaolei")     // B, later
+        c.clock.advance(10)
+        try c["jingan"].editCustomer("c1", ["phone": .text("13800000001")], by: "wangfang") // C = A's value
+        try c.send("xihu", to: "hq")
+        try c.send("hq", to: "jingan")                                       // jingan: A, B, C
+        let first = try c["hq"].conflicts(state: .open)
+        #expect(first.count == 1 && first[0].loser.stamp.node == "xihu")
+        c.clock.advance(10)
+        try c["hq"].acknowledgeConflict(first[0].id, by: "zhaolei")          // R1: keeps B over A; jingan does not see it
+        #expect(try c["jingan"].state(of: phone.instance).heads(phone, "phone").count == 3)
+        let second = try c["jingan"].conflicts(state: .open)
+        #expect(second.map(\.loser.stamp.node) == ["hq"])                   // B lost to C; A agrees with C
+        c.clock.advance(10)
+        try c["jingan"].acknowledgeConflict(second[0].id, by: "wangfang")   // R2: names A, B, C; keeps A's value
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try r.rows(of: .customers)[0]["phone"] == .text("13800000001"))
+            let entry = try r.conflict(first[0].id)
+            #expect(entry.state == .overridden)
+            #expect(entry.closedBy?.stamp.node == "jingan")
+            #expect(entry.winner?.stamp.node == "hq")
+        }
+    }
+
     @Test func concurrentFieldWritesTheGreaterClockWinsTheLoserIsLogged() throws {
         let c = try library()
         try c["xihu"].setFollowRelation(customer: "c1", userid: "chenjing", ["remark": .text("林姐")], by: "chenjing")

@@ -396,7 +396,9 @@ public struct InstanceState: Sendable {
 
     /// An exclusive-group add that removed adds of two or more tags of its group resolved a
     /// conflict its author saw: the greatest removed add was the winner, the other tags lost. Of
-    /// two resolutions of one entry, the later is recorded.
+    /// two resolutions of one entry, the later is recorded — also when, in the later one's view,
+    /// the entry's loser had the winning tag (it then resolved that conflict again, the other way:
+    /// as `RegisterState` does for fields).
     private func closedExclusiveConflicts(catalog: TagCatalog) -> [ConflictEntry] {
         var entries: [String: ConflictEntry] = [:]
         for op in facts.tagResolvers {   // ascending: a later resolver of the same entry replaces an earlier one
@@ -421,6 +423,16 @@ public struct InstanceState: Sendable {
                     state: state, closedBy: ConflictSide(stamp: op.stamp, author: op.author, value: .text(t.sub)))
                 if let held = entries[entry.id], let a = held.closedBy, op.stamp < a.stamp { continue }
                 entries[entry.id] = entry
+            }
+            // Adds of the winning tag that an earlier resolution had closed as losers, against a
+            // winner this one also removed: this one is recorded on them.
+            for a in seenAdds where a.tag == top.tag && a.add.stamp != top.add.stamp {
+                let id = ConflictEntry.makeID(rule: .exclusiveTagGroup, target: Target(.customerTag, instance.id, a.tag),
+                                              field: "", loser: a.add.stamp)
+                guard var e = entries[id], let winner = e.winner, removes.contains(winner.stamp) else { continue }
+                e.state = .text(t.sub) == winner.value ? .acknowledged : .overridden
+                e.closedBy = ConflictSide(stamp: op.stamp, author: op.author, value: .text(t.sub))
+                entries[id] = e
             }
         }
         return entries.values.sorted { $0.id < $1.id }

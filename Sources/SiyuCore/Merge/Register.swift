@@ -36,11 +36,13 @@ public struct RegisterState: Sendable {
     /// Stamps named by a write that were greater than it (only a faulty peer names a later write):
     /// a write with such a stamp, ingested later, is not a head.
     private var namedAhead: Set<Stamp> = []
-    /// Closed entries of resolutions that named only earlier writes, by id (the latest resolver kept).
+    /// Closed entries, by id, from every resolution so far in stamp order (`resolve`).
     private var closedEntries: [String: ConflictEntry] = [:]
-    /// Resolutions naming a later write (faulty peers only): recomputed by `finish`, as their sides
-    /// may arrive after them.
-    private var pendingResolvers: [RegisterWrite] = []
+    /// Every resolution (a write naming two or more writes), ascending.
+    private var resolvers: [RegisterWrite] = []
+    /// Whether a resolution named itself or a later write (faulty peers only): then its sides may
+    /// arrive after it, and `finish` recomputes the closed entries from every resolution.
+    private var hasPendingResolvers = false
     /// The target and field, for conflict entries.
     private let target: Target
     private let field: String
@@ -80,11 +82,9 @@ public struct RegisterState: Sendable {
         }
         if namedAhead.remove(w.stamp) == nil && !namesItself { headsByStamp[w.stamp] = w }
         guard w.overwrites.count >= 2 else { return }
-        if namesLater || namesItself {
-            pendingResolvers.append(w)
-        } else {
-            for e in closed(by: w) { closedEntries[e.id] = e }   // ascending: the later resolver replaces
-        }
+        resolvers.append(w)
+        if namesLater || namesItself { hasPendingResolvers = true }
+        if !hasPendingResolvers { resolve(by: w, into: &closedEntries) }   // ascending: the later resolver records
     }
 
     /// Refreshes `heads` and `conflicts` after ingesting.
@@ -99,25 +99,37 @@ public struct RegisterState: Sendable {
             }
         }
         var closed = closedEntries
-        for resolver in pendingResolvers {
-            for e in self.closed(by: resolver) {
-                if let held = closed[e.id], let a = held.closedBy, let b = e.closedBy, b.stamp < a.stamp { continue }
-                closed[e.id] = e
-            }
+        if hasPendingResolvers {
+            closed = [:]
+            for resolver in resolvers { resolve(by: resolver, into: &closed) }
         }
         for (id, e) in closed { entries[id] = e }
         conflicts = entries.values.sorted { $0.id < $1.id }
     }
 
-    /// The closed entries of one resolution: the sides it named, except the greatest, whose value
-    /// it did not keep.
-    private func closed(by resolver: RegisterWrite) -> [ConflictEntry] {
+    /// Records one resolution (resolutions are applied in stamp order, so the latest one that
+    /// resolved an entry is what the entry records). Among the sides it named, the greatest is the
+    /// winner in its author's view: each other side whose value it did not keep is a closed loser
+    /// (acknowledged if the resolution kept the winner's value, overridden otherwise). A side whose
+    /// value it did keep lost nothing in this view; if an earlier resolution had closed that side
+    /// against a winner this one also named, this one resolved that conflict again and is recorded
+    /// on it — acknowledged if it kept that winner's value, overridden otherwise — so the entry
+    /// never contradicts the value shown.
+    private func resolve(by resolver: RegisterWrite, into entries: inout [String: ConflictEntry]) {
         let sides = resolver.overwrites.compactMap(write(at:)).sorted { $0.stamp < $1.stamp }
-        guard let top = sides.last, sides.count >= 2 else { return [] }
-        let state: ConflictState = resolver.value == top.value ? .acknowledged : .overridden
-        return sides.dropLast().filter { $0.value != top.value }.map { loser in
-            ConflictEntry(rule: .lastWriterWins, target: target, field: field, winner: top.side,
-                          loser: loser.side, state: state, closedBy: resolver.side)
+        guard let top = sides.last, sides.count >= 2 else { return }
+        for side in sides.dropLast() {
+            if side.value != top.value {
+                let e = ConflictEntry(rule: .lastWriterWins, target: target, field: field, winner: top.side, loser: side.side,
+                                      state: resolver.value == top.value ? .acknowledged : .overridden, closedBy: resolver.side)
+                entries[e.id] = e
+            } else {
+                let id = ConflictEntry.makeID(rule: .lastWriterWins, target: target, field: field, loser: side.stamp)
+                guard var e = entries[id], let winner = e.winner, resolver.overwrites.contains(winner.stamp) else { continue }
+                e.state = resolver.value == winner.value ? .acknowledged : .overridden
+                e.closedBy = resolver.side
+                entries[id] = e
+            }
         }
     }
 
