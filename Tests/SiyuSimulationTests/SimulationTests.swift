@@ -20,14 +20,17 @@ import SiyuCore
     @Test(arguments: seeds)
     func everyReplicaEqualsTheHubAfterTheFaultsHeal(seed: UInt64) throws {
         let sim = try Simulation(seed: seed)
+        defer {
+            // The whole run's events (with SIYU_SIM_VERBOSE=1, every frame sent), for one seed.
+            if let path = ProcessInfo.processInfo.environment["SIYU_SIM_TRACE"] {
+                try? sim.trace.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            }
+        }
         do {
             let stats = try sim.run()
             if ProcessInfo.processInfo.environment["SIYU_SIM_STATS"] != nil { print("seed \(seed): \(stats)") }
         } catch let failure as SimulationFailure {
             Issue.record("\(failure)")
-            if let path = ProcessInfo.processInfo.environment["SIYU_SIM_TRACE"] {
-                try? sim.trace.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-            }
         } catch {
             let text = "simulation seed \(seed) threw \(error); rerun with SIYU_SIM_SEEDS=\(seed)-\(seed)\n    "
                 + sim.trace.suffix(30).joined(separator: "\n    ")

@@ -12,8 +12,9 @@
 # every digest, op set and conflict log must equal the hub's, every edit made must be at the
 # hub, the property test's invariants must hold, and PRAGMA integrity_check must say ok.
 # Prints the failing seeds (and each failure's last events); exit 1 if any.
-# SIYU_SIM_STATS=1 prints per-seed counts; SIYU_SIM_VERBOSE=1 SIYU_SIM_TRACE=/tmp/t.txt writes a
-# failing seed's whole trace (every frame sent) to that file.
+# SIYU_SIM_STATS=1 prints per-seed counts; with one seed, SIYU_SIM_VERBOSE=1 SIYU_SIM_TRACE=/tmp/t.txt
+# writes its whole trace (every decision and every frame sent) to that file: two runs of a seed, in
+# different processes, write the same trace.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 seeds="${1:-8-1007}"
@@ -29,7 +30,7 @@ SWIFT_DETERMINISTIC_HASHING=1 SIYU_SIM_SEEDS="$seeds" \
 status=$?
 set -e
 failing=$(grep -E "^✘ Test .*recorded an issue with 1 argument seed → [0-9]+" "$log" | sed -E 's/.*seed → ([0-9]+).*/\1/' | sort -nu | tr '\n' ' ')
-grep -E "^↳ simulation seed|^    (not quiescent|.* differs|.* lacks|.* lost|.* quarantined|.* integrity)" "$log" | head -40 || true
+grep -E "^↳ simulation seed|^↳ seed [0-9]+:|^    (not quiescent|.* differs|.* lacks|.* lost|.* quarantined|.* integrity)" "$log" | head -40 || true
 grep -E "Test run with|error:" "$log" | tail -3 || true
 if [[ -n "$failing" ]]; then echo "sim: FAILING SEEDS: $failing"; fi
 echo "sim: seeds $seeds, $(( $(date +%s) - start )) s, exit $status"
