@@ -37,7 +37,7 @@ public final class HubServer: @unchecked Sendable {
     public let loop: EventLoop
     public let executor: HubStoreExecutor
     public let configuration: Configuration
-    public let log: HubLog
+    public let log: OperatorLog
     private let nonceSource: () -> [UInt8]
     private var listener: Listener?
     private var drivers: [ObjectIdentifier: HubConnectionDriver] = [:]
@@ -45,7 +45,7 @@ public final class HubServer: @unchecked Sendable {
     private var stopping = false
 
     /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
-    public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: HubLog,
+    public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
                 nonceSource: @escaping () -> [UInt8] = HubServer.randomNonce) {
         self.loop = loop
         self.executor = executor
@@ -125,7 +125,7 @@ private final class HubConnectionDriver {
     }
 
     var who: String {
-        "hub conn=\(number) node=\(session.node.map { IdentifierRule.printable($0, limit: 64) } ?? "-") peer=\(peer) t=\(HubLog.seconds(server.now().milliseconds(since: opened)))"
+        "hub conn=\(number) node=\(session.node.map { IdentifierRule.printable($0, limit: 64) } ?? "-") peer=\(peer) t=\(OperatorLog.seconds(server.now().milliseconds(since: opened)))"
     }
 
     func start() {
@@ -183,7 +183,7 @@ private final class HubConnectionDriver {
                 report(event)
             case let .close(reason):
                 closed = true
-                let level: HubLog.Level = reason.isRetryable ? .info : .warn
+                let level: OperatorLog.Level = reason.isRetryable ? .info : .warn
                 server.log.write(level, "\(who) closing: \(reason)")
                 connection.closeAfterFlush()
             }

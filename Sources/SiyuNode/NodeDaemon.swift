@@ -70,7 +70,7 @@ public final class NodeDaemon: @unchecked Sendable {
     public let loop: EventLoop
     public let executor: NodeStoreExecutor
     public let configuration: Configuration
-    public let log: NodeLog
+    public let log: OperatorLog
     public private(set) var outcome: Outcome?
     private let finish: (Outcome) -> Void
 
@@ -90,7 +90,7 @@ public final class NodeDaemon: @unchecked Sendable {
     private var stopping = false
     private var sayingGoodbye = false
 
-    public init(loop: EventLoop, executor: NodeStoreExecutor, configuration: Configuration, log: NodeLog,
+    public init(loop: EventLoop, executor: NodeStoreExecutor, configuration: Configuration, log: OperatorLog,
                 finish: @escaping (Outcome) -> Void) {
         self.loop = loop
         self.executor = executor
@@ -108,7 +108,7 @@ public final class NodeDaemon: @unchecked Sendable {
     private func now() -> SessionInstant { SessionInstant(milliseconds: loop.clock.now().nanoseconds / 1_000_000) }
 
     private var who: String {
-        let t = connection == nil ? "" : " t=\(NodeLog.seconds(now().milliseconds(since: connectedAt)))"
+        let t = connection == nil ? "" : " t=\(OperatorLog.seconds(now().milliseconds(since: connectedAt)))"
         return "node=\(IdentifierRule.printable(configuration.session.node, limit: 64)) hub=\(configuration.hub)\(t)"
     }
 

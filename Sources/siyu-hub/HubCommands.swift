@@ -47,9 +47,9 @@ enum HubProgram {
         }
     }
 
-    static func parseLevel(_ arguments: ParsedArguments) throws -> HubLog.Level {
+    static func parseLevel(_ arguments: ParsedArguments) throws -> OperatorLog.Level {
         guard let text = arguments.value("log-level") else { return .info }
-        guard let level = HubLog.Level(name: text) else {
+        guard let level = OperatorLog.Level(name: text) else {
             throw CommandLineError.usage("--log-level must be error, warn, info or debug; got '\(TerminalText.escaped(text))'", hint: nil)
         }
         return level
@@ -197,7 +197,7 @@ struct HubServeCommand: Command {
 
     var path: String
     var listen: SocketAddress
-    var level: HubLog.Level
+    var level: OperatorLog.Level
     var snapshotAfter: UInt64
 
     init(parsing arguments: ParsedArguments) throws {
@@ -221,7 +221,7 @@ struct HubServeCommand: Command {
         } catch {
             throw CLIError.from(error, doing: "preparing the hub's log", path: path)
         }
-        let log = HubLog(level: level) { line in fputs(line, stderr) }
+        let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let server = HubServer(loop: loop, executor: executor,
                                configuration: .init(session: .init(hubID: replica.node), listen: listen), log: log)

@@ -45,9 +45,9 @@ enum NodeProgram {
     static let pullBudgetOption = OptionSpec.value("pull-budget", "BYTES", "the most bytes asked for per CHANGES (default 262144)")
     static let pushBatchOption = OptionSpec.value("push-batch", "OPS", "the most ops per PUSH (default 10000; a PUSH also stays within one frame)")
 
-    static func parseLevel(_ arguments: ParsedArguments) throws -> NodeLog.Level {
+    static func parseLevel(_ arguments: ParsedArguments) throws -> OperatorLog.Level {
         guard let text = arguments.value("log-level") else { return .info }
-        guard let level = NodeLog.Level(name: text) else {
+        guard let level = OperatorLog.Level(name: text) else {
             throw CommandLineError.usage("--log-level must be error, warn, info or debug; got '\(TerminalText.escaped(text))'", hint: nil)
         }
         return level
@@ -83,11 +83,11 @@ enum NodeProgram {
     }
 
     /// Runs a daemon on an event loop on this thread until it finishes or a signal stops it.
-    static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: NodeLog.Level, pullBudget: Int, pushBatch: Int,
+    static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: OperatorLog.Level, pullBudget: Int, pushBatch: Int,
                           maxBackoff: Duration, onceTimeout: Duration) throws -> NodeDaemon.Outcome {
         let (replica, settings, hub) = try open(path)
         defer { replica.close() }
-        let log = NodeLog(level: level) { line in fputs(line, stderr) }
+        let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let session = NodeSession.Configuration(node: replica.node, role: replica.role, secret: settings.secret,
                                                 byteBudget: UInt64(pullBudget), maxOpsPerPush: pushBatch)
@@ -214,7 +214,7 @@ struct NodeRunCommand: Command {
         """)
 
     var path: String
-    var level: NodeLog.Level
+    var level: OperatorLog.Level
     var pullBudget: Int
     var pushBatch: Int
     var maxBackoff: Int
@@ -253,7 +253,7 @@ struct NodeSyncCommand: Command {
 
     var path: String
     var timeout: Int
-    var level: NodeLog.Level
+    var level: OperatorLog.Level
     var pullBudget: Int
     var pushBatch: Int
 

@@ -1,15 +1,16 @@
 import Foundation
 import SiyuCore
 
-/// The node daemon's operator log: one line per session event, to a sink (standard error in `siyu-node`).
+/// The operator log of `siyu-hub` and `siyu-node`: one line per session event, to a sink
+/// (standard error in the executables).
 ///
-/// Line shape: `2026-11-26T13:47:27.123Z INFO  node=xihu hub=127.0.0.1:7400 t=1.204s pushed 12 ops #1…#12`
-/// — UTC time, level, who, then what happened. Node ids and peer text are escaped
-/// (`IdentifierRule.printable`), so a hostile hub cannot write control characters into the log.
+/// Line shape: `2026-11-26T13:47:27.123Z INFO  hub node=xihu peer=127.0.0.1:51234 t=1.204s pushed 12 ops …`
+/// — UTC time, level, who, then what happened. Callers escape node ids and peer text
+/// (`IdentifierRule.printable`), so a hostile peer cannot write control characters into the log.
 ///
 /// Guarantees: lines below `level` are not formatted at all; each call writes exactly one line.
 /// Thread-safe (a lock around the sink).
-public final class NodeLog: @unchecked Sendable {
+public final class OperatorLog: @unchecked Sendable {
     /// How much to log. Ordered: `error` < `warn` < `info` < `debug`.
     public enum Level: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
         case error = 0, warn, info, debug
@@ -41,19 +42,19 @@ public final class NodeLog: @unchecked Sendable {
     }
 
     /// A log that writes nothing.
-    public static let silent = NodeLog(level: .error) { _ in }
+    public static let silent = OperatorLog(level: .error) { _ in }
 
     /// Writes `text()` as one line if `at` is enabled.
     public func write(_ at: Level, _ text: @autoclosure () -> String) {
         guard at <= level else { return }
-        let line = "\(NodeLog.timestamp()) \(at.description.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(text())\n"
+        let line = "\(OperatorLog.timestamp()) \(at.description.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(text())\n"
         lock.lock()
         defer { lock.unlock() }
         sink(line)
     }
 
     /// ISO 8601 UTC with milliseconds.
-    static func timestamp() -> String {
+    public static func timestamp() -> String {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
         var seconds = time_t(t.tv_sec)
@@ -66,7 +67,7 @@ public final class NodeLog: @unchecked Sendable {
     }
 
     /// Seconds with milliseconds: `1.204s`.
-    static func seconds(_ millis: UInt64) -> String {
+    public static func seconds(_ millis: UInt64) -> String {
         let ms = millis % 1000
         return "\(millis / 1000).\(ms < 10 ? "00" : ms < 100 ? "0" : "")\(ms)s"
     }
