@@ -3,19 +3,27 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 
-/// `siyu demo`: HQ and two stores in one process with temporary SQLite files. HQ defines tags and
-/// a group; the stores edit offline (conflicting tag, roster and order edits); change sets are
-/// exchanged; the converged state, the equal digests and the conflict log are printed.
+/// `siyu demo`: a real network on loopback. It starts a `siyu-hub` process and three `siyu-node`
+/// processes (HQ and the stores 西湖店 and 静安店) with temporary files; HQ defines tags, customers,
+/// a group chat and orders; the nodes go down and everyone edits offline (conflicting tag, roster,
+/// field and order edits, made on the replica files as `siyu` makes them); the nodes come back one
+/// at a time; the converged state, the conflict log and the equal digests are printed.
 ///
-/// Guarantee: with `keep`, existing replica files in that directory are never overwritten or
-/// deleted: the demo refuses to start instead.
+/// Guarantees: every process the demo starts is stopped before it returns, on every path; every
+/// wait is bounded (a network that does not converge in time is an error naming what it waited
+/// for, with the daemons' last log lines); with `keep`, existing files in that directory are never
+/// overwritten or deleted: the demo refuses to start instead.
 public struct Demo {
     public var keep: String?
     /// Where the demo's narration goes.
     public var output: TextStream
 
-    /// The replica files the demo makes.
-    public static let fileNames = ["hq.db", "xihu.db", "jingan.db"]
+    /// The files the demo makes (replicas, the hub's file and the daemons' logs).
+    public static let fileNames = ["hub.db", "hq.db", "xihu.db", "jingan.db"]
+    static let logNames = ["hub.log", "hq.log", "xihu.log", "jingan.log"]
+    static let nodes: [(name: String, role: Role, label: String)] = [("hq", .hq, "HQ"), ("xihu", .store, "西湖店"), ("jingan", .store, "静安店")]
+    /// How long the demo waits for the network to move its ops.
+    static let convergeTimeout = 60.0
 
     public init(keep: String? = nil, output: TextStream = .standardOutput) {
         self.keep = keep
@@ -34,7 +42,7 @@ public struct Demo {
             if fm.fileExists(atPath: keep, isDirectory: &isDirectory), !isDirectory.boolValue {
                 throw CLIError("\(keep) is a file, not a directory", hint: "give a directory for the replica files (it is created if missing)")
             }
-            let existing = Demo.fileNames.flatMap { n in ["", "-wal", "-shm", "-journal"].map { n + $0 } }
+            let existing = (Demo.fileNames.flatMap { n in ["", "-wal", "-shm", "-journal"].map { n + $0 } } + Demo.logNames)
                 .filter { fm.fileExists(atPath: dir.appendingPathComponent($0).path) }
             if !existing.isEmpty {
                 throw CLIError("\(keep) already holds \(existing.joined(separator: ", ")); the demo does not overwrite replica files",
@@ -50,26 +58,78 @@ public struct Demo {
             try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         }
         defer { if keep == nil { try? fm.removeItem(at: dir) } }
+        let processes = DemoProcesses(directory: dir)
+        defer { processes.stopAll() }
+        return try run(in: dir, processes)
+    }
 
-        func open(_ node: String, _ role: Role) throws -> Replica {
-            try Replica.create(at: dir.appendingPathComponent("\(node).db").path, node: node, role: role,
-                               store: role == .store ? node : nil)
-        }
-        let hq = try open("hq", .hq), xihu = try open("xihu", .store), jingan = try open("jingan", .store)
-        let all = [("hq", hq), ("xihu", xihu), ("jingan", jingan)]
-        defer { for (_, r) in all { r.close() } }
-
-        func send(_ a: (String, Replica), _ b: (String, Replica)) throws {
-            let cs = try a.1.changeSet(since: try b.1.versionVector())
-            let report = try b.1.apply(cs)
-            print("  \(a.0) → \(b.0): \(cs.ops.count) ops sent, \(report.applied) new, \(report.duplicates) duplicates, \(report.instancesMerged) records merged")
-        }
-        func syncAll() throws {
-            for a in all { for b in all where a.0 != b.0 { try send(a, b) } }
-        }
+    private func run(in dir: URL, _ processes: DemoProcesses) throws -> Int32 {
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
         func step(_ title: String) { print("\n== \(title)") }
+        var running: [String] = []
 
-        step("HQ (栖木生活) sets up stores, staff, the tag library, customers, groups and orders")
+        step("A hub and three nodes on loopback, files in \(keep ?? "a temporary directory")")
+        try processes.run("siyu-hub", ["init", "--db", path("hub.db"), "--id", "hub-hz"])
+        try processes.start("hub", "siyu-hub", ["serve", "--db", path("hub.db"), "--listen", "127.0.0.1:0"])
+        running.append("hub")
+        let listening = try processes.waitForLine(of: "hub", containing: "listening on ")
+        guard let address = listening.components(separatedBy: "listening on ").last?.trimmingCharacters(in: .whitespaces), !address.isEmpty else {
+            throw CLIError("the hub did not say where it listens", hint: "a defect of siyu-hub serve")
+        }
+        print("  siyu-hub serve --db hub.db --listen 127.0.0.1:0   → listening on \(address)")
+        for node in Demo.nodes {
+            var add = ["add-node", "--db", path("hub.db"), node.name, "--role", node.role == .hq ? "hq" : "store"]
+            if node.role == .store { add += ["--store", node.name] }
+            let secret = try processes.run("siyu-hub", add).trimmingCharacters(in: .whitespacesAndNewlines)
+            var initArgs = ["init", "--db", path("\(node.name).db"), "--node", node.name, "--role", node.role == .hq ? "hq" : "store", "--hub", address]
+            if node.role == .store { initArgs += ["--store", node.name] }
+            try processes.run("siyu-node", initArgs, environment: ["SIYU_NODE_SECRET": secret])
+            print("  siyu-hub add-node \(node.name) --role \(node.role == .hq ? "hq   " : "store")  → siyu-node init --db \(node.name).db (secret from the environment)")
+        }
+
+        let hub = try Replica(existing: path("hub.db"))
+        let hq = try Replica(existing: path("hq.db")), xihu = try Replica(existing: path("xihu.db")), jingan = try Replica(existing: path("jingan.db"))
+        let all = [("hq", hq), ("xihu", xihu), ("jingan", jingan)]
+        defer { for r in [hub, hq, xihu, jingan] { r.close() } }
+
+        func startNode(_ name: String) throws {
+            try processes.start(name, "siyu-node", ["run", "--db", path("\(name).db"), "--pull-interval", "0.2", "--max-backoff", "1"])
+            running.append(name)
+            print("  siyu-node run --db \(name).db")
+        }
+        func stopNodes() throws {
+            for name in running where name != "hub" { try processes.stop(name) }
+            running = running.filter { $0 == "hub" }
+        }
+        /// Whether `r` holds every op the replicas of `origins` have made.
+        func holds(_ r: Replica, everythingOf origins: [(String, Replica)]) throws -> Bool {
+            let vv = try r.versionVector()
+            return try origins.allSatisfy { vv[$0.0] >= (try $0.1.lastIssuedSeq()) }
+        }
+        /// Waits until `condition` holds, printing what the nodes logged meanwhile.
+        func wait(until what: String, _ condition: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(Demo.convergeTimeout)
+            while try !condition() {
+                for name in running { try processes.checkRunning(name) }
+                guard Date() < deadline else {
+                    let tails = running.filter { $0 != "hub" }.map { processes.failure($0, "log").description }.joined(separator: "\n")
+                    throw CLIError("the network did not \(what) within \(Int(Demo.convergeTimeout)) s\n\(tails)",
+                                   hint: "run the demo with --keep DIR and read the logs there")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            for name in running where name != "hub" {
+                for line in processes.newLines(of: name) {
+                    guard let event = Demo.networkEvent(line) else { continue }
+                    print("  \(name.padding(toLength: 6, withPad: " ", startingAt: 0)) ⇄ hub: \(event)")
+                }
+            }
+        }
+        func converged() throws -> Bool {
+            try ([hub] + all.map(\.1)).allSatisfy { try holds($0, everythingOf: all) }
+        }
+
+        step("HQ (栖木生活), offline for now, sets up stores, staff, the tag library, customers, groups and orders")
         try hq.defineStore("xihu", name: "西湖店", region: "杭州")
         try hq.defineStore("jingan", name: "静安店", region: "上海")
         try hq.defineStaff("chenjing", name: "陈静", storeID: "xihu")
@@ -95,9 +155,14 @@ public struct Demo {
         try hq.createOrder("o_1002", ["customer_id": .text("wm_zhou"), "store_id": .text("xihu")], by: "zhaolei")
         try hq.setOrderLine("1", of: "o_1002", ["sku": .text("桂花糕"), "qty": .int(2), "unit_price_cents": .int(2800)], by: "zhaolei")
         try hq.moveOrder("o_1002", to: .placed, by: "zhaolei")
-        try syncAll()
 
-        step("The stores go offline and edit; HQ keeps editing too")
+        step("The three nodes come online and sync through the hub")
+        for node in Demo.nodes { try startNode(node.name) }
+        try wait(until: "bring HQ's setup to both stores") { try converged() }
+
+        step("The nodes go down; the stores edit offline, and so does HQ")
+        try stopNodes()
+
         try xihu.addTag("et_silver", to: "wm_zhou", by: "chenjing");         print("  西湖店 陈静: 周子豪 → 银卡")
         try xihu.addTag("et_bakery", to: "wm_lin", by: "chenjing");         print("  西湖店 陈静: 林小文 → 烘焙")
         try xihu.addTag("et_1111", to: "wm_ma", by: "chenjing");             print("  西湖店 陈静: 马一鸣 → 双十一")
@@ -118,13 +183,17 @@ public struct Demo {
         try hq.moveOrder("o_1001", to: .paid, by: "zhaolei");                print("  HQ 赵磊: o_1001 paid")
         try hq.deleteTag("et_1111", by: "zhaolei");                          print("  HQ 赵磊: deletes tag 双十一 (has not seen 西湖店's 双十一 on 马一鸣)")
 
-        step("Back online: change sets are exchanged (stores to HQ, HQ to stores, then everyone)")
-        try send(("xihu", xihu), ("hq", hq))
+
+        step("Back online, one at a time")
+        try startNode("xihu")
+        try wait(until: "take 西湖店's offline edits") { try holds(hub, everythingOf: [("xihu", xihu)]) }
+        try startNode("hq")
+        try wait(until: "exchange HQ's and 西湖店's edits") { try holds(hub, everythingOf: [("hq", hq)]) && holds(hq, everythingOf: [("xihu", xihu)]) }
         try hq.removeTag("et_bakery", from: "wm_lin", by: "zhaolei")
         print("  HQ 赵磊: removes 烘焙 from 林小文 (it has seen 西湖店's add, not 静安店's)")
-        try send(("hq", hq), ("xihu", xihu))
-        try send(("jingan", jingan), ("hq", hq))
-        try syncAll()
+        try wait(until: "take HQ's removal") { try holds(hub, everythingOf: [("hq", hq)]) }
+        try startNode("jingan")
+        try wait(until: "converge") { try converged() }
 
         step("Converged state (as every replica holds it)")
         print(try Render.state(of: hq))
@@ -136,31 +205,45 @@ public struct Demo {
         let open = try hq.conflicts(state: .open)
         if let phone = open.first(where: { $0.field == "phone" && $0.target.id == "wm_lin" }) { try hq.acknowledgeConflict(phone.id, by: "zhaolei"); print("  acknowledged \(phone.id)") }
         if let level = open.first(where: { $0.rule == .exclusiveTagGroup }) { try hq.overrideConflict(level.id, by: "zhaolei"); print("  overrode \(level.id): 周子豪 keeps 银卡") }
-        try syncAll()
+        try wait(until: "carry HQ's resolutions to the stores") { try converged() }
         print(Render.conflicts(try jingan.conflicts()))
         print("")
         print(try Render.state(of: jingan))
 
         step("Digests")
         var digests: Set<String> = []
-        for (name, r) in all {
+        for (name, r) in [("hub", hub)] + all {
             let d = try r.digest().hexString
             digests.insert(d)
             let counts = try r.opCounts()
-            print("  \(name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(d)  (\(counts.total) ops, \(counts.own) own)")
+            print("  \(name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(d)  (\(counts.total) ops\(name == "hub" ? "" : ", \(counts.own) own"))")
         }
         if digests.count == 1 {
             print("  all replicas converged")
         } else {
             print("  REPLICAS DIFFER")
         }
+        try stopNodes()
+        try processes.stop("hub")
+        print("  nodes and hub stopped (SIGTERM: BYE sent, exit 0)")
         if let keep {
-            print("\nReplica files kept in \(keep): try  sqlite3 \(keep)/xihu.db 'select * from customer_tags'")
+            print("\nFiles kept in \(keep): hub.db, hq.db, xihu.db, jingan.db and each daemon's log (hub.log, xihu.log, …).")
+            print("Start the network again by hand (the nodes recorded the hub's address, \(address)):")
+            print("  siyu-hub serve --db \(keep)/hub.db --listen \(address) &")
+            print("  siyu-node run --db \(keep)/xihu.db &        # likewise hq.db and jingan.db; edit meanwhile with siyu")
             if let gender = try hq.conflicts(state: .open).first(where: { $0.field == "gender" }) {
                 print("The conflict on 马一鸣's gender is left open; resolve it with")
                 print("  siyu override --db \(keep)/hq.db \(gender.id.prefix(6)) --value 1 --by zhaolei   (or --take discarded, or siyu ack)")
             }
         }
         return digests.count == 1 ? 0 : 1
+    }
+
+    /// The part of a node's log line worth showing in the demo (pushes, pulls, snapshots), or nil.
+    static func networkEvent(_ line: String) -> String? {
+        guard let range = line.range(of: #"hub=\S+( t=\S+)? "#, options: .regularExpression) else { return nil }
+        let event = String(line[range.upperBound...])
+        let shown = ["pushed ", "pulled ", "snapshot", "auth ok"]
+        return shown.contains(where: { event.hasPrefix($0) }) ? event : nil
     }
 }

@@ -15,8 +15,9 @@ import SiyuWire
 ///   naming it (the session sends ERROR 9 — retryable — and closes; the node pulls it again after
 ///   reconnecting). An op the replica refuses otherwise stores nothing: `.failed(.invalidOp, …)`;
 ///   a store failure `.failed(.internalError, …)`;
-/// - a snapshot's chunks go into one transaction (`Replica.beginSnapshotLoad`), committed with its
-///   cursor at SNAPSHOT_END; abandoned, failed or interrupted, nothing of it is kept;
+/// - a snapshot's chunks are staged outside the replica (`Replica.stageSnapshotChunk`) while they
+///   arrive, so local edits never wait on the network, and loaded in one local transaction with
+///   its cursor at SNAPSHOT_END; abandoned, failed or interrupted, nothing of it is kept;
 /// - the outbox leaves out quarantined ops; a quarantine is durable before `.done`.
 public final class NodeStoreExecutor {
     public let replica: Replica
@@ -55,22 +56,20 @@ public final class NodeStoreExecutor {
                 }
                 return .done
             case .beginSnapshot:
-                replica.abandonSnapshotLoad()   // a stale one, never finished
-                try replica.beginSnapshotLoad()
+                replica.discardStagedSnapshot()   // a stale one, never finished
                 return .done
-            case let .applySnapshotChunk(_, _, changeSet):
-                try replica.applySnapshotChunk(changeSet)
+            case let .applySnapshotChunk(_, index, changeSet):
+                try replica.stageSnapshotChunk(changeSet, first: index == 0)
                 return .done
             case let .finishSnapshot(_, cursor, digest):
-                try replica.finishSnapshot(cursor: cursor, from: hubPeer)
+                try replica.loadStagedSnapshot(cursor: cursor, from: hubPeer)
                 lastSnapshotDigest = digest
                 return .done
             case .abandonSnapshot:
-                replica.abandonSnapshotLoad()
+                replica.discardStagedSnapshot()
                 return nil
             }
         } catch let ReplicaError.refused(refusal) {
-            if case .applySnapshotChunk = effect {} else { replica.abandonSnapshotLoad() }
             return .failed(refusal.reason == .clockSkew ? .clockSkew : .invalidOp, NodeStoreExecutor.text(refusal, more: 0))
         } catch let ReplicaError.unsupportedSchema(found, supported) {
             return .failed(.schemaUnsupported, "a change set of data model \(found); this node reads up to \(supported): upgrade it")

@@ -14,14 +14,16 @@ public enum NodeEffect: Sendable, Equatable {
     /// Apply these ops and store `nextCursor` as the hub cursor, in one transaction. Answer
     /// `.done`, or `.failed` if the replica refuses them (nothing applied).
     case applyChanges(ChangeSet, nextCursor: UInt64)
-    /// A snapshot starts: open the transaction its chunks go into. Answer `.done`.
+    /// A snapshot starts: drop anything staged from an earlier one. Answer `.done`. (The driver
+    /// must not hold the replica's write lock while chunks arrive: local edits go on meanwhile.)
     case beginSnapshot(id: UInt64, cursor: UInt64, reason: SnapshotReason)
-    /// Apply this chunk inside the snapshot's transaction. Answer `.done` or `.failed`.
+    /// Keep this chunk aside for the snapshot (applied only at its end). Answer `.done` or `.failed`.
     case applySnapshotChunk(id: UInt64, index: UInt64, ChangeSet)
-    /// The snapshot is complete: store `cursor` as the hub cursor and commit. `digest` is the
+    /// The snapshot is complete: apply its chunks and store `cursor` as the hub cursor, in one
+    /// transaction. `digest` is the
     /// hub's state digest of the scope (the driver MAY compare). Answer `.done` or `.failed`.
     case finishSnapshot(id: UInt64, cursor: UInt64, digest: [UInt8])
-    /// The connection ended inside a snapshot: roll its transaction back. No answer expected.
+    /// The connection ended inside a snapshot: drop what was kept of it. No answer expected.
     case abandonSnapshot(id: UInt64)
 }
 
@@ -40,6 +42,9 @@ public enum NodeEffectResult: Sendable, Equatable {
 /// - no I/O and no clock: the same inputs give the same actions;
 /// - at most one PUSH and one PULL outstanding, answered in the order sent; at most one effect
 ///   pending, and no frame is read while it is;
+/// - a PUSH or PULL left unanswered for the policy's `requestTimeoutMillis` (not counting the
+///   node's own store work) ends the connection (`CloseReason.requestTimeout`, retryable): a hub
+///   that answers PINGs but never a request cannot hold the node;
 /// - a PUSH never exceeds the frame limit or 1 MiB of new strings, and always carries at least
 ///   one op when the outbox is not empty;
 /// - it pushes its own ops from the hub's `acked_seq` on; an op the hub refuses for good (8 or 14,
@@ -110,6 +115,9 @@ public struct NodeSession: Sendable {
     private var pullEnabled = true
     private var caughtUpOnPull = false
     private var nextPingToken: UInt64 = 1
+    /// Since when the oldest outstanding request has waited for (more of) its answer; nil when
+    /// nothing is outstanding.
+    private var requestWaitSince: SessionInstant?
 
     /// A session for a new connection. `cursor` is the hub cursor stored in the replica and
     /// `lastOwnSeq` the highest sequence number the node has given its own ops.
@@ -150,6 +158,7 @@ public struct NodeSession: Sendable {
         guard let done = pending, !connection.isClosed else { return [] }
         pending = nil
         connection.busyEnded(now: now)
+        if requestWaitSince != nil { requestWaitSince = now }   // the node's own store work is not the hub's silence
         var actions: [Action] = []
         switch (done, result) {
         case let (.readOutbox, .outbox(ops)):
@@ -193,6 +202,7 @@ public struct NodeSession: Sendable {
         var all = [connection.timerDeadline(busy: pending != nil)].compactMap { $0 }
         if state == .ready {
             all.append(connection.pingDeadline)
+            if pending == nil, let since = requestWaitSince { all.append(since.adding(milliseconds: configuration.policy.requestTimeoutMillis)) }
             if let p = pushRetryAt { all.append(p) }
             if let p = pullAt, pullEnabled { all.append(p) }
         }
@@ -203,6 +213,12 @@ public struct NodeSession: Sendable {
     public mutating func tick(now: SessionInstant) -> [Action] {
         let closing: [Action] = connection.checkTimers(now: now, busy: pending != nil)
         if !closing.isEmpty { return abandon() + closing }
+        if state == .ready, pending == nil, let since = requestWaitSince,
+           now >= since.adding(milliseconds: configuration.policy.requestTimeoutMillis) {
+            let what = outstanding.first.map { if case .push = $0 { return "PUSH" } else { return "PULL" } } ?? "request"
+            return abandon() + connection.bye("no answer to this node's \(what) for \(configuration.policy.requestTimeoutMillis / 1000) s",
+                                              closing: .requestTimeout, now: now)
+        }
         var actions: [Action] = []
         if state == .ready, now >= connection.pingDeadline {
             actions.append(connection.send(.ping(token: nextPingToken), now: now))
@@ -230,7 +246,9 @@ public struct NodeSession: Sendable {
             switch incoming {
             case let .failure(error): return actions + abandon() + connection.fail(error, now: now)
             case let .skipped(type): actions.append(.report(.skippedFrame(type: type)))
-            case let .message(message): actions += handle(message, now: now)
+            case let .message(message):
+                actions += handle(message, now: now)
+                if message.answersARequest { requestWaitSince = outstanding.isEmpty ? nil : now }
             }
         }
         return actions
@@ -381,6 +399,7 @@ public struct NodeSession: Sendable {
         pullAt = nil
         caughtUpOnPull = false
         outstanding.append(.pull)
+        if requestWaitSince == nil { requestWaitSince = now }
         return [connection.send(.pull(cursor: cursor, byteBudget: configuration.byteBudget), now: now)]
     }
 
@@ -398,9 +417,20 @@ public struct NodeSession: Sendable {
         }
         let batch = Array(ops.prefix(fitting))
         outstanding.append(.push(first: batch.first!.seq, last: batch.last!.seq))
+        if requestWaitSince == nil { requestWaitSince = now }
         if fitting < ops.count { pushWanted = true }
         return [connection.send(.push(ChangeSet(schemaVersion: schema, ops: batch)), now: now),
                 .report(.pushed(ops: batch.count, firstSeq: batch.first!.seq, lastSeq: batch.last!.seq))]
+    }
+}
+
+extension Message {
+    /// Whether this hub message is (part of) the answer to a PUSH or PULL.
+    var answersARequest: Bool {
+        switch self {
+        case .pushAck, .changes, .snapshotBegin, .snapshotChunk, .snapshotEnd, .error: return true
+        default: return false
+        }
     }
 }
 

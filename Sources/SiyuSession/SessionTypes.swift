@@ -44,15 +44,21 @@ public struct KeepalivePolicy: Sendable, Equatable {
     public var pollIntervalMillis: UInt64
     /// A node pushes again this long after a `clock_skew` refusal or an ack that fell short.
     public var pushRetryMillis: UInt64
+    /// A node gives the connection up when its oldest PUSH or PULL has had no answer for this long
+    /// (a frame of the answer — CHANGES, a snapshot frame, PUSH_ACK, ERROR — restarts the wait;
+    /// time the node spends on its own store work does not count). PING/PONG do not count: a
+    /// hub that answers PINGs but never a request would otherwise hold the node for ever.
+    public var requestTimeoutMillis: UInt64
 
     public init(pingAfterMillis: UInt64 = 20_000, idleTimeoutMillis: UInt64 = 60_000,
                 handshakeTimeoutMillis: UInt64 = 10_000, pollIntervalMillis: UInt64 = 5_000,
-                pushRetryMillis: UInt64 = 30_000) {
+                pushRetryMillis: UInt64 = 30_000, requestTimeoutMillis: UInt64 = 120_000) {
         self.pingAfterMillis = pingAfterMillis
         self.idleTimeoutMillis = idleTimeoutMillis
         self.handshakeTimeoutMillis = handshakeTimeoutMillis
         self.pollIntervalMillis = pollIntervalMillis
         self.pushRetryMillis = pushRetryMillis
+        self.requestTimeoutMillis = requestTimeoutMillis
     }
 
     public static let standard = KeepalivePolicy()
@@ -117,13 +123,15 @@ public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
     case idleTimeout
     /// The handshake did not reach `ready` in time.
     case handshakeTimeout
+    /// A PUSH or PULL went unanswered for the policy's request timeout (node side).
+    case requestTimeout
     /// The transport closed under the session (the driver called `transportClosed`).
     case transportClosed
 
     /// Whether reconnecting (with backoff) may succeed without anyone changing anything.
     public var isRetryable: Bool {
         switch self {
-        case .byeSent, .byeReceived, .idleTimeout, .handshakeTimeout, .transportClosed: return true
+        case .byeSent, .byeReceived, .idleTimeout, .handshakeTimeout, .requestTimeout, .transportClosed: return true
         case let .errorSent(e): return e.retryable
         case let .errorReceived(_, retryable, _): return retryable
         }
@@ -138,6 +146,7 @@ public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
             return "peer sent ERROR \(ErrorCode(rawValue: code)?.specName ?? "unknown") (\(code)): \(IdentifierRule.printable(message, limit: 200))"
         case .idleTimeout: return "nothing heard for the idle timeout"
         case .handshakeTimeout: return "the handshake did not finish in time"
+        case .requestTimeout: return "a request went unanswered for the request timeout"
         case .transportClosed: return "the connection was closed"
         }
     }

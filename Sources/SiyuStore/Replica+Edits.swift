@@ -10,6 +10,10 @@ extension Replica {
 
     /// Builds ops for one instance from its current merged state and commits them.
     func edit(_ instance: InstanceRef, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
+        guard !isLoadingSnapshot else {
+            throw ReplicaError.invalid("a snapshot load is open on this replica; an edit now would be part of its transaction",
+                                       "edit after finishSnapshotLoad or abandonSnapshotLoad")
+        }
         let saved = (clock, nextSeq)
         do {
             try ReplicaError.wrap("editing \(instance)") {

@@ -84,13 +84,14 @@ enum NodeProgram {
 
     /// Runs a daemon on an event loop on this thread until it finishes or a signal stops it.
     static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: OperatorLog.Level, pullBudget: Int, pushBatch: Int,
-                          maxBackoff: Duration, onceTimeout: Duration) throws -> NodeDaemon.Outcome {
+                          maxBackoff: Duration, onceTimeout: Duration, pullIntervalMillis: UInt64? = nil) throws -> NodeDaemon.Outcome {
         let (replica, settings, hub) = try open(path)
         defer { replica.close() }
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
-        let session = NodeSession.Configuration(node: replica.node, role: replica.role, secret: settings.secret,
+        var session = NodeSession.Configuration(node: replica.node, role: replica.role, secret: settings.secret,
                                                 byteBudget: UInt64(pullBudget), maxOpsPerPush: pushBatch)
+        if let pullIntervalMillis { session.policy.pollIntervalMillis = pullIntervalMillis }
         let daemon = NodeDaemon(loop: loop, executor: NodeStoreExecutor(replica: replica),
                                 configuration: .init(hub: hub, session: session, mode: mode, maxBackoff: maxBackoff, onceTimeout: onceTimeout),
                                 log: log, finish: { _ in loop.stop() })
@@ -207,6 +208,7 @@ struct NodeRunCommand: Command {
             NodeProgram.pullBudgetOption,
             NodeProgram.pushBatchOption,
             .value("max-backoff", "SECONDS", "the longest wait between reconnection attempts (default 30; they start at 0.5 s and double, with jitter)"),
+            .value("pull-interval", "SECONDS", "how long to wait before pulling again once caught up (default 5; 0.1 to 3600, decimals allowed)"),
         ],
         discussion: """
         Exits 0 after SIGTERM or SIGINT (BYE sent), 1 when the hub refuses the node in a way retrying cannot fix
@@ -218,6 +220,7 @@ struct NodeRunCommand: Command {
     var pullBudget: Int
     var pushBatch: Int
     var maxBackoff: Int
+    var pullIntervalMillis: UInt64?
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
@@ -225,11 +228,17 @@ struct NodeRunCommand: Command {
         pullBudget = try NodeProgram.positiveInt(arguments, "pull-budget", default: 256 * 1024)
         pushBatch = try NodeProgram.positiveInt(arguments, "push-batch", default: 10_000)
         maxBackoff = try NodeProgram.positiveInt(arguments, "max-backoff", default: 30)
+        if let text = arguments.value("pull-interval") {
+            guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 3_600 else {
+                throw CommandLineError.usage("--pull-interval must be a number of seconds from 0.1 to 3600; got '\(TerminalText.escaped(text))'", hint: nil)
+            }
+            pullIntervalMillis = UInt64((seconds * 1_000).rounded())
+        }
     }
 
     func run(in context: NodeContext) throws -> ExitCode {
         let outcome = try NodeProgram.runDaemon(path, mode: .continuous, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
-                                                maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60))
+                                                maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60), pullIntervalMillis: pullIntervalMillis)
         if case let .failed(why) = outcome {
             throw NodeToolError(message: "stopped syncing: \(why)", hint: "fix what the message says (secret, registration, versions), then run again")
         }

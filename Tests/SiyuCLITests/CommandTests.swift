@@ -407,4 +407,30 @@ import SiyuCommandLine
         #expect(FileManager.default.contents(atPath: existing) == Data("precious".utf8))
         #expect(!FileManager.default.fileExists(atPath: dir.file("hq.db")))
     }
+
+    /// The main job: a real siyu-hub and three siyu-node processes on loopback (the binaries
+    /// beside the tests), offline edits, nodes back one at a time, equal digests.
+    @Test func theDemoConvergesAHubAndThreeNodeProcessesOnLoopback() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let r = siyu(["demo", "--keep", dir.path])
+        #expect(r.code == 0, "\(r.err)")
+        #expect(r.out.contains("all replicas converged"))
+        #expect(r.out.contains("nodes and hub stopped"))
+        for line in ["xihu   ⇄ hub: pushed 10 ops #1…#10", "jingan ⇄ hub: pushed 7 ops #1…#7"] { #expect(r.out.contains(line)) }
+        let digests = r.out.split(separator: "\n").compactMap { line -> (String, Substring)? in
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard words.count >= 2, words[1].count == 64, words[1].allSatisfy(\.isHexDigit) else { return nil }
+            return (String(words[0]), words[1])
+        }
+        #expect(digests.map(\.0) == ["hub", "hq", "xihu", "jingan"])
+        #expect(Set(digests.map(\.1)).count == 1)
+        for name in ["hub", "hq", "xihu", "jingan"] {
+            #expect(FileManager.default.fileExists(atPath: dir.file("\(name).db")))
+            let log = (try? String(contentsOfFile: dir.file("\(name).log"), encoding: .utf8)) ?? ""
+            #expect(log.contains("shutting down"), "\(name).log: \(log.suffix(400))")   // stopped with SIGTERM, cleanly
+        }
+        // The demo's files are refused as a target the second time.
+        #expect(siyu(["demo", "--keep", dir.path]).code == 1)
+    }
 }

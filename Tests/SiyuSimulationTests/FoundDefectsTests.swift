@@ -2,34 +2,69 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuHub
+import SiyuNode
 import SiyuSession
 import SiyuStore
 import SiyuWire
 
-/// Defects the simulator found, each as the smallest test that shows it. They are known issues
-/// (the fix lies outside the simulator's files, for the lead to decide): `withKnownIssue` keeps
-/// the suite green and fails the day they are fixed, so the wrapper is then removed.
+/// Defects the simulator found, each as the smallest test that shows it, kept after the fix.
 @Suite struct FoundDefectsTests {
-    /// Found while building the simulator: a local edit made through the node's `Replica` while a
-    /// snapshot load is held open (between SNAPSHOT_BEGIN and SNAPSHOT_END) joins the load's
-    /// transaction; when the load is abandoned (the connection drops), the edit — which returned
-    /// success — is rolled back with it. (The simulator defers such edits, as `siyu` on the same
-    /// file would wait for the lock.)
-    @Test func anEditMadeDuringASnapshotLoadSurvivesTheLoadBeingAbandoned() throws {
+    /// Found while building the simulator (fixed): the node held the replica's write transaction
+    /// open from SNAPSHOT_BEGIN to SNAPSHOT_END, across the network. A local edit made through the
+    /// node's `Replica` meanwhile joined the load's transaction and, when the load was abandoned
+    /// (the connection dropped), was rolled back with it, after returning success; `siyu` on the
+    /// same file waited for the lock and gave up. Now chunks are staged outside the replica and
+    /// loaded at SNAPSHOT_END in one local transaction.
+    @Test func anEditMadeDuringASnapshotSurvivesTheSnapshotBeingAbandoned() throws {
+        let dir = try SimDirectory()
+        let options = ReplicaOptions(node: "s0", role: .store, wallClock: { 1_764_000_000_000 })
+        let r = try Replica(path: dir.path("s0.db"), options: options)
+        defer { r.close() }
+        try r.createCustomer("c1", ["name": .text("周")], by: "chenjing")
+        let executor = NodeStoreExecutor(replica: r)
+        let chunk = ChangeSet(ops: [Op(stamp: Stamp(hlc: HLC(millis: 1_763_999_000_000, logical: 0), node: "hq"), seq: 1, role: .hq,
+                                       author: "hq-admin", body: .write(Target(.customer, "c5"), field: "name", value: .text("王"), overwrites: []))])
+        #expect(executor.execute(.beginSnapshot(id: 1, cursor: 9, reason: .cursorTooOld)) == .done)
+        #expect(executor.execute(.applySnapshotChunk(id: 1, index: 0, chunk)) == .done)
+        try r.createCustomer("c9", ["name": .text("林")], by: "chenjing")          // through the node's own Replica
+        let other = try Replica(path: dir.path("s0.db"), options: options)         // and `siyu` on the same file
+        try other.createCustomer("c8", ["name": .text("陈")], by: "chenjing")
+        other.close()
+        #expect(executor.execute(.abandonSnapshot(id: 1)) == nil)                  // the hub went away mid-snapshot
+        #expect(try r.lastIssuedSeq() == 3)
+        #expect(try Set(r.rows(of: .customers).compactMap { $0["customer_id"]?.textValue }) == ["c1", "c8", "c9"])
+        #expect(try r.stagedSnapshotOpCount() == 0)
+    }
+
+    /// The same, with the snapshot completed: the staged chunk and the edits made while it
+    /// arrived are all kept, and the cursor is stored.
+    @Test func aSnapshotCompletedAfterEditsKeepsTheEditsAndStoresItsCursor() throws {
         let dir = try SimDirectory()
         let r = try Replica(path: dir.path("s0.db"), options: ReplicaOptions(node: "s0", role: .store, wallClock: { 1_764_000_000_000 }))
         defer { r.close() }
-        try r.createCustomer("c1", ["name": .text("周")], by: "chenjing")    // the replica holds an op: an ordinary transaction
+        let executor = NodeStoreExecutor(replica: r)
+        let chunk = ChangeSet(ops: [Op(stamp: Stamp(hlc: HLC(millis: 1_763_999_000_000, logical: 0), node: "hq"), seq: 1, role: .hq,
+                                       author: "hq-admin", body: .write(Target(.customer, "c5"), field: "name", value: .text("王"), overwrites: []))])
+        #expect(executor.execute(.beginSnapshot(id: 1, cursor: 9, reason: .bootstrap)) == .done)
+        #expect(executor.execute(.applySnapshotChunk(id: 1, index: 0, chunk)) == .done)
+        try r.createCustomer("c9", ["name": .text("林")], by: "chenjing")
+        #expect(executor.execute(.finishSnapshot(id: 1, cursor: 9, digest: [])) == .done)
+        #expect(try Set(r.rows(of: .customers).compactMap { $0["customer_id"]?.textValue }) == ["c5", "c9"])
+        #expect(try r.syncState().position == 9)
+        #expect(try r.stagedSnapshotOpCount() == 0)
+    }
+
+    /// The replica's own held-open load (`beginSnapshotLoad`) refuses a local edit rather than
+    /// take it into the load's transaction.
+    @Test func anEditIsRefusedWhileTheReplicasOwnSnapshotLoadIsOpen() throws {
+        let dir = try SimDirectory()
+        let r = try Replica(path: dir.path("s0.db"), options: ReplicaOptions(node: "s0", role: .store, wallClock: { 1_764_000_000_000 }))
+        defer { r.close() }
         try r.beginSnapshotLoad()
-        try r.createCustomer("c9", ["name": .text("林")], by: "chenjing")   // succeeds
-        r.abandonSnapshotLoad()                                             // the hub went away mid-snapshot
-        let seq = try r.lastIssuedSeq(), customers = try r.rows(of: .customers).count
-        withKnownIssue("the edit joined the snapshot's transaction and was rolled back with it") {
-            #expect(seq == 2)
-            #expect(customers == 2)
-        }
-        // On a replica that holds no ops yet (the load runs as a bulk load), the same edit fails
-        // instead, with a storage error (UNIQUE constraint on customers), and fails the load with it.
+        #expect(throws: ReplicaError.self) { try r.createCustomer("c9", ["name": .text("林")], by: "chenjing") }
+        r.abandonSnapshotLoad()
+        try r.createCustomer("c9", ["name": .text("林")], by: "chenjing")
+        #expect(try r.lastIssuedSeq() == 1)
     }
 
     /// Seed 40 (before the simulator reset connections that lost a segment): the hub's CHANGES is
@@ -37,7 +72,8 @@ import SiyuWire
     /// fires, and it waits for the answer to its PULL for ever — no more pulls, no more pushes.
     /// Over TCP a segment is not lost without the connection failing, but a hub that never
     /// answers (a bug, or a long-poll PULL, which SPEC section 7 leaves open) hangs the node the
-    /// same way: nothing bounds how long a request may stay unanswered.
+    /// same way: nothing bounded how long a request may stay unanswered. Fixed with the node's
+    /// request timeout (`KeepalivePolicy.requestTimeoutMillis`).
     @Test func aNodeWhosePullIsNeverAnsweredGivesUpTheConnection() throws {
         let dir = try SimDirectory()
         let wall: UInt64 = 1_764_000_000_000
@@ -46,12 +82,21 @@ import SiyuWire
         try hubReplica.registerNode("s0", role: .store, secret: Array("k".utf8))
         let hubStore = try HubStoreExecutor(replica: hubReplica, options: .init(bootstrapSnapshotOps: nil))
         var now = SessionInstant(milliseconds: 1_000)
+        let nodeReplica = try Replica(path: dir.path("s0.db"), options: ReplicaOptions(node: "s0", role: .store, wallClock: { wall }))
+        defer { nodeReplica.close() }
+        let nodeStore = NodeStoreExecutor(replica: nodeReplica)
         var node = NodeSession(NodeSession.Configuration(node: "s0", role: .store, secret: Array("k".utf8)), cursor: 0, lastOwnSeq: 0, now: now)
         var hub = HubSession(HubSession.Configuration(hubID: "hub"), nonce: Array(repeating: 7, count: 32), now: now)
         var toHub: [[UInt8]] = [], toNode: [[UInt8]] = []
         var changesDropped = false
         func nodeActions(_ actions: [NodeSession.Action]) {
-            for a in actions { if case let .send(_, bytes) = a { toHub.append(bytes) } }
+            for a in actions {
+                switch a {
+                case let .send(_, bytes): toHub.append(bytes)
+                case let .perform(e): if let result = nodeStore.execute(e) { nodeActions(node.complete(result, now: now)) }
+                default: break
+                }
+            }
         }
         func hubActions(_ actions: [HubSession.Action]) {
             for a in actions {
@@ -77,9 +122,7 @@ import SiyuWire
             if let d = hub.nextDeadline, d <= now { hubActions(hub.tick(now: now)) }
         }
         #expect(changesDropped)
-        withKnownIssue("the PULL stays outstanding while PING/PONG keep the idle timer from firing") {
-            #expect(node.state == .closed)
-        }
+        #expect(node.state == .closed)   // fixed: the PULL's request timeout (120 s) closes it
     }
 
     /// Seed 570 (fixed): the hub and every node agreed (equal digests and conflict logs), but the
