@@ -93,7 +93,7 @@ public struct Demo {
         defer { for r in [hub, hq, xihu, jingan] { r.close() } }
 
         func startNode(_ name: String) throws {
-            try processes.start(name, "siyu-node", ["run", "--db", path("\(name).db"), "--pull-interval", "0.2", "--max-backoff", "1"])
+            try processes.start(name, "siyu-node", ["run", "--db", path("\(name).db"), "--pull-interval", "1", "--max-backoff", "1"])
             running.append(name)
             print("  siyu-node run --db \(name).db")
         }

@@ -208,7 +208,7 @@ struct NodeRunCommand: Command {
             NodeProgram.pullBudgetOption,
             NodeProgram.pushBatchOption,
             .value("max-backoff", "SECONDS", "the longest wait between reconnection attempts (default 30; they start at 0.5 s and double, with jitter)"),
-            .value("pull-interval", "SECONDS", "how long to wait before pulling again once caught up (default 5; 0.1 to 3600, decimals allowed)"),
+            .value("pull-interval", "SECONDS", "how long to wait before pulling again once caught up (default 5; 1 to 3600, decimals allowed; SPEC section 7 asks for no more than one pull a second)"),
         ],
         discussion: """
         Exits 0 after SIGTERM or SIGINT (BYE sent), 1 when the hub refuses the node in a way retrying cannot fix
@@ -229,8 +229,8 @@ struct NodeRunCommand: Command {
         pushBatch = try NodeProgram.positiveInt(arguments, "push-batch", default: 10_000)
         maxBackoff = try NodeProgram.positiveInt(arguments, "max-backoff", default: 30)
         if let text = arguments.value("pull-interval") {
-            guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 3_600 else {
-                throw CommandLineError.usage("--pull-interval must be a number of seconds from 0.1 to 3600; got '\(TerminalText.escaped(text))'", hint: nil)
+            guard let seconds = Double(text), seconds.isFinite, seconds >= 1, seconds <= 3_600 else {
+                throw CommandLineError.usage("--pull-interval must be a number of seconds from 1 to 3600; got '\(TerminalText.escaped(text))'", hint: nil)
             }
             pullIntervalMillis = UInt64((seconds * 1_000).rounded())
         }
