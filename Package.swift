@@ -61,7 +61,9 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite"],
+        // The property test's random edits and merge invariants, shared by SiyuStoreTests and the simulator.
+        .target(name: "SiyuPropertySupport", dependencies: ["SiyuStore", "SiyuCore"], path: "Tests/SiyuPropertySupport"),
+        .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite", "SiyuPropertySupport"],
                     exclude: ["Golden"]),   // replica files of old layouts, read by path
         .testTarget(name: "SiyuHubTests", dependencies: ["SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
@@ -69,7 +71,7 @@ let package = Package(
         .testTarget(name: "SiyuNodeTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         // The deterministic simulator: hub and nodes over MemoryTransport with faults, crashes and a virtual clock.
-        .testTarget(name: "SiyuSimulationTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCore"]),
+        .testTarget(name: "SiyuSimulationTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCore", "SiyuPropertySupport"]),
         // Commands in-process with injected streams, and through the built `siyu` binary.
         .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
                     exclude: ["WeComSamples"]),

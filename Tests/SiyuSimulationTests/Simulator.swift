@@ -5,6 +5,7 @@ import SiyuNode
 import SiyuSession
 import SiyuSQLite
 import SiyuStore
+import SiyuPropertySupport
 import SiyuWire
 
 /// A temporary directory removed when the value goes away.

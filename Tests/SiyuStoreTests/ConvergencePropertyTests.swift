@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuPropertySupport
 
 /// Property: replicas making random edits of every kind and exchanging change sets in random
 /// orders — whole, or as random subsets of their ops shuffled out of origin order (gaps), late and
@@ -94,123 +95,5 @@ import SiyuStore
         }
         let counts = try names.map { try c[$0].opCounts().total }
         #expect(Set(counts).count == 1, "seed \(seed): op counts differ \(counts)")
-    }
-}
-
-/// What the generator did that the checks need: how many edits succeeded, and, for each payment,
-/// the lines its payer held when it paid.
-final class EditJournal {
-    var edits = 0
-    /// Per order, one entry per payment: the payer's order lines at the moment it paid.
-    var paidLines: [String: [[[String: Value]]]] = [:]
-}
-
-/// Random edits of every kind over a small universe of ids, so that they collide often.
-enum RandomEdit {
-    static let customers = ["c0", "c1", "c2", "c3"]
-    static let tags = ["silver", "gold", "platinum", "tea", "coffee", "cake", "ghost"]
-    static let chats = ["g0", "g1"]
-    static let members = ["m0", "m1", "m2", "m3", "m4"]
-    static let orders = ["o0", "o1"]
-    static let lines = ["l0", "l1", "l2"]
-    static let staff = ["chenjing", "liuyang", "wangfang"]
-
-    /// Makes one edit that succeeds: a random edit the replica refuses (say, a tag on a deleted
-    /// customer) or that changes nothing is replaced by another, up to 30 tries; then a group notice, which always succeeds
-    /// (the groups are never deleted). So every seed makes as many edits as its steps ask for.
-    static func performOne(on r: Replica, rng: inout SeededRandom, journal: EditJournal) throws {
-        for _ in 0..<30 {
-            let before = try r.versionVector()[r.node]
-            // An edit that is refused, or that changes nothing (re-adding a present tag), does not count.
-            if (try? perform(on: r, rng: &rng, journal: journal)) != nil, try r.versionVector()[r.node] > before {
-                journal.edits += 1
-                return
-            }
-        }
-        journal.edits += 1
-        try r.editGroupChat(chats[0], ["notice": .text("notice \(journal.edits)")], by: staff[0])
-    }
-
-    static func perform(on r: Replica, rng: inout SeededRandom, journal: EditJournal) throws {
-        let by = staff.randomElement(using: &rng)!
-        let cust = customers.randomElement(using: &rng)!
-        let text = ["林", "周", "王", "陈", "A", "B"].randomElement(using: &rng)! + String(Int.random(in: 0..<3, using: &rng))
-        switch Int.random(in: 0..<26, using: &rng) {
-        case 0: try r.createCustomer(cust, ["name": .text(text), "owner_store": .text(r.node)], by: by)
-        case 1, 2: try r.editCustomer(cust, [["name", "phone", "unionid"].randomElement(using: &rng)!: .text(text)], by: by)
-        case 3: try r.setFollowRelation(customer: cust, userid: by, ["remark": .text(text), "add_way": .int(1)], by: by)
-        case 4, 5, 6: try r.addTag(tags.randomElement(using: &rng)!, to: cust, by: by)
-        case 7, 8: try r.removeTag(tags.randomElement(using: &rng)!, from: cust, by: by)
-        case 9:
-            if r.role == .hq {
-                switch Int.random(in: 0..<3, using: &rng) {
-                case 0: try r.deleteTag(["cake", "platinum"].randomElement(using: &rng)!)
-                case 1: try r.defineTag("ghost", group: "pref", name: "ghost\(text)")
-                default: try r.defineTagGroup("pref", name: "消费偏好", exclusive: Bool.random(using: &rng))
-                }
-            } else {
-                try r.defineTag("x", group: "pref", name: "x")   // refused: stores do not write the library
-            }
-        case 10: try r.createGroupChat(chats.randomElement(using: &rng)!, ["name": .text(text), "capacity": .int(3)], by: by)
-        case 11: try r.editGroupChat(chats.randomElement(using: &rng)!, ["notice": .text(text)], by: by)
-        case 12, 13: try r.addMember(members.randomElement(using: &rng)!, to: chats.randomElement(using: &rng)!,
-                                     ["nickname": .text(text), "join_scene": .int(1)], by: by)
-        case 14: try r.removeMember(members.randomElement(using: &rng)!, from: chats.randomElement(using: &rng)!, by: by)
-        case 15: try r.createOrder(orders.randomElement(using: &rng)!, ["customer_id": .text(cust), "store_id": .text(r.node)], by: by)
-        case 16: try r.editOrder(orders.randomElement(using: &rng)!, [["address", "note"].randomElement(using: &rng)!: .text(text)], by: by)
-        case 17, 18: try r.setOrderLine(lines.randomElement(using: &rng)!, of: orders.randomElement(using: &rng)!,
-                                        ["sku": .text(text), "qty": .int(Int64.random(in: 1...5, using: &rng))], by: by)
-        case 19: try r.removeOrderLine(lines.randomElement(using: &rng)!, of: orders.randomElement(using: &rng)!, by: by)
-        case 20:
-            let order = orders.randomElement(using: &rng)!
-            let before = try r.state(of: InstanceRef(.order, order)).status ?? .draft
-            let next = OrderStatus.allCases.randomElement(using: &rng)!
-            try r.moveOrder(order, to: next, by: by)
-            if !before.isPaidOrLater && next.isPaidOrLater {
-                journal.paidLines[order, default: []].append(try r.rows(of: .orderLines, where: "order_id", equals: order))
-            }
-        case 21:
-            if r.role == .hq { try r.redeemPoints(Int64.random(in: 1...30, using: &rng), from: cust, by: by) }
-            else { try r.awardPoints(Int64.random(in: 1...30, using: &rng), to: cust, by: by) }
-        case 22: if Int.random(in: 0..<4, using: &rng) == 0 { try r.deleteCustomer(cust, by: by) }
-        default:
-            let open = try r.conflicts(state: .open)
-            guard let pick = open.randomElement(using: &rng) else { return }
-            if Bool.random(using: &rng) { try r.acknowledgeConflict(pick.id, by: by) }
-            else { try r.overrideConflict(pick.id, by: by) }
-        }
-    }
-}
-
-/// "No edit lost": every field write is the current value, was overwritten by a write that named
-/// it, equals the current value, or sits in the conflict log as a loser.
-enum NoEditLost {
-    static func check(_ r: Replica, seed: UInt64) throws {
-        let losers = Set(try r.conflicts().map(\.loser.stamp))
-        for kind in [InstanceKind.customer, .groupChat, .order] {
-            for id in ids(kind) {
-                let state = try r.state(of: InstanceRef(kind, id))
-                var named = Set<Stamp>()
-                var writes: [(FieldKey, Stamp, Value)] = []
-                for (key, _) in state.registers {
-                    for h in try r.history(of: key.target, field: key.field) {
-                        if case let .write(_, _, v, over) = h.op.body { named.formUnion(over); writes.append((key, h.op.stamp, v)) }
-                    }
-                }
-                for (key, stamp, value) in writes {
-                    let current = state.registers[key]?.winner
-                    let accounted = current?.stamp == stamp || named.contains(stamp) || current?.value == value || losers.contains(stamp)
-                    #expect(accounted, "seed \(seed): write \(stamp) of \(key.target).\(key.field) = \(value) is lost")
-                }
-            }
-        }
-    }
-
-    static func ids(_ kind: InstanceKind) -> [String] {
-        switch kind {
-        case .customer: return RandomEdit.customers
-        case .groupChat: return RandomEdit.chats
-        default: return RandomEdit.orders
-        }
     }
 }

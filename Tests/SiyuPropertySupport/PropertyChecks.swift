@@ -1,6 +1,6 @@
-// Minimal copies of the convergence property test's generator and checks
-// (Tests/SiyuStoreTests/ConvergencePropertyTests.swift and MergeInvariants.swift), so the
-// simulator states "no edit lost" and the merge invariants exactly as that test does.
+// The convergence property test's generator and checks, shared by the property test
+// (Tests/SiyuStoreTests/ConvergencePropertyTests.swift) and the simulator (Tests/SiyuSimulationTests),
+// so both state "no edit lost" and the merge invariants in exactly the same words.
 import Foundation
 import Testing
 import SiyuCore
@@ -8,26 +8,27 @@ import SiyuStore
 
 /// What the generator did that the checks need: how many edits succeeded, and, for each payment,
 /// the lines its payer held when it paid.
-final class EditJournal {
-    var edits = 0
+public final class EditJournal {
+    public init() {}
+    public var edits = 0
     /// Per order, one entry per payment: the payer's order lines at the moment it paid.
-    var paidLines: [String: [[[String: Value]]]] = [:]
+    public var paidLines: [String: [[[String: Value]]]] = [:]
 }
 
 /// Random edits of every kind over a small universe of ids, so that they collide often.
-enum RandomEdit {
-    static let customers = ["c0", "c1", "c2", "c3"]
-    static let tags = ["silver", "gold", "platinum", "tea", "coffee", "cake", "ghost"]
-    static let chats = ["g0", "g1"]
-    static let members = ["m0", "m1", "m2", "m3", "m4"]
-    static let orders = ["o0", "o1"]
-    static let lines = ["l0", "l1", "l2"]
-    static let staff = ["chenjing", "liuyang", "wangfang"]
+public enum RandomEdit {
+    public static let customers = ["c0", "c1", "c2", "c3"]
+    public static let tags = ["silver", "gold", "platinum", "tea", "coffee", "cake", "ghost"]
+    public static let chats = ["g0", "g1"]
+    public static let members = ["m0", "m1", "m2", "m3", "m4"]
+    public static let orders = ["o0", "o1"]
+    public static let lines = ["l0", "l1", "l2"]
+    public static let staff = ["chenjing", "liuyang", "wangfang"]
 
     /// Makes one edit that succeeds: a random edit the replica refuses (say, a tag on a deleted
     /// customer) or that changes nothing is replaced by another, up to 30 tries; then a group notice, which always succeeds
     /// (the groups are never deleted). So every seed makes as many edits as its steps ask for.
-    static func performOne(on r: Replica, rng: inout SeededRandom, journal: EditJournal) throws {
+    public static func performOne(on r: Replica, rng: inout SeededRandom, journal: EditJournal) throws {
         for _ in 0..<30 {
             let before = try r.versionVector()[r.node]
             // An edit that is refused, or that changes nothing (re-adding a present tag), does not count.
@@ -36,11 +37,11 @@ enum RandomEdit {
                 return
             }
         }
-        // (The simulator's nodes edit before they have pulled HQ's group chats: then nothing is made.)
+        // (A simulator's node may edit before it has pulled HQ's group chats: then nothing is made.)
         if (try? r.editGroupChat(chats[0], ["notice": .text("notice \(journal.edits + 1)")], by: staff[0])) != nil { journal.edits += 1 }
     }
 
-    static func perform(on r: Replica, rng: inout SeededRandom, journal: EditJournal) throws {
+    public static func perform(on r: Replica, rng: inout SeededRandom, journal: EditJournal) throws {
         let by = staff.randomElement(using: &rng)!
         let cust = customers.randomElement(using: &rng)!
         let text = ["林", "周", "王", "陈", "A", "B"].randomElement(using: &rng)! + String(Int.random(in: 0..<3, using: &rng))
@@ -93,8 +94,8 @@ enum RandomEdit {
 
 /// "No edit lost": every field write is the current value, was overwritten by a write that named
 /// it, equals the current value, or sits in the conflict log as a loser.
-enum NoEditLost {
-    static func check(_ r: Replica, seed: UInt64) throws {
+public enum NoEditLost {
+    public static func check(_ r: Replica, seed: UInt64) throws {
         let losers = Set(try r.conflicts().map(\.loser.stamp))
         for kind in [InstanceKind.customer, .groupChat, .order] {
             for id in ids(kind) {
@@ -115,7 +116,7 @@ enum NoEditLost {
         }
     }
 
-    static func ids(_ kind: InstanceKind) -> [String] {
+    public static func ids(_ kind: InstanceKind) -> [String] {
         switch kind {
         case .customer: return RandomEdit.customers
         case .groupChat: return RandomEdit.chats
@@ -125,12 +126,12 @@ enum NoEditLost {
 }
 /// Checks of the merge's outcome that the property test runs on a converged replica, each stated
 /// from the ops and the generator's journal rather than from the merge code.
-enum MergeInvariants {
+public enum MergeInvariants {
     /// An order paid once holds exactly the lines its payer held when it paid: line edits the payer
     /// had not seen — concurrent, made after, or held back by a gap — are not applied. (Orders paid
     /// concurrently by two replicas hold the merge of both views, which has no simpler statement;
     /// they are skipped.) Returns how many orders were checked.
-    static func paidOrdersHoldWhatTheirPayerSaw(_ r: Replica, journal: EditJournal, seed: UInt64) throws -> Int {
+    public static func paidOrdersHoldWhatTheirPayerSaw(_ r: Replica, journal: EditJournal, seed: UInt64) throws -> Int {
         var checked = 0
         for (order, payments) in journal.paidLines.sorted(by: { $0.key < $1.key }) where payments.count == 1 {
             let lines = try r.rows(of: .orderLines, where: "order_id", equals: order)
@@ -145,7 +146,7 @@ enum MergeInvariants {
     /// is the entry's winner, overridden otherwise. A resolution of an entry is a write (or an add
     /// in the group) that named both of its sides: one that saw the loser but not the winner did not
     /// resolve that conflict. Returns how many entries were checked.
-    static func closedConflictsAgreeWithTheValueShown(_ r: Replica, seed: UInt64) throws -> Int {
+    public static func closedConflictsAgreeWithTheValueShown(_ r: Replica, seed: UInt64) throws -> Int {
         var opsByInstance: [InstanceRef: [Op]] = [:]
         for op in try r.changeSet(since: VersionVector()).ops { opsByInstance[op.instance, default: []].append(op) }
         var groupOfTag: [String: String] = [:]
