@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "SiyuSimulationTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCore", "SiyuPropertySupport"]),
         // Commands in-process with injected streams, and through the built `siyu` binary.
         .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
-                    exclude: ["WeComSamples"]),
+                    exclude: ["WeComSamples", "testdata"]),
         // Real siyu-hub, siyu-node and siyu processes on loopback (the binaries beside the tests).
         .testTarget(name: "IntegrationTests", dependencies: ["SiyuStore", "SiyuSQLite", "SiyuCore", "siyu-hub", "siyu-node", "siyu"]),
     ],
