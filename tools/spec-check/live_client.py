@@ -29,6 +29,7 @@ import time
 from dataclasses import fields as dc_fields
 from typing import Optional
 
+sys.dont_write_bytecode = True   # leave no __pycache__ in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import siyu_protocol as sp  # noqa: E402
 
@@ -664,7 +665,7 @@ class Suite:
                       "PONG token=5", describe(m))
             # requests are answered in order: PUSH, PULL, PING pipelined
             c.send(sp.Push(sp.ChangeSet(1, [])))
-            c.send(sp.Pull(10 ** 9 if False else 0, 64))
+            c.send(sp.Pull(0, 64))
             c.send(sp.Ping(77))
             got = []
             for _ in range(3):
@@ -798,8 +799,6 @@ class Suite:
             rep.note("store sb and sa's customer/order/group ops (scope rule undefined in the spec)",
                      f"sb received {len(sa_ops)} of sa's {len(self.batch1) + len(self.batch2)} ops "
                      f"({sorted(set(o.kind for o in sa_ops))} kinds)")
-            if res.snapshots == [] and res.change_ops:
-                pass
             c.send(sp.Bye("done"))
 
     # ---------------------------------------------------------------------------------------
@@ -875,7 +874,7 @@ class Suite:
             cases = [
                 ("id with a trailing space (§9 ids)", n.write("customer", "c-sn-1 ", "name", sp.Value.text("x")), 14),
                 ("write to a field customer does not have (§9 writes)", n.write("customer", "c-sn-1", "colour", sp.Value.text("x")), 14),
-                ("bytes value (no schema-1 field takes bytes)", n.write("customer", "c-sn-1", "name", sp.Value.blob(b"\x01")), 14),
+                ("bytes value (no schema-1 field takes bytes)", n.write("customer", "c-sn-1", "name", sp.Value.blob(b"\xab")), 14),
                 ("integer out of range (gender 0–2)", n.write("customer", "c-sn-1", "gender", sp.Value.integer(3)), 14),
                 ("text with a C0 control (U+0007)", n.write("customer", "c-sn-1", "name", sp.Value.text("a\x07b")), 14),
                 ("status move cancelled → paid", n.op(sp.OP_STATUS, sp.StatusBody("o-sn-1", 5, 2)), 14),
@@ -886,6 +885,10 @@ class Suite:
                 ("store deletes a tag (permission)", n.op(sp.OP_TAG_DELETION, sp.TagDeletionBody(4, "et_gold")), 8),
                 ("tag deletion naming a customer", None, 14),
                 ("the same stamp twice in a list", None, 14),
+                ("customer id not in NFC (e + U+0301)", n.write("customer", "ce\u0301", "name", sp.Value.text("x")), 14),
+                ("customer id of 65 scalar values", n.write("customer", "c" * 65, "name", sp.Value.text("x")), 14),
+                ("a write to customer_tag (a set: add/remove only)",
+                 n.write("customer_tag", "c-sn-1", "name", sp.Value.text("x"), sub="et_gold"), 14),
                 ("author with a zero-width space (Cf)", n.write("customer", "c-sn-1", "name", sp.Value.text("x"),
                                                                author="wm\u200blin"), 14),
             ]
@@ -909,6 +912,21 @@ class Suite:
             good = n.write("customer", "c-sn-1", "phone", sp.Value.text("13900000000"))
             self.push_expect_ack(f"a valid op after {len(cases)} refusals → PUSH_ACK {good.seq} (all settled)",
                                  c, n, [good], good.seq)
+            # the data rules are the whole list (§9: 'two hubs accept exactly the same ops'): these pass
+            fine = [
+                n.write("customer", "c-sn-1", "name", sp.Value.text("👨\u200d👩\u200d👧 王\n二")),   # ZWJ (Cf) and LF in text
+                n.write("customer", "c-sn-2", "owner_store", sp.Value.text("sn"), author=""),
+                n.op(sp.OP_STATUS, sp.StatusBody("o-sn-1", 0, 2)),                           # draft → paid
+                n.op(sp.OP_STATUS, sp.StatusBody("o-sn-1", 2, 6)),                           # paid → refunded
+                # a stamp 120 s in the future: §9 limits the op's clock, not its stamps'
+                n.write("customer", "c-sn-1", "phone", sp.Value.text("1"),
+                        stamps=[sp.Stamp(sp.hlc(int(time.time() * 1000) + 120_000), "sb")]),
+                n.write("customer", "c-sn-1", "gender", sp.Value.null()),
+                n.write("customer", "c" * 64, "name", sp.Value.text("界" * 64)),             # 64 scalars, 192 bytes
+            ]
+            good = fine[-1]
+            self.push_expect_ack("valid edge cases (ZWJ and LF in text, empty author, draft → paid → refunded, "
+                                 "a stamp 120 s ahead, null, a 64-scalar id) → PUSH_ACK", c, n, fine, good.seq)
             # clock skew: 120 s ahead → 9, retryable, names the op, nothing recorded
             skew = n.write("customer", "c-sn-1", "name", sp.Value.text("未来"), ahead_ms=120_000)
             m = self.push(c, n, [skew])
@@ -920,7 +938,6 @@ class Suite:
                                  [again], skew.seq)
             # numbered more than 65,536 past acked_seq → 14 naming the op
             far = n.write("customer", "c-sn-1", "name", sp.Value.text("远"), seq=n.acked + 65_537)
-            n.seq -= 0
             m = self.push(c, n, [far])
             self.expect_error(f"op {far.seq}: numbered 65,537 past acked_seq", c, 14, False, close=False,
                               names_op=far.seq, first=m)
@@ -974,8 +991,6 @@ class Suite:
                 self.push_order.append(op_key(op))
             rep.note("store sb writes customer c-sa-1 (owner_store 'sa') — §9 'the node's scope: permission', "
                      "scope undefined (FINDINGS F2)", describe(m))
-            if isinstance(m, sp.Error):
-                sb.seq -= 1 if m.code == 9 else 0
             c.send(sp.Bye("done"))
         c = self.fresh(hq)
         with c:
@@ -1256,18 +1271,11 @@ class Suite:
                 ok = isinstance(m, sp.SnapshotBegin) and m.reason == 2
                 rep.check(f"{node.id}: PULL cursor {past} (log head {w.log_head}) → SNAPSHOT_BEGIN reason 2, no ERROR 13",
                           ok, "SNAPSHOT_BEGIN reason=2", describe(m))
-                if isinstance(m, sp.Error):
-                    rep.check(f"{node.id}: the connection after that ERROR", True, "", describe(m))
-                    continue
                 if not isinstance(m, sp.SnapshotBegin):
                     continue
                 rep.check(f"{node.id}: the snapshot's cursor is within the log", m.cursor <= w.log_head,
                           f"≤ {w.log_head}", str(m.cursor))
-                # put the answer back and let pull_all read the rest
-                c.queue.insert(0, (m, c.last_frame))
-                res = PullResult()
                 sid, n, sops = m.snapshot_id, 0, []
-                c.queue.pop(0)
                 okc, detail = True, ""
                 while True:
                     try:
@@ -1292,11 +1300,8 @@ class Suite:
                 rep.check(f"{node.id}: every snapshot op is an op some node pushed and the hub took, unchanged",
                           not stray, "only accepted ops", f"{len(sops)} ops" + (f"; not matching: {stray[:8]}" if stray else ""))
                 if node is hq:
-                    latest = {}
-                    for k in self.push_order:
-                        latest[k] = True
                     rep.note("HQ snapshot size", f"{len(sops)} ops in {n} chunk(s); the hub took {len(self.accepted)}")
-                res = pull_all(rep, f"{node.id}: PULL from the snapshot's cursor {m.cursor}", c, m.cursor, 0)
+                pull_all(rep, f"{node.id}: PULL from the snapshot's cursor {m.cursor}", c, m.cursor, 0)
                 c.send(sp.Bye("done"))
 
     # ---------------------------------------------------------------------------------------
