@@ -26,11 +26,15 @@ public final class HubServer: @unchecked Sendable {
         public var session: HubSession.Configuration
         public var listen: SocketAddress
         public var connectionOptions: ConnectionOptions
+        /// The limits every PUSH is checked against before its ops reach the store.
+        public var pushLimits: PushLimits
 
-        public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions()) {
+        public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
+                    pushLimits: PushLimits = .standard) {
             self.session = session
             self.listen = listen
             self.connectionOptions = connectionOptions
+            self.pushLimits = pushLimits
         }
     }
 
@@ -43,6 +47,8 @@ public final class HubServer: @unchecked Sendable {
     private var drivers: [ObjectIdentifier: HubConnectionDriver] = [:]
     private var nextConnectionNumber: UInt64 = 1
     private var stopping = false
+    /// Per-node buckets and tag-library pacing, kept across connections.
+    private var rateLimits: NodeRateLimits
 
     /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
     public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
@@ -52,6 +58,7 @@ public final class HubServer: @unchecked Sendable {
         self.configuration = configuration
         self.log = log
         self.nonceSource = nonceSource
+        rateLimits = NodeRateLimits(configuration.pushLimits)
     }
 
     /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
@@ -91,6 +98,17 @@ public final class HubServer: @unchecked Sendable {
                                          session: HubSession(configuration.session, nonce: nonceSource(), now: now()))
         drivers[ObjectIdentifier(driver)] = driver
         driver.start()
+    }
+
+    /// Checks a PUSH against the limits (SPEC section 10) before its ops reach the store: nil if
+    /// admitted, else the text of the ERROR 12 to answer. Only an HQ node's PUSH counts as a
+    /// tag-library change (a store's library write is refused with 8 by the store).
+    fileprivate func admit(_ changeSet: ChangeSet, of node: NodeID, role: Role?) -> String? {
+        let library = role == .hq && PushLimits.changesTagLibraryReads(changeSet.ops)
+        switch rateLimits.admit(node: node, ops: changeSet.ops.count, changesTagLibraryReads: library, now: now()) {
+        case .admitted: return nil
+        case let .busy(message, _): return message
+        }
     }
 
     fileprivate func finished(_ driver: HubConnectionDriver) {
@@ -193,8 +211,15 @@ private final class HubConnectionDriver {
     }
 
     private func perform(_ effect: HubEffect) {
-        let result = server.executor.execute(effect)
+        let result: HubEffectResult
+        if case let .storePush(node, changeSet) = effect, let busy = server.admit(changeSet, of: node, role: session.registration?.role) {
+            result = .pushBusy(busy)
+        } else {
+            result = server.executor.execute(effect)
+        }
         switch (effect, result) {
+        case let (.storePush(_, changeSet), .pushBusy(message)):
+            server.log.write(.info, "\(who) push of \(changeSet.ops.count) ops not taken: \(message)")
         case let (.storePush(_, changeSet), .pushStored(acked)):
             server.log.write(.info, "\(who) push stored: \(changeSet.ops.count) ops, acked_seq \(acked)")
         case let (.storePush, .pushRefused(seq, code, message)):

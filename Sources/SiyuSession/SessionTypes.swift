@@ -44,15 +44,19 @@ public struct KeepalivePolicy: Sendable, Equatable {
     public var pollIntervalMillis: UInt64
     /// A node pushes again this long after a `clock_skew` refusal or an ack that fell short.
     public var pushRetryMillis: UInt64
+    /// A node pushes again between this long and twice this long after a `busy` refusal
+    /// (`busyRetryDelay`).
+    public var busyRetryMillis: UInt64
 
     public init(pingAfterMillis: UInt64 = 20_000, idleTimeoutMillis: UInt64 = 60_000,
                 handshakeTimeoutMillis: UInt64 = 10_000, pollIntervalMillis: UInt64 = 5_000,
-                pushRetryMillis: UInt64 = 30_000) {
+                pushRetryMillis: UInt64 = 30_000, busyRetryMillis: UInt64 = 1_000) {
         self.pingAfterMillis = pingAfterMillis
         self.idleTimeoutMillis = idleTimeoutMillis
         self.handshakeTimeoutMillis = handshakeTimeoutMillis
         self.pollIntervalMillis = pollIntervalMillis
         self.pushRetryMillis = pushRetryMillis
+        self.busyRetryMillis = busyRetryMillis
     }
 
     public static let standard = KeepalivePolicy()
