@@ -93,7 +93,7 @@ public struct NodeRateLimits: Sendable {
             let since = now.milliseconds(since: last)
             if since < limits.tagLibraryIntervalMillis {
                 let wait = limits.tagLibraryIntervalMillis - since
-                return .busy(message: "busy: the hub applies at most one change of a tag's group, a group's exclusive flag or a deletion every \(NodeRateLimits.seconds(limits.tagLibraryIntervalMillis)); nothing was stored: push again in \(NodeRateLimits.seconds(wait))",
+                return .busy(message: "the hub applies at most one change of a tag's group, a group's exclusive flag or a deletion every \(NodeRateLimits.seconds(limits.tagLibraryIntervalMillis)); nothing was stored: push again in \(NodeRateLimits.seconds(wait))",
                              retryAfterMillis: wait)
             }
         }
@@ -107,7 +107,7 @@ public struct NodeRateLimits: Sendable {
                 let missing = needed - bucket.milliTokens
                 let wait = UInt64(missing / perMilli + (missing % perMilli == 0 ? 0 : 1))
                 buckets[node] = bucket
-                return .busy(message: "busy: node '\(IdentifierRule.printable(node, limit: 64))' has used its share of the hub's writer (\(limits.opsPerSecond) ops a second, bursts of \(limits.burstOps)); nothing was stored: push again in \(NodeRateLimits.seconds(wait))",
+                return .busy(message: "node \(IdentifierRule.printable(node, limit: 64)) has used its share of the hub's writer (\(limits.opsPerSecond) ops a second, bursts of \(limits.burstOps)); nothing was stored: push again in \(NodeRateLimits.seconds(wait))",
                              retryAfterMillis: wait)
             }
             bucket.milliTokens = bucket.milliTokens.subtractingReportingOverflow(cost).overflow ? .min : bucket.milliTokens - cost
