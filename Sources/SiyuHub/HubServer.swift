@@ -49,6 +49,8 @@ public final class HubServer: @unchecked Sendable {
     private var stopping = false
     /// Per-node buckets and tag-library pacing, kept across connections.
     private var rateLimits: NodeRateLimits
+    /// The next slice of re-merging customers that hold a changed tag, while any are pending.
+    private var remergeTimer: TimerHandle?
 
     /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
     public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
@@ -75,7 +77,29 @@ public final class HubServer: @unchecked Sendable {
                                     onError: { [log] error in log.write(.error, "hub accept failed: \(error)") },
                                     onAccept: { [weak self] connection in self?.accept(connection) })
         self.listener = listener
+        scheduleRemergeSlice()   // what a previous run left pending
         return listener.address
+    }
+
+    /// Re-merges the customers holding a changed tag one slice per loop turn, between the
+    /// connections' other work, while any are pending (SPEC section 10). Loop thread.
+    fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
+        guard remergeTimer == nil, !stopping, executor.hasPendingRemerges else { return }
+        remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
+            guard let self else { return }
+            self.remergeTimer = nil
+            do {
+                if try self.executor.settleRemergeSlice() {
+                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                    self.scheduleRemergeSlice()
+                } else {
+                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                }
+            } catch {
+                self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                self.scheduleRemergeSlice(after: .seconds(1))
+            }
+        }
     }
 
     /// The connections open now.
@@ -86,6 +110,8 @@ public final class HubServer: @unchecked Sendable {
         guard !stopping else { return }
         stopping = true
         listener?.close()
+        if let remergeTimer { loop.cancelTimer(remergeTimer) }
+        remergeTimer = nil
         log.write(.info, "hub shutting down (\(reason)): \(drivers.count) connection(s) open")
         for driver in Array(drivers.values) { driver.shutdown(reason: reason) }
     }
@@ -222,6 +248,7 @@ private final class HubConnectionDriver {
             server.log.write(.info, "\(who) push of \(changeSet.ops.count) ops not taken: \(message)")
         case let (.storePush(_, changeSet), .pushStored(acked)):
             server.log.write(.info, "\(who) push stored: \(changeSet.ops.count) ops, acked_seq \(acked)")
+            server.scheduleRemergeSlice()
         case let (.storePush, .pushRefused(seq, code, message)):
             server.log.write(.warn, "\(who) push refused at op #\(seq): \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         case let (_, .failed(code, message)):

@@ -26,10 +26,14 @@ public final class HubStoreExecutor {
         public var bootstrapSnapshotOps: UInt64?
         /// About how many ops one snapshot part holds (SPEC: about 10,000 or fewer).
         public var opsPerSnapshotPart: Int
+        /// How many customers holding a changed tag one writer turn re-merges (`settleRemergeSlice`);
+        /// nil: all of them in the commit of the change (SPEC section 10: slices of 2,000).
+        public var tagHolderSlice: Int?
 
-        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000) {
+        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000, tagHolderSlice: Int? = 2_000) {
             self.bootstrapSnapshotOps = bootstrapSnapshotOps
             self.opsPerSnapshotPart = max(1, opsPerSnapshotPart)
+            self.tagHolderSlice = tagHolderSlice.map { max(1, $0) }
         }
     }
 
@@ -44,7 +48,18 @@ public final class HubStoreExecutor {
     public init(replica: Replica, options: Options = Options()) throws {
         self.replica = replica
         self.options = options
+        replica.tagHolderSlice = options.tagHolderSlice
         try replica.logUnpositionedOps()
+    }
+
+    /// Whether customers holding a changed tag are still to be re-merged (`settleRemergeSlice`).
+    public var hasPendingRemerges: Bool { (try? replica.hasPendingRemerges) ?? false }
+
+    /// Re-merges one slice of the customers holding a changed tag (one writer turn, between other
+    /// effects). Returns whether more remain. On a failure nothing of the slice is kept and it is
+    /// still pending.
+    public func settleRemergeSlice() throws -> Bool {
+        try replica.settlePendingRemerges(limit: options.tagHolderSlice)
     }
 
     /// The scope of a node's pulls. Every node receives everything today; per-store scopes
