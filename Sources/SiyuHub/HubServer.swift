@@ -26,11 +26,15 @@ public final class HubServer: @unchecked Sendable {
         public var session: HubSession.Configuration
         public var listen: SocketAddress
         public var connectionOptions: ConnectionOptions
+        /// The limits every PUSH is checked against before its ops reach the store.
+        public var pushLimits: PushLimits
 
-        public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions()) {
+        public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
+                    pushLimits: PushLimits = .standard) {
             self.session = session
             self.listen = listen
             self.connectionOptions = connectionOptions
+            self.pushLimits = pushLimits
         }
     }
 
@@ -43,6 +47,10 @@ public final class HubServer: @unchecked Sendable {
     private var drivers: [ObjectIdentifier: HubConnectionDriver] = [:]
     private var nextConnectionNumber: UInt64 = 1
     private var stopping = false
+    /// Per-node buckets and tag-library pacing, kept across connections.
+    private var rateLimits: NodeRateLimits
+    /// The next slice of re-merging customers that hold a changed tag, while any are pending.
+    private var remergeTimer: TimerHandle?
 
     /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
     public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
@@ -52,6 +60,7 @@ public final class HubServer: @unchecked Sendable {
         self.configuration = configuration
         self.log = log
         self.nonceSource = nonceSource
+        rateLimits = NodeRateLimits(configuration.pushLimits)
     }
 
     /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
@@ -68,7 +77,29 @@ public final class HubServer: @unchecked Sendable {
                                     onError: { [log] error in log.write(.error, "hub accept failed: \(error)") },
                                     onAccept: { [weak self] connection in self?.accept(connection) })
         self.listener = listener
+        scheduleRemergeSlice()   // what a previous run left pending
         return listener.address
+    }
+
+    /// Re-merges the customers holding a changed tag one slice per loop turn, between the
+    /// connections' other work, while any are pending (SPEC section 10). Loop thread.
+    fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
+        guard remergeTimer == nil, !stopping, executor.hasPendingRemerges else { return }
+        remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
+            guard let self else { return }
+            self.remergeTimer = nil
+            do {
+                if try self.executor.settleRemergeSlice() {
+                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                    self.scheduleRemergeSlice()
+                } else {
+                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                }
+            } catch {
+                self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                self.scheduleRemergeSlice(after: .seconds(1))
+            }
+        }
     }
 
     /// The connections open now.
@@ -79,6 +110,8 @@ public final class HubServer: @unchecked Sendable {
         guard !stopping else { return }
         stopping = true
         listener?.close()
+        if let remergeTimer { loop.cancelTimer(remergeTimer) }
+        remergeTimer = nil
         log.write(.info, "hub shutting down (\(reason)): \(drivers.count) connection(s) open")
         for driver in Array(drivers.values) { driver.shutdown(reason: reason) }
     }
@@ -91,6 +124,17 @@ public final class HubServer: @unchecked Sendable {
                                          session: HubSession(configuration.session, nonce: nonceSource(), now: now()))
         drivers[ObjectIdentifier(driver)] = driver
         driver.start()
+    }
+
+    /// Checks a PUSH against the limits (SPEC section 10) before its ops reach the store: nil if
+    /// admitted, else the text of the ERROR 12 to answer. Only an HQ node's PUSH counts as a
+    /// tag-library change (a store's library write is refused with 8 by the store).
+    fileprivate func admit(_ changeSet: ChangeSet, of node: NodeID, role: Role?) -> String? {
+        let library = role == .hq && PushLimits.changesTagLibraryReads(changeSet.ops)
+        switch rateLimits.admit(node: node, ops: changeSet.ops.count, changesTagLibraryReads: library, now: now()) {
+        case .admitted: return nil
+        case let .busy(message, _): return message
+        }
     }
 
     fileprivate func finished(_ driver: HubConnectionDriver) {
@@ -193,10 +237,18 @@ private final class HubConnectionDriver {
     }
 
     private func perform(_ effect: HubEffect) {
-        let result = server.executor.execute(effect)
+        let result: HubEffectResult
+        if case let .storePush(node, changeSet) = effect, let busy = server.admit(changeSet, of: node, role: session.registration?.role) {
+            result = .pushBusy(busy)
+        } else {
+            result = server.executor.execute(effect)
+        }
         switch (effect, result) {
+        case let (.storePush(_, changeSet), .pushBusy(message)):
+            server.log.write(.info, "\(who) push of \(changeSet.ops.count) ops not taken: \(message)")
         case let (.storePush(_, changeSet), .pushStored(acked)):
             server.log.write(.info, "\(who) push stored: \(changeSet.ops.count) ops, acked_seq \(acked)")
+            server.scheduleRemergeSlice()
         case let (.storePush, .pushRefused(seq, code, message)):
             server.log.write(.warn, "\(who) push refused at op #\(seq): \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         case let (_, .failed(code, message)):

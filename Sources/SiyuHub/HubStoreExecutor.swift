@@ -12,11 +12,13 @@ import SiyuWire
 ///   failure `.failed(.internalError, …)` (retryable), a change set of a newer data model
 ///   `.failed(.schemaUnsupported, …)`;
 /// - a PUSH is stored by `Replica.acceptPush`: durable, with log positions, before `.pushStored`;
-/// - a PULL is answered from the log in log order within the byte budget (`.changes`), or with a
+/// - a PULL is answered from the log in log order within the byte budget (`.changes`), leaving out
+///   the pulling node's own ops (it holds them; SPEC section 7, "Download"), or with a
 ///   snapshot (`.startSnapshot`) when the cursor is past the log head (reason 2) or, for a
 ///   cursor of 0, when the log holds at least `Options.bootstrapSnapshotOps` ops (reason 0);
 ///   snapshot parts come in SPEC order (tag library first, instances whole) of at most about
-///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest.
+///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest; a snapshot too
+///   leaves out the node's own ops.
 public final class HubStoreExecutor {
     /// How the hub answers pulls.
     public struct Options: Sendable {
@@ -24,10 +26,14 @@ public final class HubStoreExecutor {
         public var bootstrapSnapshotOps: UInt64?
         /// About how many ops one snapshot part holds (SPEC: about 10,000 or fewer).
         public var opsPerSnapshotPart: Int
+        /// How many customers holding a changed tag one writer turn re-merges (`settleRemergeSlice`);
+        /// nil: all of them in the commit of the change (SPEC section 10: slices of 2,000).
+        public var tagHolderSlice: Int?
 
-        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000) {
+        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000, tagHolderSlice: Int? = 2_000) {
             self.bootstrapSnapshotOps = bootstrapSnapshotOps
             self.opsPerSnapshotPart = max(1, opsPerSnapshotPart)
+            self.tagHolderSlice = tagHolderSlice.map { max(1, $0) }
         }
     }
 
@@ -42,7 +48,18 @@ public final class HubStoreExecutor {
     public init(replica: Replica, options: Options = Options()) throws {
         self.replica = replica
         self.options = options
+        replica.tagHolderSlice = options.tagHolderSlice
         try replica.logUnpositionedOps()
+    }
+
+    /// Whether customers holding a changed tag are still to be re-merged (`settleRemergeSlice`).
+    public var hasPendingRemerges: Bool { (try? replica.hasPendingRemerges) ?? false }
+
+    /// Re-merges one slice of the customers holding a changed tag (one writer turn, between other
+    /// effects). Returns whether more remain. On a failure nothing of the slice is kept and it is
+    /// still pending.
+    public func settleRemergeSlice() throws -> Bool {
+        try replica.settlePendingRemerges(limit: options.tagHolderSlice)
     }
 
     /// The scope of a node's pulls. Every node receives everything today; per-store scopes
@@ -78,7 +95,7 @@ public final class HubStoreExecutor {
                 if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
                     return startSnapshot(cursor: head, reason: .bootstrap)
                 }
-                let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope(of: node))
+                let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope(of: node), leavingOut: node)
                 return .changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
                                 more: read.more, schemaVersion: currentSchemaVersion)
 
@@ -86,7 +103,8 @@ public final class HubStoreExecutor {
                 guard let position = snapshots[id] else {
                     return .failed(.internalError, "snapshot \(id) is not being read")
                 }
-                let part = try replica.snapshotPart(after: position, maxOps: options.opsPerSnapshotPart, scope: scope(of: node))
+                let part = try replica.snapshotPart(after: position, maxOps: options.opsPerSnapshotPart, scope: scope(of: node),
+                                                      leavingOut: node)
                 if let next = part.next {
                     snapshots[id] = .some(next)
                     return .snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion)

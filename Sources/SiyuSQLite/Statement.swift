@@ -114,6 +114,16 @@ public final class Statement {
         }
     }
 
+    /// Like `query`, but stops stepping as soon as `body` returns false (the rest of the result
+    /// is not computed). The statement is reset at the end, also if `body` throws.
+    public func queryWhile(_ values: [SQLiteValue] = [], _ body: (Row) throws -> Bool) throws {
+        try execution(values) {
+            while try step() {
+                guard try body(try currentRow()) else { break }
+            }
+        }
+    }
+
     /// All result rows, each as an array of column values.
     public func rows(_ values: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
         var result: [[SQLiteValue]] = []

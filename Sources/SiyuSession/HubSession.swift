@@ -59,6 +59,9 @@ public enum HubEffectResult: Sendable, Equatable {
     case pushStored(ackedSeq: UInt64)
     /// Op `seq` of the PUSH is refused with `code` (8, 9 or 14); `message` says why, for people.
     case pushRefused(seq: UInt64, code: ErrorCode, message: String)
+    /// The PUSH is over the hub's limits (`NodeRateLimits`); nothing was stored. Answered with
+    /// ERROR 12 (`busy`, retryable), the connection left open.
+    case pushBusy(String)
     /// `ops` in log order; `nextCursor` is where the node continues if all are sent; `more` whether
     /// further ops are pending beyond them; `schemaVersion` the data model of the batch.
     case changes([LoggedOp], nextCursor: UInt64, more: Bool, schemaVersion: Int)
@@ -179,6 +182,9 @@ public struct HubSession: Sendable {
         case let (.storePush, .pushRefused(seq, code, text)):
             let error = SessionError(code, OpRefusalText.message(seq: seq, text))
             actions = [connection.send(error.asMessage, now: now), .report(.opRefused(seq: seq, code: code.rawValue, message: error.message))]
+        case let (.storePush, .pushBusy(text)):
+            let error = SessionError(.busy, text)
+            actions = [connection.send(error.asMessage, now: now), .report(.errorSent(error))]
         case let (.readChanges(cursor, budget), .changes(ops, next, more, schema)):
             actions = sendChanges(ops, nextCursor: max(next, cursor), more: more, schema: schema, budget: budget, now: now)
         case let (.readChanges, .startSnapshot(id, cursor, reason)):

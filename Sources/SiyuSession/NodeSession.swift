@@ -351,9 +351,11 @@ public struct NodeSession: Sendable {
             pending = .quarantine
             return [received, .report(.opQuarantined(seq: seq, code: code, message: text)),
                     .perform(.quarantine(seq: seq, code: code, message: text))]
-        case (.clockSkew?, .push?):
+        case (.clockSkew?, .push?), (.busy?, .push?):
             outstanding.removeFirst()
-            pushRetryAt = now.adding(milliseconds: configuration.policy.pushRetryMillis)
+            let policy = configuration.policy
+            pushRetryAt = now.adding(milliseconds: code == ErrorCode.busy.rawValue
+                                     ? policy.busyRetryDelay(node: configuration.node, now: now) : policy.pushRetryMillis)
             return [received] + pump(now: now)
         case (.schemaUnsupported?, .pull?) where snapshot == nil:
             outstanding.removeFirst()

@@ -49,16 +49,20 @@ public struct KeepalivePolicy: Sendable, Equatable {
     /// time the node spends on its own store work does not count). PING/PONG do not count: a
     /// hub that answers PINGs but never a request would otherwise hold the node for ever.
     public var requestTimeoutMillis: UInt64
+    /// A node pushes again between this long and twice this long after a `busy` refusal
+    /// (`busyRetryDelay`).
+    public var busyRetryMillis: UInt64
 
     public init(pingAfterMillis: UInt64 = 20_000, idleTimeoutMillis: UInt64 = 60_000,
                 handshakeTimeoutMillis: UInt64 = 10_000, pollIntervalMillis: UInt64 = 5_000,
-                pushRetryMillis: UInt64 = 30_000, requestTimeoutMillis: UInt64 = 120_000) {
+                pushRetryMillis: UInt64 = 30_000, requestTimeoutMillis: UInt64 = 120_000, busyRetryMillis: UInt64 = 1_000) {
         self.pingAfterMillis = pingAfterMillis
         self.idleTimeoutMillis = idleTimeoutMillis
         self.handshakeTimeoutMillis = handshakeTimeoutMillis
         self.pollIntervalMillis = pollIntervalMillis
         self.pushRetryMillis = pushRetryMillis
         self.requestTimeoutMillis = requestTimeoutMillis
+        self.busyRetryMillis = busyRetryMillis
     }
 
     public static let standard = KeepalivePolicy()

@@ -35,10 +35,12 @@ public struct PositionedOp: Equatable, Sendable {
     public var op: Op
 }
 
-/// What `changes(after:byteBudget:scope:)` read.
+/// What `changes(after:byteBudget:scope:leavingOut:)` read.
 ///
-/// Guarantees: `ops` are in log order, all after the cursor; `nextCursor` is the position of the
-/// last one (the cursor itself when there are none); `more` is whether ops after them are pending.
+/// Guarantees: `ops` are in log order, all after the cursor, none of the origin left out;
+/// `nextCursor` is the position of the last op read — one of `ops`, or one of the left-out origin
+/// passed over after them — and the cursor itself when there is none; `more` is whether positions
+/// after `nextCursor` are pending.
 public struct HubChanges: Equatable, Sendable {
     public var ops: [PositionedOp]
     public var nextCursor: UInt64
@@ -305,30 +307,51 @@ extension Replica {
     /// counted by its stored body: the wire encoding, with its string dictionary, is usually
     /// smaller, and the session trims to the exact budget) — and always at least one when any is
     /// pending. At most 65,536 ops per read.
-    public func changes(after cursor: UInt64, byteBudget: Int, scope: SyncScope = .everything) throws -> HubChanges {
+    ///
+    /// `origin` (the pulling node) is left out: a node holds its own ops, so they are passed over
+    /// (`nextCursor` moves past them) without counting against the budget. At most
+    /// `maxPassed` of them (`ownOpsPassedPerRead`, 65,536) are passed in one read; a read that
+    /// passed that many and found nothing else returns no ops, `nextCursor` past them and `more`,
+    /// so every read makes progress.
+    public func changes(after cursor: UInt64, byteBudget: Int, scope: SyncScope = .everything,
+                        leavingOut origin: NodeID? = nil, passingAtMost maxPassed: Int = Replica.ownOpsPassedPerRead) throws -> HubChanges {
         switch scope {
         case .everything: break   // per-store scopes filter here
         }
         let budget = max(1, byteBudget)
-        let limit = max(1, min(budget / 4, 65_536)) + 1
+        let limit = max(1, min(budget / 4, 65_536))
+        let passable = max(1, maxPassed)
         return try ReplicaError.wrap("reading the log") {
             var ops: [PositionedOp] = []
             var total = 0
             var more = false
+            var passed = 0
+            var last = cursor
+            // The left-out origin's rows join no op (their bodies are not read).
             try db.cached("""
                 SELECT h.position, o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_log h
-                JOIN ops o ON o.origin = h.origin AND o.seq = h.seq
-                WHERE h.position > ? ORDER BY h.position LIMIT ?
-                """).query([.integer(Int64(clamping: cursor)), .integer(Int64(limit))]) { row in
-                guard !more else { return }
+                LEFT JOIN ops o ON h.origin IS NOT ?2 AND o.origin = h.origin AND o.seq = h.seq
+                WHERE h.position > ?1 ORDER BY h.position
+                """).queryWhile([.integer(Int64(clamping: cursor)), origin.map { .text($0) } ?? .null]) { row in
+                guard !row.isNull(2) else {   // the origin left out (or a position whose op is gone)
+                    if passed == passable { more = true; return false }
+                    passed += 1
+                    last = UInt64(clamping: row.int64(0))
+                    return true
+                }
                 let size = Int(row.blob(5).count) + 4
-                if !ops.isEmpty && (total + size > budget || ops.count == limit - 1) { more = true; return }
+                if !ops.isEmpty && (total + size > budget || ops.count == limit) { more = true; return false }
                 total += size
-                ops.append(PositionedOp(position: UInt64(clamping: row.int64(0)), op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+                last = UInt64(clamping: row.int64(0))
+                ops.append(PositionedOp(position: last, op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+                return true
             }
-            return HubChanges(ops: ops, nextCursor: ops.last?.position ?? cursor, more: more)
+            return HubChanges(ops: ops, nextCursor: last, more: more)
         }
     }
+
+    /// How many of the pulling node's own ops one `changes` read passes over at most: 65,536.
+    public static let ownOpsPassedPerRead = 65_536
 
     /// Instance kinds in snapshot order: the tag library first (groups, then tags), then the rest
     /// by kind code (SPEC section 7, "Scope").
@@ -338,7 +361,10 @@ extension Replica {
     /// splitting an instance, starting after `position` (nil: the start). `next` is nil after the
     /// last part. Ops stored meanwhile may or may not be included (they have positions after the
     /// snapshot's cursor, and applying is idempotent).
-    public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything) throws -> (ops: [Op], next: SnapshotPosition?) {
+    ///
+    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops.
+    public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
+                             leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
         switch scope {
         case .everything: break
         }
@@ -348,12 +374,13 @@ extension Replica {
             var ops: [Op] = []
             let range = try db.cached("""
                 SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND (inst_id, origin, seq) > (?, ?, ?)
-                ORDER BY inst_id, origin, seq LIMIT ?
+                AND origin IS NOT ? ORDER BY inst_id, origin, seq LIMIT ?
                 """)
+            let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
             while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
-                try range.query([.text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), .integer(Int64(want - before))]) { row in
+                try range.query([.text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut, .integer(Int64(want - before))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.instanceID = row.text(0) ?? ""
                     at.origin = row.text(1) ?? ""
@@ -367,8 +394,8 @@ extension Replica {
             if at.kindIndex < Replica.snapshotKinds.count, !at.instanceID.isEmpty {
                 try db.cached("""
                     SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ? AND (origin, seq) > (?, ?)
-                    ORDER BY origin, seq
-                    """).query([.text(Replica.snapshotKinds[at.kindIndex].name), .text(at.instanceID), .text(at.origin), .integer(at.seq)]) { row in
+                    AND origin IS NOT ? ORDER BY origin, seq
+                    """).query([.text(Replica.snapshotKinds[at.kindIndex].name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)

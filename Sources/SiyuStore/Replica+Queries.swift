@@ -112,8 +112,11 @@ extension Replica {
 
     /// A SHA-256 digest of the merged state: every plain table and the conflict log, in key order,
     /// with typed values. Equal on two replicas exactly when they hold the same merged state.
+    /// Customers still to be re-merged after a tag-library change (a hub's sliced re-merge) are
+    /// re-merged first (a write), so the digest is always of the settled state.
     public func digest() throws -> [UInt8] {
-        try ReplicaError.wrap("computing the digest") {
+        try settlePendingRemerges(limit: nil)
+        return try ReplicaError.wrap("computing the digest") {
             var hasher = SHA256()
             var w = ByteWriter(capacity: 4096)
             func flush() { hasher.update(w.bytes); w = ByteWriter(capacity: 4096) }

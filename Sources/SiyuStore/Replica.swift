@@ -62,6 +62,10 @@ public final class Replica {
     var bulk: BulkTransaction?
     /// Multi-row INSERTs, prepared once (`multiRowInsert`).
     var multiRowInserts: [Int: Statement] = [:]
+    /// When set (a hub), a tag-library change held by more customers than this is not re-merged
+    /// in its own commit: the holders are recorded as pending and re-merged this many at a time by
+    /// `settlePendingRemerges(limit:)` (Replica+SlicedRemerge.swift). Nil: all at once.
+    public var tagHolderSlice: Int?
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -346,10 +350,21 @@ public final class Replica {
             let catalogAfter = try catalog()
             let tags = try tagsAffected(by: Set(library.map { batch.refs[$0] }))
                 .filter { catalogBefore?.info(forTag: $0) != catalogAfter.info(forTag: $0) }
+            // With `tagHolderSlice` (a hub), more holders than one slice beyond those this commit
+            // merges anyway are left pending, re-merged in slices after it (Replica+SlicedRemerge).
+            let slice = bulk?.load == nil ? tagHolderSlice : nil
             let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
             var affected = Set<Int>(touched)
-            for tag in tags.sorted() {
-                try stmt.query([.text(tag)]) { row in affected.insert(try batch.slot(of: InstanceRef(.customer, row.text(0) ?? ""))) }
+            var others = 0
+            for tag in tags.sorted() where slice.map({ others <= $0 }) ?? true {
+                try stmt.queryWhile([.text(tag)]) { row in
+                    if affected.insert(try batch.slot(of: InstanceRef(.customer, row.text(0) ?? ""))).inserted { others += 1 }
+                    return slice.map { others <= $0 } ?? true
+                }
+            }
+            if let slice, others > slice {
+                try deferRemerges(ofHoldersOf: tags)
+                affected = Set(touched)
             }
             touched = Array(affected)
         }

@@ -189,6 +189,8 @@ struct HubServeCommand: Command {
             .value("listen", "HOST:PORT", "the address to listen on (default 127.0.0.1:7400; port 0: any free port)"),
             .value("log-level", "LEVEL", "error, warn, info (default) or debug; logs go to standard error"),
             .value("snapshot-after", "OPS", "a new node gets a snapshot instead of the log once the log holds this many ops (default 10000)"),
+            .value("push-rate", "OPS", "ops a second each node may push, refilling its bucket; beyond it a PUSH is answered busy (default 20000; 0: no limit)"),
+            .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
         ],
         discussion: """
         Prints 'listening on HOST:PORT' on standard output once the socket is bound, then one log line per
@@ -199,6 +201,7 @@ struct HubServeCommand: Command {
     var listen: SocketAddress
     var level: OperatorLog.Level
     var snapshotAfter: UInt64
+    var pushLimits: PushLimits
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
@@ -210,6 +213,11 @@ struct HubServeCommand: Command {
         let after = try arguments.value("snapshot-after", as: Int.self) ?? 10_000
         guard after >= 1 else { throw CommandLineError.usage("--snapshot-after must be 1 or more; got \(after)", hint: nil) }
         snapshotAfter = UInt64(after)
+        let rate = try arguments.value("push-rate", as: Int.self) ?? 20_000
+        guard rate >= 0 else { throw CommandLineError.usage("--push-rate must be 0 (no limit) or more; got \(rate)", hint: nil) }
+        let burst = try arguments.value("push-burst", as: Int.self) ?? 200_000
+        guard burst >= 1 else { throw CommandLineError.usage("--push-burst must be 1 or more; got \(burst)", hint: nil) }
+        pushLimits = PushLimits(opsPerSecond: UInt64(rate), burstOps: UInt64(burst))
     }
 
     func run(in context: HubContext) throws -> ExitCode {
@@ -224,7 +232,7 @@ struct HubServeCommand: Command {
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let server = HubServer(loop: loop, executor: executor,
-                               configuration: .init(session: .init(hubID: replica.node), listen: listen), log: log)
+                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits), log: log)
         let address = try server.start()
         let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
         defer { watcher.cancel() }

@@ -252,4 +252,39 @@ import SiyuStore
         #expect(try digest(n.db("gulou")) == digest(n.hubDB))
         #expect(try digest(n.db("hq")) == digest(n.hubDB))
     }
+
+    /// A hub with a small per-node rate: HQ's big push is answered `busy` part of the way, its
+    /// daemon waits and pushes the rest on the same connection, and the hub sends it none of its
+    /// own ops back while a store receives them all.
+    @Test(.timeLimit(.minutes(2))) func aNodeOverItsRateIsToldBusyPushesTheRestLaterAndNeverReceivesItsOwnOps() throws {
+        let n = try Network()
+        defer { n.close() }
+        try n.register("hq", role: "hq")
+        try n.register("xihu", role: "store")
+        let hub = try HubProcess.start(n.p, db: n.hubDB, extra: ["--push-rate", "100", "--push-burst", "1000", "--log-level", "debug"])
+        try n.initNode("hq", role: "hq", hub: hub.address)
+        try n.initNode("xihu", role: "store", hub: hub.address)
+        try seed(n.db("hq"), customers: 600)
+        let own = try withReplica(n.db("hq")) { try $0.lastIssuedSeq() }
+        #expect(own > 1_800, "more than the burst")
+
+        let daemon = try n.p.start("siyu-node", ["run", "--db", n.db("hq"), "--push-batch", "500"], name: "hq")
+        try eventually("HQ's ops all acknowledged", timeout: 60) { try hubAcked(n, "hq") == own }
+        // HQ's next pull passes over its own ops: the cursor reaches the log head with no op sent.
+        try eventually("HQ's cursor past its own ops", timeout: 20) { hub.child.err.contains("sent 0 ops up to position \(own)") }
+        daemon.kill(SIGTERM)
+        #expect(daemon.waitForExit(timeout: 5) == 0)
+        #expect(daemon.err.contains("busy (12), retryable"), "\(daemon.err)")
+        #expect(daemon.err.components(separatedBy: "auth ok").count == 2, "one connection: busy does not close it")
+        #expect(hub.child.err.contains("not taken: node 'hq' has used its share"))
+        // Every CHANGES the hub sent HQ was empty: HQ is the only origin.
+        let sent = hub.child.err.split(separator: "\n").filter { $0.contains(" node='hq' ") && $0.contains(" ops up to position ") }
+        #expect(!sent.isEmpty && sent.allSatisfy { $0.contains(" sent 0 ops ") }, "\(sent) \(hub.child.err.suffix(3000))")
+        #expect(try withReplica(n.db("hq")) { try $0.opCounts().total } == Int(own))
+
+        #expect(try n.syncOnce("xihu", timeout: 40).code == 0)
+        hub.child.kill(SIGTERM)
+        #expect(try digest(n.db("xihu")) == digest(n.db("hq")))
+        #expect(try digest(n.hubDB) == digest(n.db("hq")))
+    }
 }

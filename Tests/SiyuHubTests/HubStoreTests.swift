@@ -147,4 +147,62 @@ import SiyuWire
         #expect(all.count == 51 && all.first == hq)
         #expect(Set(all.map(\.seq)).count == 50)
     }
+
+    /// Writes by hq numbered `seqs`, one customer name each.
+    func hqWrites(_ seqs: ClosedRange<UInt64>) -> [Op] {
+        seqs.map { seq in
+            Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000 + seq, logical: 1), node: "hq"), seq: seq, role: .hq, author: "zhaolei",
+               body: .write(Target(.customer, "wm_hq\(seq)"), field: "name", value: .text("客户\(seq)"), overwrites: []))
+        }
+    }
+
+    @Test func aPullLeavesOutThePullingNodesOwnOpsButTheCursorMovesPastThemAndOtherNodesOpsArrive() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        try hub.replica.registerNode("hq", role: .hq, secret: Array("h".utf8))
+        _ = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...20))))   // positions 1…20
+        _ = hub.executor.execute(.storePush(node: "hq", ChangeSet(ops: hqWrites(1...3))))  // 21…23
+        _ = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(21...25))))  // 24…28
+
+        // xihu's pull after its push brings nothing of its own, only hq's ops; the cursor passes the end.
+        guard case let .changes(ops, next, more, _) = hub.executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20, schemaVersion: 1)) else {
+            Issue.record("no changes"); return
+        }
+        #expect(ops.map(\.op.origin) == ["hq", "hq", "hq"] && ops.map(\.position) == [21, 22, 23])
+        #expect(next == 28 && !more)
+        // hq still receives every op of xihu, and none of its own.
+        let forHQ = try hub.replica.changes(after: 0, byteBudget: 1 << 20, leavingOut: "hq")
+        #expect(forHQ.ops.count == 25 && forHQ.ops.allSatisfy { $0.op.origin == "xihu" } && forHQ.nextCursor == 28 && !forHQ.more)
+
+        // The budget counts only ops sent: a budget of one op still brings hq's first op, after
+        // passing xihu's twenty, and stops before hq's second.
+        let small = try hub.replica.changes(after: 0, byteBudget: 1, leavingOut: "xihu")
+        #expect(small.ops.map(\.position) == [21] && small.nextCursor == 21 && small.more)
+        // From hq's last op: only own ops remain; nothing is sent and the cursor moves past them.
+        let ownOnly = try hub.replica.changes(after: 23, byteBudget: 1, leavingOut: "xihu")
+        #expect(ownOnly.ops.isEmpty && ownOnly.nextCursor == 28 && !ownOnly.more)
+
+        // A snapshot for xihu leaves its own ops out too: just hq's three.
+        var all: [Op] = []
+        var at: SnapshotPosition? = nil
+        repeat {
+            let part = try hub.replica.snapshotPart(after: at, maxOps: 2, leavingOut: "xihu")
+            all += part.ops
+            at = part.next
+        } while at != nil
+        #expect(all.count == 3 && all.allSatisfy { $0.origin == "hq" })
+    }
+
+    @Test func passingOverTheNodesOwnOpsIsBoundedPerReadAndEveryReadMakesProgress() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        try hub.replica.registerNode("hq", role: .hq, secret: Array("h".utf8))
+        _ = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...30))))
+        _ = hub.executor.execute(.storePush(node: "hq", ChangeSet(ops: hqWrites(1...1))))
+        // Passing at most 20 own ops a read (65,536 by default), with a budget of one op.
+        let first = try hub.replica.changes(after: 0, byteBudget: 1, leavingOut: "xihu", passingAtMost: 20)
+        #expect(first.ops.isEmpty && first.more && first.nextCursor == 20)
+        let second = try hub.replica.changes(after: first.nextCursor, byteBudget: 1, leavingOut: "xihu", passingAtMost: 20)
+        #expect(second.ops.map(\.op.origin) == ["hq"] && !second.more && second.nextCursor == 31)
+    }
 }

@@ -68,6 +68,8 @@ struct FakeHubStore {
     var snapshotsServed = 0
     /// Answer every PULL with "the next op needs a newer data model".
     var schemaTooNew = false
+    /// Answer this many PUSHes with `busy` (as the hub's limits do) before storing any.
+    var busyPushes = 0
 
     func acked(_ node: NodeID) -> UInt64 {
         var s: UInt64 = 0
@@ -81,6 +83,7 @@ struct FakeHubStore {
             guard let r = registrations[node] else { return .registration(nil) }
             return .registration(NodeRegistration(secret: r.secret, role: r.role, ackedSeq: acked(node), logHead: UInt64(log.count)))
         case let .storePush(node, cs):
+            if busyPushes > 0 { busyPushes -= 1; return .pushBusy("busy: push again later") }
             for op in cs.ops {
                 if let old = held[node]?[op.seq] {
                     if old != op { return .pushRefused(seq: op.seq, code: .permissionDenied, message: "held with other content") }

@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuHub
+import SiyuSession
+import SiyuStore
+
+/// A tag-library change that re-merges many customers is settled by the hub in slices, between
+/// other writes (SPEC section 10): the tables end as an all-at-once merge leaves them, and the digest
+/// is always of the settled state.
+@Suite struct SlicedRemergeTests {
+    final class Scratch {
+        let dir: URL
+        var now: UInt64 = 1_764_000_000_000
+        var opened: [Replica] = []
+        init() throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-sliced-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        func replica(_ name: String, role: Role = .hq) throws -> Replica {
+            let r = try Replica(path: dir.appendingPathComponent("\(name).db").path,
+                                options: ReplicaOptions(node: name, role: role, wallClock: { [unowned self] in self.now }))
+            opened.append(r)
+            return r
+        }
+        func reopen(_ name: String) throws -> Replica {
+            let r = try Replica(existing: dir.appendingPathComponent("\(name).db").path)
+            opened.append(r)
+            return r
+        }
+        deinit {
+            for r in opened { r.close() }
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    /// HQ's edits since the last call, as one PUSH.
+    final class Outbox {
+        let hq: Replica
+        var sent = VersionVector()
+        init(_ hq: Replica) { self.hq = hq }
+        func next() throws -> ChangeSet {
+            let cs = try hq.changeSet(since: sent)
+            sent = try hq.versionVector()
+            return cs
+        }
+    }
+
+    func hub(_ s: Scratch, _ name: String, slice: Int?) throws -> HubStoreExecutor {
+        let replica = try s.replica(name)
+        try replica.registerNode("hq", role: .hq, secret: Array("h".utf8))
+        return try HubStoreExecutor(replica: replica, options: .init(bootstrapSnapshotOps: nil, tagHolderSlice: slice))
+    }
+
+    @Test func aGroupTurnedExclusiveIsReMergedInSlicesAndTheTablesEndAsAnAllAtOnceMergeLeavesThem() throws {
+        let s = try Scratch()
+        let hq = try s.replica("hq")
+        let outbox = Outbox(hq)
+        let sliced = try hub(s, "sliced", slice: 3)
+        let whole = try hub(s, "whole", slice: nil)
+        func push() throws {
+            let cs = try outbox.next()
+            for h in [sliced, whole] {
+                guard case .pushStored = h.execute(.storePush(node: "hq", cs)) else { Issue.record("a PUSH was refused"); return }
+            }
+        }
+        // Ten customers each hold two tags of one group; four hold only one.
+        try hq.defineTagGroup("level", name: "会员等级")
+        try hq.defineTag("silver", group: "level", name: "银卡")
+        try hq.defineTag("gold", group: "level", name: "金卡")
+        for i in 0..<14 {
+            try hq.createCustomer("c\(i)", ["name": .text("客户\(i)")], by: "zhaolei")
+            try hq.addTag("silver", to: "c\(i)", by: "zhaolei")
+            if i < 10 { try hq.addTag("gold", to: "c\(i)", by: "zhaolei") }
+        }
+        try push()
+        #expect(try sliced.replica.hasPendingRemerges == false)
+        let before = try sliced.replica.rows(of: .customerTags).count
+        #expect(before == 24)
+
+        // The group turns exclusive: every holder's merge changes (one tag of the two is dropped).
+        try hq.defineTagGroup("level", name: "会员等级", exclusive: true)
+        try push()
+        #expect(try whole.replica.rows(of: .customerTags).count == 14)
+        // The sliced hub stored the change but re-merged nobody yet.
+        #expect(try sliced.replica.hasPendingRemerges)
+        #expect(try sliced.replica.rows(of: .customerTags).count == before)
+
+        // A customer that receives an op meanwhile is merged whole with it, at once.
+        try hq.editCustomer("c3", ["phone": .text("13800000003")], by: "zhaolei")
+        try push()
+        #expect(try sliced.replica.rows(of: .customerTags, where: "customer_id", equals: "c3").count == 1)
+
+        // Slices of 3 customers: silver's 14 holders, then gold's 10.
+        var slices = 0
+        while try sliced.settleRemergeSlice() { slices += 1 }
+        slices += 1
+        #expect(slices == 9, "\(slices) slices")
+        #expect(try sliced.replica.hasPendingRemerges == false)
+        for table in [Table.customerTags, .customers, .tagGroups, .tags] {
+            #expect(try sliced.replica.rows(of: table) == whole.replica.rows(of: table), "\(table)")
+        }
+        #expect(try sliced.replica.conflicts() == whole.replica.conflicts())
+        #expect(try sliced.replica.digest() == whole.replica.digest())
+        #expect(try whole.replica.digest() == hq.digest())
+    }
+
+    @Test func aDigestTakenWhileSlicesArePendingIsOfTheSettledStateAndPendingWorkSurvivesAReopen() throws {
+        let s = try Scratch()
+        let hq = try s.replica("hq")
+        let outbox = Outbox(hq)
+        let sliced = try hub(s, "sliced", slice: 2)
+        try hq.defineTagGroup("pref", name: "消费偏好")
+        try hq.defineTag("tea", group: "pref", name: "茶")
+        for i in 0..<9 {
+            try hq.createCustomer("c\(i)", ["name": .text("客户\(i)")], by: "zhaolei")
+            try hq.addTag("tea", to: "c\(i)", by: "zhaolei")
+        }
+        _ = sliced.execute(.storePush(node: "hq", try outbox.next()))
+        try hq.deleteTag("tea")
+        _ = sliced.execute(.storePush(node: "hq", try outbox.next()))
+        #expect(try sliced.settleRemergeSlice())   // 2 of 9 done
+        #expect(try sliced.replica.rows(of: .customerTags).count == 7)
+
+        // Reopened (a hub restarted mid-way): the rest is still pending, and resumes.
+        sliced.replica.close()
+        let reopened = try s.reopen("sliced")
+        #expect(try reopened.hasPendingRemerges)
+        #expect(try reopened.settlePendingRemerges(limit: 2))
+        #expect(try reopened.rows(of: .customerTags).count == 5)
+        // A digest settles the rest first: it equals HQ's, which merged everything.
+        #expect(try reopened.digest() == hq.digest())
+        #expect(try reopened.hasPendingRemerges == false)
+        #expect(try reopened.rows(of: .customerTags).isEmpty)
+    }
+
+    @Test func aSnapshotEndsWithTheDigestOfTheSettledState() throws {
+        let s = try Scratch()
+        let hq = try s.replica("hq")
+        let outbox = Outbox(hq)
+        let sliced = try hub(s, "sliced", slice: 1)
+        try sliced.replica.registerNode("xihu", role: .store, secret: Array("x".utf8))
+        try hq.defineTagGroup("pref", name: "消费偏好")
+        try hq.defineTag("tea", group: "pref", name: "茶")
+        for i in 0..<5 {
+            try hq.createCustomer("c\(i)", ["name": .text("客户\(i)")], by: "zhaolei")
+            try hq.addTag("tea", to: "c\(i)", by: "zhaolei")
+        }
+        _ = sliced.execute(.storePush(node: "hq", try outbox.next()))
+        try hq.deleteTag("tea")
+        _ = sliced.execute(.storePush(node: "hq", try outbox.next()))
+        #expect(try sliced.replica.hasPendingRemerges)
+        guard case let .startSnapshot(id, _, _) = sliced.execute(.readChanges(node: "xihu", after: 99, byteBudget: 1 << 20, schemaVersion: 1)) else {
+            Issue.record("no snapshot"); return
+        }
+        var digest: [UInt8] = []
+        var part: UInt64 = 0
+        while true {
+            guard case let .snapshotPart(_, isLast, d, _) = sliced.execute(.readSnapshotPart(node: "xihu", snapshotID: id, part: part)) else {
+                Issue.record("no snapshot part"); return
+            }
+            if isLast { digest = d; break }
+            part += 1
+        }
+        #expect(digest == (try hq.digest()))
+    }
+}
