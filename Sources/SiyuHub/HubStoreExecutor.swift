@@ -16,7 +16,9 @@ import SiyuWire
 ///   snapshot (`.startSnapshot`) when the cursor is past the log head (reason 2) or, for a
 ///   cursor of 0, when the log holds at least `Options.bootstrapSnapshotOps` ops (reason 0);
 ///   snapshot parts come in SPEC order (tag library first, instances whole) of at most about
-///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest.
+///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest;
+/// - a DIGEST_REQUEST is answered with the state digest of the node's scope and the log head it
+///   describes, read together (`Replica.scopeDigest`).
 public final class HubStoreExecutor {
     /// How the hub answers pulls.
     public struct Options: Sendable {
@@ -93,6 +95,10 @@ public final class HubStoreExecutor {
                 }
                 snapshots[id] = nil
                 return .snapshotPart(part.ops, isLast: true, digest: try replica.digest(), schemaVersion: currentSchemaVersion)
+
+            case let .readDigest(node):
+                let scoped = try replica.scopeDigest(scope(of: node))
+                return .digest(position: scoped.position, digest: scoped.digest)
             }
         } catch let ReplicaError.refused(refusal) {
             return .failed(HubStoreExecutor.code(of: refusal), refusal.protocolMessage)

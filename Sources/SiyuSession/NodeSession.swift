@@ -80,6 +80,7 @@ public struct NodeSession: Sendable {
     private enum Request: Sendable, Equatable {
         case push(first: UInt64, last: UInt64)
         case pull
+        case digest
     }
 
     private struct Snapshot: Sendable {
@@ -212,6 +213,24 @@ public struct NodeSession: Sendable {
         return actions + pump(now: now)
     }
 
+    /// Asks the hub for its state digest of this node's scope (DIGEST_REQUEST, SPEC section 7,
+    /// "Digests"), at most one at a time, in `ready`. The answer is reported as `.digest` with the
+    /// cursor the node's replica holds at that moment; a hub that predates digests answers
+    /// ERROR 11, reported as `.digestUnsupported` (the connection then closes).
+    public mutating func requestDigest(now: SessionInstant) -> [Action] {
+        guard state == .ready, !outstanding.contains(.digest) else { return [] }
+        outstanding.append(.digest)
+        return [connection.send(.digestRequest(cursor: cursor), now: now)]
+    }
+
+    /// Pulls as soon as possible instead of waiting for the poll interval (a driver that learned
+    /// the hub's log moved on, say from a DIGEST's position).
+    public mutating func pullNow(now: SessionInstant) -> [Action] {
+        guard state == .ready else { return [] }
+        pullAt = now
+        return pump(now: now)
+    }
+
     /// Ends the session politely (shutdown).
     public mutating func close(reason: String, now: SessionInstant) -> [Action] {
         abandon() + connection.bye(reason, now: now)
@@ -301,6 +320,11 @@ public struct NodeSession: Sendable {
             pending = .finishSnapshot
             return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest))]
 
+        case let .digest(position, digest):
+            guard outstanding.first == .digest else { return unexpected(message, now: now) }
+            outstanding.removeFirst()
+            return [.report(.digest(position: position, digest: digest, cursor: cursor))]
+
         case let .ping(token):
             return [connection.send(.pong(token: token), now: now)]
         case .pong:
@@ -341,6 +365,11 @@ public struct NodeSession: Sendable {
             outstanding.removeFirst()
             pullEnabled = false
             return [received, .report(.upgradeNeeded(text))] + pump(now: now)
+        case (.unknownMessageType?, .digest?):
+            // A hub that predates DIGEST_REQUEST (SPEC section 4); it closes the connection.
+            outstanding.removeFirst()
+            return [received, .report(.digestUnsupported(text))] + abandon()
+                + connection.closeQuietly(.errorReceived(code: code, retryable: retryable, message: text))
         case (.cursorTooOld?, _):
             return [received]   // informational (SPEC section 8): a snapshot follows
         default:
