@@ -94,6 +94,6 @@ struct VerifyCommand: Command {
         if report.quarantinedTotal > 0 {
             hint = "this replica holds \(report.quarantinedTotal) own op(s) the hub refused for good (quarantined): they stay in its state, so the digests differ until new edits correct those records. Otherwise: "
         }
-        return hint + "run siyu rebuild --db \(path) (recomputes the tables from the op log) and siyu verify again; if they still differ, the replica lacks ops the hub has: bring them with siyu export-changes --db HUB.db --out CHANGES --for \(path) on the hub's file and siyu import-changes --db \(path) CHANGES, or set up a fresh replica (siyu-node init) that loads a snapshot"
+        return hint + "run siyu rebuild --db \(path) (recomputes the tables from the op log) and siyu verify again; if they still differ, the replica lacks ops the hub has: write them on the hub's machine with siyu export-changes --db HUB.db --out CHANGES and load them with siyu import-changes --db \(path) CHANGES, or set up a fresh replica (siyu-node init) that loads a snapshot"
     }
 }
