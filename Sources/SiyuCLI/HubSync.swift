@@ -46,7 +46,7 @@ enum HubSync {
         } catch let e as NodeError {
             switch e {
             case .alreadySyncing:
-                throw CLIError(e.message, hint: "a siyu-node run daemon already syncs it: it pushes edits within a second and pulls every 5 s (siyu status --db \(path) shows where it stands); to run this command, stop the daemon (SIGTERM) first")
+                throw CLIError(e.message, hint: "a siyu-node run daemon already syncs it: it pushes edits within a second and pulls every 5 s (where it stands: siyu status --db \(path)); to run this command, stop the daemon (SIGTERM) first")
             default:
                 throw CLIError(e.message, hint: e.hint)
             }

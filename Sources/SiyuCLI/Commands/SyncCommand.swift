@@ -66,7 +66,7 @@ struct SyncCommand: Command {
             HubSync.lines(report).forEach(out.line)
         }
         if let failure {
-            throw CLIError(failure, hint: "check that the hub runs and knows this node (siyu-hub nodes --db HUB.db), then run siyu sync --now again")
+            throw CLIError(failure, hint: "check that the hub runs and knows this node (siyu-hub nodes --db HUB.db); then run again: siyu sync --now --db \(path)")
         }
         return .success
     }

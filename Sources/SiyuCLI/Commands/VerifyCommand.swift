@@ -53,17 +53,17 @@ struct VerifyCommand: Command {
         case let .verified(c):
             comparison = c
         case .synced, .stopped:
-            throw CLIError("verify interrupted before the digests were compared", hint: "run siyu verify --db \(path) again")
+            throw CLIError("verify interrupted before the digests were compared", hint: "run it again: siyu verify --db \(path)")
         case let .failed(why):
             if report.hubLacksDigests {
                 throw CLIError("hub does not support verify: it does not know DIGEST_REQUEST (\(why))",
-                               hint: "upgrade siyu-hub on the hub; until then compare siyu status --db FILE digests by hand with the replicas synced")
+                               hint: "upgrade siyu-hub on the hub; until then, with both synced, compare the digests of siyu status --db FILE; and, on the hub's machine, of siyu status --db HUB.db")
             }
             if why.hasPrefix("hub busy") {
-                throw CLIError(why, hint: "other nodes keep pushing; run siyu verify --db \(path) again in a moment")
+                throw CLIError(why, hint: "other nodes keep pushing; in a moment, run again: siyu verify --db \(path)")
             }
             throw CLIError("verify did not finish: \(why)",
-                           hint: "check that the hub runs and knows this node (siyu-hub nodes --db HUB.db), then run siyu verify again")
+                           hint: "check that the hub runs and knows this node (siyu-hub nodes --db HUB.db); then run again: siyu verify --db \(path)")
         }
         let hint = comparison.isEqual ? nil : differHint(report)
         if json {
@@ -94,6 +94,6 @@ struct VerifyCommand: Command {
         if report.quarantinedTotal > 0 {
             hint = "this replica holds \(report.quarantinedTotal) own op(s) the hub refused for good (quarantined): they stay in its state, so the digests differ until new edits correct those records. Otherwise: "
         }
-        return hint + "run siyu rebuild --db \(path) (recomputes the tables from the op log) and siyu verify again; if they still differ, the replica lacks ops the hub has: write them on the hub's machine with siyu export-changes --db HUB.db --out CHANGES and load them with siyu import-changes --db \(path) CHANGES, or set up a fresh replica (siyu-node init) that loads a snapshot"
+        return hint + "if the tables were edited by hand, recompute them from the op log (siyu rebuild --db \(path)) and verify again; if the digests still differ, this replica lacks ops the hub has: write them on the hub's machine (siyu export-changes --db HUB.db --out CHANGES), load them here (siyu import-changes --db \(path) CHANGES) and verify again, or set up a fresh replica (siyu-node init) that loads a snapshot"
     }
 }
