@@ -45,7 +45,8 @@ let package = Package(
         // WeCom payloads (API responses, callbacks) decoded and mapped to intended edits. Pure.
         .target(name: "SiyuWeCom", dependencies: ["SiyuCore"]),
         // What the CLI does: one file per subcommand, the demo scenario, rendering of a replica.
-        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuWire", "SiyuCommandLine", "SiyuWeCom"]),
+        // `siyu sync` and `siyu verify` run the node's sync engine (SiyuNode) in-process.
+        .target(name: "SiyuCLI", dependencies: ["SiyuCore", "SiyuStore", "SiyuWire", "SiyuCommandLine", "SiyuWeCom", "SiyuNode", "SiyuNet"]),
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).

@@ -5,6 +5,9 @@
 # "*" means anything, minus the modules in the "forbidden" column. Targets whose directory
 # does not exist yet are skipped; a target that exists but has no row is an error (add one).
 # Everywhere else (Tests/, tools/, …) the only rule is that nobody but SiyuSQLite imports CSQLite.
+# SiyuCLI may use SiyuNode (`siyu sync`/`siyu verify` run the node's sync engine, SyncRound, in
+# process rather than a copy of it) and SiyuNet (for the operator log's levels); it still makes
+# no socket call itself, and SiyuNode never imports SiyuCLI.
 #
 # Recognised forms: `import M`, `import M.Sub`, `import struct M.T` (and other kinds),
 # `@testable import M`, `@_exported import M`, `@preconcurrency import M`, `@_spi(X) import M`,
@@ -29,7 +32,7 @@ SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSe
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuCommandLine | Foundation                                                   |
 SiyuWeCom       | Foundation FoundationXML SiyuCore                            |
-SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine SiyuWeCom |
+SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine SiyuWeCom SiyuNode SiyuNet |
 siyu            | *                                                            | CSQLite
 siyu-node       | *                                                            | CSQLite
 siyu-hub        | *                                                            | CSQLite

@@ -39,6 +39,8 @@ public enum SiyuProgram {
         ExportChangesCommand.self,
         ImportChangesCommand.self,
         MergeCommand.self,
+        SyncCommand.self,
+        VerifyCommand.self,
     ]
 
     public static let program = CommandLineProgram<CLIContext>(

@@ -290,6 +290,10 @@ private final class HubConnectionDriver {
             log.write(.warn, "\(who) error sent: \(error)")
         case let .errorReceived(code, retryable, message):
             log.write(.warn, "\(who) error received: code \(code)\(retryable ? " (retryable)" : ""): \(IdentifierRule.printable(message, limit: 300))")
+        case let .digest(position, _, cursor):
+            log.write(.info, "\(who) digest sent at position \(position) (the node has pulled up to \(cursor))")
+        case .digestUnsupported:
+            break   // node side only
         case let .skippedFrame(type):
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")
         }

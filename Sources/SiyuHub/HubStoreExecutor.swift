@@ -19,6 +19,8 @@ import SiyuWire
 ///   snapshot parts come in SPEC order (tag library first, instances whole) of at most about
 ///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest; a snapshot too
 ///   leaves out the node's own ops.
+/// - a DIGEST_REQUEST is answered with the state digest of the node's scope and the log head it
+///   describes, read together (`Replica.scopeDigest`).
 public final class HubStoreExecutor {
     /// How the hub answers pulls.
     public struct Options: Sendable {
@@ -111,6 +113,10 @@ public final class HubStoreExecutor {
                 }
                 snapshots[id] = nil
                 return .snapshotPart(part.ops, isLast: true, digest: try replica.digest(), schemaVersion: currentSchemaVersion)
+
+            case let .readDigest(node):
+                let scoped = try replica.scopeDigest(scope(of: node))
+                return .digest(position: scoped.position, digest: scoped.digest)
             }
         } catch let ReplicaError.refused(refusal) {
             return .failed(HubStoreExecutor.code(of: refusal), refusal.protocolMessage)

@@ -21,6 +21,12 @@ import SiyuWire
 /// - `.once` mode ends `.synced` only when the session is caught up (last PULL said `more = false`,
 ///   nothing outstanding) and the replica's outbox (quarantined ops aside) is empty, after saying
 ///   BYE; it ends `.failed` if that is not reached within `onceTimeout`;
+/// - `.verify` mode gets there too, then asks the hub for its digest (DIGEST_REQUEST) and ends
+///   `.verified` with both digests only when the hub's position is the node's cursor and no local
+///   edit came in meanwhile (the two digests then describe the same ops); otherwise it pulls
+///   (and pushes) again and asks again, at most `maxAttempts` times, then ends `.failed` (the hub
+///   is busy). A hub that predates digests ends it `.failed` with `hubLacksDigests` set;
+/// - `tally` counts what moved (acknowledged pushes, pulled ops, snapshots, quarantines, problems);
 /// - while the session waits for a store effect or the hub is not reading (`isWritable` false) the
 ///   socket is not read and no effect runs;
 /// - `finish` is called exactly once, on the loop thread, with the outcome; the caller stops the loop.
@@ -30,6 +36,9 @@ public final class NodeDaemon: @unchecked Sendable {
         case continuous
         /// One full round: push everything, pull until nothing more is pending, then stop.
         case once
+        /// One full round, then compare this replica's state digest with the hub's (asking again,
+        /// after pulling, at most `maxAttempts` times while the hub's log moves on).
+        case verify(maxAttempts: Int)
     }
 
     public struct Configuration: Sendable {
@@ -63,6 +72,8 @@ public final class NodeDaemon: @unchecked Sendable {
         case synced
         /// Shut down on request (a signal).
         case stopped
+        /// `.verify`: caught up, and the hub's digest at the node's cursor compared with the replica's.
+        case verified(DigestComparison)
         /// Gave up: why, for people.
         case failed(String)
     }
@@ -72,6 +83,10 @@ public final class NodeDaemon: @unchecked Sendable {
     public let configuration: Configuration
     public let log: OperatorLog
     public private(set) var outcome: Outcome?
+    /// What moved so far.
+    public private(set) var tally = SyncTally()
+    /// The hub answered DIGEST_REQUEST with `unknown_message_type`: it predates digests.
+    public private(set) var hubLacksDigests = false
     private let finish: (Outcome) -> Void
 
     private var session: NodeSession?
@@ -89,6 +104,13 @@ public final class NodeDaemon: @unchecked Sendable {
     private var fatal: String?
     private var stopping = false
     private var sayingGoodbye = false
+    /// `.verify`: a DIGEST_REQUEST is outstanding on this connection; the answer, read with the
+    /// replica's digest at that moment (nil if that failed); how many were asked.
+    private var digestRequested = false
+    private var digestAnswer: (position: UInt64, hub: [UInt8], cursor: UInt64, local: [UInt8]?)?
+    private var digestAttempts = 0
+    /// `.verify`: the PULL after the last PUSH of this connection has been sent.
+    private var pulledAfterPushing = false
 
     public init(loop: EventLoop, executor: NodeStoreExecutor, configuration: Configuration, log: OperatorLog,
                 finish: @escaping (Outcome) -> Void) {
@@ -115,7 +137,7 @@ public final class NodeDaemon: @unchecked Sendable {
     /// Starts: connects, and polls the outbox. Loop thread (or before the loop runs).
     public func start() {
         lastSeenSeq = (try? replica.lastIssuedSeq()) ?? 0
-        if configuration.mode == .once {
+        if configuration.mode != .continuous {
             onceTimer = loop.scheduleTimer(after: configuration.onceTimeout) { [weak self] in
                 guard let self else { return }
                 self.onceTimer = nil
@@ -146,6 +168,7 @@ public final class NodeDaemon: @unchecked Sendable {
                 self.connected(connection)
             case let .failure(error):
                 self.lastProblem = "cannot reach the hub: \(error)"
+                self.tally.note(self.lastProblem)
                 self.log.write(.warn, "\(self.who) \(self.lastProblem)")
                 self.scheduleReconnect()
             }
@@ -176,6 +199,7 @@ public final class NodeDaemon: @unchecked Sendable {
             scheduleReconnect()
             return
         }
+        tally.connections += 1
         act(session!.start(now: now()))
     }
 
@@ -216,6 +240,9 @@ public final class NodeDaemon: @unchecked Sendable {
             connection = nil
             session = nil
             deferred = nil
+            digestRequested = false
+            digestAnswer = nil
+            pulledAfterPushing = false
             if let t = sessionTimer { loop.cancelTimer(t) }
             sessionTimer = nil
             if sayingGoodbye, let outcome {
@@ -257,6 +284,7 @@ public final class NodeDaemon: @unchecked Sendable {
     private func perform(_ effect: NodeEffect) {
         guard let result = executor.execute(effect) else { return }
         if case let .failed(code, message) = result {
+            tally.note("store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
             log.write(.error, "\(who) store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         }
         guard session != nil else { return }
@@ -267,7 +295,10 @@ public final class NodeDaemon: @unchecked Sendable {
         if !reason.isRetryable, fatal == nil, !sayingGoodbye {
             fatal = "the connection ended and retrying cannot help: \(reason)"
         }
-        if !sayingGoodbye { lastProblem = "\(reason)" }
+        if !sayingGoodbye {
+            lastProblem = "\(reason)"
+            tally.note(lastProblem)
+        }
         log.write(reason.isRetryable || sayingGoodbye ? .info : .error, "\(who) closing: \(reason)")
     }
 
@@ -275,14 +306,13 @@ public final class NodeDaemon: @unchecked Sendable {
     private func afterActions() {
         guard let session, let connection, connection.isOpen else { return }
         if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
-        if configuration.mode == .once, outcome == nil, session.isCaughtUp {
-            let empty = (try? replica.outbox(after: session.ackedSeq, limit: 1).isEmpty) ?? false
-            let seq = (try? replica.lastIssuedSeq()) ?? 0
-            if empty && seq == lastSeenSeq {
-                log.write(.info, "\(who) caught up: nothing left to push or pull (cursor \(session.cursor), acked_seq \(session.ackedSeq))")
-                end(.synced)
-                return
-            }
+        if configuration.mode == .once, outcome == nil, session.isCaughtUp, nothingLeftToPush(session) {
+            log.write(.info, "\(who) caught up: nothing left to push or pull (cursor \(session.cursor), acked_seq \(session.ackedSeq))")
+            end(.synced)
+            return
+        }
+        if case let .verify(maxAttempts) = configuration.mode, outcome == nil, verifyStep(session, maxAttempts: maxAttempts) {
+            return
         }
         if let t = sessionTimer { loop.cancelTimer(t) }
         sessionTimer = nil
@@ -293,6 +323,55 @@ public final class NodeDaemon: @unchecked Sendable {
                 self.act(self.session!.tick(now: self.now()))
             }
         }
+    }
+
+    /// The replica's outbox (quarantined ops aside) is empty and no edit came in since the last poll.
+    private func nothingLeftToPush(_ session: NodeSession) -> Bool {
+        let empty = (try? replica.outbox(after: session.ackedSeq, limit: 1).isEmpty) ?? false
+        let seq = (try? replica.lastIssuedSeq()) ?? 0
+        return empty && seq == lastSeenSeq
+    }
+
+    /// `.verify`: asks for the digest once caught up, and judges the answer. True when it acted
+    /// (the caller stops: `act` ran again, or the daemon ended).
+    private func verifyStep(_ session: NodeSession, maxAttempts: Int) -> Bool {
+        if let answer = digestAnswer {
+            digestAnswer = nil
+            digestRequested = false
+            guard let local = answer.local else {
+                end(.failed("cannot compute this replica's state digest: \(lastProblem)"))
+                return true
+            }
+            let caughtUp = answer.position == answer.cursor
+            let untouched = nothingLeftToPush(session)
+            if caughtUp && untouched {
+                let comparison = DigestComparison(position: answer.position, hubDigest: answer.hub, localDigest: local, attempts: digestAttempts)
+                log.write(.info, "\(who) digests at position \(answer.position): hub \(answer.hub.hexString), here \(local.hexString): \(comparison.isEqual ? "equal" : "DIFFER")")
+                end(.verified(comparison))
+                return true
+            }
+            lastProblem = caughtUp ? "a local edit came in while the digest was asked for"
+                : "the hub's log moved on to position \(answer.position) while this node was at \(answer.cursor)"
+            log.write(.info, "\(who) digest not comparable (\(lastProblem)); attempt \(digestAttempts) of \(maxAttempts)")
+            guard digestAttempts < maxAttempts else {
+                end(.failed("hub busy: \(lastProblem), \(digestAttempts) times in a row; try again"))
+                return true
+            }
+            act(self.session!.pullNow(now: now()) + (untouched ? [] : self.session!.outboxGrew(now: now())))
+            return true
+        }
+        guard !digestRequested, session.isCaughtUp, nothingLeftToPush(session) else { return false }
+        if !pulledAfterPushing {
+            // The first PULL went out before the PUSHes: their ops have log positions after it.
+            pulledAfterPushing = true
+            act(self.session!.pullNow(now: now()))
+            return true
+        }
+        digestRequested = true
+        digestAttempts += 1
+        log.write(.info, "\(who) caught up at position \(session.cursor); asking the hub for its digest (attempt \(digestAttempts))")
+        act(self.session!.requestDigest(now: now()))
+        return true
     }
 
     private func schedulePoll() {
@@ -319,22 +398,27 @@ public final class NodeDaemon: @unchecked Sendable {
         switch event {
         case let .authenticated(_, hub, acked, head):
             attempt = 0
+            tally.acknowledged(upTo: acked)
             log.write(.info, "\(who) auth ok with hub \(IdentifierRule.printable(hub, limit: 64)): acked_seq \(acked), log head \(head)")
         case let .authenticationRefused(_, why):
             log.write(.error, "\(who) auth refused: \(why)")
         case let .pushed(ops, first, last):
             log.write(.info, "\(who) pushed \(ops) ops #\(first)…#\(last)")
         case let .pushAcknowledged(acked):
+            tally.acknowledged(upTo: acked)
             log.write(.info, "\(who) push acknowledged up to #\(acked)")
         case let .opRefused(seq, code, message):
             log.write(.warn, "\(who) op \(seq.map { "#\($0)" } ?? "?") refused with code \(code): \(IdentifierRule.printable(message, limit: 300))")
         case let .opQuarantined(seq, code, message):
+            tally.quarantined.append(seq)
             log.write(.warn, "\(who) op #\(seq) quarantined: the hub refused it for good (code \(code)): \(IdentifierRule.printable(message, limit: 300))")
         case let .pulled(ops, cursor, more):
+            tally.pulledOps += ops
             log.write(ops > 0 ? .info : .debug, "\(who) pulled \(ops) ops up to position \(cursor)\(more ? ", more pending" : "")")
         case let .snapshotStarted(id, cursor, reason):
             log.write(.info, "\(who) snapshot \(id) started (position \(cursor), \(reason))")
         case let .snapshotFinished(id, chunks, cursor):
+            tally.snapshots += 1
             log.write(.info, "\(who) snapshot \(id) loaded: \(chunks) chunks, position \(cursor)")
         case let .identityConflict(why):
             fatal = "identity conflict: \(IdentifierRule.printable(why, limit: 300))"
@@ -342,12 +426,24 @@ public final class NodeDaemon: @unchecked Sendable {
         case let .upgradeNeeded(why):
             log.write(.warn, "\(who) upgrade needed (pushing only): \(IdentifierRule.printable(why, limit: 300))")
         case let .errorSent(error):
+            tally.note("sent ERROR \(error)")
             log.write(.warn, "\(who) error sent: \(error)")
         case let .errorReceived(code, retryable, message):
             let name = ErrorCode(rawValue: code)?.specName ?? "unknown"
+            tally.note("the hub sent ERROR \(name) (\(code)): \(IdentifierRule.printable(message, limit: 300))")
             log.write(retryable ? .warn : .error, "\(who) error from the hub: \(name) (\(code))\(retryable ? ", retryable" : ""): \(IdentifierRule.printable(message, limit: 300))")
         case let .skippedFrame(type):
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")
+        case let .digest(position, digest, cursor):
+            // Read now: the replica holds exactly what the session had applied when the answer came.
+            var local: [UInt8]?
+            do { local = try replica.digest() } catch { lastProblem = "\(error)" }
+            digestAnswer = (position, digest, cursor, local)
+            log.write(.debug, "\(who) the hub's digest at position \(position): \(digest.hexString) (this node at \(cursor))")
+        case let .digestUnsupported(message):
+            hubLacksDigests = true
+            fatal = "the hub does not support verify: it answered DIGEST_REQUEST with unknown_message_type (\(IdentifierRule.printable(message, limit: 200))); upgrade siyu-hub"
+            log.write(.error, "\(who) \(fatal!)")
         }
     }
 
@@ -364,7 +460,7 @@ public final class NodeDaemon: @unchecked Sendable {
             sayingGoodbye = true
             let reason: String
             switch result {
-            case .synced: reason = "sync done"
+            case .synced, .verified: reason = "sync done"
             case .stopped: reason = "node shutting down"
             case .failed: reason = "node giving up"
             }

@@ -32,11 +32,11 @@ public enum LegalMessages {
         switch (side, state) {
         case (.hub, .hello): return type == .hello
         case (.hub, .challenged): return type == .auth
-        case (.hub, .ready): return [.push, .pull, .ping, .pong].contains(type)
+        case (.hub, .ready): return [.push, .pull, .digestRequest, .ping, .pong].contains(type)
         case (.node, .hello): return type == .challenge
         case (.node, .challenged): return type == .welcome
         case (.node, .ready):
-            return [.pushAck, .changes, .snapshotBegin, .snapshotChunk, .snapshotEnd, .ping, .pong].contains(type)
+            return [.pushAck, .changes, .digest, .snapshotBegin, .snapshotChunk, .snapshotEnd, .ping, .pong].contains(type)
         case (_, .closed): return false
         }
     }

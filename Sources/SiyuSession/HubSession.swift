@@ -51,6 +51,9 @@ public enum HubEffect: Sendable, Equatable {
     case readChanges(node: NodeID, after: UInt64, byteBudget: Int, schemaVersion: UInt64)
     /// Read part `part` (0, 1, …) of snapshot `id`: about 10,000 ops. Answer `.snapshotPart`.
     case readSnapshotPart(node: NodeID, snapshotID: UInt64, part: UInt64)
+    /// Compute the SHA-256 state digest of the node's scope and the log position it holds at, in
+    /// one read (SPEC section 7, "Digests"). Answer `.digest`, or `.failed`.
+    case readDigest(node: NodeID)
 }
 
 /// What the hub's driver answers to a `HubEffect`.
@@ -67,6 +70,8 @@ public enum HubEffectResult: Sendable, Equatable {
     case changes([LoggedOp], nextCursor: UInt64, more: Bool, schemaVersion: Int)
     case startSnapshot(id: UInt64, cursor: UInt64, reason: SnapshotReason)
     case snapshotPart([Op], isLast: Bool, digest: [UInt8], schemaVersion: Int)
+    /// The state digest (32 bytes) of the node's scope with the log at `position`.
+    case digest(position: UInt64, digest: [UInt8])
     /// The next op in the node's scope needs a newer data model than the node's.
     case schemaTooNew(String)
     /// The hub failed (`internal_error`, retryable) or is overloaded (`busy`).
@@ -118,6 +123,7 @@ public struct HubSession: Sendable {
         case storePush(ops: Int)
         case readChanges(cursor: UInt64, budget: Int)
         case readSnapshotPart(id: UInt64, part: UInt64)
+        case readDigest(cursor: UInt64)
     }
 
     public let configuration: Configuration
@@ -205,6 +211,9 @@ public struct HubSession: Sendable {
                 pending = .readSnapshotPart(id: id, part: part + 1)
                 return actions + [.perform(.readSnapshotPart(node: node ?? "", snapshotID: id, part: part + 1))]
             }
+        case let (.readDigest(cursor), .digest(position, digest)) where digest.count == Message.digestSize:
+            actions = [connection.send(.digest(position: position, digest: digest), now: now),
+                       .report(.digest(position: position, digest: digest, cursor: cursor))]
         case let (_, .failed(code, text)):
             return connection.fail(SessionError(code, text), now: now)
         default:
@@ -266,6 +275,10 @@ public struct HubSession: Sendable {
                 : Int(clamping: min(requested, UInt64(Frame.maxPayload)))
             pending = .readChanges(cursor: cursor, budget: budget)
             return [.perform(.readChanges(node: node ?? "", after: cursor, byteBudget: budget, schemaVersion: helloSchema))]
+
+        case let .digestRequest(cursor):
+            pending = .readDigest(cursor: cursor)
+            return [.perform(.readDigest(node: node ?? ""))]
 
         case let .ping(token):
             return [connection.send(.pong(token: token), now: now)]

@@ -85,6 +85,7 @@ public struct NodeSession: Sendable {
     private enum Request: Sendable, Equatable {
         case push(first: UInt64, last: UInt64)
         case pull
+        case digest
     }
 
     private struct Snapshot: Sendable {
@@ -215,7 +216,9 @@ public struct NodeSession: Sendable {
         if !closing.isEmpty { return abandon() + closing }
         if state == .ready, pending == nil, let since = requestWaitSince,
            now >= since.adding(milliseconds: configuration.policy.requestTimeoutMillis) {
-            let what = outstanding.first.map { if case .push = $0 { return "PUSH" } else { return "PULL" } } ?? "request"
+            let what = outstanding.first.map { r -> String in
+                switch r { case .push: return "PUSH"; case .pull: return "PULL"; case .digest: return "DIGEST_REQUEST" }
+            } ?? "request"
             return abandon() + connection.bye("no answer to this node's \(what) for \(configuration.policy.requestTimeoutMillis / 1000) s",
                                               closing: .requestTimeout, now: now)
         }
@@ -226,6 +229,25 @@ public struct NodeSession: Sendable {
         }
         if let p = pushRetryAt, now >= p { pushRetryAt = nil; pushWanted = true }
         return actions + pump(now: now)
+    }
+
+    /// Asks the hub for its state digest of this node's scope (DIGEST_REQUEST, SPEC section 7,
+    /// "Digests"), at most one at a time, in `ready`. The answer is reported as `.digest` with the
+    /// cursor the node's replica holds at that moment; a hub that predates digests answers
+    /// ERROR 11, reported as `.digestUnsupported` (the connection then closes).
+    public mutating func requestDigest(now: SessionInstant) -> [Action] {
+        guard state == .ready, !outstanding.contains(.digest) else { return [] }
+        outstanding.append(.digest)
+        if requestWaitSince == nil { requestWaitSince = now }
+        return [connection.send(.digestRequest(cursor: cursor), now: now)]
+    }
+
+    /// Pulls as soon as possible instead of waiting for the poll interval (a driver that learned
+    /// the hub's log moved on, say from a DIGEST's position).
+    public mutating func pullNow(now: SessionInstant) -> [Action] {
+        guard state == .ready else { return [] }
+        pullAt = now
+        return pump(now: now)
     }
 
     /// Ends the session politely (shutdown).
@@ -319,6 +341,11 @@ public struct NodeSession: Sendable {
             pending = .finishSnapshot
             return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest))]
 
+        case let .digest(position, digest):
+            guard outstanding.first == .digest else { return unexpected(message, now: now) }
+            outstanding.removeFirst()
+            return [.report(.digest(position: position, digest: digest, cursor: cursor))]
+
         case let .ping(token):
             return [connection.send(.pong(token: token), now: now)]
         case .pong:
@@ -361,6 +388,11 @@ public struct NodeSession: Sendable {
             outstanding.removeFirst()
             pullEnabled = false
             return [received, .report(.upgradeNeeded(text))] + pump(now: now)
+        case (.unknownMessageType?, .digest?):
+            // A hub that predates DIGEST_REQUEST (SPEC section 4); it closes the connection.
+            outstanding.removeFirst()
+            return [received, .report(.digestUnsupported(text))] + abandon()
+                + connection.closeQuietly(.errorReceived(code: code, retryable: retryable, message: text))
         case (.cursorTooOld?, _):
             return [received]   // informational (SPEC section 8): a snapshot follows
         default:
@@ -427,10 +459,10 @@ public struct NodeSession: Sendable {
 }
 
 extension Message {
-    /// Whether this hub message is (part of) the answer to a PUSH or PULL.
+    /// Whether this hub message is (part of) the answer to a request (PUSH, PULL, DIGEST_REQUEST).
     var answersARequest: Bool {
         switch self {
-        case .pushAck, .changes, .snapshotBegin, .snapshotChunk, .snapshotEnd, .error: return true
+        case .pushAck, .changes, .snapshotBegin, .snapshotChunk, .snapshotEnd, .digest, .error: return true
         default: return false
         }
     }

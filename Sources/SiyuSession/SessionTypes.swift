@@ -174,6 +174,13 @@ public enum SessionEvent: Sendable, Equatable {
     case pulled(ops: Int, cursor: UInt64, more: Bool)
     case snapshotStarted(id: UInt64, cursor: UInt64, reason: SnapshotReason)
     case snapshotFinished(id: UInt64, chunks: UInt64, cursor: UInt64)
+    /// A DIGEST (sent or received): the hub's SHA-256 state digest of the node's scope at its log
+    /// position `position`. `cursor` is the node's: as its DIGEST_REQUEST said (hub side), or where
+    /// the node stands when the answer is read (node side: its replica holds the log up to there).
+    case digest(position: UInt64, digest: [UInt8], cursor: UInt64)
+    /// The hub answered DIGEST_REQUEST with `unknown_message_type` (11): it predates digests and
+    /// cannot be verified against (it closes the connection; upgrade the hub).
+    case digestUnsupported(String)
     /// The hub holds ops of this node id that the node does not (restored from a backup, or two
     /// nodes share an id): the node stops syncing under this id.
     case identityConflict(String)

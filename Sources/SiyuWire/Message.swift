@@ -45,6 +45,11 @@ public enum Message: Hashable, Sendable {
     case pushAck(ackedSeq: UInt64)
     case pull(cursor: UInt64, byteBudget: UInt64)
     case changes(nextCursor: UInt64, more: Bool, ChangeSet)
+    /// The node asks for the hub's state digest of its scope; `cursor` is the log position the
+    /// node has pulled up to (SPEC section 7, "Digests").
+    case digestRequest(cursor: UInt64)
+    /// The hub's answer: its log position and the SHA-256 state digest of the node's scope there.
+    case digest(position: UInt64, digest: [UInt8])
     case snapshotBegin(id: UInt64, cursor: UInt64, reason: SnapshotReason)
     case snapshotChunk(id: UInt64, index: UInt64, ChangeSet)
     case snapshotEnd(id: UInt64, chunkCount: UInt64, digest: [UInt8])
@@ -64,6 +69,8 @@ public enum Message: Hashable, Sendable {
         case .pushAck: return .pushAck
         case .pull: return .pull
         case .changes: return .changes
+        case .digestRequest: return .digestRequest
+        case .digest: return .digest
         case .snapshotBegin: return .snapshotBegin
         case .snapshotChunk: return .snapshotChunk
         case .snapshotEnd: return .snapshotEnd
@@ -108,6 +115,10 @@ public enum Message: Hashable, Sendable {
             w.varint(cursor); w.varint(budget)
         case let .changes(next, more, cs):
             w.varint(next); w.byte(more ? 1 : 0); append(ChangeSetCodec.encode(cs, dictionary: &dictionary), &w)
+        case let .digestRequest(cursor):
+            w.varint(cursor)
+        case let .digest(position, digest):
+            w.varint(position); fixed(digest, Message.digestSize, &w)
         case let .snapshotBegin(id, cursor, reason):
             w.varint(id); w.varint(cursor); w.byte(reason.rawValue)
         case let .snapshotChunk(id, index, cs):
@@ -188,6 +199,10 @@ public enum Message: Hashable, Sendable {
             let next = try r.varint("changes next cursor")
             let more = try r.bool("changes more")
             self = .changes(nextCursor: next, more: more, try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
+        case .digestRequest:
+            self = .digestRequest(cursor: try r.varint("digest request cursor"))
+        case .digest:
+            self = .digest(position: try r.varint("digest position"), digest: try r.raw(Message.digestSize, "digest"))
         case .snapshotBegin:
             let id = try r.varint("snapshot id"), cursor = try r.varint("snapshot cursor")
             let reasonByte = try r.u8("snapshot reason")

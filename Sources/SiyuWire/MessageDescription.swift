@@ -28,6 +28,10 @@ extension Message {
             field("cursor", "\(cursor)"); field("byte_budget", "\(budget)")
         case let .changes(next, more, cs):
             field("next_cursor", "\(next)"); field("more", "\(more)"); lines += ChangeSetDescription.lines(cs)
+        case let .digestRequest(cursor):
+            field("cursor", "\(cursor)")
+        case let .digest(position, digest):
+            field("position", "\(position)"); field("digest", digest.hexString)
         case let .snapshotBegin(id, cursor, reason):
             field("snapshot_id", "\(id)"); field("cursor", "\(cursor)"); field("reason", "\(reason)")
         case let .snapshotChunk(id, index, cs):

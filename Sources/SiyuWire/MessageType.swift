@@ -13,6 +13,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case pushAck = 0x11
     case pull = 0x12
     case changes = 0x13
+    case digestRequest = 0x14
+    case digest = 0x15
     case snapshotBegin = 0x20
     case snapshotChunk = 0x21
     case snapshotEnd = 0x22
@@ -37,6 +39,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .pushAck: return "PUSH_ACK"
         case .pull: return "PULL"
         case .changes: return "CHANGES"
+        case .digestRequest: return "DIGEST_REQUEST"
+        case .digest: return "DIGEST"
         case .snapshotBegin: return "SNAPSHOT_BEGIN"
         case .snapshotChunk: return "SNAPSHOT_CHUNK"
         case .snapshotEnd: return "SNAPSHOT_END"
@@ -50,8 +54,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// Who sends it.
     public var sender: Sender {
         switch self {
-        case .hello, .auth, .push, .pull: return .node
-        case .challenge, .welcome, .pushAck, .changes, .snapshotBegin, .snapshotChunk, .snapshotEnd: return .hub
+        case .hello, .auth, .push, .pull, .digestRequest: return .node
+        case .challenge, .welcome, .pushAck, .changes, .digest, .snapshotBegin, .snapshotChunk, .snapshotEnd: return .hub
         case .ping, .pong, .error, .bye: return .either
         }
     }

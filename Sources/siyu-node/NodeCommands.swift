@@ -36,6 +36,7 @@ enum NodeProgram {
 
     static func describe(_ error: Error) -> ActionableError? {
         if let e = error as? NodeToolError { return e }
+        if let e = error as? NodeError { return NodeToolError(message: e.message, hint: e.hint) }
         if let e = error as? NetError { return NodeToolError(message: e.message, hint: e.hint ?? "check the hub's address and the network") }
         return CLIError.from(error)
     }
@@ -59,48 +60,21 @@ enum NodeProgram {
         return v
     }
 
-    /// Opens the node's replica and reads what `init` recorded.
-    static func open(_ path: String) throws -> (Replica, NodeSettings, SocketAddress) {
-        let replica: Replica
-        do {
-            _ = try Replica.inspect(path: path)
-            replica = try Replica(existing: path)
-        } catch {
-            throw CLIError.from(error, doing: "opening the node's replica", path: path)
-        }
-        guard let settings = try? NodeSettings.read(path: path) else {
-            replica.close()
-            throw NodeToolError(message: "\(path) has no hub recorded: siyu-node init was not run on it",
-                                hint: "run: siyu-node init --db FILE --node NODE --role store --hub HOST:PORT --secret-file FILE")
-        }
-        let address: SocketAddress
-        do { address = try SocketAddress(parsing: settings.hub) } catch {
-            replica.close()
-            throw NodeToolError(message: "the hub address recorded in \(path) is not valid: \(error.message)",
-                                hint: "record it again with siyu-node init")
-        }
-        return (replica, settings, address)
-    }
-
-    /// Runs a daemon on an event loop on this thread until it finishes or a signal stops it.
+    /// Runs a daemon over the replica on this thread (`SyncRound`) until it finishes or a signal stops it.
     static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: OperatorLog.Level, pullBudget: Int, pushBatch: Int,
-                          maxBackoff: Duration, onceTimeout: Duration, pullIntervalMillis: UInt64? = nil) throws -> NodeDaemon.Outcome {
-        let (replica, settings, hub) = try open(path)
-        defer { replica.close() }
-        let log = OperatorLog(level: level) { line in fputs(line, stderr) }
-        let loop = try EventLoop()
-        var session = NodeSession.Configuration(node: replica.node, role: replica.role, secret: settings.secret,
-                                                byteBudget: UInt64(pullBudget), maxOpsPerPush: pushBatch)
-        if let pullIntervalMillis { session.policy.pollIntervalMillis = pullIntervalMillis }
-        let daemon = NodeDaemon(loop: loop, executor: NodeStoreExecutor(replica: replica),
-                                configuration: .init(hub: hub, session: session, mode: mode, maxBackoff: maxBackoff, onceTimeout: onceTimeout),
-                                log: log, finish: { _ in loop.stop() })
-        let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in daemon.shutdown(reason: "\(signal)") }
-        defer { watcher.cancel() }
-        log.write(.info, "node \(IdentifierRule.printable(replica.node, limit: 64)) (\(replica.role)) syncing \(path) with hub \(hub)\(mode == .once ? " once" : "")")
-        daemon.start()
-        try loop.run()
-        return daemon.outcome ?? .stopped
+                          maxBackoff: Duration, onceTimeout: Duration, pullIntervalMillis: UInt64? = nil) throws -> SyncRound.Report {
+        let holder = mode == .continuous ? "siyu-node run" : "siyu-node sync --once"
+        do {
+            return try SyncRound.run(path: path, mode: mode,
+                                     options: .init(holder: holder, logLevel: level, pullBudget: pullBudget, pushBatch: pushBatch,
+                                                    maxBackoff: maxBackoff, timeout: onceTimeout, pullIntervalMillis: pullIntervalMillis))
+        } catch let e as NodeError {
+            throw NodeToolError(message: e.message, hint: e.hint)
+        } catch let e as NodeToolError {
+            throw e
+        } catch {
+            throw CLIError.from(error, doing: "syncing the node's replica", path: path)
+        }
     }
 }
 
@@ -237,9 +211,9 @@ struct NodeRunCommand: Command {
     }
 
     func run(in context: NodeContext) throws -> ExitCode {
-        let outcome = try NodeProgram.runDaemon(path, mode: .continuous, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
-                                                maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60), pullIntervalMillis: pullIntervalMillis)
-        if case let .failed(why) = outcome {
+        let report = try NodeProgram.runDaemon(path, mode: .continuous, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
+                                               maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60), pullIntervalMillis: pullIntervalMillis)
+        if case let .failed(why) = report.outcome {
             throw NodeToolError(message: "stopped syncing: \(why)", hint: "fix what the message says (secret, registration, versions), then run again")
         }
         return .success
@@ -278,15 +252,12 @@ struct NodeSyncCommand: Command {
     }
 
     func run(in context: NodeContext) throws -> ExitCode {
-        let outcome = try NodeProgram.runDaemon(path, mode: .once, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
-                                                maxBackoff: .seconds(max(1, min(30, timeout / 4))), onceTimeout: .seconds(timeout))
-        switch outcome {
-        case .synced:
-            let replica = try Replica(existing: path)
-            defer { replica.close() }
-            let state = try replica.syncState()
-            let quarantined = try replica.quarantinedOps().count
-            context.io.output.line("synced: nothing left to push or pull (hub position \(state.position), own ops acknowledged up to #\(state.ackedSeq)"
+        let report = try NodeProgram.runDaemon(path, mode: .once, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
+                                               maxBackoff: .seconds(max(1, min(30, timeout / 4))), onceTimeout: .seconds(timeout))
+        switch report.outcome {
+        case .synced, .verified:
+            let quarantined = report.quarantinedTotal
+            context.io.output.line("synced: nothing left to push or pull (hub position \(report.position), own ops acknowledged up to #\(report.ackedSeq)"
                                    + (quarantined > 0 ? ", \(quarantined) quarantined op(s) the hub refused" : "") + ")")
             return .success
         case .stopped:

@@ -70,6 +70,12 @@ struct FakeHubStore {
     var schemaTooNew = false
     /// Answer this many PUSHes with `busy` (as the hub's limits do) before storing any.
     var busyPushes = 0
+    var digestsServed = 0
+    /// Runs before a DIGEST_REQUEST is answered (say, another node's PUSH lands first).
+    var beforeDigest: @Sendable (inout FakeHubStore) -> Void = { _ in }
+
+    /// The fake "state digest" of a log of `count` ops.
+    static func digest(ofLogCount count: Int) -> [UInt8] { Array(repeating: UInt8(truncatingIfNeeded: count), count: 32) }
 
     func acked(_ node: NodeID) -> UInt64 {
         var s: UInt64 = 0
@@ -118,6 +124,10 @@ struct FakeHubStore {
             let start = Int(part) * size
             let ops = Array(log.dropFirst(start).prefix(size).map(\.op))
             return .snapshotPart(ops, isLast: start + size >= log.count, digest: Array(repeating: 7, count: 32), schemaVersion: 1)
+        case .readDigest:
+            digestsServed += 1
+            beforeDigest(&self)
+            return .digest(position: UInt64(log.count), digest: FakeHubStore.digest(ofLogCount: log.count))
         }
     }
 }

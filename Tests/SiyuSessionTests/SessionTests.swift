@@ -91,7 +91,8 @@ import SiyuWire
         .hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1), .challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce),
         .auth(mac: Array(repeating: 1, count: 32)), .welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1),
         .push(ChangeSet(ops: [])), .pushAck(ackedSeq: 0), .pull(cursor: 0, byteBudget: 0),
-        .changes(nextCursor: 0, more: false, ChangeSet(ops: [])), .snapshotBegin(id: 1, cursor: 1, reason: .bootstrap),
+        .changes(nextCursor: 0, more: false, ChangeSet(ops: [])),
+        .digestRequest(cursor: 0), .digest(position: 0, digest: Array(repeating: 0, count: 32)), .snapshotBegin(id: 1, cursor: 1, reason: .bootstrap),
         .snapshotChunk(id: 1, index: 0, ChangeSet(ops: [])), .snapshotEnd(id: 1, chunkCount: 0, digest: Array(repeating: 0, count: 32)),
         .ping(token: 1), .pong(token: 1), .error(code: 15, retryable: true, message: "x"), .bye(reason: "x"),
     ]

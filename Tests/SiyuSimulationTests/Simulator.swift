@@ -759,6 +759,7 @@ extension HubEffect {
         case .storePush: return "storePush"
         case .readChanges: return "readChanges"
         case .readSnapshotPart: return "readSnapshotPart"
+        case .readDigest: return "readDigest"
         }
     }
 }

@@ -203,6 +203,8 @@ LABELS = {
     "PUSH_ACK": {"acked_seq": ("acked_seq", parse_int)},
     "PULL": {"cursor": ("cursor", parse_int), "byte_budget": ("byte_budget", parse_int)},
     "CHANGES": {"next_cursor": ("next_cursor", parse_int), "more": ("more", parse_bool)},
+    "DIGEST_REQUEST": {"cursor": ("cursor", parse_int)},
+    "DIGEST": {"position": ("position", parse_int), "digest": ("digest", parse_hex)},
     "SNAPSHOT_BEGIN": {"snapshot_id": ("snapshot_id", parse_int), "cursor": ("cursor", parse_int),
                        "reason": ("reason", parse_reason)},
     "SNAPSHOT_CHUNK": {"snapshot_id": ("snapshot_id", parse_int), "index": ("index", parse_int)},

@@ -1158,6 +1158,23 @@ class Changes(Message):
 
 
 @dataclass
+class DigestRequest(Message):
+    TYPE: ClassVar[int] = 0x14
+    NAME: ClassVar[str] = "DIGEST_REQUEST"
+    FIELDS: ClassVar[tuple] = (("cursor", F_VARINT, "cursor"),)
+    cursor: int
+
+
+@dataclass
+class Digest(Message):
+    TYPE: ClassVar[int] = 0x15
+    NAME: ClassVar[str] = "DIGEST"
+    FIELDS: ClassVar[tuple] = (("position", F_VARINT, "position"), ("digest", F_FIXED32, "digest"))
+    position: int
+    digest: bytes
+
+
+@dataclass
 class SnapshotBegin(Message):
     TYPE: ClassVar[int] = 0x20
     NAME: ClassVar[str] = "SNAPSHOT_BEGIN"
@@ -1239,7 +1256,7 @@ class Ignored(Message):
 
 
 MESSAGE_CLASSES: dict[int, type] = {c.TYPE: c for c in (
-    Hello, Challenge, Auth, Welcome, Push, PushAck, Pull, Changes, SnapshotBegin, SnapshotChunk,
+    Hello, Challenge, Auth, Welcome, Push, PushAck, Pull, Changes, DigestRequest, Digest, SnapshotBegin, SnapshotChunk,
     SnapshotEnd, Ping, Pong, Error, Bye)}
 MESSAGE_BY_NAME: dict[str, type] = {c.NAME: c for c in MESSAGE_CLASSES.values()}
 

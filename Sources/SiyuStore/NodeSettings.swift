@@ -2,20 +2,28 @@ import Foundation
 import SiyuSQLite
 
 /// Where a node syncs and with which secret, kept in its replica's `siyu_meta` table (keys
-/// `node.hub` and `node.secret`) by `siyu-node init`, so that `run` and `sync` need no flag and
-/// the secret never appears on a command line.
+/// `node.hub` and `node.secret`) by `siyu-node init`, so that `siyu-node run`, `siyu-node sync`,
+/// `siyu sync` and `siyu verify` need no flag and the secret never appears on a command line.
 ///
 /// The replica file is therefore a credential as well as the store's data: protect it (and its
-/// backups) like the secret. `init` makes the file readable by its owner only.
-struct NodeSettings {
+/// backups) like the secret. `write` makes the file readable by its owner only.
+///
+/// Guarantees: `read` never writes to the file; `write` replaces both keys in one transaction.
+public struct NodeSettings: Equatable, Sendable {
     static let hubKey = "node.hub"
     static let secretKey = "node.secret"
 
-    var hub: String
-    var secret: [UInt8]
+    /// The hub's address as `HOST:PORT` (checked by whoever connects).
+    public var hub: String
+    public var secret: [UInt8]
 
-    /// Reads the settings; nil if `init` never recorded them.
-    static func read(path: String) throws -> NodeSettings? {
+    public init(hub: String, secret: [UInt8]) {
+        self.hub = hub
+        self.secret = secret
+    }
+
+    /// Reads the settings; nil if `siyu-node init` never recorded them.
+    public static func read(path: String) throws -> NodeSettings? {
         let db = try Database(path: path, mode: .readOnly)
         defer { db.close() }
         let hub = try db.prepare("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(hubKey)])?.stringValue
@@ -25,7 +33,7 @@ struct NodeSettings {
     }
 
     /// Records the settings (replacing earlier ones) in one transaction.
-    func write(path: String) throws {
+    public func write(path: String) throws {
         let db = try Database(path: path, mode: .readWrite)
         defer { db.close() }
         try db.transaction {
