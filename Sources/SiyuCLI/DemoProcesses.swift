@@ -5,12 +5,16 @@ import Foundation
 ///
 /// Guarantees: every wait is bounded; `stopAll` (which `Demo` runs on every path out) asks every
 /// process still running to stop (SIGTERM, the clean shutdown of both daemons), then SIGINT, and
-/// waits for each a bounded time; a failure names the command, its exit code and the last lines
-/// it wrote.
+/// waits for each a bounded time; a daemon's standard input is a pipe this process holds, and
+/// daemons run with `--stop-when-input-closes`, so they stop even when this process is killed or
+/// dies of SIGPIPE (`siyu demo | head`); a failure names the command, its exit code and the last
+/// lines it wrote.
 final class DemoProcesses {
     /// A long-running child (`serve`, `run`).
     private struct Daemon {
         var process: Process
+        /// Its standard input: closing the write end (or dying) stops it.
+        var input: Pipe
         var logPath: String
         var logOffset: UInt64
     }
@@ -63,12 +67,15 @@ final class DemoProcesses {
         return output
     }
 
-    /// Starts the daemon `name` (`binary arguments`), its output and error in `name.log`.
+    /// Starts the daemon `name` (`binary arguments --stop-when-input-closes`), its output and
+    /// error in `name.log`.
     func start(_ name: String, _ binary: String, _ arguments: [String]) throws {
         let log = directory.appendingPathComponent("\(name).log")
         let offset = DemoProcesses.size(of: log.path)
-        let process = try launch(binary, arguments, stdout: log, stderr: log, environment: [:], append: true)
-        daemons[name] = Daemon(process: process, logPath: log.path, logOffset: offset)
+        let input = Pipe()
+        let process = try launch(binary, arguments + ["--stop-when-input-closes"], stdout: log, stderr: log, environment: [:],
+                                 append: true, input: input)
+        daemons[name] = Daemon(process: process, input: input, logPath: log.path, logOffset: offset)
     }
 
     /// Waits (at most `timeout` seconds) until daemon `name` has written a line containing `text`
@@ -128,7 +135,7 @@ final class DemoProcesses {
     // MARK: - Helpers
 
     private func launch(_ binary: String, _ arguments: [String], stdout: URL, stderr: URL, environment: [String: String],
-                        append: Bool = false) throws -> Process {
+                        append: Bool = false, input: Pipe? = nil) throws -> Process {
         let process = Process()
         process.executableURL = try DemoProcesses.binary(binary)
         process.arguments = arguments
@@ -145,12 +152,13 @@ final class DemoProcesses {
         let err = stdout == stderr ? out : try FileHandle(forWritingTo: stderr)
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = input ?? FileHandle.nullDevice
         do { try process.run() } catch {
             throw CLIError("cannot start \(binary): \(error.localizedDescription)", hint: "check that the build finished: swift build -c release")
         }
         try? out.close()
         if err !== out { try? err.close() }
+        try? input?.fileHandleForReading.close()   // the child's end
         return process
     }
 

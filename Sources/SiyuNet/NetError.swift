@@ -33,6 +33,9 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
     case loopStopped
     /// This system lacks a call SiyuNet needs (SiyuNet runs on Linux).
     case unsupportedPlatform(String)
+    /// Standard input cannot be watched for end of file (`InputClosedWatcher`): it is a regular
+    /// file or /dev/null, not a pipe, terminal or socket.
+    case inputNotWatchable(errno: Int32)
 
     /// What went wrong, in one line.
     public var message: String {
@@ -57,6 +60,8 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .closed(what): return "\(what) is closed"
         case .loopStopped: return "the event loop has stopped"
         case let .unsupportedPlatform(detail): return "unsupported platform: \(detail)"
+        case let .inputNotWatchable(code):
+            return "standard input cannot be watched for its end: it is a regular file or /dev/null, not a pipe (\(errnoText(code)))"
         }
     }
 
@@ -71,6 +76,7 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unreachable: return "check the address and this machine's network"
         case .outboundBufferFull: return "the peer is not reading: stop writing while isWritable is false and resume on .writable"
         case .tooManyOpenFiles: return "raise the limit on open files (ulimit -n) or serve fewer connections"
+        case .inputNotWatchable: return "give the daemon a pipe as standard input, or leave out --stop-when-input-closes"
         case .invalidAddress, .systemCall, .connectionReset, .closed, .loopStopped, .unsupportedPlatform: return nil
         }
     }
@@ -80,7 +86,7 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The errno behind the error, where there is one.
     public var errno: Int32? {
         switch self {
-        case let .systemCall(_, code, _), let .unreachable(_, code), let .tooManyOpenFiles(_, code): return code
+        case let .systemCall(_, code, _), let .unreachable(_, code), let .tooManyOpenFiles(_, code), let .inputNotWatchable(code): return code
         case .addressInUse: return EADDRINUSE
         case .addressNotAvailable: return EADDRNOTAVAIL
         case .permissionDenied: return EACCES

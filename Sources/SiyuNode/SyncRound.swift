@@ -83,6 +83,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     case lockUnavailable(path: String, reason: String)
     /// The event loop could not be set up.
     case network(String)
+    /// `stopWhenInputCloses` was asked for, but standard input is not a pipe.
+    case inputNotWatchable(String)
 
     public var message: String {
         switch self {
@@ -92,6 +94,7 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path) is being synced by another process (\(holder.isEmpty ? "holder unknown" : holder)); nothing was done"
         case let .lockUnavailable(path, reason): return "cannot open the sync lock file \(path): \(reason)"
         case let .network(reason): return "cannot set up networking: \(reason)"
+        case let .inputNotWatchable(reason): return reason
         }
     }
 
@@ -107,6 +110,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
             return "check the permissions of the replica's directory (the lock file sits beside the replica)"
         case .network:
             return "check the system's limits on open files, then try again"
+        case .inputNotWatchable:
+            return "give the daemon a pipe as standard input, or leave out --stop-when-input-closes"
         }
     }
 
@@ -139,11 +144,14 @@ public enum SyncRound {
         public var handleSignals: Bool
         /// How long to wait before pulling again once caught up (nil: the session's default, 5 s).
         public var pullIntervalMillis: UInt64?
+        /// Stop cleanly when standard input reaches end of file (a supervisor's pipe; `InputClosedWatcher`).
+        public var stopWhenInputCloses: Bool
 
         public init(holder: String, logLevel: OperatorLog.Level = .info,
                     logSink: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) },
                     pullBudget: Int = 256 * 1024, pushBatch: Int = 10_000, maxBackoff: Duration = .seconds(30),
-                    timeout: Duration = .seconds(60), handleSignals: Bool = true, pullIntervalMillis: UInt64? = nil) {
+                    timeout: Duration = .seconds(60), handleSignals: Bool = true, pullIntervalMillis: UInt64? = nil,
+                    stopWhenInputCloses: Bool = false) {
             self.holder = holder
             self.logLevel = logLevel
             self.logSink = logSink
@@ -153,6 +161,7 @@ public enum SyncRound {
             self.timeout = timeout
             self.handleSignals = handleSignals
             self.pullIntervalMillis = pullIntervalMillis
+            self.stopWhenInputCloses = stopWhenInputCloses
         }
     }
 
@@ -211,6 +220,13 @@ public enum SyncRound {
         let watcher = options.handleSignals
             ? SignalWatcher([.interrupt, .terminate], loop: loop) { signal in daemon.shutdown(reason: "\(signal)") } : nil
         defer { watcher?.cancel() }
+        let inputWatcher = InputClosedWatcher(loop: loop) { daemon.shutdown(reason: "standard input closed"); loop.stop() }
+        if options.stopWhenInputCloses {
+            do { try inputWatcher.start() } catch {
+                if case .inputNotWatchable = error { throw NodeError.inputNotWatchable(error.message) }
+                throw NodeError.network("cannot watch standard input: \(error.message)")
+            }
+        }
         let what: String
         switch mode {
         case .continuous: what = ""

@@ -191,6 +191,7 @@ struct HubServeCommand: Command {
             .value("snapshot-after", "OPS", "a new node gets a snapshot instead of the log once the log holds this many ops (default 10000)"),
             .value("push-rate", "OPS", "ops a second each node may push, refilling its bucket; beyond it a PUSH is answered busy (default 20000; 0: no limit)"),
             .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
+            .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
         ],
         discussion: """
         Prints 'listening on HOST:PORT' on standard output once the socket is bound, then one log line per
@@ -202,6 +203,7 @@ struct HubServeCommand: Command {
     var level: OperatorLog.Level
     var snapshotAfter: UInt64
     var pushLimits: PushLimits
+    var stopWhenInputCloses: Bool
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
@@ -218,6 +220,7 @@ struct HubServeCommand: Command {
         let burst = try arguments.value("push-burst", as: Int.self) ?? 200_000
         guard burst >= 1 else { throw CommandLineError.usage("--push-burst must be 1 or more; got \(burst)", hint: nil) }
         pushLimits = PushLimits(opsPerSecond: UInt64(rate), burstOps: UInt64(burst))
+        stopWhenInputCloses = arguments.flag("stop-when-input-closes")
     }
 
     func run(in context: HubContext) throws -> ExitCode {
@@ -236,6 +239,8 @@ struct HubServeCommand: Command {
         let address = try server.start()
         let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
         defer { watcher.cancel() }
+        let inputWatcher = InputClosedWatcher(loop: loop) { server.shutdown(reason: "standard input closed"); loop.stop() }
+        if stopWhenInputCloses { try inputWatcher.start() }
         log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \((try? replica.registeredNodes().count) ?? 0) node(s) registered")
         context.io.output.line("listening on \(address)")
         context.io.output.flush()

@@ -62,12 +62,14 @@ enum NodeProgram {
 
     /// Runs a daemon over the replica on this thread (`SyncRound`) until it finishes or a signal stops it.
     static func runDaemon(_ path: String, mode: NodeDaemon.Mode, level: OperatorLog.Level, pullBudget: Int, pushBatch: Int,
-                          maxBackoff: Duration, onceTimeout: Duration, pullIntervalMillis: UInt64? = nil) throws -> SyncRound.Report {
+                          maxBackoff: Duration, onceTimeout: Duration, pullIntervalMillis: UInt64? = nil,
+                          stopWhenInputCloses: Bool = false) throws -> SyncRound.Report {
         let holder = mode == .continuous ? "siyu-node run" : "siyu-node sync --once"
         do {
             return try SyncRound.run(path: path, mode: mode,
                                      options: .init(holder: holder, logLevel: level, pullBudget: pullBudget, pushBatch: pushBatch,
-                                                    maxBackoff: maxBackoff, timeout: onceTimeout, pullIntervalMillis: pullIntervalMillis))
+                                                    maxBackoff: maxBackoff, timeout: onceTimeout, pullIntervalMillis: pullIntervalMillis,
+                                                    stopWhenInputCloses: stopWhenInputCloses))
         } catch let e as NodeError {
             throw NodeToolError(message: e.message, hint: e.hint)
         } catch let e as NodeToolError {
@@ -182,6 +184,7 @@ struct NodeRunCommand: Command {
             NodeProgram.pullBudgetOption,
             NodeProgram.pushBatchOption,
             .value("max-backoff", "SECONDS", "the longest wait between reconnection attempts (default 30; they start at 0.5 s and double, with jitter)"),
+            .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
             .value("pull-interval", "SECONDS", "how long to wait before pulling again once caught up (default 5; 1 to 3600, decimals allowed; SPEC section 7 asks for no more than one pull a second)"),
         ],
         discussion: """
@@ -195,6 +198,7 @@ struct NodeRunCommand: Command {
     var pushBatch: Int
     var maxBackoff: Int
     var pullIntervalMillis: UInt64?
+    var stopWhenInputCloses: Bool
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
@@ -208,11 +212,13 @@ struct NodeRunCommand: Command {
             }
             pullIntervalMillis = UInt64((seconds * 1_000).rounded())
         }
+        stopWhenInputCloses = arguments.flag("stop-when-input-closes")
     }
 
     func run(in context: NodeContext) throws -> ExitCode {
         let report = try NodeProgram.runDaemon(path, mode: .continuous, level: level, pullBudget: pullBudget, pushBatch: pushBatch,
-                                               maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60), pullIntervalMillis: pullIntervalMillis)
+                                               maxBackoff: .seconds(maxBackoff), onceTimeout: .seconds(60), pullIntervalMillis: pullIntervalMillis,
+                                               stopWhenInputCloses: stopWhenInputCloses)
         if case let .failed(why) = report.outcome {
             throw NodeToolError(message: "stopped syncing: \(why)", hint: "fix what the message says (secret, registration, versions), then run again")
         }

@@ -47,7 +47,11 @@ final class Child {
     let outPath: String
     let errPath: String
 
-    init(_ binary: String, _ arguments: [String], name: String, in scratch: Scratch, environment: [String: String] = [:]) throws {
+    /// The write end of the child's standard input when the test asked for a pipe (`input: true`).
+    private(set) var input: Pipe?
+
+    init(_ binary: String, _ arguments: [String], name: String, in scratch: Scratch, environment: [String: String] = [:],
+         input: Bool = false) throws {
         self.name = name
         outPath = scratch.path("\(name).\(UUID().uuidString.prefix(8)).out")
         errPath = scratch.path("\(name).\(UUID().uuidString.prefix(8)).err")
@@ -59,7 +63,8 @@ final class Child {
         env["SIYU_NODE_SECRET"] = nil
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        process.standardInput = FileHandle.nullDevice
+        if input { self.input = Pipe() }
+        process.standardInput = self.input ?? FileHandle.nullDevice
         process.standardOutput = FileHandle(forWritingAtPath: outPath)
         process.standardError = FileHandle(forWritingAtPath: errPath)
         try process.run()
@@ -115,8 +120,9 @@ final class Processes {
 
     init(_ scratch: Scratch) { self.scratch = scratch }
 
-    func start(_ binary: String, _ arguments: [String], name: String, environment: [String: String] = [:]) throws -> Child {
-        let child = try Child(binary, arguments, name: name, in: scratch, environment: environment)
+    func start(_ binary: String, _ arguments: [String], name: String, environment: [String: String] = [:],
+               input: Bool = false) throws -> Child {
+        let child = try Child(binary, arguments, name: name, in: scratch, environment: environment, input: input)
         all.append(child)
         return child
     }
