@@ -27,9 +27,12 @@ public struct PushLimits: Sendable, Equatable {
 
     /// Whether these ops may change what a customer's merge reads of the tag library: a tag's
     /// group or deletion, a group's exclusive flag or deletion (a write of one of those fields, or
-    /// a tag deletion op). Renames and re-sorts do not: they re-merge nobody.
+    /// a tag deletion op). Renames and re-sorts do not: they re-merge nobody. An op the store will
+    /// refuse anyway (`Op.validate`) does not count: it is answered with its own error (8 or 14),
+    /// never with `busy`.
     public static func changesTagLibraryReads(_ ops: [Op]) -> Bool {
         ops.contains { op in
+            guard (try? op.validate()) != nil else { return false }
             switch op.body {
             case let .write(target, field, _, _):
                 switch target.entity {

@@ -58,21 +58,13 @@ public struct OpRefusal: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension Replica {
-    /// Whether an op breaches a rule SPEC section 9 marks *permission* (checked when `validate`
-    /// refused it: the other breaches are *invalid_op*).
-    static func isPermissionBreach(_ op: Op) -> Bool {
-        guard op.role != .hq else { return false }
-        switch op.body {
-        case let .write(target, _, _, _): return target.entity.isTagLibrary
-        case let .points(_, delta): return delta < 0
-        case .tagDeletion: return true
-        default: return false
-        }
-    }
-
     /// Why this replica refuses a peer's op at wall time `now`, or nil if it takes it: the data
-    /// rules (`Op.validate`), this node's own numbering, and the clock window, in that order.
+    /// rights (`Op.permissionBreach`), the other data rules (`Op.validate`), this node's own
+    /// numbering, and the clock window, in that order.
     func refusal(of op: Op, now: UInt64) -> OpRefusal? {
+        if case let .invalidEdit(what, hint)? = op.permissionBreach {
+            return OpRefusal(.permission, origin: op.origin, seq: op.seq, message: what, hint: hint)
+        }
         do {
             try op.validate()
         } catch {
@@ -80,20 +72,19 @@ extension Replica {
             if case let CoreError.invalidEdit(w, h)? = error as? CoreError { (what, hint) = (w, h) } else {
                 (what, hint) = ("\(error)", "fix the sending node")
             }
-            return OpRefusal(Replica.isPermissionBreach(op) ? .permission : .invalidOp, origin: op.origin, seq: op.seq,
-                             message: what, hint: hint)
+            return OpRefusal(.invalidOp, origin: op.origin, seq: op.seq, message: what, hint: hint)
         }
         if op.origin == node && op.seq >= nextSeq {
             return OpRefusal(.permission, origin: op.origin, seq: op.seq,
                              message: "op \(IdentifierRule.printable(node))#\(op.seq) claims this node's own origin, but this node has issued only \(nextSeq - 1) ops",
-                             hint: "a hub relays a node's own ops back only up to what the node holds: check the hub, and that no other node uses the id '\(IdentifierRule.printable(node))' (a node restored from an old backup must rejoin under a new id)")
+                             hint: "a hub relays a node's own ops back only up to what the node holds: check the hub, and that no other node uses the id \(IdentifierRule.printable(node)) (a node restored from an old backup must rejoin under a new id)")
         }
         if let beyond = clock.millisBeyondWindow(op.hlc, wallMillis: now) {
             let ahead = clock.maxDriftMillis.addingReportingOverflow(beyond)
             let seconds = ahead.overflow ? UInt64.max / 1000 : ahead.partialValue / 1000
             return OpRefusal(.clockSkew, origin: op.origin, seq: op.seq,
                              message: "its clock is \(seconds) s ahead of this node's wall clock, beyond the window of \(clock.maxDriftMillis / 1000) s",
-                             hint: "check the clock (NTP) of node '\(IdentifierRule.printable(op.origin))' and of this node; the op is taken once this node's clock is within the window of it")
+                             hint: "check the clock (NTP) of node \(IdentifierRule.printable(op.origin)) and of this node; the op is taken once this node's clock is within the window of it")
         }
         return nil
     }

@@ -105,7 +105,7 @@ extension Replica {
                 throw ReplicaError.invalid("an empty secret", "give the node a secret of 32 random bytes or more")
             }
             guard try registeredNode(id) == nil else {
-                throw ReplicaError.invalid("node '\(IdentifierRule.printable(id))' is already registered",
+                throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is already registered",
                                            "a node keeps its id; register a new node under a new id")
             }
             try transaction {
@@ -201,7 +201,7 @@ extension Replica {
 
     public func acceptPush(from id: NodeID, _ changeSet: ChangeSet) throws -> PushOutcome {
         guard let registration = try registeredNode(id) else {
-            throw ReplicaError.notFound(what: "registered node '\(IdentifierRule.printable(id))'", hint: "register it with: siyu-hub add-node")
+            throw ReplicaError.notFound(what: "registered node \(IdentifierRule.printable(id))", hint: "register it with: siyu-hub add-node")
         }
         if changeSet.schemaVersion > currentSchemaVersion || changeSet.schemaVersion < 1 {
             throw ReplicaError.unsupportedSchema(found: changeSet.schemaVersion, supported: currentSchemaVersion)
@@ -220,7 +220,7 @@ extension Replica {
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
-                                message: "the PUSH holds an op of \(IdentifierRule.printable(op.origin)) (\(op.role)); node '\(IdentifierRule.printable(id))' pushes only its own ops, as \(registration.role)",
+                                message: "the PUSH holds an op of \(IdentifierRule.printable(op.origin)) (\(op.role)); node \(IdentifierRule.printable(id)) pushes only its own ops, as \(registration.role)",
                                 hint: "the node is faulty or forged"))
                         }
                         let encoded = OpCoding.encode(op)
@@ -235,7 +235,7 @@ extension Replica {
                         }
                         guard op.seq <= UInt64(clamping: acked) || op.seq - UInt64(clamping: acked) <= Replica.pushSequenceWindow else {
                             return try refuse(OpRefusal(.invalidOp, origin: id, seq: op.seq,
-                                message: "op \(op.seq) is more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked))",
+                                message: "its number is more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked))",
                                 hint: "a node pushes its ops in order from the last one acknowledged; the node's numbering jumped"), acked: acked)
                         }
                         if let row = try held.rows([.text(id), .integer(Int64(op.seq))]).first {
@@ -243,7 +243,7 @@ extension Replica {
                                 hlc: HLC(raw: UInt64(bitPattern: row[3].int64Value ?? 0)), instanceID: row[0].stringValue ?? ""))
                             if OpCoding.encode(stored) == encoded { pushed[op.seq] = encoded; continue }
                             return try refuse(OpRefusal(.permission, origin: id, seq: op.seq,
-                                message: "this hub holds another op numbered \(op.seq) of node '\(IdentifierRule.printable(id))'",
+                                message: "this hub holds another op numbered \(op.seq) of node \(IdentifierRule.printable(id))",
                                 hint: "the node was restored from a backup or another node uses its id; it must rejoin under a new node id"), acked: acked)
                         }
                         if let row = try refusedBefore.rows([.text(id), .integer(Int64(op.seq))]).first {

@@ -6,9 +6,11 @@ import SiyuWire
 @Suite struct PushLimitTests {
     let t0 = SessionInstant(milliseconds: 5_000_000)
 
+    /// A valid write of `field` (a value of the field's type).
     func tagLibraryWrite(_ field: String, entity: Entity = .tag) -> Op {
-        Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000, logical: 0), node: "hq"), seq: 1, role: .hq, author: "zhaolei",
-           body: .write(Target(entity, "et_tea"), field: field, value: .text("x"), overwrites: []))
+        let value: Value = ["deleted", "exclusive"].contains(field) ? .bool(true) : field == "sort_order" ? .int(3) : .text("x")
+        return Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000, logical: 0), node: "hq"), seq: 1, role: .hq, author: "zhaolei",
+                  body: .write(Target(entity, "et_tea"), field: field, value: value, overwrites: []))
     }
 
     @Test func aNodesBucketAdmitsItsBurstThenRefillsAtItsRateAndNothingMore() {
@@ -66,6 +68,9 @@ import SiyuWire
         let deletion = Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000, logical: 0), node: "hq"), seq: 2, role: .hq, author: "",
                           body: .tagDeletion(InstanceRef(.tag, "et_tea"), seen: []))
         #expect(PushLimits.changesTagLibraryReads([deletion]))
+        // An op the store refuses anyway is answered with its own error, not paced.
+        let invalid = Op(stamp: deletion.stamp, seq: 2, role: .hq, author: "", body: .tagDeletion(InstanceRef(.customer, "c1"), seen: []))
+        #expect(!PushLimits.changesTagLibraryReads([invalid]))
 
         #expect(limits.admit(node: "hq", ops: 1, changesTagLibraryReads: true, now: t0) == .admitted)
         // Another HQ node 400 ms later: busy for 600 ms; its bucket is not charged meanwhile.

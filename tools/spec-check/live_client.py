@@ -1250,9 +1250,9 @@ class Suite:
         with c:
             c.send(sp.Error(13, True, "client test: cursor too old"))
             closed, extra = c.wait_closed(2.0)
-            rep.check("after the node's ERROR 13 the hub keeps the connection open (§8 row 13: 'A receiver "
-                      "ignores it and keeps the connection open'; FINDINGS F1)", not closed, "still open",
-                      ("closed" if closed else "still open") + (f" after {[describe(x) for x in extra]}" if extra else ""))
+            rep.check("after the node's ERROR 13 the hub closes (§8: an ERROR a node sends ends the connection, "
+                      "whatever its code; row 13: 'one sent by a node ends the connection'; FINDINGS F1, settled)", closed, "EOF",
+                      ("EOF" if closed else "still open") + (f" after {[describe(x) for x in extra]}" if extra else ""))
         self.still_serving("after the framing and state errors")
 
     # ---------------------------------------------------------------------------------------

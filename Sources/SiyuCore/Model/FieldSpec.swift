@@ -67,8 +67,8 @@ public struct FieldSpec: Sendable {
         case (.bool, .bool):
             return
         default:
-            throw CoreError.invalidEdit(what: "\(subject) has the wrong type (\(value.quoted))",
-                                        hint: "expected \(type.name)")
+            throw CoreError.invalidEdit(what: "\(subject) was given \(value.typeName) \(value.quoted)",
+                                        hint: "it takes \(type.name)")
         }
     }
 

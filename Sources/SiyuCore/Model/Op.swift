@@ -95,6 +95,25 @@ public struct Op: Hashable, Sendable {
     public var hlc: HLC { stamp.hlc }
     public var instance: InstanceRef { body.instance }
 
+    /// The rights rule of SPEC section 9 (the rules marked *permission*) this op breaks, or nil:
+    /// a store node may not write the tag library, redeem points or delete tags. Checked before
+    /// the other data rules (`validate` throws it first), so an op that breaks both is refused for
+    /// its rights (ERROR 8), with this message.
+    public var permissionBreach: CoreError? {
+        guard role != .hq else { return nil }
+        let who = "node \(IdentifierRule.printable(origin, limit: 64)) (a store)"
+        switch body {
+        case let .write(target, _, _, _) where target.entity.isTagLibrary:
+            return .invalidEdit(what: "\(who) wrote the tag library (\(target))", hint: "only HQ defines, edits and deletes tags")
+        case let .points(_, delta) where delta < 0:
+            return .invalidEdit(what: "\(who) redeemed points", hint: "stores award points; HQ redeems them")
+        case let .tagDeletion(ref, _):
+            return .invalidEdit(what: "\(who) deleted \(ref)", hint: "only HQ deletes tags")
+        default:
+            return nil
+        }
+    }
+
     /// Checks the op against the data model's rules (ids, known fields, value types and limits,
     /// role permissions) and the limits on input: the sequence number in `1...Op.maxSeq`, ids and
     /// the author by `IdentifierRule`, a points delta within ±`Op.maxPointsDelta`, stamp lists
@@ -120,6 +139,7 @@ public struct Op: Hashable, Sendable {
             }
         }
         try validateStampLists()
+        if let breach = permissionBreach { throw breach }
         switch body {
         case let .write(target, field, value, _):
             guard let spec = target.entity.field(named: field) else {
@@ -128,10 +148,6 @@ public struct Op: Hashable, Sendable {
                                             hint: names.isEmpty ? "this entity has no editable fields" : "fields are: \(names)")
             }
             try spec.validate(value, on: target.entity)
-            if target.entity.isTagLibrary && role != .hq {
-                throw CoreError.invalidEdit(what: "node '\(origin)' (a store) wrote the tag library (\(target))",
-                                            hint: "only HQ defines, edits and deletes tags")
-            }
         case let .add(target, _), let .remove(target, _):
             guard [.customerTag, .groupMember, .orderLine].contains(target.entity) else {
                 throw CoreError.invalidEdit(what: "\(target.entity.name) is not a set", hint: "add/remove apply to customer tags, group members and order lines")
@@ -139,7 +155,8 @@ public struct Op: Hashable, Sendable {
         case let .status(_, from, to, _):
             if !from.canMove(to: to) {
                 throw CoreError.invalidEdit(what: "order status cannot move from \(from) to \(to)",
-                                            hint: "from \(from) the order can move to: \(from.legalMoves.map(\.name).joined(separator: ", "))")
+                                            hint: from.legalMoves.isEmpty ? "\(from.name) is final: the order cannot move from it"
+                                                : "from \(from.name) the order can move to: \(from.legalMoves.map(\.name).joined(separator: ", "))")
             }
         case let .points(_, delta):
             if delta == 0 { throw CoreError.invalidEdit(what: "a points change of 0", hint: "award or redeem a positive amount") }
@@ -147,15 +164,9 @@ public struct Op: Hashable, Sendable {
                 throw CoreError.invalidEdit(what: "a points change of \(delta), beyond ±\(Op.maxPointsDelta) points per op",
                                             hint: "award or redeem at most \(Op.maxPointsDelta) points in one op")
             }
-            if delta < 0 && role != .hq {
-                throw CoreError.invalidEdit(what: "node '\(origin)' (a store) redeemed points", hint: "stores award points; HQ redeems them")
-            }
         case let .tagDeletion(ref, _):
             guard ref.kind == .tag || ref.kind == .tagGroup else {
                 throw CoreError.invalidEdit(what: "a tag deletion names \(ref)", hint: "tag deletions name a tag or a tag group")
-            }
-            if role != .hq {
-                throw CoreError.invalidEdit(what: "node '\(origin)' (a store) deleted \(ref)", hint: "only HQ deletes tags")
             }
         case .deleteCustomer, .acknowledge:
             break

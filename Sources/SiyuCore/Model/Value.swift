@@ -7,6 +7,17 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     case bytes([UInt8])
     case bool(Bool)
 
+    /// The value's type, as an error message names it ("text", "an integer", …).
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .int: return "an integer"
+        case .text: return "text"
+        case .bytes: return "bytes"
+        case .bool: return "a boolean"
+        }
+    }
+
     public var description: String {
         switch self {
         case .null: return "null"
