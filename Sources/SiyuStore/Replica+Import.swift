@@ -153,10 +153,9 @@ extension Replica {
 
     /// A value a bridge to another system keeps in this replica file, outside the replicated data
     /// (for WeCom: each group chat's member version, the op ranges its imports wrote). Nil when
-    /// never set. Not part of the digest, never sent to peers.
+    /// never set. Not part of the digest, never sent to peers. Kept in `bridge_state` (file layout 5).
     public func bridgeValue(_ kind: String, _ key: String) throws -> String? {
         try ReplicaError.wrap("reading bridge state") {
-            guard try hasBridgeTable() else { return nil }
             return try db.cached("SELECT value FROM bridge_state WHERE kind = ? AND key = ?").scalar([.text(kind), .text(key)])?.stringValue
         }
     }
@@ -164,7 +163,6 @@ extension Replica {
     /// Every (key, value) of one kind of bridge state, in key order.
     public func bridgeValues(_ kind: String) throws -> [(key: String, value: String)] {
         try ReplicaError.wrap("reading bridge state") {
-            guard try hasBridgeTable() else { return [] }
             var out: [(String, String)] = []
             try db.cached("SELECT key, value FROM bridge_state WHERE kind = ? ORDER BY key").query([.text(kind)]) { row in
                 out.append((row.text(0) ?? "", row.text(1) ?? ""))
@@ -177,14 +175,9 @@ extension Replica {
     public func setBridgeValue(_ kind: String, _ key: String, _ value: String) throws {
         try ReplicaError.wrap("writing bridge state") {
             try transaction {
-                try db.execute("CREATE TABLE IF NOT EXISTS bridge_state(kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(kind, key)) WITHOUT ROWID")
                 try db.cached("INSERT OR REPLACE INTO bridge_state(kind, key, value) VALUES (?, ?, ?)").run([.text(kind), .text(key), .text(value)])
             }
         }
-    }
-
-    private func hasBridgeTable() throws -> Bool {
-        try db.cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bridge_state'").scalar() != nil
     }
 
     // MARK: What changed
