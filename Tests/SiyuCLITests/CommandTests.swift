@@ -358,7 +358,7 @@ import SiyuCommandLine
         let started = Date()
         let r = try holder.inOneTransaction { siyu(["ack", "--db", f.hq, id]) }
         #expect(r.code == 1)
-        #expect(r.err.contains("is locked by another writer"))
+        #expect(r.err.contains("is locked by ") && r.err.contains("(pid \(getpid()))"))
         #expect(!r.err.contains("SELECT") && !r.err.contains("editing"))
         #expect(Date().timeIntervalSince(started) < 15)
         #expect(try f.conflict("phone", in: f.hq).state == .open)
