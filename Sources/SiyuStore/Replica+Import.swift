@@ -147,10 +147,9 @@ extension Replica {
                     ops.append(op)
                 }
                 result.ops = ops.count
-                if ops.isEmpty && !wasStaged {
-                    remember(state)   // nothing to store: back to the cache, as an edit leaves it
-                    return
-                }
+                // Nothing to store: the state is dropped (a large import would only churn the
+                // cache that serves local edits; the next read merges it again).
+                if ops.isEmpty && !wasStaged { return }
                 stage.ops += ops
                 stage.customers[ref] = (state, ops)
             }
