@@ -5,7 +5,9 @@ import SiyuCommandLine
 import SiyuWeCom
 
 /// `siyu wecom import`: checks every payload whole (decoding and mapping, no writes), then applies
-/// all of them in one transaction through the replica's edit API.
+/// all of them in one transaction through the replica's edit API. Customers are staged
+/// (`Replica.stageCustomerImport`) and stored a few thousand at a time as a bulk load stores
+/// them; any other edit stores the staged customers first, so the order of the payloads holds.
 ///
 /// Guarantees: a malformed or wrong-shaped payload is reported with its file, line and JSON path
 /// and nothing is written; a refusal by the replica while writing rolls back the whole import;
