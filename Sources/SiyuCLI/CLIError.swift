@@ -39,7 +39,7 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                             hint: "wait for \(holders.count == 1 ? "it" : "them") to finish and run the command again, or stop \(holders.count == 1 ? "it" : "them") first (kill \(holders.map { String($0.pid) }.joined(separator: " ")))")
         case .noneListed:
             return CLIError("\(file) is locked by another process, which could not be identified: /proc/locks lists no lock on the file now (\(waited))",
-                            hint: "it may have just finished; run the command again, and if it is still locked look for a running siyu-node or siyu command using the file")
+                            hint: "it may have just finished; run the command again, and if it is still locked, look for a running siyu-node or another command that has the file open")
         case .unavailable:
             return CLIError("\(file) is locked by another process, which could not be identified (/proc/locks is not readable here) (\(waited))",
                             hint: "another command or a running node (siyu-node) is writing it; try again when it is done")
