@@ -13,7 +13,10 @@ import SiyuCommandLine
 /// (one of four staff members, a remark, createtime, add_way, an empty state) holding two corp
 /// tags of the tag library, which is imported first from a `get_corp_tag_list` payload. The import
 /// runs in-process through the CLI's own command (`SiyuProgram.main`), as `siyu wecom import`.
-/// Then the same file is imported again, which must write no op (checked, and timed as information).
+/// Then the same file is imported again, which must write no op (checked, and timed as information),
+/// and the ops the import wrote are bulk-loaded into a new replica (`Replica.bulkLoad`, as a new
+/// store loads its snapshot; it must reach the same digest), timed as information: the speed the
+/// import is compared with.
 ///
 /// Anchor: plain SQLite inserting the rows the import left in `customers`, `follow_relations` and
 /// `customer_tags` (the replica's own DDL, prepared INSERTs) in one transaction. It reads no JSON
@@ -27,7 +30,7 @@ struct WeComImportBench {
     static let preferences = ["et_pref_tea", "et_pref_coffee", "et_pref_bakery"]
 
     struct Outcome {
-        var siyuSeconds = 0.0, againSeconds = 0.0, plainSeconds = 0.0
+        var siyuSeconds = 0.0, againSeconds = 0.0, plainSeconds = 0.0, bulkSeconds = 0.0
         var ops = 0, againOps = -1, rows = 0, fileBytes = 0
         var peakKB: Int?
     }
@@ -52,9 +55,18 @@ struct WeComImportBench {
         outcome.againOps = try WeComImportBench.opCount(path) - opsBefore - outcome.ops
         guard outcome.againOps == 0 else { throw BenchError("wecom import: importing the same file again wrote \(outcome.againOps) ops") }
 
+        progress("wecom import: the same ops through a bulk load into a new replica")
+        let replica = try Replica(existing: path)
+        do {
+            let all = try replica.changeSet(since: VersionVector())
+            let loaded = try Replica(path: directory.path("wecom-bulk.db"), options: ReplicaOptions(node: "hq-2", role: .hq))
+            defer { loaded.close() }
+            outcome.bulkSeconds = try seconds { try loaded.bulkLoad { _ = try loaded.apply(all) } }
+            guard try loaded.digest() == replica.digest() else { throw BenchError("wecom import: the bulk-loaded replica differs") }
+        }
+
         progress("wecom import: plain SQLite inserting the same rows")
         let tables: [Table] = [.customers, .followRelations, .customerTags]
-        let replica = try Replica(existing: path)
         var rows: [Table: [[SQLiteValue]]] = [:]
         for table in tables {
             rows[table] = try replica.rows(of: table).map { row in table.columns.map { (row[$0.name] ?? .null).sqliteValue } }
@@ -138,6 +150,8 @@ struct WeComImportBench {
         r.line("plain SQLite  \(fixed(o.plainSeconds)) s   (\(fixed(plainPerCustomer, 2)) µs/customer: INSERT of the same \(grouped(o.rows)) "
                + "customers, follow_relations and customer_tags rows, one transaction)")
         r.line("ratio         \(fixed(ratio, 2))×   (information: the import also reads and checks the JSON, twice, and keeps the op log)")
+        r.line("bulk load     \(fixed(o.bulkSeconds)) s   (the same \(grouped(o.ops)) ops and the tag library as one change set, "
+               + "Replica.bulkLoad into a new replica: import ÷ bulk load \(fixed(o.siyuSeconds / o.bulkSeconds, 2))×, information)")
         r.line("again         \(fixed(o.againSeconds)) s   (the same file again: 0 ops written, checked)")
         if let kb = o.peakKB { r.line("peak memory   \(DiskFigures.megabytes(kb * 1024)) resident (the whole benchmark process so far)") }
 
@@ -149,6 +163,7 @@ struct WeComImportBench {
         r.figure("wecom_plain_seconds", o.plainSeconds, digits: 4)
         r.figure("wecom_plain_customer_us", plainPerCustomer, digits: 2)
         r.figure("wecom_ratio", ratio)
+        r.figure("wecom_bulk_load_seconds", o.bulkSeconds, digits: 4)
         r.figure("wecom_again_seconds", o.againSeconds, digits: 4)
         r.figure("wecom_again_ops", o.againOps)
 
