@@ -50,7 +50,7 @@ let package = Package(
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
-        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire"]),
+        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCLI", "SiyuCommandLine"]),
         // The hub server and the store node daemon: argument handling and wiring only.
         .executableTarget(name: "siyu-hub", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
         .executableTarget(name: "siyu-node", dependencies: ["SiyuNode", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),

@@ -24,6 +24,28 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
     /// busy timeout in `SiyuSQLite.Database`).
     static let lockWaitSeconds = 5
 
+    /// A replica another process kept locked past the wait: which process (`LockHolder`, from
+    /// `/proc/locks`), or that none could be found.
+    static func locked(_ file: String, path: String?, during: String) -> CLIError {
+        let waited = "waited \(lockWaitSeconds) s\(during); nothing was written"
+        let finding = path.map { LockHolder.find(path: $0) } ?? .unavailable
+        switch finding {
+        case let .holders(holders) where holders.contains(where: \.writes):
+            let pids = holders.map { String($0.pid) }.joined(separator: " ")
+            return CLIError("\(file) is locked by \(LockHolder.describe(holders)) (\(waited))",
+                            hint: "wait for it to finish and run the command again, or stop it first (kill \(pids))")
+        case let .holders(holders):
+            return CLIError("\(file) is locked; no process is writing it now, and \(LockHolder.describe(holders)) \(holders.count == 1 ? "has" : "have") it open (\(waited))",
+                            hint: "wait for \(holders.count == 1 ? "it" : "them") to finish and run the command again, or stop \(holders.count == 1 ? "it" : "them") first (kill \(holders.map { String($0.pid) }.joined(separator: " ")))")
+        case .noneListed:
+            return CLIError("\(file) is locked by another process, which could not be identified: /proc/locks lists no lock on the file now (\(waited))",
+                            hint: "it may have just finished; run the command again, and if it is still locked, look for a running siyu-node or another command that has the file open")
+        case .unavailable:
+            return CLIError("\(file) is locked by another process, which could not be identified (/proc/locks is not readable here) (\(waited))",
+                            hint: "another command or a running node (siyu-node) is writing it; try again when it is done")
+        }
+    }
+
     /// `error` as the CLI reports it. `doing` says what the command was doing; `path` is the
     /// replica file involved, if any.
     public static func from(_ error: Error, doing: String? = nil, path: String? = nil) -> CLIError {
@@ -51,10 +73,7 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
             case let .notFound(what, hint):
                 return CLIError("\(what) not found", hint: hint)
             case let .storage(sqlite, _):
-                if sqlite.isBusy {
-                    return CLIError("\(file) is locked by another writer (waited \(lockWaitSeconds) s\(during)); nothing was written",
-                                    hint: "another command or a running node is writing it; try again when it is done")
-                }
+                if sqlite.isBusy { return locked(file, path: path, during: during) }
                 switch sqlite.code {
                 case 8:  // SQLITE_READONLY
                     return CLIError("\(file) is read-only\(during); nothing was written",

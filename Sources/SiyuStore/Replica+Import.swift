@@ -59,24 +59,124 @@ extension Replica {
         var result = ImportResult()
         let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
         result.ops = try authoredEdit(InstanceRef(.customer, id)) { state in
-            if state.isDeleted { result.skippedDeleted = true; return [] }
-            var fields = fields
-            if !state.exists && (fields["name"] ?? .null) == .null { fields["name"] = .text(id) }
-            var out = try self.writes(Target(.customer, id), fields, in: state).map { ($0, staff) }
-            for r in relations {
-                out += try self.writes(Target(.followRelation, id, r.userid), r.fields, in: state).map { ($0, r.userid) }
-                var added: Set<String> = []
-                for tag in r.tags where added.insert(tag).inserted {
-                    guard let info = catalog.info(forTag: tag) else { result.skippedTags.append((tag, "unknown")); continue }
-                    if info.isDeleted { result.skippedTags.append((tag, "deleted")); continue }
-                    let element = Target(.customerTag, id, tag)
-                    if state.elements[element]?.liveAdds.contains(where: { $0.author == r.userid }) == true { continue }
-                    out.append((.add(element, removes: []), r.userid))
-                }
-            }
-            return out
+            try self.customerImport(id, fields: fields, relations: relations, by: staff, in: state, catalog: catalog, result: &result)
         }
         return result
+    }
+
+    /// What importing a customer writes, given its merged state: the ops with their authors.
+    private func customerImport(_ id: String, fields: [String: Value], relations: [ImportedRelation], by staff: String,
+                                in state: InstanceState, catalog: TagCatalog, result: inout ImportResult) throws -> [(OpBody, String)] {
+        if state.isDeleted { result.skippedDeleted = true; return [] }
+        var fields = fields
+        if !state.exists && (fields["name"] ?? .null) == .null { fields["name"] = .text(id) }
+        var out = try writes(Target(.customer, id), fields, in: state).map { ($0, staff) }
+        for r in relations {
+            out += try writes(Target(.followRelation, id, r.userid), r.fields, in: state).map { ($0, r.userid) }
+            var added: Set<String> = []
+            for tag in r.tags where added.insert(tag).inserted {
+                guard let info = catalog.info(forTag: tag) else { result.skippedTags.append((tag, "unknown")); continue }
+                if info.isDeleted { result.skippedTags.append((tag, "deleted")); continue }
+                let element = Target(.customerTag, id, tag)
+                if state.elements[element]?.liveAdds.contains(where: { $0.author == r.userid }) == true { continue }
+                out.append((.add(element, removes: []), r.userid))
+            }
+        }
+        return out
+    }
+
+    // MARK: Many customers at the speed of a bulk load
+
+    /// Customer imports built in memory and not yet stored (`stageCustomerImport`).
+    struct StagedImports {
+        /// The staged ops, in the order they were numbered.
+        var ops: [Op] = []
+        /// Per staged customer: its merged state before this stage, and the ops staged for it
+        /// (added to that state only if the customer is imported again before the commit).
+        var customers: [InstanceRef: (state: InstanceState, ops: [Op])] = [:]
+    }
+
+    /// How many customers are staged before they are committed on their own.
+    public static let stagedImportLimit = 2_000
+
+    /// Imports a customer as `importCustomer` does — the same ops, the same result — but, inside
+    /// `inOneTransaction`, builds them in memory and stores them later, with the others staged:
+    /// when `stagedImportLimit` customers are staged, before any other edit or apply of the
+    /// transaction, on `commitStagedImports`, and when the transaction ends. The customers new to
+    /// the replica among them are stored and merged as a bulk load does (op rows several per
+    /// statement, merged on a second thread), so a large import runs at bulk-load speed.
+    ///
+    /// Guarantees: what is stored equals importing the customers one by one in the same order
+    /// (a customer staged twice is built the second time from its state with the first ops
+    /// added). Until they are committed, staged customers are not seen by reads (`rows(of:)`,
+    /// `state(of:)`). A failure fails the whole transaction. Outside `inOneTransaction` this is
+    /// exactly `importCustomer`.
+    public func stageCustomerImport(_ id: String, fields: [String: Value], relations: [ImportedRelation],
+                                    by staff: String = "") throws -> ImportResult {
+        guard bulk != nil else { return try importCustomer(id, fields: fields, relations: relations, by: staff) }
+        if let failure = bulk?.failure { throw failure }
+        if (staged?.customers.count ?? 0) >= Replica.stagedImportLimit { try commitStagedImports() }
+        let ref = InstanceRef(.customer, id)
+        var result = ImportResult()
+        do {
+            try ReplicaError.wrap("importing \(ref)") {
+                let catalog = try catalog()
+                var stage = staged ?? StagedImports()
+                staged = nil   // held here while it changes (no copy of its arrays)
+                defer { staged = stage }
+                var state: InstanceState
+                let entry = stage.customers.removeValue(forKey: ref)
+                let wasStaged = entry != nil
+                if let entry {
+                    state = entry.state
+                    if !entry.ops.isEmpty && !state.add(entry.ops, catalog: catalog) {
+                        state = InstanceState.merge(ref, ops: try loadOps(ref) + entry.ops, catalog: catalog)
+                    }
+                } else {
+                    state = try takeInstance(ref)
+                }
+                let bodies = try customerImport(id, fields: fields, relations: relations, by: staff,
+                                                in: state, catalog: catalog, result: &result)
+                var ops: [Op] = []
+                ops.reserveCapacity(bodies.count)
+                for (body, author) in bodies {
+                    let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node),
+                                seq: nextSeq, role: role, author: author, body: body)
+                    try op.validate()
+                    nextSeq += 1
+                    ops.append(op)
+                }
+                result.ops = ops.count
+                // Nothing to store: the state is dropped (a large import would only churn the
+                // cache that serves local edits; the next read merges it again).
+                if ops.isEmpty && !wasStaged { return }
+                stage.ops += ops
+                stage.customers[ref] = (state, ops)
+            }
+        } catch {
+            if bulk?.failure == nil { bulk?.failure = error }
+            throw error
+        }
+        return result
+    }
+
+    /// Stores the staged customer imports (`stageCustomerImport`) now, as one step of the
+    /// transaction. Does nothing when none are staged.
+    public func commitStagedImports() throws {
+        guard let stage = staged else { return }
+        staged = nil
+        guard !stage.ops.isEmpty else { return }
+        do {
+            try ReplicaError.wrap("importing customers") {
+                try transaction {
+                    var none: InstanceState? = nil
+                    try commit(stage.ops, known: &none, fresh: true)
+                }
+            }
+        } catch {
+            if bulk?.failure == nil { bulk?.failure = error }
+            throw error
+        }
     }
 
     /// Sets a group chat's fields and roster. `roster` (when given) is the whole membership:
@@ -153,10 +253,9 @@ extension Replica {
 
     /// A value a bridge to another system keeps in this replica file, outside the replicated data
     /// (for WeCom: each group chat's member version, the op ranges its imports wrote). Nil when
-    /// never set. Not part of the digest, never sent to peers.
+    /// never set. Not part of the digest, never sent to peers. Kept in `bridge_state` (file layout 5).
     public func bridgeValue(_ kind: String, _ key: String) throws -> String? {
         try ReplicaError.wrap("reading bridge state") {
-            guard try hasBridgeTable() else { return nil }
             return try db.cached("SELECT value FROM bridge_state WHERE kind = ? AND key = ?").scalar([.text(kind), .text(key)])?.stringValue
         }
     }
@@ -164,7 +263,6 @@ extension Replica {
     /// Every (key, value) of one kind of bridge state, in key order.
     public func bridgeValues(_ kind: String) throws -> [(key: String, value: String)] {
         try ReplicaError.wrap("reading bridge state") {
-            guard try hasBridgeTable() else { return [] }
             var out: [(String, String)] = []
             try db.cached("SELECT key, value FROM bridge_state WHERE kind = ? ORDER BY key").query([.text(kind)]) { row in
                 out.append((row.text(0) ?? "", row.text(1) ?? ""))
@@ -177,14 +275,9 @@ extension Replica {
     public func setBridgeValue(_ kind: String, _ key: String, _ value: String) throws {
         try ReplicaError.wrap("writing bridge state") {
             try transaction {
-                try db.execute("CREATE TABLE IF NOT EXISTS bridge_state(kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(kind, key)) WITHOUT ROWID")
                 try db.cached("INSERT OR REPLACE INTO bridge_state(kind, key, value) VALUES (?, ?, ?)").run([.text(kind), .text(key), .text(value)])
             }
         }
-    }
-
-    private func hasBridgeTable() throws -> Bool {
-        try db.cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bridge_state'").scalar() != nil
     }
 
     // MARK: What changed

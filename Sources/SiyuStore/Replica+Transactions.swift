@@ -21,11 +21,12 @@ extension Replica {
         guard bulk == nil else { return try body() }   // already inside one
         let saved = (clock, nextSeq)
         bulk = transaction
-        defer { bulk = nil }
+        defer { bulk = nil; staged = nil }
         do {
             return try ReplicaError.wrap("applying in one transaction") {
                 try db.transaction {
                     let result = try body()
+                    if bulk?.failure == nil { try commitStagedImports() }
                     if let failure = bulk?.failure { throw failure }
                     return result
                 }
@@ -57,9 +58,11 @@ extension Replica {
 
     /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of
     /// that one (no savepoint: a failed step fails the whole transaction).
+    /// Staged customer imports are committed first, so every step sees them and ops stay in order.
     func transaction<T>(_ body: () throws -> T) throws -> T {
         guard bulk != nil else { return try db.transaction(body) }
         do {
+            if staged != nil { try commitStagedImports() }
             return try body()
         } catch {
             if bulk?.failure == nil { bulk?.failure = error }
@@ -114,6 +117,7 @@ extension Replica {
         do {
             try ReplicaError.wrap("finishing a snapshot load") {
                 if let failure = transaction.failure { throw failure }
+                try commitStagedImports()
                 try finishBulkLoad()
                 try last()
                 try db.execute("COMMIT")
@@ -131,6 +135,7 @@ extension Replica {
         guard let transaction = bulk, transaction.heldOpen else { return }
         if db.isInTransaction { try? db.execute("ROLLBACK") }
         bulk = nil
+        staged = nil
         if let saved = transaction.saved { (clock, nextSeq) = saved }
         forgetCaches()
         if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }

@@ -66,6 +66,8 @@ public final class Replica {
     /// in its own commit: the holders are recorded as pending and re-merged this many at a time by
     /// `settlePendingRemerges(limit:)` (Replica+SlicedRemerge.swift). Nil: all at once.
     public var tagHolderSlice: Int?
+    /// Customer imports built but not yet committed (`stageCustomerImport`).
+    var staged: StagedImports?
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -259,17 +261,22 @@ public final class Replica {
     /// `known` is the merged state of the one instance a local edit changes (taken from the caller,
     /// which is left with nil, so this holds the only copy): the edit's ops are added to it without
     /// reading the instance's ops back, and only the rows that changed are written.
+    ///
+    /// `fresh`: the ops are this node's, numbered just now (staged imports): like a local edit's,
+    /// a duplicate is an error; and, as in a bulk load, the ops of instances new to the replica
+    /// are stored several rows per statement and the instances merged on a second thread.
     @discardableResult
-    func commit(_ ops: [Op], known knownState: inout InstanceState?) throws -> (applied: Int, merged: Int) {
+    func commit(_ ops: [Op], known knownState: inout InstanceState?, fresh: Bool = false) throws -> (applied: Int, merged: Int) {
         var known = knownState
         knownState = nil
+        let newAside = fresh || bulk?.load != nil
         guard !ops.isEmpty else { return (0, 0) }
         // What customers' merges read of the tag library before this commit (see below), taken
         // before its ops are stored: `catalog()` may be rebuilt from the op log.
         let catalogBefore = ops.contains(where: { $0.instance.kind == .tag || $0.instance.kind == .tagGroup }) ? try catalog() : nil
         let insert = try db.cached(Replica.insertOpUnlessHeld)
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
-        let isLocalEdit = known != nil
+        let isLocalEdit = known != nil || fresh
         var batch = try CommitBatch(known: known.map { ($0.instance, $0.hasOps) },
                                     probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
@@ -282,7 +289,7 @@ public final class Replica {
             // In a bulk load, the ops of an instance new to the replica wait in memory and go in
             // several rows per statement: their only possible duplicates are among themselves.
             // (Up to 256 ops: past that, looking for duplicates in memory costs more than the index.)
-            if bulk?.load != nil && !batch.existed[slot] && batch.inserted[slot].count < 256 {
+            if newAside && !batch.existed[slot] && batch.inserted[slot].count < 256 {
                 guard !batch.holds(op, in: slot) else { continue }
                 batch.awaitInsert(slot)
                 deferred = true
@@ -312,7 +319,7 @@ public final class Replica {
             if op.origin != lastOrigin { origins.insert(op.origin); lastOrigin = op.origin }
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
-        if bulk?.load != nil { try writeNewInstancesAside(of: &batch, tagged: tagged) }
+        if newAside { try writeNewInstancesAside(of: &batch, tagged: tagged) }
         try insertAwaitedOps(of: &batch)
         guard applied > 0 else { return (0, 0) }
         var newSeqs: [NodeID: [UInt64]] = [:]

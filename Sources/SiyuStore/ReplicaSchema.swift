@@ -26,14 +26,26 @@ public enum ReplicaSchema {
     /// local edit paid for and nothing read (a field's history is read through `ops_by_instance`;
     /// customers with a tag are found through `customer_tags` or `ops_by_tag`). Version 3 slims the
     /// op log to its keys and the encoded op, clustered by instance (see `version3`). Version 4 adds
-    /// the tables of sync (see `version4`). Every step is frozen SQL text: a later change comes
-    /// with a step of its own.
+    /// the tables of sync (see `version4`). Version 5 adds `bridge_state`, the bookkeeping of a
+    /// bridge to another system (see `version5`). Every step is frozen SQL text: a later change
+    /// comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
         SchemaMigration(version: 2) { db in try db.execute(version2) },
         SchemaMigration(version: 3) { db in try db.execute(version3) },
         SchemaMigration(version: 4) { db in try db.execute(version4) },
+        SchemaMigration(version: 5) { db in try db.execute(version5) },
     ]
+
+    /// Layout 5: `bridge_state`, what a bridge to another system keeps beside the replicated data
+    /// (for WeCom: each group chat's member version, the op ranges its imports wrote); never part
+    /// of the digest, never sent. Before layout 5 the WeCom import created this table itself, with
+    /// this same definition, the first time it wrote to it: a layout-4 file may hold it already,
+    /// with rows, hence `IF NOT EXISTS` (its rows are kept).
+    static let version5 = """
+        CREATE TABLE IF NOT EXISTS bridge_state(
+            kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(kind, key)) WITHOUT ROWID;
+        """
 
     /// Layout 4: what sync needs (SPEC section 7). On a node: `cursors` (already there, now used:
     /// per hub, the log position received up to and the node's acked_seq there) and `quarantine`

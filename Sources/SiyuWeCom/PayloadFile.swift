@@ -114,7 +114,7 @@ public struct WeComPayloadFile {
                 guard element.count <= WeComPayloadFile.maxPayloadBytes else {
                     throw WeComError(path: path, "is \(element.count) bytes, more than one entry holds", hint: "check the payload")
                 }
-                let entry = try decode(BatchEntry.self, element, at: path)
+                let entry = try BatchEntry.quickly(scanner, element) ?? decode(BatchEntry.self, element, at: path)
                 try body(WeComUnit(kind: kind, line: line, path: path, edits: try Mapping.batchEntry(entry, at: path)))
             }
             var notices: [WeComEdit] = []

@@ -59,6 +59,10 @@ struct Benchmark {
             }
         }
 
+        if options.runs("wecom") {
+            add(try WeComImportBench(customers: options.weComCustomers, directory: directory).run())
+        }
+
         let peer = options.peerEnabled
             ? LoroPeer.run(quick: options.quick)
             : .unavailable(!options.runs("peer") ? "skipped (not in --only)"

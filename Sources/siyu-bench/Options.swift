@@ -11,7 +11,7 @@ struct BenchOptions {
           --ops N      remote ops merged in one change set (default 100000, quick 5000)
           --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
                        quick 1000,10000; an empty list skips it)
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, peer
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -20,7 +20,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
@@ -45,6 +45,8 @@ struct BenchOptions {
     /// Replica sizes of the scaling table, and the remote ops merged at each size.
     var scalingSizes = [10_000, 100_000, 1_000_000]
     var scalingMergeOps = 10_000
+    /// Customers of the WeCom batch import.
+    var weComCustomers = 100_000
 
     /// Whether the Loro peer runs: by default in full mode only.
     var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
@@ -99,5 +101,6 @@ struct BenchOptions {
         bootstrapCustomers = 2_000
         scalingSizes = [1_000, 10_000]
         scalingMergeOps = 1_000
+        weComCustomers = 10_000
     }
 }

@@ -139,7 +139,7 @@ import SiyuCommandLine
         let r = siyu(["status", "--db", f.hq, "--json"])
         #expect(r.code == 0)
         let json = try #require(try parseJSON(r.out) as? [String: Any])
-        #expect(json["file_layout"] as? Int == 4)
+        #expect(json["file_layout"] as? Int == 5)
         #expect((json["ops"] as? Int ?? 0) > 10)
         #expect((json["clock"] as? [String: Any])?["millis"] is NSNumber)
         #expect((json["conflicts"] as? [String: Any])?["open"] as? Int == 3)
@@ -358,7 +358,7 @@ import SiyuCommandLine
         let started = Date()
         let r = try holder.inOneTransaction { siyu(["ack", "--db", f.hq, id]) }
         #expect(r.code == 1)
-        #expect(r.err.contains("is locked by another writer"))
+        #expect(r.err.contains("is locked by ") && r.err.contains("(pid \(getpid()))"))
         #expect(!r.err.contains("SELECT") && !r.err.contains("editing"))
         #expect(Date().timeIntervalSince(started) < 15)
         #expect(try f.conflict("phone", in: f.hq).state == .open)

@@ -4,7 +4,7 @@ import SiyuCore
 import SiyuSQLite
 @testable import SiyuStore
 
-/// Replica files written by the commits that wrote file layouts 1, 2 and 3
+/// Replica files written by the commits that wrote file layouts 1, 2, 3 and 4
 /// (`Golden/README.md` says how each was made) open, migrate to the current layout and keep
 /// everything they held.
 @Suite struct GoldenReplicaTests {
@@ -15,6 +15,10 @@ import SiyuSQLite
 
     /// A copy of a golden file in a fresh temporary directory (migrating writes to it).
     static func copy(layout: Int, node: String) throws -> (dir: URL, path: String) {
+        try copy(layout: layout, file: node)
+    }
+
+    static func copy(layout: Int, file node: String) throws -> (dir: URL, path: String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-golden-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let target = dir.appendingPathComponent("\(node).db")
@@ -28,7 +32,7 @@ import SiyuSQLite
         return try db.prepare("SELECT value FROM siyu_meta WHERE key = 'schema_version'").scalar()?.int64Value ?? -1
     }
 
-    @Test(arguments: [1, 2, 3])
+    @Test(arguments: [1, 2, 3, 4])
     func aGoldenReplicaOfAnOldLayoutMigratesAndKeepsWhatItHeld(layout: Int) throws {
         for (node, role, own) in [("hq", Role.hq, 41), ("xihu", Role.store, 4)] {
             let (dir, path) = try Self.copy(layout: layout, node: node)
@@ -71,6 +75,78 @@ import SiyuSQLite
             try replica.editCustomer("wm_ma", ["phone": .text("13700000000")], by: node == "hq" ? "zhaolei" : "chenjing")
             #expect(try replica.ownOps(after: UInt64(own)).map(\.seq) == [UInt64(own + 1)])
         }
+    }
+
+    /// The shape of a table as SQLite reports it: its columns (name, type, not null, key
+    /// position) and whether it is a WITHOUT ROWID table.
+    static func shape(of table: String, in db: Database) throws -> [String] {
+        let columns = try db.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info('\(table)') ORDER BY cid").rows()
+            .map { row in (0..<4).map { "\(row[$0])" }.joined(separator: " ") }
+        let withoutRowID = try db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .scalar([.text(table)])?.stringValue?.uppercased().contains("WITHOUT ROWID") ?? false
+        return columns + ["without rowid: \(withoutRowID)"]
+    }
+
+    /// Before layout 5 the WeCom import created `bridge_state` itself: `layout4/hq-wecom.db` was
+    /// written that way (an import of a group chat and the tag library at 8aa6943). Layout 5 keeps
+    /// the table and its rows, and the table is the one a new replica gets.
+    @Test func aLayout4ReplicaWhoseImportMadeBridgeStateKeepsItsRowsWhenMigrated() throws {
+        let (dir, path) = try Self.copy(layout: 4, file: "hq-wecom")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.recordedLayout(path) == 4)
+        let replica = try Replica(existing: path)
+        defer { replica.close() }
+        #expect(try replica.schemaVersion() == Self.currentLayout)
+        #expect(try replica.bridgeValue("wecom.member_version", "wrQm7wCAAALSXWwuG6TIYm6sYgDM4A") == "0a728af81d9dc35213d94c7ebbe6c1ec")
+        #expect(try replica.bridgeValues("wecom.import").map { "\($0.key)=\($0.value)" } == ["00000000000000000042=137"])
+        #expect(try replica.opCounts().total == 141)
+        let check = try replica.db.prepare("PRAGMA integrity_check").rows().compactMap(\.first?.stringValue)
+        #expect(check == ["ok"])
+
+        let fresh = try Replica(path: dir.appendingPathComponent("fresh.db").path, options: ReplicaOptions(node: "hq", role: .hq))
+        defer { fresh.close() }
+        #expect(try Self.shape(of: "bridge_state", in: replica.db) == Self.shape(of: "bridge_state", in: fresh.db))
+        #expect(try Self.shape(of: "bridge_state", in: fresh.db).count == 4)
+
+        try replica.setBridgeValue("wecom.member_version", "wrQm7wCAAALSXWwuG6TIYm6sYgDM4A", "next")
+        #expect(try replica.bridgeValue("wecom.member_version", "wrQm7wCAAALSXWwuG6TIYm6sYgDM4A") == "next")
+    }
+
+    /// A layout-4 golden file that never held `bridge_state` gets it, empty, and bridge values
+    /// are read and written through the ordinary path.
+    @Test func aLayout4ReplicaGainsAnEmptyBridgeStateTable() throws {
+        let (dir, path) = try Self.copy(layout: 4, node: "hq")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let before = try Database(path: path, mode: .readOnly)
+            defer { before.close() }
+            #expect(try before.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'bridge_state'").scalar()?.int64Value == 0)
+        }
+        let replica = try Replica(existing: path)
+        defer { replica.close() }
+        #expect(try replica.bridgeValues("wecom.import").isEmpty)
+        #expect(try replica.bridgeValue("wecom.member_version", "chat") == nil)
+        try replica.setBridgeValue("wecom.member_version", "chat", "v1")
+        #expect(try replica.bridgeValue("wecom.member_version", "chat") == "v1")
+    }
+
+    /// A file of the current layout, given to a build that knows one layout fewer, is refused
+    /// before anything is written, by the read-only look and by opening alike.
+    @Test func aReplicaOfANewerLayoutThanTheBuildIsRefusedUntouched() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-golden-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("new.db").path
+        try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq)).close()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let older = Array(ReplicaSchema.migrations.dropLast())
+        do {
+            _ = try Replica(path: path, options: ReplicaOptions(migrations: older))
+            Issue.record("a newer replica was opened")
+        } catch let ReplicaError.newerSchema(p, found, supported) {
+            #expect(p == path && found == Self.currentLayout && supported == Self.currentLayout - 1)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
     }
 
     @Test func theCurrentLayoutsPlainTablesHaveExactlyTheColumnsTheDataModelNames() throws {

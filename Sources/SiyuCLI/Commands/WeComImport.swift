@@ -5,7 +5,9 @@ import SiyuCommandLine
 import SiyuWeCom
 
 /// `siyu wecom import`: checks every payload whole (decoding and mapping, no writes), then applies
-/// all of them in one transaction through the replica's edit API.
+/// all of them in one transaction through the replica's edit API. Customers are staged
+/// (`Replica.stageCustomerImport`) and stored a few thousand at a time as a bulk load stores
+/// them; any other edit stores the staged customers first, so the order of the payloads holds.
 ///
 /// Guarantees: a malformed or wrong-shaped payload is reported with its file, line and JSON path
 /// and nothing is written; a refusal by the replica while writing rolls back the whole import;
@@ -77,6 +79,7 @@ struct WeComImport {
                         done += 1
                         progress.tick("importing \(file)", done, of: total)
                     }
+                    try replica.commitStagedImports()
                     progress.done()
                 }
                 let after = try replica.versionVector()[replica.node]
@@ -161,6 +164,8 @@ private final class Applier {
     func apply(_ unit: WeComUnit) throws {
         if lastLine != unit.line { report.payloads += 1; lastLine = unit.line }
         for edit in unit.edits {
+            // Customers are staged and stored many at a time; anything else sees them stored first.
+            if case .customer = edit {} else { try replica.commitStagedImports() }
             switch edit {
             case let .tagGroup(g): try tagGroup(g)
             case let .customer(c): try customer(c)
@@ -235,7 +240,7 @@ private final class Applier {
         report.customers += 1
         report.personalTagsSkipped += c.personalTagsSkipped
         let relations = c.relations.map { ImportedRelation(userid: $0.userid, fields: $0.fields, tags: $0.tags) }
-        let result = try replica.importCustomer(c.id, fields: c.fields, relations: relations)
+        let result = try replica.stageCustomerImport(c.id, fields: c.fields, relations: relations)
         if result.skippedDeleted { report.customersSkippedDeleted.append(c.id) }
         for s in result.skippedTags where report.skippedTags.count < 10_000 {
             report.skippedTags.append(.init(customer: c.id, tag: s.tag, reason: s.reason))
