@@ -100,6 +100,8 @@ public final class NodeDaemon: @unchecked Sendable {
     private var attempt = 0
     private var lastSeenSeq: UInt64 = 0
     private var lastProblem = "no connection made yet"
+    /// The last sync outcome written to the replica (for `siyu status`), and when.
+    private var lastRecorded: (ok: Bool, result: String, at: SessionInstant)?
     /// Set when the session ended in a way reconnecting cannot fix.
     private var fatal: String?
     private var stopping = false
@@ -169,6 +171,7 @@ public final class NodeDaemon: @unchecked Sendable {
             case let .failure(error):
                 self.lastProblem = "cannot reach the hub: \(error)"
                 self.tally.note(self.lastProblem)
+                self.recordSync(ok: false, self.lastProblem)
                 self.log.write(.warn, "\(self.who) \(self.lastProblem)")
                 self.scheduleReconnect()
             }
@@ -298,6 +301,7 @@ public final class NodeDaemon: @unchecked Sendable {
         if !sayingGoodbye {
             lastProblem = "\(reason)"
             tally.note(lastProblem)
+            recordSync(ok: false, "connection closed: \(reason)")
         }
         log.write(reason.isRetryable || sayingGoodbye ? .info : .error, "\(who) closing: \(reason)")
     }
@@ -306,6 +310,9 @@ public final class NodeDaemon: @unchecked Sendable {
     private func afterActions() {
         guard let session, let connection, connection.isOpen else { return }
         if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
+        if session.isCaughtUp, shouldRecord(ok: true), nothingLeftToPush(session) {
+            recordSync(ok: true, "caught up: nothing left to push or pull")
+        }
         if configuration.mode == .once, outcome == nil, session.isCaughtUp, nothingLeftToPush(session) {
             log.write(.info, "\(who) caught up: nothing left to push or pull (cursor \(session.cursor), acked_seq \(session.ackedSeq))")
             end(.synced)
@@ -322,6 +329,28 @@ public final class NodeDaemon: @unchecked Sendable {
                 self.sessionTimer = nil
                 self.act(self.session!.tick(now: self.now()))
             }
+        }
+    }
+
+    /// Whether an outcome is worth writing to the replica: it changed from the last one written,
+    /// or the same one was written more than a minute ago (a continuous daemon catches up every
+    /// few seconds: it writes once a minute, not at every pull).
+    private func shouldRecord(ok: Bool) -> Bool {
+        guard let last = lastRecorded, last.ok == ok else { return true }
+        return now().milliseconds(since: last.at) >= 60_000
+    }
+
+    /// Writes the outcome of syncing for `siyu status` (throttled by `shouldRecord`; a failure to
+    /// write is logged, never fatal: syncing matters more than its record).
+    private func recordSync(ok: Bool, _ result: String) {
+        // Within a minute of the last write of the same kind: a success is not written again, a
+        // failure only when it says something new.
+        if let last = lastRecorded, last.ok == ok, !shouldRecord(ok: ok), ok || last.result == result { return }
+        do {
+            try replica.recordSyncResult(ok: ok, result)
+            lastRecorded = (ok, result, now())
+        } catch {
+            log.write(.warn, "\(who) cannot record the sync outcome: \(error)")
         }
     }
 

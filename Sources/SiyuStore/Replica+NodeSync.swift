@@ -161,3 +161,56 @@ extension Replica {
         return v
     }
 }
+
+/// How a node's last sync went, as its daemon recorded it (for `siyu status`).
+public struct SyncRecord: Equatable, Sendable {
+    /// Wall time (ms since the Unix epoch) it was recorded.
+    public var at: UInt64
+    /// Whether the node was caught up (nothing left to push or pull) — else the sync failed.
+    public var ok: Bool
+    /// What happened, for people.
+    public var result: String
+}
+
+/// The node's recorded hub and the outcome of its last sync, kept in `siyu_meta` beside the
+/// settings of `siyu-node init` (`NodeSettings`).
+///
+/// Guarantees: reading never writes; a record replaces the previous one in one transaction; the
+/// result text is cut to 500 characters.
+extension Replica {
+    static let lastSyncAtKey = "node.last_sync_at"
+    static let lastSyncOKKey = "node.last_sync_ok"
+    static let lastSyncResultKey = "node.last_sync_result"
+
+    /// The hub address `siyu-node init` recorded (nil if none: the replica never joined a network).
+    public func recordedHub() throws -> String? {
+        try ReplicaError.wrap("reading the recorded hub") {
+            try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(NodeSettings.hubKey)])?.stringValue
+        }
+    }
+
+    /// Records how a sync round went (the node daemon calls it when it catches up or fails).
+    public func recordSyncResult(ok: Bool, _ result: String) throws {
+        try ReplicaError.wrap("recording the last sync") {
+            try transaction {
+                try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?), (?, ?), (?, ?)")
+                    .run([.text(Replica.lastSyncAtKey), .integer(Int64(clamping: wallClock())),
+                          .text(Replica.lastSyncOKKey), .integer(ok ? 1 : 0),
+                          .text(Replica.lastSyncResultKey), .text(String(result.prefix(500)))])
+            }
+        }
+    }
+
+    /// The last recorded sync (nil before the first).
+    public func lastSyncRecord() throws -> SyncRecord? {
+        try ReplicaError.wrap("reading the last sync") {
+            var values: [String: SQLiteValue] = [:]
+            try db.cached("SELECT key, value FROM siyu_meta WHERE key IN (?, ?, ?)")
+                .query([.text(Replica.lastSyncAtKey), .text(Replica.lastSyncOKKey), .text(Replica.lastSyncResultKey)]) { row in
+                    values[row.text(0) ?? ""] = row[1]
+                }
+            guard let at = values[Replica.lastSyncAtKey]?.int64Value, let ok = values[Replica.lastSyncOKKey]?.int64Value else { return nil }
+            return SyncRecord(at: UInt64(clamping: at), ok: ok == 1, result: values[Replica.lastSyncResultKey]?.stringValue ?? "")
+        }
+    }
+}

@@ -58,8 +58,18 @@ import SiyuStore
             #expect(r.code == 0, "\(node): \(r.err)")
         }
         #expect(try ops(of: "xihu", upTo: storeOwn, in: n.hubDB) == Int(storeOwn))
+        // `siyu status` shows the hub and how the last sync went…
+        let synced = try #require(try JSONSerialization.jsonObject(with: Data(n.p.ok("siyu", ["status", "--db", n.db("xihu"), "--json"]).utf8)) as? [String: Any])
+        #expect(synced["hub"] as? String == hub.address)
+        #expect((synced["last_sync"] as? [String: Any])?["ok"] as? Bool == true)
         hub.child.kill(SIGTERM)
         #expect(hub.child.waitForExit(timeout: 5) == 0)
+        // …and a failed one, once the hub is gone.
+        #expect(try n.syncOnce("xihu", timeout: 2).code == 1)
+        let failed = try #require(try JSONSerialization.jsonObject(with: Data(n.p.ok("siyu", ["status", "--db", n.db("xihu"), "--json"]).utf8)) as? [String: Any])
+        let last = try #require(failed["last_sync"] as? [String: Any])
+        #expect(last["ok"] as? Bool == false)
+        #expect((last["result"] as? String)?.contains("cannot reach the hub") == true, "\(last)")
 
         let digests = try [n.hubDB, n.db("hq"), n.db("xihu")].map { try digest($0) }
         #expect(Set(digests).count == 1, "\(digests)")

@@ -31,11 +31,19 @@ struct StatusCommand: Command {
         out.line("file layout \(report.fileLayout), data model \(report.dataModel), clock \(report.clock.millis).\(report.clock.logical)"
                  + (report.clock.millis > 0 ? " (\(Render.time(HLC(millis: report.clock.millis, logical: UInt16(report.clock.logical)))))" : ""))
         out.line("ops \(report.ops) (\(report.ownOps) own), outbox \(report.outbox)")
-        if report.syncPeers.isEmpty {
-            out.line("sync: never synced (no hub cursor yet)")
+        if let log = report.hubLog {
+            out.line("hub file: log head \(log.head), \(log.nodes) node\(log.nodes == 1 ? "" : "s") registered (list them with siyu-hub nodes --db FILE)")
         } else {
-            for p in report.syncPeers {
-                out.line("sync with \(Render.text(p.peer)): received up to position \(p.position), own ops acknowledged up to #\(p.acked)")
+            out.line(report.hub.map { "hub \(Render.text($0)) (recorded by siyu-node init)" } ?? "hub: none recorded (set one up with siyu-node init)")
+            if report.syncPeers.isEmpty {
+                out.line("sync: never synced (no hub cursor yet)")
+            } else {
+                for p in report.syncPeers {
+                    out.line("sync with \(Render.text(p.peer)): received up to position \(p.position), own ops acknowledged up to #\(p.acked)")
+                }
+            }
+            if let last = report.lastSync {
+                out.line("last sync \(Render.date(unixMillis: Int64(clamping: last.atMillis))): \(last.ok ? "ok" : "FAILED"), \(Render.text(String(last.result.prefix(300))))")
             }
         }
         out.line("open conflicts \(report.conflicts.open) (\(report.conflicts.acknowledged) acknowledged, \(report.conflicts.overridden) overridden)")
@@ -47,11 +55,16 @@ struct StatusCommand: Command {
 /// What `siyu status --json` prints.
 /// Fields: `node`, `role` (hq/store), `store` (null for HQ or when not recorded), `file_layout`,
 /// `data_model`, `clock` (clock object), `ops`, `own_ops`, `outbox` (own ops no hub has
-/// acknowledged), `sync_peers` ([{`peer`, `position`, `acked`}]), `conflicts` ({`open`,
-/// `acknowledged`, `overridden`}), `digest` (hex SHA-256 of the merged state).
+/// acknowledged), `sync_peers` ([{`peer`, `position`, `acked`}]), `hub` (the address `siyu-node
+/// init` recorded, or null), `last_sync` ({`at` (ISO 8601 UTC), `at_millis`, `ok`, `result`} as the
+/// node daemon last recorded it, or null), `hub_log` ({`head`, `nodes`} for a hub's own file, else
+/// null), `conflicts` ({`open`, `acknowledged`, `overridden`}), `digest` (hex SHA-256 of the
+/// merged state).
 struct StatusReport: Encodable {
     struct Peer: Encodable { var peer: String; var position: Int64; var acked: Int64 }
     struct Counts: Encodable { var open = 0, acknowledged = 0, overridden = 0 }
+    struct LastSync: Encodable { var at: String; var atMillis: UInt64; var ok: Bool; var result: String }
+    struct HubLog: Encodable { var head: UInt64; var nodes: Int }
 
     var node: String
     var role: String
@@ -63,8 +76,35 @@ struct StatusReport: Encodable {
     var ownOps: Int
     var outbox: Int
     var syncPeers: [Peer]
+    var hub: String?
+    var lastSync: LastSync?
+    var hubLog: HubLog?
     var conflicts: Counts
     var digest: String
+
+    private enum CodingKeys: String, CodingKey {
+        case node, role, store, fileLayout, dataModel, clock, ops, ownOps, outbox, syncPeers, hub, lastSync, hubLog, conflicts, digest
+    }
+
+    /// Every field, the optional ones as null when absent (the documented shape).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(node, forKey: .node)
+        try c.encode(role, forKey: .role)
+        try c.encode(store, forKey: .store)
+        try c.encode(fileLayout, forKey: .fileLayout)
+        try c.encode(dataModel, forKey: .dataModel)
+        try c.encode(clock, forKey: .clock)
+        try c.encode(ops, forKey: .ops)
+        try c.encode(ownOps, forKey: .ownOps)
+        try c.encode(outbox, forKey: .outbox)
+        try c.encode(syncPeers, forKey: .syncPeers)
+        try c.encode(hub, forKey: .hub)
+        try c.encode(lastSync, forKey: .lastSync)
+        try c.encode(hubLog, forKey: .hubLog)
+        try c.encode(conflicts, forKey: .conflicts)
+        try c.encode(digest, forKey: .digest)
+    }
 
     init(_ r: Replica) throws {
         node = r.node
@@ -79,6 +119,10 @@ struct StatusReport: Encodable {
         syncPeers = try r.storedCursors().map { Peer(peer: $0.peer, position: $0.position, acked: $0.acked) }
         let acked = Int(syncPeers.map(\.acked).max() ?? 0)
         outbox = max(0, ownOps - acked)
+        hub = try r.recordedHub()
+        lastSync = try r.lastSyncRecord().map { LastSync(at: ClockJSON.iso($0.at), atMillis: $0.at, ok: $0.ok, result: $0.result) }
+        let registered = try r.registeredNodes().count
+        hubLog = registered > 0 ? HubLog(head: try r.logHead(), nodes: registered) : nil
         conflicts = Counts()
         for c in try r.conflicts() {
             switch c.state {
