@@ -8,6 +8,21 @@ extension Replica {
 
     // MARK: The edit pipeline
 
+    /// This node's next ops for `bodies`: each stamped by the clock, numbered in turn and
+    /// validated. Advances the clock and the numbering; a caller whose transaction fails restores
+    /// both (as `edit` does).
+    func issue(_ bodies: [(OpBody, String)]) throws -> [Op] {
+        var ops: [Op] = []
+        ops.reserveCapacity(bodies.count)
+        for (body, author) in bodies {
+            let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node), seq: nextSeq, role: role, author: author, body: body)
+            try op.validate()
+            nextSeq += 1
+            ops.append(op)
+        }
+        return ops
+    }
+
     /// Builds ops for one instance from its current merged state and commits them.
     func edit(_ instance: InstanceRef, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
         guard !isLoadingSnapshot else {
@@ -21,14 +36,7 @@ extension Replica {
                     var state: InstanceState? = try takeInstance(instance)
                     let bodies = try build(state!)
                     guard !bodies.isEmpty else { remember(state!); return }
-                    var ops: [Op] = []
-                    for body in bodies {
-                        let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node),
-                                    seq: nextSeq, role: role, author: staff, body: body)
-                        try op.validate()
-                        nextSeq += 1
-                        ops.append(op)
-                    }
+                    let ops = try issue(bodies.map { ($0, staff) })
                     try commit(ops, known: &state)
                 }
             }

@@ -137,15 +137,7 @@ extension Replica {
                 }
                 let bodies = try customerImport(id, fields: fields, relations: relations, by: staff,
                                                 in: state, catalog: catalog, result: &result)
-                var ops: [Op] = []
-                ops.reserveCapacity(bodies.count)
-                for (body, author) in bodies {
-                    let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node),
-                                seq: nextSeq, role: role, author: author, body: body)
-                    try op.validate()
-                    nextSeq += 1
-                    ops.append(op)
-                }
+                let ops = try issue(bodies)
                 result.ops = ops.count
                 // Nothing to store: the state is dropped (a large import would only churn the
                 // cache that serves local edits; the next read merges it again).
@@ -229,14 +221,7 @@ extension Replica {
                     var state: InstanceState? = try takeInstance(instance)
                     let bodies = try build(state!)
                     guard !bodies.isEmpty else { remember(state!); return }
-                    var ops: [Op] = []
-                    for (body, author) in bodies {
-                        let op = Op(stamp: Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node),
-                                    seq: nextSeq, role: role, author: author, body: body)
-                        try op.validate()
-                        nextSeq += 1
-                        ops.append(op)
-                    }
+                    let ops = try issue(bodies)
                     try commit(ops, known: &state)
                     written = ops.count
                 }
