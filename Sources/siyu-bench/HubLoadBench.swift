@@ -57,7 +57,7 @@ struct HubLoadBench {
         let hqPath = directory.path("hub-load-hq.db")
         let tags = (1...HubLoadBench.tags).map { String(format: "t%02d", $0) }
         let customers = (1...HubLoadBench.customers).map { String(format: "c%05d", $0) }
-        let secrets = (0..<nodes).map { i in Array(String(format: "%064x", UInt64(i) &* 0x9E37_79B9_7F4A_7C15 ^ seed).utf8) }
+        let secrets = (0..<nodes).map { i in Array(String(format: "%064llx", UInt64(i) &* 0x9E37_79B9_7F4A_7C15 ^ seed).utf8) }
         let ids = (0..<nodes).map { String(format: "store-%04d", $0 + 1) }
         let head: UInt64
         do {
@@ -314,13 +314,14 @@ struct HubLoadBench {
         r.line("cpu           from the first round until the last ended (\(fixed(o.roundsWallSeconds, 1)) s): hub process "
                + (o.hubCPUSeconds.map { fixed($0, 1) + " s" } ?? "unknown") + ", the nodes (this process) \(fixed(o.clientCPUSeconds, 1)) s, "
                + "of \(fixed(o.roundsWallSeconds * Double(ProcessInfo.processInfo.activeProcessorCount), 1)) s the cores had")
-        r.line("problems      \(o.errors) errors, \(o.busy) busy answers, \(o.roundsUnfinished) rounds unfinished"
+        r.line("problems      \(o.errors) errors, \(o.busy) busy answers, \(o.roundsUnfinished) rounds unfinished (seed \(seed))"
                + (o.firstErrors.isEmpty ? "" : "; first: " + o.firstErrors.prefix(3).joined(separator: " | ")))
         r.line("hub process   peak resident \(o.hubPeakKilobytes.map { fixed(Double($0) / 1024, 1) + " MB" } ?? "unknown"); "
                + "open files limit \(o.fileLimit.hub) (this process: soft \(o.fileLimit.soft), hard \(o.fileLimit.hard))")
 
         r.figure("hub_load_measured", .bool(true))
         r.figure("hub_nodes", o.nodes)
+        r.figure("hub_seed", .string(String(seed)))
         r.figure("hub_connect_seconds", o.connectSeconds, digits: 3)
         r.figure("hub_authenticated", o.authenticated)
         r.figure("hub_rounds", l.count)
