@@ -50,7 +50,9 @@ let package = Package(
         // The CLI: argument handling and wiring only.
         .executableTarget(name: "siyu", dependencies: ["SiyuCLI", "SiyuCommandLine"]),
         // Measurements against plain SQLite in the same run (the start of the benchmark).
-        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCLI", "SiyuCommandLine"]),
+        // The hub-load section runs HubServer in a child process of itself and drives NodeSessions over SiyuNet.
+        .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCLI", "SiyuCommandLine",
+                                                             "SiyuHub", "SiyuNet", "SiyuSession"]),
         // The hub server and the store node daemon: argument handling and wiring only.
         .executableTarget(name: "siyu-hub", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
         .executableTarget(name: "siyu-node", dependencies: ["SiyuNode", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),

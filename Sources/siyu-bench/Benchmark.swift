@@ -62,13 +62,16 @@ struct Benchmark {
         if options.runs("wecom") {
             add(try WeComImportBench(customers: options.weComCustomers, directory: directory).run())
         }
+        if options.runs("hub") {
+            let seed = UInt64(Date().timeIntervalSince1970 * 1000)
+            add(try HubLoadBench(nodes: options.hubNodes, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,
+                                 seed: seed, directory: directory).run())
+        }
 
         let peer = options.peerEnabled
             ? LoroPeer.run(quick: options.quick)
             : .unavailable(!options.runs("peer") ? "skipped (not in --only)"
                            : options.quick ? "skipped in quick mode; --peer runs it" : "skipped (--no-peer)")
-        let hub = SectionReport.hubLoad()
-        add(hub)
         let siyuFigures = Dictionary(sections.flatMap(\.figures), uniquingKeysWith: { a, _ in a })
         add(LoroPeer.section(peer, siyu: siyuFigures))
 

@@ -153,16 +153,3 @@ struct BulkEditBench {
         return r
     }
 }
-
-extension SectionReport {
-    /// The hub-load target needs the hub, which does not exist yet: reported as not measured.
-    static func hubLoad() -> SectionReport {
-        var r = SectionReport("hub load: 1,000 concurrent nodes on one 2-core machine, p99 sync round < 50 ms")
-        r.line("not measured: no hub yet")
-        r.figure("hub_load_measured", .bool(false))
-        r.summary.append(SummaryRow(what: "hub load: 1,000 nodes, p99 sync round", siyu: "—", baseline: "—", ratio: "",
-                                    target: "< 50 ms on 2 cores", met: nil,
-                                    unjudged: "not measured: no hub yet", key: "hub_load"))
-        return r
-    }
-}

@@ -2,7 +2,8 @@
 /// Measures nothing by itself.
 struct BenchOptions {
     static let usage = """
-        usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--only S,S,…]
+        usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--hub-nodes N] [--hub-seconds S]
+                          [--hub-gap A-B] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -11,7 +12,10 @@ struct BenchOptions {
           --ops N      remote ops merged in one change set (default 100000, quick 5000)
           --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
                        quick 1000,10000; an empty list skips it)
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, peer
+          --hub-nodes N        nodes of the hub-load section (default 1000, quick 100)
+          --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
+          --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, hub, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -20,7 +24,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "hub", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
@@ -47,6 +51,10 @@ struct BenchOptions {
     var scalingMergeOps = 10_000
     /// Customers of the WeCom batch import.
     var weComCustomers = 100_000
+    /// Nodes of the hub-load section, the seconds they do rounds for, and the seconds between a node's rounds.
+    var hubNodes = 1_000
+    var hubSeconds = 25.0
+    var hubGap = 2.0 ... 5.0
 
     /// Whether the Loro peer runs: by default in full mode only.
     var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
@@ -54,7 +62,7 @@ struct BenchOptions {
     struct UsageError: Error { let message: String }
 
     init(parsing arguments: [String]) throws {
-        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?
+        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?
         var it = arguments.makeIterator()
         func number(after flag: String) throws -> Int {
             guard let text = it.next(), let n = Int(text), n > 0 else { throw UsageError(message: "\(flag) needs a positive number") }
@@ -68,6 +76,12 @@ struct BenchOptions {
             case "--no-peer": runPeer = false
             case "--edits": explicitEdits = try number(after: argument)
             case "--ops": explicitOps = try number(after: argument)
+            case "--hub-nodes": explicitHubNodes = try number(after: argument)
+            case "--hub-seconds": explicitHubSeconds = Double(try number(after: argument))
+            case "--hub-gap":
+                let parts = (it.next() ?? "").split(separator: "-").compactMap { Double($0) }
+                guard parts.count == 2, parts[0] > 0, parts[1] >= parts[0] else { throw UsageError(message: "--hub-gap needs A-B, seconds, 0 < A ≤ B") }
+                hubGap = parts[0] ... parts[1]
             case "--scaling":
                 guard let list = it.next() else { throw UsageError(message: "--scaling needs a list of sizes") }
                 let sizes = list.split(separator: ",").map { Int($0) }
@@ -88,6 +102,8 @@ struct BenchOptions {
         if let explicitEdits { localEdits = explicitEdits }
         if let explicitOps { mergeOps = explicitOps }
         if let explicitScaling { scalingSizes = explicitScaling }
+        if let explicitHubNodes { hubNodes = explicitHubNodes }
+        if let explicitHubSeconds { hubSeconds = explicitHubSeconds }
     }
 
     private mutating func useQuickSizes() {
@@ -102,5 +118,7 @@ struct BenchOptions {
         scalingSizes = [1_000, 10_000]
         scalingMergeOps = 1_000
         weComCustomers = 10_000
+        hubNodes = 100
+        hubSeconds = 6
     }
 }

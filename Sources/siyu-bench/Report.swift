@@ -88,7 +88,7 @@ struct SummaryRow {
     var ratio: String
     var target: String
     var met: Bool?
-    /// What the verdict cell says when `met` is nil (say, "not measured: no hub yet").
+    /// What the verdict cell says when `met` is nil (say, "not judged at this size").
     var unjudged: String = ""
     /// The row's name in the `--json` object's "targets" (rows with a target only).
     var key: String? = nil

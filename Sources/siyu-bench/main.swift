@@ -2,13 +2,17 @@
 // figure next to its plain-SQLite anchor measured in the same run on the same data — local edits,
 // bulk edits, merging remote ops, wire size, catch-up, bootstrap, bytes on disk, scaling — plus the
 // Loro peer's figures when it is available. `siyu-bench --help` lists the options;
-// `--bootstrap-child` and `--bootstrap-plain-child` are the bootstrap's store and baseline processes.
+// `--bootstrap-child` and `--bootstrap-plain-child` are the bootstrap's store and baseline processes,
+// `--hub-child` the hub-load section's hub.
 
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == BootstrapChild.flag {
     exit(BootstrapChild.main(Array(arguments.dropFirst())))
+}
+if arguments.first == HubChild.flag {
+    exit(HubChild.main(Array(arguments.dropFirst())))
 }
 if arguments.first == BootstrapPlainChild.flag {
     exit(BootstrapPlainChild.main(Array(arguments.dropFirst())))

@@ -1,0 +1,364 @@
+import Foundation
+import SiyuCore
+import SiyuNet
+import SiyuStore
+
+/// Section `hub` — hub load: a real hub (`HubServer` in a child process, `HubChild`) serving N
+/// registered store nodes whose sessions this process drives over loopback TCP from a few event
+/// loops. All nodes connect and authenticate first; then, for a window of seconds, every node does
+/// a sync round at random moments (a gap drawn between `gap` bounds after its previous one): PUSH
+/// of three ops of its own, PUSH_ACK, then PULL until CHANGES says no more. Every round's latency
+/// is recorded. There is no plain-SQLite anchor: the target is absolute (p99 < 50 ms at 1,000
+/// nodes on 2 cores), judged only at 1,000 nodes or more.
+struct HubLoadBench {
+    let nodes: Int
+    let windowSeconds: Double
+    let gap: ClosedRange<Double>
+    let loops: Int
+    let seed: UInt64
+    let directory: TemporaryDirectory
+
+    static let targetP99Millis = 50.0
+    static let targetNodes = 1_000
+    static let customers = 500
+    static let tags = 20
+
+    struct Outcome {
+        var nodes = 0
+        var registerSeconds = 0.0
+        var seedOps = 0
+        var connectSeconds = 0.0
+        var authenticated = 0
+        var authP99Millis = 0.0
+        var latencies: [Double] = []   // milliseconds, sorted
+        var roundsPerSecond = 0.0
+        var opsPushed = 0, opsAcknowledged = 0, opsPulled = 0, opsStored = 0
+        var busy = 0, errors = 0
+        var firstErrors: [String] = []
+        var roundsUnfinished = 0
+        /// From the rounds' start until the last one finished: wall seconds, and CPU seconds of the hub process and of this one.
+        var roundsWallSeconds = 0.0
+        var hubCPUSeconds: Double?
+        var clientCPUSeconds = 0.0
+        var hubPeakKilobytes: Int?
+        var fileLimit: (soft: UInt64, hard: UInt64, hub: String) = (0, 0, "unknown")
+        var load: [Double]?
+    }
+
+    func run() throws -> SectionReport {
+        progress("hub: \(grouped(nodes)) nodes, \(fixed(windowSeconds, 0)) s of rounds every \(fixed(gap.lowerBound, 0))–\(fixed(gap.upperBound, 0)) s, seed \(seed)")
+        var o = Outcome()
+        o.nodes = nodes
+        o.load = loadAverages()
+        o.fileLimit = try raiseFileLimit(needed: nodes + 64)
+
+        // The hub's file: a tag library and customers from HQ, then the nodes.
+        let hubPath = directory.path("hub-load.db")
+        let hqPath = directory.path("hub-load-hq.db")
+        let tags = (1...HubLoadBench.tags).map { String(format: "t%02d", $0) }
+        let customers = (1...HubLoadBench.customers).map { String(format: "c%05d", $0) }
+        let secrets = (0..<nodes).map { i in Array(String(format: "%064llx", UInt64(i) &* 0x9E37_79B9_7F4A_7C15 ^ seed).utf8) }
+        let ids = (0..<nodes).map { String(format: "store-%04d", $0 + 1) }
+        let head: UInt64
+        do {
+            let hub = try Replica.create(at: hubPath, node: "hub", role: .hq)
+            defer { hub.close() }
+            let library = try tagLibrary(tags, at: hqPath)
+            var hq = OpSynthesizer(continuing: library, origin: "hq", role: .hq, author: "hq-admin")
+            let seedOps = library.ops + customerOps(customers[...], tags: Array(tags.prefix(2)), using: &hq)
+            try hub.registerNode("hq", role: .hq, secret: Array("hq-secret".utf8))
+            guard case .stored = try hub.acceptPush(from: "hq", ChangeSet(ops: seedOps)) else {
+                throw BenchError("hub: the hub refused HQ's tag library and customers")
+            }
+            o.seedOps = seedOps.count
+            o.registerSeconds = try seconds {
+                for (id, secret) in zip(ids, secrets) { try hub.registerNode(id, role: .store, store: id, secret: secret) }
+            }
+            head = try hub.logHead()
+        }
+        try? FileManager.default.removeItem(atPath: hqPath)
+
+        // The hub in its own process.
+        let process = Process()
+        process.executableURL = BootstrapBench.executableURL()
+        process.arguments = [HubChild.flag, hubPath]
+        let (input, output) = (Pipe(), Pipe())
+        process.standardInput = input
+        process.standardOutput = output
+        let logPath = directory.path("hub-load.log")
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        defer { try? logHandle.close() }
+        process.standardError = logHandle
+
+        try Interruption.run(process) {
+            defer { stop(process, input: input) }
+            let address = try listeningAddress(of: output, process: process, log: logPath)
+            o.fileLimit.hub = childFileLimit(process.processIdentifier)
+            try drive(address: address, hubPID: process.processIdentifier, head: head, ids: ids, secrets: secrets, customers: customers, tags: tags, into: &o)
+            o.hubPeakKilobytes = childPeakKilobytes(process.processIdentifier)
+        }
+        guard process.terminationStatus == 0 else {
+            throw BenchError("hub: the hub process exited with status \(process.terminationStatus); its log: \(tail(logPath))")
+        }
+        do {
+            let hub = try Replica(existing: hubPath)
+            defer { hub.close() }
+            o.opsStored = Int(try hub.logHead() - head)
+        }
+        return report(o)
+    }
+
+    // MARK: Driving the nodes
+
+    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], customers: [String], tags: [String],
+                       into o: inout Outcome) throws {
+        let progressCounters = HubLoadProgress()
+        var lanes: [HubLoadLane] = []
+        var stopped = false
+        /// BYE on every connection, then every client loop stopped (each wait bounded).
+        func stopLanes() {
+            guard !stopped else { return }
+            stopped = true
+            for lane in lanes { try? lane.loop.execute { lane.closeAll() } }
+            Thread.sleep(forTimeInterval: 0.5)   // let the BYEs go out
+            for lane in lanes {
+                lane.loop.stop()
+                if !lane.loop.waitForStop(timeout: .seconds(10)) { progress("hub: a client loop did not stop within 10 s") }
+            }
+        }
+        defer { stopLanes() }
+        for l in 0..<loops {
+            let loop = try EventLoop.start(name: "hub-load-\(l)")
+            lanes.append(HubLoadLane(loop: loop, hub: address, progress: progressCounters, seed: seed &+ UInt64(l), gap: gap))
+        }
+        for (i, id) in ids.enumerated() {
+            let lane = lanes[i % loops]
+            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], cursor: head, customers: customers, tags: tags))
+        }
+
+        // Connect and authenticate every node (each then pulls once, finding nothing new).
+        let connectStart = DispatchTime.now().uptimeNanoseconds
+        for lane in lanes {
+            try lane.loop.execute { for node in lane.nodes { node.connect() } }
+        }
+        let connectLimit = 120.0
+        let connected = wait(upTo: connectLimit) {
+            let p = progressCounters.snapshot
+            return p.caughtUp + p.failed >= nodes
+        }
+        o.connectSeconds = Double(DispatchTime.now().uptimeNanoseconds - connectStart) / 1e9
+        let afterConnect = progressCounters.snapshot
+        o.authenticated = afterConnect.authenticated
+        progress("hub: \(afterConnect.caughtUp) of \(nodes) nodes connected, authenticated and caught up in \(fixed(o.connectSeconds, 2)) s"
+                 + (connected ? "" : " (gave up waiting after \(Int(connectLimit)) s)"))
+        guard afterConnect.caughtUp > 0 else { throw BenchError("hub: no node could connect and authenticate") }
+
+        // The rounds.
+        let (hubCPUStart, clientCPUStart, roundsStart) = (processCPUSeconds(hubPID), ownCPUSeconds(), Date())
+        for lane in lanes {
+            try lane.loop.execute { lane.startRounds(seconds: windowSeconds) }
+        }
+        Thread.sleep(forTimeInterval: windowSeconds)
+        let drainLimit = 60.0
+        _ = wait(upTo: drainLimit) { progressCounters.snapshot.roundsInFlight <= 0 }
+        o.roundsUnfinished = max(0, progressCounters.snapshot.roundsInFlight)
+        o.roundsWallSeconds = Date().timeIntervalSince(roundsStart)
+        o.clientCPUSeconds = ownCPUSeconds() - clientCPUStart
+        if let start = hubCPUStart, let end = processCPUSeconds(hubPID) { o.hubCPUSeconds = end - start }
+
+        stopLanes()
+        var latencies: [UInt64] = [], authTimes: [UInt64] = []
+        for lane in lanes {
+            let t = lane.tally
+            latencies += t.latencies
+            authTimes += t.authenticationTimes
+            o.opsPushed += t.opsPushed
+            o.opsAcknowledged += t.opsAcknowledged
+            o.opsPulled += t.opsPulled
+            o.busy += t.busy
+            o.errors += t.errors
+            o.firstErrors += t.firstErrors
+        }
+        o.latencies = latencies.map { Double($0) / 1e6 }.sorted()
+        o.roundsPerSecond = Double(latencies.count) / max(o.roundsWallSeconds, 1e-9)
+        o.authP99Millis = percentile(authTimes.map { Double($0) / 1e6 }.sorted(), 0.99)
+    }
+
+    /// Polls `done` every 20 ms until it holds or `limit` seconds passed; whether it held.
+    private func wait(upTo limit: Double, _ done: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(limit)
+        while Date() < end {
+            if done() { return true }
+            usleep(20_000)
+        }
+        return done()
+    }
+
+    // MARK: The hub process
+
+    /// Reads the child's `listening on HOST:PORT` line, waiting at most 60 s.
+    private func listeningAddress(of output: Pipe, process: Process, log: String) throws -> SocketAddress {
+        let box = LineBox()
+        let done = DispatchSemaphore(value: 0)
+        let handle = output.fileHandleForReading
+        Thread.detachNewThread {
+            var bytes: [UInt8] = []
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                bytes += chunk
+                if bytes.contains(UInt8(ascii: "\n")) { break }
+            }
+            box.set(String(decoding: bytes, as: UTF8.self))
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + 60) == .success else {
+            throw BenchError("hub: the hub process printed no address within 60 s; its log: \(tail(log))")
+        }
+        let line = box.get().split(separator: "\n").first.map(String.init) ?? ""
+        guard line.hasPrefix("listening on "), let address = try? SocketAddress(parsing: String(line.dropFirst("listening on ".count))) else {
+            throw BenchError("hub: the hub process did not start (printed '\(line)'); its log: \(tail(log))")
+        }
+        return address
+    }
+
+    /// Closes the child's standard input (it then stops cleanly) and waits at most 15 s, then
+    /// SIGTERM and 5 s more, then SIGKILL.
+    private func stop(_ process: Process, input: Pipe) {
+        try? input.fileHandleForWriting.close()
+        for (limit, escalate) in [(15.0, { process.terminate() }), (5.0, { kill(process.processIdentifier, SIGKILL) })] as [(Double, () -> Void)] {
+            let end = Date().addingTimeInterval(limit)
+            while process.isRunning && Date() < end { usleep(20_000) }
+            guard process.isRunning else { return }
+            progress("hub: the hub process did not stop within \(Int(limit)) s; signalling it")
+            escalate()
+        }
+        process.waitUntilExit()
+    }
+
+    private func tail(_ path: String) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(3).joined(separator: " | ")
+    }
+
+    /// Raises this process's soft RLIMIT_NOFILE to the hard limit when `needed` descriptors would
+    /// not fit; the hub child inherits it. Throws when even the hard limit is too small.
+    private func raiseFileLimit(needed: Int) throws -> (soft: UInt64, hard: UInt64, hub: String) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw BenchError("hub: getrlimit failed (errno \(errno))") }
+        if limit.rlim_cur < rlim_t(needed) {
+            guard limit.rlim_max >= rlim_t(needed) else {
+                throw BenchError("hub: \(needed) file descriptors needed, the hard limit is \(limit.rlim_max) (raise it: ulimit -Hn)")
+            }
+            limit.rlim_cur = limit.rlim_max
+            guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw BenchError("hub: setrlimit failed (errno \(errno))") }
+        }
+        return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max), "unknown")
+    }
+
+    /// The child's "Max open files" soft limit, from /proc.
+    private func childFileLimit(_ pid: Int32) -> String {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") }) else { return "unknown" }
+        return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init) ?? "unknown"
+    }
+
+    /// CPU seconds (user and system) a process has used, from /proc/PID/stat.
+    private func processCPUSeconds(_ pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // After "pid (comm)": state is field 3, utime 14 and stime 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// CPU seconds (user and system) this process has used, every thread.
+    private func ownCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
+    }
+
+    /// The child's peak resident memory (VmHWM), from /proc.
+    private func childPeakKilobytes(_ pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+        return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+    }
+
+    // MARK: Report
+
+    private func report(_ o: Outcome) -> SectionReport {
+        let l = o.latencies
+        let (p50, p90, p99, top) = (percentile(l, 0.5), percentile(l, 0.9), percentile(l, 0.99), l.last ?? .nan)
+        let judged = o.nodes >= HubLoadBench.targetNodes && !l.isEmpty
+        let met = p99 < HubLoadBench.targetP99Millis && o.errors == 0 && o.roundsUnfinished == 0
+        var r = SectionReport("hub load: \(grouped(o.nodes)) concurrent nodes, one hub process (HubServer, one loop thread), "
+                              + "\(loops) client loop thread(s) in this process, loopback TCP")
+        r.line("hub           \(grouped(o.seedOps)) ops in the log (\(HubLoadBench.tags) tags, \(grouped(HubLoadBench.customers)) customers); "
+               + "\(grouped(o.nodes)) nodes registered in \(fixed(o.registerSeconds, 2)) s; load average at start "
+               + (o.load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown"))
+        r.line("connect       \(grouped(o.authenticated)) of \(grouped(o.nodes)) authenticated and caught up in \(fixed(o.connectSeconds, 2)) s "
+               + "(p99 connect → WELCOME \(fixed(o.authP99Millis, 1)) ms)")
+        r.line("rounds        \(grouped(l.count)) started in \(fixed(windowSeconds, 0)) s, the last ended after \(fixed(o.roundsWallSeconds, 1)) s (\(fixed(o.roundsPerSecond, 1)) rounds/s; each node one every "
+               + "\(fixed(gap.lowerBound, 0))–\(fixed(gap.upperBound, 0)) s: PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false; "
+               + "\(l.isEmpty ? "0" : grouped(o.opsPulled / l.count)) ops pulled a round on average: every node gets the whole log)")
+        r.line("latency       p50 \(fixed(p50, 2)) ms   p90 \(fixed(p90, 2)) ms   p99 \(fixed(p99, 2)) ms   max \(fixed(top, 2)) ms   "
+               + "(target p99 < \(Int(HubLoadBench.targetP99Millis)) ms at \(grouped(HubLoadBench.targetNodes)) nodes: "
+               + (judged ? verdict(met) : "not judged at this size") + ")")
+        r.line("ops           \(grouped(o.opsPushed)) pushed, \(grouped(o.opsAcknowledged)) acknowledged, \(grouped(o.opsStored)) new in the hub's log "
+               + "(read from its file afterwards), \(grouped(o.opsPulled)) pulled by the nodes")
+        r.line("cpu           from the first round until the last ended (\(fixed(o.roundsWallSeconds, 1)) s): hub process "
+               + (o.hubCPUSeconds.map { fixed($0, 1) + " s" } ?? "unknown") + ", the nodes (this process) \(fixed(o.clientCPUSeconds, 1)) s, "
+               + "of \(fixed(o.roundsWallSeconds * Double(ProcessInfo.processInfo.activeProcessorCount), 1)) s the cores had")
+        r.line("problems      \(o.errors) errors, \(o.busy) busy answers, \(o.roundsUnfinished) rounds unfinished (seed \(seed))"
+               + (o.firstErrors.isEmpty ? "" : "; first: " + o.firstErrors.prefix(3).joined(separator: " | ")))
+        r.line("hub process   peak resident \(o.hubPeakKilobytes.map { fixed(Double($0) / 1024, 1) + " MB" } ?? "unknown"); "
+               + "open files limit \(o.fileLimit.hub) (this process: soft \(o.fileLimit.soft), hard \(o.fileLimit.hard))")
+
+        r.figure("hub_load_measured", .bool(true))
+        r.figure("hub_nodes", o.nodes)
+        r.figure("hub_seed", .string(String(seed)))
+        r.figure("hub_connect_seconds", o.connectSeconds, digits: 3)
+        r.figure("hub_authenticated", o.authenticated)
+        r.figure("hub_rounds", l.count)
+        r.figure("hub_rounds_per_second", o.roundsPerSecond, digits: 1)
+        r.figure("hub_round_p50_ms", p50, digits: 2)
+        r.figure("hub_round_p90_ms", p90, digits: 2)
+        r.figure("hub_round_p99_ms", p99, digits: 2)
+        r.figure("hub_round_max_ms", top, digits: 2)
+        r.figure("hub_ops_pushed", o.opsPushed)
+        r.figure("hub_ops_stored", o.opsStored)
+        r.figure("hub_ops_pulled", o.opsPulled)
+        r.figure("hub_rounds_wall_seconds", o.roundsWallSeconds, digits: 2)
+        r.figure("hub_cpu_seconds", o.hubCPUSeconds.map { JSONValue.rounded($0, 2) } ?? .null)
+        r.figure("hub_client_cpu_seconds", o.clientCPUSeconds, digits: 2)
+        r.figure("hub_errors", o.errors)
+        r.figure("hub_busy", o.busy)
+        r.figure("hub_rounds_unfinished", o.roundsUnfinished)
+        r.figure("hub_peak_rss_mb", o.hubPeakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
+
+        r.summary.append(SummaryRow(what: "hub load: \(grouped(o.nodes)) nodes, p99 sync round", siyu: "\(fixed(p99, 1)) ms", baseline: "—",
+                                    ratio: "", target: "< 50 ms on 2 cores", met: judged ? met : nil, unjudged: "not judged at this size",
+                                    key: "hub_load"))
+        return r
+    }
+}
+
+/// The nearest-rank percentile of sorted values (NaN when empty).
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    let rank = Int((p * Double(sorted.count)).rounded(.up))
+    return sorted[min(sorted.count - 1, max(0, rank - 1))]
+}
+
+/// A line read by one thread and taken by another (a semaphore orders them; the lock keeps it plain).
+private final class LineBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var text = ""
+    func set(_ s: String) { lock.withLock { text = s } }
+    func get() -> String { lock.withLock { text } }
+}

@@ -1,0 +1,325 @@
+// The nodes of the hub-load section: many `NodeSession`s over `TCPConnection`s on a few SiyuNet
+// event loops, their store effects served from memory (an outbox of synthesized ops; pulled ops
+// are counted, not stored), since what is measured is the hub. Measures one thing: sync rounds.
+
+import Foundation
+import SiyuCore
+import SiyuNet
+import SiyuSession
+import SiyuWire
+
+/// Counters every loop adds to and the main thread reads while it waits (one lock).
+final class HubLoadProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _authenticated = 0, _caughtUp = 0, _failed = 0, _roundsInFlight = 0
+
+    func add(authenticated: Int = 0, caughtUp: Int = 0, failed: Int = 0, roundsInFlight: Int = 0) {
+        lock.lock(); defer { lock.unlock() }
+        _authenticated += authenticated; _caughtUp += caughtUp; _failed += failed; _roundsInFlight += roundsInFlight
+    }
+
+    var snapshot: (authenticated: Int, caughtUp: Int, failed: Int, roundsInFlight: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (_authenticated, _caughtUp, _failed, _roundsInFlight)
+    }
+}
+
+/// What the nodes of one loop measured. Written on that loop's thread only; read by the main
+/// thread after the loop stopped (`EventLoop.waitForStop` orders the two).
+final class HubLoadTally: @unchecked Sendable {
+    /// Nanoseconds of every completed sync round.
+    var latencies: [UInt64] = []
+    var opsPushed = 0
+    var opsAcknowledged = 0
+    var opsPulled = 0
+    /// PUSHes answered `busy` (ERROR 12): the node pushes again 1–2 s later, inside the same round.
+    var busy = 0
+    var errors = 0
+    var firstErrors: [String] = []
+    /// Nanoseconds from the connect call to WELCOME, per node.
+    var authenticationTimes: [UInt64] = []
+
+    func error(_ text: String) {
+        errors += 1
+        if firstErrors.count < 5 { firstErrors.append(text) }
+    }
+}
+
+/// Everything a loop's nodes share: the hub's address, the clock, the randomness, the window.
+final class HubLoadLane: @unchecked Sendable {
+    let loop: EventLoop
+    let hub: SocketAddress
+    let tally = HubLoadTally()
+    let progress: HubLoadProgress
+    var random: SplitMix
+    var nodes: [HubLoadNode] = []
+    /// No round starts at or after this instant (nanoseconds of the loop's clock); nil before the rounds.
+    var roundsEnd: UInt64?
+    /// Seconds between a node's rounds, drawn uniformly.
+    let gap: ClosedRange<Double>
+    var stopping = false
+
+    init(loop: EventLoop, hub: SocketAddress, progress: HubLoadProgress, seed: UInt64, gap: ClosedRange<Double>) {
+        self.loop = loop
+        self.hub = hub
+        self.progress = progress
+        self.random = SplitMix(seed: seed)
+        self.gap = gap
+    }
+
+    var nowNanos: UInt64 { loop.clock.now().nanoseconds }
+
+    /// Starts the rounds: every node's first round at a random moment within the first gap.
+    func startRounds(seconds: Double) {
+        roundsEnd = nowNanos + UInt64(seconds * 1e9)
+        for node in nodes where node.isReady { node.scheduleRound(after: random.uniform(0 ... gap.upperBound)) }
+    }
+
+    /// Says BYE on every connection.
+    func closeAll() {
+        stopping = true
+        for node in nodes { node.close() }
+    }
+}
+
+/// A small deterministic generator (SplitMix64), seeded and printed by the section.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform(_ range: ClosedRange<Double>) -> Double {
+        range.lowerBound + (range.upperBound - range.lowerBound) * Double(next() >> 11) / Double(1 << 53)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+/// One node: a `NodeSession` on a `TCPConnection` of its lane's loop (loop thread only). A sync
+/// round starts when the node's outbox grows by a few ops of its own and the session sends PUSH;
+/// it ends when the PUSH_ACK came and the PULL sent after it was answered by CHANGES saying
+/// `more = false`.
+final class HubLoadNode {
+    unowned let lane: HubLoadLane
+    let id: NodeID
+    let configuration: NodeSession.Configuration
+    let cursor: UInt64
+    let customers: [String]
+    let tags: [String]
+    private var synthesizer: OpSynthesizer
+    private var session: NodeSession?
+    private var connection: TCPConnection?
+    private var sessionTimer: TimerHandle?
+    private var roundTimer: TimerHandle?
+    private var outbox: [Op] = []
+    private var connectStarted: UInt64 = 0
+    private var caughtUp = false
+
+    private enum Phase: Equatable { case idle, pushing(last: UInt64), pulling(sent: Bool) }
+    private var phase = Phase.idle
+    private var roundStarted: UInt64 = 0
+    private var pullWanted = false
+    private var roundOps = 0
+
+    init(lane: HubLoadLane, id: NodeID, secret: [UInt8], cursor: UInt64, customers: [String], tags: [String]) {
+        self.lane = lane
+        self.id = id
+        self.cursor = cursor
+        self.customers = customers
+        self.tags = tags
+        // No pull on a timer: the rounds are the load (a running node also pulls every 5 s).
+        let policy = KeepalivePolicy(pollIntervalMillis: 3_600_000)
+        configuration = NodeSession.Configuration(node: id, role: .store, secret: secret, policy: policy)
+        synthesizer = OpSynthesizer(origin: id, role: .store, author: "clerk-" + id)
+    }
+
+    var isReady: Bool { caughtUp && session?.state == .ready }
+
+    private var now: SessionInstant { SessionInstant(milliseconds: lane.nowNanos / 1_000_000) }
+
+    func connect() {
+        connectStarted = lane.nowNanos
+        TCPConnection.connect(to: lane.hub, on: lane.loop, timeout: .seconds(60)) { [self] result in
+            switch result {
+            case let .success(connection):
+                self.connection = connection
+                var session = NodeSession(configuration, cursor: cursor, lastOwnSeq: 0, now: now)
+                let first = session.start(now: now)
+                self.session = session
+                do {
+                    try connection.start { [weak self] _, event in self?.handle(event) }
+                } catch {
+                    fail("cannot start the connection: \(error)")
+                    return
+                }
+                act(first)
+            case let .failure(error):
+                fail("cannot connect: \(error)")
+            }
+        }
+    }
+
+    func close() {
+        if let roundTimer { lane.loop.cancelTimer(roundTimer) }
+        roundTimer = nil
+        guard session != nil, connection != nil else { return }
+        act(session!.close(reason: "benchmark over", now: now))
+    }
+
+    private func fail(_ why: String) {
+        lane.tally.error("\(id): \(why)")
+        lane.progress.add(failed: 1)
+        if phase != .idle { lane.progress.add(roundsInFlight: -1) }
+        phase = .idle
+    }
+
+    func scheduleRound(after seconds: Double) {
+        roundTimer = lane.loop.scheduleTimer(after: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
+            guard let self else { return }
+            self.roundTimer = nil
+            self.startRound()
+        }
+    }
+
+    /// A few ops of this node's own, numbered on and stamped near now: two tags added to
+    /// customers, one points award.
+    private func startRound() {
+        guard !lane.stopping, let end = lane.roundsEnd, lane.nowNanos < end, isReady, phase == .idle else { return }
+        synthesizer = OpSynthesizer(origin: id, role: .store, author: synthesizer.author, after: synthesizer.seq, clock: synthesizer.clock)
+        let customer = customers[lane.random.below(customers.count)]
+        let ops = [synthesizer.addTag(tags[lane.random.below(tags.count)], to: customer),
+                   synthesizer.make(.points(customerID: customer, delta: Int64(1 + lane.random.below(50)))),
+                   synthesizer.addTag(tags[lane.random.below(tags.count)], to: customers[lane.random.below(customers.count)])]
+        outbox += ops
+        roundOps = ops.count
+        lane.tally.opsPushed += ops.count
+        phase = .pushing(last: synthesizer.seq)
+        roundStarted = lane.nowNanos
+        lane.progress.add(roundsInFlight: 1)
+        act(session!.outboxGrew(now: now))
+    }
+
+    private func roundEnded() {
+        lane.tally.latencies.append(lane.nowNanos - roundStarted)
+        phase = .idle
+        lane.progress.add(roundsInFlight: -1)
+        scheduleRound(after: lane.random.uniform(lane.gap))
+    }
+
+    private func handle(_ event: TCPConnection.Event) {
+        switch event {
+        case let .received(bytes):
+            guard session != nil else { return }
+            act(session!.receive(bytes, now: now))
+        case .writable:
+            break
+        case let .closed(reason):
+            if let s = session, s.state != .closed { _ = session!.transportClosed() }
+            if !lane.stopping { fail("disconnected: \(reason)") }
+            session = nil
+            connection = nil
+            if let sessionTimer { lane.loop.cancelTimer(sessionTimer) }
+            sessionTimer = nil
+        }
+    }
+
+    /// Carries out the session's actions in order; effects are answered at once from memory.
+    private func act(_ first: [NodeSession.Action]) {
+        var actions = first
+        var i = 0
+        while i < actions.count {
+            let action = actions[i]
+            i += 1
+            switch action {
+            case let .send(message, bytes):
+                if case .pull = message, case .pulling(false) = phase { phase = .pulling(sent: true) }
+                do { try connection?.write(bytes) } catch {
+                    lane.tally.error("\(id): write failed: \(error)")
+                    connection?.close()
+                }
+            case let .perform(effect):
+                if let result = perform(effect), session != nil { actions += session!.complete(result, now: now) }
+            case let .report(event):
+                report(event)
+            case let .close(reason):
+                if !lane.stopping { lane.tally.error("\(id): session closed: \(reason)") }
+                connection?.closeAfterFlush()
+            }
+            if i == actions.count, pullWanted, session != nil {
+                pullWanted = false
+                actions += session!.pullNow(now: now)
+            }
+        }
+        afterActions()
+    }
+
+    private func perform(_ effect: NodeEffect) -> NodeEffectResult? {
+        switch effect {
+        case let .readOutbox(after, maxOps):
+            outbox.removeAll { $0.seq <= after }
+            return .outbox(Array(outbox.prefix(maxOps)))
+        case let .applyChanges(changeSet, _):
+            lane.tally.opsPulled += changeSet.ops.count
+            return .done
+        case let .quarantine(seq, code, message):
+            lane.tally.error("\(id): op #\(seq) refused with code \(code): \(message)")
+            outbox.removeAll { $0.seq == seq }
+            return .done
+        case .beginSnapshot, .applySnapshotChunk, .finishSnapshot:
+            return .done
+        case .abandonSnapshot:
+            return nil
+        }
+    }
+
+    private func report(_ event: SessionEvent) {
+        switch event {
+        case .authenticated:
+            lane.tally.authenticationTimes.append(lane.nowNanos - connectStarted)
+            lane.progress.add(authenticated: 1)
+        case let .pushAcknowledged(acked):
+            if case let .pushing(last) = phase, acked >= last {
+                lane.tally.opsAcknowledged += roundOps
+                phase = .pulling(sent: false)
+                pullWanted = true
+            }
+        case let .pulled(_, _, more):
+            if !caughtUp, !more {
+                caughtUp = true
+                lane.progress.add(caughtUp: 1)
+            } else if case .pulling(true) = phase, !more {
+                roundEnded()
+            }
+        case let .errorReceived(code, _, message):
+            if code == ErrorCode.busy.rawValue { lane.tally.busy += 1 } else { lane.tally.error("\(id): hub sent ERROR \(code): \(message)") }
+        case let .opRefused(seq, code, message):
+            lane.tally.error("\(id): op \(seq.map(String.init) ?? "?") refused (\(code)): \(message)")
+        case let .identityConflict(why), let .upgradeNeeded(why):
+            lane.tally.error("\(id): \(why)")
+        case let .authenticationRefused(_, why):
+            lane.tally.error("\(id): authentication refused: \(why)")
+        case .snapshotStarted:
+            lane.tally.error("\(id): the hub sent a snapshot (not expected: the node starts at the log head)")
+        default:
+            break
+        }
+    }
+
+    private func afterActions() {
+        guard let session, let connection, connection.isOpen else { return }
+        if session.wantsInput { connection.resumeReading() } else { connection.pauseReading() }
+        if let sessionTimer { lane.loop.cancelTimer(sessionTimer) }
+        sessionTimer = nil
+        if let deadline = session.nextDeadline {
+            sessionTimer = lane.loop.scheduleTimer(at: Deadline(nanoseconds: deadline.milliseconds &* 1_000_000)) { [weak self] in
+                guard let self, self.session != nil else { return }
+                self.sessionTimer = nil
+                self.act(self.session!.tick(now: self.now))
+            }
+        }
+    }
+}
