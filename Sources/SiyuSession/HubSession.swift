@@ -328,17 +328,24 @@ public struct HubSession: Sendable {
                             ChangeSet(schemaVersion: schema, ops: ops.prefix(n).map(\.op)))
         }
         var n = 0
+        var best: Connection.PreparedMessage?   // the largest prefix found to fit, encoded once
         if !ops.isEmpty {
             n = FrameFitting.longestPrefix(count: ops.count) { k in
-                let size = connection.payloadSize(of: message(k))
-                return size <= Frame.maxPayload && (k == 1 || size <= budget)
+                let prepared = connection.prepare(message(k))
+                let size = prepared.payloadSize
+                let fits = size <= Frame.maxPayload && (k == 1 || size <= budget)
                     && FrameFitting.newStringBytesUpperBound(ops.prefix(k).map(\.op)) <= ChangeSetCodec.maxStringBytes
+                if fits { best = prepared }
+                return fits
             }
             guard n > 0 else { return connection.fail(SessionError(.internalError, "op at position \(ops[0].position) does not fit one frame"), now: now) }
         }
-        let m = message(n)
-        guard case let .changes(next, more, _) = m else { return [] }
-        return [connection.send(m, now: now), .report(.pulled(ops: n, cursor: next, more: more))]
+        let prepared = best.flatMap { p -> Connection.PreparedMessage? in
+            if case let .changes(_, _, cs) = p.message, cs.ops.count == n { return p }
+            return nil
+        } ?? connection.prepare(message(n))
+        guard case let .changes(next, more, _) = prepared.message else { return [] }
+        return [connection.send(prepared, now: now), .report(.pulled(ops: n, cursor: next, more: more))]
     }
 
     /// The ops of one snapshot part, in as many SNAPSHOT_CHUNK frames as the frame limit needs.
@@ -347,12 +354,18 @@ public struct HubSession: Sendable {
         var rest = ops[...]
         while !rest.isEmpty {
             let index = snapshotChunks
+            var best: (count: Int, message: Connection.PreparedMessage)?
             let n = FrameFitting.longestPrefix(count: rest.count) { k in
-                connection.payloadSize(of: .snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: Array(rest.prefix(k))))) <= Frame.maxPayload
+                let prepared = connection.prepare(.snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: Array(rest.prefix(k)))))
+                let fits = prepared.payloadSize <= Frame.maxPayload
                     && FrameFitting.newStringBytesUpperBound(Array(rest.prefix(k))) <= ChangeSetCodec.maxStringBytes
+                if fits, k > (best?.count ?? 0) { best = (k, prepared) }
+                return fits
             }
             guard n > 0 else { return actions + connection.fail(SessionError(.internalError, "a snapshot op does not fit one frame"), now: now) }
-            actions.append(connection.send(.snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: Array(rest.prefix(n)))), now: now))
+            let chunk = best?.count == n ? best!.message
+                : connection.prepare(.snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: Array(rest.prefix(n)))))
+            actions.append(connection.send(chunk, now: now))
             snapshotChunks += 1
             rest = rest.dropFirst(n)
         }
