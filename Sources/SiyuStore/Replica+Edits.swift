@@ -25,15 +25,23 @@ extension Replica {
 
     /// Builds ops for one instance from its current merged state and commits them.
     func edit(_ instance: InstanceRef, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
+        try edit(locating: { instance }, doing: "editing \(instance)", build, by: staff)
+    }
+
+    /// As `edit(_:_:by:)`, with the instance found by `locate` inside the write transaction: an
+    /// edit whose target depends on what the file says (a conflict's instance, its state) reads
+    /// and writes under one `BEGIN IMMEDIATE`, so of many processes racing for it exactly one
+    /// sees the state it checked.
+    func edit(locating locate: () throws -> InstanceRef, doing: String, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
         guard !isLoadingSnapshot else {
             throw ReplicaError.invalid("a snapshot load is open on this replica; an edit now would be part of its transaction",
                                        "edit after finishSnapshotLoad or abandonSnapshotLoad")
         }
         let saved = (clock, nextSeq)
         do {
-            try ReplicaError.wrap("editing \(instance)") {
+            try ReplicaError.wrap(doing) {
                 try transaction {
-                    var state: InstanceState? = try takeInstance(instance)
+                    var state: InstanceState? = try takeInstance(try locate())
                     let bodies = try build(state!)
                     guard !bodies.isEmpty else { remember(state!); return }
                     let ops = try issue(bodies.map { ($0, staff) })
@@ -359,32 +367,36 @@ extension Replica {
 
     /// Acknowledges a conflict: it stays in the log, closed, on every replica. For a field conflict
     /// this writes the winning value over every side; for an exclusive tag group it re-adds the
-    /// winning tag over every side.
+    /// winning tag over every side. The conflict is read, checked open and resolved in one write
+    /// transaction: of concurrent resolutions (in any processes) exactly one writes.
     public func acknowledgeConflict(_ id: String, by staff: String) throws {
-        try resolveConflict(id, keep: nil, by: staff)
+        try resolveConflict(id, override: false, value: nil, by: staff)
     }
 
     /// Overrides a conflict: the losing side (or `value`, for a field) becomes current on every
-    /// replica. Only field and exclusive-tag conflicts can be overridden.
+    /// replica. Only field and exclusive-tag conflicts can be overridden. Read, checked and written
+    /// in one write transaction, as `acknowledgeConflict`.
     public func overrideConflict(_ id: String, with value: Value? = nil, by staff: String) throws {
-        let entry = try conflict(id)
-        switch entry.rule {
-        case .lastWriterWins:
-            try resolveConflict(id, keep: value ?? entry.loser.value, by: staff)
-        case .exclusiveTagGroup:
-            try resolveConflict(id, keep: entry.loser.value, by: staff)
-        default:
-            throw ReplicaError.invalid("conflict \(id) (\(entry.rule.rawValue)) cannot be overridden",
-                                       "acknowledge it (siyu ack \(id)) or edit the data itself")
-        }
+        try resolveConflict(id, override: true, value: value, by: staff)
     }
 
-    private func resolveConflict(_ id: String, keep: Value?, by staff: String) throws {
-        let entry = try conflict(id)
-        guard entry.state == .open else {
-            throw ReplicaError.invalid("conflict \(id) is already \(entry.state.rawValue)", "only open conflicts can be resolved")
-        }
-        try edit(entry.instance, { state in
+    private func resolveConflict(_ id: String, override: Bool, value: Value?, by staff: String) throws {
+        var found: ConflictEntry?
+        try edit(locating: {
+            let entry = try conflict(id)
+            guard entry.state == .open else {
+                throw ReplicaError.invalid("conflict \(entry.id) is already \(entry.state.rawValue); nothing was written",
+                                           "only open conflicts can be resolved; see them with: siyu conflicts --db FILE --state open")
+            }
+            if override && entry.rule != .lastWriterWins && entry.rule != .exclusiveTagGroup {
+                throw ReplicaError.invalid("conflict \(entry.id) (\(entry.rule.rawValue)) cannot be overridden",
+                                           "acknowledge it (siyu ack --db FILE \(entry.id)) or edit the data itself")
+            }
+            found = entry
+            return entry.instance
+        }, doing: "resolving conflict \(id)", { state in
+            let entry = found!
+            let keep: Value? = override ? (entry.rule == .lastWriterWins ? (value ?? entry.loser.value) : entry.loser.value) : nil
             switch entry.rule {
             case .lastWriterWins:
                 let heads = Replica.named(state.heads(entry.target, entry.field))
