@@ -52,7 +52,7 @@ struct EditRun {
     }
 
     /// "1 op", "2 ops".
-    static func ops(_ n: Int) -> String { n == 1 ? "1 op" : "\(n) ops" }
+    static func ops(_ n: Int) -> String { Render.count(n, "op") }
 
     /// The action word of an edit command (its first positional), one of `actions`.
     static func action(_ arguments: ParsedArguments, of command: String, _ actions: [String]) throws -> String {
