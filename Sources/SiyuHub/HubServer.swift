@@ -292,7 +292,7 @@ private final class HubConnectionDriver {
             log.write(.warn, "\(who) error received: code \(code)\(retryable ? " (retryable)" : ""): \(IdentifierRule.printable(message, limit: 300))")
         case let .digest(position, _, cursor):
             log.write(.info, "\(who) digest sent at position \(position) (the node has pulled up to \(cursor))")
-        case .digestUnsupported:
+        case .digestUnsupported, .logEpochChanged, .recoveringOwnOps:
             break   // node side only
         case let .skippedFrame(type):
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")

@@ -241,10 +241,15 @@ struct HubServeCommand: Command {
         defer { watcher.cancel() }
         let inputWatcher = InputClosedWatcher(loop: loop) { server.shutdown(reason: "standard input closed"); loop.stop() }
         if stopWhenInputCloses { try inputWatcher.start() }
+        if executor.logEpochRenewed {
+            log.write(.warn, "hub log epoch \(executor.logEpoch.prefix(8).map { String(format: "%02x", $0) }.joined()) is new: this file was not stopped cleanly last (a first start, a crash or power cut, or a restored backup); every node pulls again from position 0")
+        }
         log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \((try? replica.registeredNodes().count) ?? 0) node(s) registered")
         context.io.output.line("listening on \(address)")
         context.io.output.flush()
         try loop.run()
+        // Every commit is durable (synchronous = FULL): the next start of this file keeps the log epoch.
+        do { try replica.markCleanStop() } catch { log.write(.error, "hub could not mark its clean stop (the next start makes a new log epoch): \(error)") }
         log.write(.info, "hub stopped")
         return .success
     }

@@ -106,7 +106,7 @@ func seedHQ(_ hq: Replica, customers: Int, wall: WallClock) throws {
         try w["xihu"].editCustomer("wm_4", ["phone": .text("13900000000")], by: "chenjing")
         try w.sync("hq")
         let run = try w.sync("xihu")
-        let pulls = run.nodeSent.compactMap { m -> UInt64? in if case let .pull(c, _) = m { return c }; return nil }
+        let pulls = run.nodeSent.compactMap { m -> UInt64? in if case let .pull(c, _, _) = m { return c }; return nil }
         #expect(pulls.first == cursor)                             // not from 0
         let pulledOps = run.hubSent.compactMap { m -> Int? in if case let .changes(_, _, cs) = m { return cs.ops.count }; return nil }
         #expect(pulledOps.reduce(0, +) >= 1)                       // HQ's edit (and xihu's own back, if pushed first)

@@ -251,7 +251,7 @@ final class Simulation {
             n.reconnectAt = now.adding(milliseconds: backoff(n))
             return
         }
-        let start: (cursor: UInt64, lastOwnSeq: UInt64)
+        let start: NodeStoreExecutor.SessionStart
         do { start = try executor.sessionStart() } catch {
             note("\(n.name): cannot read its sync state: \(error)")
             n.reconnectAt = now.adding(milliseconds: backoff(n))
@@ -261,7 +261,8 @@ final class Simulation {
         transport.setPartitioned(n.partitioned)
         let nonce = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let session = NodeSession(NodeSession.Configuration(node: n.name, role: n.role, secret: n.secret, byteBudget: byteBudget),
-                                  cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, now: now)
+                                  cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, logEpoch: start.logEpoch,
+                                  recordedAckedSeq: start.recordedAckedSeq, now: now)
         let link = SimLink(id: nextLinkID, nodeIndex: n.index, transport: transport, node: session,
                            hub: HubSession(HubSession.Configuration(hubID: "hub"), nonce: nonce, now: now))
         nextLinkID += 1
@@ -406,7 +407,7 @@ final class Simulation {
         switch m {
         case let .push(cs): return "\(cs.ops.count) ops \(cs.ops.first?.seq ?? 0)…\(cs.ops.last?.seq ?? 0)"
         case let .pushAck(a): return "acked \(a)"
-        case let .pull(c, _): return "after \(c)"
+        case let .pull(c, _, _): return "after \(c)"
         case let .changes(next, more, cs): return "\(cs.ops.count) ops next \(next) more \(more)"
         case let .error(code, _, text): return "\(code) \(text.prefix(100))"
         default: return ""
@@ -422,6 +423,8 @@ final class Simulation {
         case .applySnapshotChunk: return "applySnapshotChunk"
         case .finishSnapshot: return "finishSnapshot"
         case .abandonSnapshot: return "abandonSnapshot"
+        case .prepareSync: return "prepareSync"
+        case .finishOwnOpsRecovery: return "finishOwnOpsRecovery"
         }
     }
 
