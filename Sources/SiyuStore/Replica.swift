@@ -71,6 +71,8 @@ public final class Replica {
     public internal(set) var opsWrittenByLastEdit = 0
     /// Customer imports built but not yet committed (`stageCustomerImport`).
     var staged: StagedImports?
+    /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
+    var ownOpsRecovery: OwnOpsRecovery?
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -202,6 +204,9 @@ public final class Replica {
         let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
         clock.observe(try Replica.lastLoggedClock(db, node: node))
         nextSeq = max(nextSeq, UInt64(clamping: maxOwn) + 1)   // at most 2^63: no overflow
+        // Numbers a recovery reserved (`finishOwnOpsRecovery`) in another process.
+        let reserved = try db.cached("SELECT value FROM siyu_meta WHERE key = 'next_seq'").scalar()?.int64Value ?? 0
+        nextSeq = max(nextSeq, UInt64(clamping: reserved))
         cacheDataVersion = version
     }
 
