@@ -313,6 +313,7 @@ public final class NodeDaemon: @unchecked Sendable {
         if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
         if session.isCaughtUp, shouldRecord(ok: true), nothingLeftToPush(session) {
             recordSync(ok: true, "caught up: nothing left to push or pull")
+            do { try replica.recordHubHead(session.cursor) } catch { log.write(.warn, "\(who) cannot record the hub's head: \(error)") }
         }
         if configuration.mode == .once, outcome == nil, session.isCaughtUp, nothingLeftToPush(session) {
             log.write(.info, "\(who) caught up: nothing left to push or pull (cursor \(session.cursor), acked_seq \(session.ackedSeq))")
@@ -429,6 +430,7 @@ public final class NodeDaemon: @unchecked Sendable {
         case let .authenticated(_, hub, acked, head):
             attempt = 0
             tally.acknowledged(upTo: acked)
+            do { try replica.recordHubHead(head) } catch { log.write(.warn, "\(who) cannot record the hub's head: \(error)") }
             log.write(.info, "\(who) auth ok with hub \(IdentifierRule.printable(hub, limit: 64)): acked_seq \(acked), log head \(head)")
         case let .authenticationRefused(_, why):
             log.write(.error, "\(who) auth refused: \(why)")

@@ -66,6 +66,9 @@ public final class Replica {
     /// in its own commit: the holders are recorded as pending and re-merged this many at a time by
     /// `settlePendingRemerges(limit:)` (Replica+SlicedRemerge.swift). Nil: all at once.
     public var tagHolderSlice: Int?
+    /// How many ops the last local edit (a public method of Replica+Edits) wrote: 0 when it found
+    /// nothing to change. Set only when the edit committed.
+    public internal(set) var opsWrittenByLastEdit = 0
     /// Customer imports built but not yet committed (`stageCustomerImport`).
     var staged: StagedImports?
     /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
