@@ -88,6 +88,14 @@ public struct FrameReader: Sendable {
 
     public var bufferedByteCount: Int { buffer.count - start }
 
+    /// The payload length the next frame's header declares, once its 8 header bytes are here
+    /// (nil before). Not checked against anything: a receiver uses it to refuse early.
+    public var nextDeclaredPayloadLength: Int? {
+        guard buffer.count - start >= Frame.headerSize else { return nil }
+        let b = buffer[(start + 4)..<(start + 8)].map(UInt32.init)
+        return Int(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])
+    }
+
     public mutating func feed(_ bytes: [UInt8]) {
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeFirst(start)
