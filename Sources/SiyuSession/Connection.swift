@@ -120,8 +120,8 @@ public struct Connection: Sendable {
         guard !isClosed, !bytes.isEmpty else { return nil }
         if side == .node || state != .ready { lastReceived = max(lastReceived, now) }
         reader.feed(bytes)
-        if side == .hub, state != .ready {
-            let declared = reader.nextDeclaredPayloadLength ?? 0
+        // (A header with a bad magic or version is left to `next()`, which reports it first.)
+        if side == .hub, state != .ready, let declared = reader.nextDeclaredPayloadLength {
             if declared > Connection.maxPayloadBeforeReady || reader.bufferedByteCount > Frame.headerSize + Connection.maxPayloadBeforeReady + Frame.trailerSize {
                 return SessionError(.frameTooLarge, "before authentication a frame holds at most \(Connection.maxPayloadBeforeReady) bytes of payload; this one declares \(declared)")
             }
