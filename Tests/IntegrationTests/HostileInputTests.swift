@@ -20,7 +20,11 @@ import SiyuWire
         try seed(n.db("hq"), customers: 5)
         #expect(try n.syncOnce("hq").code == 0)
         let head = try withReplica(n.hubDB) { try $0.logHead() }
+        let before = HostileInputTests.usage(of: hub.child.process.processIdentifier)
         try attack(n, hub, Array(n.secrets["mallory"]!.utf8))
+        let during = HostileInputTests.usage(of: hub.child.process.processIdentifier)
+        // Reported, not asserted (no timing assertions): docs/RELIABILITY.md quotes a run.
+        print("hostile input '\(row)': hub CPU \(during.cpuMillis - before.cpuMillis) ms during the attack, resident memory \(before.rssKiB) → \(during.rssKiB) KiB")
         _ = try hub.child.waitFor("the log line of \(row)") { $0.contains(logs) }
         #expect(hub.child.isRunning, "\(row): the hub died")
         #expect(try withReplica(n.hubDB) { try $0.logHead() } == head + legitimate, "\(row): something was stored")
@@ -28,6 +32,17 @@ import SiyuWire
         let after = try n.syncOnce("hq")
         #expect(after.code == 0, "\(row): HQ could not sync afterwards: \(after.err.suffix(500))")
         #expect(try withReplica(n.hubDB) { try $0.logHead() } == head + legitimate + 1)
+    }
+
+    /// The process's CPU time (user + system, ms) and resident memory (KiB), from /proc.
+    static func usage(of pid: Int32) -> (cpuMillis: Int, rssKiB: Int) {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
+        let ticks = fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        return (ticks * 10, rss)   // 100 ticks a second on Linux
     }
 
     func op(_ seq: UInt64, origin: String = "mallory", aheadMillis: UInt64 = 0, name: String = "x") -> Op {
