@@ -21,6 +21,12 @@ enum ReplicaAccess {
 
     /// Opens an existing replica to write to it (acknowledge, override, rebuild).
     static func openForWriting(_ path: String, context: CLIContext) throws -> Replica {
+        try openForWriting(path, context: context, opening: true)!
+    }
+
+    /// The checks of `openForWriting`; the replica is opened only when `opening` (a repair checks
+    /// first and opens the file its own way).
+    static func openForWriting(_ path: String, context: CLIContext, opening: Bool) throws -> Replica? {
         _ = try inspect(path)
         let fm = FileManager.default
         let directory = (path as NSString).deletingLastPathComponent
@@ -30,7 +36,7 @@ enum ReplicaAccess {
             throw CLIError("\(path) is read-only; nothing was written",
                            hint: "check the permissions of the file and its directory (SQLite writes FILE-wal and FILE-shm beside it)")
         }
-        return try open(path, context: context)
+        return opening ? try open(path, context: context) : nil
     }
 
     /// The file's identity, read without writing.

@@ -40,6 +40,7 @@ public enum SiyuProgram {
         OrderCommand.self,
         PointsCommand.self,
         RebuildCommand.self,
+        CheckCommand.self,
         WeComCommand.self,
         ExportChangesCommand.self,
         ImportChangesCommand.self,

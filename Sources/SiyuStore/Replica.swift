@@ -565,7 +565,8 @@ public final class Replica {
         return true
     }
 
-    /// Recomputes every table and the conflict log from the op log, in one transaction. The result
+    /// Recomputes every table, the conflict log and the tag index (`tagged_customers`) from the op
+    /// log, in one transaction. The result
     /// must equal what incremental merging produced (tests check the digests); operators can use it
     /// to repair tables edited by hand.
     public func rebuild() throws {
@@ -574,13 +575,19 @@ public final class Replica {
             try db.transaction {
                 for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
                 try db.execute("DELETE FROM conflicts")
+                try db.execute("DELETE FROM tagged_customers")
+                let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
                 catalogCache = nil
                 var refs: [InstanceRef] = []
                 try db.prepare("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
                     if let kind = InstanceKind(name: row.text(0) ?? "") { refs.append(InstanceRef(kind, row.text(1) ?? "")) }
                 }
                 for ref in refs.sorted() {
-                    let state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
+                    let ops = try loadOps(ref)
+                    for op in ops where op.body.target.entity == .customerTag {
+                        try tagged.run([.text(op.body.target.sub), .text(op.body.target.id)])
+                    }
+                    let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
                     try write(state, previous: InstanceState.empty(ref))
                 }
             }

@@ -150,6 +150,13 @@ struct NodeInitCommand: Command {
         var created = false
         do {
             if FileManager.default.fileExists(atPath: path) {
+                let damage = try Replica.check(path: path)
+                guard damage.isHealthy else {
+                    let all = damage.problems + damage.beyondRepair.map { "\($0) (beyond repair)" }
+                    throw NodeToolError(message: "\(path) is damaged (\(all.prefix(3).joined(separator: "; "))\(all.count > 3 ? "; …" : "")); nothing was written",
+                                        hint: damage.beyondRepair.isEmpty ? "repair it from its op log first: siyu rebuild --db \(path)"
+                                                                          : "restore it from a backup, or move it aside and run siyu-node init again (its unpushed edits are lost)")
+                }
                 replica = try Replica(existing: path)
                 guard replica.node == node, replica.role == role else {
                     let found = "\(replica.node) (\(replica.role))"
