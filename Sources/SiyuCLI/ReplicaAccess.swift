@@ -15,8 +15,23 @@ enum ReplicaAccess {
     static let jsonOption = OptionSpec.flag("json", "print JSON instead of text (field names in docs/CLI.md)")
 
     /// Opens an existing replica to read it.
+    /// A file the process can write (in a directory it can write) is opened as usual; a read-only
+    /// one, or one in a read-only directory (a backup, a copy on read-only media), is opened to
+    /// read only, with no `-wal`/`-shm` files made beside it.
     static func openForReading(_ path: String, context: CLIContext) throws -> Replica {
-        try open(path, context: context)
+        let fm = FileManager.default
+        let directory = (path as NSString).deletingLastPathComponent
+        if fm.isWritableFile(atPath: path) && fm.isWritableFile(atPath: directory.isEmpty ? "." : directory) {
+            return try open(path, context: context)
+        }
+        _ = try inspect(path)
+        do {
+            var options = ReplicaOptions(wallClock: context.wallClock)
+            options.readOnly = true
+            return try Replica(path: path, options: options)
+        } catch {
+            throw CLIError.from(error, doing: "opening \(path) to read", path: path)
+        }
     }
 
     /// Opens an existing replica to write to it (acknowledge, override, rebuild).

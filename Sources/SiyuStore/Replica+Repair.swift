@@ -58,7 +58,7 @@ extension Replica {
     public static func check(path: String) throws -> ReplicaDamage {
         _ = try inspect(path: path)
         let db: Database
-        do { db = try Database(path: path, mode: .readOnly) } catch let e as SQLiteError {
+        do { db = try Database(path: path, mode: ReplicaSchema.readingMode(for: path)) } catch let e as SQLiteError {
             throw ReplicaError.storage(e, context: "opening \(path) to read")
         }
         defer { db.close() }

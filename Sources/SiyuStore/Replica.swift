@@ -17,6 +17,10 @@ public struct ReplicaOptions {
     /// nil picks by role: 64 for HQ (big merges), 16 for a store (a bootstrap of 100k customers
     /// then stays under 64 MB of memory, at about the same speed).
     public var cacheMegabytes: Int?
+    /// Open an existing replica to read only: nothing is created, migrated or written, and no
+    /// `-wal`/`-shm` file is made beside a file that is read-only or in a read-only directory
+    /// (`ReplicaSchema.readingMode`). Edits then fail with a read-only error.
+    public var readOnly = false
 
     public init(node: NodeID? = nil, role: Role = .store,
                 maxClockDriftMillis: UInt64 = HybridClock.defaultMaxDriftMillis,
@@ -76,7 +80,8 @@ public final class Replica {
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
         self.path = path
         self.wallClock = options.wallClock
-        db = try ReplicaSchema.open(path: path, migrations: options.migrations)
+        db = options.readOnly ? try ReplicaSchema.openForReading(path: path, migrations: options.migrations)
+                              : try ReplicaSchema.open(path: path, migrations: options.migrations)
         do {
             let meta = try Replica.readMeta(db)
             if let stored = meta["node_id"]?.stringValue {

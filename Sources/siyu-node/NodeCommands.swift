@@ -32,6 +32,7 @@ enum NodeProgram {
         siyu-node run --db store.db (continuous), or siyu-node sync --once --db store.db (one round).
         Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
         """,
+        version: SiyuVersion.line,
         describeFailure: describe)
 
     static func describe(_ error: Error) -> ActionableError? {

@@ -68,3 +68,36 @@ import SiyuStore
         #expect(customers.contains("wm_zhou"))
     }
 }
+
+/// The wrong file given to a daemon, and `--version`: each says what it is and what to do.
+@Suite struct WrongFileTests {
+    @Test(.timeLimit(.minutes(1))) func theDaemonsRefuseTheOtherOnesFileAndAMissingOneWithTheRightHint() throws {
+        let n = try Network()
+        defer { n.close() }
+        try n.register("xihu", role: "store")
+        try n.p.ok("siyu", ["init", "--db", n.db("xihu"), "--node", "xihu", "--role", "store", "--store", "xihu"])
+        let store = try n.p.run("siyu-hub", ["serve", "--db", n.db("xihu"), "--listen", "127.0.0.1:0"])
+        #expect(store.code == 1)
+        #expect(store.err.contains("is the replica of store node 'xihu', not a hub's file"))
+        #expect(store.err.contains("siyu-node run --db"))
+        let missing = try n.p.run("siyu-hub", ["serve", "--db", n.scratch.path("nothing.db"), "--listen", "127.0.0.1:0"])
+        #expect(missing.code == 1)
+        #expect(missing.err.contains("does not exist") && missing.err.contains("siyu-hub init --db"))
+        #expect(!missing.err.contains("--role store"))
+        #expect(!FileManager.default.fileExists(atPath: n.scratch.path("nothing.db")))
+        let hubAsNode = try n.p.run("siyu-node", ["run", "--db", n.hubDB])
+        #expect(hubAsNode.code == 1)
+        #expect(hubAsNode.err.contains("is a hub's file (1 node registered), not a node's replica"))
+        #expect(hubAsNode.err.contains("siyu-hub serve --db"))
+    }
+
+    @Test func everyBinarySaysItsVersion() throws {
+        let n = try Network()
+        defer { n.close() }
+        for binary in ["siyu", "siyu-hub", "siyu-node"] {
+            let out = try n.p.ok(binary, ["--version"])
+            #expect(out.hasPrefix("\(binary) "), "\(out)")
+            #expect(out.contains("file layout ") && out.contains("protocol "))
+        }
+    }
+}

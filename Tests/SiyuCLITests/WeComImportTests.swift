@@ -370,3 +370,38 @@ struct WeComFixture {
         #expect(try f.ops() == 0)
     }
 }
+
+/// The two mapping gaps: `remark_mobiles` is the customer's phone; the oldest follow relation's
+/// staff member (and that member's store) owns a customer that has no owner yet.
+@Suite struct WeComOwnerAndPhoneTests {
+    @Test func remarkMobilesBecomeThePhoneAndTheOldestFollowerAndTheirStoreTheOwner() throws {
+        let f = try WeComFixture()
+        defer { f.directory.remove() }
+        do {
+            let r = try f.replica(); defer { r.close() }
+            try r.defineStore("xihu", name: "西湖店")
+            try r.defineStaff("chenjing", name: "陈静", storeID: "xihu")
+        }
+        #expect(f.importing([WeComSamples.tags, WeComSamples.lin]).code == 0)
+        let lin = try #require(try f.rows(.customers).first { $0["customer_id"] == .text(WeComSamples.linID) })
+        #expect(lin["phone"] == .text("13857112345"))
+        #expect(lin["owner_staff"] == .text("chenjing"))
+        #expect(lin["owner_store"] == .text("xihu"))
+        let found = f.run(["customers", "--db", f.db, "--store", "xihu"])
+        #expect(found.out.contains(WeComSamples.linID))
+    }
+
+    @Test func anOwnerHQOrAStoreSetIsNeverOverwrittenByAnImport() throws {
+        let f = try WeComFixture()
+        defer { f.directory.remove() }
+        #expect(f.importing([WeComSamples.tags, WeComSamples.lin]).code == 0)
+        do {
+            let r = try f.replica(); defer { r.close() }
+            try r.editCustomer(WeComSamples.linID, ["owner_staff": .text("liuyang"), "owner_store": .text("jingan")], by: "")
+        }
+        #expect(f.importing([WeComSamples.lin]).code == 0)
+        let lin = try #require(try f.rows(.customers).first { $0["customer_id"] == .text(WeComSamples.linID) })
+        #expect(lin["owner_staff"] == .text("liuyang"))
+        #expect(lin["owner_store"] == .text("jingan"))
+    }
+}

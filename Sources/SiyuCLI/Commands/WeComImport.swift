@@ -201,6 +201,15 @@ private final class Applier {
     }
 
     /// Asks for a fetch once per (API, id): the first reason is kept.
+    /// The store of staff member `userid` as the replica knows it (cached for the import).
+    private var stores: [String: String?] = [:]
+    private func storeOf(_ userid: String) throws -> String? {
+        if let hit = stores[userid] { return hit }
+        let store = try row(.staff, "userid", userid)?["store_id"]?.textValue
+        stores[userid] = store
+        return store
+    }
+
     private func refetch(_ api: String, _ id: String, _ reason: String) {
         guard !report.refetch.contains(where: { $0.api == api && $0.id == id }) else { return }
         report.refetch.append(.init(api: api, id: id, reason: reason))
@@ -259,7 +268,14 @@ private final class Applier {
         report.customers += 1
         report.personalTagsSkipped += c.personalTagsSkipped
         let relations = c.relations.map { ImportedRelation(userid: $0.userid, fields: $0.fields, tags: $0.tags) }
-        let result = try replica.stageCustomerImport(c.id, fields: c.fields, relations: relations)
+        // A customer with no owner yet gets the staff member of its oldest follow relation, and
+        // that member's store (when this replica knows the member's store): what `--store` finds.
+        var owner: [String: Value] = [:]
+        if let staff = c.firstFollower {
+            owner["owner_staff"] = .text(staff)
+            if let store = try storeOf(staff) { owner["owner_store"] = .text(store) }
+        }
+        let result = try replica.stageCustomerImport(c.id, fields: c.fields, relations: relations, fieldsIfUnset: owner)
         if result.skippedDeleted { report.customersSkippedDeleted.append(c.id) }
         for s in result.skippedTags where report.skippedTags.count < 10_000 {
             report.skippedTags.append(.init(customer: c.id, tag: s.tag, reason: s.reason))
