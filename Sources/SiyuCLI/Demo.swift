@@ -216,7 +216,7 @@ public struct Demo {
             let d = try r.digest().hexString
             digests.insert(d)
             let counts = try r.opCounts()
-            print("  \(name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(d)  (\(counts.total) ops\(name == "hub" ? "" : ", \(counts.own) own"))")
+            print("  \(name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(d)  (\(Render.count(counts.total, "op"))\(name == "hub" ? "" : ", \(counts.own) own"))")
         }
         if digests.count == 1 {
             print("  all replicas converged")
