@@ -28,6 +28,12 @@ import SiyuStore
         #expect(bytes.range(of: Data(secret.utf8)) == nil && bytes.range(of: Data(n.secrets["hq"]!.utf8)) == nil,
                 "no secret (= its HMAC key: 64 bytes) is in the hub file")
         #expect(bytes.range(of: Data(secret.utf8.prefix(20))) == nil)
+        // A backup holds what the hub file holds: owner-only, no secret.
+        let copy = n.scratch.path("hub-backup.db")
+        try n.p.ok("siyu-hub", ["backup", "--db", n.hubDB, "--out", copy])
+        #expect(Self.mode(copy) == 0o600)
+        let copied = FileManager.default.contents(atPath: copy) ?? Data()
+        #expect(!copied.isEmpty && copied.range(of: Data(secret.utf8)) == nil && copied.range(of: Data(n.secrets["hq"]!.utf8)) == nil)
     }
 
     @Test(.timeLimit(.minutes(2))) func rotatingASecretAndRemovingANodeCloseItsSessionsOnARunningHub() throws {
