@@ -2,31 +2,12 @@ import Foundation
 import SiyuCore
 import SiyuSQLite
 
-/// A node registered with a hub.
-///
-/// Guarantees: `authenticationKey` is all the hub keeps of the node's secret — the HMAC key as
-/// RFC 2104 normalises it (`Replica.authenticationKey(forSecret:)`), which verifies AUTH's MAC
-/// exactly as the secret does; for a secret over 64 bytes that is its SHA-256, and the secret
-/// itself is not stored.
-public struct HubNodeRecord: Equatable, Sendable {
-    public var node: NodeID
-    public var role: Role
-    /// The store the node serves (nil for HQ nodes, or when none was given).
-    public var store: String?
-    public var authenticationKey: [UInt8]
-    /// The node's acked_seq (SPEC section 7, "Upload"): every op of the node up to it is held, or
-    /// refused and settled.
-    public var ackedSeq: UInt64
-    /// The cursor of the node's last PULL.
-    public var cursor: UInt64
-}
-
-/// Which ops a node receives (SPEC section 7, "Scope"). The seam for per-store scopes: today every
-/// node receives everything; a later `.store(id)` will filter `changes` and snapshot parts by
-/// instance (a store's customers, groups and orders, plus the tag library) and answer a scope
-/// change with a snapshot of reason 1.
+/// Which ops a node receives (SPEC section 7, "Scope"), decided by the hub from the node's
+/// registration: HQ nodes (and store nodes registered without a store) everything; a store node
+/// the shared instances (tag library, stores) and those whose home is its store.
 public enum SyncScope: Sendable, Equatable {
     case everything
+    case store(String)
 }
 
 /// An op of the hub's log with its position.
@@ -53,6 +34,9 @@ public enum PushOutcome: Equatable, Sendable {
     case stored(ackedSeq: UInt64, newOps: Int)
     /// Nothing of the PUSH was stored but, for codes 8 and 14, the refusal record.
     case refused(OpRefusal, ackedSeq: UInt64)
+    /// Nothing of the PUSH was stored or recorded and the same PUSH may be taken later: an op is
+    /// numbered more than `Replica.pushSequenceWindow` past acked_seq (answered `busy`, 12).
+    case deferred(String, ackedSeq: UInt64)
 }
 
 /// A number of a node the hub refused (SPEC section 7, "Refused ops").
@@ -85,61 +69,6 @@ public struct SnapshotPosition: Equatable, Sendable {
 ///   are one transaction; acked_seq is contiguous and counts settled refusals;
 /// - a read of the log returns at least one op when any is pending, whatever the budget.
 extension Replica {
-    /// The key the hub verifies a node's AUTH with: the HMAC-SHA256 key as RFC 2104 normalises
-    /// it — the secret's SHA-256 if it is longer than 64 bytes, else the secret. The MAC computed
-    /// with it equals the MAC computed with the secret.
-    public static func authenticationKey(forSecret secret: [UInt8]) -> [UInt8] {
-        secret.count > SHA256.blockByteCount ? SHA256.hash(secret) : secret
-    }
-
-    // MARK: - Registry
-
-    /// Registers a node with its role, store and secret (of which only the authentication key is
-    /// stored). An id already registered, an id or store breaking the id rule, or an empty
-    /// secret is refused.
-    public func registerNode(_ id: NodeID, role: Role, store: String? = nil, secret: [UInt8]) throws {
-        try ReplicaError.wrap("registering node \(IdentifierRule.printable(id))") {
-            try IdentifierRule.validate(id, as: "node id")
-            if let store { try IdentifierRule.validate(store, as: "store id") }
-            guard !secret.isEmpty else {
-                throw ReplicaError.invalid("an empty secret", "give the node a secret of 32 random bytes or more")
-            }
-            guard try registeredNode(id) == nil else {
-                throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is already registered",
-                                           "a node keeps its id; register a new node under a new id")
-            }
-            try transaction {
-                try db.cached("INSERT INTO hub_nodes(node_id, role, store_id, mac_key, registered_at) VALUES (?, ?, ?, ?, ?)")
-                    .run([.text(id), .text(role.description), store.map { .text($0) } ?? .null,
-                          .blob(Replica.authenticationKey(forSecret: secret)), .integer(Int64(clamping: wallClock()))])
-            }
-        }
-    }
-
-    /// The registration of `id`, nil if it is not registered.
-    public func registeredNode(_ id: NodeID) throws -> HubNodeRecord? {
-        try ReplicaError.wrap("reading the registry") {
-            try db.cached("SELECT node_id, role, store_id, mac_key, acked_seq, cursor FROM hub_nodes WHERE node_id = ?")
-                .rows([.text(id)]).first.map(Replica.nodeRecord)
-        }
-    }
-
-    /// Every registered node, by id.
-    public func registeredNodes() throws -> [HubNodeRecord] {
-        try ReplicaError.wrap("reading the registry") {
-            try db.cached("SELECT node_id, role, store_id, mac_key, acked_seq, cursor FROM hub_nodes ORDER BY node_id")
-                .rows().map(Replica.nodeRecord)
-        }
-    }
-
-    static func nodeRecord(_ row: [SQLiteValue]) -> HubNodeRecord {
-        var key: [UInt8] = []
-        if case let .blob(b) = row[3] { key = b }
-        return HubNodeRecord(node: row[0].stringValue ?? "", role: Role(name: row[1].stringValue ?? "") ?? .store,
-                             store: row[2].stringValue, authenticationKey: key,
-                             ackedSeq: UInt64(clamping: row[4].int64Value ?? 0), cursor: UInt64(clamping: row[5].int64Value ?? 0))
-    }
-
     /// Records the cursor of a node's PULL (for operators; writes only when it changed).
     public func recordCursor(_ cursor: UInt64, of id: NodeID) throws {
         let value = Int64(clamping: cursor)
@@ -176,12 +105,15 @@ extension Replica {
     public func logUnpositionedOps() throws -> Int {
         try ReplicaError.wrap("giving ops log positions") {
             try transaction {
+                let head = Int64(clamping: try logHead())
                 try db.execute("""
                     INSERT INTO hub_log(origin, seq) SELECT origin, seq FROM ops
                     WHERE NOT EXISTS (SELECT 1 FROM hub_log h WHERE h.origin = ops.origin AND h.seq = ops.seq)
                     ORDER BY hlc, origin, seq
                     """)
-                return db.changes
+                let logged = db.changes
+                try recordLogHomes(after: head)
+                return logged
             }
         }
     }
@@ -217,6 +149,7 @@ extension Replica {
                     let refusedBefore = try db.cached("SELECT code, message FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 0")
                     var fresh: [Op] = []
                     var pushed: [UInt64: [UInt8]] = [:]
+                    let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops)
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
@@ -234,9 +167,9 @@ extension Replica {
                                                         hint: "the node is faulty"), acked: acked)
                         }
                         guard op.seq <= UInt64(clamping: acked) || op.seq - UInt64(clamping: acked) <= Replica.pushSequenceWindow else {
-                            return try refuse(OpRefusal(.invalidOp, origin: id, seq: op.seq,
-                                message: "its number is more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked))",
-                                hint: "a node pushes its ops in order from the last one acknowledged; the node's numbering jumped"), acked: acked)
+                            // Retryable, never recorded: once the ops before it are held, the same op is taken.
+                            return .deferred("the PUSH holds op #\(op.seq), more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked)); nothing was stored: push the ops after #\(acked) first, in order",
+                                             ackedSeq: UInt64(clamping: acked))
                         }
                         if let row = try held.rows([.text(id), .integer(Int64(op.seq))]).first {
                             let stored = try OpCoding.decode(row[4].blobValue ?? [], keys: OpKeys(origin: id, seq: op.seq,
@@ -253,6 +186,7 @@ extension Replica {
                                             ackedSeq: UInt64(clamping: acked))
                         }
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
+                        if let refusal = try rightsRefusal(of: op, in: rights) { return try refuse(refusal, acked: acked) }
                         pushed[op.seq] = encoded
                         fresh.append(op)
                     }
@@ -263,9 +197,11 @@ extension Replica {
                         let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
                         for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
                     }
+                    let homesBefore = try homes(of: fresh)
                     try commit(fresh)
                     let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
                     for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
+                    try recordLogHomes(of: fresh, before: homesBefore)
                     let newAcked = try advanceAcked(of: id, from: acked)
                     return .stored(ackedSeq: UInt64(newAcked), newOps: fresh.count)
                 }
@@ -315,12 +251,14 @@ extension Replica {
     /// so every read makes progress.
     public func changes(after cursor: UInt64, byteBudget: Int, scope: SyncScope = .everything,
                         leavingOut origin: NodeID? = nil, passingAtMost maxPassed: Int = Replica.ownOpsPassedPerRead) throws -> HubChanges {
-        switch scope {
-        case .everything: break   // per-store scopes filter here
-        }
         let budget = max(1, byteBudget)
         let limit = max(1, min(budget / 4, 65_536))
         let passable = max(1, maxPassed)
+        if case let .store(store) = scope {
+            return try ReplicaError.wrap("reading the log of store \(IdentifierRule.printable(store))") {
+                try scopedChanges(after: cursor, store: store, byteBudget: budget, limit: limit, leavingOut: origin, passingAtMost: passable)
+            }
+        }
         return try ReplicaError.wrap("reading the log") {
             var ops: [PositionedOp] = []
             var total = 0
@@ -365,22 +303,24 @@ extension Replica {
     /// `origin` (the node the snapshot is for) is left out: a node holds its own ops.
     public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
                              leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
-        switch scope {
-        case .everything: break
-        }
+        var store: String?
+        if case let .store(id) = scope { store = id }
         let want = max(1, maxOps)
         return try ReplicaError.wrap("reading a snapshot part") {
             var at = position ?? SnapshotPosition(kindIndex: 0, instanceID: "", origin: "", seq: 0)
             var ops: [Op] = []
-            let range = try db.cached("""
-                SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND (inst_id, origin, seq) > (?, ?, ?)
-                AND origin IS NOT ? ORDER BY inst_id, origin, seq LIMIT ?
-                """)
             let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
             while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
-                try range.query([.text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut, .integer(Int64(want - before))]) { row in
+                // A store's snapshot: only the instances of its scope (?1 is the store).
+                let inScope = store.flatMap { _ in Replica.scopeCondition(kind, "inst_id") }.map { " AND \($0)" } ?? ""
+                let range = try db.cached("""
+                    SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
+                    AND origin IS NOT ?6\(inScope) ORDER BY inst_id, origin, seq LIMIT ?7
+                    """)
+                try range.query([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
+                                 .integer(Int64(want - before))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.instanceID = row.text(0) ?? ""
                     at.origin = row.text(1) ?? ""

@@ -151,11 +151,22 @@ extension Replica {
         }
     }
 
+    /// What the state digest reads, in order (SPEC section 7, "The state digest, byte for byte"):
+    /// each table of the data model, then the conflict log — name, key columns, column count.
+    static let digestSources: [(String, String, Int)] = Table.allCases.map { t in
+        (t.rawValue, t.columns.prefix(t.keyColumnCount).map(\.name).joined(separator: ", "), t.columns.count)
+    } + [("conflicts", "conflict_id", 20)]
+
     /// A SHA-256 digest of the merged state: every plain table and the conflict log, in key order,
-    /// with typed values. Equal on two replicas exactly when they hold the same merged state.
+    /// with typed values, serialized as SPEC section 7 ("The state digest, byte for byte") defines
+    /// (vector: Protocol/state-digest.txt). Equal on two replicas exactly when they hold the same merged state.
     /// Customers still to be re-merged after a tag-library change (a hub's sliced re-merge) are
     /// re-merged first (a write), so the digest is always of the settled state.
-    public func digest() throws -> [UInt8] {
+    public func digest() throws -> [UInt8] { try digest(ofStore: nil) }
+
+    /// The state digest of the rows in store `store`'s scope (SPEC section 7, "Scope"): what
+    /// `digest()` is on a replica that holds exactly that scope. Nil: every row (`digest()`).
+    public func digest(ofStore store: String?) throws -> [UInt8] {
         try settlePendingRemerges(limit: nil)
         return try ReplicaError.wrap("computing the digest") {
             var hasher = SHA256()
@@ -170,14 +181,11 @@ extension Replica {
                 case let .blob(b): w.byte(4); w.data(b)
                 }
             }
-            var sources: [(String, String, Int)] = Table.allCases.map { t in
-                (t.rawValue, t.columns.prefix(t.keyColumnCount).map(\.name).joined(separator: ", "), t.columns.count)
-            }
-            sources.append(("conflicts", "conflict_id", 20))
-            for (name, key, _) in sources {
+            for (name, key, _) in Replica.digestSources {
                 w.string(name)
                 var count: UInt64 = 0
-                try db.prepare("SELECT * FROM \(name) ORDER BY \(key)").query { row in
+                let condition = store.flatMap { _ in Replica.scopeCondition(of: name) }.map { " WHERE \($0)" } ?? ""
+                try db.prepare("SELECT * FROM \(name)\(condition) ORDER BY \(key)").query(condition.isEmpty ? [] : [.text(store ?? "")]) { row in
                     count += 1
                     w.varint(UInt64(row.columnCount))
                     for i in 0..<row.columnCount { put(row[i]) }

@@ -51,6 +51,10 @@ public final class Replica {
     public let path: String
     public let node: NodeID
     public let role: Role
+    /// The store this node serves, as recorded at creation (`create(at:node:role:store:)`); nil
+    /// for HQ and for replicas created without one. A store's own edits are checked against the
+    /// write rights of this store (`WriteRights`).
+    public internal(set) var store: String?
     let db: Database
     let wallClock: () -> UInt64
     var clock: HybridClock
@@ -75,6 +79,8 @@ public final class Replica {
     public internal(set) var opsWrittenByLastEdit = 0
     /// Customer imports built but not yet committed (`stageCustomerImport`).
     var staged: StagedImports?
+    /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
+    var ownOpsRecovery: OwnOpsRecovery?
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -90,6 +96,7 @@ public final class Replica {
                 }
                 node = stored
                 role = Role(name: meta["role"]?.stringValue ?? "") ?? .store
+                store = meta[Replica.storeMetaKey]?.stringValue
             } else {
                 guard let requested = options.node else {
                     throw ReplicaError.notFound(what: "node identity of new replica \(path)",
@@ -207,6 +214,9 @@ public final class Replica {
         let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
         clock.observe(try Replica.lastLoggedClock(db, node: node))
         nextSeq = max(nextSeq, UInt64(clamping: maxOwn) + 1)   // at most 2^63: no overflow
+        // Numbers a recovery reserved (`finishOwnOpsRecovery`) in another process.
+        let reserved = try db.cached("SELECT value FROM siyu_meta WHERE key = 'next_seq'").scalar()?.int64Value ?? 0
+        nextSeq = max(nextSeq, UInt64(clamping: reserved))
         cacheDataVersion = version
     }
 

@@ -23,7 +23,7 @@ enum HubProgram {
     static let program = CommandLineProgram<HubContext>(
         name: "siyu-hub",
         summary: "Siyu hub: the server every store node and HQ syncs with (Protocol/SPEC.md).",
-        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubNodesCommand.self, HubServeCommand.self],
+        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubNodesCommand.self, HubServeCommand.self, HubBackupCommand.self],
         footer: """
         Typical use: siyu-hub init --db hub.db --id HUB; siyu-hub add-node --db hub.db NODE --role store > NODE.secret;
         siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
@@ -170,7 +170,7 @@ struct HubAddNodeCommand: Command {
 struct HubNodesCommand: Command {
     static let spec = CommandSpec(
         name: "nodes",
-        summary: "list the registered nodes: role, store, acked_seq, last pull cursor",
+        summary: "list the registered nodes: role, store, acked_seq, last pull cursor, scope",
         options: [HubProgram.dbOption])
 
     var path: String
@@ -185,8 +185,16 @@ struct HubNodesCommand: Command {
         let nodes = try replica.registeredNodes()
         let head = try replica.logHead()
         context.io.output.line("hub \(TerminalText.escaped(replica.node)): log head \(head), \(nodes.count) node(s)")
+        let counts = try replica.scopeCounts()
         for n in nodes {
             context.io.output.line("  \(TerminalText.escaped(n.node))  \(n.role)\(n.store.map { " store \(TerminalText.escaped($0))" } ?? "")  acked_seq \(n.ackedSeq)  cursor \(n.cursor)")
+            // The scope the hub gives the node (SPEC section 7, "Scope"): from the registration alone.
+            if n.role == .store, let store = n.store {
+                let c = counts[store] ?? ScopeCounts()
+                context.io.output.line("    scope: store \(TerminalText.escaped(store)) and the tag library: \(c.customers) customer(s), \(c.groupChats) group chat(s), \(c.orders) order(s)")
+            } else {
+                context.io.output.line(n.role == .hq ? "    scope: everything" : "    scope: everything (a store registered without --store: re-register it with --store to scope it)")
+            }
         }
         return .success
     }
@@ -204,6 +212,8 @@ struct HubServeCommand: Command {
             .value("snapshot-after", "OPS", "a new node gets a snapshot instead of the log once the log holds this many ops (default 10000)"),
             .value("push-rate", "OPS", "ops a second each node may push, refilling its bucket; beyond it a PUSH is answered busy (default 20000; 0: no limit)"),
             .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
+            .value("max-pending", "N", "unauthenticated connections at once, in all (default 256); beyond it a new connection is closed"),
+            .value("max-pending-per-address", "N", "unauthenticated connections at once from one address (default 8)"),
             .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
         ],
         discussion: """
@@ -217,9 +227,16 @@ struct HubServeCommand: Command {
     var snapshotAfter: UInt64
     var pushLimits: PushLimits
     var stopWhenInputCloses: Bool
+    var maxPending: Int
+    var maxPendingPerAddress: Int
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
+        maxPending = try arguments.value("max-pending", as: Int.self) ?? 256
+        maxPendingPerAddress = try arguments.value("max-pending-per-address", as: Int.self) ?? 8
+        guard maxPending >= 1, maxPendingPerAddress >= 1 else {
+            throw CommandLineError.usage("--max-pending and --max-pending-per-address must be 1 or more", hint: nil)
+        }
         let text = arguments.value("listen") ?? "127.0.0.1:7400"
         do { listen = try SocketAddress(parsing: text) } catch {
             throw CommandLineError.usage("--listen: \(error.message)", hint: error.hint)
@@ -248,17 +265,61 @@ struct HubServeCommand: Command {
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let server = HubServer(loop: loop, executor: executor,
-                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits), log: log)
+                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits,
+                                                    maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress), log: log)
         let address = try server.start()
         let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
         defer { watcher.cancel() }
         let inputWatcher = InputClosedWatcher(loop: loop) { server.shutdown(reason: "standard input closed"); loop.stop() }
         if stopWhenInputCloses { try inputWatcher.start() }
+        if executor.logEpochRenewed {
+            log.write(.warn, "hub log epoch \(executor.logEpoch.prefix(8).map { String(format: "%02x", $0) }.joined()) is new: this file was not stopped cleanly last (a first start, a crash or power cut, or a restored backup); every node pulls again from position 0")
+        }
         log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \((try? replica.registeredNodes().count) ?? 0) node(s) registered")
         context.io.output.line("listening on \(address)")
         context.io.output.flush()
         try loop.run()
+        // Every commit is durable (synchronous = FULL): the next start of this file keeps the log epoch.
+        do { try replica.markCleanStop() } catch { log.write(.error, "hub could not mark its clean stop (the next start makes a new log epoch): \(error)") }
         log.write(.info, "hub stopped")
+        return .success
+    }
+}
+
+/// `siyu-hub backup --db FILE --out COPY`.
+struct HubBackupCommand: Command {
+    static let spec = CommandSpec(
+        name: "backup",
+        summary: "copy the hub's file while it serves (SQLite's online backup), readable by its owner only",
+        options: [
+            HubProgram.dbOption,
+            .value("out", "COPY", required: true, "where to write the copy (must not exist; created with mode 0600)"),
+        ],
+        discussion: """
+        The copy is one consistent snapshot of the hub, taken while 'siyu-hub serve' goes on. To restore: stop the
+        hub, move the copy into place as its file (remove FILE-wal and FILE-shm), start it. A hub started from a copy
+        makes a new log epoch: every node then pulls from the start and pushes again what the copy lacks
+        (docs/OPERATIONS.md, "Backup and restore").
+        """)
+
+    var path: String
+    var out: String
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        out = try arguments.required("out")
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        do {
+            try replica.backup(to: out)
+        } catch {
+            throw CLIError.from(error, doing: "backing up the hub", path: out)
+        }
+        let head = (try? replica.logHead()) ?? 0
+        context.io.output.line("backed up hub \(TerminalText.escaped(replica.node)) (log head \(head)) to \(TerminalText.escaped(out)) (mode 0600)")
         return .success
     }
 }

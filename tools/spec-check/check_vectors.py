@@ -198,10 +198,11 @@ LABELS = {
     "CHALLENGE": {"version": ("version", parse_int), "hub": ("hub_id", parse_str), "nonce": ("nonce", parse_hex)},
     "AUTH": {"mac": ("mac", parse_hex)},
     "WELCOME": {"acked_seq": ("acked_seq", parse_int), "log_head": ("log_head", parse_int),
-                "schema_version": ("schema_version", parse_int)},
+                "schema_version": ("schema_version", parse_int), "log_epoch": ("log_epoch", parse_hex)},
     "PUSH": {},
     "PUSH_ACK": {"acked_seq": ("acked_seq", parse_int)},
-    "PULL": {"cursor": ("cursor", parse_int), "byte_budget": ("byte_budget", parse_int)},
+    "PULL": {"cursor": ("cursor", parse_int), "byte_budget": ("byte_budget", parse_int),
+             "own_ops": ("own_ops", parse_bool)},
     "CHANGES": {"next_cursor": ("next_cursor", parse_int), "more": ("more", parse_bool)},
     "DIGEST_REQUEST": {"cursor": ("cursor", parse_int)},
     "DIGEST": {"position": ("position", parse_int), "digest": ("digest", parse_hex)},
@@ -377,7 +378,9 @@ def compare_meaning(vec, messages):
                     raise Failure(f"{where}: op {k}:\n      decoded {op}\n      meaning {want}")
                 compared += 1
             seen.add(cs_attr[0])
-        missing = [a for a, _, _ in msg.FIELDS if a not in seen]
+        # An appended field at its default is absent from the payload, and from the meaning.
+        missing = [a for a, k, _ in msg.FIELDS if a not in seen
+                   and not (k in sp.OPTIONAL_DEFAULTS and getattr(msg, a) == sp.OPTIONAL_DEFAULTS[k])]
         if missing:
             raise Failure(f"{where}: meaning does not show {missing}")
     return compared
@@ -954,6 +957,61 @@ def self_tests():
 
 # ------------------------------------------------------------------------------------------
 
+STATE_DIGEST_FILE = os.path.join(os.path.dirname(VECTOR_DIR), "state-digest.txt")
+
+
+def check_state_digest() -> list[str]:
+    """Serializes the rows of Protocol/state-digest.txt by SPEC section 7 ("The state digest, byte
+    for byte") and compares the SHA-256 with the file's digest line. Returns failures."""
+    import hashlib
+    if not os.path.exists(STATE_DIGEST_FILE):
+        return [f"{STATE_DIGEST_FILE} is missing"]
+    out = bytearray()
+    sources: list[tuple[str, list[bytes]]] = []
+    want = None
+    for raw in open(STATE_DIGEST_FILE, encoding="utf-8"):
+        line = raw.rstrip("\n")
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("source "):
+            sources.append((line[len("source "):], []))
+        elif line.startswith("  row "):
+            row = bytearray()
+            values = line[len("  row "):].split(" | ")
+            row += sp.encode_varint(len(values))
+            for v in values:
+                if v == "null":
+                    row.append(0)
+                elif v.startswith('"') and v.endswith('"'):
+                    row.append(3)
+                    row += sp.encode_string(v[1:-1])
+                else:
+                    n = int(v)
+                    row.append(1)
+                    row += sp.encode_varint(((n << 1) ^ (n >> 63)) & (2**64 - 1))   # svarint: zigzag
+            sources[-1][1].append(bytes(row))
+        elif line.startswith("digest "):
+            want = line[len("digest "):]
+    for name, rows in sources:
+        out += sp.encode_string(name)
+        for row in rows:
+            out += row
+        out.append(0xFF)
+        out += sp.encode_varint(len(rows))
+    got = hashlib.sha256(bytes(out)).hexdigest()
+    names = [name for name, _ in sources]
+    expected_names = ["stores", "staff", "customers", "follow_relations", "tag_groups", "tags", "customer_tags",
+                      "group_chats", "group_members", "orders", "order_lines", "points", "conflicts"]
+    failures = []
+    if names != expected_names:
+        failures.append(f"state-digest: sources {names}, SPEC section 7 lists {expected_names}")
+    if got != want:
+        failures.append(f"state-digest: the rows serialize to SHA-256 {got}, the file says {want}")
+    print(f"state-digest: {len(sources)} sources, {sum(len(r) for _, r in sources)} rows: "
+          + ("PASS" if not failures else "FAIL"))
+    return failures
+
+
 def main():
     paths = sorted(glob.glob(os.path.join(VECTOR_DIR, "*.vec")))
     if not paths:
@@ -1003,6 +1061,7 @@ def main():
             NOTES.append(f"value type {t} ({tname}) is not in {every}"
                          + (f" (only in {', '.join(sorted(where))})" if where else " nor in any vector"))
     self_tests()
+    Stats.failures.extend(check_state_digest())
     for n in sorted(set(NOTES)):
         print(f"note: {n}")
     print(f"{Stats.vectors} vectors checked, {Stats.frames} frames decoded, {Stats.values} meaning values compared, "
