@@ -161,6 +161,44 @@ extension Replica {
         }, by: staff)
     }
 
+    /// Makes `userid` the customer's owner, and the owner store that member's store (none when the
+    /// member has no store): HQ's own transfer of a customer (WeCom's transfer_customer), read and
+    /// written in one transaction.
+    public func transferCustomer(_ id: String, to userid: String, by staff: String) throws {
+        try edit(InstanceRef(.customer, id), { state in
+            try self.requireLiveCustomer(state)
+            guard let member = try self.rows(of: .staff, where: "userid", equals: userid).first else {
+                throw ReplicaError.notFound(what: "staff member '\(userid)'", hint: "HQ defines staff; a customer is transferred to a known member")
+            }
+            return try self.writes(Target(.customer, id), ["owner_staff": .text(userid), "owner_store": member["store_id"] ?? .null], in: state)
+        }, by: staff)
+    }
+
+    /// WeCom says the transfer of the customer to `takeover` failed: if the customer's owner is
+    /// `takeover` (HQ set it when it started the transfer), the owner and owner store go back to
+    /// what that write overwrote. Otherwise nothing changes. Read and written in one transaction.
+    public func revertFailedTransfer(_ id: String, takeover: String, by staff: String) throws {
+        let ref = InstanceRef(.customer, id)
+        try edit(ref, { state in
+            guard state.exists, !state.isDeleted else { return [] }
+            let target = Target(.customer, id)
+            guard state.value(target, "owner_staff") == .text(takeover) else { return [] }
+            let ops = try self.loadOps(ref)
+            func previous(_ field: String) -> Value {
+                let heads = Set(state.heads(target, field))
+                for op in ops where heads.contains(op.stamp) {
+                    guard case let .write(_, _, _, overwrites) = op.body else { continue }
+                    let before = Set(overwrites)
+                    for old in ops.reversed() where before.contains(old.stamp) {
+                        if case let .write(_, f, value, _) = old.body, f == field { return value }
+                    }
+                }
+                return .null
+            }
+            return try self.writes(target, ["owner_staff": previous("owner_staff"), "owner_store": previous("owner_store")], in: state)
+        }, by: staff)
+    }
+
     public func deleteCustomer(_ id: String, by staff: String) throws {
         try edit(InstanceRef(.customer, id), { state in
             try self.requireLiveCustomer(state)

@@ -322,7 +322,9 @@ enum Mapping {
                 return [.notice("follow relation \(staff)–\(customer) ended in WeCom: \(who)\(transfer); Siyu keeps the relation and its tags until they are edited"),
                         .refetch(Refetch(api: "externalcontact/get", id: customer, reason: "\(change) by \(staff)"))]
             case "transfer_fail":
-                return [.notice("transfer of \(customer) to \(staff) failed: \(c["FailReason"] ?? "no reason given")")]
+                return [.transferFailed(customer: customer, takeover: staff),
+                        .notice("transfer of \(customer) to \(staff) failed: \(c["FailReason"] ?? "no reason given"); "
+                                + "an owner set to \(staff) for the transfer goes back to the one before")]
             default:
                 throw unknownChange()
             }

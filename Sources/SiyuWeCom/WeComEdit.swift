@@ -20,6 +20,9 @@ public enum WeComEdit: Sendable, Equatable {
     case refetch(Refetch)
     /// Something to tell the user (a cursor to page on, a relation WeCom ended).
     case notice(String)
+    /// WeCom's transfer of `customer` to `takeover` failed (`transfer_fail`): the customer stays
+    /// with its member, so an owner HQ set to `takeover` when starting the transfer goes back.
+    case transferFailed(customer: String, takeover: String)
 }
 
 public struct TagGroupEdit: Sendable, Equatable {

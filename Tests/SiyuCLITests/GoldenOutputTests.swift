@@ -84,6 +84,8 @@ import SiyuStore
         Case("customer/set-nothing", "customer set --db $HQ wm_lin"),
         Case("customer/set-unknown", "customer set --db $HQ wm_nobody --name x"),
         Case("customer/delete", "customer delete --db $HQ wm_lin --by zhaolei"),
+        Case("customer/transfer", "customer transfer --db $HQ wm_lin --to chenjing --by zhaolei"),
+        Case("customer/transfer-unknown-staff", "customer transfer --db $HQ wm_lin --to nobody"),
         Case("tag/add", "tag add --db $STORE wm_lin et_gold --by chenjing"),
         Case("tag/add-unknown", "tag add --db $STORE wm_lin et_nope"),
         Case("tag/add-unknown-staff", "tag add --db $STORE wm_lin et_gold --by nobody"),

@@ -405,3 +405,41 @@ struct WeComFixture {
         #expect(lin["owner_store"] == .text("jingan"))
     }
 }
+
+/// HQ's own transfer of a customer (`siyu customer transfer`) moves the owner and owner store; a
+/// `transfer_fail` callback for it puts them back; one for another member changes nothing.
+@Suite struct WeComTransferTests {
+    @Test func aFailedTransferPutsTheOwnerBackAndOnlyThen() throws {
+        let f = try WeComFixture()
+        defer { f.directory.remove() }
+        do {
+            let r = try f.replica(); defer { r.close() }
+            try r.defineStore("xihu", name: "西湖店")
+            try r.defineStore("jingan", name: "静安店")
+            try r.defineStaff("chenjing", name: "陈静", storeID: "xihu")
+            try r.defineStaff("liuyang", name: "刘洋", storeID: "jingan")
+        }
+        #expect(f.importing([WeComSamples.tags, WeComSamples.lin]).code == 0)
+        func owner() throws -> [Value?] {
+            let lin = try #require(try f.rows(.customers).first { $0["customer_id"] == .text(WeComSamples.linID) })
+            return [lin["owner_staff"], lin["owner_store"]]
+        }
+        #expect(try owner() == [.text("chenjing"), .text("xihu")])
+        let moved = f.run(["customer", "transfer", "--db", f.db, WeComSamples.linID, "--to", "liuyang"])
+        #expect(moved.code == 0, "\(moved.err)")
+        #expect(try owner() == [.text("liuyang"), .text("jingan")])
+        func callback(_ member: String) throws -> String {
+            try f.write("fail-\(member).json", """
+                {"ToUserName":"ww7f3a9c2e5b1d8046","FromUserName":"sys","CreateTime":1763950400,"MsgType":"event",
+                 "Event":"change_external_contact","ChangeType":"transfer_fail","UserID":"\(member)",
+                 "ExternalUserID":"\(WeComSamples.linID)","FailReason":"customer_refused"}
+                """)
+        }
+        #expect(f.importing([try callback("wangfang")]).code == 0)
+        #expect(try owner() == [.text("liuyang"), .text("jingan")])
+        let failed = f.importing([try callback("liuyang")])
+        #expect(failed.code == 0, "\(failed.err)")
+        #expect(failed.out.contains("transfer of \(WeComSamples.linID) to liuyang failed"))
+        #expect(try owner() == [.text("chenjing"), .text("xihu")])
+    }
+}

@@ -2,8 +2,8 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 
-/// `siyu customer add|set|delete --db FILE CUSTOMER [--name N] [--phone P] …`: create, edit or
-/// delete a customer on this replica (an ordinary op: it replicates like any edit).
+/// `siyu customer add|set|delete|transfer --db FILE CUSTOMER [--name N] [--phone P] … [--to STAFF]`:
+/// create, edit, delete or transfer a customer on this replica (an ordinary op: it replicates like any edit).
 struct CustomerCommand: Command {
     static let fieldOptions: [(option: String, field: String)] = [
         ("name", "name"), ("phone", "phone"), ("gender", "gender"), ("unionid", "unionid"),
@@ -12,7 +12,7 @@ struct CustomerCommand: Command {
 
     static let spec = CommandSpec(
         name: "customer",
-        summary: "create, edit or delete a customer (add, set, delete)",
+        summary: "create, edit, delete or transfer a customer (add, set, delete, transfer)",
         options: [
             ReplicaAccess.dbOption,
             .value("name", "NAME", "add/set: the customer's name (add: default the id)"),
@@ -21,27 +21,35 @@ struct CustomerCommand: Command {
             .value("unionid", "ID", "add/set: the WeChat unionid"),
             .value("owner-store", "STORE", "add/set: the store that owns the customer"),
             .value("owner-staff", "USERID", "add/set: the staff member who owns the customer"),
+            .value("to", "STAFF", "transfer: the staff member who takes the customer over (the owner store becomes theirs)"),
             .repeatable("clear", "FIELD", "set: empty a field (phone, gender, unionid, owner-store, owner-staff)"),
             EditRun.byOption,
             ReplicaAccess.jsonOption,
         ],
-        arguments: [ArgumentSpec("ACTION", "add, set or delete"), ArgumentSpec("CUSTOMER", "the customer's id (its external_userid)")],
+        arguments: [ArgumentSpec("ACTION", "add, set, delete or transfer"), ArgumentSpec("CUSTOMER", "the customer's id (its external_userid)")],
         discussion: """
         add creates the customer (refused if the id exists); set changes the fields given (--clear phone empties one);
-        delete deletes the customer (an edit made elsewhere concurrently shows as a conflict).
+        delete deletes the customer (an edit made elsewhere concurrently shows as a conflict); transfer --to STAFF makes
+        STAFF the owner and STAFF's store the owner store (as HQ's transfer_customer in WeCom; a transfer_fail callback
+        imported later puts the owner back).
         Every edit is one write transaction: checked and written together, or refused with nothing written.
         """)
 
-    enum Action: String { case add, set, delete }
+    enum Action: String { case add, set, delete, transfer }
 
     var run: EditRun
     var action: Action
     var customer: String
     var fields: [String: Value]
+    var takeover: String?
 
     init(parsing arguments: ParsedArguments) throws {
         run = try EditRun(arguments)
-        action = Action(rawValue: try EditRun.action(arguments, of: "customer", ["add", "set", "delete"]))!
+        action = Action(rawValue: try EditRun.action(arguments, of: "customer", ["add", "set", "delete", "transfer"]))!
+        takeover = arguments.value("to")
+        if action != .transfer, takeover != nil {
+            throw CommandLineError.usage("--to is for customer transfer", hint: "siyu customer transfer --db FILE CUSTOMER --to STAFF")
+        }
         customer = try EditRun.operands(arguments, action.rawValue, of: "customer", ["CUSTOMER"])[0]
         fields = try EditRun.fields(arguments, CustomerCommand.fieldOptions, of: .customer)
         for option in arguments.allValues("clear") {
@@ -66,6 +74,11 @@ struct CustomerCommand: Command {
             }
         case .delete:
             try EditRun.refuse(arguments, CustomerCommand.fieldOptions.map(\.option), for: "delete", of: "customer")
+        case .transfer:
+            try EditRun.refuse(arguments, CustomerCommand.fieldOptions.map(\.option), for: "transfer", of: "customer")
+            if takeover == nil {
+                throw CommandLineError.usage("customer transfer needs --to STAFF", hint: "siyu customer transfer --db FILE CUSTOMER --to STAFF")
+            }
         }
     }
 
@@ -85,6 +98,11 @@ struct CustomerCommand: Command {
         case .delete:
             return try run.run("customer delete", target: target, done: "deleted customer \(c)", in: context) {
                 try $0.deleteCustomer(customer, by: run.staff)
+            }
+        case .transfer:
+            let to = takeover!
+            return try run.run("customer transfer", target: target, done: "transferred customer \(c) to \(Render.text(to))", in: context) {
+                try $0.transferCustomer(customer, to: to, by: run.staff)
             }
         }
     }

@@ -196,6 +196,8 @@ private final class Applier {
                 refetch(r.api, r.id, r.reason)
             case let .notice(n):
                 report.notices.append(n)
+            case let .transferFailed(customer, takeover):
+                try replica.revertFailedTransfer(customer, takeover: takeover, by: "")
             }
         }
     }
