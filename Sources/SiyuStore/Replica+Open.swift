@@ -92,6 +92,7 @@ extension Replica {
                     try replica.db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)")
                         .run([.text(storeMetaKey), .text(store)])
                 }
+                replica.store = store
             }
             return replica
         } catch {
@@ -102,9 +103,7 @@ extension Replica {
 
     /// The store this node serves, as recorded at creation (nil when none was).
     public func recordedStore() throws -> String? {
-        try ReplicaError.wrap("reading the identity of \(path)") {
-            try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(Replica.storeMetaKey)])?.stringValue
-        }
+        store
     }
 
     /// Every op of one instance held by this replica, in stamp order (what its merge reads): for

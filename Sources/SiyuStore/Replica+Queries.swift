@@ -129,7 +129,11 @@ extension Replica {
     /// (vector: Protocol/state-digest.txt). Equal on two replicas exactly when they hold the same merged state.
     /// Customers still to be re-merged after a tag-library change (a hub's sliced re-merge) are
     /// re-merged first (a write), so the digest is always of the settled state.
-    public func digest() throws -> [UInt8] {
+    public func digest() throws -> [UInt8] { try digest(ofStore: nil) }
+
+    /// The state digest of the rows in store `store`'s scope (SPEC section 7, "Scope"): what
+    /// `digest()` is on a replica that holds exactly that scope. Nil: every row (`digest()`).
+    public func digest(ofStore store: String?) throws -> [UInt8] {
         try settlePendingRemerges(limit: nil)
         return try ReplicaError.wrap("computing the digest") {
             var hasher = SHA256()
@@ -147,7 +151,8 @@ extension Replica {
             for (name, key, _) in Replica.digestSources {
                 w.string(name)
                 var count: UInt64 = 0
-                try db.prepare("SELECT * FROM \(name) ORDER BY \(key)").query { row in
+                let condition = store.flatMap { _ in Replica.scopeCondition(of: name) }.map { " WHERE \($0)" } ?? ""
+                try db.prepare("SELECT * FROM \(name)\(condition) ORDER BY \(key)").query(condition.isEmpty ? [] : [.text(store ?? "")]) { row in
                     count += 1
                     w.varint(UInt64(row.columnCount))
                     for i in 0..<row.columnCount { put(row[i]) }

@@ -47,6 +47,10 @@ public final class Replica {
     public let path: String
     public let node: NodeID
     public let role: Role
+    /// The store this node serves, as recorded at creation (`create(at:node:role:store:)`); nil
+    /// for HQ and for replicas created without one. A store's own edits are checked against the
+    /// write rights of this store (`WriteRights`).
+    public internal(set) var store: String?
     let db: Database
     let wallClock: () -> UInt64
     var clock: HybridClock
@@ -87,6 +91,7 @@ public final class Replica {
                 }
                 node = stored
                 role = Role(name: meta["role"]?.stringValue ?? "") ?? .store
+                store = meta[Replica.storeMetaKey]?.stringValue
             } else {
                 guard let requested = options.node else {
                     throw ReplicaError.notFound(what: "node identity of new replica \(path)",

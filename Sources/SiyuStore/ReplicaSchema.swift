@@ -27,7 +27,8 @@ public enum ReplicaSchema {
     /// customers with a tag are found through `customer_tags` or `ops_by_tag`). Version 3 slims the
     /// op log to its keys and the encoded op, clustered by instance (see `version3`). Version 4 adds
     /// the tables of sync (see `version4`). Version 5 adds `bridge_state`, the bookkeeping of a
-    /// bridge to another system (see `version5`). Every step is frozen SQL text: a later change
+    /// bridge to another system (see `version5`). Version 6 indexes a hub's log by scope (see
+    /// `version6`). Every step is frozen SQL text: a later change
     /// comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
@@ -35,7 +36,39 @@ public enum ReplicaSchema {
         SchemaMigration(version: 3) { db in try db.execute(version3) },
         SchemaMigration(version: 4) { db in try db.execute(version4) },
         SchemaMigration(version: 5) { db in try db.execute(version5) },
+        SchemaMigration(version: 6) { db in try db.execute(version6) },
     ]
+
+    /// Layout 6: `hub_log_homes`, a hub's index of its log by scope (SPEC section 7, "Scope"): one
+    /// row (home, position) per home an op's instance had when the op was logged — '' for the
+    /// shared instances (tag library, stores), a store id for a store's — and none for HQ-only
+    /// homes. An op that moved its instance to another home has a row for each. A store's PULL reads
+    /// the '' range and its own range after its cursor, so it costs the ops of its scope, not the
+    /// log. The rows of a hub's existing log are made from its tables as they are (a log of
+    /// layout 5 held no transfers, so the homes now are the homes then). Transfers (an instance
+    /// moving from one home to another): `hub_scope_entries` (per store, the log positions at
+    /// which an instance with a history elsewhere entered its scope: a PULL from before one is
+    /// answered with a snapshot of reason 1) and `hub_scope_exits` (per store and instance that
+    /// left it, the position it left at and the hub's wall time when a node of the store first
+    /// pulled past it: what decides whether the store's late edits of it are taken).
+    static let version6 = """
+        CREATE TABLE hub_scope_entries(home TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY(home, position)) WITHOUT ROWID;
+        CREATE TABLE hub_scope_exits(home TEXT NOT NULL, inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL,
+            position INTEGER NOT NULL, seen_at INTEGER, PRIMARY KEY(home, inst_kind, inst_id)) WITHOUT ROWID;
+        CREATE TABLE hub_log_homes(home TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY(home, position)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO hub_log_homes(home, position)
+            SELECT home, position FROM (
+                SELECT h.position AS position, CASE o.inst_kind
+                    WHEN 'tag_group' THEN '' WHEN 'tag' THEN '' WHEN 'store' THEN ''
+                    WHEN 'customer' THEN (SELECT NULLIF(owner_store, '') FROM customers WHERE customer_id = o.inst_id)
+                    WHEN 'staff' THEN (SELECT NULLIF(store_id, '') FROM staff WHERE userid = o.inst_id)
+                    WHEN 'order' THEN (SELECT NULLIF(store_id, '') FROM orders WHERE order_id = o.inst_id)
+                    WHEN 'group_chat' THEN (SELECT NULLIF(s.store_id, '') FROM group_chats g JOIN staff s ON s.userid = g.owner
+                                            WHERE g.chat_id = o.inst_id)
+                    END AS home
+                FROM hub_log h JOIN ops o ON o.origin = h.origin AND o.seq = h.seq)
+            WHERE home IS NOT NULL ORDER BY home, position;
+        """
 
     /// Layout 5: `bridge_state`, what a bridge to another system keeps beside the replicated data
     /// (for WeCom: each group chat's member version, the op ranges its imports wrote); never part

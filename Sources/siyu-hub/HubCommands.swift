@@ -157,7 +157,7 @@ struct HubAddNodeCommand: Command {
 struct HubNodesCommand: Command {
     static let spec = CommandSpec(
         name: "nodes",
-        summary: "list the registered nodes: role, store, acked_seq, last pull cursor",
+        summary: "list the registered nodes: role, store, acked_seq, last pull cursor, scope",
         options: [HubProgram.dbOption])
 
     var path: String
@@ -172,8 +172,16 @@ struct HubNodesCommand: Command {
         let nodes = try replica.registeredNodes()
         let head = try replica.logHead()
         context.io.output.line("hub \(TerminalText.escaped(replica.node)): log head \(head), \(nodes.count) node(s)")
+        let counts = try replica.scopeCounts()
         for n in nodes {
             context.io.output.line("  \(TerminalText.escaped(n.node))  \(n.role)\(n.store.map { " store \(TerminalText.escaped($0))" } ?? "")  acked_seq \(n.ackedSeq)  cursor \(n.cursor)")
+            // The scope the hub gives the node (SPEC section 7, "Scope"): from the registration alone.
+            if n.role == .store, let store = n.store {
+                let c = counts[store] ?? ScopeCounts()
+                context.io.output.line("    scope: store \(TerminalText.escaped(store)) and the tag library: \(c.customers) customer(s), \(c.groupChats) group chat(s), \(c.orders) order(s)")
+            } else {
+                context.io.output.line(n.role == .hq ? "    scope: everything" : "    scope: everything (a store registered without --store: re-register it with --store to scope it)")
+            }
         }
         return .success
     }

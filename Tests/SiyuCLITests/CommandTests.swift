@@ -139,7 +139,7 @@ import SiyuCommandLine
         let r = siyu(["status", "--db", f.hq, "--json"])
         #expect(r.code == 0)
         let json = try #require(try parseJSON(r.out) as? [String: Any])
-        #expect(json["file_layout"] as? Int == 5)
+        #expect(json["file_layout"] as? Int == 6)
         #expect((json["ops"] as? Int ?? 0) > 10)
         #expect((json["clock"] as? [String: Any])?["millis"] is NSNumber)
         #expect((json["conflicts"] as? [String: Any])?["open"] as? Int == 3)
@@ -415,16 +415,18 @@ import SiyuCommandLine
         defer { dir.remove() }
         let r = siyu(["demo", "--keep", dir.path])
         #expect(r.code == 0, "\(r.err)")
-        #expect(r.out.contains("all replicas converged"))
+        #expect(r.out.contains("all replicas converged: each equals the hub's digest of its scope"))
         #expect(r.out.contains("nodes and hub stopped"))
-        for line in ["xihu   ⇄ hub: pushed 10 ops #1…#10", "jingan ⇄ hub: pushed 7 ops #1…#7"] { #expect(r.out.contains(line)) }
+        for line in ["xihu   ⇄ hub: pushed 9 ops #1…#9", "jingan ⇄ hub: pushed 2 ops #1…#2"] { #expect(r.out.contains(line)) }
         let digests = r.out.split(separator: "\n").compactMap { line -> (String, Substring)? in
             let words = line.split(separator: " ", omittingEmptySubsequences: true)
             guard words.count >= 2, words[1].count == 64, words[1].allSatisfy(\.isHexDigit) else { return nil }
             return (String(words[0]), words[1])
         }
         #expect(digests.map(\.0) == ["hub", "hq", "xihu", "jingan"])
-        #expect(Set(digests.map(\.1)).count == 1)
+        // HQ holds everything; each store only its scope (so its digest is the hub's of that scope).
+        #expect(digests.count == 4 && digests[0].1 == digests[1].1 && Set(digests.map(\.1)).count == 3)
+        #expect(r.out.contains("林小文's phone → refused"))
         for name in ["hub", "hq", "xihu", "jingan"] {
             #expect(FileManager.default.fileExists(atPath: dir.file("\(name).db")))
             let log = (try? String(contentsOfFile: dir.file("\(name).log"), encoding: .utf8)) ?? ""
