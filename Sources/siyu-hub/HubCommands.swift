@@ -29,6 +29,7 @@ enum HubProgram {
         siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
         Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
         """,
+        version: SiyuVersion.line,
         describeFailure: describe)
 
     static func describe(_ error: Error) -> ActionableError? {
@@ -56,8 +57,20 @@ enum HubProgram {
     }
 
     static func openHub(_ path: String) throws -> Replica {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HubToolError(message: "\(path) does not exist; nothing was written",
+                               hint: "make a hub with: siyu-hub init --db \(path) --id HUB (then register nodes with siyu-hub add-node)")
+        }
         do {
             let info = try Replica.inspect(path: path)
+            if info.role == .store {
+                throw HubToolError(message: "\(path) is the replica of store node '\(info.node)', not a hub's file; nothing was served",
+                                   hint: "give the hub's own file (made by siyu-hub init); this replica syncs with a hub through siyu-node run --db \(path)")
+            }
+            if let settings = try? NodeSettings.read(path: path) {
+                throw HubToolError(message: "\(path) is the replica of node '\(info.node)', set up by siyu-node init to sync with hub \(settings.hub); not a hub's file",
+                                   hint: "give the hub's own file (made by siyu-hub init); this replica syncs through siyu-node run --db \(path)")
+            }
             guard info.fileLayout >= 4 else {
                 throw HubToolError(message: "\(path) has file layout \(info.fileLayout); a hub needs layout 4 or later",
                                    hint: "open it once with this build's siyu (siyu status --db FILE) to migrate it, or make a new hub with siyu-hub init")
