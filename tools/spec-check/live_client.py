@@ -1449,6 +1449,9 @@ class Suite:
         rep.begin("SIGTERM with a node connected, restart, snapshot for a new node")
         c, w = a.connect(self.addr)
         head = w.log_head
+        epoch = w.log_epoch
+        rep.check("WELCOME carries a 32-byte log_epoch (section 7, Log epochs)", len(epoch) == 32, "32 bytes",
+                  f"{len(epoch)} bytes")
         rc = self.hub.stop()
         with c:
             try:
@@ -1463,6 +1466,8 @@ class Suite:
         with c:
             rep.check("after a restart WELCOME keeps acked_seq and log_head", w.acked_seq == a.acked and w.log_head == head,
                       f"acked_seq {a.acked}, log_head {head}", describe(w))
+            rep.check("after a clean stop and restart the log_epoch is kept (nodes keep their cursors)",
+                      w.log_epoch == epoch, epoch.hex()[:16], w.log_epoch.hex()[:16])
             c.send(sp.Bye("done"))
         c, w = hq.connect(self.addr)
         with c:
