@@ -84,9 +84,12 @@ public final class HubStoreExecutor {
         try replica.settlePendingRemerges(limit: options.tagHolderSlice)
     }
 
-    /// The scope of a node's pulls. Every node receives everything today; per-store scopes
-    /// (SPEC section 7, "Scope") change only this.
-    public func scope(of node: NodeID) -> SyncScope { .everything }
+    /// The scope of a node's pulls (SPEC section 7, "Scope"), from its registration alone: a
+    /// store node registered with a store that store's scope; any other node everything.
+    public func scope(of node: NodeID) throws -> SyncScope {
+        guard let record = try replica.registeredNode(node), record.role == .store, let store = record.store else { return .everything }
+        return .store(store)
+    }
 
     /// Each registered node's StoredKey, by node id: what `HubServer` compares open sessions with
     /// to close those of a node removed or given a new secret since they authenticated.
@@ -126,7 +129,7 @@ public final class HubStoreExecutor {
                 if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
                     return startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut)
                 }
-                let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope(of: node), leavingOut: leavingOut)
+                let read = try replica.changes(after: cursor, byteBudget: budget, scope: try scope(of: node), leavingOut: leavingOut)
                 return .changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
                                 more: read.more, schemaVersion: currentSchemaVersion)
 
@@ -134,17 +137,18 @@ public final class HubStoreExecutor {
                 guard let reading = snapshots[id] else {
                     return .failed(.internalError, "snapshot \(id) is not being read")
                 }
-                let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: scope(of: node),
+                let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: try scope(of: node),
                                                       leavingOut: reading.leavingOut)
                 if let next = part.next {
                     snapshots[id] = (next, reading.leavingOut)
                     return .snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion)
                 }
                 snapshots[id] = nil
-                return .snapshotPart(part.ops, isLast: true, digest: try replica.digest(), schemaVersion: currentSchemaVersion)
+                return .snapshotPart(part.ops, isLast: true, digest: try replica.scopeDigest(try scope(of: node)).digest,
+                                     schemaVersion: currentSchemaVersion)
 
             case let .readDigest(node):
-                let scoped = try replica.scopeDigest(scope(of: node))
+                let scoped = try replica.scopeDigest(try scope(of: node))
                 return .digest(position: scoped.position, digest: scoped.digest)
             }
         } catch let ReplicaError.refused(refusal) {

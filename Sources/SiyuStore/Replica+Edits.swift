@@ -8,8 +8,8 @@ extension Replica {
 
     // MARK: The edit pipeline
 
-    /// This node's next ops for `bodies`: each stamped by the clock, numbered in turn and
-    /// validated. Advances the clock and the numbering; a caller whose transaction fails restores
+    /// This node's next ops for `bodies`: each stamped by the clock, numbered in turn, validated,
+    /// and checked together against the write rights of a store (`checkOwnRights`). Advances the clock and the numbering; a caller whose transaction fails restores
     /// both (as `edit` does).
     func issue(_ bodies: [(OpBody, String)]) throws -> [Op] {
         var ops: [Op] = []
@@ -20,6 +20,7 @@ extension Replica {
             nextSeq += 1
             ops.append(op)
         }
+        try checkOwnRights(ops)
         return ops
     }
 
@@ -129,7 +130,8 @@ extension Replica {
 
     // MARK: Customers and follow relations
 
-    /// Creates a customer (fields: name, gender, phone, unionid, owner_store, owner_staff).
+    /// Creates a customer (fields: name, gender, phone, unionid, owner_store, owner_staff). On a
+    /// store node that serves a store, `owner_store` defaults to that store.
     public func createCustomer(_ id: String, _ fields: [String: Value], by staff: String) throws {
         try edit(InstanceRef(.customer, id), { state in
             if state.exists {
@@ -137,6 +139,8 @@ extension Replica {
             }
             var fields = fields
             if fields["name"] == nil { fields["name"] = .text(id) }
+            // A store's new customer is its own (SPEC section 7, "Scope"): without an owner it would be HQ's alone.
+            if role == .store, let store, fields["owner_store"] == nil { fields["owner_store"] = .text(store) }
             return try self.writes(Target(.customer, id), fields, in: state)
         }, by: staff)
     }
@@ -331,6 +335,8 @@ extension Replica {
     public func createOrder(_ id: String, _ fields: [String: Value], by staff: String) throws {
         try edit(InstanceRef(.order, id), { state in
             if state.exists { throw ReplicaError.invalid("order '\(id)' already exists", "edit it instead") }
+            var fields = fields
+            if role == .store, let store, fields["store_id"] == nil { fields["store_id"] = .text(store) }
             return try self.writes(Target(.order, id), fields, in: state)
         }, by: staff)
     }

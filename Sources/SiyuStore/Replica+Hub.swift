@@ -2,12 +2,12 @@ import Foundation
 import SiyuCore
 import SiyuSQLite
 
-/// Which ops a node receives (SPEC section 7, "Scope"). The seam for per-store scopes: today every
-/// node receives everything; a later `.store(id)` will filter `changes` and snapshot parts by
-/// instance (a store's customers, groups and orders, plus the tag library) and answer a scope
-/// change with a snapshot of reason 1.
+/// Which ops a node receives (SPEC section 7, "Scope"), decided by the hub from the node's
+/// registration: HQ nodes (and store nodes registered without a store) everything; a store node
+/// the shared instances (tag library, stores) and those whose home is its store.
 public enum SyncScope: Sendable, Equatable {
     case everything
+    case store(String)
 }
 
 /// An op of the hub's log with its position.
@@ -105,12 +105,15 @@ extension Replica {
     public func logUnpositionedOps() throws -> Int {
         try ReplicaError.wrap("giving ops log positions") {
             try transaction {
+                let head = Int64(clamping: try logHead())
                 try db.execute("""
                     INSERT INTO hub_log(origin, seq) SELECT origin, seq FROM ops
                     WHERE NOT EXISTS (SELECT 1 FROM hub_log h WHERE h.origin = ops.origin AND h.seq = ops.seq)
                     ORDER BY hlc, origin, seq
                     """)
-                return db.changes
+                let logged = db.changes
+                try recordLogHomes(after: head)
+                return logged
             }
         }
     }
@@ -146,6 +149,7 @@ extension Replica {
                     let refusedBefore = try db.cached("SELECT code, message FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 0")
                     var fresh: [Op] = []
                     var pushed: [UInt64: [UInt8]] = [:]
+                    let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops)
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
@@ -182,6 +186,7 @@ extension Replica {
                                             ackedSeq: UInt64(clamping: acked))
                         }
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
+                        if let refusal = try rightsRefusal(of: op, in: rights) { return try refuse(refusal, acked: acked) }
                         pushed[op.seq] = encoded
                         fresh.append(op)
                     }
@@ -192,9 +197,11 @@ extension Replica {
                         let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
                         for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
                     }
+                    let homesBefore = try homes(of: fresh)
                     try commit(fresh)
                     let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
                     for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
+                    try recordLogHomes(of: fresh, before: homesBefore)
                     let newAcked = try advanceAcked(of: id, from: acked)
                     return .stored(ackedSeq: UInt64(newAcked), newOps: fresh.count)
                 }
@@ -244,12 +251,14 @@ extension Replica {
     /// so every read makes progress.
     public func changes(after cursor: UInt64, byteBudget: Int, scope: SyncScope = .everything,
                         leavingOut origin: NodeID? = nil, passingAtMost maxPassed: Int = Replica.ownOpsPassedPerRead) throws -> HubChanges {
-        switch scope {
-        case .everything: break   // per-store scopes filter here
-        }
         let budget = max(1, byteBudget)
         let limit = max(1, min(budget / 4, 65_536))
         let passable = max(1, maxPassed)
+        if case let .store(store) = scope {
+            return try ReplicaError.wrap("reading the log of store \(IdentifierRule.printable(store))") {
+                try scopedChanges(after: cursor, store: store, byteBudget: budget, limit: limit, leavingOut: origin, passingAtMost: passable)
+            }
+        }
         return try ReplicaError.wrap("reading the log") {
             var ops: [PositionedOp] = []
             var total = 0
@@ -294,22 +303,24 @@ extension Replica {
     /// `origin` (the node the snapshot is for) is left out: a node holds its own ops.
     public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
                              leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
-        switch scope {
-        case .everything: break
-        }
+        var store: String?
+        if case let .store(id) = scope { store = id }
         let want = max(1, maxOps)
         return try ReplicaError.wrap("reading a snapshot part") {
             var at = position ?? SnapshotPosition(kindIndex: 0, instanceID: "", origin: "", seq: 0)
             var ops: [Op] = []
-            let range = try db.cached("""
-                SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND (inst_id, origin, seq) > (?, ?, ?)
-                AND origin IS NOT ? ORDER BY inst_id, origin, seq LIMIT ?
-                """)
             let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
             while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
-                try range.query([.text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut, .integer(Int64(want - before))]) { row in
+                // A store's snapshot: only the instances of its scope (?1 is the store).
+                let inScope = store.flatMap { _ in Replica.scopeCondition(kind, "inst_id") }.map { " AND \($0)" } ?? ""
+                let range = try db.cached("""
+                    SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
+                    AND origin IS NOT ?6\(inScope) ORDER BY inst_id, origin, seq LIMIT ?7
+                    """)
+                try range.query([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
+                                 .integer(Int64(want - before))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.instanceID = row.text(0) ?? ""
                     at.origin = row.text(1) ?? ""

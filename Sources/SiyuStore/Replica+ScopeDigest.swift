@@ -22,9 +22,9 @@ public struct ScopeDigest: Equatable, Sendable {
 
 extension Replica {
     /// The state digest of `scope` and the log position it holds at (a hub answering
-    /// DIGEST_REQUEST). Today every scope is `.everything`, whose digest is the whole replica's
-    /// (`digest()`), equal to a node's that holds the same ops; a per-store scope will digest only
-    /// the instances that scope covers.
+    /// DIGEST_REQUEST): for `.everything` the whole replica's (`digest()`), for a store's scope
+    /// the rows of that scope (`digest(ofStore:)`) — equal to the digest of a node that holds the
+    /// same ops of the scope.
     public func scopeDigest(_ scope: SyncScope = .everything) throws -> ScopeDigest {
         try ReplicaError.wrap("computing the state digest of a node's scope") {
             // A read transaction of its own (BEGIN DEFERRED takes no write lock), unless the
@@ -35,6 +35,8 @@ extension Replica {
             switch scope {
             case .everything:
                 return ScopeDigest(position: try logHead(), digest: try digest())
+            case let .store(store):
+                return ScopeDigest(position: try logHead(), digest: try digest(ofStore: store))
             }
         }
     }

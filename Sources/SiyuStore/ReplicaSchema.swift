@@ -27,41 +27,74 @@ public enum ReplicaSchema {
     /// customers with a tag are found through `customer_tags` or `ops_by_tag`). Version 3 slims the
     /// op log to its keys and the encoded op, clustered by instance (see `version3`). Version 4 adds
     /// the tables of sync (see `version4`). Version 5 adds `bridge_state`, the bookkeeping of a
-    /// bridge to another system (see `version5`). Version 6 replaces each registered node's HMAC
-    /// key with SCRAM verifiers (see `version6`). Every step is frozen SQL text (layout 6 with a
-    /// frozen conversion of each row): a later change comes with a step of its own.
+    /// bridge to another system (see `version5`). Version 6 indexes a hub's log by scope (see
+    /// `version6`). Version 7 replaces each registered node's HMAC key with SCRAM verifiers (see
+    /// `version7`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row): a
+    /// later change comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
         SchemaMigration(version: 2) { db in try db.execute(version2) },
         SchemaMigration(version: 3) { db in try db.execute(version3) },
         SchemaMigration(version: 4) { db in try db.execute(version4) },
         SchemaMigration(version: 5) { db in try db.execute(version5) },
-        SchemaMigration(version: 6) { db in try migrateToVerifiers(db) },
+        SchemaMigration(version: 6) { db in try db.execute(version6) },
+        SchemaMigration(version: 7) { db in try migrateToVerifiers(db) },
     ]
 
-    /// Layout 6: `hub_nodes` keeps, per node, SCRAM verifiers (salt, iteration count, StoredKey,
+    /// Layout 6: `hub_log_homes`, a hub's index of its log by scope (SPEC section 7, "Scope"): one
+    /// row (home, position) per home an op's instance had when the op was logged — '' for the
+    /// shared instances (tag library, stores), a store id for a store's — and none for HQ-only
+    /// homes. An op that moved its instance to another home has a row for each. A store's PULL reads
+    /// the '' range and its own range after its cursor, so it costs the ops of its scope, not the
+    /// log. The rows of a hub's existing log are made from its tables as they are (a log of
+    /// layout 5 held no transfers, so the homes now are the homes then). Transfers (an instance
+    /// moving from one home to another): `hub_scope_entries` (per store, the log positions at
+    /// which an instance with a history elsewhere entered its scope: a PULL from before one is
+    /// answered with a snapshot of reason 1) and `hub_scope_exits` (per store and instance that
+    /// left it, the position it left at and the hub's wall time when a node of the store first
+    /// pulled past it: what decides whether the store's late edits of it are taken).
+    static let version6 = """
+        CREATE TABLE hub_scope_entries(home TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY(home, position)) WITHOUT ROWID;
+        CREATE TABLE hub_scope_exits(home TEXT NOT NULL, inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL,
+            position INTEGER NOT NULL, seen_at INTEGER, PRIMARY KEY(home, inst_kind, inst_id)) WITHOUT ROWID;
+        CREATE TABLE hub_log_homes(home TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY(home, position)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO hub_log_homes(home, position)
+            SELECT home, position FROM (
+                SELECT h.position AS position, CASE o.inst_kind
+                    WHEN 'tag_group' THEN '' WHEN 'tag' THEN '' WHEN 'store' THEN ''
+                    WHEN 'customer' THEN (SELECT NULLIF(owner_store, '') FROM customers WHERE customer_id = o.inst_id)
+                    WHEN 'staff' THEN (SELECT NULLIF(store_id, '') FROM staff WHERE userid = o.inst_id)
+                    WHEN 'order' THEN (SELECT NULLIF(store_id, '') FROM orders WHERE order_id = o.inst_id)
+                    WHEN 'group_chat' THEN (SELECT NULLIF(s.store_id, '') FROM group_chats g JOIN staff s ON s.userid = g.owner
+                                            WHERE g.chat_id = o.inst_id)
+                    END AS home
+                FROM hub_log h JOIN ops o ON o.origin = h.origin AND o.seq = h.seq)
+            WHERE home IS NOT NULL ORDER BY home, position;
+        """
+
+    /// Layout 7: `hub_nodes` keeps, per node, SCRAM verifiers (salt, iteration count, StoredKey,
     /// ServerKey; SPEC section 6) instead of `mac_key`, the HMAC key as RFC 2104 normalises the
     /// secret — which for a secret of at most 64 bytes is the secret itself. Every registered node
     /// keeps working without a new secret: PBKDF2 uses the secret only as an HMAC key, and HMAC
     /// under the normalised key equals HMAC under the secret, so the verifiers computed from
     /// `mac_key` are exactly those of the secret. The old table is dropped with `secure_delete`
     /// on (its pages are zeroed) and the file checkpointed, so no copy of a key stays behind.
-    static let version6 = """
-        CREATE TABLE hub_nodes_v6(
+    static let version7 = """
+        CREATE TABLE hub_nodes_v7(
             node_id TEXT PRIMARY KEY, role TEXT NOT NULL, store_id TEXT,
             salt BLOB NOT NULL, iterations INTEGER NOT NULL, stored_key BLOB NOT NULL, server_key BLOB NOT NULL,
             acked_seq INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,
             registered_at INTEGER NOT NULL) WITHOUT ROWID;
         """
-    static let version6Finish = "DROP TABLE hub_nodes; ALTER TABLE hub_nodes_v6 RENAME TO hub_nodes;"
+    static let version7Finish = "DROP TABLE hub_nodes; ALTER TABLE hub_nodes_v7 RENAME TO hub_nodes;"
 
-    /// The frozen conversion of layout 6: each row's verifiers from its `mac_key`, a fresh 16-byte
+    /// The frozen conversion of layout 7: each row's verifiers from its `mac_key`, a fresh 16-byte
     /// salt and 4,096 iterations.
     static func migrateToVerifiers(_ db: Database) throws {
         try db.execute("PRAGMA secure_delete = ON;")
-        try db.execute(version6)
+        try db.execute(version7)
         let insert = try db.prepare("""
-            INSERT INTO hub_nodes_v6(node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor, registered_at)
+            INSERT INTO hub_nodes_v7(node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor, registered_at)
             VALUES (?, ?, ?, ?, 4096, ?, ?, ?, ?, ?)
             """)
         for row in try db.prepare("SELECT node_id, role, store_id, mac_key, acked_seq, cursor, registered_at FROM hub_nodes").rows() {
@@ -72,7 +105,7 @@ public enum ReplicaSchema {
             try insert.run([row[0], row[1], row[2], .blob(salt), .blob(verifiers.storedKey), .blob(verifiers.serverKey),
                             row[4], row[5], row[6]])
         }
-        try db.execute(version6Finish)
+        try db.execute(version7Finish)
     }
 
     /// Layout 5: `bridge_state`, what a bridge to another system keeps beside the replicated data
@@ -196,7 +229,7 @@ public enum ReplicaSchema {
                     try db.execute("PRAGMA user_version = \(target)")
                 }
             }
-            if found > 0 && found < 6 {
+            if found > 0 && found < 7 {
                 // Layout 6 dropped the nodes' HMAC keys: copy the zeroed pages into the file and
                 // empty the WAL, so no copy of a key stays in either (a no-op for a file not in WAL
                 // mode). Before any other statement runs on the connection.
@@ -209,6 +242,47 @@ public enum ReplicaSchema {
             db.close()
             if e.isNotADatabase { throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database") }
             throw ReplicaError.storage(e, context: "opening \(path)")
+        } catch {
+            db.close()
+            throw error
+        }
+    }
+
+    /// How to open `path` without writing anything beside it: immutable (no `-wal`/`-shm` made or
+    /// read, no locks) when its write-ahead log is absent or empty and the file or its directory
+    /// is not writable by this process (so no SQLite writer of ours can be changing it); otherwise
+    /// SQLite's ordinary read-only mode.
+    public static func readingMode(for path: String) -> Database.OpenMode {
+        let fm = FileManager.default
+        let wal = (try? fm.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)?.intValue ?? 0
+        let directory = (path as NSString).deletingLastPathComponent
+        let writable = fm.isWritableFile(atPath: path) && fm.isWritableFile(atPath: directory.isEmpty ? "." : directory)
+        return wal == 0 && !writable ? .immutable : .readOnly
+    }
+
+    /// Opens an existing replica of the current layout to read it only (`readingMode`): nothing is
+    /// migrated or written. An older layout is refused (a command that writes migrates it).
+    static func openForReading(path: String, migrations: [SchemaMigration] = ReplicaSchema.migrations) throws -> Database {
+        try refuseIfNotSQLite(path: path)
+        let db: Database
+        do {
+            db = try Database(path: path, mode: readingMode(for: path))
+        } catch let e as SQLiteError {
+            throw ReplicaError.storage(e, context: "opening \(path) to read")
+        }
+        do {
+            let target = migrations.last?.version ?? 0
+            let found = try storedVersion(db, path: path)
+            if found > target { throw ReplicaError.newerSchema(path: path, found: found, supported: target) }
+            if found < target {
+                throw ReplicaError.invalid("\(path) has file layout \(found), older than this build's \(target), and cannot be migrated where it is (read-only)",
+                                           "copy it somewhere writable and open the copy")
+            }
+            return db
+        } catch let e as SQLiteError {
+            db.close()
+            if e.isNotADatabase { throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database") }
+            throw ReplicaError.storage(e, context: "opening \(path) to read")
         } catch {
             db.close()
             throw error

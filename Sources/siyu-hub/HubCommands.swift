@@ -30,6 +30,7 @@ enum HubProgram {
         siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
         Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
         """,
+        version: SiyuVersion.line,
         describeFailure: describe)
 
     static func describe(_ error: Error) -> ActionableError? {
@@ -57,8 +58,20 @@ enum HubProgram {
     }
 
     static func openHub(_ path: String) throws -> Replica {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HubToolError(message: "\(path) does not exist; nothing was written",
+                               hint: "make a hub with: siyu-hub init --db \(path) --id HUB (then register nodes with siyu-hub add-node)")
+        }
         do {
             let info = try Replica.inspect(path: path)
+            if info.role == .store {
+                throw HubToolError(message: "\(path) is the replica of store node '\(info.node)', not a hub's file; nothing was served",
+                                   hint: "give the hub's own file (made by siyu-hub init); this replica syncs with a hub through siyu-node run --db \(path)")
+            }
+            if let settings = try? NodeSettings.read(path: path) {
+                throw HubToolError(message: "\(path) is the replica of node '\(info.node)', set up by siyu-node init to sync with hub \(settings.hub); not a hub's file",
+                                   hint: "give the hub's own file (made by siyu-hub init); this replica syncs through siyu-node run --db \(path)")
+            }
             guard info.fileLayout >= 4 else {
                 throw HubToolError(message: "\(path) has file layout \(info.fileLayout); a hub needs layout 4 or later",
                                    hint: "open it once with this build's siyu (siyu status --db FILE) to migrate it, or make a new hub with siyu-hub init")
@@ -248,7 +261,7 @@ struct HubRemoveNodeCommand: Command {
 struct HubNodesCommand: Command {
     static let spec = CommandSpec(
         name: "nodes",
-        summary: "list the registered nodes: role, store, acked_seq, last pull cursor",
+        summary: "list the registered nodes: role, store, acked_seq, last pull cursor, scope",
         options: [HubProgram.dbOption])
 
     var path: String
@@ -263,8 +276,16 @@ struct HubNodesCommand: Command {
         let nodes = try replica.registeredNodes()
         let head = try replica.logHead()
         context.io.output.line("hub \(TerminalText.escaped(replica.node)): log head \(head), \(nodes.count) node(s)")
+        let counts = try replica.scopeCounts()
         for n in nodes {
             context.io.output.line("  \(TerminalText.escaped(n.node))  \(n.role)\(n.store.map { " store \(TerminalText.escaped($0))" } ?? "")  acked_seq \(n.ackedSeq)  cursor \(n.cursor)")
+            // The scope the hub gives the node (SPEC section 7, "Scope"): from the registration alone.
+            if n.role == .store, let store = n.store {
+                let c = counts[store] ?? ScopeCounts()
+                context.io.output.line("    scope: store \(TerminalText.escaped(store)) and the tag library: \(c.customers) customer(s), \(c.groupChats) group chat(s), \(c.orders) order(s)")
+            } else {
+                context.io.output.line(n.role == .hq ? "    scope: everything" : "    scope: everything (a store registered without --store: re-register it with --store to scope it)")
+            }
         }
         return .success
     }
@@ -282,6 +303,8 @@ struct HubServeCommand: Command {
             .value("snapshot-after", "OPS", "a new node gets a snapshot instead of the log once the log holds this many ops (default 10000)"),
             .value("push-rate", "OPS", "ops a second each node may push, refilling its bucket; beyond it a PUSH is answered busy (default 20000; 0: no limit)"),
             .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
+            .value("max-pending", "N", "unauthenticated connections at once, in all (default 256); beyond it a new connection is closed"),
+            .value("max-pending-per-address", "N", "unauthenticated connections at once from one address (default 8)"),
             .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
         ],
         discussion: """
@@ -295,9 +318,16 @@ struct HubServeCommand: Command {
     var snapshotAfter: UInt64
     var pushLimits: PushLimits
     var stopWhenInputCloses: Bool
+    var maxPending: Int
+    var maxPendingPerAddress: Int
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
+        maxPending = try arguments.value("max-pending", as: Int.self) ?? 256
+        maxPendingPerAddress = try arguments.value("max-pending-per-address", as: Int.self) ?? 8
+        guard maxPending >= 1, maxPendingPerAddress >= 1 else {
+            throw CommandLineError.usage("--max-pending and --max-pending-per-address must be 1 or more", hint: nil)
+        }
         let text = arguments.value("listen") ?? "127.0.0.1:7400"
         do { listen = try SocketAddress(parsing: text) } catch {
             throw CommandLineError.usage("--listen: \(error.message)", hint: error.hint)
@@ -326,7 +356,8 @@ struct HubServeCommand: Command {
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let server = HubServer(loop: loop, executor: executor,
-                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits), log: log)
+                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits,
+                                                    maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress), log: log)
         let address = try server.start()
         let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
         defer { watcher.cancel() }

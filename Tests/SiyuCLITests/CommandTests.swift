@@ -139,7 +139,7 @@ import SiyuCommandLine
         let r = siyu(["status", "--db", f.hq, "--json"])
         #expect(r.code == 0)
         let json = try #require(try parseJSON(r.out) as? [String: Any])
-        #expect(json["file_layout"] as? Int == 6)
+        #expect(json["file_layout"] as? Int == 7)
         #expect((json["ops"] as? Int ?? 0) > 10)
         #expect((json["clock"] as? [String: Any])?["millis"] is NSNumber)
         #expect((json["conflicts"] as? [String: Any])?["open"] as? Int == 3)
@@ -415,16 +415,18 @@ import SiyuCommandLine
         defer { dir.remove() }
         let r = siyu(["demo", "--keep", dir.path])
         #expect(r.code == 0, "\(r.err)")
-        #expect(r.out.contains("all replicas converged"))
+        #expect(r.out.contains("all replicas converged: each equals the hub's digest of its scope"))
         #expect(r.out.contains("nodes and hub stopped"))
-        for line in ["xihu   ⇄ hub: pushed 10 ops #1…#10", "jingan ⇄ hub: pushed 7 ops #1…#7"] { #expect(r.out.contains(line)) }
+        for line in ["xihu   ⇄ hub: pushed 9 ops #1…#9", "jingan ⇄ hub: pushed 2 ops #1…#2"] { #expect(r.out.contains(line)) }
         let digests = r.out.split(separator: "\n").compactMap { line -> (String, Substring)? in
             let words = line.split(separator: " ", omittingEmptySubsequences: true)
             guard words.count >= 2, words[1].count == 64, words[1].allSatisfy(\.isHexDigit) else { return nil }
             return (String(words[0]), words[1])
         }
         #expect(digests.map(\.0) == ["hub", "hq", "xihu", "jingan"])
-        #expect(Set(digests.map(\.1)).count == 1)
+        // HQ holds everything; each store only its scope (so its digest is the hub's of that scope).
+        #expect(digests.count == 4 && digests[0].1 == digests[1].1 && Set(digests.map(\.1)).count == 3)
+        #expect(r.out.contains("林小文's phone → refused"))
         for name in ["hub", "hq", "xihu", "jingan"] {
             #expect(FileManager.default.fileExists(atPath: dir.file("\(name).db")))
             let log = (try? String(contentsOfFile: dir.file("\(name).log"), encoding: .utf8)) ?? ""
@@ -470,5 +472,52 @@ import SiyuCommandLine
         let after = siyu(["status", "--db", f.store])
         #expect(!after.out.contains("sync daemon: siyu-node run"))
         #expect(try parseJSON(siyu(["status", "--db", f.store, "--json"]).out) is [String: Any])
+    }
+}
+
+/// Read-only inspection: a read-only replica file, or one in a read-only directory (a backup, a
+/// copy on read-only media), can be inspected, and no `-wal`/`-shm` file appears beside it.
+/// As root (CI) the file or directory is made immutable (`chattr +i`), which root cannot write either.
+@Suite(.serialized) struct ReadOnlyInspectionTests {
+    static func makeReadOnly(_ path: String) throws {
+        if getuid() == 0 {
+            #expect(try ResolveTests.chattr("+i", path) == 0, "chattr +i failed: the test needs ext4 and e2fsprogs")
+        } else {
+            try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: path)
+        }
+    }
+
+    static func makeWritable(_ path: String) {
+        if getuid() == 0 { _ = try? ResolveTests.chattr("-i", path) } else {
+            try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        }
+    }
+
+    /// A closed replica with no write-ahead log left, in its own directory.
+    static func replica() throws -> (TemporaryDirectory, String) {
+        let f = try ConflictFixture()
+        let dir = try TemporaryDirectory()
+        let path = dir.file("copy.db")
+        try FileManager.default.copyItem(atPath: f.hq, toPath: path)
+        f.remove()
+        return (dir, path)
+    }
+
+    @Test(arguments: ["file", "directory"])
+    func readCommandsWorkOnAReadOnlyReplicaAndCreateNothingBesideIt(_ what: String) throws {
+        let (dir, path) = try ReadOnlyInspectionTests.replica()
+        defer { ReadOnlyInspectionTests.makeWritable(what == "file" ? path : dir.path); dir.remove() }
+        let before = FileManager.default.contents(atPath: path)
+        try ReadOnlyInspectionTests.makeReadOnly(what == "file" ? path : dir.path)
+        for command in [["status"], ["show"], ["customers", "--id", "wm_lin"], ["conflicts"], ["tags"], ["check"], ["history", "customer", "wm_lin", "phone"]] {
+            let r = siyu([command[0], "--db", path] + command.dropFirst())
+            #expect(r.code == 0, "\(command): \(r.err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        #expect(!FileManager.default.fileExists(atPath: path + "-shm"))
+        #expect(FileManager.default.contents(atPath: path) == before)
+        let edit = siyu(["customer", "set", "--db", path, "wm_lin", "--name", "x"])
+        #expect(edit.code == 1)
+        #expect(edit.err.contains("read-only"))
     }
 }

@@ -97,15 +97,15 @@ import SiyuWire
         #expect(try executor.storedKeys()["xihu"] == nil)
     }
 
-    /// A hub file of layout 5 (its `hub_nodes` as layouts 4 and 5 froze it, with `mac_key`)
+    /// A hub file of layout 6 (its `hub_nodes` as layouts 4 to 6 froze it, with `mac_key`)
     /// migrates: every node keeps its secret, and no key stays in the file.
-    @Test func aLayout5HubMigratesItsHMACKeysToVerifiersAndKeepsNoCopy() throws {
+    @Test func aLayout6HubMigratesItsHMACKeysToVerifiersAndKeepsNoCopy() throws {
         let dir = try Dir()
         let path = dir.path("hub.db")
         let short = Array("xihu-secret-of-64-bytes-or-less".utf8)
         let long = Array(String(repeating: "h", count: 90).utf8)
         try Replica.create(at: path, node: "hub-hz", role: .hq).close()
-        // Back to layout 5: the one table layout 6 changed, as layout 4 created it, with rows.
+        // Back to layout 6: the one table layout 7 changed, as layout 4 created it, with rows.
         let db = try Database(path: path, mode: .readWrite)
         try db.execute("""
             DROP TABLE hub_nodes;
@@ -113,19 +113,19 @@ import SiyuWire
                 node_id TEXT PRIMARY KEY, role TEXT NOT NULL, store_id TEXT, mac_key BLOB NOT NULL,
                 acked_seq INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,
                 registered_at INTEGER NOT NULL) WITHOUT ROWID;
-            UPDATE siyu_meta SET value = 5 WHERE key = 'schema_version';
-            PRAGMA user_version = 5;
+            UPDATE siyu_meta SET value = 6 WHERE key = 'schema_version';
+            PRAGMA user_version = 6;
             """)
         try db.prepare("INSERT INTO hub_nodes(node_id, role, store_id, mac_key, acked_seq, cursor, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)")
             .run([.text("xihu"), .text("store"), .text("xihu"), .blob(short), .integer(7), .integer(12), .integer(1),
                   .text("hq"), .text("hq"), .null, .blob(SHA256.hash(long)), .integer(3), .integer(4), .integer(2)])
         db.close()
-        #expect(try Replica.inspect(path: path).fileLayout == 5)
+        #expect(try Replica.inspect(path: path).fileLayout == 6)
 
         let hub = try Replica(existing: path)
         let records = try hub.registeredNodes()
         hub.close()
-        #expect(try Replica.inspect(path: path).fileLayout == 6)
+        #expect(try Replica.inspect(path: path).fileLayout == 7)
         #expect(records.map(\.node) == ["hq", "xihu"] && records.map(\.ackedSeq) == [3, 7] && records.map(\.cursor) == [4, 12])
         #expect(records.map(\.store) == [nil, "xihu"] && records.map(\.role) == [.hq, .store])
         #expect(Self.proofVerifies(secret: long, records[0].verifiers) && Self.proofVerifies(secret: short, records[1].verifiers))

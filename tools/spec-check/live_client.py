@@ -337,16 +337,19 @@ class Clock:
 class Node:
     """A node's identity and its own numbered ops (the outbox is ours to manage here)."""
 
-    def __init__(self, node_id: str, role: int, secret: str):
+    def __init__(self, node_id: str, role: int, secret: str, author: str = "wm_lin"):
         self.id = node_id
         self.role = role
         self.secret = secret
+        self.author = author    # the staff member its ops name by default (§7 "Write rights": a store's own staff)
         self.clock = Clock()
         self.seq = 0
         self.acked = 0
 
-    def op(self, kind: int, body, author: str = "wm_lin", stamps=(), seq: Optional[int] = None,
+    def op(self, kind: int, body, author: Optional[str] = None, stamps=(), seq: Optional[int] = None,
            ahead_ms: int = 0, origin: Optional[str] = None, role: Optional[int] = None) -> sp.Op:
+        if author is None:
+            author = self.author
         if seq is None:
             self.seq += 1
             seq = self.seq
@@ -657,6 +660,18 @@ class Suite:
         return c
 
     # ---------------------------------------------------------------------------------------
+    def setup_staff(self) -> None:
+        """§7 "Write rights": a store's ops name its own staff and write inside its scope, both decided
+        by HQ's staff rows (staff.store_id). An HQ node of its own (not in `nodes`) writes them first."""
+        rep, h = self.rep, self.setup
+        rep.begin("setup: HQ assigns staff to stores (§7 Write rights: author, scope)")
+        c, w = h.connect(self.addr)
+        with c:
+            ops = [h.write("staff", uid, "store_id", sp.Value.text(store), author="")
+                   for uid, store in (("wm_lin", "sa"), ("wm_zhou", "sa"), ("wm_sb", "sb"), ("wm_sn", "sn"))]
+            self.push_expect_ack("setup PUSH of staff rows → PUSH_ACK", c, h, ops, len(ops))
+            c.send(sp.Bye("done"))
+
     def handshake_and_push(self) -> None:
         rep, a, hq = self.rep, self.nodes["sa"], self.nodes["hq"]
         rep.begin("handshake, PUSH, PING/PONG, BYE as store node sa")
@@ -669,8 +684,9 @@ class Suite:
                       f"frame v1, version 2, hub_id {HUB_ID!r}, salt 16 bytes, 4096 iterations", f"frame v{f.version}, {describe(ch)}")
             c.authenticate(a.secret)
             w = c.expect(sp.Welcome)
-            rep.check("WELCOME for a new node", w.acked_seq == 0 and w.log_head == 0 and w.schema_version >= 1,
-                      "acked_seq 0, log_head 0, schema_version ≥ 1", describe(w))
+            setup = len(self.accepted)
+            rep.check("WELCOME for a new node", w.acked_seq == 0 and w.log_head == setup and w.schema_version >= 1,
+                      f"acked_seq 0, log_head {setup} (the setup's staff rows), schema_version ≥ 1", describe(w))
             self.hub_schema = w.schema_version
 
             # PUSH 1: customer writes (text, int), a follow relation (sub id), tag add/remove, points
@@ -697,12 +713,13 @@ class Suite:
             p.append(a.op(sp.OP_ADD_LINE, sp.PairBody("o-sa-1", "l1")))
             p.append(a.write("order_line", "o-sa-1", "qty", sp.Value.integer(3), sub="l1"))
             p.append(a.op(sp.OP_STATUS, sp.StatusBody("o-sa-1", 0, 1)))
-            p.append(a.write("group_chat", "g-sa-1", "capacity", sp.Value.integer(50)))
+            p.append(a.write("group_chat", "g-sa-1", "owner", sp.Value.text("wm_lin")))   # sa's staff: the group is sa's
             p.append(a.op(sp.OP_ADD_MEMBER, sp.PairBody("g-sa-1", "c-sa-1")))
             p.append(a.write("group_member", "g-sa-1", "member_type", sp.Value.integer(2), sub="c-sa-1"))
             p.append(a.op(sp.OP_ACKNOWLEDGE, sp.AcknowledgeBody(5, "c-sa-1", "cf-1")))
+            # a store creates a customer by naming itself its owner in the same PUSH (§7 Write rights)
+            p.append(a.write("customer", "c-sa-2", "owner_store", sp.Value.text("sa")))
             p.append(a.write("customer", "c-sa-2", "name", sp.Value.text("周子豪")))
-            p.append(a.op(sp.OP_DELETE_CUSTOMER, sp.DeleteCustomerBody("c-sa-2"), stamps=[stamp(p[-1])]))
             before = len(c.enc.dictionary)
             self.push_expect_ack(f"second PUSH (13 ops, string_base {before}: builds on the dictionary) → PUSH_ACK",
                                  c, a, p, 23)
@@ -777,8 +794,11 @@ class Suite:
                            stamps=[stamp(h[-1])]))
             h.append(hq.op(sp.OP_POINTS, sp.PointsBody("c-sa-1", -20), author="admin"))
             h.append(hq.write("store", "sa", "name", sp.Value.text("西湖店"), author=""))
-            self.push_expect_ack("HQ PUSH of 9 ops (tag library, booleans, a redeem, a tag deletion) → PUSH_ACK",
-                                 c, hq, h, 9)
+            # deleting a customer is HQ's (§7 Write rights); the stamp names sa's write (an inline stamp)
+            h.append(hq.op(sp.OP_DELETE_CUSTOMER, sp.DeleteCustomerBody("c-sa-2"), author="admin",
+                           stamps=[stamp(self.batch2[-1])]))
+            self.push_expect_ack("HQ PUSH of 10 ops (tag library, booleans, a redeem, a tag deletion, a customer "
+                                 "deletion) → PUSH_ACK", c, hq, h, 10)
             self.hq_ops = h
             c.send(sp.Bye("done"))
 
@@ -840,6 +860,10 @@ class Suite:
             miss = [f"hq#{o.seq}" for o in lib if op_key(o) not in gotk]
             rep.check("store sa receives HQ's tag library ops (section 7 Scope: 'plus the tag library')", not miss,
                       f"{len(lib)} tag-library ops", f"missing {miss}" if miss else "all")
+            on_sa = [o for o in self.hq_ops if o.kind in (sp.OP_POINTS, sp.OP_DELETE_CUSTOMER)]
+            miss = [f"hq#{o.seq}" for o in on_sa if op_key(o) not in gotk]
+            rep.check("store sa receives HQ's ops on its customers (a redeem, a deletion: §7 Scope)", not miss,
+                      f"{len(on_sa)} ops", f"missing {miss}" if miss else "all")
             c.send(sp.Bye("done"))
 
         # store sb: tag library yes; sa's customers? (scope by owner_store is a guess)
@@ -853,11 +877,15 @@ class Suite:
             bad = [f"{op_key(o)}: {op_diff(o, gotk[op_key(o)])}" for o in lib if op_key(o) in gotk and gotk[op_key(o)] != o]
             rep.check("HQ's ops arrive at sb equal field by field", not bad, "identical", "; ".join(bad) or "identical")
             sa_ops = [o for o in res.ops if o.origin == a.id]
-            # ASSUMPTION: a customer/order/group belongs to the store named by its owner_store /
-            # store_id field; the spec does not say how a hub decides "its own store's customers".
-            rep.note("store sb and sa's customer/order/group ops (scope rule undefined in the spec)",
-                     f"sb received {len(sa_ops)} of sa's {len(self.batch1) + len(self.batch2)} ops "
-                     f"({sorted(set(o.kind for o in sa_ops))} kinds)")
+            # §7 Scope: sa's customers (owner_store sa), order (store_id sa) and group (owner wm_lin,
+            # staff of sa) are at home in sa: sb receives none of their ops, whoever made them.
+            hq_on_sa = [f"{o.origin}#{o.seq}" for o in res.ops if o.kind in (sp.OP_POINTS, sp.OP_DELETE_CUSTOMER)
+                        and o.body.customer_id.startswith("c-sa-")]
+            rep.check("store sb receives no op of store sa's customers, orders and groups (§7 Scope)",
+                      not sa_ops and not hq_on_sa, "none",
+                      f"{len(sa_ops)} of sa's ops, HQ's {hq_on_sa}")
+            rep.check("sb's PULLs end at the log head (nothing more of its scope, §7 Scope)",
+                      res.cursor == w.log_head, str(w.log_head), str(res.cursor))
             c.send(sp.Bye("done"))
 
     # ---------------------------------------------------------------------------------------
@@ -975,12 +1003,14 @@ class Suite:
             fine = [
                 n.write("customer", "c-sn-1", "name", sp.Value.text("👨\u200d👩\u200d👧 王\n二")),   # ZWJ (Cf) and LF in text
                 n.write("customer", "c-sn-2", "owner_store", sp.Value.text("sn"), author=""),
+                n.write("order", "o-sn-1", "store_id", sp.Value.text("sn")),                 # a new order of sn
                 n.op(sp.OP_STATUS, sp.StatusBody("o-sn-1", 0, 2)),                           # draft → paid
                 n.op(sp.OP_STATUS, sp.StatusBody("o-sn-1", 2, 6)),                           # paid → refunded
                 # a stamp 120 s in the future: §9 limits the op's clock, not its stamps'
                 n.write("customer", "c-sn-1", "phone", sp.Value.text("1"),
                         stamps=[sp.Stamp(sp.hlc(int(time.time() * 1000) + 120_000), "sb")]),
                 n.write("customer", "c-sn-1", "gender", sp.Value.null()),
+                n.write("customer", "c" * 64, "owner_store", sp.Value.text("sn")),
                 n.write("customer", "c" * 64, "name", sp.Value.text("界" * 64)),             # 64 scalars, 192 bytes
             ]
             good = fine[-1]
@@ -1043,13 +1073,19 @@ class Suite:
         sb = self.nodes["sb"]
         c = self.fresh(sb)
         with c:
-            op = sb.write("customer", "c-sa-1", "name", sp.Value.text("别家"), author="wm_sb")
+            op = sb.write("customer", "c-sa-1", "name", sp.Value.text("别家"))
             m = self.push(c, sb, [op])
-            if isinstance(m, sp.PushAck):
-                self.accepted[op_key(op)] = op
-                self.push_order.append(op_key(op))
-            rep.note("store sb writes customer c-sa-1 (owner_store 'sa') — §9 'the node's scope: permission', "
-                     "scope undefined (FINDINGS F2)", describe(m))
+            self.expect_error(f"op {op.seq}: store sb writes customer c-sa-1 of store sa (§7 Write rights: scope)",
+                              c, 8, False, close=False, names_op=op.seq, first=m)
+            self.refused.add(op_key(op))
+            if isinstance(m, sp.Error):
+                rep.check("the refusal names the rule (§7 Write rights)", "(rule scope)" in m.message,
+                          "'(rule scope)' in the message", m.message)
+            op2 = sb.write("customer", "c-sa-1", "name", sp.Value.text("别家"), author="wm_lin")
+            m = self.push(c, sb, [op2])
+            self.expect_error(f"op {op2.seq}: store sb names sa's clerk wm_lin as author (§7 Write rights: author)",
+                              c, 8, False, close=False, names_op=op2.seq, first=m)
+            self.refused.add(op_key(op2))
             c.send(sp.Bye("done"))
         c = self.fresh(hq)
         with c:
@@ -1465,17 +1501,19 @@ def main() -> int:
         hub.init()
         nodes = {
             "sa": Node("sa", ROLE_STORE, hub.add_node("sa", ROLE_STORE, "sa")),
-            "sb": Node("sb", ROLE_STORE, hub.add_node("sb", ROLE_STORE, "sb")),
-            "ns": Node("ns", ROLE_STORE, hub.add_node("ns", ROLE_STORE, "sn")),
+            "sb": Node("sb", ROLE_STORE, hub.add_node("sb", ROLE_STORE, "sb"), author="wm_sb"),
+            "ns": Node("ns", ROLE_STORE, hub.add_node("ns", ROLE_STORE, "sn"), author="wm_sn"),
             "hq": Node("hq", ROLE_HQ, hub.add_node("hq", ROLE_HQ)),
         }
+        setup = Node("hq-setup", ROLE_HQ, hub.add_node("hq-setup", ROLE_HQ), author="")
         for n in nodes.values():
             if not re.fullmatch(r"[0-9a-f]{64}", n.secret):
                 sys.exit(f"add-node printed {n.secret!r}, not a 64-hex secret")
         hub.serve("--snapshot-after", "100000")
         print(f"hub {HUB_ID} listening on {hub.addr[0]}:{hub.addr[1]} (temp dir {tmp})", flush=True)
         s = Suite(rep, hub, nodes)
-        steps = [s.handshake_and_push, s.cross_check, s.pushes_refused, s.auth_failures, s.framing, s.snapshots]
+        s.setup = setup
+        steps = [s.setup_staff, s.handshake_and_push, s.cross_check, s.pushes_refused, s.auth_failures, s.framing, s.snapshots]
         if not args.skip_keepalive:
             steps.append(s.keepalive)
         if args.slow:

@@ -95,25 +95,6 @@ public struct Op: Hashable, Sendable {
     public var hlc: HLC { stamp.hlc }
     public var instance: InstanceRef { body.instance }
 
-    /// The rights rule of SPEC section 9 (the rules marked *permission*) this op breaks, or nil:
-    /// a store node may not write the tag library, redeem points or delete tags. Checked before
-    /// the other data rules (`validate` throws it first), so an op that breaks both is refused for
-    /// its rights (ERROR 8), with this message.
-    public var permissionBreach: CoreError? {
-        guard role != .hq else { return nil }
-        let who = "node \(IdentifierRule.printable(origin, limit: 64)) (a store)"
-        switch body {
-        case let .write(target, _, _, _) where target.entity.isTagLibrary:
-            return .invalidEdit(what: "\(who) wrote the tag library (\(target))", hint: "only HQ defines, edits and deletes tags")
-        case let .points(_, delta) where delta < 0:
-            return .invalidEdit(what: "\(who) redeemed points", hint: "stores award points; HQ redeems them")
-        case let .tagDeletion(ref, _):
-            return .invalidEdit(what: "\(who) deleted \(ref)", hint: "only HQ deletes tags")
-        default:
-            return nil
-        }
-    }
-
     /// Checks the op against the data model's rules (ids, known fields, value types and limits,
     /// role permissions) and the limits on input: the sequence number in `1...Op.maxSeq`, ids and
     /// the author by `IdentifierRule`, a points delta within ±`Op.maxPointsDelta`, stamp lists

@@ -1,0 +1,194 @@
+import SiyuCore
+import SiyuSQLite
+
+/// A hub's scopes (SPEC section 7, "Scope"): the homes of its logged ops (`hub_log_homes`,
+/// layout 6), a store's reads of the log, snapshot and digest restricted to its scope.
+///
+/// Guarantees:
+/// - every op the hub logs has one `hub_log_homes` row per home its instance had when it was
+///   logged (before and after the PUSH, when the PUSH moved it) that is shared or a store's, in
+///   the same transaction as its log position;
+/// - a store's read of the log costs the ops of its scope after the cursor (two index ranges),
+///   not a walk of the log;
+/// - a store's snapshot and digest cover exactly the instances whose home is shared or its store.
+extension Replica {
+    /// The `hub_log_homes` key of a home: '' for shared, the store id for a store's, nil for
+    /// HQ's alone (not indexed: HQ reads the whole log).
+    static func homeKey(_ home: InstanceHome?) -> String? {
+        switch home {
+        case .shared?: return ""
+        case let .store(id)?: return id
+        case .hq?, nil: return nil
+        }
+    }
+
+    /// The homes the instances of `ops` have before they are stored (none for new instances).
+    func homes(of ops: [Op]) throws -> [InstanceRef: InstanceHome] {
+        var seen = Set<InstanceRef>()
+        var out: [InstanceRef: InstanceHome] = [:]
+        for op in ops where seen.insert(op.instance).inserted {
+            if let home = try heldHome(of: op.instance) { out[op.instance] = home }
+        }
+        return out
+    }
+
+    /// Records the homes of `ops`, just given log positions: their instance's home now (after
+    /// the ops were merged) and, where it differs, the one in `before`.
+    func recordLogHomes(of ops: [Op], before: [InstanceRef: InstanceHome]) throws {
+        guard !ops.isEmpty else { return }
+        let position = try db.cached("SELECT position FROM hub_log WHERE origin = ? AND seq = ?")
+        let insert = try db.cached("INSERT OR IGNORE INTO hub_log_homes(home, position) VALUES (?, ?)")
+        var after: [InstanceRef: InstanceHome] = [:]
+        for op in ops {
+            let now: InstanceHome
+            if let known = after[op.instance] { now = known } else {
+                now = try heldHome(of: op.instance) ?? .hq
+                after[op.instance] = now
+            }
+            guard let at = try position.scalar([.text(op.origin), .integer(Int64(clamping: op.seq))])?.int64Value else { continue }
+            var keys = Set<String>()
+            if let key = Replica.homeKey(now) { keys.insert(key) }
+            if let key = Replica.homeKey(before[op.instance]) { keys.insert(key) }
+            for key in keys { try insert.run([.text(key), .integer(at)]) }
+        }
+    }
+
+    /// Records the homes of the logged ops after `position` from the tables as they are (ops
+    /// given positions outside a PUSH: `logUnpositionedOps`).
+    func recordLogHomes(after position: Int64) throws {
+        try db.cached("""
+            INSERT OR IGNORE INTO hub_log_homes(home, position)
+            SELECT home, position FROM (
+                SELECT h.position AS position, CASE o.inst_kind
+                    WHEN 'tag_group' THEN '' WHEN 'tag' THEN '' WHEN 'store' THEN ''
+                    WHEN 'customer' THEN (SELECT NULLIF(owner_store, '') FROM customers WHERE customer_id = o.inst_id)
+                    WHEN 'staff' THEN (SELECT NULLIF(store_id, '') FROM staff WHERE userid = o.inst_id)
+                    WHEN 'order' THEN (SELECT NULLIF(store_id, '') FROM orders WHERE order_id = o.inst_id)
+                    WHEN 'group_chat' THEN (SELECT NULLIF(s.store_id, '') FROM group_chats g JOIN staff s ON s.userid = g.owner
+                                            WHERE g.chat_id = o.inst_id)
+                    END AS home
+                FROM hub_log h JOIN ops o ON o.origin = h.origin AND o.seq = h.seq WHERE h.position > ?)
+            WHERE home IS NOT NULL
+            """).run([.integer(position)])
+    }
+
+    /// `changes(after:…)` for a store's scope: the shared range and the store's range of
+    /// `hub_log_homes` after `cursor`, merged by position. When both ranges are read to their end,
+    /// `nextCursor` is the log head read before them (nothing of the scope lies between).
+    func scopedChanges(after cursor: UInt64, store: String, byteBudget budget: Int, limit: Int,
+                       leavingOut origin: NodeID?, passingAtMost passable: Int) throws -> HubChanges {
+        // One read transaction: the head and both ranges are read from one snapshot of the log.
+        let own = !db.isInTransaction
+        if own { try db.execute("BEGIN") }
+        defer { if own { try? db.execute("COMMIT") } }
+        let head = try logHead()
+        let cap = min(limit + passable, 8_192)
+        let range = try db.cached("SELECT position FROM hub_log_homes WHERE home = ? AND position > ? ORDER BY position LIMIT ?")
+        var positions: [Int64] = []
+        var cutoff = Int64.max
+        for key in ["", store] {
+            var read: [Int64] = []
+            try range.query([.text(key), .integer(Int64(clamping: cursor)), .integer(Int64(cap))]) { read.append($0.int64(0)) }
+            if read.count == cap, let last = read.last { cutoff = min(cutoff, last) }
+            positions += read
+        }
+        positions = Array(Set(positions.filter { $0 <= cutoff })).sorted()
+        var ops: [PositionedOp] = []
+        var total = 0
+        var more = cutoff != Int64.max
+        var passed = 0
+        var last = cursor
+        let read = try db.cached("""
+            SELECT h.position, o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_log h
+            LEFT JOIN ops o ON h.origin IS NOT ?2 AND o.origin = h.origin AND o.seq = h.seq WHERE h.position = ?1
+            """)
+        let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
+        var stopped = false
+        for position in positions {
+            var stop = false
+            try read.query([.integer(position), leftOut]) { row in
+                guard !row.isNull(2) else {
+                    if passed == passable { stop = true; return }
+                    passed += 1
+                    last = UInt64(clamping: position)
+                    return
+                }
+                let size = Int(row.blob(5).count) + 4
+                if !ops.isEmpty && (total + size > budget || ops.count == limit) { stop = true; return }
+                total += size
+                last = UInt64(clamping: position)
+                ops.append(PositionedOp(position: last, op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+            }
+            if stop { stopped = true; break }
+        }
+        if stopped { more = true } else if !more { last = max(last, head) }
+        return HubChanges(ops: ops, nextCursor: last, more: more)
+    }
+
+    /// The SQL condition that an instance of `kind` (ids in column `column`) is in store `?1`'s
+    /// scope; nil for the shared kinds (every instance).
+    static func scopeCondition(_ kind: InstanceKind, _ column: String) -> String? {
+        switch kind {
+        case .tagGroup, .tag, .store: return nil
+        case .customer: return "\(column) IN (SELECT customer_id FROM customers WHERE owner_store = ?1)"
+        case .staff: return "\(column) IN (SELECT userid FROM staff WHERE store_id = ?1)"
+        case .order: return "\(column) IN (SELECT order_id FROM orders WHERE store_id = ?1)"
+        case .groupChat:
+            return "\(column) IN (SELECT chat_id FROM group_chats WHERE owner IN (SELECT userid FROM staff WHERE store_id = ?1))"
+        }
+    }
+
+    /// The rows of `table` in store `?1`'s scope, as a WHERE condition (nil: every row).
+    static func scopeCondition(of table: String) -> String? {
+        switch table {
+        case "staff": return "store_id = ?1"
+        case "customers": return "owner_store = ?1"
+        case "follow_relations", "customer_tags", "points": return scopeCondition(.customer, "customer_id")
+        case "group_chats": return scopeCondition(.groupChat, "chat_id")
+        case "group_members": return scopeCondition(.groupChat, "chat_id")
+        case "orders": return "store_id = ?1"
+        case "order_lines": return scopeCondition(.order, "order_id")
+        case "conflicts":
+            let kinds = InstanceKind.allCases.map { kind in
+                "(inst_kind = '\(kind.name)'" + (scopeCondition(kind, "inst_id").map { " AND \($0))" } ?? ")")
+            }
+            return "(" + kinds.joined(separator: " OR ") + ")"
+        default: return nil
+        }
+    }
+}
+
+/// How much of a store's scope a hub holds (for operators: `siyu-hub nodes`).
+public struct ScopeCounts: Equatable, Sendable {
+    public var customers = 0
+    public var groupChats = 0
+    public var orders = 0
+
+    public init(customers: Int = 0, groupChats: Int = 0, orders: Int = 0) {
+        self.customers = customers
+        self.groupChats = groupChats
+        self.orders = orders
+    }
+}
+
+extension Replica {
+    /// Per store, the customers, group chats and orders whose home it is: one pass over each table.
+    public func scopeCounts() throws -> [String: ScopeCounts] {
+        try ReplicaError.wrap("counting the stores' scopes") {
+            var out: [String: ScopeCounts] = [:]
+            try db.cached("SELECT owner_store, count(*) FROM customers WHERE owner_store IS NOT NULL GROUP BY owner_store").query { row in
+                out[row.text(0) ?? "", default: ScopeCounts()].customers = Int(row.int64(1))
+            }
+            try db.cached("""
+                SELECT s.store_id, count(*) FROM group_chats g JOIN staff s ON s.userid = g.owner
+                WHERE s.store_id IS NOT NULL GROUP BY s.store_id
+                """).query { row in
+                out[row.text(0) ?? "", default: ScopeCounts()].groupChats = Int(row.int64(1))
+            }
+            try db.cached("SELECT store_id, count(*) FROM orders WHERE store_id IS NOT NULL GROUP BY store_id").query { row in
+                out[row.text(0) ?? "", default: ScopeCounts()].orders = Int(row.int64(1))
+            }
+            return out
+        }
+    }
+}
