@@ -29,9 +29,9 @@ public struct HubNodeRecord: Equatable, Sendable {
 /// HQ creates them) unless the caller says it is new; an id whose ops the hub holds is never
 /// registered afresh (a node keeps its id: rotate its secret instead).
 extension Replica {
-    /// The key the hub verified a node's AUTH with up to file layout 5: the HMAC-SHA256 key as
+    /// The key the hub verified a node's AUTH with up to file layout 6: the HMAC-SHA256 key as
     /// RFC 2104 normalises it — the secret's SHA-256 if it is longer than 64 bytes, else the
-    /// secret. HMAC under it equals HMAC under the secret, which is why layout 6's migration can
+    /// secret. HMAC under it equals HMAC under the secret, which is why layout 7's migration can
     /// turn it into verifiers (PBKDF2 uses the secret only as an HMAC key).
     static func normalisedHMACKey(forSecret secret: [UInt8]) -> [UInt8] {
         secret.count > SHA256.blockByteCount ? SHA256.hash(secret) : secret

@@ -29,8 +29,8 @@ public enum ReplicaSchema {
     /// the tables of sync (see `version4`). Version 5 adds `bridge_state`, the bookkeeping of a
     /// bridge to another system (see `version5`). Version 6 indexes a hub's log by scope (see
     /// `version6`). Version 7 replaces each registered node's HMAC key with SCRAM verifiers (see
-    /// `version7`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row):
-    /// a later change comes with a step of its own.
+    /// `version7`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row): a
+    /// later change comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
         SchemaMigration(version: 2) { db in try db.execute(version2) },
@@ -229,7 +229,7 @@ public enum ReplicaSchema {
                     try db.execute("PRAGMA user_version = \(target)")
                 }
             }
-            if found > 0 && found < 6 {
+            if found > 0 && found < 7 {
                 // Layout 6 dropped the nodes' HMAC keys: copy the zeroed pages into the file and
                 // empty the WAL, so no copy of a key stays in either (a no-op for a file not in WAL
                 // mode). Before any other statement runs on the connection.

@@ -78,7 +78,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func anOversizeLengthPrefixIsFrameTooLarge() throws {
         try underAttack("oversize length", logs: "frame_too_large") { _, hub, secret in
             let c = try ready(hub, secret)
-            c.send([0x53, 0x59, 2, 0x10, 0x00, 0x20, 0x00, 0x00])   // 2 MiB
+            c.send([0x53, 0x59, 1, 0x10, 0x00, 0x20, 0x00, 0x00])   // 2 MiB
             #expect(c.receive()?.errorCode == ErrorCode.frameTooLarge.rawValue)
             #expect(c.closes())
         }
@@ -87,7 +87,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func aBadChecksumIsCode2() throws {
         try underAttack("bad CRC", logs: "bad_checksum") { _, hub, secret in
             let c = try ready(hub, secret)
-            var bytes = c.bytes(of: Message.ping(token: 7).frame(version: 2))
+            var bytes = c.bytes(Message.ping(token: 7).frame(version: 2))
             bytes[bytes.count - 1] ^= 0xff
             c.send(bytes)
             #expect(c.receive()?.errorCode == ErrorCode.badChecksum.rawValue)
@@ -98,7 +98,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func aFrameOfVersion3IsUnsupportedVersion() throws {
         try underAttack("frame version 3", logs: "unsupported_version") { _, hub, secret in
             let c = try ready(hub, secret)
-            c.send(c.bytes(of: Frame(version: 3, type: MessageType.ping.rawValue, payload: [7])))
+            c.send(c.bytes(Frame(version: 3, type: MessageType.ping.rawValue, payload: [7])))
             #expect(c.receive()?.errorCode == ErrorCode.unsupportedVersion.rawValue)
             #expect(c.closes())
         }
@@ -107,7 +107,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func anUnknownType0x7FIsCode11() throws {
         try underAttack("unknown type 0x7F", logs: "unknown_message_type") { _, hub, secret in
             let c = try ready(hub, secret)
-            c.send(c.bytes(of: Frame(version: 2, type: 0x7F, payload: [])))
+            c.send(c.bytes(Frame(version: 2, type: 0x7F, payload: [])))
             #expect(c.receive()?.errorCode == ErrorCode.unknownMessageType.rawValue)
             #expect(c.closes())
         }
@@ -116,7 +116,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func aTruncatedFrameThenFINStoresNothing() throws {
         try underAttack("truncated frame then FIN", logs: "node='mallory'") { _, hub, secret in
             let c = try ready(hub, secret)
-            let push = c.bytes(of: Message.push(ChangeSet(ops: [op(1)])).frame(version: 2))
+            let push = c.bytes(Message.push(ChangeSet(ops: [op(1)])).frame(version: 2))
             c.send(Array(push.prefix(push.count - 5)))
             c.finish()
             #expect(c.closes())

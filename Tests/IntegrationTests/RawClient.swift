@@ -13,16 +13,15 @@ final class RawClient {
     var incoming = StringDictionary()
     private var reader = FrameReader()
     private(set) var closedByPeer = false
-    /// The session's frame keys once AUTH is sent (SPEC section 6), and the sequence numbers of the
-    /// sealed frames of each direction.
-    private var keys: SessionKeys?
-    /// The version CHALLENGE chose: every frame after HELLO uses it (SPEC section 4).
-    private var chosenVersion: UInt8?
-    private var welcomed = false
-    private var sealedSent: UInt64 = 0
-    private var sealedReceived: UInt64 = 0
-    /// The payload of the last frame received (CHALLENGE's goes into the transcript).
-    private(set) var lastPayload: [UInt8] = []
+    /// The version CHALLENGE chose; the handshake's transcript; the session's frame keys (SPEC 3, 6).
+    private var version: UInt8?
+    private var helloPayload: [UInt8] = []
+    private var challengePayload: [UInt8] = []
+    private var sendMAC: FrameAuthenticator?
+    private var receiveMAC: FrameAuthenticator?
+    private var sentSealed: UInt64 = 0
+    private var receivedSealed: UInt64 = 0
+    private var receivingSealed = false
 
     /// Connects to 127.0.0.1:`port`, from `source` (another loopback address) if given.
     init(port: Int, source: String? = nil) throws {
@@ -49,23 +48,17 @@ final class RawClient {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// Sends `message`: HELLO as a version 1 frame, AUTH as a version 2 frame, and every later
-    /// frame sealed with the session's node-to-hub key and the next sequence number (SPEC section 3).
-    func send(_ message: Message, version: UInt8? = nil) {
-        var frame = message.frame(version: version ?? chosenVersion ?? 1, dictionary: &outgoing)
-        if let keys {
-            frame = FrameAuthenticator(key: keys.nodeToHub).seal(frame, sequence: sealedSent)
-            sealedSent += 1
-        }
-        send(frame.encoded())
+    /// `frame` as this client sends it now: sealed with the next sequence number once AUTH is sent.
+    func bytes(_ frame: Frame) -> [UInt8] {
+        guard let sendMAC else { return frame.encoded() }
+        defer { sentSealed += 1 }
+        return sendMAC.seal(frame, sequence: sentSealed).encoded()
     }
 
-    /// The bytes of `frame` as this client would send it next (sealed once AUTH is sent), counting
-    /// it as sent: for damaging or cutting a frame by hand.
-    func bytes(of frame: Frame) -> [UInt8] {
-        guard let keys else { return frame.encoded() }
-        defer { sealedSent += 1 }
-        return FrameAuthenticator(key: keys.nodeToHub).seal(frame, sequence: sealedSent).encoded()
+    func send(_ message: Message, version: UInt8? = nil) {
+        let frame = message.frame(version: version ?? self.version ?? 1, dictionary: &outgoing)
+        if message.type == .hello { helloPayload = frame.payload }
+        send(bytes(frame))
     }
 
     /// Half-closes: the hub reads end of stream.
@@ -75,16 +68,17 @@ final class RawClient {
     func receive(timeout: Double = 10) -> Message? {
         let end = Date().addingTimeInterval(timeout)
         while true {
-            let sealed = keys != nil
-            let welcomed = self.welcomed
-            if let frame = try? reader.next(tagSize: { sealed && (welcomed || $0 == MessageType.welcome.rawValue) ? Authentication.tagSize : 0 }) {
-                if let keys, !frame.tag.isEmpty {
-                    guard FrameAuthenticator(key: keys.hubToNode).verify(frame, sequence: sealedReceived) else { return nil }
-                    sealedReceived += 1
+            let keyed = receiveMAC != nil
+            if let frame = try? reader.next(tagSize: { type in
+                if keyed && type == MessageType.welcome.rawValue { self.receivingSealed = true }
+                return keyed && self.receivingSealed ? Authentication.tagSize : 0
+            }) {
+                if !frame.tag.isEmpty {
+                    guard receiveMAC?.verify(frame, sequence: receivedSealed) == true else { closedByPeer = true; return nil }
+                    receivedSealed += 1
                 }
-                lastPayload = frame.payload
                 if let message = try? Message(frame: frame, dictionary: &incoming) {
-                    if case .welcome = message { self.welcomed = true }
+                    if frame.type == MessageType.challenge.rawValue { challengePayload = frame.payload }
                     return message
                 }
                 continue
@@ -109,25 +103,24 @@ final class RawClient {
         return closedByPeer
     }
 
-    /// HELLO, CHALLENGE, AUTH with `secret` (protocol version 2, SPEC section 6): the WELCOME, or
-    /// what came instead. `proof` replaces the proof computed from the secret; `computed` gets the
-    /// one computed (to replay it on another connection).
+    /// HELLO, CHALLENGE, AUTH with `secret` (protocol version 2): the WELCOME, or what came
+    /// instead. `proof` replaces the proof computed; `sent` gets the proof sent (to replay it elsewhere).
     func handshake(node: String, role: Role = .store, secret: [UInt8], schema: UInt64 = 1, proof: [UInt8]? = nil,
-                   computed: (([UInt8]) -> Void)? = nil) -> Message? {
+                   sent: (([UInt8]) -> Void)? = nil) -> Message? {
         var generator = SystemRandomNumberGenerator()
-        let nonce = (0..<Message.nonceSize).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let hello = Message.hello(node: node, role: role, versions: Frame.supportedVersions, schemaVersion: schema, nonce: nonce)
-        let helloPayload = hello.frame(version: 1).payload
-        send(hello)
+        let nonce = (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+        send(.hello(node: node, role: role, versions: [2], schemaVersion: schema, nonce: nonce), version: 1)
         guard let first = receive() else { return nil }
-        guard case let .challenge(version, _, _, salt, iterations) = first else { return first }
-        chosenVersion = version
-        let transcript = Authentication.transcript(hello: helloPayload, challenge: lastPayload)
-        let nodeKeys = Authentication.nodeKeys(secret: secret, salt: salt, iterations: Int(clamping: iterations))
-        let real = Authentication.proof(nodeKeys, transcript: transcript)
-        computed?(real)
-        send(.auth(mac: proof ?? real))
-        keys = Authentication.sessionKeys(clientKey: nodeKeys.clientKey, serverKey: nodeKeys.serverKey, transcript: transcript)
+        guard case let .challenge(chosen, _, _, salt, iterations) = first else { return first }
+        version = chosen
+        let keys = Authentication.nodeKeys(secret: secret, salt: salt, iterations: Int(iterations))
+        let transcript = Authentication.transcript(hello: helloPayload, challenge: challengePayload)
+        let mine = proof ?? Authentication.proof(keys, transcript: transcript)
+        sent?(mine)
+        send(.auth(mac: mine))
+        let session = Authentication.sessionKeys(clientKey: keys.clientKey, serverKey: keys.serverKey, transcript: transcript)
+        sendMAC = FrameAuthenticator(key: session.nodeToHub)
+        receiveMAC = FrameAuthenticator(key: session.hubToNode)
         return receive()
     }
 }

@@ -15,7 +15,8 @@ Layers
               a "more follows" bit; inline stamps, own-origin stamps and back-references
               to earlier ops of the change set), values, entities;
               ``decode_change_set`` / ``encode_change_set`` (canonical form)
-* auth:       ``compute_auth_mac`` / ``verify_auth_mac`` (HMAC-SHA256, section 6)
+* auth:       ``scram_keys``, ``transcript``, ``auth_proof``, ``verify_proof``, ``session_keys`` (section 6);
+              ``frame_tag`` / ``seal`` (sealed frames, section 3)
 * text:       ``format_message`` renders a readable decoding in the style of the vectors
 
 Where the spec is silent or ambiguous, the choice made here is marked ``ASSUMPTION``.
@@ -1463,7 +1464,6 @@ class StreamDecoder:
 # authentication (section 6)
 # --------------------------------------------------------------------------------------------
 
-AUTH_LABEL = b"siyu-auth-v1"
 AUTH_LABEL_V2 = b"siyu-auth-v2"
 SESSION_LABEL = b"siyu-session-v2"
 MAX_ITERATIONS = 100_000
@@ -1520,22 +1520,6 @@ def frame_tag(key: bytes, sequence: int, frame: Frame) -> bytes:
 
 def seal(key: bytes, sequence: int, frame: Frame) -> Frame:
     return Frame(frame.version, frame.type, frame.payload, frame_tag(key, sequence, frame))
-
-
-def auth_input(nonce: bytes, node_id: str, hub_id: str) -> bytes:
-    if len(nonce) != FIXED32:
-        raise EncodeError("nonce must be 32 bytes")
-    return AUTH_LABEL + b"\x00" + bytes(nonce) + node_id.encode("utf-8") + b"\x00" + hub_id.encode("utf-8")
-
-
-def compute_auth_mac(secret: Union[bytes, str], nonce: bytes, node_id: str, hub_id: str) -> bytes:
-    # ASSUMPTION: a textual secret is used as its UTF-8 bytes.
-    key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
-    return hmac.new(key, auth_input(nonce, node_id, hub_id), hashlib.sha256).digest()
-
-
-def verify_auth_mac(secret: Union[bytes, str], nonce: bytes, node_id: str, hub_id: str, mac: bytes) -> bool:
-    return hmac.compare_digest(compute_auth_mac(secret, nonce, node_id, hub_id), bytes(mac))
 
 
 # --------------------------------------------------------------------------------------------
