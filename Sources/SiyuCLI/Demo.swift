@@ -227,7 +227,7 @@ public struct Demo {
             if d != hubs { differ += 1 }
             let counts = try r.opCounts()
             let scope = r === hq || r === hub ? "everything" : "store \(name)"
-            print("  \(name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(d)  (\(counts.total) ops\(name == "hub" ? "" : ", \(counts.own) own"); scope \(scope))")
+            print("  \(name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(d)  (\(Render.count(counts.total, "op"))\(name == "hub" ? "" : ", \(counts.own) own"); scope \(scope))")
         }
         if differ == 0 {
             print("  all replicas converged: each equals the hub's digest of its scope")

@@ -39,6 +39,9 @@ public enum Render {
         dateFormatter.string(from: Date(timeIntervalSince1970: Double(unixMillis) / 1000))
     }
 
+    /// `n` and the noun, plural unless n is 1: "1 op", "2 ops", "0 customers".
+    static func count<N: BinaryInteger>(_ n: N, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+
     /// Data, safe to print.
     static func text(_ s: String) -> String { TerminalText.escaped(s) }
 

@@ -20,7 +20,8 @@ import SiyuWire
 ///   timeouts close connections; the session decides);
 /// - `shutdown(reason:)` says BYE on every connection, stops accepting, and the caller stops the loop;
 /// - one log line per session event: connect, auth ok/refused, push stored, changes sent, snapshot,
-///   errors with their code, disconnect with the duration.
+///   errors with their code, disconnect with the duration;
+/// - when a node's connection reaches `ready`, its older connections are closed (`supersede`).
 public final class HubServer: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var session: HubSession.Configuration
@@ -134,6 +135,16 @@ public final class HubServer: @unchecked Sendable {
         switch rateLimits.admit(node: node, ops: changeSet.ops.count, changesTagLibraryReads: library, now: now()) {
         case .admitted: return nil
         case let .busy(message, _): return message
+        }
+    }
+
+    /// A connection of `node` reached `ready`: every older connection of the same node is closed
+    /// (BYE), so nothing it still carries — a PUSH sent before a power cut, say — is taken after
+    /// the newer connection's WELCOME told the node its acked_seq (SPEC section 7, "Identity").
+    fileprivate func supersede(_ node: NodeID, by newer: HubConnectionDriver) {
+        for driver in Array(drivers.values) where driver !== newer && driver.session.node == node && driver.session.state == .ready {
+            log.write(.info, "\(driver.who) superseded by conn=\(newer.number) of the same node: closing")
+            driver.shutdown(reason: "a newer connection of this node")
         }
     }
 
@@ -262,8 +273,9 @@ private final class HubConnectionDriver {
     private func report(_ event: SessionEvent) {
         let log = server.log
         switch event {
-        case let .authenticated(_, _, acked, head):
+        case let .authenticated(node, _, acked, head):
             log.write(.info, "\(who) auth ok: acked_seq \(acked), log head \(head)")
+            server.supersede(node, by: self)
         case let .authenticationRefused(_, why):
             log.write(.warn, "\(who) auth refused: \(why)")
         case let .pushed(ops, first, last):
@@ -292,7 +304,7 @@ private final class HubConnectionDriver {
             log.write(.warn, "\(who) error received: code \(code)\(retryable ? " (retryable)" : ""): \(IdentifierRule.printable(message, limit: 300))")
         case let .digest(position, _, cursor):
             log.write(.info, "\(who) digest sent at position \(position) (the node has pulled up to \(cursor))")
-        case .digestUnsupported:
+        case .digestUnsupported, .logEpochChanged, .recoveringOwnOps:
             break   // node side only
         case let .skippedFrame(type):
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")

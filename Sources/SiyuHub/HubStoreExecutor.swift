@@ -18,7 +18,10 @@ import SiyuWire
 ///   cursor of 0, when the log holds at least `Options.bootstrapSnapshotOps` ops (reason 0);
 ///   snapshot parts come in SPEC order (tag library first, instances whole) of at most about
 ///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest; a snapshot too
-///   leaves out the node's own ops.
+///   leaves out the node's own ops — unless the PULL asked for them (`ownOps`: a node recovering
+///   its own acknowledged ops after its file lost them), then both include them;
+/// - every commit is durable when it returns (`synchronous = FULL`), so a PUSH_ACK survives a
+///   power cut; WELCOME carries the log epoch, new after any start not preceded by a clean stop.
 /// - a DIGEST_REQUEST is answered with the state digest of the node's scope and the log head it
 ///   describes, read together (`Replica.scopeDigest`).
 public final class HubStoreExecutor {
@@ -41,17 +44,34 @@ public final class HubStoreExecutor {
 
     public let replica: Replica
     public let options: Options
-    /// Snapshots being read: where each continues.
-    private var snapshots: [UInt64: SnapshotPosition?] = [:]
+    /// The hub log's identity sent in WELCOME (SPEC section 7, "Log epochs"): kept from the last
+    /// run only if that run stopped cleanly (`HubServer` marks it), else new.
+    public let logEpoch: [UInt8]
+    /// Whether `logEpoch` is new with this start (a first start, a crash, a restored backup).
+    public let logEpochRenewed: Bool
+    /// Snapshots being read: where each continues, and the node whose own ops it leaves out (nil:
+    /// it includes them).
+    private var snapshots: [UInt64: (position: SnapshotPosition?, leavingOut: NodeID?)] = [:]
     private var nextSnapshotID: UInt64 = 1
 
-    /// An executor over `replica`, which must be a hub's (file layout 4 or later). Gives a log
-    /// position to every op held without one (`Replica.logUnpositionedOps`).
-    public init(replica: Replica, options: Options = Options()) throws {
+    /// An executor over `replica`, which must be a hub's (file layout 4 or later). Makes every
+    /// commit durable before it returns (`CommitDurability.full`: a PUSH is acknowledged only once
+    /// its ops survive a power cut), starts the log epoch (`Replica.startHubLogEpoch`; `freshEpoch`
+    /// is used if a new one is needed), and gives a log position to every op held without one
+    /// (`Replica.logUnpositionedOps`).
+    public init(replica: Replica, options: Options = Options(), freshEpoch: [UInt8] = HubStoreExecutor.randomEpoch()) throws {
         self.replica = replica
         self.options = options
         replica.tagHolderSlice = options.tagHolderSlice
+        try replica.setCommitDurability(.full)
+        (logEpoch, logEpochRenewed) = try replica.startHubLogEpoch(fresh: freshEpoch)
         try replica.logUnpositionedOps()
+    }
+
+    /// 32 bytes from the system's cryptographically secure generator.
+    public static func randomEpoch() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
     }
 
     /// Whether customers holding a changed tag are still to be re-merged (`settleRemergeSlice`).
@@ -78,7 +98,7 @@ public final class HubStoreExecutor {
             case let .authorize(node):
                 guard let record = try replica.registeredNode(node) else { return .registration(nil) }
                 return .registration(NodeRegistration(secret: record.authenticationKey, role: record.role,
-                                                      ackedSeq: record.ackedSeq, logHead: try replica.logHead()))
+                                                      ackedSeq: record.ackedSeq, logHead: try replica.logHead(), logEpoch: logEpoch))
 
             case let .storePush(node, changeSet):
                 switch try replica.acceptPush(from: node, changeSet) {
@@ -86,37 +106,40 @@ public final class HubStoreExecutor {
                     return .pushStored(ackedSeq: acked)
                 case let .refused(refusal, _):
                     return .pushRefused(seq: refusal.seq, code: HubStoreExecutor.code(of: refusal), message: refusal.protocolMessage)
+                case let .deferred(message, _):
+                    return .pushBusy(message)
                 }
 
-            case let .readChanges(node, cursor, budget, schemaVersion):
+            case let .readChanges(node, cursor, budget, schemaVersion, ownOps):
                 guard schemaVersion >= UInt64(currentSchemaVersion) else {
                     return .schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node")
                 }
                 try replica.recordCursor(cursor, of: node)
                 let head = try replica.logHead()
+                let leavingOut: NodeID? = ownOps ? nil : node
                 if cursor > head {
-                    return startSnapshot(cursor: head, reason: .cursorTooOld)
+                    return startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut)
                 }
                 if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
-                    return startSnapshot(cursor: head, reason: .bootstrap)
+                    return startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut)
                 }
                 // An instance with a history elsewhere entered the store's scope since its cursor:
                 // the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
                 if case let .store(store) = try scope(of: node), try replica.scopePull(of: store, from: cursor) {
-                    return startSnapshot(cursor: head, reason: .scopeChange)
+                    return startSnapshot(cursor: head, reason: .scopeChange, leavingOut: leavingOut)
                 }
-                let read = try replica.changes(after: cursor, byteBudget: budget, scope: try scope(of: node), leavingOut: node)
+                let read = try replica.changes(after: cursor, byteBudget: budget, scope: try scope(of: node), leavingOut: leavingOut)
                 return .changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
                                 more: read.more, schemaVersion: currentSchemaVersion)
 
             case let .readSnapshotPart(node, id, _):
-                guard let position = snapshots[id] else {
+                guard let reading = snapshots[id] else {
                     return .failed(.internalError, "snapshot \(id) is not being read")
                 }
-                let part = try replica.snapshotPart(after: position, maxOps: options.opsPerSnapshotPart, scope: try scope(of: node),
-                                                      leavingOut: node)
+                let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: try scope(of: node),
+                                                      leavingOut: reading.leavingOut)
                 if let next = part.next {
-                    snapshots[id] = .some(next)
+                    snapshots[id] = (next, reading.leavingOut)
                     return .snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion)
                 }
                 snapshots[id] = nil
@@ -139,10 +162,10 @@ public final class HubStoreExecutor {
     /// The connection that read snapshot `id` closed: forget where it was.
     public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }
 
-    private func startSnapshot(cursor: UInt64, reason: SnapshotReason) -> HubEffectResult {
+    private func startSnapshot(cursor: UInt64, reason: SnapshotReason, leavingOut: NodeID?) -> HubEffectResult {
         let id = nextSnapshotID
         nextSnapshotID += 1
-        snapshots[id] = .some(nil)
+        snapshots[id] = (nil, leavingOut)
         return .startSnapshot(id: id, cursor: cursor, reason: reason)
     }
 

@@ -179,7 +179,7 @@ public final class NodeDaemon: @unchecked Sendable {
     }
 
     private func connected(_ connection: TCPConnection) {
-        let start: (cursor: UInt64, lastOwnSeq: UInt64)
+        let start: NodeStoreExecutor.SessionStart
         do { start = try executor.sessionStart() } catch {
             connection.close()
             lastProblem = "cannot read the replica's sync state: \(error)"
@@ -191,7 +191,8 @@ public final class NodeDaemon: @unchecked Sendable {
         connectedAt = now()
         deferred = nil
         lastSeenSeq = start.lastOwnSeq
-        session = NodeSession(configuration.session, cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, now: connectedAt)
+        session = NodeSession(configuration.session, cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, logEpoch: start.logEpoch,
+                              recordedAckedSeq: start.recordedAckedSeq, now: connectedAt)
         log.write(.info, "\(who) connected from \(connection.localAddress) (cursor \(start.cursor), own ops up to #\(start.lastOwnSeq))")
         do {
             try connection.start { [weak self] _, event in self?.handle(event) }
@@ -312,6 +313,7 @@ public final class NodeDaemon: @unchecked Sendable {
         if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
         if session.isCaughtUp, shouldRecord(ok: true), nothingLeftToPush(session) {
             recordSync(ok: true, "caught up: nothing left to push or pull")
+            do { try replica.recordHubHead(session.cursor) } catch { log.write(.warn, "\(who) cannot record the hub's head: \(error)") }
         }
         if configuration.mode == .once, outcome == nil, session.isCaughtUp, nothingLeftToPush(session) {
             log.write(.info, "\(who) caught up: nothing left to push or pull (cursor \(session.cursor), acked_seq \(session.ackedSeq))")
@@ -428,6 +430,7 @@ public final class NodeDaemon: @unchecked Sendable {
         case let .authenticated(_, hub, acked, head):
             attempt = 0
             tally.acknowledged(upTo: acked)
+            do { try replica.recordHubHead(head) } catch { log.write(.warn, "\(who) cannot record the hub's head: \(error)") }
             log.write(.info, "\(who) auth ok with hub \(IdentifierRule.printable(hub, limit: 64)): acked_seq \(acked), log head \(head)")
         case let .authenticationRefused(_, why):
             log.write(.error, "\(who) auth refused: \(why)")
@@ -454,6 +457,10 @@ public final class NodeDaemon: @unchecked Sendable {
             log.write(.error, "\(who) \(fatal!)")
         case let .upgradeNeeded(why):
             log.write(.warn, "\(who) upgrade needed (pushing only): \(IdentifierRule.printable(why, limit: 300))")
+        case let .logEpochChanged(cursor):
+            log.write(.warn, "\(who) the hub's log epoch changed (restored from a backup, or it lost its last commits): pulling again from position 0 (was \(cursor)), pushing again after its acked_seq")
+        case let .recoveringOwnOps(through, lastOwnSeq):
+            log.write(.warn, "\(who) the hub holds this node's ops up to #\(through); the replica knows them up to #\(lastOwnSeq): taking them back from the hub before pushing")
         case let .errorSent(error):
             tally.note("sent ERROR \(error)")
             log.write(.warn, "\(who) error sent: \(error)")

@@ -32,10 +32,23 @@ public final class NodeStoreExecutor {
         self.hubPeer = hubPeer
     }
 
-    /// The stored cursor at the hub and the last number this node issued: what a new
-    /// `NodeSession` starts from.
-    public func sessionStart() throws -> (cursor: UInt64, lastOwnSeq: UInt64) {
-        (try replica.syncState(with: hubPeer).position, try replica.lastIssuedSeq())
+    /// What a new `NodeSession` starts from.
+    public struct SessionStart: Equatable, Sendable {
+        /// The stored cursor at the hub.
+        public var cursor: UInt64
+        /// The last number this node issued.
+        public var lastOwnSeq: UInt64
+        /// The hub log epoch the cursor refers to (empty: none recorded).
+        public var logEpoch: [UInt8]
+        /// The hub's acked_seq as the replica recorded it.
+        public var recordedAckedSeq: UInt64
+    }
+
+    /// The stored cursor, epoch and acknowledgement at the hub and the last number this node issued.
+    public func sessionStart() throws -> SessionStart {
+        let state = try replica.syncState(with: hubPeer)
+        return SessionStart(cursor: state.position, lastOwnSeq: try replica.lastIssuedSeq(),
+                            logEpoch: try replica.recordedLogEpoch(of: hubPeer) ?? [], recordedAckedSeq: state.ackedSeq)
     }
 
     /// Carries out one effect; nil only for `abandonSnapshot`, which expects no answer.
@@ -68,7 +81,17 @@ public final class NodeStoreExecutor {
             case .abandonSnapshot:
                 replica.discardStagedSnapshot()
                 return nil
+            case let .prepareSync(epoch, through):
+                if let epoch { try replica.adoptLogEpoch(epoch, of: hubPeer) }
+                if let through { try replica.beginOwnOpsRecovery(through: through, hub: hubPeer) }
+                return .done
+            case let .finishOwnOpsRecovery(through):
+                try replica.finishOwnOpsRecovery(through: through, hub: hubPeer)
+                return .done
             }
+        } catch let ReplicaError.refused(refusal) where refusal.origin == replica.node && refusal.reason != .clockSkew {
+            // The hub sent an own op this replica cannot take: another node uses this id.
+            return .identityConflict(NodeStoreExecutor.text(refusal, more: 0))
         } catch let ReplicaError.refused(refusal) {
             return .failed(refusal.reason == .clockSkew ? .clockSkew : .invalidOp, NodeStoreExecutor.text(refusal, more: 0))
         } catch let ReplicaError.unsupportedSchema(found, supported) {

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 /// One connection to an SQLite database file.
 ///
@@ -207,6 +208,44 @@ public final class Database {
                 throw error
             }
             return result
+        }
+    }
+
+    /// Copies the whole database into a new file at `destination` with SQLite's online backup API
+    /// (`sqlite3_backup_*`), in one step: the copy is one consistent snapshot of this database,
+    /// taken under a read transaction, so a writer in another connection or process (a hub that
+    /// is serving, in WAL mode) goes on meanwhile. The file is created with mode 0600 (owner
+    /// only); a file already at `destination` is refused, never overwritten.
+    /// - Throws: `SQLiteError` (`SQLITE_CANTOPEN` if the file exists or cannot be created).
+    public func backup(into destination: String) throws {
+        let source = try openHandle(sql: nil)
+        let files = FileManager.default
+        guard !files.fileExists(atPath: destination),
+              files.createFile(atPath: destination, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw SQLiteError(code: SQLITE_CANTOPEN, message: "cannot create \(destination): it exists or its directory is not writable", sql: nil)
+        }
+        try? files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: destination)   // whatever the umask
+        var raw: OpaquePointer?
+        let rc = sqlite3_open_v2(destination, &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let target = raw else {
+            let error = SQLiteError.from(resultCode: rc == SQLITE_OK ? SQLITE_CANTOPEN : rc, handle: raw, sql: nil)
+            sqlite3_close_v2(raw)
+            throw error
+        }
+        defer { sqlite3_close_v2(target) }
+        guard let backup = sqlite3_backup_init(target, "main", source, "main") else {
+            throw SQLiteError.from(resultCode: sqlite3_errcode(target), handle: target, sql: nil)
+        }
+        var step = sqlite3_backup_step(backup, -1)
+        var waits = 0
+        while (step == SQLITE_BUSY || step == SQLITE_LOCKED) && waits < 500 {   // at most about 5 s
+            sqlite3_sleep(10)
+            waits += 1
+            step = sqlite3_backup_step(backup, -1)
+        }
+        let finish = sqlite3_backup_finish(backup)
+        guard step == SQLITE_DONE, finish == SQLITE_OK else {
+            throw SQLiteError.from(resultCode: step == SQLITE_DONE ? finish : step, handle: target, sql: nil)
         }
     }
 

@@ -12,12 +12,15 @@ public struct NodeRegistration: Sendable, Equatable {
     public var ackedSeq: UInt64
     /// The hub's current log position.
     public var logHead: UInt64
+    /// The hub log's identity (32 bytes; SPEC section 7, "Log epochs"), sent in WELCOME.
+    public var logEpoch: [UInt8]
 
-    public init(secret: [UInt8], role: Role, ackedSeq: UInt64, logHead: UInt64) {
+    public init(secret: [UInt8], role: Role, ackedSeq: UInt64, logHead: UInt64, logEpoch: [UInt8] = []) {
         self.secret = secret
         self.role = role
         self.ackedSeq = ackedSeq
         self.logHead = logHead
+        self.logEpoch = logEpoch
     }
 }
 
@@ -47,8 +50,9 @@ public enum HubEffect: Sendable, Equatable {
     /// worth (the session trims to the exact budget), none of a data model newer than
     /// `schemaVersion`. Answer `.changes`, `.startSnapshot` when the cursor cannot be served from
     /// the log (0 for a new node, compacted, past the head, scope changed), `.schemaTooNew`, or
-    /// `.failed`.
-    case readChanges(node: NodeID, after: UInt64, byteBudget: Int, schemaVersion: UInt64)
+    /// `.failed`. `ownOps`: the node's own ops are included (it is recovering them), in CHANGES
+    /// and in the snapshot alike; otherwise they are left out.
+    case readChanges(node: NodeID, after: UInt64, byteBudget: Int, schemaVersion: UInt64, ownOps: Bool)
     /// Read part `part` (0, 1, …) of snapshot `id`: about 10,000 ops. Answer `.snapshotPart`.
     case readSnapshotPart(node: NodeID, snapshotID: UInt64, part: UInt64)
     /// Compute the SHA-256 state digest of the node's scope and the log position it holds at, in
@@ -270,11 +274,11 @@ public struct HubSession: Sendable {
             pending = .storePush(ops: changeSet.ops.count)
             return [.perform(.storePush(node: node, changeSet))]
 
-        case let .pull(cursor, requested):
+        case let .pull(cursor, requested, ownOps):
             let budget = requested == 0 ? configuration.defaultByteBudget
                 : Int(clamping: min(requested, UInt64(Frame.maxPayload)))
             pending = .readChanges(cursor: cursor, budget: budget)
-            return [.perform(.readChanges(node: node ?? "", after: cursor, byteBudget: budget, schemaVersion: helloSchema))]
+            return [.perform(.readChanges(node: node ?? "", after: cursor, byteBudget: budget, schemaVersion: helloSchema, ownOps: ownOps))]
 
         case let .digestRequest(cursor):
             pending = .readDigest(cursor: cursor)
@@ -315,7 +319,7 @@ public struct HubSession: Sendable {
         }
         registration = found
         let welcome: Action = connection.send(.welcome(ackedSeq: found!.ackedSeq, logHead: found!.logHead,
-                                                       schemaVersion: configuration.schemaVersion), now: now)
+                                                       schemaVersion: configuration.schemaVersion, logEpoch: found!.logEpoch), now: now)
         connection.enter(.ready)
         return [welcome, .report(.authenticated(node: name, hub: configuration.hubID, ackedSeq: found!.ackedSeq, logHead: found!.logHead))]
     }

@@ -25,6 +25,15 @@ public enum NodeEffect: Sendable, Equatable {
     case finishSnapshot(id: UInt64, cursor: UInt64, digest: [UInt8])
     /// The connection ended inside a snapshot: drop what was kept of it. No answer expected.
     case abandonSnapshot(id: UInt64)
+    /// After WELCOME, before anything else (SPEC section 7, "Log epochs", "Identity"):
+    /// `adoptLogEpoch` — the hub's log has a new identity: record it and move the hub cursor back
+    /// to 0, in one transaction; `recoverOwnOpsThrough` — the hub holds this node's ops up to it
+    /// that the replica may lack: take own ops numbered up to it from the pulls that follow
+    /// (`Replica.beginOwnOpsRecovery`). Answer `.done`.
+    case prepareSync(adoptLogEpoch: [UInt8]?, recoverOwnOpsThrough: UInt64?)
+    /// The recovery pull is caught up: number every later own op past `through` and record it as
+    /// the hub's acknowledgement (`Replica.finishOwnOpsRecovery`). Answer `.done`.
+    case finishOwnOpsRecovery(through: UInt64)
 }
 
 /// What the driver answers to a `NodeEffect`.
@@ -33,6 +42,9 @@ public enum NodeEffectResult: Sendable, Equatable {
     case done
     /// The replica refused the hub's ops (`invalid_op`, 14) or failed (`internal_error`, 15).
     case failed(ErrorCode, String)
+    /// The hub sent this node's own op with other content than the replica's under a number the
+    /// hub had acknowledged: another node uses this id. The session stops (BYE).
+    case identityConflict(String)
 }
 
 /// The node's side of one connection (SPEC section 7): handshake, pushing the outbox, pulling
@@ -49,7 +61,10 @@ public enum NodeEffectResult: Sendable, Equatable {
 ///   one op when the outbox is not empty;
 /// - it pushes its own ops from the hub's `acked_seq` on; an op the hub refuses for good (8 or 14,
 ///   named by the ERROR) is quarantined through the store and syncing goes on without it;
-/// - it stops (BYE) rather than push under an id the hub holds other ops for;
+/// - after WELCOME it adopts a new hub log epoch (cursor back to 0) and, when the hub holds more
+///   of its own ops than its replica knows of, recovers them (pulls with `own_ops`) before it
+///   pushes anything; it stops (BYE) on a real identity conflict (the hub holds another op under a
+///   number it had acknowledged as this node's);
 /// - CHANGES and snapshots are applied through effects, the cursor stored with them; a change set
 ///   of a newer data model than the node's is refused before it is decoded.
 public struct NodeSession: Sendable {
@@ -96,6 +111,7 @@ public struct NodeSession: Sendable {
 
     private enum Pending: Sendable, Equatable {
         case readOutbox, quarantine, applyChanges(next: UInt64, more: Bool, ops: Int), snapshotStep, finishSnapshot
+        case prepareSync, finishRecovery
     }
 
     public let configuration: Configuration
@@ -107,6 +123,13 @@ public struct NodeSession: Sendable {
     /// The hub's id, from CHALLENGE.
     public private(set) var hubID: String?
     private let lastOwnSeq: UInt64
+    /// The hub log epoch the stored cursor refers to (nil: the driver keeps none; empty: none yet).
+    private let knownLogEpoch: [UInt8]?
+    /// The acked_seq the replica recorded (nil: the driver keeps none).
+    private let recordedAckedSeq: UInt64?
+    /// While the node recovers its own ops from the hub: the hub's acked_seq it recovers up to.
+    /// Nothing is pushed until the recovery pull is caught up.
+    public private(set) var recoveringOwnOpsThrough: UInt64?
     private var outstanding: [Request] = []
     private var pending: Pending?
     private var snapshot: Snapshot?
@@ -121,11 +144,16 @@ public struct NodeSession: Sendable {
     private var requestWaitSince: SessionInstant?
 
     /// A session for a new connection. `cursor` is the hub cursor stored in the replica and
-    /// `lastOwnSeq` the highest sequence number the node has given its own ops.
-    public init(_ configuration: Configuration, cursor: UInt64, lastOwnSeq: UInt64, now: SessionInstant) {
+    /// `lastOwnSeq` the highest sequence number the node has given its own ops; `logEpoch` the hub
+    /// log epoch the cursor refers to (empty if none is recorded) and `recordedAckedSeq` the
+    /// acked_seq the replica recorded — nil for a driver that keeps neither (then neither is checked).
+    public init(_ configuration: Configuration, cursor: UInt64, lastOwnSeq: UInt64, logEpoch: [UInt8]? = nil,
+                recordedAckedSeq: UInt64? = nil, now: SessionInstant) {
         self.configuration = configuration
         self.cursor = cursor
         self.lastOwnSeq = lastOwnSeq
+        knownLogEpoch = logEpoch
+        self.recordedAckedSeq = recordedAckedSeq
         connection = Connection(side: .node, policy: configuration.policy,
                                 acceptedSchemaVersion: configuration.schemaVersion, now: now)
     }
@@ -172,9 +200,22 @@ public struct NodeSession: Sendable {
             if more { actions += sendPull(now: now) } else {
                 caughtUpOnPull = true
                 pullAt = now.adding(milliseconds: configuration.policy.pollIntervalMillis)
+                if let through = recoveringOwnOpsThrough {
+                    pending = .finishRecovery
+                    return actions + [.perform(.finishOwnOpsRecovery(through: through))]
+                }
             }
         case (.snapshotStep, .done):
             break
+        case (.prepareSync, .done):
+            pushWanted = recoveringOwnOpsThrough == nil
+            actions += sendPull(now: now)
+        case (.finishRecovery, .done):
+            recoveringOwnOpsThrough = nil
+            pushWanted = true
+        case let (_, .identityConflict(why)):
+            return actions + abandon() + [.report(.identityConflict(why))]
+                + connection.bye("identity conflict: the hub holds other ops under this node's id", now: now)
         case (.finishSnapshot, .done):
             if let s = snapshot {
                 cursor = s.cursor
@@ -288,13 +329,29 @@ public struct NodeSession: Sendable {
             let mac = Authentication.mac(secret: configuration.secret, nonce: nonce, node: configuration.node, hub: hub)
             return [connection.send(.auth(mac: mac), now: now)]
 
-        case let .welcome(acked, head, _):
+        case let .welcome(acked, head, _, epoch):
             connection.enter(.ready)
             ackedSeq = acked
             var actions: [Action] = [.report(.authenticated(node: configuration.node, hub: hubID ?? "", ackedSeq: acked, logHead: head))]
-            if acked > lastOwnSeq {
-                let why = "the hub holds ops of '\(configuration.node)' up to #\(acked), but this replica numbered its ops only up to #\(lastOwnSeq): it was restored from a backup or another node uses its id; rejoin under a new node id"
-                return actions + [.report(.identityConflict(why))] + connection.bye("identity conflict: the hub holds ops of this node id that it does not have", now: now)
+            // A new log epoch: the hub's history changed (restored, or it lost its last commits);
+            // positions after its rollback point may hold other ops, so pull from the start.
+            var adopt: [UInt8]?
+            if let known = knownLogEpoch, !epoch.isEmpty, epoch != known {
+                adopt = epoch
+                if !known.isEmpty || cursor > 0 {
+                    actions.append(.report(.logEpochChanged(cursor: cursor)))
+                }
+                cursor = 0
+            }
+            // The hub holds own ops this replica may lack (its file lost its last commits, or
+            // was restored): recover them before pushing (SPEC section 7, "Identity").
+            if acked > lastOwnSeq || recordedAckedSeq.map({ acked > $0 }) == true {
+                recoveringOwnOpsThrough = acked
+                actions.append(.report(.recoveringOwnOps(through: acked, lastOwnSeq: lastOwnSeq)))
+            }
+            if adopt != nil || recoveringOwnOpsThrough != nil {
+                pending = .prepareSync
+                return actions + [.perform(.prepareSync(adoptLogEpoch: adopt, recoverOwnOpsThrough: recoveringOwnOpsThrough))]
             }
             pushWanted = true
             actions += sendPull(now: now)
@@ -420,7 +477,7 @@ public struct NodeSession: Sendable {
         if let p = pullAt, pullEnabled, now >= p, !outstanding.contains(.pull), snapshot == nil {
             actions += sendPull(now: now)
         }
-        if pushWanted, pushRetryAt == nil, !outstanding.contains(where: { if case .push = $0 { return true }; return false }) {
+        if pushWanted, pushRetryAt == nil, recoveringOwnOpsThrough == nil, !outstanding.contains(where: { if case .push = $0 { return true }; return false }) {
             pushWanted = false
             pending = .readOutbox
             actions.append(.perform(.readOutbox(after: ackedSeq, maxOps: max(1, configuration.maxOpsPerPush))))
@@ -434,7 +491,7 @@ public struct NodeSession: Sendable {
         caughtUpOnPull = false
         outstanding.append(.pull)
         if requestWaitSince == nil { requestWaitSince = now }
-        return [connection.send(.pull(cursor: cursor, byteBudget: configuration.byteBudget), now: now)]
+        return [connection.send(.pull(cursor: cursor, byteBudget: configuration.byteBudget, ownOps: recoveringOwnOpsThrough != nil), now: now)]
     }
 
     /// Sends the longest prefix of `ops` that fits one frame.

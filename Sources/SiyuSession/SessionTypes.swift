@@ -181,9 +181,17 @@ public enum SessionEvent: Sendable, Equatable {
     /// The hub answered DIGEST_REQUEST with `unknown_message_type` (11): it predates digests and
     /// cannot be verified against (it closes the connection; upgrade the hub).
     case digestUnsupported(String)
-    /// The hub holds ops of this node id that the node does not (restored from a backup, or two
-    /// nodes share an id): the node stops syncing under this id.
+    /// Another node uses this node's id (the hub holds another op under a number it acknowledged
+    /// as this node's): the node stops syncing under this id.
     case identityConflict(String)
+    /// The hub's log epoch changed (it was restored from a backup or lost its last commits): the
+    /// node pulls again from position 0, and pushes again whatever the hub's acked_seq lacks.
+    /// `cursor` is where it stood.
+    case logEpochChanged(cursor: UInt64)
+    /// The hub holds this node's ops up to `through` and the replica numbered its own only up to
+    /// `lastOwnSeq` (or recorded a lower acknowledgement): it takes its own ops back from the hub
+    /// before it pushes (SPEC section 7, "Identity").
+    case recoveringOwnOps(through: UInt64, lastOwnSeq: UInt64)
     /// Ops in the node's scope need a newer data model than the node's: it keeps pushing but pulls
     /// no more on this connection.
     case upgradeNeeded(String)

@@ -74,7 +74,7 @@ extension Replica {
             }
             return OpRefusal(.invalidOp, origin: op.origin, seq: op.seq, message: what, hint: hint)
         }
-        if op.origin == node && op.seq >= nextSeq {
+        if op.origin == node && op.seq >= nextSeq && !isRecoverableOwnOp(op.seq) {
             return OpRefusal(.permission, origin: op.origin, seq: op.seq,
                              message: "op \(IdentifierRule.printable(node))#\(op.seq) claims this node's own origin, but this node has issued only \(nextSeq - 1) ops",
                              hint: "a hub relays a node's own ops back only up to what the node holds: check the hub, and that no other node uses the id \(IdentifierRule.printable(node)) (a node restored from an old backup must rejoin under a new id)")

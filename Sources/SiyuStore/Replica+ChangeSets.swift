@@ -101,11 +101,12 @@ extension Replica {
         // nodes share one id), and would otherwise take over its numbering.
         try ReplicaError.wrap("reading the replica's own numbering") { try dropCachesIfChangedElsewhere() }
         let (accepted, refused) = try screen(changeSet.ops, now: now)
-        let savedClock = clock
+        let savedClock = clock, savedSeq = nextSeq
         do {
             return try ReplicaError.wrap("applying a change set") {
                 try transaction {
                     try dropCachesIfChangedElsewhere()
+                    try reconcileOwnOps(accepted)   // a node recovering its own ops (Replica+OwnOpsRecovery.swift)
                     let (applied, merged) = try commit(accepted)
                     let report = ApplyReport(applied: applied, duplicates: accepted.count - applied, instancesMerged: merged,
                                              refused: refused)
@@ -115,6 +116,7 @@ extension Replica {
             }
         } catch {
             clock = savedClock
+            if bulk == nil { nextSeq = savedSeq }   // (inside one transaction, its end restores it)
             forgetCaches()
             throw error
         }

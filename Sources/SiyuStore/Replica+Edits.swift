@@ -26,19 +26,49 @@ extension Replica {
 
     /// Builds ops for one instance from its current merged state and commits them.
     func edit(_ instance: InstanceRef, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
+        try edit(locating: { instance }, doing: "editing \(instance)", build, by: staff)
+    }
+
+    /// As `edit(_:_:by:)`, with the instance found by `locate` inside the write transaction: an
+    /// edit whose target depends on what the file says (a conflict's instance, its state) reads
+    /// and writes under one `BEGIN IMMEDIATE`, so of many processes racing for it exactly one
+    /// sees the state it checked.
+    func edit(locating locate: () throws -> InstanceRef, doing: String, _ build: (InstanceState) throws -> [OpBody], by staff: String) throws {
         guard !isLoadingSnapshot else {
             throw ReplicaError.invalid("a snapshot load is open on this replica; an edit now would be part of its transaction",
                                        "edit after finishSnapshotLoad or abandonSnapshotLoad")
         }
         let saved = (clock, nextSeq)
         do {
-            try ReplicaError.wrap("editing \(instance)") {
-                try transaction {
-                    var state: InstanceState? = try takeInstance(instance)
+            let written = try ReplicaError.wrap(doing) {
+                try transaction { () throws -> Int in
+                    var state: InstanceState? = try takeInstance(try locate())
                     let bodies = try build(state!)
-                    guard !bodies.isEmpty else { remember(state!); return }
+                    guard !bodies.isEmpty else { remember(state!); return 0 }
                     let ops = try issue(bodies.map { ($0, staff) })
                     try commit(ops, known: &state)
+                    return ops.count
+                }
+            }
+            opsWrittenByLastEdit = written
+        } catch {
+            (clock, nextSeq) = saved
+            forgetCaches()
+            throw error
+        }
+    }
+
+    /// Runs `body` (reads of the tag library, then an `edit`) in one write transaction, so what
+    /// it read is what the edit is checked against even with other processes writing the file.
+    /// Restores the clock and the numbering if the transaction fails after the edit.
+    func atomically<T>(_ body: () throws -> T) throws -> T {
+        guard !db.isInTransaction else { return try body() }
+        let saved = (clock, nextSeq)
+        do {
+            return try ReplicaError.wrap("editing") {
+                try transaction {
+                    try dropCachesIfChangedElsewhere()
+                    return try body()
                 }
             }
         } catch {
@@ -81,7 +111,7 @@ extension Replica {
 
     func requireLiveCustomer(_ state: InstanceState) throws {
         guard state.exists else {
-            throw ReplicaError.notFound(what: "customer '\(state.instance.id)'", hint: "create the customer first")
+            throw ReplicaError.notFound(what: "customer '\(state.instance.id)'", hint: "list customers with: siyu customers --db FILE; create one with: siyu customer add")
         }
         if state.isDeleted {
             throw ReplicaError.invalid("customer '\(state.instance.id)' is deleted", "a deleted customer cannot be edited")
@@ -150,6 +180,10 @@ extension Replica {
 
     public func defineTag(_ id: String, group: String, name: String, order: Int64 = 0, by staff: String = "") throws {
         try requireHQ("define tags")
+        try atomically { try defineTagChecked(id, group: group, name: name, order: order, by: staff) }
+    }
+
+    private func defineTagChecked(_ id: String, group: String, name: String, order: Int64, by staff: String) throws {
         let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
         guard let g = catalog.groups[group], !g.isDeleted else {
             throw ReplicaError.notFound(what: "tag group '\(group)'", hint: "HQ defines the group first; list the groups with: siyu tags")
@@ -162,6 +196,25 @@ extension Replica {
             try self.writes(Target(.tag, id), ["group_id": .text(group), "name": .text(name),
                                               "sort_order": .int(order), "deleted": .bool(false)], in: state)
         }, by: staff)
+    }
+
+    /// Renames a tag (HQ). The tag must exist and be live; the new name must be free in its group.
+    public func renameTag(_ id: String, to name: String, by staff: String = "") throws {
+        try requireHQ("rename tags")
+        try atomically {
+            let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
+            guard let tag = catalog.tags[id] else {
+                throw ReplicaError.notFound(what: "tag '\(id)'", hint: "list tags with: siyu tags --db FILE")
+            }
+            if catalog.info(forTag: id)?.isDeleted == true {
+                throw ReplicaError.invalid("tag '\(id)' was deleted", "a deleted tag cannot be renamed; define a new one with: siyu tag define")
+            }
+            if let clash = catalog.tags.values.first(where: { $0.groupID == tag.groupID && $0.name == name && $0.id != id && !$0.isDeleted }) {
+                throw ReplicaError.invalid("tag name '\(name)' already exists in group '\(tag.groupID ?? "")' (tag \(clash.id))",
+                                           "tag names are unique within a group (WeCom 40071)")
+            }
+            try edit(InstanceRef(.tag, id), { try self.writes(Target(.tag, id), ["name": .text(name)], in: $0) }, by: staff)
+        }
     }
 
     public func deleteTag(_ id: String, by staff: String = "") throws {
@@ -185,6 +238,10 @@ extension Replica {
     /// Adds a tag to a customer. In an exclusive group the same edit removes the group's other tags
     /// (as WeCom's mark_tag with add_tag and remove_tag).
     public func addTag(_ tag: String, to customer: String, by staff: String) throws {
+        try atomically { try addTagChecked(tag, to: customer, by: staff) }
+    }
+
+    private func addTagChecked(_ tag: String, to customer: String, by staff: String) throws {
         let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
         guard let info = catalog.info(forTag: tag) else {
             throw ReplicaError.notFound(what: "tag '\(tag)'", hint: "HQ defines tags; list them with: siyu tags")
@@ -238,7 +295,7 @@ extension Replica {
 
     public func editGroupChat(_ id: String, _ fields: [String: Value], by staff: String) throws {
         try edit(InstanceRef(.groupChat, id), { state in
-            guard state.exists else { throw ReplicaError.notFound(what: "group '\(id)'", hint: "create it first") }
+            guard state.exists else { throw ReplicaError.notFound(what: "group '\(id)'", hint: "list groups with: siyu groups --db FILE; create one with: siyu group create") }
             return try self.writes(Target(.groupChat, id), fields, in: state)
         }, by: staff)
     }
@@ -247,7 +304,7 @@ extension Replica {
     /// the roster is full; concurrent joins beyond capacity are marked overflow by the merge.
     public func addMember(_ member: String, to chat: String, _ fields: [String: Value] = [:], by staff: String) throws {
         try edit(InstanceRef(.groupChat, chat), { state in
-            guard state.exists else { throw ReplicaError.notFound(what: "group '\(chat)'", hint: "create it first") }
+            guard state.exists else { throw ReplicaError.notFound(what: "group '\(chat)'", hint: "list groups with: siyu groups --db FILE; create one with: siyu group create") }
             let element = Target(.groupMember, chat, member)
             var ops: [OpBody] = []
             if !state.isPresent(element) {
@@ -286,7 +343,7 @@ extension Replica {
 
     public func editOrder(_ id: String, _ fields: [String: Value], by staff: String) throws {
         try edit(InstanceRef(.order, id), { state in
-            guard state.exists else { throw ReplicaError.notFound(what: "order '\(id)'", hint: "create it first") }
+            guard state.exists else { throw ReplicaError.notFound(what: "order '\(id)'", hint: "list orders with: siyu orders --db FILE; create one with: siyu order create") }
             return try self.writes(Target(.order, id), fields, in: state)
         }, by: staff)
     }
@@ -311,7 +368,7 @@ extension Replica {
     }
 
     func requireOpenOrder(_ state: InstanceState) throws {
-        guard state.exists else { throw ReplicaError.notFound(what: "order '\(state.instance.id)'", hint: "create it first") }
+        guard state.exists else { throw ReplicaError.notFound(what: "order '\(state.instance.id)'", hint: "list orders with: siyu orders --db FILE; create one with: siyu order create") }
         let status = state.status ?? .draft
         if status.isPaidOrLater || status == .cancelled {
             throw ReplicaError.invalid("order '\(state.instance.id)' is \(status); its lines are frozen",
@@ -322,7 +379,7 @@ extension Replica {
     /// Moves an order's status along the lattice.
     public func moveOrder(_ id: String, to next: OrderStatus, by staff: String) throws {
         try edit(InstanceRef(.order, id), { state in
-            guard state.exists else { throw ReplicaError.notFound(what: "order '\(id)'", hint: "create it first") }
+            guard state.exists else { throw ReplicaError.notFound(what: "order '\(id)'", hint: "list orders with: siyu orders --db FILE; create one with: siyu order create") }
             let current = state.status ?? .draft
             guard current.canMove(to: next) else {
                 let legal = current.legalMoves.map(\.name).joined(separator: ", ")
@@ -365,32 +422,36 @@ extension Replica {
 
     /// Acknowledges a conflict: it stays in the log, closed, on every replica. For a field conflict
     /// this writes the winning value over every side; for an exclusive tag group it re-adds the
-    /// winning tag over every side.
+    /// winning tag over every side. The conflict is read, checked open and resolved in one write
+    /// transaction: of concurrent resolutions (in any processes) exactly one writes.
     public func acknowledgeConflict(_ id: String, by staff: String) throws {
-        try resolveConflict(id, keep: nil, by: staff)
+        try resolveConflict(id, override: false, value: nil, by: staff)
     }
 
     /// Overrides a conflict: the losing side (or `value`, for a field) becomes current on every
-    /// replica. Only field and exclusive-tag conflicts can be overridden.
+    /// replica. Only field and exclusive-tag conflicts can be overridden. Read, checked and written
+    /// in one write transaction, as `acknowledgeConflict`.
     public func overrideConflict(_ id: String, with value: Value? = nil, by staff: String) throws {
-        let entry = try conflict(id)
-        switch entry.rule {
-        case .lastWriterWins:
-            try resolveConflict(id, keep: value ?? entry.loser.value, by: staff)
-        case .exclusiveTagGroup:
-            try resolveConflict(id, keep: entry.loser.value, by: staff)
-        default:
-            throw ReplicaError.invalid("conflict \(id) (\(entry.rule.rawValue)) cannot be overridden",
-                                       "acknowledge it (siyu ack \(id)) or edit the data itself")
-        }
+        try resolveConflict(id, override: true, value: value, by: staff)
     }
 
-    private func resolveConflict(_ id: String, keep: Value?, by staff: String) throws {
-        let entry = try conflict(id)
-        guard entry.state == .open else {
-            throw ReplicaError.invalid("conflict \(id) is already \(entry.state.rawValue)", "only open conflicts can be resolved")
-        }
-        try edit(entry.instance, { state in
+    private func resolveConflict(_ id: String, override: Bool, value: Value?, by staff: String) throws {
+        var found: ConflictEntry?
+        try edit(locating: {
+            let entry = try conflict(id)
+            guard entry.state == .open else {
+                throw ReplicaError.invalid("conflict \(entry.id) is already \(entry.state.rawValue); nothing was written",
+                                           "only open conflicts can be resolved; see them with: siyu conflicts --db FILE --state open")
+            }
+            if override && entry.rule != .lastWriterWins && entry.rule != .exclusiveTagGroup {
+                throw ReplicaError.invalid("conflict \(entry.id) (\(entry.rule.rawValue)) cannot be overridden",
+                                           "acknowledge it (siyu ack --db FILE \(entry.id)) or edit the data itself")
+            }
+            found = entry
+            return entry.instance
+        }, doing: "resolving conflict \(id)", { state in
+            let entry = found!
+            let keep: Value? = override ? (entry.rule == .lastWriterWins ? (value ?? entry.loser.value) : entry.loser.value) : nil
             switch entry.rule {
             case .lastWriterWins:
                 let heads = Replica.named(state.heads(entry.target, entry.field))

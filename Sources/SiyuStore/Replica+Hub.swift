@@ -34,6 +34,9 @@ public enum PushOutcome: Equatable, Sendable {
     case stored(ackedSeq: UInt64, newOps: Int)
     /// Nothing of the PUSH was stored but, for codes 8 and 14, the refusal record.
     case refused(OpRefusal, ackedSeq: UInt64)
+    /// Nothing of the PUSH was stored or recorded and the same PUSH may be taken later: an op is
+    /// numbered more than `Replica.pushSequenceWindow` past acked_seq (answered `busy`, 12).
+    case deferred(String, ackedSeq: UInt64)
 }
 
 /// A number of a node the hub refused (SPEC section 7, "Refused ops").
@@ -165,9 +168,9 @@ extension Replica {
                                                         hint: "the node is faulty"), acked: acked)
                         }
                         guard op.seq <= UInt64(clamping: acked) || op.seq - UInt64(clamping: acked) <= Replica.pushSequenceWindow else {
-                            return try refuse(OpRefusal(.invalidOp, origin: id, seq: op.seq,
-                                message: "its number is more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked))",
-                                hint: "a node pushes its ops in order from the last one acknowledged; the node's numbering jumped"), acked: acked)
+                            // Retryable, never recorded: once the ops before it are held, the same op is taken.
+                            return .deferred("the PUSH holds op #\(op.seq), more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked)); nothing was stored: push the ops after #\(acked) first, in order",
+                                             ackedSeq: UInt64(clamping: acked))
                         }
                         if let row = try held.rows([.text(id), .integer(Int64(op.seq))]).first {
                             let stored = try OpCoding.decode(row[4].blobValue ?? [], keys: OpKeys(origin: id, seq: op.seq,

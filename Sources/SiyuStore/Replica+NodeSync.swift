@@ -206,6 +206,34 @@ extension Replica {
         }
     }
 
+    static let hubHeadKey = "node.hub_head"
+    static let hubHeadAtKey = "node.hub_head_at"
+
+    /// Records the hub's log head as the node last heard it (its WELCOME, or the position it had
+    /// caught up to), and when: what `siyu status` compares the node's position with.
+    public func recordHubHead(_ head: UInt64) throws {
+        let value = try Replica.storable(head, "a hub log head")
+        try ReplicaError.wrap("recording the hub's head") {
+            try transaction {
+                try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?), (?, ?)")
+                    .run([.text(Replica.hubHeadKey), .integer(value),
+                          .text(Replica.hubHeadAtKey), .integer(Int64(clamping: wallClock()))])
+            }
+        }
+    }
+
+    /// The hub's log head the node last heard, and the wall time (ms) it heard it; nil before the
+    /// first contact.
+    public func lastHubHead() throws -> (head: UInt64, at: UInt64)? {
+        try ReplicaError.wrap("reading the hub's head") {
+            var values: [String: SQLiteValue] = [:]
+            try db.cached("SELECT key, value FROM siyu_meta WHERE key IN (?, ?)")
+                .query([.text(Replica.hubHeadKey), .text(Replica.hubHeadAtKey)]) { row in values[row.text(0) ?? ""] = row[1] }
+            guard let head = values[Replica.hubHeadKey]?.int64Value, let at = values[Replica.hubHeadAtKey]?.int64Value else { return nil }
+            return (UInt64(clamping: head), UInt64(clamping: at))
+        }
+    }
+
     /// The last recorded sync (nil before the first).
     public func lastSyncRecord() throws -> SyncRecord? {
         try ReplicaError.wrap("reading the last sync") {

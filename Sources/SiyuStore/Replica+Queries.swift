@@ -101,6 +101,14 @@ extension Replica {
         }
     }
 
+    /// How many rows `table` holds (customers: those not deleted), counted in SQL.
+    public func rowCount(of table: Table) throws -> Int {
+        try ReplicaError.wrap("counting \(table.rawValue)") {
+            let filter = table == .customers ? " WHERE deleted = 0" : ""
+            return Int(clamping: try db.cached("SELECT count(*) FROM \(table.rawValue)\(filter)").scalar()?.int64Value ?? 0)
+        }
+    }
+
     /// How many ops this replica holds, and how many of them are its own.
     public func opCounts() throws -> (total: Int, own: Int) {
         try ReplicaError.wrap("counting ops") {

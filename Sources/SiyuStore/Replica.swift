@@ -70,8 +70,13 @@ public final class Replica {
     /// in its own commit: the holders are recorded as pending and re-merged this many at a time by
     /// `settlePendingRemerges(limit:)` (Replica+SlicedRemerge.swift). Nil: all at once.
     public var tagHolderSlice: Int?
+    /// How many ops the last local edit (a public method of Replica+Edits) wrote: 0 when it found
+    /// nothing to change. Set only when the edit committed.
+    public internal(set) var opsWrittenByLastEdit = 0
     /// Customer imports built but not yet committed (`stageCustomerImport`).
     var staged: StagedImports?
+    /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
+    var ownOpsRecovery: OwnOpsRecovery?
     static let stateCacheLimit = 20_000
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
@@ -204,6 +209,9 @@ public final class Replica {
         let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
         clock.observe(try Replica.lastLoggedClock(db, node: node))
         nextSeq = max(nextSeq, UInt64(clamping: maxOwn) + 1)   // at most 2^63: no overflow
+        // Numbers a recovery reserved (`finishOwnOpsRecovery`) in another process.
+        let reserved = try db.cached("SELECT value FROM siyu_meta WHERE key = 'next_seq'").scalar()?.int64Value ?? 0
+        nextSeq = max(nextSeq, UInt64(clamping: reserved))
         cacheDataVersion = version
     }
 

@@ -59,6 +59,25 @@ public final class SyncLock {
         return SyncLock(path: path, descriptor: fd)
     }
 
+    /// Who holds the lock of the replica at `replicaPath` now ("siyu-node run, pid 4242"), or nil
+    /// when nobody does. Never creates the lock file and never waits; a probe that cannot tell
+    /// (the file unreadable) says nil. The probe takes a shared lock for an instant, so a syncer
+    /// starting at that very instant may be refused once (it says so, and is run again).
+    public static func holder(replicaPath: String) -> String? {
+        let fd = open(lockPath(for: replicaPath), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var result: Int32
+        repeat { result = flock(fd, LOCK_SH | LOCK_NB) } while result != 0 && errno == EINTR
+        if result == 0 {
+            _ = flock(fd, LOCK_UN)
+            return nil
+        }
+        guard errno == EWOULDBLOCK else { return nil }
+        let who = readHolder(fd)
+        return who.isEmpty ? "a process that wrote no name" : who
+    }
+
     /// Gives the lock up (the file stays). Idempotent.
     public func release() {
         guard descriptor >= 0 else { return }

@@ -40,10 +40,14 @@ public enum Message: Hashable, Sendable {
     case hello(node: NodeID, role: Role, versions: [UInt8], schemaVersion: UInt64)
     case challenge(version: UInt8, hub: String, nonce: [UInt8])
     case auth(mac: [UInt8])
-    case welcome(ackedSeq: UInt64, logHead: UInt64, schemaVersion: UInt64)
+    /// `logEpoch`: the hub log's identity (32 bytes; SPEC section 7, "Log epochs"), empty when
+    /// the hub predates it (the field is absent).
+    case welcome(ackedSeq: UInt64, logHead: UInt64, schemaVersion: UInt64, logEpoch: [UInt8])
     case push(ChangeSet)
     case pushAck(ackedSeq: UInt64)
-    case pull(cursor: UInt64, byteBudget: UInt64)
+    /// `ownOps`: the node asks for its own ops too (recovering them, SPEC section 7, "Identity");
+    /// written only when true.
+    case pull(cursor: UInt64, byteBudget: UInt64, ownOps: Bool)
     case changes(nextCursor: UInt64, more: Bool, ChangeSet)
     /// The node asks for the hub's state digest of its scope; `cursor` is the log position the
     /// node has pulled up to (SPEC section 7, "Digests").
@@ -87,6 +91,7 @@ public enum Message: Hashable, Sendable {
     public static let nonceSize = 32
     public static let macSize = 32
     public static let digestSize = 32
+    public static let logEpochSize = 32
 
     /// Encodes the message as a frame of protocol `version`, a change set in it on its own.
     public func frame(version: UInt8 = 1) -> Frame {
@@ -105,14 +110,16 @@ public enum Message: Hashable, Sendable {
             w.byte(version); w.string(hub); fixed(nonce, Message.nonceSize, &w)
         case let .auth(mac):
             fixed(mac, Message.macSize, &w)
-        case let .welcome(acked, head, schema):
+        case let .welcome(acked, head, schema, epoch):
             w.varint(acked); w.varint(head); w.varint(schema)
+            if !epoch.isEmpty { fixed(epoch, Message.logEpochSize, &w) }
         case let .push(cs):
             append(ChangeSetCodec.encode(cs, dictionary: &dictionary), &w)
         case let .pushAck(acked):
             w.varint(acked)
-        case let .pull(cursor, budget):
+        case let .pull(cursor, budget, own):
             w.varint(cursor); w.varint(budget)
+            if own { w.byte(1) }
         case let .changes(next, more, cs):
             w.varint(next); w.byte(more ? 1 : 0); append(ChangeSetCodec.encode(cs, dictionary: &dictionary), &w)
         case let .digestRequest(cursor):
@@ -187,14 +194,17 @@ public enum Message: Hashable, Sendable {
         case .auth:
             self = .auth(mac: try r.raw(Message.macSize, "auth mac"))
         case .welcome:
-            self = .welcome(ackedSeq: try r.varint("welcome acked seq"), logHead: try r.varint("welcome log head"),
-                            schemaVersion: try r.varint("welcome schema version"))
+            let acked = try r.varint("welcome acked seq"), head = try r.varint("welcome log head")
+            let schema = try r.varint("welcome schema version")
+            self = .welcome(ackedSeq: acked, logHead: head, schemaVersion: schema,
+                            logEpoch: r.isAtEnd ? [] : try r.raw(Message.logEpochSize, "welcome log epoch"))
         case .push:
             self = .push(try ChangeSetCodec.decode(from: &r, dictionary: &dictionary))
         case .pushAck:
             self = .pushAck(ackedSeq: try r.varint("push-ack seq"))
         case .pull:
-            self = .pull(cursor: try r.varint("pull cursor"), byteBudget: try r.varint("pull byte budget"))
+            let cursor = try r.varint("pull cursor"), budget = try r.varint("pull byte budget")
+            self = .pull(cursor: cursor, byteBudget: budget, ownOps: r.isAtEnd ? false : try r.bool("pull own ops"))
         case .changes:
             let next = try r.varint("changes next cursor")
             let more = try r.bool("changes more")

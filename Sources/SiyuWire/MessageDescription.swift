@@ -18,14 +18,16 @@ extension Message {
             field("version", "\(version)"); field("hub", quote(hub)); field("nonce", nonce.hexString)
         case let .auth(mac):
             field("mac", mac.hexString)
-        case let .welcome(acked, head, schema):
+        case let .welcome(acked, head, schema, epoch):
             field("acked_seq", "\(acked)"); field("log_head", "\(head)"); field("schema_version", "\(schema)")
+            if !epoch.isEmpty { field("log_epoch", epoch.hexString) }
         case let .push(cs):
             lines += ChangeSetDescription.lines(cs)
         case let .pushAck(acked):
             field("acked_seq", "\(acked)")
-        case let .pull(cursor, budget):
+        case let .pull(cursor, budget, own):
             field("cursor", "\(cursor)"); field("byte_budget", "\(budget)")
+            if own { field("own_ops", "true") }
         case let .changes(next, more, cs):
             field("next_cursor", "\(next)"); field("more", "\(more)"); lines += ChangeSetDescription.lines(cs)
         case let .digestRequest(cursor):

@@ -269,7 +269,7 @@ final class HubLoadNode {
             lane.tally.error("\(id): op #\(seq) refused with code \(code): \(message)")
             outbox.removeAll { $0.seq == seq }
             return .done
-        case .beginSnapshot, .applySnapshotChunk, .finishSnapshot:
+        case .beginSnapshot, .applySnapshotChunk, .finishSnapshot, .prepareSync, .finishOwnOpsRecovery:
             return .done
         case .abandonSnapshot:
             return nil

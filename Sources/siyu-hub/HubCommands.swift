@@ -23,7 +23,7 @@ enum HubProgram {
     static let program = CommandLineProgram<HubContext>(
         name: "siyu-hub",
         summary: "Siyu hub: the server every store node and HQ syncs with (Protocol/SPEC.md).",
-        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubNodesCommand.self, HubServeCommand.self],
+        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubNodesCommand.self, HubServeCommand.self, HubBackupCommand.self],
         footer: """
         Typical use: siyu-hub init --db hub.db --id HUB; siyu-hub add-node --db hub.db NODE --role store > NODE.secret;
         siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
@@ -249,11 +249,54 @@ struct HubServeCommand: Command {
         defer { watcher.cancel() }
         let inputWatcher = InputClosedWatcher(loop: loop) { server.shutdown(reason: "standard input closed"); loop.stop() }
         if stopWhenInputCloses { try inputWatcher.start() }
+        if executor.logEpochRenewed {
+            log.write(.warn, "hub log epoch \(executor.logEpoch.prefix(8).map { String(format: "%02x", $0) }.joined()) is new: this file was not stopped cleanly last (a first start, a crash or power cut, or a restored backup); every node pulls again from position 0")
+        }
         log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \((try? replica.registeredNodes().count) ?? 0) node(s) registered")
         context.io.output.line("listening on \(address)")
         context.io.output.flush()
         try loop.run()
+        // Every commit is durable (synchronous = FULL): the next start of this file keeps the log epoch.
+        do { try replica.markCleanStop() } catch { log.write(.error, "hub could not mark its clean stop (the next start makes a new log epoch): \(error)") }
         log.write(.info, "hub stopped")
+        return .success
+    }
+}
+
+/// `siyu-hub backup --db FILE --out COPY`.
+struct HubBackupCommand: Command {
+    static let spec = CommandSpec(
+        name: "backup",
+        summary: "copy the hub's file while it serves (SQLite's online backup), readable by its owner only",
+        options: [
+            HubProgram.dbOption,
+            .value("out", "COPY", required: true, "where to write the copy (must not exist; created with mode 0600)"),
+        ],
+        discussion: """
+        The copy is one consistent snapshot of the hub, taken while 'siyu-hub serve' goes on. To restore: stop the
+        hub, move the copy into place as its file (remove FILE-wal and FILE-shm), start it. A hub started from a copy
+        makes a new log epoch: every node then pulls from the start and pushes again what the copy lacks
+        (docs/OPERATIONS.md, "Backup and restore").
+        """)
+
+    var path: String
+    var out: String
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        out = try arguments.required("out")
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        do {
+            try replica.backup(to: out)
+        } catch {
+            throw CLIError.from(error, doing: "backing up the hub", path: out)
+        }
+        let head = (try? replica.logHead()) ?? 0
+        context.io.output.line("backed up hub \(TerminalText.escaped(replica.node)) (log head \(head)) to \(TerminalText.escaped(out)) (mode 0600)")
         return .success
     }
 }

@@ -95,4 +95,66 @@ import SiyuStore
         #expect(conflicts.code == 0)
         #expect((try parseJSON(conflicts.out) as? [Any])?.count == 3)
     }
+
+    /// Starts every command at once as its own `siyu` process and waits for all of them.
+    static func runConcurrently(_ commands: [[String]]) throws -> [Output] {
+        var running: [(Process, Pipe, Pipe)] = []
+        for arguments in commands {
+            let process = Process()
+            process.executableURL = try binary()
+            process.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            running.append((process, out, err))
+        }
+        return running.map { process, out, err in
+            let outData = out.fileHandleForReading.readDataToEndOfFile()
+            let errData = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return Output(code: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
+                          err: String(decoding: errData, as: UTF8.self))
+        }
+    }
+
+    /// One winner: 20 `siyu` processes resolve one conflict at once (all ack, all override, or
+    /// half and half). Exactly one exits 0, exactly one op is written, the others say the conflict
+    /// is already closed, and the closed conflict agrees with the field's value.
+    @Test(arguments: ["ack", "override", "mixed"])
+    func twentyProcessesResolvingOneConflictHaveExactlyOneWinner(_ mix: String) throws {
+        let f = try ConflictFixture()
+        defer { f.remove() }
+        let phone = try f.conflict("phone", in: f.hq)
+        let before = try Replica(existing: f.hq)
+        let ownBefore = try before.opCounts()
+        before.close()
+        let commands: [[String]] = (0..<20).map { i in
+            let ack = mix == "ack" || (mix == "mixed" && i % 2 == 0)
+            return ack ? ["ack", "--db", f.hq, phone.id, "--by", "zhaolei"]
+                       : ["override", "--db", f.hq, phone.id, "--value", "1370000\(String(format: "%04d", i))", "--by", "zhaolei"]
+        }
+        let results = try BinaryTests.runConcurrently(commands)
+        let winners = results.indices.filter { results[$0].code == 0 }
+        #expect(winners.count == 1, "exit codes: \(results.map(\.code)); errors: \(results.map(\.err))")
+        for r in results where r.code != 0 {
+            #expect(r.code == 1)
+            #expect(r.err.contains("is already acknowledged") || r.err.contains("is already overridden"), "\(r.err)")
+        }
+        let replica = try Replica(existing: f.hq)
+        defer { replica.close() }
+        let after = try replica.opCounts()
+        #expect(after.own == ownBefore.own + 1)
+        #expect(after.total == ownBefore.total + 1)
+        let closed = try replica.conflict(phone.id)
+        let value = try #require(try replica.rows(of: .customers, where: "customer_id", equals: "wm_lin").first?["phone"])
+        let winner = try #require(winners.first)
+        if commands[winner][0] == "ack" {
+            #expect(closed.state == .acknowledged)
+            #expect(value == phone.winner?.value)
+        } else {
+            #expect(closed.state == .overridden)
+            #expect(value == .text(commands[winner][5]))
+        }
+    }
 }

@@ -436,3 +436,41 @@ import SiyuCommandLine
         #expect(siyu(["demo", "--keep", dir.path]).code == 1)
     }
 }
+
+/// `siyu status` tells the truth about syncing: how far behind the node was when it last heard
+/// the hub, whether a daemon holds the sync lock (and its pid), the quarantined ops and the scope.
+@Suite struct StatusTruthTests {
+    @Test func statusSaysHowFarBehindAtLastContactWhoHoldsTheSyncLockAndWhatIsQuarantined() throws {
+        let f = try ConflictFixture()
+        defer { f.remove() }
+        do {
+            let hq = try Replica(existing: f.hq), xihu = try Replica(existing: f.store)
+            defer { hq.close(); xihu.close() }
+            try xihu.recordSyncResult(ok: true, "caught up: nothing left to push or pull")
+            try xihu.applyChanges(try hq.changeSet(since: try hq.versionVector()), nextCursor: 100)
+            try xihu.recordHubHead(14_677)
+            try xihu.quarantine(seq: 2, code: 8, message: "store xihu may not write customer wm_x")
+        }
+        let lock = try SyncLock.acquire(replicaPath: f.store, holder: "siyu-node run")
+        let r = siyu(["status", "--db", f.store])
+        #expect(r.code == 0)
+        #expect(r.out.contains("hub log head 14677, this node now at position 100: behind by 14577 ops as of "), "\(r.out)")
+        #expect(r.out.contains("sync daemon: siyu-node run, pid \(getpid()) holds \(f.store)-sync-lock"), "\(r.out)")
+        #expect(r.out.contains("quarantined ops 1"))
+        #expect(r.out.contains("#2 ") && r.out.contains("code 8: store xihu may not write customer wm_x"))
+        #expect(r.out.contains("scope no store recorded: 1 customer, 1 group, 1 order in this file"))
+        let json = try #require(try parseJSON(siyu(["status", "--db", f.store, "--json"]).out) as? [String: Any])
+        let contact = try #require(json["last_contact"] as? [String: Any])
+        #expect(contact["hub_head"] as? Int == 14_677)
+        #expect(contact["position"] as? Int == 100)
+        #expect(contact["behind"] as? Int == 14_577)
+        let daemon = try #require(json["sync_daemon"] as? [String: Any])
+        #expect(daemon["holder"] as? String == "siyu-node run")
+        #expect(daemon["pid"] as? Int == Int(getpid()))
+        #expect((json["quarantined"] as? [[String: Any]])?.first?["reason"] as? String == "store xihu may not write customer wm_x")
+        lock.release()
+        let after = siyu(["status", "--db", f.store])
+        #expect(!after.out.contains("sync daemon: siyu-node run"))
+        #expect(try parseJSON(siyu(["status", "--db", f.store, "--json"]).out) is [String: Any])
+    }
+}

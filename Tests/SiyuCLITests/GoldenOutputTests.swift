@@ -72,6 +72,87 @@ import SiyuStore
         }
     }
 
+    /// Edits: each case runs on a fresh fixture; successes, refusals (with their hints) and --json.
+    static let edits: [Case] = [
+        Case("customer/add", "customer add --db $HQ wm_new --name 新客 --phone 13700000000 --owner-store xihu --by zhaolei"),
+        Case("customer/add-json", "customer add --db $HQ wm_new --json"),
+        Case("customer/add-exists", "customer add --db $HQ wm_lin"),
+        Case("customer/set", "customer set --db $STORE wm_lin --phone 13700000001 --gender 2 --by chenjing"),
+        Case("customer/set-clear", "customer set --db $HQ wm_lin --clear phone --clear owner-store"),
+        Case("customer/set-unchanged", "customer set --db $HQ wm_lin --name 林小文"),
+        Case("customer/set-bad-gender", "customer set --db $HQ wm_lin --gender 7"),
+        Case("customer/set-nothing", "customer set --db $HQ wm_lin"),
+        Case("customer/set-unknown", "customer set --db $HQ wm_nobody --name x"),
+        Case("customer/delete", "customer delete --db $HQ wm_lin --by zhaolei"),
+        Case("tag/add", "tag add --db $STORE wm_lin et_gold --by chenjing"),
+        Case("tag/add-unknown", "tag add --db $STORE wm_lin et_nope"),
+        Case("tag/add-unknown-staff", "tag add --db $STORE wm_lin et_gold --by nobody"),
+        Case("tag/remove-json", "tag remove --db $HQ wm_lin et_gold --json"),
+        Case("tag/remove-hidden-loser", "tag remove --db $HQ wm_lin et_silver"),
+        Case("tag/define", "tag define --db $HQ et_black --group et_level --name 黑卡 --by zhaolei"),
+        Case("tag/define-on-store", "tag define --db $STORE et_black --group et_level --name 黑卡"),
+        Case("tag/define-no-group", "tag define --db $HQ et_black --group et_none --name 黑卡"),
+        Case("tag/rename", "tag rename --db $HQ et_gold 金卡会员"),
+        Case("tag/rename-clash", "tag rename --db $HQ et_gold 银卡"),
+        Case("tag/delete", "tag delete --db $HQ et_silver --by zhaolei"),
+        Case("tag/define-group", "tag define-group --db $HQ et_taste --name 口味"),
+        Case("tag/no-action", "tag --db $HQ"),
+        Case("group/create", "group create --db $HQ wr_2 --name 茶友 --owner chenjing --capacity 50"),
+        Case("group/add-member", "group add-member --db $HQ wr_1 wm_lin --type 2"),
+        Case("group/add-member-unknown-group", "group add-member --db $HQ wr_9 wm_lin"),
+        Case("group/remove-member", "group remove-member --db $HQ wr_1 chenjing"),
+        Case("order/create", "order create --db $STORE o_2 --customer wm_lin --store xihu --by chenjing"),
+        Case("order/add-line-paid", "order add-line --db $HQ o_1 2 --sku 杯 --qty 1 --price 3000"),
+        Case("order/set-status", "order set-status --db $HQ o_1 fulfilled"),
+        Case("order/set-status-illegal", "order set-status --db $HQ o_1 placed"),
+        Case("order/set-status-unknown", "order set-status --db $HQ o_1 shipped"),
+        Case("points/award", "points award --db $STORE wm_lin 120 --by chenjing"),
+        Case("points/redeem-store", "points redeem --db $STORE wm_lin 10"),
+        Case("points/redeem-too-many", "points redeem --db $HQ wm_lin 10"),
+        Case("points/award-zero", "points award --db $HQ wm_lin 0"),
+    ]
+
+    @Test(arguments: edits)
+    func editCommandsPrintExactlyTheirGoldenOutput(_ c: Case) throws {
+        let fixture = try ConflictFixture()
+        defer { fixture.remove() }
+        try GoldenOutputTests.check(c, fixture, clock: TestClock(start: 1_795_000_100_000))
+    }
+
+    /// A refused edit writes nothing: the file is byte for byte what it was.
+    @Test func refusedEditsLeaveTheFileUnchanged() throws {
+        let fixture = try ConflictFixture()
+        defer { fixture.remove() }
+        let before = snapshot(fixture.hq)
+        let refused = ["customer/add-exists", "customer/set-bad-gender", "customer/set-nothing", "customer/set-unknown",
+                       "tag/add-unknown", "tag/define-no-group", "tag/rename-clash", "tag/no-action",
+                       "group/add-member-unknown-group", "order/add-line-paid", "order/set-status-illegal",
+                       "order/set-status-unknown", "points/redeem-too-many", "points/award-zero"]
+        for c in GoldenOutputTests.edits where refused.contains(c.file) {
+            let r = siyu(c.arguments.map { $0 == "$HQ" || $0 == "$STORE" ? fixture.hq : $0 })
+            #expect(r.code != 0, "\(c.file)")
+            #expect(r.err.contains("hint:") || r.err.contains("usage:"), "\(c.file)")
+            #expect(snapshot(fixture.hq) == before, "\(c.file)")
+        }
+    }
+
+    /// The README's by-hand story: the store tags a customer offline, HQ changes the same
+    /// customer concurrently, the two replicas exchange what they lack, and the conflict shows.
+    @Test func editsOnTwoReplicasConflictAfterTheyExchange() throws {
+        let fixture = try ConflictFixture()
+        defer { fixture.remove() }
+        let clock = TestClock(start: 1_795_000_100_000)
+        for c in [Case("edits/hq-adds-customer", "customer add --db $HQ wm_zhou --name 周子豪 --owner-store xihu --by zhaolei"),
+                  Case("edits/first-merge", "merge $HQ $STORE"),
+                  Case("edits/store-tags-offline", "tag add --db $STORE wm_zhou et_silver --by chenjing"),
+                  Case("edits/hq-tags-concurrently", "tag add --db $HQ wm_zhou et_gold --by zhaolei"),
+                  Case("edits/merge", "merge $HQ $STORE"),
+                  Case("edits/customer", "customers --db $STORE --id wm_zhou"),
+                  Case("edits/conflicts", "conflicts --db $STORE --state open")] {
+            try GoldenOutputTests.check(c, fixture, clock: clock)
+        }
+    }
+
     static func check(_ c: Case, _ fixture: ConflictFixture, clock: TestClock) throws {
         var ids: [String: String] = [:]
         for (name, field) in [("$PHONE", "phone"), ("$GENDER", "gender"), ("$LEVEL", nil)] {

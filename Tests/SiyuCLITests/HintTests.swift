@@ -132,7 +132,7 @@ import SiyuCommandLine
     }
 
     @Test func theCheckRefusesCommandsThatDoNotExist() {
-        #expect(SiyuProgram.program.problem(withMention: ["customer", "edit"]) != nil)
+        #expect(SiyuProgram.program.problem(withMention: ["edit", "customer"]) != nil)
         #expect(SiyuProgram.program.problem(withMention: ["conflicts", "ack", "ID"]) != nil)
         #expect(SiyuProgram.program.problem(withMention: ["status", "--bogus"]) != nil)
         #expect(SiyuProgram.program.problem(withMention: ["ack", "--db", "FILE", "ID"]) == nil)

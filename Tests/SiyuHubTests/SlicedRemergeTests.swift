@@ -150,7 +150,7 @@ import SiyuStore
         try hq.deleteTag("tea")
         _ = sliced.execute(.storePush(node: "hq", try outbox.next()))
         #expect(try sliced.replica.hasPendingRemerges)
-        guard case let .startSnapshot(id, _, _) = sliced.execute(.readChanges(node: "xihu", after: 99, byteBudget: 1 << 20, schemaVersion: 1)) else {
+        guard case let .startSnapshot(id, _, _) = sliced.execute(.readChanges(node: "xihu", after: 99, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) else {
             Issue.record("no snapshot"); return
         }
         var digest: [UInt8] = []

@@ -28,7 +28,7 @@ import SiyuWire
         /// Pulls until caught up.
         func sync(_ executor: HubStoreExecutor) throws {
             for _ in 0..<1_000 {
-                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: 1 << 20, schemaVersion: 1)) {
+                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) {
                 case let .changes(ops, next, more, _):
                     _ = try replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next)
                     cursor = next

@@ -12,8 +12,8 @@ import SiyuWire
 final class SyncWorld {
     let dir: TempDir
     let wall = WallClock()
-    let hubReplica: Replica
-    let hub: HubStoreExecutor
+    var hubReplica: Replica
+    var hub: HubStoreExecutor
     var nodes: [String: Replica] = [:]
     static func secret(_ node: String) -> [UInt8] { Array("secret-of-\(node)".utf8) }
 
@@ -29,6 +29,31 @@ final class SyncWorld {
     }
 
     subscript(_ id: String) -> Replica { nodes[id]! }
+
+    /// The hub's process stops without a clean stop (a crash, a power cut) and starts again,
+    /// from `file` if given (a restored backup copy) or from its own file.
+    func restartHub(from file: String? = nil) throws {
+        hubReplica.close()
+        let path = dir.path("hub.db")
+        if let file {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            try FileManager.default.copyItem(atPath: file, toPath: path)
+        }
+        let wall = self.wall
+        hubReplica = try Replica(path: path, options: ReplicaOptions(node: "hub-hz", role: .hq, wallClock: { wall.now }))
+        hub = try HubStoreExecutor(replica: hubReplica, options: .init(bootstrapSnapshotOps: nil))
+    }
+
+    /// Node `id`'s file goes back to `copy` (a power cut lost its commits since), and it reopens.
+    func restoreNode(_ id: String, from copy: String) throws {
+        let role = self[id].role
+        self[id].close()
+        let path = dir.path("\(id).db")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        try FileManager.default.copyItem(atPath: copy, toPath: path)
+        let wall = self.wall
+        nodes[id] = try Replica(path: path, options: ReplicaOptions(node: id, role: role, wallClock: { wall.now }))
+    }
 
     /// One connection of `id` until it is caught up, then BYE.
     @discardableResult
@@ -106,7 +131,7 @@ func seedHQ(_ hq: Replica, customers: Int, wall: WallClock) throws {
         try w["xihu"].editCustomer("wm_4", ["phone": .text("13900000000")], by: "chenjing")
         try w.sync("hq")
         let run = try w.sync("xihu")
-        let pulls = run.nodeSent.compactMap { m -> UInt64? in if case let .pull(c, _) = m { return c }; return nil }
+        let pulls = run.nodeSent.compactMap { m -> UInt64? in if case let .pull(c, _, _) = m { return c }; return nil }
         #expect(pulls.first == cursor)                             // not from 0
         let pulledOps = run.hubSent.compactMap { m -> Int? in if case let .changes(_, _, cs) = m { return cs.ops.count }; return nil }
         #expect(pulledOps.reduce(0, +) >= 1)                       // HQ's edit (and xihu's own back, if pushed first)

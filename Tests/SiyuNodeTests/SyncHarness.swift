@@ -45,9 +45,10 @@ struct SyncRun {
         self.wall = wall
         nodeStore = NodeStoreExecutor(replica: replica)
         hubStore = hub
-        let (cursor, last) = try nodeStore.sessionStart()
+        let begin = try nodeStore.sessionStart()
         node = NodeSession(NodeSession.Configuration(node: replica.node, role: replica.role, secret: secret, byteBudget: byteBudget),
-                           cursor: cursor, lastOwnSeq: last, now: now)
+                           cursor: begin.cursor, lastOwnSeq: begin.lastOwnSeq, logEpoch: begin.logEpoch,
+                           recordedAckedSeq: begin.recordedAckedSeq, now: now)
         self.hub = HubSession(HubSession.Configuration(hubID: "hub-hz"), nonce: Array(0..<32), now: now)
         transport = MemoryTransport(latencyMillis: 1, faults: faults)
     }

@@ -20,6 +20,10 @@ struct FakeNodeStore {
     var recordedAck: UInt64 = 0
     /// Refuse CHANGES holding an op of this origin.
     var refuseOrigin: NodeID? = nil
+    var logEpoch: [UInt8] = []
+    /// The hub's acked_seq a recovery of own ops is open up to.
+    var recoveringThrough: UInt64? = nil
+    var node: NodeID = "xihu"
 
     mutating func execute(_ effect: NodeEffect) -> NodeEffectResult? {
         switch effect {
@@ -31,7 +35,17 @@ struct FakeNodeStore {
             return .done
         case let .applyChanges(cs, next):
             if let bad = refuseOrigin, cs.ops.contains(where: { $0.origin == bad }) { return .failed(.invalidOp, "refused an op of \(bad)") }
-            applied += cs.ops
+            for op in cs.ops where op.origin == node {
+                if let mine = own.first(where: { $0.seq == op.seq }) {
+                    if mine != op { return .identityConflict("another op numbered \(op.seq)") }
+                } else if let through = recoveringThrough, op.seq <= through {
+                    own.append(op)
+                    own.sort { $0.seq < $1.seq }
+                } else {
+                    return .failed(.invalidOp, "own op \(op.seq) past the last")
+                }
+            }
+            applied += cs.ops.filter { $0.origin != node }
             cursor = next
             return .done
         case .beginSnapshot:
@@ -48,6 +62,14 @@ struct FakeNodeStore {
         case .abandonSnapshot:
             snapshotBuffer = nil
             return nil
+        case let .prepareSync(epoch, through):
+            if let epoch { logEpoch = epoch; cursor = 0 }
+            recoveringThrough = through
+            return .done
+        case let .finishOwnOpsRecovery(through):
+            recordedAck = through
+            recoveringThrough = nil
+            return .done
         }
     }
 }
@@ -68,6 +90,10 @@ struct FakeHubStore {
     var snapshotsServed = 0
     /// Answer every PULL with "the next op needs a newer data model".
     var schemaTooNew = false
+    /// Sent in WELCOME.
+    var logEpoch: [UInt8] = []
+    /// The `ownOps` flag of every PULL read.
+    var pullsOwnOps: [Bool] = []
     /// Answer this many PUSHes with `busy` (as the hub's limits do) before storing any.
     var busyPushes = 0
     var digestsServed = 0
@@ -87,7 +113,7 @@ struct FakeHubStore {
         switch effect {
         case let .authorize(node):
             guard let r = registrations[node] else { return .registration(nil) }
-            return .registration(NodeRegistration(secret: r.secret, role: r.role, ackedSeq: acked(node), logHead: UInt64(log.count)))
+            return .registration(NodeRegistration(secret: r.secret, role: r.role, ackedSeq: acked(node), logHead: UInt64(log.count), logEpoch: logEpoch))
         case let .storePush(node, cs):
             if busyPushes > 0 { busyPushes -= 1; return .pushBusy("busy: push again later") }
             for op in cs.ops {
@@ -109,7 +135,8 @@ struct FakeHubStore {
                 log.append(LoggedOp(position: UInt64(log.count + 1), op: op))
             }
             return .pushStored(ackedSeq: acked(node))
-        case let .readChanges(_, after, _, _):
+        case let .readChanges(_, after, _, _, own):
+            pullsOwnOps.append(own)
             if schemaTooNew { return .schemaTooNew("the next op needs data model 2") }
             if after == 0, snapshotPartSize != nil, !log.isEmpty {
                 snapshotsServed += 1
@@ -153,10 +180,14 @@ struct Harness {
 
     init(nodeSecret: [UInt8] = Harness.secret, registeredSecret: [UInt8] = Harness.secret, own: [Op] = tagOps("xihu", seqs: 1...3),
          hubLog: [Op] = [], policy: KeepalivePolicy = .standard, byteBudget: UInt64 = 64 * 1024,
-         nonce: [UInt8] = Harness.nonce, faults: MemoryTransport.FaultHook? = nil, lastOwnSeq: UInt64? = nil) {
+         nonce: [UInt8] = Harness.nonce, faults: MemoryTransport.FaultHook? = nil, lastOwnSeq: UInt64? = nil,
+         cursor: UInt64 = 0, logEpoch: [UInt8]? = nil, recordedAckedSeq: UInt64? = nil) {
         let config = NodeSession.Configuration(node: "xihu", role: .store, secret: nodeSecret, byteBudget: byteBudget, policy: policy)
         nodeStore.own = own
-        node = NodeSession(config, cursor: 0, lastOwnSeq: lastOwnSeq ?? own.last?.seq ?? 0, now: now)
+        nodeStore.cursor = cursor
+        nodeStore.logEpoch = logEpoch ?? []
+        node = NodeSession(config, cursor: cursor, lastOwnSeq: lastOwnSeq ?? own.last?.seq ?? 0, logEpoch: logEpoch,
+                           recordedAckedSeq: recordedAckedSeq, now: now)
         hub = HubSession(HubSession.Configuration(hubID: "hub-hz", policy: policy), nonce: nonce, now: now)
         transport = MemoryTransport(latencyMillis: 1, faults: faults)
         hubStore.registrations["xihu"] = (registeredSecret, .store)

@@ -66,14 +66,50 @@ import SiyuWire
         #expect(hub.state == .closed)
     }
 
-    @Test func aNodeWhoseIdTheHubHoldsMoreOpsForStopsSyncing() {
-        // The node was restored from a backup: it numbered ops up to 2, the hub holds 1…3.
+    @Test func aNodeWhoseFileLostAcknowledgedOpsTakesThemBackFromTheHubBeforePushing() {
+        // The node's file went back to an earlier commit: it numbered ops up to 2, the hub holds 1…3.
         var h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2)
-        for op in tagOps("xihu", seqs: 1...3) { h.hubStore.held["xihu", default: [:]][op.seq] = op }
+        for (i, op) in tagOps("xihu", seqs: 1...3).enumerated() {
+            h.hubStore.held["xihu", default: [:]][op.seq] = op
+            h.hubStore.log.append(LoggedOp(position: UInt64(i + 1), op: op))
+        }
+        h.start()
+        h.run(until: { $0.node.isCaughtUp && $0.node.recoveringOwnOpsThrough == nil })
+        #expect(!h.nodeEvents.contains { if case .identityConflict = $0 { return true }; return false })
+        #expect(h.nodeEvents.contains { if case .recoveringOwnOps(3, 2) = $0 { return true }; return false })
+        #expect(h.hubStore.pullsOwnOps.first == true)
+        #expect(h.nodeStore.own.map(\.seq) == [1, 2, 3] && h.nodeStore.recordedAck == 3)
+        #expect(!h.nodeSent.contains { $0.type == .push })   // nothing to push: the hub holds it all
+    }
+
+    @Test func aNodeThatGetsAnotherOpUnderANumberTheHubAcknowledgedStopsAsAnIdentityConflict() {
+        // Another node used the id: the hub holds a different op #2.
+        var h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2, recordedAckedSeq: 1)
+        let other = tagOps("xihu", seqs: 1...3, customerPrefix: "other_")
+        for (i, op) in ([tagOps("xihu", seqs: 1...1)[0]] + other.dropFirst()).enumerated() {
+            h.hubStore.held["xihu", default: [:]][op.seq] = op
+            h.hubStore.log.append(LoggedOp(position: UInt64(i + 1), op: op))
+        }
         h.start()
         h.run()
         #expect(h.nodeEvents.contains { if case .identityConflict = $0 { return true }; return false })
         #expect(h.nodeSent.last?.type == .bye && !h.nodeSent.contains { $0.type == .push })
+    }
+
+    @Test func aNodeSeeingANewLogEpochPullsFromTheStartAndPushesAfterTheHubsAckedSeq() {
+        // The hub was restored from a backup: it holds the node's ops up to 1 of 3, and its log has 1 position.
+        var h = Harness(own: tagOps("xihu", seqs: 1...3), cursor: 40, logEpoch: Array(repeating: 1, count: 32), recordedAckedSeq: 3)
+        let first = tagOps("xihu", seqs: 1...1)[0]
+        h.hubStore.held["xihu", default: [:]][1] = first
+        h.hubStore.log.append(LoggedOp(position: 1, op: first))
+        h.hubStore.logEpoch = Array(repeating: 2, count: 32)
+        h.start()
+        h.run(until: { $0.node.isCaughtUp })
+        #expect(h.nodeEvents.contains { if case .logEpochChanged(40) = $0 { return true }; return false })
+        #expect(h.nodeStore.logEpoch == Array(repeating: 2, count: 32))
+        let cursors: [UInt64] = h.nodeSent.compactMap { if case let .pull(c, _, _) = $0 { return c }; return nil }
+        #expect(cursors.first == 0)
+        #expect(h.hubStore.acked("xihu") == 3)   // #2 and #3 pushed again
     }
 
     @Test func theHubRefusesAHelloWithoutACommonVersion() {
@@ -89,8 +125,8 @@ import SiyuWire
     /// One message of every type (change sets empty).
     static let samples: [Message] = [
         .hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1), .challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce),
-        .auth(mac: Array(repeating: 1, count: 32)), .welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1),
-        .push(ChangeSet(ops: [])), .pushAck(ackedSeq: 0), .pull(cursor: 0, byteBudget: 0),
+        .auth(mac: Array(repeating: 1, count: 32)), .welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1, logEpoch: []),
+        .push(ChangeSet(ops: [])), .pushAck(ackedSeq: 0), .pull(cursor: 0, byteBudget: 0, ownOps: false),
         .changes(nextCursor: 0, more: false, ChangeSet(ops: [])),
         .digestRequest(cursor: 0), .digest(position: 0, digest: Array(repeating: 0, count: 32)), .snapshotBegin(id: 1, cursor: 1, reason: .bootstrap),
         .snapshotChunk(id: 1, index: 0, ChangeSet(ops: [])), .snapshotEnd(id: 1, chunkCount: 0, digest: Array(repeating: 0, count: 32)),
@@ -115,7 +151,7 @@ import SiyuWire
         if state == .hello { return node }
         _ = node.receive(Message.challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce).encoded(), now: .zero)
         if state == .challenged { return node }
-        let actions = node.receive(Message.welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1).encoded(), now: .zero)
+        let actions = node.receive(Message.welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1, logEpoch: []).encoded(), now: .zero)
         if actions.contains(where: { $0.effect != nil }) { _ = node.complete(.outbox([]), now: .zero) }
         return node
     }

@@ -198,10 +198,11 @@ LABELS = {
     "CHALLENGE": {"version": ("version", parse_int), "hub": ("hub_id", parse_str), "nonce": ("nonce", parse_hex)},
     "AUTH": {"mac": ("mac", parse_hex)},
     "WELCOME": {"acked_seq": ("acked_seq", parse_int), "log_head": ("log_head", parse_int),
-                "schema_version": ("schema_version", parse_int)},
+                "schema_version": ("schema_version", parse_int), "log_epoch": ("log_epoch", parse_hex)},
     "PUSH": {},
     "PUSH_ACK": {"acked_seq": ("acked_seq", parse_int)},
-    "PULL": {"cursor": ("cursor", parse_int), "byte_budget": ("byte_budget", parse_int)},
+    "PULL": {"cursor": ("cursor", parse_int), "byte_budget": ("byte_budget", parse_int),
+             "own_ops": ("own_ops", parse_bool)},
     "CHANGES": {"next_cursor": ("next_cursor", parse_int), "more": ("more", parse_bool)},
     "DIGEST_REQUEST": {"cursor": ("cursor", parse_int)},
     "DIGEST": {"position": ("position", parse_int), "digest": ("digest", parse_hex)},
@@ -377,7 +378,9 @@ def compare_meaning(vec, messages):
                     raise Failure(f"{where}: op {k}:\n      decoded {op}\n      meaning {want}")
                 compared += 1
             seen.add(cs_attr[0])
-        missing = [a for a, _, _ in msg.FIELDS if a not in seen]
+        # An appended field at its default is absent from the payload, and from the meaning.
+        missing = [a for a, k, _ in msg.FIELDS if a not in seen
+                   and not (k in sp.OPTIONAL_DEFAULTS and getattr(msg, a) == sp.OPTIONAL_DEFAULTS[k])]
         if missing:
             raise Failure(f"{where}: meaning does not show {missing}")
     return compared

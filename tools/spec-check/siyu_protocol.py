@@ -1070,6 +1070,10 @@ def encode_change_set(cs: ChangeSet, dictionary: Optional[StringDictionary] = No
 
 # field codec kinds
 F_STRING, F_U8, F_VARINT, F_BOOL, F_BYTES, F_FIXED32, F_CHANGESET, F_ROLE, F_REASON = range(9)
+# Fields appended to a message after its first version (section 5): absent when the payload ends
+# before them (a peer that predates them), and then their default; written only when not the default.
+F_OPT_FIXED32, F_OPT_BOOL = 9, 10
+OPTIONAL_DEFAULTS = {F_OPT_FIXED32: b"", F_OPT_BOOL: False}
 
 
 class Message:
@@ -1115,10 +1119,11 @@ class Welcome(Message):
     TYPE: ClassVar[int] = 0x04
     NAME: ClassVar[str] = "WELCOME"
     FIELDS: ClassVar[tuple] = (("acked_seq", F_VARINT, "acked seq"), ("log_head", F_VARINT, "log head"),
-                               ("schema_version", F_VARINT, "schema version"))
+                               ("schema_version", F_VARINT, "schema version"), ("log_epoch", F_OPT_FIXED32, "log epoch"))
     acked_seq: int
     log_head: int
     schema_version: int
+    log_epoch: bytes = b""
 
 
 @dataclass
@@ -1141,9 +1146,11 @@ class PushAck(Message):
 class Pull(Message):
     TYPE: ClassVar[int] = 0x12
     NAME: ClassVar[str] = "PULL"
-    FIELDS: ClassVar[tuple] = (("cursor", F_VARINT, "cursor"), ("byte_budget", F_VARINT, "byte budget"))
+    FIELDS: ClassVar[tuple] = (("cursor", F_VARINT, "cursor"), ("byte_budget", F_VARINT, "byte budget"),
+                               ("own_ops", F_OPT_BOOL, "own ops"))
     cursor: int
     byte_budget: int
+    own_ops: bool = False
 
 
 @dataclass
@@ -1274,7 +1281,12 @@ def decode_payload(msg_type: int, payload: bytes, dictionary: Optional[StringDic
     values = {}
     table = None
     for attr, kind, label in cls.FIELDS:
-        if kind == F_STRING:
+        if kind in OPTIONAL_DEFAULTS:
+            if r.remaining() == 0:
+                values[attr] = OPTIONAL_DEFAULTS[kind]
+            else:
+                values[attr] = r.fixed32(label) if kind == F_OPT_FIXED32 else r.boolean(label)
+        elif kind == F_STRING:
             values[attr] = r.string(label)
         elif kind == F_U8:
             values[attr] = r.u8(label)
@@ -1313,6 +1325,10 @@ def _encode_payload(msg: Message, dictionary: StringDictionary) -> tuple[bytes, 
     table = None
     for attr, kind, label in msg.FIELDS:
         v = getattr(msg, attr)
+        if kind in OPTIONAL_DEFAULTS:
+            if v == OPTIONAL_DEFAULTS[kind]:
+                continue
+            kind = F_FIXED32 if kind == F_OPT_FIXED32 else F_BOOL
         if kind == F_STRING:
             out += encode_string(v)
         elif kind in (F_U8, F_ROLE, F_REASON):
@@ -1501,6 +1517,10 @@ def format_message(msg: Message) -> list[str]:
     for attr, kind, _ in msg.FIELDS:
         v = getattr(msg, attr)
         label = FIELD_LABELS.get(attr, attr)
+        if kind in OPTIONAL_DEFAULTS:
+            if v == OPTIONAL_DEFAULTS[kind]:
+                continue
+            kind = F_FIXED32 if kind == F_OPT_FIXED32 else F_BOOL
         if kind == F_CHANGESET:
             lines.append(f"  {label}: schema {v.schema_version}, {len(v.ops)} ops")
             lines.extend("    " + format_op(op) for op in v.ops)

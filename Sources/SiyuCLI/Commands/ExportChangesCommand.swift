@@ -75,7 +75,7 @@ struct ExportChangesCommand: Command {
         } catch {
             throw CLIError("cannot write \(out): \(error.localizedDescription)", hint: "check the directory exists and is writable")
         }
-        context.io.output.line("wrote \(ops.count) ops of \(replica.node) to \(out) (\(bytes.count) bytes)")
+        context.io.output.line("wrote \(Render.count(ops.count, "op")) of \(replica.node) to \(out) (\(bytes.count) bytes)")
         return .success
     }
 }
@@ -125,7 +125,7 @@ struct ImportChangesCommand: Command {
         }
         for (batch, report) in zip(batches, reports) {
             let applied = report.map(\.applied).reduce(0, +), duplicates = report.map(\.duplicates).reduce(0, +)
-            context.io.output.line("\(batch.file): \(applied) new ops from \(batch.header.node), \(duplicates) already held")
+            context.io.output.line("\(batch.file): \(Render.count(applied, "new op")) from \(batch.header.node), \(duplicates) already held")
         }
         return .success
     }
@@ -165,8 +165,8 @@ struct MergeCommand: Command {
         let intoA = try ReplicaAccess.perform("applying \(b)'s ops to \(a)", path: a) {
             try ra.apply(try rb.changeSet(since: try ra.versionVector()))
         }
-        context.io.output.line("\(b): \(intoB.applied) new ops from \(a)")
-        context.io.output.line("\(a): \(intoA.applied) new ops from \(b)")
+        context.io.output.line("\(b): \(Render.count(intoB.applied, "new op")) from \(a)")
+        context.io.output.line("\(a): \(Render.count(intoA.applied, "new op")) from \(b)")
         let (da, db) = (try ra.digest().hexString, try rb.digest().hexString)
         context.io.output.line(da == db ? "digests equal: \(da)" : "digests differ: \(a) \(da), \(b) \(db)")
         return .success

@@ -1,0 +1,120 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// How durable a commit is when it returns (SQLite's `synchronous` setting in WAL mode).
+public enum CommitDurability: String, Sendable, Equatable {
+    /// `synchronous = NORMAL`: the WAL is synced only at checkpoints. A commit survives a crash of
+    /// the process, but a power cut or an OS crash may roll back the last commits. What a store
+    /// node uses: its own ops that a hub acknowledged can be recovered from the hub
+    /// (SPEC section 7, "Identity"), and what it pulled is pulled again.
+    case normal = "NORMAL"
+    /// `synchronous = FULL`: the WAL is synced at every commit, so a commit that returned survives
+    /// a power cut. What a hub uses: it acknowledges a PUSH only after the commit returns.
+    case full = "FULL"
+}
+
+/// A hub log's identity (SPEC section 7, "Log epochs"): 32 random bytes made when the hub's log
+/// starts, and made afresh whenever its history may have changed — the hub was restored from a
+/// backup, or it stopped without a clean shutdown (a power cut may have rolled back its last
+/// commits). A node that sees a new epoch pulls from the start and pushes again after WELCOME's
+/// acked_seq, so it skips no op even if log positions were reused.
+///
+/// Guarantees: the epoch is kept only across a clean stop (`markCleanStop`) followed by a start of
+/// the same file (`startHubLogEpoch`); the start removes the clean-stop mark durably before the
+/// hub serves, so a copy of the file taken while it serves (`backup(to:)`), or a file left by a
+/// crash, always starts with a new epoch. A backup copy never holds the mark.
+extension Replica {
+    static let hubLogEpochKey = "hub.log_epoch"
+    static let hubCleanStopKey = "hub.clean_stop"
+    static func nodeLogEpochKey(_ hub: String) -> String { "sync.log_epoch." + hub }
+
+    /// Sets how durable a commit is when it returns (for this connection to the file).
+    public func setCommitDurability(_ durability: CommitDurability) throws {
+        try ReplicaError.wrap("setting the commit durability") {
+            try db.execute("PRAGMA synchronous = \(durability.rawValue)")
+        }
+    }
+
+    /// How durable a commit is when it returns (nil for a setting Siyu never makes: OFF, EXTRA).
+    public func commitDurability() throws -> CommitDurability? {
+        try ReplicaError.wrap("reading the commit durability") {
+            switch try db.cached("PRAGMA synchronous").scalar()?.int64Value {
+            case 1: return .normal
+            case 2: return .full
+            default: return nil
+            }
+        }
+    }
+
+    /// The hub's log epoch as a hub starts serving: the epoch kept if the file was stopped cleanly
+    /// (`markCleanStop`) and is the same file since, else `fresh` (32 random bytes the caller drew)
+    /// — in one transaction that also removes the clean-stop mark. `renewed` says which.
+    public func startHubLogEpoch(fresh: [UInt8]) throws -> (epoch: [UInt8], renewed: Bool) {
+        guard fresh.count == 32 else { throw ReplicaError.invalid("a log epoch of \(fresh.count) bytes", "draw 32 random bytes") }
+        return try ReplicaError.wrap("starting the hub's log epoch") {
+            try transaction {
+                let read = try db.cached("SELECT value FROM siyu_meta WHERE key = ?")
+                let epoch = try read.scalar([.text(Replica.hubLogEpochKey)])?.blobValue
+                let clean = try read.scalar([.text(Replica.hubCleanStopKey)])?.blobValue
+                try db.cached("DELETE FROM siyu_meta WHERE key = ?").run([.text(Replica.hubCleanStopKey)])
+                if let epoch, epoch.count == 32, clean == epoch { return (epoch, false) }
+                try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.hubLogEpochKey), .blob(fresh)])
+                return (fresh, true)
+            }
+        }
+    }
+
+    /// The hub's current log epoch (empty before the hub first served).
+    public func hubLogEpoch() throws -> [UInt8] {
+        try ReplicaError.wrap("reading the hub's log epoch") {
+            try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(Replica.hubLogEpochKey)])?.blobValue ?? []
+        }
+    }
+
+    /// Records that the hub stopped cleanly with every commit on disk: the next start of this same
+    /// file keeps the log epoch. Call it last, after the hub stopped serving.
+    public func markCleanStop() throws {
+        try ReplicaError.wrap("marking the hub's clean stop") {
+            let epoch = try hubLogEpoch()
+            guard !epoch.isEmpty else { return }
+            try transaction {
+                try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.hubCleanStopKey), .blob(epoch)])
+            }
+        }
+    }
+
+    /// Copies the replica into a new file at `path` (mode 0600) with SQLite's online backup, as
+    /// one consistent snapshot, while other connections and processes go on writing. The copy
+    /// holds no clean-stop mark, so a hub started from it makes a new log epoch and every node
+    /// notices the restore. A file already at `path` is refused.
+    public func backup(to path: String) throws {
+        try ReplicaError.wrap("backing up to \(path)") {
+            try db.backup(into: path)
+            let copy = try Database(path: path, mode: .readWrite)
+            defer { copy.close() }
+            try copy.cached("DELETE FROM siyu_meta WHERE key = ?").run([.text(Replica.hubCleanStopKey)])
+        }
+    }
+
+    // MARK: - The node's side
+
+    /// The log epoch of `hub` this node's cursor refers to (nil if none is recorded: a node that
+    /// never synced, or one of an older build).
+    public func recordedLogEpoch(of hub: String = Replica.defaultHubPeer) throws -> [UInt8]? {
+        try ReplicaError.wrap("reading the hub's log epoch") {
+            try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(Replica.nodeLogEpochKey(hub))])?.blobValue
+        }
+    }
+
+    /// Records a hub's new log epoch and moves the cursor at `hub` back to 0, in one transaction:
+    /// the positions the old cursor named may not exist, or hold other ops, in the new log.
+    public func adoptLogEpoch(_ epoch: [UInt8], of hub: String = Replica.defaultHubPeer) throws {
+        try ReplicaError.wrap("adopting the hub's log epoch") {
+            try transaction {
+                try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.nodeLogEpochKey(hub)), .blob(epoch)])
+                try db.cached("UPDATE cursors SET position = 0 WHERE peer = ?").run([.text(hub)])
+            }
+        }
+    }
+}

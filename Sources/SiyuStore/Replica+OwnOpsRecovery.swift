@@ -1,0 +1,91 @@
+import Foundation
+import SiyuCore
+import SiyuSQLite
+
+/// What a node recovering its own acknowledged ops from a hub allows (SPEC section 7, "Identity").
+struct OwnOpsRecovery {
+    /// The hub's acked_seq for this node: own ops numbered up to it may come back from the hub.
+    var through: UInt64
+    /// The acked_seq this file recorded when the recovery began: an own op numbered above it that
+    /// the hub holds with other content was made after the file lost its last commits, and is
+    /// renumbered; one at or below it is a real identity conflict.
+    var renumberAbove: UInt64
+}
+
+/// A node whose file lost its own acknowledged ops (a power cut rolled back its last commits, or
+/// it was restored from a backup) takes them back from the hub and numbers its next ops after them
+/// (SPEC section 7, "Identity").
+///
+/// Guarantees:
+/// - while a recovery is open, an own op the hub sends numbered up to the hub's acked_seq is
+///   taken (outside one, an own op numbered past this node's last is refused: forged, or another
+///   node uses the id);
+/// - an own op the hub sends that this file holds with other content, numbered above the
+///   acked_seq the file recorded, was made after the loss: this file's op moves to the next free
+///   number past the hub's acked_seq (ops name each other by stamp, never by number, so nothing
+///   else changes) and is pushed under it; numbered at or below, it is a real identity conflict
+///   (`ReplicaError.refused` naming this node's own origin) and nothing is stored;
+/// - `finishOwnOpsRecovery` numbers every later own op past the hub's acked_seq and records it,
+///   in one transaction, so no number the hub holds is ever reused.
+extension Replica {
+    /// Opens a recovery up to the hub's acked_seq `hubAcked`. Idempotent; a new one replaces it.
+    public func beginOwnOpsRecovery(through hubAcked: UInt64, hub: String = Replica.defaultHubPeer) throws {
+        ownOpsRecovery = OwnOpsRecovery(through: hubAcked, renumberAbove: try syncState(with: hub).ackedSeq)
+    }
+
+    /// Whether a recovery is open.
+    public var isRecoveringOwnOps: Bool { ownOpsRecovery != nil }
+
+    /// Ends the recovery: the next own op is numbered past `hubAcked` (kept in the file, so other
+    /// processes editing it follow), and `hubAcked` is recorded as the hub's acknowledgement.
+    public func finishOwnOpsRecovery(through hubAcked: UInt64, hub: String = Replica.defaultHubPeer) throws {
+        let acked = try Replica.storable(hubAcked, "an acked_seq")
+        try ReplicaError.wrap("finishing the recovery of own ops") {
+            let saved = nextSeq
+            do {
+                try transaction {
+                    try dropCachesIfChangedElsewhere()
+                    if nextSeq <= hubAcked { nextSeq = hubAcked + 1 }
+                    try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('next_seq', ?)").run([.integer(Int64(clamping: nextSeq))])
+                    try db.cached("INSERT INTO cursors(peer, position, acked) VALUES (?, 0, ?) ON CONFLICT(peer) DO UPDATE SET acked = excluded.acked")
+                        .run([.text(hub), .integer(acked)])
+                }
+            } catch {
+                nextSeq = saved
+                throw error
+            }
+        }
+        ownOpsRecovery = nil
+    }
+
+    /// Whether `refusal(of:)` takes own op `seq` numbered past this node's last: only inside a recovery.
+    func isRecoverableOwnOp(_ seq: UInt64) -> Bool {
+        guard let recovery = ownOpsRecovery else { return false }
+        return seq <= recovery.through
+    }
+
+    /// Inside apply's transaction, before the ops are committed: own ops the hub sends that this
+    /// file holds with other content (see the extension's guarantees).
+    func reconcileOwnOps(_ ops: [Op]) throws {
+        guard let recovery = ownOpsRecovery, ops.contains(where: { $0.origin == node }) else { return }
+        let held = try db.cached("SELECT inst_id, hlc, body FROM ops WHERE origin = ? AND seq = ?")
+        let move = try db.cached("UPDATE ops SET seq = ? WHERE origin = ? AND seq = ?")
+        for op in ops where op.origin == node {
+            guard let row = try held.rows([.text(node), .integer(Int64(clamping: op.seq))]).first else { continue }
+            let stored = try OpCoding.decode(row[2].blobValue ?? [], keys: OpKeys(origin: node, seq: op.seq,
+                hlc: HLC(raw: UInt64(bitPattern: row[1].int64Value ?? 0)), instanceID: row[0].stringValue ?? ""))
+            if OpCoding.encode(stored) == OpCoding.encode(op) { continue }
+            guard op.seq > recovery.renumberAbove, stored.stamp != op.stamp else {
+                throw ReplicaError.refused(OpRefusal(.permission, origin: node, seq: op.seq,
+                    message: "identity conflict: the hub holds another op numbered \(op.seq) of this node, which the hub had acknowledged as this node's own",
+                    hint: "another node uses the id \(IdentifierRule.printable(node)); give one of them a new node id"))
+            }
+            let fresh = max(nextSeq, recovery.through + 1)
+            guard fresh <= Op.maxSeq else {
+                throw ReplicaError.invalid("no sequence number is left to renumber op #\(op.seq)", "the node's numbering is exhausted")
+            }
+            try move.run([.integer(Int64(fresh)), .text(node), .integer(Int64(clamping: op.seq))])
+            nextSeq = fresh + 1
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuHub
+import SiyuNode
+import SiyuSession
+import SiyuStore
+import SiyuWire
+
+/// Issue 18, section 4: a power cut or a restore from a backup loses nothing a hub acknowledged
+/// (SPEC section 7, "Log epochs" and "Identity"), through the real executors and replicas.
+@Suite struct PowerLossTests {
+    func edit(_ r: Replica, _ n: Int, wall: WallClock, note: String = "") throws {
+        for i in 0..<n {
+            wall.now += 1
+            try r.createCustomer("wm_\(r.node)_\(note)\(i)", ["name": .text("客户\(note)\(i)")], by: "chenjing")
+        }
+    }
+
+    func has(_ run: SyncRun, _ match: (SessionEvent) -> Bool) -> Bool { run.nodeEvents.contains(where: match) }
+
+    @Test func aHubCommitsDurablyAndANodeRelaxedBeforeAnAck() throws {
+        let w = try SyncWorld()
+        #expect(try w.hubReplica.commitDurability() == .full)      // set by HubStoreExecutor
+        #expect(try w["xihu"].commitDurability() == .normal)       // a store node: recoverable from the hub
+    }
+
+    @Test func theLogEpochIsKeptOnlyAcrossACleanStopAndABackupCopyStartsANewOne() throws {
+        let w = try SyncWorld()
+        let first = w.hub.logEpoch
+        #expect(first.count == 32 && w.hub.logEpochRenewed)
+        try w.restartHub()                                            // no clean stop: a crash
+        #expect(w.hub.logEpoch != first && w.hub.logEpochRenewed)
+        let second = w.hub.logEpoch
+        try w.hubReplica.markCleanStop()
+        let copy = w.dir.path("hub-copy.db")
+        try w.hubReplica.backup(to: copy)
+        let mode = (try FileManager.default.attributesOfItem(atPath: copy)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        try w.restartHub()                                            // after the clean stop: kept
+        #expect(w.hub.logEpoch == second && !w.hub.logEpochRenewed)
+        try w.hubReplica.markCleanStop()
+        try w.restartHub(from: copy)                                  // a restored copy: new
+        #expect(w.hub.logEpoch != second && w.hub.logEpochRenewed)
+        #expect(throws: ReplicaError.self) { try w.hubReplica.backup(to: copy) }   // never overwrites
+    }
+
+    @Test func aNodeWhoseFileWentBackTakesItsAcknowledgedOpsFromTheHubAndRenumbersItsNewOnes() throws {
+        let w = try SyncWorld()
+        try w.sync("xihu")
+        try edit(w["xihu"], 2, wall: w.wall, note: "a")
+        let copy = w.dir.path("xihu-copy.db")
+        try w["xihu"].backup(to: copy)
+        try edit(w["xihu"], 3, wall: w.wall, note: "b")
+        try w.sync("xihu")
+        #expect(try w.hubReplica.registeredNode("xihu")?.ackedSeq == 5)
+        // The power cut: the file holds ops 1…2; the shop goes on editing before the node reconnects.
+        try w.restoreNode("xihu", from: copy)
+        #expect(try w["xihu"].lastIssuedSeq() == 2)
+        try edit(w["xihu"], 1, wall: w.wall, note: "c")               // numbered 3: the hub holds another #3
+        let run = try w.sync("xihu")
+        #expect(!has(run) { if case .identityConflict = $0 { return true }; return false })
+        #expect(has(run) { if case .recoveringOwnOps(5, 3) = $0 { return true }; return false })
+        #expect(try w["xihu"].lastIssuedSeq() == 6)                   // 1…5 from before, the new edit now #6
+        #expect(try w.hubReplica.registeredNode("xihu")?.ackedSeq == 6)
+        #expect(try w["xihu"].state(of: InstanceRef(.customer, "wm_xihu_c0")).hasOps)
+        #expect(try w["xihu"].state(of: InstanceRef(.customer, "wm_xihu_b2")).hasOps)   // recovered
+        try w.sync("hq")
+        #expect(try w.hubReplica.digest() == w["xihu"].digest())
+        #expect(try w.hubReplica.digest() == w["hq"].digest())
+        // Reconnecting again: nothing to recover, nothing to push.
+        let again = try w.sync("xihu")
+        #expect(!has(again) { if case .recoveringOwnOps = $0 { return true }; return false })
+        #expect(!again.nodeSent.contains { $0.type == .push })
+    }
+
+    @Test func aHubRestoredFromABackupIsNoticedAndNoNodeSkipsAnOpItReusedAPositionFor() throws {
+        let w = try SyncWorld()
+        try edit(w["hq"], 2, wall: w.wall, note: "a")
+        try w.sync("hq")
+        try w.sync("xihu")
+        let copy = w.dir.path("hub-copy.db")
+        try w.hubReplica.backup(to: copy)
+        // After the backup: xihu pushes 3 ops and pulls to the head.
+        try edit(w["xihu"], 3, wall: w.wall, note: "b")
+        try w.sync("xihu")
+        try w.sync("xihu")                                            // pulls past its own ops
+        let cursorBefore = try w["xihu"].syncState().position
+        #expect(cursorBefore == 5)
+        // The hub is restored from the copy; HQ pushes 4 new ops: they take positions 3…6, which
+        // xihu's cursor (5) had passed in the old history.
+        try w.restartHub(from: copy)
+        #expect(try w.hubReplica.logHead() == 2)
+        try edit(w["hq"], 4, wall: w.wall, note: "c")
+        let hqRun = try w.sync("hq")
+        #expect(has(hqRun) { if case .logEpochChanged = $0 { return true }; return false })
+        #expect(try w.hubReplica.logHead() == 6)
+        let run = try w.sync("xihu")
+        #expect(has(run) { if case .logEpochChanged(5) = $0 { return true }; return false })
+        let cursors: [UInt64] = run.nodeSent.compactMap { if case let .pull(c, _, _) = $0 { return c }; return nil }
+        #expect(cursors.first == 0)
+        #expect(try w.hubReplica.registeredNode("xihu")?.ackedSeq == 3)   // pushed again after WELCOME's 0
+        #expect(try w["xihu"].state(of: InstanceRef(.customer, "wm_hq_c3")).hasOps)   // not skipped
+        try w.sync("hq")
+        #expect(try w.hubReplica.digest() == w["xihu"].digest())
+        #expect(try w.hubReplica.digest() == w["hq"].digest())
+    }
+}
