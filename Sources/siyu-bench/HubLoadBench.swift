@@ -32,6 +32,8 @@ struct HubLoadBench {
         var authenticated = 0
         var authP99Millis = 0.0
         var latencies: [Double] = []   // milliseconds, sorted
+        /// The same rounds' PUSH → PUSH_ACK and PULL → last CHANGES, milliseconds, sorted.
+        var pushLatencies: [Double] = [], pullLatencies: [Double] = []
         var roundsPerSecond = 0.0
         var opsPushed = 0, opsAcknowledged = 0, opsPulled = 0, opsStored = 0
         var busy = 0, errors = 0
@@ -179,10 +181,12 @@ struct HubLoadBench {
         if let start = hubCPUStart, let end = processCPUSeconds(hubPID) { o.hubCPUSeconds = end - start }
 
         stopLanes()
-        var latencies: [UInt64] = [], authTimes: [UInt64] = []
+        var latencies: [UInt64] = [], authTimes: [UInt64] = [], pushes: [UInt64] = [], pulls: [UInt64] = []
         for lane in lanes {
             let t = lane.tally
             latencies += t.latencies
+            pushes += t.pushLatencies
+            pulls += t.pullLatencies
             authTimes += t.authenticationTimes
             o.opsPushed += t.opsPushed
             o.opsAcknowledged += t.opsAcknowledged
@@ -192,6 +196,8 @@ struct HubLoadBench {
             o.firstErrors += t.firstErrors
         }
         o.latencies = latencies.map { Double($0) / 1e6 }.sorted()
+        o.pushLatencies = pushes.map { Double($0) / 1e6 }.sorted()
+        o.pullLatencies = pulls.map { Double($0) / 1e6 }.sorted()
         o.roundsPerSecond = Double(latencies.count) / max(o.roundsWallSeconds, 1e-9)
         o.authP99Millis = percentile(authTimes.map { Double($0) / 1e6 }.sorted(), 0.99)
     }
@@ -320,6 +326,10 @@ struct HubLoadBench {
         r.line("latency       p50 \(fixed(p50, 2)) ms   p90 \(fixed(p90, 2)) ms   p99 \(fixed(p99, 2)) ms   max \(fixed(top, 2)) ms   "
                + "(target p99 < \(Int(HubLoadBench.targetP99Millis)) ms at \(grouped(HubLoadBench.targetNodes)) nodes: "
                + (judged ? verdict(met) : "not judged at this size") + ")")
+        for (name, part) in [("push → ack", o.pushLatencies), ("pull", o.pullLatencies)] {
+            r.line("\(name.padding(toLength: 14, withPad: " ", startingAt: 0))p50 \(fixed(percentile(part, 0.5), 2)) ms   p90 \(fixed(percentile(part, 0.9), 2)) ms   "
+                   + "p99 \(fixed(percentile(part, 0.99), 2)) ms   (of the same rounds)")
+        }
         r.line("ops           \(grouped(o.opsPushed)) pushed, \(grouped(o.opsAcknowledged)) acknowledged, \(grouped(o.opsStored)) new in the hub's log "
                + "(read from its file afterwards), \(grouped(o.opsPulled)) pulled by the nodes")
         r.line("cpu           from the first round until the last ended (\(fixed(o.roundsWallSeconds, 1)) s): hub process "
@@ -332,6 +342,8 @@ struct HubLoadBench {
 
         r.figure("hub_load_measured", .bool(true))
         r.figure("hub_nodes", o.nodes)
+        r.figure("hub_push_ack_p99_ms", percentile(o.pushLatencies, 0.99), digits: 2)
+        r.figure("hub_pull_p99_ms", percentile(o.pullLatencies, 0.99), digits: 2)
         r.figure("hub_seed", .string(String(seed)))
         r.figure("hub_connect_seconds", o.connectSeconds, digits: 3)
         r.figure("hub_authenticated", o.authenticated)
