@@ -74,6 +74,10 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                 return CLIError("\(what) not found", hint: hint)
             case let .storage(sqlite, _):
                 if sqlite.isBusy { return locked(file, path: path, during: during) }
+                if sqlite.message.contains("no such table") || sqlite.message.contains("no such index") || sqlite.message.contains("no such column") {
+                    return CLIError("\(file) is damaged\(during) (\(sqlite.message)); nothing was written",
+                                    hint: "see what is wrong with: siyu check --db \(path ?? "FILE"); repair it from its op log with: siyu rebuild --db \(path ?? "FILE")")
+                }
                 switch sqlite.code {
                 case 8:  // SQLITE_READONLY
                     return CLIError("\(file) is read-only\(during); nothing was written",
@@ -81,7 +85,10 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                 case 14: // SQLITE_CANTOPEN
                     return CLIError("cannot open \(file)\(during)",
                                     hint: "check the path and the permissions of the file and its directory")
-                case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
+                case 11: // SQLITE_CORRUPT
+                    return CLIError("\(file) is damaged\(during) (\(sqlite.message))",
+                                    hint: "see what is wrong with: siyu check --db \(path ?? "FILE"); to repair what the op log can give back: siyu rebuild --db \(path ?? "FILE")")
+                case 26: // SQLITE_NOTADB
                     return CLIError("\(file) is damaged\(during) (\(sqlite.message))",
                                     hint: "restore it from a backup, or make a new replica (siyu init --db FILE --node NODE --role store) and let it sync")
                 case 13: // SQLITE_FULL

@@ -239,6 +239,8 @@ public struct Demo {
         print("  nodes and hub stopped (SIGTERM: BYE sent, exit 0)")
         if let keep {
             print("\nFiles kept in \(keep): hub.db, hq.db, xihu.db, jingan.db and each daemon's log (hub.log, xihu.log, …).")
+            let binaries = (try? DemoProcesses.binary("siyu-hub").deletingLastPathComponent().path) ?? "."
+            print("The binaries are in \(binaries); to type them as below: export PATH=\"\(binaries):$PATH\"")
             print("Start the network again by hand (the nodes recorded the hub's address, \(address)):")
             print("  siyu-hub serve --db \(keep)/hub.db --listen \(address) &")
             print("  siyu-node run --db \(keep)/xihu.db &        # likewise hq.db and jingan.db; edit meanwhile with siyu")
@@ -254,7 +256,8 @@ public struct Demo {
     static func networkEvent(_ line: String) -> String? {
         guard let range = line.range(of: #"hub=\S+( t=\S+)? "#, options: .regularExpression) else { return nil }
         let event = String(line[range.upperBound...])
-        let shown = ["pushed ", "pulled ", "snapshot", "auth ok"]
+        // A push answered `busy` is pushed again: the error is shown, so the second push is not a mystery.
+        let shown = ["pushed ", "pulled ", "snapshot", "auth ok", "error from the hub"]
         return shown.contains(where: { event.hasPrefix($0) }) ? event : nil
     }
 }

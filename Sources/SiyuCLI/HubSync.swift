@@ -13,6 +13,11 @@ import SiyuCommandLine
 /// run` daemon) or is not a replica is refused with a `CLIError` naming what to do, before any
 /// connection is made; log lines go to standard error, below `--log-level` (default error).
 enum HubSync {
+    /// The hint when the replica itself failed during a round: it is not the hub's fault.
+    static func repairHint(_ path: String) -> String {
+        "the replica, not the hub, is the problem: see what is wrong with siyu check --db \(path), repair it with siyu rebuild --db \(path), then run again"
+    }
+
     static let timeoutOption = OptionSpec.value("timeout", "SECONDS", "give up (exit 1) when not done after this long (default 60)")
     static let logLevelOption = OptionSpec.value("log-level", "LEVEL", "error (default), warn, info or debug: the sync's log lines, on standard error")
 

@@ -19,7 +19,7 @@ public enum Render {
 
     private static let dateFormatter: DateFormatter = {
         let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss xxx"   // the offset says the zone (logs are in UTC, ending Z)
         f.timeZone = TimeZone(identifier: "Asia/Shanghai")
         return f
     }()

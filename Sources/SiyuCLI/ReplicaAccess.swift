@@ -15,12 +15,33 @@ enum ReplicaAccess {
     static let jsonOption = OptionSpec.flag("json", "print JSON instead of text (field names in docs/CLI.md)")
 
     /// Opens an existing replica to read it.
+    /// A file the process can write (in a directory it can write) is opened as usual; a read-only
+    /// one, or one in a read-only directory (a backup, a copy on read-only media), is opened to
+    /// read only, with no `-wal`/`-shm` files made beside it.
     static func openForReading(_ path: String, context: CLIContext) throws -> Replica {
-        try open(path, context: context)
+        let fm = FileManager.default
+        let directory = (path as NSString).deletingLastPathComponent
+        if fm.isWritableFile(atPath: path) && fm.isWritableFile(atPath: directory.isEmpty ? "." : directory) {
+            return try open(path, context: context)
+        }
+        _ = try inspect(path)
+        do {
+            var options = ReplicaOptions(wallClock: context.wallClock)
+            options.readOnly = true
+            return try Replica(path: path, options: options)
+        } catch {
+            throw CLIError.from(error, doing: "opening \(path) to read", path: path)
+        }
     }
 
     /// Opens an existing replica to write to it (acknowledge, override, rebuild).
     static func openForWriting(_ path: String, context: CLIContext) throws -> Replica {
+        try openForWriting(path, context: context, opening: true)!
+    }
+
+    /// The checks of `openForWriting`; the replica is opened only when `opening` (a repair checks
+    /// first and opens the file its own way).
+    static func openForWriting(_ path: String, context: CLIContext, opening: Bool) throws -> Replica? {
         _ = try inspect(path)
         let fm = FileManager.default
         let directory = (path as NSString).deletingLastPathComponent
@@ -30,7 +51,7 @@ enum ReplicaAccess {
             throw CLIError("\(path) is read-only; nothing was written",
                            hint: "check the permissions of the file and its directory (SQLite writes FILE-wal and FILE-shm beside it)")
         }
-        return try open(path, context: context)
+        return opening ? try open(path, context: context) : nil
     }
 
     /// The file's identity, read without writing.

@@ -21,11 +21,29 @@ struct ReplicaData {
     // MARK: Customers
 
     mutating func customers() throws -> [CustomerJSON] {
+        try customers(from: try rows(.customers))
+    }
+
+    /// The customers of `selected` (customers rows, as `Replica.customerRows` finds them), with
+    /// their tags, points and follow relations: looked up one customer at a time for a few, read
+    /// whole for many.
+    mutating func customers(from selected: [[String: Value]]) throws -> [CustomerJSON] {
         let tags = Dictionary(try rows(.tags).map { ($0.text("tag_id") ?? "", $0) }, uniquingKeysWith: { a, _ in a })
-        let tagsByCustomer = Dictionary(grouping: try rows(.customerTags), by: { $0.text("customer_id") ?? "" })
-        let points = Dictionary(try rows(.points).map { ($0.text("customer_id") ?? "", $0) }, uniquingKeysWith: { a, _ in a })
-        let follows = Dictionary(grouping: try rows(.followRelations), by: { $0.text("customer_id") ?? "" })
-        return try rows(.customers).map { c in
+        var tagRows: [[String: Value]] = [], pointRows: [[String: Value]] = [], followRows: [[String: Value]] = []
+        if selected.count <= 1_000 {
+            for c in selected {
+                let id = c.text("customer_id") ?? ""
+                tagRows += try replica.rows(of: .customerTags, where: "customer_id", equals: id)
+                pointRows += try replica.rows(of: .points, where: "customer_id", equals: id)
+                followRows += try replica.rows(of: .followRelations, where: "customer_id", equals: id)
+            }
+        } else {
+            (tagRows, pointRows, followRows) = (try rows(.customerTags), try rows(.points), try rows(.followRelations))
+        }
+        let tagsByCustomer = Dictionary(grouping: tagRows, by: { $0.text("customer_id") ?? "" })
+        let points = Dictionary(pointRows.map { ($0.text("customer_id") ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        let follows = Dictionary(grouping: followRows, by: { $0.text("customer_id") ?? "" })
+        return selected.map { c in
             let id = c.text("customer_id") ?? ""
             return CustomerJSON(
                 id: id, name: c.text("name"), gender: c.int("gender"), phone: c.text("phone"), unionid: c.text("unionid"),

@@ -40,6 +40,7 @@ public enum SiyuProgram {
         OrderCommand.self,
         PointsCommand.self,
         RebuildCommand.self,
+        CheckCommand.self,
         WeComCommand.self,
         ExportChangesCommand.self,
         ImportChangesCommand.self,
@@ -56,6 +57,7 @@ public enum SiyuProgram {
         Output is text for people; --json gives JSON for scripts (see docs/CLI.md for the fields).
         Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
         """,
+        version: SiyuVersion.line,
         describeFailure: { CLIError.from($0) })
 
     /// Runs `siyu` with `arguments` (the words after the program name); returns the exit code.

@@ -34,10 +34,13 @@ public struct CommandLineProgram<Context: CommandContext> {
     /// Turns an error a command threw into a message and hint; nil for errors it does not know
     /// (they are reported as internal errors).
     public let describeFailure: (Error) -> ActionableError?
+    /// What `NAME --version` prints after the name (empty: the program has no version to say).
+    public let version: String
 
-    public init(name: String, summary: String, commands: [any Command<Context>.Type], footer: String = "",
+    public init(name: String, summary: String, commands: [any Command<Context>.Type], footer: String = "", version: String = "",
                 describeFailure: @escaping (Error) -> ActionableError? = { $0 as? ActionableError }) {
         self.name = name
+        self.version = version
         self.summary = summary
         self.commands = commands
         self.footer = footer
@@ -54,7 +57,7 @@ public struct CommandLineProgram<Context: CommandContext> {
 
     /// The program's usage: every command with its synopsis and summary.
     public var usage: String {
-        var out = "usage: \(name) <command> [options]\n\n\(summary)\n\ncommands:\n"
+        var out = "usage: \(name) <command> [options]\(version.isEmpty ? "" : ", or \(name) --version")\n\n\(summary)\n\ncommands:\n"
         out += CommandSpec.columns(commands.map { ($0.spec.name, $0.spec.summary) } + [("help [COMMAND]", "this text, or a command's help")])
         out += "\nRun '\(name) COMMAND --help' for a command's options.\n"
         if !footer.isEmpty { out += footer + (footer.hasSuffix("\n") ? "" : "\n") }
@@ -72,6 +75,14 @@ public struct CommandLineProgram<Context: CommandContext> {
         let rest = Array(arguments.dropFirst())
         if word == "--help" || word == "-h" || word == "help" {
             return help(rest, io: io)
+        }
+        if word == "--version", !version.isEmpty {
+            guard rest.isEmpty else {
+                io.error.write("\(name): --version takes nothing after it\n")
+                return ExitCode.usage.rawValue
+            }
+            io.output.write("\(name) \(version)\n")
+            return ExitCode.success.rawValue
         }
         guard let type = command(named: word) else {
             var hint = "commands: " + commandNames.joined(separator: ", ")

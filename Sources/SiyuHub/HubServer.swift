@@ -29,13 +29,28 @@ public final class HubServer: @unchecked Sendable {
         public var connectionOptions: ConnectionOptions
         /// The limits every PUSH is checked against before its ops reach the store.
         public var pushLimits: PushLimits
+        /// Connections that have not reached `ready` (not authenticated yet), in all and from one
+        /// address: a new one beyond either is closed at once. Authenticated connections are not
+        /// capped here: a node has at most one (`supersede`), so they are bounded by the registry,
+        /// and a flood of unauthenticated connections from a few addresses never keeps a known
+        /// node from another address out.
+        public var maxPendingConnections: Int
+        public var maxPendingPerAddress: Int
+        /// Per node: snapshots and state digests (requests that read the node's whole scope).
+        public var snapshotBudget: RequestBudget
+        public var digestBudget: RequestBudget
 
         public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
-                    pushLimits: PushLimits = .standard) {
+                    pushLimits: PushLimits = .standard, maxPendingConnections: Int = 256, maxPendingPerAddress: Int = 8,
+                    snapshotBudget: RequestBudget = .snapshots, digestBudget: RequestBudget = .digests) {
             self.session = session
             self.listen = listen
             self.connectionOptions = connectionOptions
             self.pushLimits = pushLimits
+            self.maxPendingConnections = max(1, maxPendingConnections)
+            self.maxPendingPerAddress = max(1, maxPendingPerAddress)
+            self.snapshotBudget = snapshotBudget
+            self.digestBudget = digestBudget
         }
     }
 
@@ -50,6 +65,9 @@ public final class HubServer: @unchecked Sendable {
     private var stopping = false
     /// Per-node buckets and tag-library pacing, kept across connections.
     private var rateLimits: NodeRateLimits
+    /// Per-node budgets of snapshots and digests, kept across connections.
+    private var snapshotBudget: RequestBudget
+    private var digestBudget: RequestBudget
     /// The next slice of re-merging customers that hold a changed tag, while any are pending.
     private var remergeTimer: TimerHandle?
 
@@ -62,6 +80,8 @@ public final class HubServer: @unchecked Sendable {
         self.log = log
         self.nonceSource = nonceSource
         rateLimits = NodeRateLimits(configuration.pushLimits)
+        snapshotBudget = configuration.snapshotBudget
+        digestBudget = configuration.digestBudget
     }
 
     /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
@@ -119,6 +139,17 @@ public final class HubServer: @unchecked Sendable {
 
     private func accept(_ connection: TCPConnection) {
         guard !stopping else { connection.close(); return }
+        let host = connection.remoteAddress.hostDescription
+        let pending = drivers.values.filter { $0.session.state != .ready && !$0.closed }
+        let fromHost = pending.filter { $0.host == host }.count
+        if pending.count >= configuration.maxPendingConnections || fromHost >= configuration.maxPendingPerAddress {
+            let which = fromHost >= configuration.maxPendingPerAddress
+                ? "\(fromHost) from \(host) (at most \(configuration.maxPendingPerAddress) per address)"
+                : "\(pending.count) in all (at most \(configuration.maxPendingConnections))"
+            log.write(.warn, "hub refused a connection from \(connection.remoteAddress): too many unauthenticated connections, \(which)")
+            connection.close()
+            return
+        }
         let number = nextConnectionNumber
         nextConnectionNumber += 1
         let driver = HubConnectionDriver(server: self, connection: connection, number: number,
@@ -148,6 +179,15 @@ public final class HubServer: @unchecked Sendable {
         }
     }
 
+    /// Whether `node` may have one more snapshot (`snapshot`) or state digest now; nil if so,
+    /// else the text of the ERROR 12 to answer.
+    fileprivate func budget(_ node: NodeID, snapshot: Bool) -> String? {
+        let verdict = snapshot ? snapshotBudget.admit(node, now: now()) : digestBudget.admit(node, now: now())
+        guard !verdict.admitted else { return nil }
+        let budget = snapshot ? configuration.snapshotBudget : configuration.digestBudget
+        return "node \(IdentifierRule.printable(node, limit: 64)) asked for too many \(snapshot ? "snapshots" : "state digests") (\(budget.burst) at once, then one every \(budget.refillMillis / 1000) s); try again in \(NodeRateLimits.seconds(verdict.retryAfterMillis))"
+    }
+
     fileprivate func finished(_ driver: HubConnectionDriver) {
         drivers[ObjectIdentifier(driver)] = nil
     }
@@ -169,6 +209,8 @@ private final class HubConnectionDriver {
     var snapshotID: UInt64?
     var closed = false
     let peer: String
+    /// The peer's address without the port.
+    let host: String
 
     init(server: HubServer, connection: TCPConnection, number: UInt64, session: HubSession) {
         self.server = server
@@ -177,6 +219,7 @@ private final class HubConnectionDriver {
         self.session = session
         opened = server.now()
         peer = connection.remoteAddress.description
+        host = connection.remoteAddress.hostDescription
     }
 
     var who: String {
@@ -248,11 +291,18 @@ private final class HubConnectionDriver {
     }
 
     private func perform(_ effect: HubEffect) {
-        let result: HubEffectResult
+        var result: HubEffectResult
         if case let .storePush(node, changeSet) = effect, let busy = server.admit(changeSet, of: node, role: session.registration?.role) {
             result = .pushBusy(busy)
+        } else if case let .readDigest(node) = effect, let busy = server.budget(node, snapshot: false) {
+            result = .failed(.busy, busy)
         } else {
             result = server.executor.execute(effect)
+            if case let .startSnapshot(id, _, _) = result, case let .readChanges(node, _, _, _, _) = effect,
+               let busy = server.budget(node, snapshot: true) {
+                server.executor.forgetSnapshot(id)
+                result = .failed(.busy, busy)
+            }
         }
         switch (effect, result) {
         case let (.storePush(_, changeSet), .pushBusy(message)):

@@ -104,6 +104,32 @@ public final class NodeDaemon: @unchecked Sendable {
     private var lastRecorded: (ok: Bool, result: String, at: SessionInstant)?
     /// Set when the session ended in a way reconnecting cannot fix.
     private var fatal: String?
+    /// The replica itself failed (a store effect, or reading its sync state): an error retrying
+    /// will not fix until an operator repairs the file. While set, a successful WELCOME does not
+    /// reset the backoff (it keeps doubling, as for a missing hub), and the advice is logged once
+    /// per distinct failure; catching up clears it.
+    private var localFault: String?
+
+    /// How an outcome that failed because of the replica itself (not the hub or the network) begins.
+    public static let replicaFailedPrefix = "the replica failed: "
+
+    /// Notes a failure of the replica: says once, plainly, what to do; later repeats go to debug.
+    private func noteLocalFault(_ message: String) {
+        let first = localFault != message
+        localFault = message
+        if configuration.mode != .continuous, fatal == nil {
+            // One round (sync --once, siyu sync/verify): give up at once rather than retry until the timeout.
+            fatal = "\(NodeDaemon.replicaFailedPrefix)\(message)"
+            connection?.close()
+        }
+        if first {
+            log.write(.error, "\(who) the replica failed: \(message). Retrying will not fix this: stop this daemon, "
+                      + "run siyu check --db \(replica.path) to see what is wrong and siyu rebuild --db \(replica.path) to repair it, "
+                      + "then start the daemon again. Until then it retries with growing waits (up to \(Int(NodeDaemon.seconds(configuration.maxBackoff))) s).")
+        } else {
+            log.write(.debug, "\(who) the replica failed again: \(message)")
+        }
+    }
     private var stopping = false
     private var sayingGoodbye = false
     /// `.verify`: a DIGEST_REQUEST is outstanding on this connection; the answer, read with the
@@ -183,7 +209,7 @@ public final class NodeDaemon: @unchecked Sendable {
         do { start = try executor.sessionStart() } catch {
             connection.close()
             lastProblem = "cannot read the replica's sync state: \(error)"
-            log.write(.error, "\(who) \(lastProblem)")
+            noteLocalFault(lastProblem)
             scheduleReconnect()
             return
         }
@@ -289,7 +315,7 @@ public final class NodeDaemon: @unchecked Sendable {
         guard let result = executor.execute(effect) else { return }
         if case let .failed(code, message) = result {
             tally.note("store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
-            log.write(.error, "\(who) store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
+            noteLocalFault("store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         }
         guard session != nil else { return }
         act(session!.complete(result, now: now()))
@@ -311,6 +337,11 @@ public final class NodeDaemon: @unchecked Sendable {
     private func afterActions() {
         guard let session, let connection, connection.isOpen else { return }
         if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
+        if session.isCaughtUp, localFault != nil, nothingLeftToPush(session) {
+            log.write(.info, "\(who) the replica works again (caught up)")
+            localFault = nil
+            attempt = 0
+        }
         if session.isCaughtUp, shouldRecord(ok: true), nothingLeftToPush(session) {
             recordSync(ok: true, "caught up: nothing left to push or pull")
             do { try replica.recordHubHead(session.cursor) } catch { log.write(.warn, "\(who) cannot record the hub's head: \(error)") }
@@ -428,7 +459,7 @@ public final class NodeDaemon: @unchecked Sendable {
     private func report(_ event: SessionEvent) {
         switch event {
         case let .authenticated(_, hub, acked, head):
-            attempt = 0
+            if localFault == nil { attempt = 0 }
             tally.acknowledged(upTo: acked)
             do { try replica.recordHubHead(head) } catch { log.write(.warn, "\(who) cannot record the hub's head: \(error)") }
             log.write(.info, "\(who) auth ok with hub \(IdentifierRule.printable(hub, limit: 64)): acked_seq \(acked), log head \(head)")

@@ -75,6 +75,8 @@ public struct DigestComparison: Sendable, Equatable {
 public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The replica has no hub address and secret: `siyu-node init` was not run on it.
     case notSetUp(path: String)
+    /// The file is a hub's (it has registered nodes), not a node's replica.
+    case hubFile(path: String, nodes: Int)
     /// The recorded hub address does not parse.
     case invalidHubAddress(path: String, reason: String)
     /// Another process syncs the replica (`holder` as it described itself, may be empty).
@@ -89,6 +91,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String {
         switch self {
         case let .notSetUp(path): return "\(path) has no hub recorded: siyu-node init was not run on it"
+        case let .hubFile(path, nodes):
+            return "\(path) is a hub's file (\(nodes) node\(nodes == 1 ? "" : "s") registered), not a node's replica"
         case let .invalidHubAddress(path, reason): return "the hub address recorded in \(path) is not valid: \(reason)"
         case let .alreadySyncing(path, holder):
             return "\(path) is being synced by another process (\(holder.isEmpty ? "holder unknown" : holder)); nothing was done"
@@ -102,6 +106,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .notSetUp:
             return "run: siyu-node init --db FILE --node NODE --role store --hub HOST:PORT --secret-file FILE"
+        case .hubFile:
+            return "serve it with siyu-hub serve --db FILE; a node syncs its own replica, made with siyu-node init --db NODE.db"
         case .invalidHubAddress:
             return "record it again with siyu-node init"
         case .alreadySyncing:
@@ -184,8 +190,11 @@ public enum SyncRound {
 
     /// The replica's recorded hub settings and address, checked (the replica is not opened).
     public static func settings(of path: String) throws -> (NodeSettings, SocketAddress) {
-        _ = try Replica.inspect(path: path)
-        guard let settings = try? NodeSettings.read(path: path) else { throw NodeError.notSetUp(path: path) }
+        let info = try Replica.inspect(path: path)
+        guard let settings = try? NodeSettings.read(path: path) else {
+            if info.registeredNodes > 0 { throw NodeError.hubFile(path: path, nodes: info.registeredNodes) }
+            throw NodeError.notSetUp(path: path)
+        }
         do {
             return (settings, try SocketAddress(parsing: settings.hub))
         } catch {

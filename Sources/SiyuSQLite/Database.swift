@@ -21,6 +21,25 @@ public final class Database {
         case readWrite
         /// Read and write; the file is created if it does not exist.
         case readWriteCreate
+        /// Read only, as a file nothing changes (SQLite's `immutable=1` URI): no locks are taken
+        /// and no `-wal` or `-shm` file is created or read. Only for a file no process writes
+        /// while it is open and whose write-ahead log holds nothing (absent): a copy on read-only
+        /// media, a backup, a file in a read-only directory.
+        case immutable
+    }
+
+    /// `path` as an SQLite URI filename (`file:` with `?`, `#` and `%` escaped).
+    static func uri(_ path: String, query: String) -> String {
+        var escaped = ""
+        for scalar in path.unicodeScalars {
+            switch scalar {
+            case "%": escaped += "%25"
+            case "?": escaped += "%3f"
+            case "#": escaped += "%23"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return "file:\(escaped)?\(query)"
     }
 
     /// The path given to `init(path:mode:)` (may be `":memory:"`).
@@ -53,13 +72,17 @@ public final class Database {
     public init(path: String, mode: OpenMode = .readWriteCreate) throws {
         self.path = path
         var flags = SQLITE_OPEN_NOMUTEX
+        var filename = path
         switch mode {
         case .readOnly: flags |= SQLITE_OPEN_READONLY
         case .readWrite: flags |= SQLITE_OPEN_READWRITE
         case .readWriteCreate: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        case .immutable:
+            flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI
+            filename = Database.uri(path, query: "immutable=1")
         }
         var raw: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &raw, flags, nil)
+        let rc = sqlite3_open_v2(filename, &raw, flags, nil)
         guard rc == SQLITE_OK, let raw else {
             let error = SQLiteError.from(resultCode: rc == SQLITE_OK ? SQLITE_CANTOPEN : rc, handle: raw, sql: nil)
             sqlite3_close_v2(raw)

@@ -105,11 +105,27 @@ public struct Connection: Sendable {
     var isClosed: Bool { state == .closed }
     var bufferedByteCount: Int { reader.bufferedByteCount }
 
-    /// Takes bytes from the transport. Returns an error if too much is waiting undecoded.
+    /// Before `ready`, a hub takes frames of at most this many payload bytes and holds at most
+    /// this many undecoded bytes (HELLO and AUTH are far smaller): an unauthenticated peer costs
+    /// bounded memory (SPEC section 10).
+    public static let maxPayloadBeforeReady = 4_096
+
+    /// Takes bytes from the transport. Returns an error if too much is waiting undecoded, or (a
+    /// hub before `ready`) a frame declares more than `maxPayloadBeforeReady` bytes.
+    ///
+    /// What counts as hearing from the peer for the idle timer: any byte for a node, and for a
+    /// hub before `ready`; in `ready` a hub counts only whole requests and PINGs (`heardRequest`),
+    /// so a peer that trickles bytes of a frame it never finishes is closed after the idle timeout.
     mutating func feed(_ bytes: [UInt8], now: SessionInstant) -> SessionError? {
         guard !isClosed, !bytes.isEmpty else { return nil }
-        lastReceived = max(lastReceived, now)
+        if side == .node || state != .ready { lastReceived = max(lastReceived, now) }
         reader.feed(bytes)
+        // (A header with a bad magic or version is left to `next()`, which reports it first.)
+        if side == .hub, state != .ready, let declared = reader.nextDeclaredPayloadLength {
+            if declared > Connection.maxPayloadBeforeReady || reader.bufferedByteCount > Frame.headerSize + Connection.maxPayloadBeforeReady + Frame.trailerSize {
+                return SessionError(.frameTooLarge, "before authentication a frame holds at most \(Connection.maxPayloadBeforeReady) bytes of payload; this one declares \(declared)")
+            }
+        }
         if reader.bufferedByteCount > Connection.maxBufferedBytes {
             return SessionError(.busy, "more than \(Connection.maxBufferedBytes) bytes sent while this side was busy; send at most one PUSH and one PULL at a time")
         }
@@ -236,6 +252,9 @@ public struct Connection: Sendable {
         state = .closed
         return [.close(reason)]
     }
+
+    /// A whole request or PING arrived (a hub in `ready`: what its idle timer counts).
+    mutating func heardRequest(now: SessionInstant) { lastReceived = max(lastReceived, now) }
 
     /// Records that this side's store work ended (time spent on it is not the peer's silence).
     mutating func busyEnded(now: SessionInstant) { lastBusyEnd = max(lastBusyEnd, now) }

@@ -242,6 +242,10 @@ public struct HubSession: Sendable {
 
     private mutating func handle(_ message: Message, now: SessionInstant) -> [Action] {
         switch message {
+        case .push, .pull, .digestRequest, .ping: connection.heardRequest(now: now)
+        default: break
+        }
+        switch message {
         case let .hello(hello, role, versions, schema):
             guard let version = versions.filter(configuration.versions.contains).max() else {
                 return connection.fail(SessionError(.unsupportedVersion,

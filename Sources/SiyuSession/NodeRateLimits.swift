@@ -148,7 +148,7 @@ public struct NodeRateLimits: Sendable {
         return overflow ? .max : m
     }
 
-    private static func seconds(_ millis: UInt64) -> String {
+    public static func seconds(_ millis: UInt64) -> String {
         let fraction = String(millis % 1_000)
         return millis % 1_000 == 0 ? "\(millis / 1_000) s"
             : "\(millis / 1_000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) s"

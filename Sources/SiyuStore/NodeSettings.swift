@@ -24,7 +24,7 @@ public struct NodeSettings: Equatable, Sendable {
 
     /// Reads the settings; nil if `siyu-node init` never recorded them.
     public static func read(path: String) throws -> NodeSettings? {
-        let db = try Database(path: path, mode: .readOnly)
+        let db = try Database(path: path, mode: ReplicaSchema.readingMode(for: path))
         defer { db.close() }
         let hub = try db.prepare("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(hubKey)])?.stringValue
         let secret = try db.prepare("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(secretKey)])

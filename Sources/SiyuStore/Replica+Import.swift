@@ -55,20 +55,28 @@ extension Replica {
     /// Creates or updates a customer, its follow relations and their tags. Customer fields are
     /// written by `staff`; a relation's fields and tags by its `userid`.
     public func importCustomer(_ id: String, fields: [String: Value], relations: [ImportedRelation],
-                               by staff: String = "") throws -> ImportResult {
+                               fieldsIfUnset: [String: Value] = [:], by staff: String = "") throws -> ImportResult {
         var result = ImportResult()
         let catalog = try ReplicaError.wrap("reading the tag library") { try self.catalog() }
         result.ops = try authoredEdit(InstanceRef(.customer, id)) { state in
-            try self.customerImport(id, fields: fields, relations: relations, by: staff, in: state, catalog: catalog, result: &result)
+            try self.customerImport(id, fields: fields, relations: relations, fieldsIfUnset: fieldsIfUnset, by: staff,
+                                    in: state, catalog: catalog, result: &result)
         }
         return result
     }
 
     /// What importing a customer writes, given its merged state: the ops with their authors.
-    private func customerImport(_ id: String, fields: [String: Value], relations: [ImportedRelation], by staff: String,
+    /// `fieldsIfUnset` are written only where the customer's field is empty (and `fields` does not
+    /// set it): what an import infers (the owner from the first follow relation) never overwrites
+    /// what HQ or a store decided.
+    private func customerImport(_ id: String, fields: [String: Value], relations: [ImportedRelation],
+                                fieldsIfUnset: [String: Value] = [:], by staff: String,
                                 in state: InstanceState, catalog: TagCatalog, result: inout ImportResult) throws -> [(OpBody, String)] {
         if state.isDeleted { result.skippedDeleted = true; return [] }
         var fields = fields
+        for (field, value) in fieldsIfUnset where fields[field] == nil && state.value(Target(.customer, id), field) == .null {
+            fields[field] = value
+        }
         if !state.exists && (fields["name"] ?? .null) == .null { fields["name"] = .text(id) }
         var out = try writes(Target(.customer, id), fields, in: state).map { ($0, staff) }
         for r in relations {
@@ -112,8 +120,8 @@ extension Replica {
     /// `state(of:)`). A failure fails the whole transaction. Outside `inOneTransaction` this is
     /// exactly `importCustomer`.
     public func stageCustomerImport(_ id: String, fields: [String: Value], relations: [ImportedRelation],
-                                    by staff: String = "") throws -> ImportResult {
-        guard bulk != nil else { return try importCustomer(id, fields: fields, relations: relations, by: staff) }
+                                    fieldsIfUnset: [String: Value] = [:], by staff: String = "") throws -> ImportResult {
+        guard bulk != nil else { return try importCustomer(id, fields: fields, relations: relations, fieldsIfUnset: fieldsIfUnset, by: staff) }
         if let failure = bulk?.failure { throw failure }
         if (staged?.customers.count ?? 0) >= Replica.stagedImportLimit { try commitStagedImports() }
         let ref = InstanceRef(.customer, id)
@@ -135,7 +143,7 @@ extension Replica {
                 } else {
                     state = try takeInstance(ref)
                 }
-                let bodies = try customerImport(id, fields: fields, relations: relations, by: staff,
+                let bodies = try customerImport(id, fields: fields, relations: relations, fieldsIfUnset: fieldsIfUnset, by: staff,
                                                 in: state, catalog: catalog, result: &result)
                 let ops = try issue(bodies)
                 result.ops = ops.count

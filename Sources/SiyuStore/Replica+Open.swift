@@ -12,6 +12,8 @@ public struct ReplicaFileInfo: Sendable, Equatable {
     /// The store whose data this node holds, when it was recorded at creation; nil for HQ and
     /// for replicas created without one.
     public var store: String?
+    /// How many nodes a hub's file has registered (`siyu-hub add-node`); 0 for a node's replica.
+    public var registeredNodes: Int = 0
 }
 
 /// Opening replica files for tools: looking at a file without changing it, and creating a new
@@ -38,7 +40,7 @@ extension Replica {
         try ReplicaSchema.refuseIfNotSQLite(path: path)
         let db: Database
         do {
-            db = try Database(path: path, mode: .readOnly)
+            db = try Database(path: path, mode: ReplicaSchema.readingMode(for: path))
         } catch let e as SQLiteError {
             throw ReplicaError.storage(e, context: "opening \(path) to read")
         }
@@ -51,8 +53,13 @@ extension Replica {
             guard let node = meta["node_id"]?.stringValue else {
                 throw ReplicaError.notAReplica(path: path, reason: "it records no node identity")
             }
-            return ReplicaFileInfo(node: node, role: Role(name: meta["role"]?.stringValue ?? "") ?? .store,
-                                   fileLayout: version, store: meta[storeMetaKey]?.stringValue)
+            var info = ReplicaFileInfo(node: node, role: Role(name: meta["role"]?.stringValue ?? "") ?? .store,
+                                       fileLayout: version, store: meta[storeMetaKey]?.stringValue)
+            let tables = try db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hub_nodes'").rows()
+            if !tables.isEmpty {
+                info.registeredNodes = Int(clamping: try db.prepare("SELECT count(*) FROM hub_nodes").scalar()?.int64Value ?? 0)
+            }
+            return info
         } catch let e as SQLiteError {
             if e.isNotADatabase { throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database") }
             throw ReplicaError.storage(e, context: "reading the identity of \(path)")

@@ -101,6 +101,39 @@ extension Replica {
         }
     }
 
+    /// Customers rows (as `rows(of: .customers)`) matching every condition given, found in SQL:
+    /// `id` exactly (a primary-key lookup), `name` containing the text (ASCII letters case-folded, as
+    /// SQL's LIKE does), `phone` containing the text, owned by `store`, showing any of `tagIDs`.
+    public func customerRows(id: String? = nil, name: String? = nil, phone: String? = nil, store: String? = nil,
+                             tagIDs: [String]? = nil) throws -> [[String: Value]] {
+        try ReplicaError.wrap("reading customers") {
+            let names = Table.customers.columns.map(\.name)
+            var conditions: [String] = [], args: [SQLiteValue] = []
+            func escaped(_ s: String) -> String {
+                s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            }
+            if let id { conditions.append("customer_id = ?"); args.append(.text(id)) }
+            if let name { conditions.append("name LIKE ? ESCAPE '\\'"); args.append(.text("%\(escaped(name))%")) }
+            if let phone { conditions.append("instr(phone, ?) > 0"); args.append(.text(phone)) }
+            if let store { conditions.append("owner_store = ?"); args.append(.text(store)) }
+            if let tagIDs {
+                let marks = Array(repeating: "?", count: max(1, tagIDs.count)).joined(separator: ", ")
+                conditions.append("customer_id IN (SELECT customer_id FROM customer_tags WHERE tag_id IN (\(marks)))")
+                args += tagIDs.isEmpty ? [.null] : tagIDs.map { .text($0) }
+            }
+            var sql = "SELECT \(names.joined(separator: ", ")) FROM customers"
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY customer_id"
+            var out: [[String: Value]] = []
+            try db.prepare(sql).query(args) { row in
+                var dict: [String: Value] = [:]
+                for (i, n) in names.enumerated() { dict[n] = Value(row[Int32(i)]) }
+                out.append(dict)
+            }
+            return out
+        }
+    }
+
     /// How many rows `table` holds (customers: those not deleted), counted in SQL.
     public func rowCount(of table: Table) throws -> Int {
         try ReplicaError.wrap("counting \(table.rawValue)") {
@@ -118,8 +151,15 @@ extension Replica {
         }
     }
 
+    /// What the state digest reads, in order (SPEC section 7, "The state digest, byte for byte"):
+    /// each table of the data model, then the conflict log — name, key columns, column count.
+    static let digestSources: [(String, String, Int)] = Table.allCases.map { t in
+        (t.rawValue, t.columns.prefix(t.keyColumnCount).map(\.name).joined(separator: ", "), t.columns.count)
+    } + [("conflicts", "conflict_id", 20)]
+
     /// A SHA-256 digest of the merged state: every plain table and the conflict log, in key order,
-    /// with typed values. Equal on two replicas exactly when they hold the same merged state.
+    /// with typed values, serialized as SPEC section 7 ("The state digest, byte for byte") defines
+    /// (vector: Protocol/state-digest.txt). Equal on two replicas exactly when they hold the same merged state.
     /// Customers still to be re-merged after a tag-library change (a hub's sliced re-merge) are
     /// re-merged first (a write), so the digest is always of the settled state.
     public func digest() throws -> [UInt8] { try digest(ofStore: nil) }
@@ -141,11 +181,7 @@ extension Replica {
                 case let .blob(b): w.byte(4); w.data(b)
                 }
             }
-            var sources: [(String, String, Int)] = Table.allCases.map { t in
-                (t.rawValue, t.columns.prefix(t.keyColumnCount).map(\.name).joined(separator: ", "), t.columns.count)
-            }
-            sources.append(("conflicts", "conflict_id", 20))
-            for (name, key, _) in sources {
+            for (name, key, _) in Replica.digestSources {
                 w.string(name)
                 var count: UInt64 = 0
                 let condition = store.flatMap { _ in Replica.scopeCondition(of: name) }.map { " WHERE \($0)" } ?? ""

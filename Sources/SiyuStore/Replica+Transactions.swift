@@ -32,9 +32,27 @@ extension Replica {
                 }
             }
         } catch {
-            (clock, nextSeq) = saved
+            (clock, nextSeq) = bulk?.saved ?? saved
             forgetCaches()
             throw error
+        }
+    }
+
+    /// Inside `inOneTransaction` (not a snapshot load): commits everything done so far and opens
+    /// the next transaction, so a long job (a WeCom import) lets other writers of the file — a
+    /// node daemon recording its sync — in between its batches. What was committed stays even if
+    /// a later batch fails; caches are dropped, since another process may have written meanwhile.
+    public func commitSoFar() throws {
+        guard let transaction = bulk, !transaction.heldOpen, transaction.load == nil, db.isInTransaction else {
+            throw ReplicaError.invalid("commitSoFar runs only inside inOneTransaction", "call it from the body of inOneTransaction")
+        }
+        if let failure = transaction.failure { throw failure }
+        try ReplicaError.wrap("committing a batch") {
+            try commitStagedImports()
+            try db.execute("COMMIT")
+            bulk?.saved = (clock, nextSeq)
+            try db.execute("BEGIN IMMEDIATE")
+            try dropCachesIfChangedElsewhere()
         }
     }
 

@@ -17,6 +17,10 @@ public struct ReplicaOptions {
     /// nil picks by role: 64 for HQ (big merges), 16 for a store (a bootstrap of 100k customers
     /// then stays under 64 MB of memory, at about the same speed).
     public var cacheMegabytes: Int?
+    /// Open an existing replica to read only: nothing is created, migrated or written, and no
+    /// `-wal`/`-shm` file is made beside a file that is read-only or in a read-only directory
+    /// (`ReplicaSchema.readingMode`). Edits then fail with a read-only error.
+    public var readOnly = false
 
     public init(node: NodeID? = nil, role: Role = .store,
                 maxClockDriftMillis: UInt64 = HybridClock.defaultMaxDriftMillis,
@@ -82,7 +86,8 @@ public final class Replica {
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
         self.path = path
         self.wallClock = options.wallClock
-        db = try ReplicaSchema.open(path: path, migrations: options.migrations)
+        db = options.readOnly ? try ReplicaSchema.openForReading(path: path, migrations: options.migrations)
+                              : try ReplicaSchema.open(path: path, migrations: options.migrations)
         do {
             let meta = try Replica.readMeta(db)
             if let stored = meta["node_id"]?.stringValue {
@@ -575,7 +580,8 @@ public final class Replica {
         return true
     }
 
-    /// Recomputes every table and the conflict log from the op log, in one transaction. The result
+    /// Recomputes every table, the conflict log and the tag index (`tagged_customers`) from the op
+    /// log, in one transaction. The result
     /// must equal what incremental merging produced (tests check the digests); operators can use it
     /// to repair tables edited by hand.
     public func rebuild() throws {
@@ -584,13 +590,19 @@ public final class Replica {
             try db.transaction {
                 for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
                 try db.execute("DELETE FROM conflicts")
+                try db.execute("DELETE FROM tagged_customers")
+                let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
                 catalogCache = nil
                 var refs: [InstanceRef] = []
                 try db.prepare("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
                     if let kind = InstanceKind(name: row.text(0) ?? "") { refs.append(InstanceRef(kind, row.text(1) ?? "")) }
                 }
                 for ref in refs.sorted() {
-                    let state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
+                    let ops = try loadOps(ref)
+                    for op in ops where op.body.target.entity == .customerTag {
+                        try tagged.run([.text(op.body.target.sub), .text(op.body.target.id)])
+                    }
+                    let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
                     try write(state, previous: InstanceState.empty(ref))
                 }
             }

@@ -204,6 +204,47 @@ public enum ReplicaSchema {
         }
     }
 
+    /// How to open `path` without writing anything beside it: immutable (no `-wal`/`-shm` made or
+    /// read, no locks) when its write-ahead log is absent or empty and the file or its directory
+    /// is not writable by this process (so no SQLite writer of ours can be changing it); otherwise
+    /// SQLite's ordinary read-only mode.
+    public static func readingMode(for path: String) -> Database.OpenMode {
+        let fm = FileManager.default
+        let wal = (try? fm.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)?.intValue ?? 0
+        let directory = (path as NSString).deletingLastPathComponent
+        let writable = fm.isWritableFile(atPath: path) && fm.isWritableFile(atPath: directory.isEmpty ? "." : directory)
+        return wal == 0 && !writable ? .immutable : .readOnly
+    }
+
+    /// Opens an existing replica of the current layout to read it only (`readingMode`): nothing is
+    /// migrated or written. An older layout is refused (a command that writes migrates it).
+    static func openForReading(path: String, migrations: [SchemaMigration] = ReplicaSchema.migrations) throws -> Database {
+        try refuseIfNotSQLite(path: path)
+        let db: Database
+        do {
+            db = try Database(path: path, mode: readingMode(for: path))
+        } catch let e as SQLiteError {
+            throw ReplicaError.storage(e, context: "opening \(path) to read")
+        }
+        do {
+            let target = migrations.last?.version ?? 0
+            let found = try storedVersion(db, path: path)
+            if found > target { throw ReplicaError.newerSchema(path: path, found: found, supported: target) }
+            if found < target {
+                throw ReplicaError.invalid("\(path) has file layout \(found), older than this build's \(target), and cannot be migrated where it is (read-only)",
+                                           "copy it somewhere writable and open the copy")
+            }
+            return db
+        } catch let e as SQLiteError {
+            db.close()
+            if e.isNotADatabase { throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database") }
+            throw ReplicaError.storage(e, context: "opening \(path) to read")
+        } catch {
+            db.close()
+            throw error
+        }
+    }
+
     /// Refuses a non-empty file whose header is not SQLite's, before SQLite touches it.
     static func refuseIfNotSQLite(path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }

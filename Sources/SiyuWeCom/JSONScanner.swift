@@ -87,6 +87,27 @@ struct JSONScanner {
     func data(_ range: Range<Int>) -> Data { Data(bytes[range]) }
 
     /// 1-based line and column of a byte offset.
+    /// Line numbers of offsets met in increasing order, each found by counting only the bytes
+    /// since the previous one: reading a file of N payloads costs O(file size) in all, where
+    /// `location` from byte 0 for each would cost O(N × size).
+    struct LineCounter {
+        private var offset = 0
+        private var line = 1
+
+        /// The line of `target` (≥ every offset asked before; an earlier one restarts from 0).
+        mutating func line(at target: Int, in bytes: UnsafeRawBufferPointer) -> Int {
+            if target < offset { offset = 0; line = 1 }
+            let end = min(target, bytes.count)
+            var i = offset
+            while i < end {
+                if bytes[i] == 0x0a { line += 1 }
+                i += 1
+            }
+            offset = max(offset, end)
+            return line
+        }
+    }
+
     func location(_ offset: Int) -> (line: Int, column: Int) {
         var line = 1, column = 1
         for i in 0..<min(offset, bytes.count) {

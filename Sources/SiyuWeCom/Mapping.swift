@@ -185,8 +185,33 @@ enum Mapping {
         return RelationEdit(userid: userid, fields: fields, tags: tags)
     }
 
+    /// The customer's phone as WeCom holds it: WeCom has no phone on the customer itself; a member
+    /// records it among the follow relation's `remark_mobiles`. The first non-empty one of the
+    /// first follow user that has any (nil when none does).
+    static func phone(_ follows: [(FollowUser, String)]) throws -> Value? {
+        for (f, at) in follows {
+            for (j, mobile) in (f.remark_mobiles ?? []).enumerated() {
+                let trimmed = mobile.trimmingCharacters(in: .whitespaces)
+                if !trimmed.isEmpty { return try check(.customer, "phone", .text(trimmed), at + ".remark_mobiles[\(j)]") }
+            }
+        }
+        return nil
+    }
+
+    /// The userid of the oldest follow relation (earliest createtime, the first listed on a tie).
+    static func firstFollower(_ follows: [FollowUser]) -> String? {
+        var best: (userid: String, time: Int64)?
+        for f in follows {
+            let t = f.createtime?.value ?? Int64.max
+            if best == nil || t < best!.time { best = (f.userid, t) }
+        }
+        return best?.userid
+    }
+
     static func customer(_ d: CustomerDetail) throws -> [WeComEdit] {
-        let (customer, fields) = try customerFields(d.external_contact, "$.external_contact")
+        var (customer, fields) = try customerFields(d.external_contact, "$.external_contact")
+        let follows = d.follow_user ?? []
+        if let p = try phone(follows.enumerated().map { ($1, "$.follow_user[\($0)]") }) { fields["phone"] = p }
         var ruleTags: [String: TagGroupEdit] = [:]
         var personal = 0
         var relations: [RelationEdit] = []
@@ -199,7 +224,8 @@ enum Mapping {
             relations.append(r)
         }
         var out = ruleTags.keys.sorted().map { WeComEdit.tagGroup(ruleTags[$0]!) }
-        out.append(.customer(CustomerEdit(id: customer, fields: fields, relations: relations, personalTagsSkipped: personal)))
+        out.append(.customer(CustomerEdit(id: customer, fields: fields, relations: relations, personalTagsSkipped: personal,
+                                          firstFollower: relations.isEmpty ? nil : firstFollower(follows))))
         if let next = d.next_cursor, !next.isEmpty {
             out.append(.notice("customer \(customer) has more follow users: fetch externalcontact/get again with cursor \(next)"))
         }
@@ -207,11 +233,13 @@ enum Mapping {
     }
 
     static func batchEntry(_ e: BatchEntry, at: String) throws -> [WeComEdit] {
-        let (customer, fields) = try customerFields(e.external_contact, at + ".external_contact")
+        var (customer, fields) = try customerFields(e.external_contact, at + ".external_contact")
+        if let p = try phone([(e.follow_info, at + ".follow_info")]) { fields["phone"] = p }
         var ruleTags: [String: TagGroupEdit] = [:]
         var personal = 0
         let r = try relation(e.follow_info, at + ".follow_info", ruleTags: &ruleTags, personal: &personal)
-        return [.customer(CustomerEdit(id: customer, fields: fields, relations: [r], personalTagsSkipped: personal))]
+        return [.customer(CustomerEdit(id: customer, fields: fields, relations: [r], personalTagsSkipped: personal,
+                                       firstFollower: r.userid))]
     }
 
     // MARK: Group chats

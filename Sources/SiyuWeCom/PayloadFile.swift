@@ -58,10 +58,11 @@ public struct WeComPayloadFile {
             }
             var position = 0
             var count = 0
+            var lines = JSONScanner.LineCounter()
             while let range = try located(scanner, { try scanner.nextValue(from: position) }, at: position) {
                 position = range.upperBound
                 count += 1
-                let line = scanner.location(range.lowerBound).line
+                let line = lines.line(at: range.lowerBound, in: raw)
                 do {
                     try payload(scanner, range, line: line, body)
                 } catch var e as WeComError {

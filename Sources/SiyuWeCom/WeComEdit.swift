@@ -47,6 +47,9 @@ public struct CustomerEdit: Sendable, Equatable {
     public var relations: [RelationEdit]
     /// Personal tags (type 2) seen and left out: WeCom gives them no id and no API writes them.
     public var personalTagsSkipped: Int
+    /// The staff member whose follow relation is the oldest in the payload (earliest createtime;
+    /// the first listed on a tie): the owner an import gives a customer that has none yet.
+    public var firstFollower: String?
 }
 
 public struct RelationEdit: Sendable, Equatable {

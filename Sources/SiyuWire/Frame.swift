@@ -88,6 +88,16 @@ public struct FrameReader: Sendable {
 
     public var bufferedByteCount: Int { buffer.count - start }
 
+    /// The payload length the next frame's header declares, once its 8 header bytes are here and
+    /// its magic and version are good (nil otherwise: `next()` reports what is wrong). Not checked
+    /// against any limit: a receiver uses it to refuse early.
+    public var nextDeclaredPayloadLength: Int? {
+        guard buffer.count - start >= Frame.headerSize, buffer[start] == 0x53, buffer[start + 1] == 0x59,
+              Frame.supportedVersions.contains(buffer[start + 2]) else { return nil }
+        let b = buffer[(start + 4)..<(start + 8)].map(UInt32.init)
+        return Int(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])
+    }
+
     public mutating func feed(_ bytes: [UInt8]) {
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeFirst(start)

@@ -65,6 +65,9 @@ struct Benchmark {
         if options.runs("durability") {
             add(try DurabilityBench(pushes: options.quick ? 100 : 1_000, opsPerPush: 10, directory: directory).run())
         }
+        if options.runs("cli") {
+            add(try CLIBench(jsonLines: options.cliJSONLines, lookupCustomers: options.cliLookupCustomers, directory: directory).run())
+        }
         if options.runs("hub") {
             let seed = UInt64(Date().timeIntervalSince1970 * 1000)
             add(try HubLoadBench(nodes: options.hubNodes, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,

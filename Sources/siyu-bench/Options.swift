@@ -15,7 +15,7 @@ struct BenchOptions {
           --hub-nodes N        nodes of the hub-load section (default 1000, quick 100)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, durability, hub, peer
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, durability, cli, hub, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -24,7 +24,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "durability", "hub", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "durability", "cli", "hub", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
@@ -51,6 +51,9 @@ struct BenchOptions {
     var scalingMergeOps = 10_000
     /// Customers of the WeCom batch import.
     var weComCustomers = 100_000
+    /// Section cli: JSON lines imported, and customers of the replica the lookups run on.
+    var cliJSONLines = 100_000
+    var cliLookupCustomers = 1_000_000
     /// Nodes of the hub-load section, the seconds they do rounds for, and the seconds between a node's rounds.
     var hubNodes = 1_000
     var hubSeconds = 25.0
@@ -118,6 +121,8 @@ struct BenchOptions {
         scalingSizes = [1_000, 10_000]
         scalingMergeOps = 1_000
         weComCustomers = 10_000
+        cliJSONLines = 5_000
+        cliLookupCustomers = 20_000
         hubNodes = 100
         hubSeconds = 6
     }

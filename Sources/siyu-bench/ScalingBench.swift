@@ -53,7 +53,7 @@ struct ScalingBench {
 
     /// The tag library from a real HQ replica, then per chunk of customers a change set of HQ's
     /// creates and one tag add each, continuing HQ's numbering and clock.
-    private func build(_ hq: Replica, ids: [String], libraryAt libraryPath: String) throws {
+    func build(_ hq: Replica, ids: [String], libraryAt libraryPath: String) throws {
         let library = try tagLibrary(ScalingBench.tags, at: libraryPath)
         try? FileManager.default.removeItem(atPath: libraryPath)
         try hq.apply(library)

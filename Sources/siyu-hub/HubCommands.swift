@@ -29,6 +29,7 @@ enum HubProgram {
         siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
         Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
         """,
+        version: SiyuVersion.line,
         describeFailure: describe)
 
     static func describe(_ error: Error) -> ActionableError? {
@@ -56,8 +57,20 @@ enum HubProgram {
     }
 
     static func openHub(_ path: String) throws -> Replica {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HubToolError(message: "\(path) does not exist; nothing was written",
+                               hint: "make a hub with: siyu-hub init --db \(path) --id HUB (then register nodes with siyu-hub add-node)")
+        }
         do {
             let info = try Replica.inspect(path: path)
+            if info.role == .store {
+                throw HubToolError(message: "\(path) is the replica of store node '\(info.node)', not a hub's file; nothing was served",
+                                   hint: "give the hub's own file (made by siyu-hub init); this replica syncs with a hub through siyu-node run --db \(path)")
+            }
+            if let settings = try? NodeSettings.read(path: path) {
+                throw HubToolError(message: "\(path) is the replica of node '\(info.node)', set up by siyu-node init to sync with hub \(settings.hub); not a hub's file",
+                                   hint: "give the hub's own file (made by siyu-hub init); this replica syncs through siyu-node run --db \(path)")
+            }
             guard info.fileLayout >= 4 else {
                 throw HubToolError(message: "\(path) has file layout \(info.fileLayout); a hub needs layout 4 or later",
                                    hint: "open it once with this build's siyu (siyu status --db FILE) to migrate it, or make a new hub with siyu-hub init")
@@ -199,6 +212,8 @@ struct HubServeCommand: Command {
             .value("snapshot-after", "OPS", "a new node gets a snapshot instead of the log once the log holds this many ops (default 10000)"),
             .value("push-rate", "OPS", "ops a second each node may push, refilling its bucket; beyond it a PUSH is answered busy (default 20000; 0: no limit)"),
             .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
+            .value("max-pending", "N", "unauthenticated connections at once, in all (default 256); beyond it a new connection is closed"),
+            .value("max-pending-per-address", "N", "unauthenticated connections at once from one address (default 8)"),
             .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
         ],
         discussion: """
@@ -212,9 +227,16 @@ struct HubServeCommand: Command {
     var snapshotAfter: UInt64
     var pushLimits: PushLimits
     var stopWhenInputCloses: Bool
+    var maxPending: Int
+    var maxPendingPerAddress: Int
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
+        maxPending = try arguments.value("max-pending", as: Int.self) ?? 256
+        maxPendingPerAddress = try arguments.value("max-pending-per-address", as: Int.self) ?? 8
+        guard maxPending >= 1, maxPendingPerAddress >= 1 else {
+            throw CommandLineError.usage("--max-pending and --max-pending-per-address must be 1 or more", hint: nil)
+        }
         let text = arguments.value("listen") ?? "127.0.0.1:7400"
         do { listen = try SocketAddress(parsing: text) } catch {
             throw CommandLineError.usage("--listen: \(error.message)", hint: error.hint)
@@ -243,7 +265,8 @@ struct HubServeCommand: Command {
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
         let server = HubServer(loop: loop, executor: executor,
-                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits), log: log)
+                               configuration: .init(session: .init(hubID: replica.node), listen: listen, pushLimits: pushLimits,
+                                                    maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress), log: log)
         let address = try server.start()
         let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
         defer { watcher.cancel() }

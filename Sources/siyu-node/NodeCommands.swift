@@ -32,6 +32,7 @@ enum NodeProgram {
         siyu-node run --db store.db (continuous), or siyu-node sync --once --db store.db (one round).
         Exit codes: 0 ok, 1 failure (message and hint on stderr), 2 usage error.
         """,
+        version: SiyuVersion.line,
         describeFailure: describe)
 
     static func describe(_ error: Error) -> ActionableError? {
@@ -150,6 +151,13 @@ struct NodeInitCommand: Command {
         var created = false
         do {
             if FileManager.default.fileExists(atPath: path) {
+                let damage = try Replica.check(path: path)
+                guard damage.isHealthy else {
+                    let all = damage.problems + damage.beyondRepair.map { "\($0) (beyond repair)" }
+                    throw NodeToolError(message: "\(path) is damaged (\(all.prefix(3).joined(separator: "; "))\(all.count > 3 ? "; …" : "")); nothing was written",
+                                        hint: damage.beyondRepair.isEmpty ? "repair it from its op log first: siyu rebuild --db \(path)"
+                                                                          : "restore it from a backup, or move it aside and run siyu-node init again (its unpushed edits are lost)")
+                }
                 replica = try Replica(existing: path)
                 guard replica.node == node, replica.role == role else {
                     let found = "\(replica.node) (\(replica.role))"

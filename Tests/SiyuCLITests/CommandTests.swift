@@ -474,3 +474,50 @@ import SiyuCommandLine
         #expect(try parseJSON(siyu(["status", "--db", f.store, "--json"]).out) is [String: Any])
     }
 }
+
+/// Read-only inspection: a read-only replica file, or one in a read-only directory (a backup, a
+/// copy on read-only media), can be inspected, and no `-wal`/`-shm` file appears beside it.
+/// As root (CI) the file or directory is made immutable (`chattr +i`), which root cannot write either.
+@Suite(.serialized) struct ReadOnlyInspectionTests {
+    static func makeReadOnly(_ path: String) throws {
+        if getuid() == 0 {
+            #expect(try ResolveTests.chattr("+i", path) == 0, "chattr +i failed: the test needs ext4 and e2fsprogs")
+        } else {
+            try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: path)
+        }
+    }
+
+    static func makeWritable(_ path: String) {
+        if getuid() == 0 { _ = try? ResolveTests.chattr("-i", path) } else {
+            try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        }
+    }
+
+    /// A closed replica with no write-ahead log left, in its own directory.
+    static func replica() throws -> (TemporaryDirectory, String) {
+        let f = try ConflictFixture()
+        let dir = try TemporaryDirectory()
+        let path = dir.file("copy.db")
+        try FileManager.default.copyItem(atPath: f.hq, toPath: path)
+        f.remove()
+        return (dir, path)
+    }
+
+    @Test(arguments: ["file", "directory"])
+    func readCommandsWorkOnAReadOnlyReplicaAndCreateNothingBesideIt(_ what: String) throws {
+        let (dir, path) = try ReadOnlyInspectionTests.replica()
+        defer { ReadOnlyInspectionTests.makeWritable(what == "file" ? path : dir.path); dir.remove() }
+        let before = FileManager.default.contents(atPath: path)
+        try ReadOnlyInspectionTests.makeReadOnly(what == "file" ? path : dir.path)
+        for command in [["status"], ["show"], ["customers", "--id", "wm_lin"], ["conflicts"], ["tags"], ["check"], ["history", "customer", "wm_lin", "phone"]] {
+            let r = siyu([command[0], "--db", path] + command.dropFirst())
+            #expect(r.code == 0, "\(command): \(r.err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        #expect(!FileManager.default.fileExists(atPath: path + "-shm"))
+        #expect(FileManager.default.contents(atPath: path) == before)
+        let edit = siyu(["customer", "set", "--db", path, "wm_lin", "--name", "x"])
+        #expect(edit.code == 1)
+        #expect(edit.err.contains("read-only"))
+    }
+}

@@ -114,7 +114,7 @@ import SiyuCommandLine
         let cursor = try #require(all.last?["next_cursor"] as? String)
         do {
             let r = try f.replica(); defer { r.close() }
-            try r.editCustomer(WeComSamples.linID, ["phone": .text("13857112345")], by: "chenjing")
+            try r.editCustomer(WeComSamples.linID, ["phone": .text("13857100000")], by: "chenjing")
         }
         let changes = try lines(f.run(["wecom", "export", "--db", f.db, "--kind", "changes", "--since", cursor]).out)
         #expect(changes.count == 2)

@@ -327,3 +327,81 @@ struct WeComFixture {
         #expect(r.err.contains("only HQ"))
     }
 }
+
+/// Large imports: committed in batches, line numbers counted as the file is read.
+@Suite struct WeComBatchedImportTests {
+    static func lines(_ count: Int, badAt bad: Int? = nil) -> String {
+        (0..<count).map { i in
+            i == bad ? #"{"errcode":0,"external_contact":{"external_userid":"wm_x","name":7}}"#
+                : #"{"errcode":0,"errmsg":"ok","external_contact":{"external_userid":"wmL\#(i)","name":"客户\#(i)","type":1},"follow_user":[]}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    @Test func anImportInBatchesWritesWhatOneTransactionWritesAndRecordsEachBatchAsTheImports() throws {
+        let one = try WeComFixture(), batched = try WeComFixture()
+        defer { one.directory.remove(); batched.directory.remove() }
+        let file = try one.write("c.jsonl", WeComBatchedImportTests.lines(25))
+        #expect(one.importing([file]).code == 0)
+        let r = batched.run(["wecom", "import", "--db", batched.db, "--batch", "10", file])
+        #expect(r.code == 0, "\(r.err)")
+        #expect(try batched.rows(.customers).count == 25)
+        #expect(try batched.rows(.customers).map { $0["customer_id"] } == (try one.rows(.customers).map { $0["customer_id"] }))
+        #expect(try batched.ops() == (try one.ops()))
+        // Each batch recorded the ops it wrote as the import's (mark-tag export leaves them out): three
+        // batches (10, 10, 5 payloads), covering every op of the node without a gap.
+        let replica = try batched.replica()
+        let ranges = try replica.bridgeValues(WeComImport.bridgeImports).compactMap { kv in UInt64(kv.key).flatMap { a in UInt64(kv.value).map { a...$0 } } }
+            .sorted { $0.lowerBound < $1.lowerBound }
+        let own = try replica.opCounts().own
+        replica.close()
+        #expect(ranges.count == 3)
+        #expect(ranges.first?.lowerBound == 1 && ranges.last?.upperBound == UInt64(own))
+        #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound + 1 == $1.lowerBound })
+        #expect(batched.run(["wecom", "import", "--db", batched.db, "--batch", "10", file]).out.contains("0 ops written"))
+    }
+
+    @Test func aBadPayloadDeepInAJSONLinesFileIsReportedOnItsLine() throws {
+        let f = try WeComFixture()
+        defer { f.directory.remove() }
+        let file = try f.write("bad.jsonl", WeComBatchedImportTests.lines(300, badAt: 276))
+        let r = f.importing([file])
+        #expect(r.code == 1)
+        #expect(r.err.contains("line 277"), "\(r.err)")
+        #expect(try f.ops() == 0)
+    }
+}
+
+/// The two mapping gaps: `remark_mobiles` is the customer's phone; the oldest follow relation's
+/// staff member (and that member's store) owns a customer that has no owner yet.
+@Suite struct WeComOwnerAndPhoneTests {
+    @Test func remarkMobilesBecomeThePhoneAndTheOldestFollowerAndTheirStoreTheOwner() throws {
+        let f = try WeComFixture()
+        defer { f.directory.remove() }
+        do {
+            let r = try f.replica(); defer { r.close() }
+            try r.defineStore("xihu", name: "西湖店")
+            try r.defineStaff("chenjing", name: "陈静", storeID: "xihu")
+        }
+        #expect(f.importing([WeComSamples.tags, WeComSamples.lin]).code == 0)
+        let lin = try #require(try f.rows(.customers).first { $0["customer_id"] == .text(WeComSamples.linID) })
+        #expect(lin["phone"] == .text("13857112345"))
+        #expect(lin["owner_staff"] == .text("chenjing"))
+        #expect(lin["owner_store"] == .text("xihu"))
+        let found = f.run(["customers", "--db", f.db, "--store", "xihu"])
+        #expect(found.out.contains(WeComSamples.linID))
+    }
+
+    @Test func anOwnerHQOrAStoreSetIsNeverOverwrittenByAnImport() throws {
+        let f = try WeComFixture()
+        defer { f.directory.remove() }
+        #expect(f.importing([WeComSamples.tags, WeComSamples.lin]).code == 0)
+        do {
+            let r = try f.replica(); defer { r.close() }
+            try r.editCustomer(WeComSamples.linID, ["owner_staff": .text("liuyang"), "owner_store": .text("jingan")], by: "")
+        }
+        #expect(f.importing([WeComSamples.lin]).code == 0)
+        let lin = try #require(try f.rows(.customers).first { $0["customer_id"] == .text(WeComSamples.linID) })
+        #expect(lin["owner_staff"] == .text("liuyang"))
+        #expect(lin["owner_store"] == .text("jingan"))
+    }
+}

@@ -363,6 +363,29 @@ import SiyuWire
         #expect(actions.last?.closeReason == .handshakeTimeout && hub.state == .closed)
     }
 
+    @Test func aHubCountsWholeRequestsNotTrickledBytesForItsIdleTimer() {
+        // Slow-loris after authentication: one byte of a PUSH every 10 s never completes a request.
+        var h = Harness()
+        h.start()
+        h.run(until: { $0.hub.state == .ready })
+        let ready = h.now
+        let push = Message.push(ChangeSet(ops: tagOps("xihu", seqs: 1...1))).encoded()
+        var closed: CloseReason?
+        for i in 1...10 where closed == nil {
+            let t = ready.adding(milliseconds: UInt64(i) * 10_000)
+            closed = (h.hub.receive([push[i - 1]], now: t) + h.hub.tick(now: t)).compactMap(\.closeReason).first
+        }
+        #expect(closed == .idleTimeout && h.hub.state == .closed)
+    }
+
+    @Test func aHubRefusesALargeFrameBeforeAuthenticationWithoutWaitingForIt() {
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
+        // A HELLO header declaring 1 MiB: refused on its 8 header bytes (SPEC section 10).
+        let actions = hub.receive([0x53, 0x59, 1, 0x01, 0x00, 0x10, 0x00, 0x00], now: .zero)
+        #expect(actions.compactMap(\.sentMessage).first.map { if case .error(3, _, _) = $0 { return true }; return false } == true)
+        #expect(hub.state == .closed)
+    }
+
     @Test func opRefusalTextNamesTheOpAndParsesBack() {
         #expect(OpRefusalText.seq(in: OpRefusalText.message(seq: 17, "x")) == 17)
         #expect(OpRefusalText.seq(in: "op 017: x") == nil && OpRefusalText.seq(in: "op 0: x") == nil)

@@ -8,7 +8,8 @@
 # Each seed runs a hub, HQ and 2-4 stores in one process over MemoryTransport with real replicas
 # on disk and one virtual clock: random edits while messages are dropped, duplicated, delayed,
 # reordered and split, links partitioned and reset, clocks jump, nodes and the hub crash (between
-# steps, inside a store effect, inside an edit) and restart from their files. After healing,
+# steps, inside a store effect, inside an edit) and restart from their files, and a file (the hub's
+# or a node's, one side per seed) goes back to an earlier copy (a power loss). After healing,
 # every digest, op set and conflict log must equal the hub's, every edit made must be at the
 # hub, the property test's invariants must hold, and PRAGMA integrity_check must say ok.
 # Prints the failing seeds (and each failure's last events); exit 1 if any.

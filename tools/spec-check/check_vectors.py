@@ -957,6 +957,61 @@ def self_tests():
 
 # ------------------------------------------------------------------------------------------
 
+STATE_DIGEST_FILE = os.path.join(os.path.dirname(VECTOR_DIR), "state-digest.txt")
+
+
+def check_state_digest() -> list[str]:
+    """Serializes the rows of Protocol/state-digest.txt by SPEC section 7 ("The state digest, byte
+    for byte") and compares the SHA-256 with the file's digest line. Returns failures."""
+    import hashlib
+    if not os.path.exists(STATE_DIGEST_FILE):
+        return [f"{STATE_DIGEST_FILE} is missing"]
+    out = bytearray()
+    sources: list[tuple[str, list[bytes]]] = []
+    want = None
+    for raw in open(STATE_DIGEST_FILE, encoding="utf-8"):
+        line = raw.rstrip("\n")
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("source "):
+            sources.append((line[len("source "):], []))
+        elif line.startswith("  row "):
+            row = bytearray()
+            values = line[len("  row "):].split(" | ")
+            row += sp.encode_varint(len(values))
+            for v in values:
+                if v == "null":
+                    row.append(0)
+                elif v.startswith('"') and v.endswith('"'):
+                    row.append(3)
+                    row += sp.encode_string(v[1:-1])
+                else:
+                    n = int(v)
+                    row.append(1)
+                    row += sp.encode_varint(((n << 1) ^ (n >> 63)) & (2**64 - 1))   # svarint: zigzag
+            sources[-1][1].append(bytes(row))
+        elif line.startswith("digest "):
+            want = line[len("digest "):]
+    for name, rows in sources:
+        out += sp.encode_string(name)
+        for row in rows:
+            out += row
+        out.append(0xFF)
+        out += sp.encode_varint(len(rows))
+    got = hashlib.sha256(bytes(out)).hexdigest()
+    names = [name for name, _ in sources]
+    expected_names = ["stores", "staff", "customers", "follow_relations", "tag_groups", "tags", "customer_tags",
+                      "group_chats", "group_members", "orders", "order_lines", "points", "conflicts"]
+    failures = []
+    if names != expected_names:
+        failures.append(f"state-digest: sources {names}, SPEC section 7 lists {expected_names}")
+    if got != want:
+        failures.append(f"state-digest: the rows serialize to SHA-256 {got}, the file says {want}")
+    print(f"state-digest: {len(sources)} sources, {sum(len(r) for _, r in sources)} rows: "
+          + ("PASS" if not failures else "FAIL"))
+    return failures
+
+
 def main():
     paths = sorted(glob.glob(os.path.join(VECTOR_DIR, "*.vec")))
     if not paths:
@@ -1006,6 +1061,7 @@ def main():
             NOTES.append(f"value type {t} ({tname}) is not in {every}"
                          + (f" (only in {', '.join(sorted(where))})" if where else " nor in any vector"))
     self_tests()
+    Stats.failures.extend(check_state_digest())
     for n in sorted(set(NOTES)):
         print(f"note: {n}")
     print(f"{Stats.vectors} vectors checked, {Stats.frames} frames decoded, {Stats.values} meaning values compared, "

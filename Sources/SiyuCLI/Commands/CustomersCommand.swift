@@ -11,7 +11,7 @@ struct CustomersCommand: Command {
         options: [
             ReplicaAccess.dbOption,
             .value("id", "ID", "one customer, in detail (tags with who applied them, follow relations)"),
-            .value("name", "TEXT", "names containing TEXT (case-insensitive)"),
+            .value("name", "TEXT", "names containing TEXT (ASCII letters case-insensitive)"),
             .value("phone", "TEXT", "phone numbers containing TEXT"),
             .value("tag", "TAG", "customers showing the tag (tag id or name)"),
             .value("store", "STORE", "customers owned by the store"),
@@ -40,23 +40,22 @@ struct CustomersCommand: Command {
         let replica = try ReplicaAccess.openForReading(path, context: context)
         defer { replica.close() }
         var data = try ReplicaData(replica)
-        var customers = try ReplicaAccess.perform("reading customers", path: path) { try data.customers() }
-        if let id {
-            customers = customers.filter { $0.id.utf8.elementsEqual(id.utf8) }
-            if customers.isEmpty {
-                throw CLIError("customer '\(id)' not found in \(path)", hint: "list customers with: siyu customers --db FILE")
-            }
-        }
-        if let name { customers = customers.filter { $0.name?.localizedCaseInsensitiveContains(name) == true } }
-        if let phone { customers = customers.filter { $0.phone?.contains(phone) == true } }
-        if let store { customers = customers.filter { $0.ownerStore == store } }
+        // Filters run in SQL: a lookup by id reads one row, not every customer.
+        var tagIDs: [String]?
         if let tag {
             let library = try ReplicaAccess.perform("reading tags", path: path) { try data.tagLibrary() }
-            let ids = Set(library.flatMap(\.tags).filter { $0.id == tag || $0.name == tag }.map(\.id))
+            let ids = library.flatMap(\.tags).filter { $0.id == tag || $0.name == tag }.map(\.id)
             if ids.isEmpty {
                 throw CLIError("tag '\(tag)' not found in \(path)", hint: "list tags with: siyu tags --db FILE")
             }
-            customers = customers.filter { c in c.tags.contains { ids.contains($0.tagId) } }
+            tagIDs = ids
+        }
+        let customers = try ReplicaAccess.perform("reading customers", path: path) { () throws -> [CustomerJSON] in
+            let selected = try replica.customerRows(id: id, name: name, phone: phone, store: store, tagIDs: tagIDs)
+            return try data.customers(from: selected)
+        }
+        if let id, customers.isEmpty {
+            throw CLIError("customer '\(id)' not found in \(path)", hint: "list customers with: siyu customers --db FILE")
         }
         if json {
             try JSONOutput.write(customers, to: context.io.output)

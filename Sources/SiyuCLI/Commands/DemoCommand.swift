@@ -4,8 +4,8 @@ import SiyuCommandLine
 struct DemoCommand: Command {
     static let spec = CommandSpec(
         name: "demo",
-        summary: "HQ and two stores in one process: offline edits, conflicts, convergence",
-        options: [.value("keep", "DIR", "keep the replica files (hq.db, xihu.db, jingan.db) in DIR; existing ones are never overwritten")])
+        summary: "a hub and three nodes (HQ, two stores) as processes on loopback: offline edits, conflicts, convergence",
+        options: [.value("keep", "DIR", "keep the hub's file, the replica files (hq.db, xihu.db, jingan.db) and the daemons' logs in DIR; existing files are never overwritten")])
 
     var keep: String?
 

@@ -65,6 +65,9 @@ struct SyncCommand: Command {
                      : "not synced: \(Render.text(path)) with hub \(Render.text(report.hub))")
             HubSync.lines(report).forEach(out.line)
         }
+        if let failure, failure.contains(NodeDaemon.replicaFailedPrefix) {
+            throw CLIError(failure, hint: HubSync.repairHint(path))
+        }
         if let failure {
             throw CLIError(failure, hint: "check that the hub runs and knows this node (siyu-hub nodes --db HUB.db); then run again: siyu sync --now --db \(path)")
         }

@@ -32,7 +32,7 @@ struct TagsCommand: Command {
         }
         var rows: [[String]] = []
         for g in groups {
-            let notes = [g.exclusive ? "exclusive" : nil, g.deleted ? "deleted" : nil].compactMap { $0 }.joined(separator: ", ")
+            let notes = [g.exclusive ? "exclusive" : "multi", g.deleted ? "deleted" : nil].compactMap { $0 }.joined(separator: ", ")
             let groupCell = "\(Render.text(g.name ?? "?")) (\(Render.text(g.id)))"
             if g.tags.isEmpty { rows.append([groupCell, notes, "", "", "", ""]) }
             for (i, t) in g.tags.enumerated() {
@@ -40,7 +40,7 @@ struct TagsCommand: Command {
                              "\(t.customers)", t.deleted ? "deleted" : ""])
             }
         }
-        context.io.output.line(Render.table(["group", "", "tag", "name", "customers", ""], rows))
+        context.io.output.line(Render.table(["group", "kind", "tag", "name", "customers", "state"], rows))
         return .success
     }
 }

@@ -62,6 +62,9 @@ struct VerifyCommand: Command {
             if why.hasPrefix("hub busy") {
                 throw CLIError(why, hint: "other nodes keep pushing; in a moment, run again: siyu verify --db \(path)")
             }
+            if why.contains(NodeDaemon.replicaFailedPrefix) {
+                throw CLIError("verify did not finish: \(why)", hint: HubSync.repairHint(path))
+            }
             throw CLIError("verify did not finish: \(why)",
                            hint: "check that the hub runs and knows this node (siyu-hub nodes --db HUB.db); then run again: siyu verify --db \(path)")
         }

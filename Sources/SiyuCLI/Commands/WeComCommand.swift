@@ -19,6 +19,7 @@ struct WeComCommand: Command {
         options: [
             ReplicaAccess.dbOption,
             .value("kind", "KIND", "export: customers (default), mark-tag, groups or changes"),
+            .value("batch", "N", "import: payloads (or batch entries) per transaction (default 2000): a running node daemon syncs between them"),
             .value("since", "CURSOR", "export mark-tag/changes: only what changed after this cursor (the next_cursor of the last export)"),
             ReplicaAccess.jsonOption,
         ],
@@ -27,14 +28,14 @@ struct WeComCommand: Command {
         discussion: """
         import reads get_corp_tag_list, externalcontact/get, batch/get_by_user, groupchat/get, groupchat/list and the
         change_external_contact / change_external_chat / change_external_tag callbacks, recognising each by its shape.
-        Every file is checked whole before anything is written, then all are written in one transaction; importing the
-        same payloads again writes nothing. Needs an HQ replica (siyu init --db hq.db --node hq --role hq).
+        Every file is checked whole before anything is written, then written in transactions of --batch payloads (a
+        running node daemon records its syncs between them); importing the same payloads again writes nothing. Needs an HQ replica (siyu init --db hq.db --node hq --role hq).
         export prints JSON lines: customers as externalcontact/get responses, groups as groupchat/get responses,
         mark-tag as mark_tag request bodies, changes as one line per changed record; mark-tag and changes end with
         {"next_cursor": …} to pass to --since next time. Fields and rules: docs/WECOM.md.
         """)
 
-    enum Action { case importing([String]), exporting(Kind, WeComCursor?) }
+    enum Action { case importing([String], batch: Int), exporting(Kind, WeComCursor?) }
 
     var path: String
     var action: Action
@@ -52,7 +53,11 @@ struct WeComCommand: Command {
             if arguments.value("kind") != nil || arguments.value("since") != nil {
                 throw CommandLineError.usage("--kind and --since are export options", hint: "siyu wecom import --db FILE PAYLOAD…")
             }
-            action = .importing(rest)
+            let batch = try arguments.value("batch", as: Int.self) ?? WeComImport.defaultBatchSize
+            guard (1...1_000_000).contains(batch) else {
+                throw CommandLineError.usage("--batch must be from 1 to 1000000; got \(batch)", hint: "the default, 2000, suits most imports")
+            }
+            action = .importing(rest, batch: batch)
         case "export":
             guard rest.isEmpty else {
                 throw CommandLineError.usage("wecom export takes no files (it prints to standard output)", hint: "redirect it: siyu wecom export --db FILE > out.jsonl")
@@ -65,6 +70,9 @@ struct WeComCommand: Command {
                 }
                 cursor = try WeComCursor(since)
             }
+            if arguments.value("batch") != nil {
+                throw CommandLineError.usage("--batch is an import option", hint: "siyu wecom export --db FILE --kind KIND")
+            }
             if json {
                 throw CommandLineError.usage("wecom export always prints JSON lines; --json is for import's report", hint: nil)
             }
@@ -76,8 +84,8 @@ struct WeComCommand: Command {
 
     func run(in context: CLIContext) throws -> ExitCode {
         switch action {
-        case let .importing(files):
-            return try WeComImport(path: path, files: files, json: json).run(in: context)
+        case let .importing(files, batch):
+            return try WeComImport(path: path, files: files, json: json, batchSize: batch).run(in: context)
         case let .exporting(kind, cursor):
             return try WeComExport(path: path, kind: kind, since: cursor).run(in: context)
         }

@@ -19,6 +19,9 @@ struct WeComImport {
     var path: String
     var files: [String]
     var json: Bool
+    /// How many payloads (or batch entries) go into one transaction.
+    var batchSize = WeComImport.defaultBatchSize
+    static let defaultBatchSize = 2_000
 
     struct Report: Encodable {
         var files: [String] = []
@@ -59,11 +62,23 @@ struct WeComImport {
             payloadFiles.append((file, payload))
             totals.append(units)
         }
-        // 2. Apply everything in one transaction.
+        // 2. Apply, committing every `batchSize` units so other writers (a node daemon) get turns.
         var report = Report()
         report.files = files
         let before = try perform { try replica.versionVector()[replica.node] }
         let applier = Applier(replica: replica, report: report)
+        var batchStart = before, inBatch = 0, batches = 0
+        /// Records the ops this batch wrote as the import's (the export leaves them out), in its transaction.
+        func closeBatch() throws {
+            try replica.commitStagedImports()
+            let after = try replica.versionVector()[replica.node]
+            if after > batchStart {
+                try replica.setBridgeValue(WeComImport.bridgeImports, String(format: "%020llu", batchStart + 1), String(after))
+            }
+            applier.report.ops += Int(after - batchStart)
+            batchStart = after
+            inBatch = 0
+        }
         try perform {
             try replica.inOneTransaction {
                 for ((file, payload), total) in zip(payloadFiles, totals) {
@@ -74,19 +89,23 @@ struct WeComImport {
                             try applier.apply(unit)
                         } catch {
                             let e = CLIError.from(error)
-                            throw CLIError("\(file): line \(unit.line), \(unit.path): \(e.message); nothing was written", hint: e.hint)
+                            let kept = batches == 0 ? "nothing was written"
+                                : "the \(batches == 1 ? "batch" : "\(batches) batches") before it \(batches == 1 ? "was" : "were") written; importing again writes only what is missing"
+                            throw CLIError("\(file): line \(unit.line), \(unit.path): \(e.message); \(kept)", hint: e.hint)
                         }
                         done += 1
+                        inBatch += 1
+                        if inBatch >= batchSize {
+                            try closeBatch()
+                            try replica.commitSoFar()
+                            batches += 1
+                        }
                         progress.tick("importing \(file)", done, of: total)
                     }
                     try replica.commitStagedImports()
                     progress.done()
                 }
-                let after = try replica.versionVector()[replica.node]
-                if after > before {
-                    try replica.setBridgeValue(WeComImport.bridgeImports, String(format: "%020llu", before + 1), String(after))
-                }
-                applier.report.ops = Int(after - before)
+                try closeBatch()
             }
         }
         report = applier.report
@@ -182,6 +201,15 @@ private final class Applier {
     }
 
     /// Asks for a fetch once per (API, id): the first reason is kept.
+    /// The store of staff member `userid` as the replica knows it (cached for the import).
+    private var stores: [String: String?] = [:]
+    private func storeOf(_ userid: String) throws -> String? {
+        if let hit = stores[userid] { return hit }
+        let store = try row(.staff, "userid", userid)?["store_id"]?.textValue
+        stores[userid] = store
+        return store
+    }
+
     private func refetch(_ api: String, _ id: String, _ reason: String) {
         guard !report.refetch.contains(where: { $0.api == api && $0.id == id }) else { return }
         report.refetch.append(.init(api: api, id: id, reason: reason))
@@ -240,7 +268,14 @@ private final class Applier {
         report.customers += 1
         report.personalTagsSkipped += c.personalTagsSkipped
         let relations = c.relations.map { ImportedRelation(userid: $0.userid, fields: $0.fields, tags: $0.tags) }
-        let result = try replica.stageCustomerImport(c.id, fields: c.fields, relations: relations)
+        // A customer with no owner yet gets the staff member of its oldest follow relation, and
+        // that member's store (when this replica knows the member's store): what `--store` finds.
+        var owner: [String: Value] = [:]
+        if let staff = c.firstFollower {
+            owner["owner_staff"] = .text(staff)
+            if let store = try storeOf(staff) { owner["owner_store"] = .text(store) }
+        }
+        let result = try replica.stageCustomerImport(c.id, fields: c.fields, relations: relations, fieldsIfUnset: owner)
         if result.skippedDeleted { report.customersSkippedDeleted.append(c.id) }
         for s in result.skippedTags where report.skippedTags.count < 10_000 {
             report.skippedTags.append(.init(customer: c.id, tag: s.tag, reason: s.reason))
