@@ -13,6 +13,22 @@ if ! command -v swift >/dev/null 2>&1; then
     fail "no 'swift' on PATH; install a Swift 6 toolchain from https://www.swift.org/install/ first"
 fi
 
+# --- stunnel4 (optional) ---------------------------------------------------------------------
+# The TLS integration test (Tests/IntegrationTests/TLSTests.swift) runs a hub and nodes through
+# stunnel4. Installed when apt-get can; when it cannot, say so: that test then skips, loudly.
+if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" -eq 0 ]]; then
+        echo "setup: installing stunnel4 (for the TLS integration test)…" >&2
+        if ! env DEBIAN_FRONTEND=noninteractive apt-get install -y -q stunnel4 >/dev/null 2>&1; then
+            env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 || true
+            env DEBIAN_FRONTEND=noninteractive apt-get install -y -q stunnel4 >/dev/null 2>&1 \
+                || echo "setup: WARNING: could not install stunnel4 with apt-get; the TLS integration test will be skipped" >&2
+        fi
+    else
+        echo "setup: WARNING: stunnel4 is not installed (needs root and apt-get); the TLS integration test will be skipped" >&2
+    fi
+fi
+
 if [[ -f /usr/include/sqlite3.h ]]; then
     exit 0
 fi

@@ -80,7 +80,7 @@ public struct Demo {
         print("  siyu-hub serve --db hub.db --listen 127.0.0.1:0   → listening on \(address)")
         for node in Demo.nodes {
             var add = ["add-node", "--db", path("hub.db"), node.name, "--role", node.role == .hq ? "hq" : "store"]
-            if node.role == .store { add += ["--store", node.name] }
+            if node.role == .store { add += ["--store", node.name, "--new-store"] }
             let secret = try processes.run("siyu-hub", add).trimmingCharacters(in: .whitespacesAndNewlines)
             var initArgs = ["init", "--db", path("\(node.name).db"), "--node", node.name, "--role", node.role == .hq ? "hq" : "store", "--hub", address]
             if node.role == .store { initArgs += ["--store", node.name] }

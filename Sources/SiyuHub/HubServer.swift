@@ -18,6 +18,9 @@ import SiyuWire
 ///   (or the peer is not reading: `isWritable` false) the socket is not read and no effect runs, so a
 ///   slow peer costs bounded memory; timers follow `nextDeadline` (handshake, idle and keepalive
 ///   timeouts close connections; the session decides);
+/// - a node removed from the registry, or given a new secret, by another process (`siyu-hub
+///   remove-node`, `rotate-secret`) has its open sessions closed with `auth_failed` within
+///   `revocationCheckInterval` (the registry is read once per interval while any session is open);
 /// - `shutdown(reason:)` says BYE on every connection, stops accepting, and the caller stops the loop;
 /// - one log line per session event: connect, auth ok/refused, push stored, changes sent, snapshot,
 ///   errors with their code, disconnect with the duration;
@@ -70,15 +73,20 @@ public final class HubServer: @unchecked Sendable {
     private var digestBudget: RequestBudget
     /// The next slice of re-merging customers that hold a changed tag, while any are pending.
     private var remergeTimer: TimerHandle?
+    private var revocationTimer: TimerHandle?
+    /// How often the registry is read to close the sessions of removed or re-keyed nodes.
+    public static let revocationCheckInterval: Duration = .seconds(1)
 
     /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
     public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
                 nonceSource: @escaping () -> [UInt8] = HubServer.randomNonce) {
         self.loop = loop
         self.executor = executor
-        self.configuration = configuration
         self.log = log
         self.nonceSource = nonceSource
+        var configuration = configuration
+        if configuration.session.decoyKey.isEmpty { configuration.session.decoyKey = HubServer.randomNonce() }
+        self.configuration = configuration
         rateLimits = NodeRateLimits(configuration.pushLimits)
         snapshotBudget = configuration.snapshotBudget
         digestBudget = configuration.digestBudget
@@ -99,6 +107,7 @@ public final class HubServer: @unchecked Sendable {
                                     onAccept: { [weak self] connection in self?.accept(connection) })
         self.listener = listener
         scheduleRemergeSlice()   // what a previous run left pending
+        scheduleRevocationCheck()
         return listener.address
     }
 
@@ -123,6 +132,29 @@ public final class HubServer: @unchecked Sendable {
         }
     }
 
+    /// Every `revocationCheckInterval`: closes the sessions of nodes whose registration is gone or
+    /// whose StoredKey changed since they authenticated (SPEC section 6, "Revocation"). Loop thread.
+    private func scheduleRevocationCheck() {
+        guard !stopping else { return }
+        revocationTimer = loop.scheduleTimer(after: HubServer.revocationCheckInterval) { [weak self] in
+            guard let self else { return }
+            self.revocationTimer = nil
+            let authenticated = self.drivers.values.filter { $0.session.registration != nil }
+            if !authenticated.isEmpty {
+                do {
+                    let current = try self.executor.storedKeys()
+                    for driver in authenticated {
+                        guard let node = driver.session.node, let registration = driver.session.registration else { continue }
+                        if current[node] != registration.verifiers.storedKey { driver.revoke() }
+                    }
+                } catch {
+                    self.log.write(.error, "hub could not read the registry to check for removed nodes (retrying): \(error)")
+                }
+            }
+            self.scheduleRevocationCheck()
+        }
+    }
+
     /// The connections open now.
     public var connectionCount: Int { drivers.count }
 
@@ -133,6 +165,8 @@ public final class HubServer: @unchecked Sendable {
         listener?.close()
         if let remergeTimer { loop.cancelTimer(remergeTimer) }
         remergeTimer = nil
+        if let revocationTimer { loop.cancelTimer(revocationTimer) }
+        revocationTimer = nil
         log.write(.info, "hub shutting down (\(reason)): \(drivers.count) connection(s) open")
         for driver in Array(drivers.values) { driver.shutdown(reason: reason) }
     }
@@ -242,6 +276,13 @@ private final class HubConnectionDriver {
     func shutdown(reason: String) {
         guard !closed else { return }
         act(session.close(reason: reason, now: server.now()))
+    }
+
+    /// The node was removed or re-keyed: ERROR 5 and close.
+    func revoke() {
+        guard !closed else { return }
+        server.log.write(.warn, "\(who) registration removed or secret rotated: closing the session")
+        act(session.revoke(now: server.now()))
     }
 
     private func handle(_ event: TCPConnection.Event) {

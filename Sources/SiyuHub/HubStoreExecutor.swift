@@ -91,13 +91,19 @@ public final class HubStoreExecutor {
         return .store(store)
     }
 
+    /// Each registered node's StoredKey, by node id: what `HubServer` compares open sessions with
+    /// to close those of a node removed or given a new secret since they authenticated.
+    public func storedKeys() throws -> [NodeID: [UInt8]] {
+        Dictionary(try replica.registeredNodes().map { ($0.node, $0.verifiers.storedKey) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Carries out one effect.
     public func execute(_ effect: HubEffect) -> HubEffectResult {
         do {
             switch effect {
             case let .authorize(node):
                 guard let record = try replica.registeredNode(node) else { return .registration(nil) }
-                return .registration(NodeRegistration(secret: record.authenticationKey, role: record.role,
+                return .registration(NodeRegistration(verifiers: record.verifiers, role: record.role,
                                                       ackedSeq: record.ackedSeq, logHead: try replica.logHead(), logEpoch: logEpoch))
 
             case let .storePush(node, changeSet):

@@ -58,7 +58,10 @@ public enum LegalMessages {
 ///   `maxBufferedBytes`;
 /// - every failure of the peer becomes one `SessionError` with the code SPEC section 8 names, after
 ///   which the connection is closed: nothing from the wire traps;
-/// - the outgoing dictionary changes only for a change set that is actually sent.
+/// - the outgoing dictionary changes only for a change set that is actually sent;
+/// - once keys are installed (`installKeys`), every frame SPEC section 3 says is sealed is sent
+///   with its MAC and sequence number, and a received one whose MAC does not verify is refused
+///   (`auth_failed`) before its payload is read.
 public struct Connection: Sendable {
     public let side: ConnectionSide
     public let policy: KeepalivePolicy
@@ -76,6 +79,13 @@ public struct Connection: Sendable {
     public var acceptedSchemaVersion: UInt64
 
     private var reader = FrameReader()
+    /// The payloads of HELLO and CHALLENGE as sent or received: the transcript of SPEC section 6.
+    public private(set) var helloPayload: [UInt8] = []
+    public private(set) var challengePayload: [UInt8] = []
+    private var sendMAC: FrameAuthenticator?
+    private var receiveMAC: FrameAuthenticator?
+    private var sealedSent: UInt64 = 0
+    private var sealedReceived: UInt64 = 0
     let openedAt: SessionInstant
     private(set) var lastReceived: SessionInstant
     private(set) var lastSent: SessionInstant
@@ -103,6 +113,21 @@ public struct Connection: Sendable {
     }
 
     var isClosed: Bool { state == .closed }
+
+    /// The handshake transcript (SPEC section 6) of this connection so far.
+    public var transcript: [UInt8] { Authentication.transcript(hello: helloPayload, challenge: challengePayload) }
+
+    /// Installs the session's frame keys: the node when it sends AUTH, the hub when AUTH verified.
+    mutating func installKeys(_ keys: SessionKeys) {
+        sendMAC = FrameAuthenticator(key: side == .node ? keys.nodeToHub : keys.hubToNode)
+        receiveMAC = FrameAuthenticator(key: side == .node ? keys.hubToNode : keys.nodeToHub)
+    }
+
+    /// Whether a frame of `type` sent by `sender` now is sealed (SPEC section 3): every frame
+    /// the node sends after AUTH; every frame the hub sends from WELCOME on.
+    static func isSealed(type: UInt8, sentBy sender: ConnectionSide, keysInstalled: Bool, state: ConnectionState) -> Bool {
+        keysInstalled && (sender == .node || state == .ready || type == MessageType.welcome.rawValue)
+    }
     var bufferedByteCount: Int { reader.bufferedByteCount }
 
     /// Before `ready`, a hub takes frames of at most this many payload bytes and holds at most
@@ -138,8 +163,11 @@ public struct Connection: Sendable {
     mutating func next() -> Incoming? {
         guard !isClosed else { return nil }
         let frame: Frame
+        let keysInstalled = receiveMAC != nil, peer = side.peer, current = state
         do {
-            guard let f = try reader.next() else { return nil }
+            guard let f = try reader.next(tagSize: { type in
+                Connection.isSealed(type: type, sentBy: peer, keysInstalled: keysInstalled, state: current) ? Authentication.tagSize : 0
+            }) else { return nil }
             frame = f
         } catch let e as WireError {
             return .failure(SessionError(e))
@@ -149,6 +177,17 @@ public struct Connection: Sendable {
         let expected = version ?? 1
         guard frame.version == expected else {
             return .failure(SessionError(.unsupportedVersion, "a frame of protocol version \(frame.version) on a connection that uses version \(expected)"))
+        }
+        if let receiveMAC, !frame.tag.isEmpty {
+            guard receiveMAC.verify(frame, sequence: sealedReceived) else {
+                if frame.type == MessageType.welcome.rawValue, side == .node {
+                    return .failure(SessionError(.authFailed,
+                        "the hub could not prove it holds this node's verifiers (WELCOME's MAC does not verify): not the hub this node was registered with, or someone in between; check the hub address"))
+                }
+                return .failure(SessionError(.authFailed,
+                    "the MAC of sealed frame #\(sealedReceived) from the \(side.peer) does not verify: the connection was altered on the way (or the peer's keys differ); reconnect"))
+            }
+            sealedReceived &+= 1
         }
         guard let type = frame.messageType else {
             if MessageType.isIgnorable(frame.type) { return .skipped(type: frame.type) }
@@ -162,7 +201,10 @@ public struct Connection: Sendable {
                 "a \(type.specName) change set of data model version \(schema); this side accepts up to \(acceptedSchemaVersion): upgrade it"))
         }
         do {
-            return .message(try Message(frame: frame, dictionary: &incoming))
+            let message = try Message(frame: frame, dictionary: &incoming)
+            if type == .hello { helloPayload = frame.payload }
+            if type == .challenge { challengePayload = frame.payload }
+            return .message(message)
         } catch let e as WireError {
             return .failure(SessionError(e))
         } catch {
@@ -219,7 +261,14 @@ public struct Connection: Sendable {
         outgoing = current.dictionaryAfter
         framesSent += 1
         lastSent = max(lastSent, now)
-        return .send(message, bytes: current.frame.encoded())
+        if message.type == .hello { helloPayload = current.frame.payload }
+        if message.type == .challenge { challengePayload = current.frame.payload }
+        var frame = current.frame
+        if let sendMAC, Connection.isSealed(type: frame.type, sentBy: side, keysInstalled: true, state: state) {
+            frame = sendMAC.seal(frame, sequence: sealedSent)
+            sealedSent &+= 1
+        }
+        return .send(message, bytes: frame.encoded())
     }
 
     /// The encoded payload size of a change-set message, without sending it (the outgoing

@@ -1,10 +1,11 @@
 import SiyuCore
 import SiyuWire
 
-/// What the hub knows about a registered node, read when it authenticates.
+/// What the hub knows about a registered node, read when it says HELLO and again at AUTH.
 public struct NodeRegistration: Sendable, Equatable {
-    /// The shared secret AUTH's MAC is computed with.
-    public var secret: [UInt8]
+    /// What verifies the node's AUTH and lets the hub prove itself (SPEC section 6); not enough
+    /// to log in as the node.
+    public var verifiers: Authentication.Verifiers
     /// The role the node was registered with; HELLO and every pushed op must say the same.
     public var role: Role
     /// The highest sequence number up to which the hub holds, or has settled as refused, every op
@@ -15,8 +16,8 @@ public struct NodeRegistration: Sendable, Equatable {
     /// The hub log's identity (32 bytes; SPEC section 7, "Log epochs"), sent in WELCOME.
     public var logEpoch: [UInt8]
 
-    public init(secret: [UInt8], role: Role, ackedSeq: UInt64, logHead: UInt64, logEpoch: [UInt8] = []) {
-        self.secret = secret
+    public init(verifiers: Authentication.Verifiers, role: Role, ackedSeq: UInt64, logHead: UInt64, logEpoch: [UInt8] = []) {
+        self.verifiers = verifiers
         self.role = role
         self.ackedSeq = ackedSeq
         self.logHead = logHead
@@ -38,7 +39,8 @@ public struct LoggedOp: Sendable, Equatable {
 /// Store work a hub session needs done, as values. The driver carries each out against the hub's
 /// replica and feeds back exactly one `HubEffectResult` with `HubSession.complete`.
 public enum HubEffect: Sendable, Equatable {
-    /// Look the node up. Answer `.registration(…)`, or `.registration(nil)` if it is unknown.
+    /// Look the node up (at HELLO, for the salt of CHALLENGE, and again at AUTH). Answer
+    /// `.registration(…)`, or `.registration(nil)` if it is unknown.
     case authorize(node: NodeID)
     /// Validate and store a PUSH of the authenticated node (whose origin and role the session has
     /// already checked) by the rules of SPEC section 7, "Upload": every op is checked before
@@ -88,10 +90,15 @@ public enum HubEffectResult: Sendable, Equatable {
 ///
 /// Guarantees:
 /// - no I/O, no clock, no randomness: the nonce is given (32 fresh random bytes per connection);
+/// - CHALLENGE carries the node's salt and iteration count, or for an unknown node a decoy salt
+///   derived from `decoyKey` (the same for the same id), so no answer tells which ids exist;
+/// - WELCOME and every later frame are sealed with the session's keys; a node frame after AUTH
+///   whose MAC fails is refused with `auth_failed` and the connection closed;
 /// - requests are answered one at a time, in the order they arrived; no frame is read while an
 ///   effect is pending;
 /// - the node is refused (`auth_failed`, the same text whatever the cause) unless it is registered,
-///   HELLO's role is its registered role, and the MAC over this connection's nonce verifies;
+///   HELLO's role is its registered role, and its proof over this connection's transcript verifies
+///   against the verifiers read at AUTH (a secret rotated or a node removed since HELLO fails);
 /// - a PUSH holding an op whose origin is not the authenticated node or whose role is not its
 ///   registered role is refused (`permission_denied`) and the connection closed, before any store
 ///   work;
@@ -110,11 +117,14 @@ public struct HubSession: Sendable {
         /// The CHANGES budget when a PULL says 0 (the hub's choice). A PULL's own budget is capped at the frame limit.
         public var defaultByteBudget: Int
         public var policy: KeepalivePolicy
+        /// The key decoy salts for unknown node ids are derived from (random per hub process).
+        public var decoyKey: [UInt8]
 
         public init(hubID: String, versions: [UInt8] = Frame.supportedVersions,
                     schemaVersion: UInt64 = UInt64(currentSchemaVersion), defaultByteBudget: Int = 256 * 1024,
-                    policy: KeepalivePolicy = .standard) {
+                    policy: KeepalivePolicy = .standard, decoyKey: [UInt8] = []) {
             self.hubID = hubID
+            self.decoyKey = decoyKey
             self.versions = versions
             self.schemaVersion = schemaVersion
             self.defaultByteBudget = defaultByteBudget
@@ -123,6 +133,7 @@ public struct HubSession: Sendable {
     }
 
     private enum Pending: Sendable, Equatable {
+        case challenge(version: UInt8)
         case authorize(mac: [UInt8])
         case storePush(ops: Int)
         case readChanges(cursor: UInt64, budget: Int)
@@ -138,6 +149,7 @@ public struct HubSession: Sendable {
     private let nonce: [UInt8]
     private var helloRole: Role?
     private var helloSchema: UInt64 = 0
+    private var challengeSalt: [UInt8] = []
     private var pending: Pending?
     private var snapshotChunks: UInt64 = 0
 
@@ -171,6 +183,13 @@ public struct HubSession: Sendable {
         connection.bye(reason, now: now)
     }
 
+    /// The node's registration was removed or its secret rotated while this session is open:
+    /// ERROR `auth_failed` and close (SPEC section 6, "Revocation").
+    public mutating func revoke(now: SessionInstant) -> [Action] {
+        let error = SessionError(.authFailed, "this node's registration was removed or its secret rotated at the hub; the session is closed")
+        return [.report(.errorSent(error))] + connection.fail(error, now: now)
+    }
+
     /// The transport closed under the session.
     public mutating func transportClosed() -> [Action] {
         connection.closeQuietly(.transportClosed)
@@ -183,6 +202,8 @@ public struct HubSession: Sendable {
         connection.busyEnded(now: now)
         var actions: [Action]
         switch (done, result) {
+        case let (.challenge(version), .registration(found)):
+            actions = sendChallenge(version: version, found, now: now)
         case let (.authorize(mac), .registration(found)):
             actions = authenticate(mac: mac, found, now: now)
         case let (.storePush(count), .pushStored(acked)):
@@ -246,7 +267,7 @@ public struct HubSession: Sendable {
         default: break
         }
         switch message {
-        case let .hello(hello, role, versions, schema):
+        case let .hello(hello, role, versions, schema, helloNonce):
             guard let version = versions.filter(configuration.versions.contains).max() else {
                 return connection.fail(SessionError(.unsupportedVersion,
                     "no common protocol version: the node offers \(versions.map(String.init)), this hub speaks \(configuration.versions.map(String.init))"), now: now)
@@ -255,15 +276,15 @@ public struct HubSession: Sendable {
                 return connection.fail(SessionError(.schemaUnsupported,
                     "the node's data model is version \(schema); this hub accepts up to \(configuration.schemaVersion): upgrade the hub"), now: now)
             }
+            guard helloNonce.count == Message.nonceSize else {
+                return connection.fail(SessionError(.malformedFrame,
+                    "a version \(version) HELLO carries the node's 32-byte nonce after schema_version (SPEC section 5); this one has none"), now: now)
+            }
             node = hello
             helloRole = role
             helloSchema = schema
-            let sent: Action = connection.send(.challenge(version: version, hub: configuration.hubID, nonce: nonce), now: now)
-            connection.choose(version: version)
-            connection.enter(.challenged)
-            // A PUSH may carry no newer data model than the node announced.
-            connection.acceptedSchemaVersion = min(schema, configuration.schemaVersion)
-            return [sent]
+            pending = .challenge(version: version)
+            return [.perform(.authorize(node: hello))]
 
         case let .auth(mac):
             pending = .authorize(mac: mac)
@@ -302,16 +323,39 @@ public struct HubSession: Sendable {
         }
     }
 
+    /// CHALLENGE with the node's salt and iteration count, or a decoy's for an unknown id.
+    private mutating func sendChallenge(version: UInt8, _ found: NodeRegistration?, now: SessionInstant) -> [Action] {
+        let salt: [UInt8], iterations: Int
+        if let found {
+            (salt, iterations) = (found.verifiers.salt, found.verifiers.iterations)
+        } else {
+            salt = Array(HMACSHA256.authenticationCode(for: Array((node ?? "").utf8), key: configuration.decoyKey).prefix(Authentication.saltSize))
+            iterations = Authentication.defaultIterations
+        }
+        challengeSalt = salt
+        let sent: Action = connection.send(.challenge(version: version, hub: configuration.hubID, nonce: nonce,
+                                                      salt: salt, iterations: UInt64(iterations)), now: now)
+        connection.choose(version: version)
+        connection.enter(.challenged)
+        // A PUSH may carry no newer data model than the node announced.
+        connection.acceptedSchemaVersion = min(helloSchema, configuration.schemaVersion)
+        return [sent]
+    }
+
     private mutating func authenticate(mac: [UInt8], _ found: NodeRegistration?, now: SessionInstant) -> [Action] {
         let name = node ?? ""
         let why: String?
+        var clientKey: [UInt8]?
         if let found {
             if found.role != helloRole {
                 why = "HELLO says role \(helloRole.map(String.init(describing:)) ?? "?"), registered as \(found.role)"
-            } else if !Authentication.verify(mac, secret: found.secret, nonce: nonce, node: name, hub: configuration.hubID) {
-                why = "the MAC does not verify (wrong secret, or an AUTH recorded on another connection)"
-            } else {
+            } else if found.verifiers.salt != challengeSalt {
+                why = "the node's secret was rotated between HELLO and AUTH"
+            } else if let key = Authentication.clientKey(fromProof: mac, found.verifiers, transcript: connection.transcript) {
+                clientKey = key
                 why = nil
+            } else {
+                why = "the proof does not verify (wrong secret, or an AUTH recorded on another connection)"
             }
         } else {
             why = "the node is not registered"
@@ -322,6 +366,8 @@ public struct HubSession: Sendable {
                 + connection.fail(SessionError(.authFailed, "authentication failed: check the node id and its secret"), now: now)
         }
         registration = found
+        connection.installKeys(Authentication.sessionKeys(clientKey: clientKey!, serverKey: found!.verifiers.serverKey,
+                                                          transcript: connection.transcript))
         let welcome: Action = connection.send(.welcome(ackedSeq: found!.ackedSeq, logHead: found!.logHead,
                                                        schemaVersion: configuration.schemaVersion, logEpoch: found!.logEpoch), now: now)
         connection.enter(.ready)

@@ -1,3 +1,4 @@
+import Foundation
 import SiyuCore
 import SiyuWire
 
@@ -123,6 +124,7 @@ public struct NodeSession: Sendable {
     /// The hub's id, from CHALLENGE.
     public private(set) var hubID: String?
     private let lastOwnSeq: UInt64
+    private let nonce: [UInt8]
     /// The hub log epoch the stored cursor refers to (nil: the driver keeps none; empty: none yet).
     private let knownLogEpoch: [UInt8]?
     /// The acked_seq the replica recorded (nil: the driver keeps none).
@@ -147,9 +149,11 @@ public struct NodeSession: Sendable {
     /// `lastOwnSeq` the highest sequence number the node has given its own ops; `logEpoch` the hub
     /// log epoch the cursor refers to (empty if none is recorded) and `recordedAckedSeq` the
     /// acked_seq the replica recorded — nil for a driver that keeps neither (then neither is checked).
+    /// `nonce`: 32 fresh random bytes, never reused (the default draws them from the system's CSPRNG).
     public init(_ configuration: Configuration, cursor: UInt64, lastOwnSeq: UInt64, logEpoch: [UInt8]? = nil,
-                recordedAckedSeq: UInt64? = nil, now: SessionInstant) {
+                recordedAckedSeq: UInt64? = nil, now: SessionInstant, nonce: [UInt8] = NodeSession.freshNonce()) {
         self.configuration = configuration
+        self.nonce = nonce
         self.cursor = cursor
         self.lastOwnSeq = lastOwnSeq
         knownLogEpoch = logEpoch
@@ -173,7 +177,7 @@ public struct NodeSession: Sendable {
     public mutating func start(now: SessionInstant) -> [Action] {
         guard state == .hello, !connection.isClosed else { return [] }
         return [connection.send(.hello(node: configuration.node, role: configuration.role, versions: configuration.versions,
-                                       schemaVersion: configuration.schemaVersion), now: now)]
+                                       schemaVersion: configuration.schemaVersion, nonce: nonce), now: now)]
     }
 
     /// Bytes from the hub.
@@ -319,15 +323,23 @@ public struct NodeSession: Sendable {
 
     private mutating func handle(_ message: Message, now: SessionInstant) -> [Action] {
         switch message {
-        case let .challenge(version, hub, nonce):
+        case let .challenge(version, hub, _, salt, iterations):
             guard configuration.versions.contains(version) else {
                 return connection.fail(SessionError(.unsupportedVersion, "the hub chose version \(version), which this node did not offer"), now: now)
+            }
+            guard salt.count >= 8, salt.count <= 64, iterations >= 1, iterations <= UInt64(Authentication.maxIterations) else {
+                return connection.fail(SessionError(.malformedFrame,
+                    "a CHALLENGE with a salt of \(salt.count) bytes and \(iterations) iterations; SPEC section 6 allows 8–64 bytes and 1–\(Authentication.maxIterations) iterations"), now: now)
             }
             connection.choose(version: version)
             connection.enter(.challenged)
             hubID = hub
-            let mac = Authentication.mac(secret: configuration.secret, nonce: nonce, node: configuration.node, hub: hub)
-            return [connection.send(.auth(mac: mac), now: now)]
+            let keys = NodeKeyCache.shared.keys(secret: configuration.secret, salt: salt, iterations: Int(iterations))
+            let transcript = connection.transcript
+            let sent: Action = connection.send(.auth(mac: Authentication.proof(keys, transcript: transcript)), now: now)
+            // WELCOME must come sealed with these keys: only a hub holding this node's verifiers can.
+            connection.installKeys(Authentication.sessionKeys(clientKey: keys.clientKey, serverKey: keys.serverKey, transcript: transcript))
+            return [sent]
 
         case let .welcome(acked, head, _, epoch):
             connection.enter(.ready)
@@ -562,5 +574,35 @@ enum FrameFitting {
             }
         }
         return total
+    }
+}
+
+extension NodeSession {
+    /// 32 bytes from the system's cryptographically secure generator.
+    public static func freshNonce() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<Message.nonceSize).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+    }
+}
+
+/// The node's keys per (secret, salt, iterations), kept in memory so that a reconnecting node
+/// runs PBKDF2 once per registration rather than once per connection (as SCRAM clients do).
+/// Bounded: cleared when it holds 64 entries.
+final class NodeKeyCache: @unchecked Sendable {
+    static let shared = NodeKeyCache()
+    private let lock = NSLock()
+    private var entries: [[UInt8]: Authentication.NodeKeys] = [:]
+
+    func keys(secret: [UInt8], salt: [UInt8], iterations: Int) -> Authentication.NodeKeys {
+        let id = SHA256.hash(Array("\(secret.count) \(salt.count) \(iterations) ".utf8) + secret + salt)
+        lock.lock()
+        if let found = entries[id] { lock.unlock(); return found }
+        lock.unlock()
+        let keys = Authentication.nodeKeys(secret: secret, salt: salt, iterations: iterations)
+        lock.lock()
+        if entries.count >= 64 { entries.removeAll() }
+        entries[id] = keys
+        lock.unlock()
+        return keys
     }
 }

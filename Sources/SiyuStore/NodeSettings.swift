@@ -40,6 +40,8 @@ public struct NodeSettings: Equatable, Sendable {
             try db.prepare("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?), (?, ?)")
                 .run([.text(NodeSettings.hubKey), .text(hub), .text(NodeSettings.secretKey), .blob(secret)])
         }
-        chmod(path, 0o600)
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            chmod(file, 0o600)
+        }
     }
 }

@@ -4,16 +4,16 @@ import SiyuSQLite
 
 /// A node registered with a hub.
 ///
-/// Guarantees: `authenticationKey` is all the hub keeps of the node's secret — the HMAC key as
-/// RFC 2104 normalises it (`Replica.authenticationKey(forSecret:)`), which verifies AUTH's MAC
-/// exactly as the secret does; for a secret over 64 bytes that is its SHA-256, and the secret
-/// itself is not stored.
+/// Guarantees: `verifiers` is all the hub keeps of the node's secret — SCRAM's salt, iteration
+/// count, StoredKey and ServerKey (SPEC section 6). They verify the node's AUTH and let the hub
+/// prove itself; they cannot be used to log in as the node, and neither the secret nor its HMAC
+/// key is stored.
 public struct HubNodeRecord: Equatable, Sendable {
     public var node: NodeID
     public var role: Role
     /// The store the node serves (nil for HQ nodes, or when none was given).
     public var store: String?
-    public var authenticationKey: [UInt8]
+    public var verifiers: SCRAMVerifiers
     /// The node's acked_seq (SPEC section 7, "Upload"): every op of the node up to it is held, or
     /// refused and settled.
     public var ackedSeq: UInt64
@@ -23,42 +23,105 @@ public struct HubNodeRecord: Equatable, Sendable {
 
 /// The hub's node registry (SPEC section 6): who may connect, in which role, for which store,
 /// and what the hub keeps to verify them.
+///
+/// Guarantees: registering, rotating and removing are each one write transaction that reads
+/// what it checks; a store node's store must be one the hub's replica holds (a `stores` row, as
+/// HQ creates them) unless the caller says it is new; an id whose ops the hub holds is never
+/// registered afresh (a node keeps its id: rotate its secret instead).
 extension Replica {
-    /// The key the hub verifies a node's AUTH with: the HMAC-SHA256 key as RFC 2104 normalises
-    /// it — the secret's SHA-256 if it is longer than 64 bytes, else the secret. The MAC computed
-    /// with it equals the MAC computed with the secret.
-    public static func authenticationKey(forSecret secret: [UInt8]) -> [UInt8] {
+    /// The key the hub verified a node's AUTH with up to file layout 5: the HMAC-SHA256 key as
+    /// RFC 2104 normalises it — the secret's SHA-256 if it is longer than 64 bytes, else the
+    /// secret. HMAC under it equals HMAC under the secret, which is why layout 6's migration can
+    /// turn it into verifiers (PBKDF2 uses the secret only as an HMAC key).
+    static func normalisedHMACKey(forSecret secret: [UInt8]) -> [UInt8] {
         secret.count > SHA256.blockByteCount ? SHA256.hash(secret) : secret
+    }
+
+    /// Fresh random salt for a registration.
+    static func freshSalt() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<SCRAMVerifiers.saltSize).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
     }
 
     // MARK: - Registry
 
-    /// Registers a node with its role, store and secret (of which only the authentication key is
-    /// stored). An id already registered, an id or store breaking the id rule, or an empty
-    /// secret is refused.
-    public func registerNode(_ id: NodeID, role: Role, store: String? = nil, secret: [UInt8]) throws {
+    /// Registers a node with its role, store and secret (of which only verifiers are stored).
+    /// Refused: an id already registered or whose ops the hub holds, an id or store breaking the
+    /// id rule, a store the hub does not know (unless `newStore`), an empty secret.
+    public func registerNode(_ id: NodeID, role: Role, store: String? = nil, newStore: Bool = true, secret: [UInt8],
+                             iterations: Int = SCRAMVerifiers.defaultIterations) throws {
         try ReplicaError.wrap("registering node \(IdentifierRule.printable(id))") {
             try IdentifierRule.validate(id, as: "node id")
             if let store { try IdentifierRule.validate(store, as: "store id") }
             guard !secret.isEmpty else {
                 throw ReplicaError.invalid("an empty secret", "give the node a secret of 32 random bytes or more")
             }
-            guard try registeredNode(id) == nil else {
-                throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is already registered",
-                                           "a node keeps its id; register a new node under a new id")
-            }
+            let verifiers = SCRAMVerifiers(secret: secret, salt: Replica.freshSalt(), iterations: max(1, iterations))
             try transaction {
-                try db.cached("INSERT INTO hub_nodes(node_id, role, store_id, mac_key, registered_at) VALUES (?, ?, ?, ?, ?)")
+                guard try registeredNode(id) == nil else {
+                    throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is already registered",
+                                               "a node keeps its id; to give it a new secret: siyu-hub rotate-secret")
+                }
+                if try db.cached("SELECT 1 FROM hub_log WHERE origin = ? LIMIT 1").scalar([.text(id)]) != nil {
+                    throw ReplicaError.invalid("the hub holds ops of \(IdentifierRule.printable(id)), a node registered before and removed",
+                                               "a removed node's id is not given out again; register the new node under a new id")
+                }
+                if let store, !newStore,
+                   try db.cached("SELECT 1 FROM stores WHERE store_id = ?").scalar([.text(store)]) == nil {
+                    throw ReplicaError.invalid("the hub knows no store \(IdentifierRule.printable(store))",
+                                               "check the store id: stores exist once HQ has created them and the hub holds HQ's ops; pass --new-store to register a store HQ has not created yet")
+                }
+                try db.cached("INSERT INTO hub_nodes(node_id, role, store_id, salt, iterations, stored_key, server_key, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                     .run([.text(id), .text(role.description), store.map { .text($0) } ?? .null,
-                          .blob(Replica.authenticationKey(forSecret: secret)), .integer(Int64(clamping: wallClock()))])
+                          .blob(verifiers.salt), .integer(Int64(verifiers.iterations)), .blob(verifiers.storedKey),
+                          .blob(verifiers.serverKey), .integer(Int64(clamping: wallClock()))])
             }
+        }
+    }
+
+    /// Replaces a registered node's verifiers with those of `secret` (new salt). A running hub
+    /// closes the node's open sessions when it sees the change (`HubServer`).
+    public func rotateSecret(of id: NodeID, secret: [UInt8], iterations: Int = SCRAMVerifiers.defaultIterations) throws {
+        try ReplicaError.wrap("rotating the secret of node \(IdentifierRule.printable(id))") {
+            guard !secret.isEmpty else {
+                throw ReplicaError.invalid("an empty secret", "give the node a secret of 32 random bytes or more")
+            }
+            let verifiers = SCRAMVerifiers(secret: secret, salt: Replica.freshSalt(), iterations: max(1, iterations))
+            try transaction {
+                guard try registeredNode(id) != nil else {
+                    throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is not registered", "siyu-hub nodes lists the registered nodes")
+                }
+                try db.cached("UPDATE hub_nodes SET salt = ?, iterations = ?, stored_key = ?, server_key = ? WHERE node_id = ?")
+                    .run([.blob(verifiers.salt), .integer(Int64(verifiers.iterations)), .blob(verifiers.storedKey),
+                          .blob(verifiers.serverKey), .text(id)])
+            }
+        }
+    }
+
+    /// Removes a node's registration (its ops stay in the log; its refusals are kept). A running
+    /// hub closes the node's open sessions when it sees the change (`HubServer`).
+    public func removeNode(_ id: NodeID) throws {
+        try ReplicaError.wrap("removing node \(IdentifierRule.printable(id))") {
+            try transaction {
+                guard try registeredNode(id) != nil else {
+                    throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is not registered", "siyu-hub nodes lists the registered nodes")
+                }
+                try db.cached("DELETE FROM hub_nodes WHERE node_id = ?").run([.text(id)])
+            }
+        }
+    }
+
+    /// The store ids the hub's replica holds (`stores` rows, created by HQ's ops), by id.
+    public func knownStores() throws -> [String] {
+        try ReplicaError.wrap("reading the stores") {
+            try db.cached("SELECT store_id FROM stores ORDER BY store_id").rows().compactMap { $0[0].stringValue }
         }
     }
 
     /// The registration of `id`, nil if it is not registered.
     public func registeredNode(_ id: NodeID) throws -> HubNodeRecord? {
         try ReplicaError.wrap("reading the registry") {
-            try db.cached("SELECT node_id, role, store_id, mac_key, acked_seq, cursor FROM hub_nodes WHERE node_id = ?")
+            try db.cached("SELECT node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor FROM hub_nodes WHERE node_id = ?")
                 .rows([.text(id)]).first.map(Replica.nodeRecord)
         }
     }
@@ -66,16 +129,17 @@ extension Replica {
     /// Every registered node, by id.
     public func registeredNodes() throws -> [HubNodeRecord] {
         try ReplicaError.wrap("reading the registry") {
-            try db.cached("SELECT node_id, role, store_id, mac_key, acked_seq, cursor FROM hub_nodes ORDER BY node_id")
+            try db.cached("SELECT node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor FROM hub_nodes ORDER BY node_id")
                 .rows().map(Replica.nodeRecord)
         }
     }
 
     static func nodeRecord(_ row: [SQLiteValue]) -> HubNodeRecord {
-        var key: [UInt8] = []
-        if case let .blob(b) = row[3] { key = b }
+        func blob(_ v: SQLiteValue) -> [UInt8] { if case let .blob(b) = v { return b }; return [] }
+        let verifiers = SCRAMVerifiers(salt: blob(row[3]), iterations: Int(clamping: row[4].int64Value ?? 0),
+                                       storedKey: blob(row[5]), serverKey: blob(row[6]))
         return HubNodeRecord(node: row[0].stringValue ?? "", role: Role(name: row[1].stringValue ?? "") ?? .store,
-                             store: row[2].stringValue, authenticationKey: key,
-                             ackedSeq: UInt64(clamping: row[4].int64Value ?? 0), cursor: UInt64(clamping: row[5].int64Value ?? 0))
+                             store: row[2].stringValue, verifiers: verifiers,
+                             ackedSeq: UInt64(clamping: row[7].int64Value ?? 0), cursor: UInt64(clamping: row[8].int64Value ?? 0))
     }
 }

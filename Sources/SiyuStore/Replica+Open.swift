@@ -77,8 +77,10 @@ extension Replica {
             try IdentifierRule.validate(node, as: "node id")
             if let store { try IdentifierRule.validate(store, as: "store id") }
         }
-        // O_EXCL: the file is ours only if this call made it.
-        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0o644)
+        // O_EXCL: the file is ours only if this call made it. 0600: a replica holds customers'
+        // data and a node's secret or a hub's verifiers; SQLite gives FILE-wal and FILE-shm the
+        // mode of the database file.
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
         guard fd >= 0 else {
             let code = errno
             if code == EEXIST {

@@ -28,8 +28,9 @@ public enum ReplicaSchema {
     /// op log to its keys and the encoded op, clustered by instance (see `version3`). Version 4 adds
     /// the tables of sync (see `version4`). Version 5 adds `bridge_state`, the bookkeeping of a
     /// bridge to another system (see `version5`). Version 6 indexes a hub's log by scope (see
-    /// `version6`). Every step is frozen SQL text: a later change
-    /// comes with a step of its own.
+    /// `version6`). Version 7 replaces each registered node's HMAC key with SCRAM verifiers (see
+    /// `version7`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row):
+    /// a later change comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
         SchemaMigration(version: 2) { db in try db.execute(version2) },
@@ -37,6 +38,7 @@ public enum ReplicaSchema {
         SchemaMigration(version: 4) { db in try db.execute(version4) },
         SchemaMigration(version: 5) { db in try db.execute(version5) },
         SchemaMigration(version: 6) { db in try db.execute(version6) },
+        SchemaMigration(version: 7) { db in try migrateToVerifiers(db) },
     ]
 
     /// Layout 6: `hub_log_homes`, a hub's index of its log by scope (SPEC section 7, "Scope"): one
@@ -69,6 +71,42 @@ public enum ReplicaSchema {
                 FROM hub_log h JOIN ops o ON o.origin = h.origin AND o.seq = h.seq)
             WHERE home IS NOT NULL ORDER BY home, position;
         """
+
+    /// Layout 7: `hub_nodes` keeps, per node, SCRAM verifiers (salt, iteration count, StoredKey,
+    /// ServerKey; SPEC section 6) instead of `mac_key`, the HMAC key as RFC 2104 normalises the
+    /// secret — which for a secret of at most 64 bytes is the secret itself. Every registered node
+    /// keeps working without a new secret: PBKDF2 uses the secret only as an HMAC key, and HMAC
+    /// under the normalised key equals HMAC under the secret, so the verifiers computed from
+    /// `mac_key` are exactly those of the secret. The old table is dropped with `secure_delete`
+    /// on (its pages are zeroed) and the file checkpointed, so no copy of a key stays behind.
+    static let version7 = """
+        CREATE TABLE hub_nodes_v7(
+            node_id TEXT PRIMARY KEY, role TEXT NOT NULL, store_id TEXT,
+            salt BLOB NOT NULL, iterations INTEGER NOT NULL, stored_key BLOB NOT NULL, server_key BLOB NOT NULL,
+            acked_seq INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,
+            registered_at INTEGER NOT NULL) WITHOUT ROWID;
+        """
+    static let version7Finish = "DROP TABLE hub_nodes; ALTER TABLE hub_nodes_v7 RENAME TO hub_nodes;"
+
+    /// The frozen conversion of layout 7: each row's verifiers from its `mac_key`, a fresh 16-byte
+    /// salt and 4,096 iterations.
+    static func migrateToVerifiers(_ db: Database) throws {
+        try db.execute("PRAGMA secure_delete = ON;")
+        try db.execute(version7)
+        let insert = try db.prepare("""
+            INSERT INTO hub_nodes_v7(node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor, registered_at)
+            VALUES (?, ?, ?, ?, 4096, ?, ?, ?, ?, ?)
+            """)
+        for row in try db.prepare("SELECT node_id, role, store_id, mac_key, acked_seq, cursor, registered_at FROM hub_nodes").rows() {
+            guard case let .blob(key) = row[3] else { continue }
+            var generator = SystemRandomNumberGenerator()
+            let salt = (0..<16).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+            let verifiers = SCRAMVerifiers(secret: key, salt: salt, iterations: 4096)
+            try insert.run([row[0], row[1], row[2], .blob(salt), .blob(verifiers.storedKey), .blob(verifiers.serverKey),
+                            row[4], row[5], row[6]])
+        }
+        try db.execute(version7Finish)
+    }
 
     /// Layout 5: `bridge_state`, what a bridge to another system keeps beside the replicated data
     /// (for WeCom: each group chat's member version, the op ranges its imports wrote); never part
@@ -190,6 +228,12 @@ public enum ReplicaSchema {
                         .run([.text(formatName), .integer(Int64(target))])
                     try db.execute("PRAGMA user_version = \(target)")
                 }
+            }
+            if found > 0 && found < 6 {
+                // Layout 6 dropped the nodes' HMAC keys: copy the zeroed pages into the file and
+                // empty the WAL, so no copy of a key stays in either (a no-op for a file not in WAL
+                // mode). Before any other statement runs on the connection.
+                try db.execute("PRAGMA wal_checkpoint(TRUNCATE);")
             }
             _ = try db.prepare("PRAGMA journal_mode = WAL").scalar()
             try db.execute("PRAGMA synchronous = NORMAL;")

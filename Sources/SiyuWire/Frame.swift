@@ -6,35 +6,46 @@
 ///     3       1     message type
 ///     4       4     payload length N, unsigned big-endian, at most `Frame.maxPayload`
 ///     8       N     payload
-///     8+N     4     CRC-32C of bytes 0 ..< 8+N, unsigned big-endian
+///     8+N     T     a sealed frame's MAC (T = 16; SPEC section 3, "Sealed frames"), else nothing
+///     8+N+T   4     CRC-32C of bytes 0 ..< 8+N+T, unsigned big-endian
+///
+/// Whether a frame is sealed is not written in it: both ends know it from the connection's state
+/// (the decoder is told the tag size per message type).
 public struct Frame: Hashable, Sendable {
     public static let magic: [UInt8] = [0x53, 0x59]
     public static let headerSize = 8
     public static let trailerSize = 4
     /// The largest payload a frame may carry: 1 MiB.
     public static let maxPayload = 1 << 20
-    /// The protocol versions this build speaks.
-    public static let supportedVersions: [UInt8] = [1]
+    /// The protocol versions this build speaks (offered in HELLO, chosen in CHALLENGE).
+    public static let supportedVersions: [UInt8] = [2]
+    /// The frame versions this build decodes: 1 for HELLO and CHALLENGE (always version 1 frames,
+    /// SPEC section 4), and those it speaks.
+    public static let decodableVersions: [UInt8] = [1, 2]
 
     public var version: UInt8
     public var type: UInt8
     public var payload: [UInt8]
+    /// A sealed frame's MAC (`Authentication.tagSize` bytes); empty for a frame that is not sealed.
+    public var tag: [UInt8]
 
-    public init(version: UInt8 = 1, type: UInt8, payload: [UInt8]) {
+    public init(version: UInt8 = 1, type: UInt8, payload: [UInt8], tag: [UInt8] = []) {
         self.version = version
         self.type = type
         self.payload = payload
+        self.tag = tag
     }
+
+    /// Bytes 0 ..< 8: magic, version, type, payload length.
+    public var header: [UInt8] { Frame.magic + [version, type] + bigEndian(UInt32(truncatingIfNeeded: payload.count)) }
 
     /// The frame's bytes on the wire.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(Frame.headerSize + payload.count + Frame.trailerSize)
-        out += Frame.magic
-        out.append(version)
-        out.append(type)
-        out += bigEndian(UInt32(payload.count))
+        out.reserveCapacity(Frame.headerSize + payload.count + tag.count + Frame.trailerSize)
+        out += header
         out += payload
+        out += tag
         out += bigEndian(CRC32C.checksum(out))
         return out
     }
@@ -52,8 +63,9 @@ public struct Frame: Hashable, Sendable {
 
     /// Decodes the frame at the start of `buffer`. Checks the magic, version and declared length
     /// as soon as the header is present (an oversized frame is refused before its payload arrives),
-    /// then the checksum. Never traps and never reads past the buffer.
-    public static func decode(_ buffer: ArraySlice<UInt8>) throws -> DecodeResult {
+    /// then the checksum. `tagSize` says how many MAC bytes follow the payload of a frame of a
+    /// given type (0: not sealed). Never traps and never reads past the buffer.
+    public static func decode(_ buffer: ArraySlice<UInt8>, tagSize: (UInt8) -> Int = { _ in 0 }) throws -> DecodeResult {
         let start = buffer.startIndex
         let available = buffer.count
         // Reported from the first mismatching byte, so the error is the same however bytes are chunked.
@@ -62,20 +74,25 @@ public struct Frame: Hashable, Sendable {
         }
         if available < headerSize { return .needMoreBytes(headerSize - available) }
         let version = buffer[start + 2]
-        guard supportedVersions.contains(version) else { throw WireError.unsupportedVersion(version) }
+        guard decodableVersions.contains(version) else { throw WireError.unsupportedVersion(version) }
         let length = buffer[start + 4 ..< start + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard length <= UInt64(maxPayload) else { throw WireError.frameTooLarge(length: length, limit: maxPayload) }
-        let total = headerSize + Int(length) + trailerSize
+        let tagBytes = max(0, min(tagSize(buffer[start + 3]), 64))
+        let payloadEnd = start + headerSize + Int(length)
+        let total = headerSize + Int(length) + tagBytes + trailerSize
         if available < total { return .needMoreBytes(total - available) }
-        let body = buffer[start ..< start + headerSize + Int(length)]
-        let stored = buffer[start + headerSize + Int(length) ..< start + total].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let body = buffer[start ..< payloadEnd + tagBytes]
+        let stored = buffer[payloadEnd + tagBytes ..< start + total].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         let computed = CRC32C.checksum(body)
         guard stored == computed else { throw WireError.badChecksum(expected: stored, computed: computed) }
-        let frame = Frame(version: version, type: buffer[start + 3], payload: Array(body.dropFirst(headerSize)))
+        let frame = Frame(version: version, type: buffer[start + 3], payload: Array(buffer[start + headerSize ..< payloadEnd]),
+                          tag: Array(buffer[payloadEnd ..< payloadEnd + tagBytes]))
         return .frame(frame, consumed: total)
     }
 
-    public static func decode(_ buffer: [UInt8]) throws -> DecodeResult { try decode(buffer[...]) }
+    public static func decode(_ buffer: [UInt8], tagSize: (UInt8) -> Int = { _ in 0 }) throws -> DecodeResult {
+        try decode(buffer[...], tagSize: tagSize)
+    }
 }
 
 /// Accumulates bytes from a stream and yields whole frames. After an error the stream is unusable
@@ -93,7 +110,7 @@ public struct FrameReader: Sendable {
     /// against any limit: a receiver uses it to refuse early.
     public var nextDeclaredPayloadLength: Int? {
         guard buffer.count - start >= Frame.headerSize, buffer[start] == 0x53, buffer[start + 1] == 0x59,
-              Frame.supportedVersions.contains(buffer[start + 2]) else { return nil }
+              Frame.decodableVersions.contains(buffer[start + 2]) else { return nil }
         let b = buffer[(start + 4)..<(start + 8)].map(UInt32.init)
         return Int(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])
     }
@@ -106,9 +123,9 @@ public struct FrameReader: Sendable {
         buffer += bytes
     }
 
-    /// The next whole frame, or nil if more bytes are needed.
-    public mutating func next() throws -> Frame? {
-        switch try Frame.decode(buffer[start...]) {
+    /// The next whole frame, or nil if more bytes are needed. `tagSize` as in `Frame.decode`.
+    public mutating func next(tagSize: (UInt8) -> Int = { _ in 0 }) throws -> Frame? {
+        switch try Frame.decode(buffer[start...], tagSize: tagSize) {
         case .needMoreBytes: return nil
         case let .frame(frame, consumed):
             start += consumed

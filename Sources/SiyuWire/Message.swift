@@ -37,8 +37,12 @@ public enum ErrorCode: UInt64, Sendable, CaseIterable {
 
 /// Every message of the sync protocol. Each maps to one frame type (`type`, a `MessageType`).
 public enum Message: Hashable, Sendable {
-    case hello(node: NodeID, role: Role, versions: [UInt8], schemaVersion: UInt64)
-    case challenge(version: UInt8, hub: String, nonce: [UInt8])
+    /// `nonce`: the node's 32 fresh random bytes (version 2; empty in a version 1 HELLO).
+    case hello(node: NodeID, role: Role, versions: [UInt8], schemaVersion: UInt64, nonce: [UInt8] = [])
+    /// `salt` and `iterations`: the node's registration's (SPEC section 6; empty and 0 in a
+    /// version 1 CHALLENGE).
+    case challenge(version: UInt8, hub: String, nonce: [UInt8], salt: [UInt8] = [], iterations: UInt64 = 0)
+    /// `mac`: in version 2 the proof `client_key ⊕ HMAC(stored_key, transcript)` (SPEC section 6).
     case auth(mac: [UInt8])
     /// `logEpoch`: the hub log's identity (32 bytes; SPEC section 7, "Log epochs"), empty when
     /// the hub predates it (the field is absent).
@@ -104,10 +108,12 @@ public enum Message: Hashable, Sendable {
     public func frame(version: UInt8 = 1, dictionary: inout StringDictionary) -> Frame {
         var w = ByteWriter(capacity: 64)
         switch self {
-        case let .hello(node, role, versions, schema):
+        case let .hello(node, role, versions, schema, nonce):
             w.string(node); w.byte(role.rawValue); w.data(versions); w.varint(schema)
-        case let .challenge(version, hub, nonce):
+            if !nonce.isEmpty { fixed(nonce, Message.nonceSize, &w) }
+        case let .challenge(version, hub, nonce, salt, iterations):
             w.byte(version); w.string(hub); fixed(nonce, Message.nonceSize, &w)
+            if !salt.isEmpty || iterations != 0 { w.data(salt); w.varint(iterations) }
         case let .auth(mac):
             fixed(mac, Message.macSize, &w)
         case let .welcome(acked, head, schema, epoch):
@@ -187,10 +193,18 @@ public enum Message: Hashable, Sendable {
             let node = try r.string("hello node id")
             let roleByte = try r.u8("hello role")
             guard let role = Role(rawValue: roleByte) else { throw WireError.invalidValue(field: "hello role", detail: "\(roleByte)") }
-            self = .hello(node: node, role: role, versions: try r.data("hello versions"), schemaVersion: try r.varint("hello schema version"))
+            let versions = try r.data("hello versions"), schema = try r.varint("hello schema version")
+            let nonce = r.isAtEnd ? [] : try r.raw(Message.nonceSize, "hello nonce")
+            self = .hello(node: node, role: role, versions: versions, schemaVersion: schema, nonce: nonce)
         case .challenge:
-            self = .challenge(version: try r.u8("challenge version"), hub: try r.string("challenge hub id"),
-                              nonce: try r.raw(Message.nonceSize, "challenge nonce"))
+            let version = try r.u8("challenge version"), hub = try r.string("challenge hub id")
+            let nonce = try r.raw(Message.nonceSize, "challenge nonce")
+            if r.isAtEnd {
+                self = .challenge(version: version, hub: hub, nonce: nonce)
+            } else {
+                let salt = try r.data("challenge salt")
+                self = .challenge(version: version, hub: hub, nonce: nonce, salt: salt, iterations: try r.varint("challenge iterations"))
+            }
         case .auth:
             self = .auth(mac: try r.raw(Message.macSize, "auth mac"))
         case .welcome:

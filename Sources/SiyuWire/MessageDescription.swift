@@ -11,11 +11,13 @@ extension Message {
         var lines = ["\(name) (type 0x\([type.rawValue].hexString))"]
         func field(_ k: String, _ v: String) { lines.append("  \(k): \(v)") }
         switch self {
-        case let .hello(node, role, versions, schema):
+        case let .hello(node, role, versions, schema, nonce):
             field("node", quote(node)); field("role", role.description)
             field("versions", versions.map { [$0].hexString }.joined(separator: ", ")); field("schema_version", "\(schema)")
-        case let .challenge(version, hub, nonce):
+            if !nonce.isEmpty { field("nonce", nonce.hexString) }
+        case let .challenge(version, hub, nonce, salt, iterations):
             field("version", "\(version)"); field("hub", quote(hub)); field("nonce", nonce.hexString)
+            if !salt.isEmpty || iterations != 0 { field("salt", salt.hexString); field("iterations", "\(iterations)") }
         case let .auth(mac):
             field("mac", mac.hexString)
         case let .welcome(acked, head, schema, epoch):

@@ -62,6 +62,9 @@ struct Benchmark {
         if options.runs("wecom") {
             add(try WeComImportBench(customers: options.weComCustomers, directory: directory).run())
         }
+        if options.runs("mac") {
+            add(try SessionMACBench(rounds: options.quick ? 2_000 : 20_000).run())
+        }
         if options.runs("durability") {
             add(try DurabilityBench(pushes: options.quick ? 100 : 1_000, opsPerPush: 10, directory: directory).run())
         }

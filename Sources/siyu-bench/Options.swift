@@ -15,7 +15,7 @@ struct BenchOptions {
           --hub-nodes N        nodes of the hub-load section (default 1000, quick 100)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, durability, cli, hub, peer
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -24,7 +24,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "durability", "cli", "hub", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }

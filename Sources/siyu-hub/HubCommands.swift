@@ -23,7 +23,8 @@ enum HubProgram {
     static let program = CommandLineProgram<HubContext>(
         name: "siyu-hub",
         summary: "Siyu hub: the server every store node and HQ syncs with (Protocol/SPEC.md).",
-        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubNodesCommand.self, HubServeCommand.self, HubBackupCommand.self],
+        commands: [HubInitCommand.self, HubAddNodeCommand.self, HubRotateSecretCommand.self, HubRemoveNodeCommand.self,
+                   HubNodesCommand.self, HubServeCommand.self, HubBackupCommand.self],
         footer: """
         Typical use: siyu-hub init --db hub.db --id HUB; siyu-hub add-node --db hub.db NODE --role store > NODE.secret;
         siyu-hub serve --db hub.db --listen 127.0.0.1:7400.
@@ -75,12 +76,29 @@ enum HubProgram {
                 throw HubToolError(message: "\(path) has file layout \(info.fileLayout); a hub needs layout 4 or later",
                                    hint: "open it once with this build's siyu (siyu status --db FILE) to migrate it, or make a new hub with siyu-hub init")
             }
-            return try Replica(existing: path)
+            let replica = try Replica(existing: path)
+            restrictToOwner(path)
+            return replica
         } catch let e as HubToolError {
             throw e
         } catch {
             throw CLIError.from(error, doing: "opening the hub", path: path)
         }
+    }
+
+    /// The hub file holds every node's verifiers and every customer: owner-only, with its -wal and
+    /// -shm (a file made by an older build may be 0644).
+    static func restrictToOwner(_ path: String) {
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            chmod(file, 0o600)
+        }
+    }
+
+    /// A new secret: 64 hex characters (32 bytes from the system's CSPRNG).
+    static func newSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+            .map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }
 
@@ -124,25 +142,31 @@ struct HubAddNodeCommand: Command {
         options: [
             HubProgram.dbOption,
             .value("role", "ROLE", required: true, "hq or store: the role the node's HELLO and every op it pushes must carry"),
-            .value("store", "STORE", "for a store node: the store it serves"),
+            .value("store", "STORE", "for a store node: the store it serves (one the hub holds: HQ creates stores)"),
+            .flag("new-store", "accept a --store that HQ has not created yet"),
         ],
         arguments: [ArgumentSpec("NODE", "the node's id (at most 64 characters)")],
         discussion: """
         The secret (64 hex characters from the system's random generator) is printed on standard output, alone,
-        and never again: the hub keeps only the key that verifies it. Save it to a file for the node:
-          siyu-hub add-node --db hub.db xihu --role store > xihu.secret
+        and never again: the hub keeps only SCRAM verifiers (salt, StoredKey, ServerKey), which check the node's
+        proof and prove the hub to it but cannot log in as it. Save the secret to a file for the node:
+          siyu-hub add-node --db hub.db xihu --role store --store xihu > xihu.secret
+        A store exists once HQ has created it and the hub holds HQ's ops; --new-store skips that check.
+        A node's id is never given out again after remove-node; a lost secret is replaced with rotate-secret.
         """)
 
     var path: String
     var node: String
     var role: Role
     var store: String?
+    var newStore: Bool
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
         node = arguments.positional(0) ?? ""
         role = try HubProgram.parseRole(try arguments.required("role"))
         store = arguments.value("store")
+        newStore = arguments.flag("new-store")
         if role == .hq && store != nil {
             throw CommandLineError.usage("--store is for store nodes; HQ holds every store", hint: "leave out --store, or use --role store")
         }
@@ -151,17 +175,84 @@ struct HubAddNodeCommand: Command {
     func run(in context: HubContext) throws -> ExitCode {
         let replica = try HubProgram.openHub(path)
         defer { replica.close() }
-        var generator = SystemRandomNumberGenerator()
-        let secret = (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
-            .map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let secret = HubProgram.newSecret()
         do {
-            try replica.registerNode(node, role: role, store: store, secret: Array(secret.utf8))
+            try replica.registerNode(node, role: role, store: store, newStore: newStore, secret: Array(secret.utf8))
         } catch {
             throw CLIError.from(error, doing: "registering the node", path: path)
         }
         context.io.output.line(secret)
         context.io.error.line("registered node \(TerminalText.escaped(node)) (\(role)\(store.map { ", store \(TerminalText.escaped($0))" } ?? "")); "
                               + "its secret is on standard output and is not shown again: give it to the node (siyu-node init --secret-file FILE)")
+        return .success
+    }
+}
+
+/// `siyu-hub rotate-secret --db FILE NODE`.
+struct HubRotateSecretCommand: Command {
+    static let spec = CommandSpec(
+        name: "rotate-secret",
+        summary: "give a registered node a new secret and print it (once); the old one stops working",
+        options: [HubProgram.dbOption],
+        arguments: [ArgumentSpec("NODE", "the node's id")],
+        discussion: """
+        For a lost or leaked secret. The node keeps its id, its ops and its acked_seq. A running hub closes the
+        node's open sessions within a second; give the new secret to the node:
+          siyu-hub rotate-secret --db hub.db xihu > xihu.secret; siyu-node init … --secret-file xihu.secret
+        """)
+
+    var path: String
+    var node: String
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        node = arguments.positional(0) ?? ""
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        let secret = HubProgram.newSecret()
+        do {
+            try replica.rotateSecret(of: node, secret: Array(secret.utf8))
+        } catch {
+            throw CLIError.from(error, doing: "rotating the secret", path: path)
+        }
+        context.io.output.line(secret)
+        context.io.error.line("node \(TerminalText.escaped(node)) has a new secret (on standard output, not shown again); the old secret no longer works")
+        return .success
+    }
+}
+
+/// `siyu-hub remove-node --db FILE NODE`.
+struct HubRemoveNodeCommand: Command {
+    static let spec = CommandSpec(
+        name: "remove-node",
+        summary: "revoke a node: it can no longer connect, and a running hub closes its sessions",
+        options: [HubProgram.dbOption],
+        arguments: [ArgumentSpec("NODE", "the node's id")],
+        discussion: """
+        The node's ops stay in the hub's log (every other node keeps them). A running hub closes the node's open
+        sessions within a second. The id is not given out again: a replacement node gets a new id.
+        """)
+
+    var path: String
+    var node: String
+
+    init(parsing arguments: ParsedArguments) throws {
+        path = try arguments.required("db")
+        node = arguments.positional(0) ?? ""
+    }
+
+    func run(in context: HubContext) throws -> ExitCode {
+        let replica = try HubProgram.openHub(path)
+        defer { replica.close() }
+        do {
+            try replica.removeNode(node)
+        } catch {
+            throw CLIError.from(error, doing: "removing the node", path: path)
+        }
+        context.io.output.line("removed node \(TerminalText.escaped(node)); its ops stay in the hub's log")
         return .success
     }
 }

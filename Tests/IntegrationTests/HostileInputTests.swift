@@ -78,7 +78,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func anOversizeLengthPrefixIsFrameTooLarge() throws {
         try underAttack("oversize length", logs: "frame_too_large") { _, hub, secret in
             let c = try ready(hub, secret)
-            c.send([0x53, 0x59, 1, 0x10, 0x00, 0x20, 0x00, 0x00])   // 2 MiB
+            c.send([0x53, 0x59, 2, 0x10, 0x00, 0x20, 0x00, 0x00])   // 2 MiB
             #expect(c.receive()?.errorCode == ErrorCode.frameTooLarge.rawValue)
             #expect(c.closes())
         }
@@ -87,7 +87,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func aBadChecksumIsCode2() throws {
         try underAttack("bad CRC", logs: "bad_checksum") { _, hub, secret in
             let c = try ready(hub, secret)
-            var bytes = Message.ping(token: 7).encoded()
+            var bytes = c.bytes(of: Message.ping(token: 7).frame(version: 2))
             bytes[bytes.count - 1] ^= 0xff
             c.send(bytes)
             #expect(c.receive()?.errorCode == ErrorCode.badChecksum.rawValue)
@@ -95,10 +95,10 @@ import SiyuWire
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aFrameOfVersion2IsUnsupportedVersion() throws {
-        try underAttack("frame version 2", logs: "unsupported_version") { _, hub, secret in
+    @Test(.timeLimit(.minutes(1))) func aFrameOfVersion3IsUnsupportedVersion() throws {
+        try underAttack("frame version 3", logs: "unsupported_version") { _, hub, secret in
             let c = try ready(hub, secret)
-            c.send(Frame(version: 2, type: MessageType.ping.rawValue, payload: [7]).encoded())
+            c.send(c.bytes(of: Frame(version: 3, type: MessageType.ping.rawValue, payload: [7])))
             #expect(c.receive()?.errorCode == ErrorCode.unsupportedVersion.rawValue)
             #expect(c.closes())
         }
@@ -107,7 +107,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func anUnknownType0x7FIsCode11() throws {
         try underAttack("unknown type 0x7F", logs: "unknown_message_type") { _, hub, secret in
             let c = try ready(hub, secret)
-            c.send(Frame(type: 0x7F, payload: []).encoded())
+            c.send(c.bytes(of: Frame(version: 2, type: 0x7F, payload: [])))
             #expect(c.receive()?.errorCode == ErrorCode.unknownMessageType.rawValue)
             #expect(c.closes())
         }
@@ -116,7 +116,7 @@ import SiyuWire
     @Test(.timeLimit(.minutes(1))) func aTruncatedFrameThenFINStoresNothing() throws {
         try underAttack("truncated frame then FIN", logs: "node='mallory'") { _, hub, secret in
             let c = try ready(hub, secret)
-            let push = Message.push(ChangeSet(ops: [op(1)])).encoded()
+            let push = c.bytes(of: Message.push(ChangeSet(ops: [op(1)])).frame(version: 2))
             c.send(Array(push.prefix(push.count - 5)))
             c.finish()
             #expect(c.closes())
@@ -125,7 +125,7 @@ import SiyuWire
     }
 
     @Test(.timeLimit(.minutes(1))) func aWrongSecretIsAuthFailed() throws {
-        try underAttack("wrong secret", logs: "auth refused: the MAC does not verify") { _, hub, _ in
+        try underAttack("wrong secret", logs: "auth refused: the proof does not verify") { _, hub, _ in
             let c = try RawClient(port: hub.port)
             #expect(c.handshake(node: "mallory", secret: Array("not-the-secret".utf8))?.errorCode == ErrorCode.authFailed.rawValue)
             #expect(c.closes())
@@ -141,14 +141,12 @@ import SiyuWire
     }
 
     @Test(.timeLimit(.minutes(1))) func aReplayedAuthIsAuthFailed() throws {
-        try underAttack("replayed AUTH", logs: "auth refused: the MAC does not verify") { _, hub, secret in
+        try underAttack("replayed AUTH", logs: "auth refused: the proof does not verify") { _, hub, secret in
             var recorded: [UInt8] = []
             let first = try RawClient(port: hub.port)
-            _ = first.handshake(node: "mallory", secret: secret) { nonce in
-                recorded = Authentication.mac(secret: secret, nonce: nonce, node: "mallory", hub: "hub-hz")
-            }
+            _ = first.handshake(node: "mallory", secret: secret) { proof in recorded = proof }
             let replay = try RawClient(port: hub.port)
-            #expect(replay.handshake(node: "mallory", secret: secret, mac: recorded)?.errorCode == ErrorCode.authFailed.rawValue)
+            #expect(replay.handshake(node: "mallory", secret: secret, proof: recorded)?.errorCode == ErrorCode.authFailed.rawValue)
             #expect(replay.closes())
         }
     }

@@ -110,7 +110,7 @@ import SiyuStore
         let daemon = try n.p.run("siyu-node", ["run", "--db", n.db("xihu")], timeout: 20)
         #expect(daemon.code == 1, "a daemon the hub refuses stops instead of retrying forever")
         #expect(daemon.err.contains("stopped syncing"))
-        try hub.child.waitFor("the refusal in the hub's log") { $0.contains("node='xihu'") && $0.contains("auth refused: the MAC does not verify") }
+        try hub.child.waitFor("the refusal in the hub's log") { $0.contains("node='xihu'") && $0.contains("auth refused: the proof does not verify") }
 
         let jinganOwn = try withReplica(n.db("jingan")) { r -> UInt64 in
             try r.createCustomer("wm_j1", ["name": .text("新客")], by: "wangfang")

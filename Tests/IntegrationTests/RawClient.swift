@@ -13,6 +13,16 @@ final class RawClient {
     var incoming = StringDictionary()
     private var reader = FrameReader()
     private(set) var closedByPeer = false
+    /// The session's frame keys once AUTH is sent (SPEC section 6), and the sequence numbers of the
+    /// sealed frames of each direction.
+    private var keys: SessionKeys?
+    /// The version CHALLENGE chose: every frame after HELLO uses it (SPEC section 4).
+    private var chosenVersion: UInt8?
+    private var welcomed = false
+    private var sealedSent: UInt64 = 0
+    private var sealedReceived: UInt64 = 0
+    /// The payload of the last frame received (CHALLENGE's goes into the transcript).
+    private(set) var lastPayload: [UInt8] = []
 
     /// Connects to 127.0.0.1:`port`, from `source` (another loopback address) if given.
     init(port: Int, source: String? = nil) throws {
@@ -39,7 +49,24 @@ final class RawClient {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    func send(_ message: Message, version: UInt8 = 1) { send(message.encoded(version: version, dictionary: &outgoing)) }
+    /// Sends `message`: HELLO as a version 1 frame, AUTH as a version 2 frame, and every later
+    /// frame sealed with the session's node-to-hub key and the next sequence number (SPEC section 3).
+    func send(_ message: Message, version: UInt8? = nil) {
+        var frame = message.frame(version: version ?? chosenVersion ?? 1, dictionary: &outgoing)
+        if let keys {
+            frame = FrameAuthenticator(key: keys.nodeToHub).seal(frame, sequence: sealedSent)
+            sealedSent += 1
+        }
+        send(frame.encoded())
+    }
+
+    /// The bytes of `frame` as this client would send it next (sealed once AUTH is sent), counting
+    /// it as sent: for damaging or cutting a frame by hand.
+    func bytes(of frame: Frame) -> [UInt8] {
+        guard let keys else { return frame.encoded() }
+        defer { sealedSent += 1 }
+        return FrameAuthenticator(key: keys.nodeToHub).seal(frame, sequence: sealedSent).encoded()
+    }
 
     /// Half-closes: the hub reads end of stream.
     func finish() { shutdown(fd, Int32(SHUT_WR)) }
@@ -48,8 +75,18 @@ final class RawClient {
     func receive(timeout: Double = 10) -> Message? {
         let end = Date().addingTimeInterval(timeout)
         while true {
-            if let frame = try? reader.next() {
-                if let message = try? Message(frame: frame, dictionary: &incoming) { return message }
+            let sealed = keys != nil
+            let welcomed = self.welcomed
+            if let frame = try? reader.next(tagSize: { sealed && (welcomed || $0 == MessageType.welcome.rawValue) ? Authentication.tagSize : 0 }) {
+                if let keys, !frame.tag.isEmpty {
+                    guard FrameAuthenticator(key: keys.hubToNode).verify(frame, sequence: sealedReceived) else { return nil }
+                    sealedReceived += 1
+                }
+                lastPayload = frame.payload
+                if let message = try? Message(frame: frame, dictionary: &incoming) {
+                    if case .welcome = message { self.welcomed = true }
+                    return message
+                }
                 continue
             }
             let left = end.timeIntervalSinceNow
@@ -72,15 +109,25 @@ final class RawClient {
         return closedByPeer
     }
 
-    /// HELLO, CHALLENGE, AUTH with `secret`: the WELCOME, or what came instead. `challenge` gets the
-    /// nonce (to replay an AUTH elsewhere).
-    func handshake(node: String, role: Role = .store, secret: [UInt8], schema: UInt64 = 1, mac: [UInt8]? = nil,
-                   challenge: (([UInt8]) -> Void)? = nil) -> Message? {
-        send(.hello(node: node, role: role, versions: [1], schemaVersion: schema))
+    /// HELLO, CHALLENGE, AUTH with `secret` (protocol version 2, SPEC section 6): the WELCOME, or
+    /// what came instead. `proof` replaces the proof computed from the secret; `computed` gets the
+    /// one computed (to replay it on another connection).
+    func handshake(node: String, role: Role = .store, secret: [UInt8], schema: UInt64 = 1, proof: [UInt8]? = nil,
+                   computed: (([UInt8]) -> Void)? = nil) -> Message? {
+        var generator = SystemRandomNumberGenerator()
+        let nonce = (0..<Message.nonceSize).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let hello = Message.hello(node: node, role: role, versions: Frame.supportedVersions, schemaVersion: schema, nonce: nonce)
+        let helloPayload = hello.frame(version: 1).payload
+        send(hello)
         guard let first = receive() else { return nil }
-        guard case let .challenge(_, hub, nonce) = first else { return first }
-        challenge?(nonce)
-        send(.auth(mac: mac ?? Authentication.mac(secret: secret, nonce: nonce, node: node, hub: hub)))
+        guard case let .challenge(version, _, _, salt, iterations) = first else { return first }
+        chosenVersion = version
+        let transcript = Authentication.transcript(hello: helloPayload, challenge: lastPayload)
+        let nodeKeys = Authentication.nodeKeys(secret: secret, salt: salt, iterations: Int(clamping: iterations))
+        let real = Authentication.proof(nodeKeys, transcript: transcript)
+        computed?(real)
+        send(.auth(mac: proof ?? real))
+        keys = Authentication.sessionKeys(clientKey: nodeKeys.clientKey, serverKey: nodeKeys.serverKey, transcript: transcript)
         return receive()
     }
 }

@@ -57,7 +57,8 @@ final class Child {
         errPath = scratch.path("\(name).\(UUID().uuidString.prefix(8)).err")
         _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        process.executableURL = try Binaries.url(binary)
+        // A package binary by name, or any program by absolute path (stunnel, openssl).
+        process.executableURL = binary.hasPrefix("/") ? URL(fileURLWithPath: binary) : try Binaries.url(binary)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["SIYU_NODE_SECRET"] = nil

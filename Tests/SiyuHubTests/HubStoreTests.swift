@@ -36,19 +36,12 @@ import SiyuWire
            author: "chenjing", body: .write(Target(.tag, "et_gold"), field: "name", value: .text("金"), overwrites: []))
     }
 
-    @Test func theHubKeepsOnlyTheKeyItVerifiesWithAndTheMACVerifiesWithIt() throws {
+    @Test func registrationKeepsRoleStoreAndVerifiersAndRefusesDuplicatesAndBadIds() throws {
         let hub = try Hub()
         let long = Array(String(repeating: "k", count: 100).utf8)
-        try hub.replica.registerNode("xihu", role: .store, store: "xihu", secret: long)
-        try hub.replica.registerNode("hq", role: .hq, secret: Array("short".utf8))
+        try hub.replica.registerNode("xihu", role: .store, store: "xihu", secret: long, iterations: 8)
         let xihu = try #require(try hub.replica.registeredNode("xihu"))
-        #expect(xihu.authenticationKey == SHA256.hash(long) && xihu.store == "xihu" && xihu.role == .store)
-        let nonce = Array(repeating: UInt8(9), count: 32)
-        for (id, secret) in [("xihu", long), ("hq", Array("short".utf8))] {
-            let key = try #require(try hub.replica.registeredNode(id)).authenticationKey
-            let mac = Authentication.mac(secret: secret, nonce: nonce, node: id, hub: "hub-hz")
-            #expect(Authentication.verify(mac, secret: key, nonce: nonce, node: id, hub: "hub-hz"))
-        }
+        #expect(xihu.store == "xihu" && xihu.role == .store && HubRegistryTests.proofVerifies(secret: long, xihu.verifiers))
         #expect(throws: ReplicaError.self) { try hub.replica.registerNode("xihu", role: .store, secret: long) }
         #expect(throws: ReplicaError.self) { try hub.replica.registerNode("bad\u{202E}", role: .store, secret: long) }
         #expect(hub.executor.execute(.authorize(node: "nobody")) == .registration(nil))

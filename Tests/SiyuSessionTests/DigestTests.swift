@@ -98,14 +98,14 @@ import SiyuWire
     @Test func aHubThatPredatesDigestsAnswersCode11AndTheNodeReportsThatItCannotVerify() {
         var node = LegalMessageTests.node(in: .ready)
         // WELCOME's PULL is answered first (an old hub answers requests in order too).
-        let changes = node.receive(Message.changes(nextCursor: 0, more: false, ChangeSet(ops: [])).encoded(), now: .zero)
+        let changes = node.receive(LegalMessageTests.fromHub(.changes(nextCursor: 0, more: false, ChangeSet(ops: [])), 1), now: .zero)
         #expect(changes.compactMap(\.effect).count == 1)
         _ = node.complete(.done, now: .zero)
         let asked = node.requestDigest(now: .zero)
         #expect(asked.compactMap(\.sentMessage) == [.digestRequest(cursor: 0)])
         // What an older hub answers to type 0x14 (SPEC section 4): ERROR 11, then it closes.
         let reply = Message.error(code: ErrorCode.unknownMessageType.rawValue, retryable: false, message: "unknown message type 0x14")
-        let actions = node.receive(reply.encoded(), now: .zero)
+        let actions = node.receive(LegalMessageTests.fromHub(reply, 2), now: .zero)
         let events = actions.compactMap { if case let .report(e) = $0 { return e }; return nil }
         #expect(events.contains(.digestUnsupported("unknown message type 0x14")))
         #expect(actions.compactMap(\.closeReason) == [.errorReceived(code: 11, retryable: false, message: "unknown message type 0x14")])
@@ -115,7 +115,7 @@ import SiyuWire
 
     @Test func code11WithoutADigestRequestOutstandingIsAnOrdinaryError() {
         var node = LegalMessageTests.node(in: .ready)
-        let actions = node.receive(Message.error(code: 11, retryable: false, message: "unknown message type 0x12").encoded(), now: .zero)
+        let actions = node.receive(LegalMessageTests.fromHub(.error(code: 11, retryable: false, message: "unknown message type 0x12")), now: .zero)
         let events = actions.compactMap { if case let .report(e) = $0 { return e }; return nil }
         #expect(!events.contains { if case .digestUnsupported = $0 { return true }; return false })
         #expect(node.state == .closed)
@@ -123,14 +123,14 @@ import SiyuWire
 
     @Test func aDigestNobodyAskedForIsUnexpectedMessage() {
         var node = LegalMessageTests.node(in: .ready)
-        let actions = node.receive(Message.digest(position: 3, digest: Array(repeating: 1, count: 32)).encoded(), now: .zero)
+        let actions = node.receive(LegalMessageTests.fromHub(.digest(position: 3, digest: Array(repeating: 1, count: 32))), now: .zero)
         #expect(LegalMessageTests.errorCode(actions) == 10)
         #expect(node.state == .closed)
     }
 
     @Test func theHubComputesTheDigestThroughAStoreEffectAndAnswersWithIt() {
         var hub = LegalMessageTests.hub(in: .ready)
-        let asked = hub.receive(Message.digestRequest(cursor: 42).encoded(), now: .zero)
+        let asked = hub.receive(LegalMessageTests.fromNode(.digestRequest(cursor: 42)), now: .zero)
         #expect(asked.compactMap(\.effect) == [.readDigest(node: "xihu")])
         #expect(!hub.wantsInput, "no frame is read while the digest is computed")
         let digest = Array(repeating: UInt8(0x5c), count: 32)
@@ -143,12 +143,12 @@ import SiyuWire
 
     @Test func aStoreFailureWhileComputingTheDigestIsAnInternalErrorAndADigestOfTheWrongSizeToo() {
         var hub = LegalMessageTests.hub(in: .ready)
-        _ = hub.receive(Message.digestRequest(cursor: 0).encoded(), now: .zero)
+        _ = hub.receive(LegalMessageTests.fromNode(.digestRequest(cursor: 0)), now: .zero)
         let failed = hub.complete(.failed(.internalError, "disk"), now: .zero)
         #expect(LegalMessageTests.errorCode(failed) == 15 && hub.state == .closed)
 
         var other = LegalMessageTests.hub(in: .ready)
-        _ = other.receive(Message.digestRequest(cursor: 0).encoded(), now: .zero)
+        _ = other.receive(LegalMessageTests.fromNode(.digestRequest(cursor: 0)), now: .zero)
         let short = other.complete(.digest(position: 1, digest: [1, 2, 3]), now: .zero)
         #expect(LegalMessageTests.errorCode(short) == 15 && other.state == .closed)
     }

@@ -78,7 +78,7 @@ struct FakeNodeStore {
 /// refusals settled once the node skips them (SPEC section 7, "Upload").
 struct FakeHubStore {
     struct Refusal { var code: ErrorCode; var message: String; var settled = false }
-    var registrations: [NodeID: (secret: [UInt8], role: Role)] = [:]
+    var registrations: [NodeID: (verifiers: Authentication.Verifiers, role: Role)] = [:]
     var log: [LoggedOp] = []
     var held: [NodeID: [UInt64: Op]] = [:]
     var refusals: [NodeID: [UInt64: Refusal]] = [:]
@@ -113,7 +113,7 @@ struct FakeHubStore {
         switch effect {
         case let .authorize(node):
             guard let r = registrations[node] else { return .registration(nil) }
-            return .registration(NodeRegistration(secret: r.secret, role: r.role, ackedSeq: acked(node), logHead: UInt64(log.count), logEpoch: logEpoch))
+            return .registration(NodeRegistration(verifiers: r.verifiers, role: r.role, ackedSeq: acked(node), logHead: UInt64(log.count), logEpoch: logEpoch))
         case let .storePush(node, cs):
             if busyPushes > 0 { busyPushes -= 1; return .pushBusy("busy: push again later") }
             for op in cs.ops {
@@ -177,6 +177,14 @@ struct Harness {
 
     static let secret = Array("xihu-node-secret".utf8)
     static let nonce: [UInt8] = Array(0..<32)
+    static let nodeNonce: [UInt8] = Array(32..<64)
+    static let salt: [UInt8] = Array(64..<80)
+    /// Few iterations: the same code as the default 4,096, cheap enough for every test.
+    static let iterations = 8
+    static func verifiers(_ secret: [UInt8]) -> Authentication.Verifiers {
+        Authentication.verifiers(secret: secret, salt: salt, iterations: iterations)
+    }
+    static let registration = NodeRegistration(verifiers: verifiers(secret), role: .store, ackedSeq: 0, logHead: 0)
 
     init(nodeSecret: [UInt8] = Harness.secret, registeredSecret: [UInt8] = Harness.secret, own: [Op] = tagOps("xihu", seqs: 1...3),
          hubLog: [Op] = [], policy: KeepalivePolicy = .standard, byteBudget: UInt64 = 64 * 1024,
@@ -187,10 +195,10 @@ struct Harness {
         nodeStore.cursor = cursor
         nodeStore.logEpoch = logEpoch ?? []
         node = NodeSession(config, cursor: cursor, lastOwnSeq: lastOwnSeq ?? own.last?.seq ?? 0, logEpoch: logEpoch,
-                           recordedAckedSeq: recordedAckedSeq, now: now)
+                           recordedAckedSeq: recordedAckedSeq, now: now, nonce: Harness.nodeNonce)
         hub = HubSession(HubSession.Configuration(hubID: "hub-hz", policy: policy), nonce: nonce, now: now)
         transport = MemoryTransport(latencyMillis: 1, faults: faults)
-        hubStore.registrations["xihu"] = (registeredSecret, .store)
+        hubStore.registrations["xihu"] = (Harness.verifiers(registeredSecret), .store)
         for (i, op) in hubLog.enumerated() {
             hubStore.log.append(LoggedOp(position: UInt64(i + 1), op: op))
             hubStore.held[op.origin, default: [:]][op.seq] = op

@@ -46,13 +46,11 @@ import SiyuWire
         var first = Harness()
         first.start()
         first.run { $0.node.state == .ready }
-        var recorded: [UInt8] = []
-        var d = StringDictionary()
-        for m in first.nodeSent.prefix(2) { recorded += m.encoded(dictionary: &d) }
+        let recorded = first.nodeSent[0].encoded() + first.nodeSent[1].encoded(version: 2)
         // Connection 2: a fresh nonce; the recorded HELLO and AUTH are replayed.
         var hub = HubSession(.init(hubID: "hub-hz"), nonce: Array(repeating: 0x5a, count: 32), now: .zero)
         var store = FakeHubStore()
-        store.registrations["xihu"] = (Harness.secret, .store)
+        store.registrations["xihu"] = (Harness.verifiers(Harness.secret), .store)
         var actions = hub.receive(recorded, now: .zero)
         var sent: [Message] = []
         while let i = actions.firstIndex(where: { $0.effect != nil }) {
@@ -64,6 +62,42 @@ import SiyuWire
         #expect(sent.map(\.type) == [.challenge, .error])
         #expect(actions.last?.closeReason.map { if case let .errorSent(e) = $0 { return e.code == .authFailed }; return false } == true)
         #expect(hub.state == .closed)
+    }
+
+    @Test func theNodeRefusesAHubThatCannotProveItHoldsTheNodesVerifiers() {
+        // A hub that verifies the proof (it has StoredKey) but not ServerKey: WELCOME's MAC fails.
+        var h = Harness()
+        var forged = Harness.verifiers(Harness.secret)
+        forged.serverKey = Array(repeating: 0x42, count: 32)
+        h.hubStore.registrations["xihu"] = (forged, .store)
+        h.start()
+        h.run()
+        guard case let .errorSent(e)? = h.nodeClosed else { Issue.record("node did not refuse: \(String(describing: h.nodeClosed))"); return }
+        #expect(e.code == .authFailed && e.message.contains("could not prove"))
+        #expect(!h.nodeSent.contains { $0.type == .push || $0.type == .pull }, "nothing is sent to a hub that did not prove itself")
+    }
+
+    @Test func aHelloOfVersion2WithoutTheNodesNonceIsMalformed() {
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
+        let actions = hub.receive(Message.hello(node: "xihu", role: .store, versions: [2], schemaVersion: 1).encoded(), now: .zero)
+        #expect(LegalMessageTests.errorCode(actions) == 1 && hub.state == .closed)
+    }
+
+    @Test func aVersion1NodeIsToldThereIsNoCommonVersion() {
+        var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
+        let actions = hub.receive(Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).encoded(), now: .zero)
+        #expect(LegalMessageTests.errorCode(actions) == 4 && hub.state == .closed)
+    }
+
+    @Test func anUnknownNodeGetsADecoySaltThatIsTheSameOnEveryConnection() {
+        func challengeSalt() -> [UInt8]? {
+            var hub = HubSession(.init(hubID: "hub-hz", decoyKey: Array("decoy".utf8)), nonce: Harness.nonce, now: .zero)
+            _ = hub.receive(LegalMessageTests.hello.encoded(), now: .zero)
+            for case let .challenge(_, _, _, salt, _)? in hub.complete(.registration(nil), now: .zero).map(\.sentMessage) { return salt }
+            return nil
+        }
+        let salt = challengeSalt()
+        #expect(salt?.count == Authentication.saltSize && salt == challengeSalt())
     }
 
     @Test func aNodeWhoseFileLostAcknowledgedOpsTakesThemBackFromTheHubBeforePushing() {
@@ -124,7 +158,8 @@ import SiyuWire
 @Suite struct LegalMessageTests {
     /// One message of every type (change sets empty).
     static let samples: [Message] = [
-        .hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1), .challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce),
+        .hello(node: "xihu", role: .store, versions: [2], schemaVersion: 1, nonce: Harness.nodeNonce),
+        .challenge(version: 2, hub: "hub-hz", nonce: Harness.nonce, salt: Harness.salt, iterations: UInt64(Harness.iterations)),
         .auth(mac: Array(repeating: 1, count: 32)), .welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1, logEpoch: []),
         .push(ChangeSet(ops: [])), .pushAck(ackedSeq: 0), .pull(cursor: 0, byteBudget: 0, ownOps: false),
         .changes(nextCursor: 0, more: false, ChangeSet(ops: [])),
@@ -133,27 +168,54 @@ import SiyuWire
         .ping(token: 1), .pong(token: 1), .error(code: 15, retryable: true, message: "x"), .bye(reason: "x"),
     ]
 
+    static let hello = Message.hello(node: "xihu", role: .store, versions: [2], schemaVersion: 1, nonce: Harness.nodeNonce)
+    static let challenge = Message.challenge(version: 2, hub: "hub-hz", nonce: Harness.nonce, salt: Harness.salt,
+                                             iterations: UInt64(Harness.iterations))
+    static let transcript = Authentication.transcript(hello: hello.frame().payload, challenge: challenge.frame().payload)
+    static let nodeKeys = Authentication.nodeKeys(secret: Harness.secret, salt: Harness.salt, iterations: Harness.iterations)
+    static let sessionKeys = Authentication.sessionKeys(clientKey: nodeKeys.clientKey, serverKey: nodeKeys.serverKey, transcript: transcript)
+
+    /// The bytes of `message` as the node's `sequence`-th sealed frame (0: the first after AUTH).
+    static func fromNode(_ message: Message, _ sequence: UInt64 = 0) -> [UInt8] { sealed(message.frame(version: 2), sessionKeys.nodeToHub, sequence) }
+    /// The bytes of `message` as the hub's `sequence`-th sealed frame (0: WELCOME).
+    static func fromHub(_ message: Message, _ sequence: UInt64 = 1) -> [UInt8] { sealed(message.frame(version: 2), sessionKeys.hubToNode, sequence) }
+    static func sealed(_ frame: Frame, _ key: [UInt8], _ sequence: UInt64) -> [UInt8] {
+        FrameAuthenticator(key: key).seal(frame, sequence: sequence).encoded()
+    }
+
     /// A hub session brought to `state` by a well-behaved node.
     static func hub(in state: ConnectionState) -> HubSession {
         var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
         if state == .hello { return hub }
-        _ = hub.receive(Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).encoded(), now: .zero)
+        _ = hub.receive(hello.encoded(), now: .zero)
+        _ = hub.complete(.registration(Harness.registration), now: .zero)
         if state == .challenged { return hub }
-        let mac = Authentication.mac(secret: Harness.secret, nonce: Harness.nonce, node: "xihu", hub: "hub-hz")
-        _ = hub.receive(Message.auth(mac: mac).encoded(), now: .zero)
-        _ = hub.complete(.registration(NodeRegistration(secret: Harness.secret, role: .store, ackedSeq: 0, logHead: 0)), now: .zero)
+        _ = hub.receive(Message.auth(mac: Authentication.proof(nodeKeys, transcript: transcript)).encoded(version: 2), now: .zero)
+        _ = hub.complete(.registration(Harness.registration), now: .zero)
         return hub
     }
 
     static func node(in state: ConnectionState) -> NodeSession {
-        var node = NodeSession(.init(node: "xihu", role: .store, secret: Harness.secret), cursor: 0, lastOwnSeq: 0, now: .zero)
+        var node = NodeSession(.init(node: "xihu", role: .store, secret: Harness.secret), cursor: 0, lastOwnSeq: 0, now: .zero,
+                               nonce: Harness.nodeNonce)
         _ = node.start(now: .zero)
         if state == .hello { return node }
-        _ = node.receive(Message.challenge(version: 1, hub: "hub-hz", nonce: Harness.nonce).encoded(), now: .zero)
+        _ = node.receive(challenge.encoded(), now: .zero)
         if state == .challenged { return node }
-        let actions = node.receive(Message.welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1, logEpoch: []).encoded(), now: .zero)
+        let actions = node.receive(fromHub(.welcome(ackedSeq: 0, logHead: 0, schemaVersion: 1, logEpoch: []), 0), now: .zero)
         if actions.contains(where: { $0.effect != nil }) { _ = node.complete(.outbox([]), now: .zero) }
         return node
+    }
+
+    /// `message` as the hub in `state` receives it from the node: sealed once AUTH is past.
+    static func toHub(_ message: Message, in state: ConnectionState) -> [UInt8] {
+        state == .ready ? fromNode(message) : message.encoded(version: state == .hello ? 1 : 2)
+    }
+
+    /// `message` as the node in `state` receives it from the hub: sealed from WELCOME on.
+    static func toNode(_ message: Message, in state: ConnectionState) -> [UInt8] {
+        state == .ready || message.type == .welcome && state == .challenged ? fromHub(message, state == .ready ? 1 : 0)
+            : message.encoded(version: state == .hello ? 1 : 2)
     }
 
     static func errorCode(_ actions: [SessionAction<some Sendable>]) -> UInt64? {
@@ -166,7 +228,7 @@ import SiyuWire
         for message in Self.samples where !LegalMessages.mayReceive(message.type, as: .hub, in: state) {
             var hub = Self.hub(in: state)
             #expect(hub.state == state)
-            let actions = hub.receive(message.encoded(), now: .zero)
+            let actions = hub.receive(Self.toHub(message, in: state), now: .zero)
             #expect(Self.errorCode(actions) == 10, "\(message.type) in \(state)")
             #expect(hub.state == .closed, "\(message.type) in \(state)")
         }
@@ -177,7 +239,7 @@ import SiyuWire
         for message in Self.samples where !LegalMessages.mayReceive(message.type, as: .node, in: state) {
             var node = Self.node(in: state)
             #expect(node.state == state)
-            let actions = node.receive(message.encoded(), now: .zero)
+            let actions = node.receive(Self.toNode(message, in: state), now: .zero)
             #expect(Self.errorCode(actions) == 10, "\(message.type) in \(state)")
             #expect(node.state == .closed, "\(message.type) in \(state)")
         }
@@ -186,9 +248,11 @@ import SiyuWire
     @Test func anUnknownTypeIsCode11AndAnIgnorableTypeIsSkippedInEveryState() {
         for state in [ConnectionState.hello, .challenged, .ready] {
             var hub = Self.hub(in: state)
-            let skipped = hub.receive(Frame(type: 0x80, payload: [1, 2, 3]).encoded(), now: .zero)
+            let version: UInt8 = state == .hello ? 1 : 2
+            let ignorable = Frame(version: version, type: 0x80, payload: [1, 2, 3]), unknown = Frame(version: version, type: 0x7a, payload: [])
+            let skipped = hub.receive(state == .ready ? Self.sealed(ignorable, Self.sessionKeys.nodeToHub, 0) : ignorable.encoded(), now: .zero)
             #expect(skipped.compactMap(\.sentMessage).isEmpty && hub.state == state)
-            let actions = hub.receive(Frame(type: 0x7a, payload: []).encoded(), now: .zero)
+            let actions = hub.receive(state == .ready ? Self.sealed(unknown, Self.sessionKeys.nodeToHub, 1) : unknown.encoded(), now: .zero)
             #expect(Self.errorCode(actions) == 11 && hub.state == .closed)
         }
     }
@@ -197,16 +261,62 @@ import SiyuWire
         var node = Self.node(in: .ready)
         // CHANGES whose change set says schema 2 and then holds bytes schema 1 cannot decode.
         let payload: [UInt8] = [0x05, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff]
-        let actions = node.receive(Frame(type: .changes, payload: payload).encoded(), now: .zero)
+        let actions = node.receive(Self.sealed(Frame(version: 2, type: .changes, payload: payload), Self.sessionKeys.hubToNode, 1), now: .zero)
         #expect(Self.errorCode(actions) == 7 && node.state == .closed)
     }
 
     @Test func aPushOfAnotherNodesOpsIsRefusedWithPermissionDeniedBeforeAnyStoreWork() {
         var hub = Self.hub(in: .ready)
         let forged = tagOps("jingan", seqs: 1...1)
-        let actions = hub.receive(Message.push(ChangeSet(ops: forged)).encoded(), now: .zero)
+        let actions = hub.receive(Self.fromNode(.push(ChangeSet(ops: forged))), now: .zero)
         #expect(Self.errorCode(actions) == 8 && hub.state == .closed)
         #expect(!actions.contains { $0.effect != nil })
+    }
+}
+
+/// Every frame after AUTH carries a MAC under the session's keys with an implicit sequence number
+/// (SPEC section 3, "Sealed frames"): a frame injected, altered, replayed or reordered is refused.
+@Suite struct SealedFrameTests {
+    static func refused(_ actions: [HubSession.Action], _ hub: HubSession) -> Bool {
+        LegalMessageTests.errorCode(actions) == 5 && hub.state == .closed && !actions.contains { $0.effect != nil }
+    }
+
+    @Test func aPushInjectedWithoutTheSessionKeyIsRefusedBeforeAnyStoreWork() {
+        var hub = LegalMessageTests.hub(in: .ready)
+        let push = Message.push(ChangeSet(ops: tagOps("xihu", seqs: 1...1))).frame(version: 2)
+        let forged = FrameAuthenticator(key: Array(repeating: 1, count: 32)).seal(push, sequence: 0).encoded()
+        #expect(Self.refused(hub.receive(forged, now: .zero), hub))
+    }
+
+    @Test func anAlteredSealedFrameIsRefused() {
+        var hub = LegalMessageTests.hub(in: .ready)
+        var frame = FrameAuthenticator(key: LegalMessageTests.sessionKeys.nodeToHub).seal(Message.pull(cursor: 0, byteBudget: 0, ownOps: false).frame(version: 2), sequence: 0)
+        frame.payload[0] = 9   // cursor 9; the CRC is recomputed, the MAC is not
+        #expect(Self.refused(hub.receive(frame.encoded(), now: .zero), hub))
+    }
+
+    @Test func aReplayedSealedFrameIsRefused() {
+        var hub = LegalMessageTests.hub(in: .ready)
+        let ping = LegalMessageTests.fromNode(.ping(token: 1), 0)
+        #expect(hub.receive(ping, now: .zero).compactMap(\.sentMessage) == [.pong(token: 1)])
+        #expect(Self.refused(hub.receive(ping, now: .zero), hub))
+    }
+
+    @Test func aFrameOfTheOtherDirectionIsRefused() {
+        var hub = LegalMessageTests.hub(in: .ready)
+        #expect(Self.refused(hub.receive(LegalMessageTests.fromHub(.ping(token: 1), 0), now: .zero), hub))
+    }
+
+    @Test func theNodeRefusesUnsealedFramesAfterWelcome() {
+        // Read as sealed, an unsealed frame takes the next bytes as its MAC: its CRC fails.
+        var node = LegalMessageTests.node(in: .ready)
+        let pong = Message.pong(token: 1).encoded(version: 2)
+        let actions = node.receive(pong + pong + pong, now: .zero)
+        #expect(LegalMessageTests.errorCode(actions) == 2 && node.state == .closed)
+        // And one whose CRC is made to match fails its MAC.
+        var other = LegalMessageTests.node(in: .ready)
+        let forged = Frame(version: 2, type: MessageType.pong.rawValue, payload: [1], tag: Array(repeating: 0, count: 16)).encoded()
+        #expect(LegalMessageTests.errorCode(other.receive(forged, now: .zero)) == 5 && other.state == .closed)
     }
 }
 
@@ -294,7 +404,7 @@ import SiyuWire
 
     @Test func cursorTooOldIsInformationalAndLeavesTheConnectionOpen() {
         var node = LegalMessageTests.node(in: .ready)
-        let actions = node.receive(Message.error(code: 13, retryable: true, message: "snapshot follows").encoded(), now: .zero)
+        let actions = node.receive(LegalMessageTests.fromHub(.error(code: 13, retryable: true, message: "snapshot follows")), now: .zero)
         #expect(actions.compactMap(\.sentMessage).isEmpty && node.state == .ready)
     }
 
@@ -356,7 +466,8 @@ import SiyuWire
 
     @Test func aHandshakeThatStallsIsClosedAfterTenSeconds() {
         var hub = HubSession(.init(hubID: "hub-hz"), nonce: Harness.nonce, now: .zero)
-        _ = hub.receive(Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).encoded(), now: .zero)
+        _ = hub.receive(LegalMessageTests.hello.encoded(), now: .zero)
+        _ = hub.complete(.registration(Harness.registration), now: .zero)
         #expect(hub.nextDeadline == SessionInstant(milliseconds: 10_000))
         #expect(hub.tick(now: SessionInstant(milliseconds: 9_999)).isEmpty)
         let actions = hub.tick(now: SessionInstant(milliseconds: 10_000))

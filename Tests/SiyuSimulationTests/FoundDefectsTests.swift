@@ -79,7 +79,7 @@ import SiyuWire
         let wall: UInt64 = 1_764_000_000_000
         let hubReplica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub", role: .hq, wallClock: { wall }))
         defer { hubReplica.close() }
-        try hubReplica.registerNode("s0", role: .store, secret: Array("k".utf8))
+        try hubReplica.registerNode("s0", role: .store, secret: Array("k".utf8), iterations: 8)
         let hubStore = try HubStoreExecutor(replica: hubReplica, options: .init(bootstrapSnapshotOps: nil))
         var now = SessionInstant(milliseconds: 1_000)
         let nodeReplica = try Replica(path: dir.path("s0.db"), options: ReplicaOptions(node: "s0", role: .store, wallClock: { wall }))

@@ -173,7 +173,8 @@ final class Simulation {
         }
         // The hub's file, with every node registered.
         let hub = try openHubReplica()
-        for n in nodes { try hub.registerNode(n.name, role: n.role, secret: n.secret) }
+        // Few PBKDF2 iterations: the same code as 4,096, at the cost thousands of seeds can pay.
+        for n in nodes { try hub.registerNode(n.name, role: n.role, secret: n.secret, iterations: 8) }
         hub.close()
         for n in nodes {
             let r = try openReplica(n)
@@ -325,9 +326,10 @@ final class Simulation {
         var transport = MemoryTransport(latencyMillis: UInt64.random(in: 1...20, using: &rng))
         transport.setPartitioned(n.partitioned)
         let nonce = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let nodeNonce = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let session = NodeSession(NodeSession.Configuration(node: n.name, role: n.role, secret: n.secret, byteBudget: byteBudget),
                                   cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, logEpoch: start.logEpoch,
-                                  recordedAckedSeq: start.recordedAckedSeq, now: now)
+                                  recordedAckedSeq: start.recordedAckedSeq, now: now, nonce: nodeNonce)
         let link = SimLink(id: nextLinkID, nodeIndex: n.index, transport: transport, node: session,
                            hub: HubSession(HubSession.Configuration(hubID: "hub"), nonce: nonce, now: now))
         nextLinkID += 1

@@ -121,7 +121,7 @@ import SiyuWire
     }
 
     @Test func fieldsAddedByLaterVersionsAreIgnored() throws {
-        let hello = Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)
+        let hello = Message.hello(node: "xihu", role: .store, versions: [2], schemaVersion: 1, nonce: Array(repeating: 3, count: 32))
         var frame = hello.frame()
         frame.payload += [0x07, 0x01, 0x02]          // a future field
         #expect(try Message(frame: Frame.decode(frame.encoded()).decodedFrame!) == hello)

@@ -13,6 +13,9 @@ enum VectorCatalog {
         var wireBytes: [UInt8]? = nil
         var malformed: [UInt8]? = nil
         var expectedError: WireError? = nil
+        /// "hub to node" or "node to hub": the frames are sealed (version 2) under that key of the
+        /// session the hello, challenge and auth vectors make, sequence numbers from 0.
+        var sealed: String? = nil
     }
 
     static let t0: UInt64 = HLC(millis: 1_764_000_000_000, logical: 0).raw
@@ -124,16 +127,42 @@ enum VectorCatalog {
     }
 
     static let nonce: [UInt8] = Array(0..<32)
+    static let nodeNonce: [UInt8] = Array(0x20..<0x40)
+    static let salt: [UInt8] = Array(0x40..<0x50)
     static let secret: [UInt8] = Array("xihu-node-secret".utf8)
+    static let hello = Message.hello(node: "xihu", role: .store, versions: [2], schemaVersion: 1, nonce: nodeNonce)
+    static let challenge = Message.challenge(version: 2, hub: "hub-hz", nonce: nonce, salt: salt, iterations: 4096)
+    static let transcript = Authentication.transcript(hello: hello.frame().payload, challenge: challenge.frame().payload)
+    static let keys = Authentication.nodeKeys(secret: secret, salt: salt, iterations: 4096)
+    static let sessionKeys = Authentication.sessionKeys(clientKey: keys.clientKey, serverKey: keys.serverKey, transcript: transcript)
+
+    /// The key of a sealed vector's direction.
+    static func key(_ direction: String) -> [UInt8] { direction == "hub to node" ? sessionKeys.hubToNode : sessionKeys.nodeToHub }
+
+    /// A sealed vector's bytes: version 2 frames, each with its MAC, sequence numbers from 0.
+    static func sealedSession(_ messages: [Message], direction: String) -> [UInt8] {
+        var dictionary = StringDictionary()
+        let authenticator = FrameAuthenticator(key: key(direction))
+        return messages.enumerated().flatMap { i, m in
+            authenticator.seal(m.frame(version: 2, dictionary: &dictionary), sequence: UInt64(i)).encoded()
+        }
+    }
 
     static let all: [Vector] = [
-        Vector(name: "hello", summary: "a store node introduces itself", messages: [.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)]),
+        Vector(name: "hello", summary: "a store node offering version 2 introduces itself with its nonce (bytes 0x20…0x3f)", messages: [hello]),
         Vector(name: "hello-chinese-hq", summary: "an HQ node with a non-ASCII id offering versions 1 and 2",
-               messages: [.hello(node: "总部-杭州", role: .hq, versions: [1, 2], schemaVersion: 1)]),
-        Vector(name: "challenge", summary: "the hub picks version 1 and sends a nonce",
-               messages: [.challenge(version: 1, hub: "hub-hz", nonce: nonce)]),
-        Vector(name: "auth", summary: "HMAC-SHA256(\"xihu-node-secret\", \"siyu-auth-v1\" 00 nonce \"xihu\" 00 \"hub-hz\") over the challenge's nonce",
-               messages: [.auth(mac: Authentication.mac(secret: secret, nonce: nonce, node: "xihu", hub: "hub-hz"))]),
+               messages: [.hello(node: "总部-杭州", role: .hq, versions: [1, 2], schemaVersion: 1, nonce: nodeNonce)]),
+        Vector(name: "challenge", summary: "the hub picks version 2 and sends its nonce (0x00…0x1f), the node's salt (0x40…0x4f) and 4096 iterations",
+               messages: [challenge]),
+        Vector(name: "auth", summary: "the proof of secret \"xihu-node-secret\" over the hello and challenge vectors' payloads (SPEC section 11, worked example)",
+               messages: [.auth(mac: Authentication.proof(keys, transcript: transcript))]),
+        Vector(name: "sealed-hub-to-node", summary: "WELCOME, PUSH_ACK and CHANGES sealed under hub_to_node of the auth vector's session, sequence 0, 1, 2",
+               messages: [.welcome(ackedSeq: 40, logHead: 123_456, schemaVersion: 1, logEpoch: Array(0xa0...0xbf)), .pushAck(ackedSeq: 41),
+                          .changes(nextCursor: 123_457, more: false, ChangeSet(ops: Array(tagOps.prefix(1))))],
+               sealed: "hub to node"),
+        Vector(name: "sealed-node-to-hub", summary: "PUSH, PULL and PING sealed under node_to_hub of the auth vector's session, sequence 0, 1, 2",
+               messages: [.push(ChangeSet(ops: Array(tagOps.prefix(2)))), .pull(cursor: 123_456, byteBudget: 0, ownOps: false), .ping(token: 7)],
+               sealed: "node to hub"),
         Vector(name: "welcome", summary: "the hub accepts the node", messages: [.welcome(ackedSeq: 40, logHead: 123_456, schemaVersion: 1, logEpoch: Array(0xa0...0xbf))]),
         Vector(name: "push-empty", summary: "a push with an empty change set", messages: [.push(ChangeSet(ops: []))]),
         Vector(name: "push-tag-ops", summary: "a clerk's batch of tag adds and removes", messages: [.push(ChangeSet(ops: tagOps))]),
@@ -177,9 +206,9 @@ enum VectorCatalog {
         Vector(name: "ignorable-type", summary: "a frame of type 0x80 between a PING and a PONG: skipped, not an error",
                messages: [.ping(token: 5), .pong(token: 5)],
                wireBytes: Message.ping(token: 5).encoded() + Frame(type: 0x80, payload: [0x01, 0x02, 0x03]).encoded() + Message.pong(token: 5).encoded()),
-        Vector(name: "future-field", summary: "a HELLO carrying three bytes of a field from a later version: they are ignored",
-               messages: [.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1)],
-               wireBytes: Frame(type: .hello, payload: Message.hello(node: "xihu", role: .store, versions: [1], schemaVersion: 1).frame().payload + [0x07, 0x01, 0x02]).encoded()),
+        Vector(name: "future-field", summary: "a HELLO carrying three bytes of a field from a later version after its nonce: they are ignored",
+               messages: [hello],
+               wireBytes: Frame(type: .hello, payload: hello.frame().payload + [0x07, 0x01, 0x02]).encoded()),
         Vector(name: "noncanonical-forms", summary: "a PUSH using every freedom a decoder must accept: padded varints, unused and repeated strings, a base_clock that is not the first op's, flags left clear, an inline stamp with its node written out where a back-reference would do",
                messages: [.push(ChangeSet(ops: noncanonicalOps))],
                wireBytes: Frame(type: .push, payload: noncanonicalPayload).encoded()),

@@ -77,9 +77,19 @@ class Vector:
 # helpers
 # ------------------------------------------------------------------------------------------
 
+# Section 11: a vector with a `sealed:` section holds version 2 frames sealed under one direction's
+# key of the session the hello, challenge and auth vectors make; set while such a vector is checked.
+SEALING = {"key": None}
+
+
+def tag_size(_msg_type):
+    return sp.TAG_SIZE if SEALING["key"] is not None else 0
+
+
 def feed_all(chunks):
     """Feed chunks to a fresh StreamDecoder. Returns (messages, error, offset_at_error, leftover)."""
     dec = sp.StreamDecoder(keep_ignored=True)
+    dec.frames.tag_size = tag_size
     msgs, offset = [], 0
     for c in chunks:
         try:
@@ -102,6 +112,7 @@ def feed_all(chunks):
 
 def frames_of(data):
     dec = sp.FrameDecoder()
+    dec.tag_size = tag_size
     frames = dec.feed(data)
     if dec.buffered:
         raise Failure(f"{dec.buffered} bytes left over after the last frame")
@@ -194,8 +205,10 @@ def parse_code(s):
 # meaning label -> (attribute, parser), per message
 LABELS = {
     "HELLO": {"node": ("node_id", parse_str), "role": ("role", parse_role),
-              "versions": ("versions", parse_hex_list), "schema_version": ("schema_version", parse_int)},
-    "CHALLENGE": {"version": ("version", parse_int), "hub": ("hub_id", parse_str), "nonce": ("nonce", parse_hex)},
+              "versions": ("versions", parse_hex_list), "schema_version": ("schema_version", parse_int),
+              "nonce": ("nonce", parse_hex)},
+    "CHALLENGE": {"version": ("version", parse_int), "hub": ("hub_id", parse_str), "nonce": ("nonce", parse_hex),
+                  "salt": ("salt", parse_hex), "iterations": ("iterations", parse_int)},
     "AUTH": {"mac": ("mac", parse_hex)},
     "WELCOME": {"acked_seq": ("acked_seq", parse_int), "log_head": ("log_head", parse_int),
                 "schema_version": ("schema_version", parse_int), "log_epoch": ("log_epoch", parse_hex)},
@@ -432,6 +445,7 @@ def expected_error_offset(kind, data, err):
 # ------------------------------------------------------------------------------------------
 
 class Stats:
+    tags = 0
     vectors = 0
     frames = 0
     values = 0
@@ -450,7 +464,12 @@ def decode_file_frames(vec):
     was before that frame) for each message, and the number of frames skipped."""
     receiver = sp.StringDictionary()
     decoded, skipped = [], 0
-    for f in frames_of(vec.data):
+    for i, f in enumerate(frames_of(vec.data)):
+        if SEALING["key"] is not None:
+            want = sp.frame_tag(SEALING["key"], i, f)
+            if f.tag != want:
+                raise Failure(f"frame {i}: MAC {f.tag.hex()} does not verify (computed {want.hex()} for sequence {i})")
+            Stats.tags += 1
         before = receiver.copy()
         msg = sp.decode_message(f, receiver)
         if isinstance(msg, sp.Ignored):
@@ -527,6 +546,9 @@ def check_canonical_stream(vec, decoded):
             raise Failure(f"frame {i} ({msg.NAME}): sender dictionary {sender.dictionary} differs from the "
                           f"receiver's {before}")
         enc = sender.encode(msg, f.version)
+        if SEALING["key"] is not None:
+            plain = sp.Frame(f.version, msg.TYPE, enc[sp.HEADER_SIZE:-sp.CHECKSUM_SIZE])
+            enc = sp.seal(SEALING["key"], i, plain).encode()
         if enc != f.encode() or enc != vec.data[len(out):len(out) + len(enc)]:
             raise Failure(f"re-encoding frame {i} ({msg.NAME}) differs:\n      file {f.encode().hex(' ')}\n"
                           f"      ours {enc.hex(' ')}")
@@ -591,23 +613,39 @@ def check_malformed_vector(vec):
         f"our message {'is identical' if same_text else 'differs'}: {first_err}")
 
 
+SECRET = "xihu-node-secret"
+
+
+def handshake(vectors):
+    """Section 11: the hello and challenge vectors' payloads, secret "xihu-node-secret".
+    Returns (keys, transcript, (node_to_hub, hub_to_node))."""
+    (hello_frame,) = frames_of(vectors["hello"].data)
+    (chal_frame,) = frames_of(vectors["challenge"].data)
+    hello, chal = sp.decode_message(hello_frame), sp.decode_message(chal_frame)
+    if chal.nonce != bytes(range(32)) or hello.nonce != bytes(range(0x20, 0x40)):
+        raise Failure("challenge nonce is not 00..1f or hello nonce not 20..3f as section 11 says")
+    if chal.hub_id != "hub-hz" or hello.node_id != "xihu" or chal.salt != bytes(range(0x40, 0x50)) or chal.iterations != 4096:
+        raise Failure("challenge hub/salt/iterations or hello node differ from section 11")
+    keys = sp.scram_keys(SECRET, chal.salt, chal.iterations)
+    t = sp.transcript(hello_frame.payload, chal_frame.payload)
+    return keys, t, sp.session_keys(keys.client_key, keys.server_key, t)
+
+
 def check_auth(vectors, auth_msgs):
-    """Section 11: secret "xihu-node-secret", the challenge vector's nonce, node "xihu", hub "hub-hz"."""
-    chal = [m for m in (sp.decode_message(f) for f in frames_of(vectors["challenge"].data)) if isinstance(m, sp.Challenge)][0]
-    hello = [m for m in (sp.decode_message(f) for f in frames_of(vectors["hello"].data)) if isinstance(m, sp.Hello)][0]
-    if chal.nonce != bytes(range(32)):
-        raise Failure("challenge nonce is not 00..1f as section 11 says")
-    if chal.hub_id != "hub-hz" or hello.node_id != "xihu":
-        raise Failure("challenge hub / hello node differ from section 11")
-    mac = sp.compute_auth_mac("xihu-node-secret", chal.nonce, hello.node_id, chal.hub_id)
+    """Section 6 and 11: AUTH's proof over the hello and challenge vectors' payloads."""
+    keys, t, _ = handshake(vectors)
+    proof = sp.auth_proof(keys, t)
     (auth,) = auth_msgs
-    if auth.mac != mac:
-        raise Failure(f"MAC mismatch: vector {auth.mac.hex()}, computed {mac.hex()}")
-    if not sp.verify_auth_mac("xihu-node-secret", chal.nonce, "xihu", "hub-hz", auth.mac):
-        raise Failure("verify_auth_mac refused the vector's MAC")
-    if sp.verify_auth_mac("xihu-node-secret", chal.nonce, "xihu", "hub-hy", auth.mac):
-        raise Failure("verify_auth_mac accepted a MAC for another hub id")
-    say(f"  MAC recomputed from the spec's inputs matches: {mac.hex()}")
+    if auth.mac != proof:
+        raise Failure(f"proof mismatch: vector {auth.mac.hex()}, computed {proof.hex()}")
+    if sp.verify_proof(keys.stored_key, auth.mac, t) != keys.client_key:
+        raise Failure("verify_proof refused the vector's proof")
+    wrong = sp.scram_keys("not-the-secret", bytes(range(0x40, 0x50)), 4096)
+    if sp.verify_proof(wrong.stored_key, auth.mac, t) is not None:
+        raise Failure("verify_proof accepted the proof against another secret's stored key")
+    if sp.verify_proof(keys.stored_key, auth.mac, t[:-1] + bytes([t[-1] ^ 1])) is not None:
+        raise Failure("verify_proof accepted the proof over another transcript")
+    say(f"  proof recomputed from the spec's inputs matches: {proof.hex()}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -1025,10 +1063,23 @@ def main():
         except Exception as e:  # noqa: BLE001
             Stats.failures.append(f"{name}: {e}")
             print(f"FAIL {name}: {e}")
+    try:
+        directions = dict(zip(("node to hub", "hub to node"), handshake(vectors)[2]))
+    except Exception as e:  # noqa: BLE001
+        directions = {}
+        Stats.failures.append(f"handshake: {e}")
+        print(f"FAIL handshake: {e}")
     for name, vec in vectors.items():
         Stats.vectors += 1
         say(f"== {name}: {vec.comments[0].split(':', 1)[1].strip()}")
         try:
+            SEALING["key"] = None
+            if "sealed" in vec.sections:
+                direction = " ".join(vec.sections["sealed"]).strip()
+                if direction not in directions:
+                    raise Failure(f"sealed: names {direction!r}, not 'node to hub' or 'hub to node'")
+                SEALING["key"] = directions[direction]
+                say(f"  sealed under {direction} (sequence numbers from 0)")
             if vec.meaning is not None:
                 msgs = check_message_vector(vec)
                 if name == "auth":
@@ -1064,7 +1115,8 @@ def main():
     Stats.failures.extend(check_state_digest())
     for n in sorted(set(NOTES)):
         print(f"note: {n}")
-    print(f"{Stats.vectors} vectors checked, {Stats.frames} frames decoded, {Stats.values} meaning values compared, "
+    SEALING["key"] = None
+    print(f"{Stats.vectors} vectors checked, {Stats.tags} frame MACs verified, {Stats.frames} frames decoded, {Stats.values} meaning values compared, "
           f"{Stats.splits} split variants, {Stats.selftests} self-tests, {len(Stats.failures)} failures")
     for f in Stats.failures:
         print("  - " + f.splitlines()[0])

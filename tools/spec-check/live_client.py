@@ -141,6 +141,25 @@ class Conn:
         self.reset = False
         self.version = 1
         self.pings_answered = 0
+        # Section 6: this connection's nonce, the handshake transcript, the session's keys.
+        self.nonce = os.urandom(32)
+        self.hello_payload = b""
+        self.challenge_payload = b""
+        self.challenge: Optional[sp.Challenge] = None
+        self.tx_key: Optional[bytes] = None
+        self.rx_key: Optional[bytes] = None
+        self.tx_seq = 0
+        self.rx_seq = 0
+        self.rx_ready = False
+        self.frames.tag_size = self._tag_size
+
+    def _tag_size(self, msg_type: int) -> int:
+        """Section 3: the hub's frames are sealed from WELCOME on, once we hold the keys."""
+        if self.rx_key is None:
+            return 0
+        if msg_type == sp.Welcome.TYPE:
+            self.rx_ready = True
+        return sp.TAG_SIZE if self.rx_ready else 0
 
     def close(self) -> None:
         try:
@@ -156,7 +175,42 @@ class Conn:
 
     # -- sending
     def send(self, msg, version: Optional[int] = None) -> None:
-        self.send_raw(self.enc.encode(msg, self.version if version is None else version))
+        v = self.version if version is None else version
+        if isinstance(msg, sp.Hello) and self.challenge is None:
+            data = self.enc.encode(msg, v)
+            self.hello_payload = data[sp.HEADER_SIZE:-sp.CHECKSUM_SIZE]
+        elif v >= 2:
+            # After CHALLENGE every frame is of the chosen version, HELLO and CHALLENGE too (section 4).
+            data = sp.encode_frame(msg.TYPE, sp.encode_payload(msg, self.enc.dictionary), v)
+        else:
+            data = self.enc.encode(msg, v)
+        self.send_raw(self.seal_bytes(data))
+
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Seal one encoded frame with the next sequence number, if we hold the keys (section 3)."""
+        if self.tx_key is None:
+            return data
+        plain = sp.Frame(data[2], data[3], data[sp.HEADER_SIZE:-sp.CHECKSUM_SIZE])
+        sealed = sp.seal(self.tx_key, self.tx_seq, plain).encode()
+        self.tx_seq += 1
+        return sealed
+
+    def send_frame(self, msg_type: int, payload: bytes, version: Optional[int] = None) -> None:
+        """A raw frame of our choosing, sealed if the session is."""
+        self.send_raw(self.seal_bytes(sp.encode_frame(msg_type, payload, self.version if version is None else version)))
+
+    def proof(self, secret: str) -> bytes:
+        ch = self.challenge
+        keys = sp.scram_keys(secret, ch.salt, ch.iterations)
+        return sp.auth_proof(keys, sp.transcript(self.hello_payload, self.challenge_payload))
+
+    def authenticate(self, secret: str) -> None:
+        """Section 6: AUTH with the proof, then the session's keys for every later frame."""
+        ch = self.challenge
+        keys = sp.scram_keys(secret, ch.salt, ch.iterations)
+        t = sp.transcript(self.hello_payload, self.challenge_payload)
+        self.send(sp.Auth(sp.auth_proof(keys, t)))
+        self.tx_key, self.rx_key = sp.session_keys(keys.client_key, keys.server_key, t)
 
     def send_raw(self, data: bytes) -> None:
         try:
@@ -187,7 +241,13 @@ class Conn:
             raise Closed("hub closed the connection")
         self.raw_in += data
         for f in self.frames.feed(data):   # a framing error from the hub propagates (SiyuError)
+            if f.tag:
+                if f.tag != sp.frame_tag(self.rx_key, self.rx_seq, f):
+                    raise sp.SiyuError(f"the MAC of the hub's sealed frame {self.rx_seq} (type 0x{f.type:02x}) does not verify")
+                self.rx_seq += 1
             msg = sp.decode_message(f, self.rx_dict)
+            if isinstance(msg, sp.Challenge) and self.challenge is None:
+                self.challenge, self.challenge_payload, self.version = msg, f.payload, msg.version
             Conn.frame_versions[f.version] = Conn.frame_versions.get(f.version, 0) + 1
             cs = getattr(msg, "change_set", None)
             if cs is not None:
@@ -235,17 +295,16 @@ class Conn:
                 return False, extra
 
     # -- session
-    def hello(self, node: str, role: int, versions: bytes = b"\x01", schema: int = 1) -> sp.Challenge:
-        self.send(sp.Hello(node, role, versions, schema))
+    def hello(self, node: str, role: int, versions: bytes = b"\x02", schema: int = 1) -> sp.Challenge:
+        self.send(sp.Hello(node, role, versions, schema, self.nonce))
         ch = self.expect(sp.Challenge)
         Conn.nonces.append(ch.nonce)
         self.challenge_frame = self.last_frame
         return ch
 
     def handshake(self, node: str, secret: str, role: int, schema: int = 1) -> sp.Welcome:
-        ch = self.hello(node, role, b"\x01", schema)
-        self.send(sp.Auth(sp.compute_auth_mac(secret, ch.nonce, node, ch.hub_id)))
-        self.version = ch.version
+        self.hello(node, role, b"\x02", schema)
+        self.authenticate(secret)
         return self.expect(sp.Welcome)
 
     def ping(self, token: int) -> bool:
@@ -362,7 +421,7 @@ class Hub:
     def add_node(self, node: str, role: int, store: Optional[str] = None) -> str:
         cmd = [self.exe, "add-node", "--db", self.db, node, "--role", "hq" if role == ROLE_HQ else "store"]
         if store:
-            cmd += ["--store", store]
+            cmd += ["--store", store, "--new-store"]
         r = run(cmd)
         if r.returncode != 0:
             sys.exit(f"siyu-hub add-node {node} failed: {r.stderr}")
@@ -618,12 +677,12 @@ class Suite:
         rep.begin("handshake, PUSH, PING/PONG, BYE as store node sa")
         c = Conn(self.addr)
         with c:
-            ch = c.hello(a.id, a.role, b"\x01", 1)
+            ch = c.hello(a.id, a.role, b"\x02", 1)
             f = c.challenge_frame
-            rep.check("CHALLENGE is a version 1 frame naming version 1 and the hub id",
-                      f.version == 1 and ch.version == 1 and ch.hub_id == HUB_ID,
-                      f"frame v1, version 1, hub_id {HUB_ID!r}", f"frame v{f.version}, {describe(ch)}")
-            c.send(sp.Auth(sp.compute_auth_mac(a.secret, ch.nonce, a.id, ch.hub_id)))
+            rep.check("CHALLENGE is a version 1 frame naming version 2, the hub id, a 16-byte salt and 4096 iterations",
+                      f.version == 1 and ch.version == 2 and ch.hub_id == HUB_ID and len(ch.salt) == 16 and ch.iterations == 4096,
+                      f"frame v1, version 2, hub_id {HUB_ID!r}, salt 16 bytes, 4096 iterations", f"frame v{f.version}, {describe(ch)}")
+            c.authenticate(a.secret)
             w = c.expect(sp.Welcome)
             setup = len(self.accepted)
             rep.check("WELCOME for a new node", w.acked_seq == 0 and w.log_head == setup and w.schema_version >= 1,
@@ -676,7 +735,7 @@ class Suite:
             rep.check("PING with token 2^64-1 → PONG with the same token", isinstance(m, sp.Pong) and m.token == tok,
                       f"PONG token={tok}", describe(m))
             # a later-version field appended to PING is ignored (section 4)
-            c.send_raw(sp.encode_frame(sp.Ping.TYPE, sp.encode_varint(5) + b"\x01\x02\x03"))
+            c.send_frame(sp.Ping.TYPE, sp.encode_varint(5) + b"\x01\x02\x03")
             m = c.recv(answer_pings=False)
             rep.check("PING with trailing bytes (a later version's field) → PONG", isinstance(m, sp.Pong) and m.token == 5,
                       "PONG token=5", describe(m))
@@ -1071,7 +1130,7 @@ class Suite:
             with c:
                 try:
                     ch = c.hello(node, role)
-                    c.send(sp.Auth(sp.compute_auth_mac(secret, ch.nonce, node, ch.hub_id)))
+                    c.authenticate(secret)
                     m = c.recv()
                 except (Closed, TimedOut, Unexpected, sp.SiyuError) as e:
                     m = str(e)
@@ -1092,7 +1151,7 @@ class Suite:
         c1 = Conn(self.addr)
         with c1:
             ch1 = c1.hello(a.id, a.role)
-            mac1 = sp.compute_auth_mac(a.secret, ch1.nonce, a.id, ch1.hub_id)
+            mac1 = c1.proof(a.secret)
             c2 = Conn(self.addr)
             with c2:
                 c2.hello(a.id, a.role)
@@ -1101,16 +1160,16 @@ class Suite:
         # versions
         c = Conn(self.addr)
         with c:
-            c.send(sp.Hello(a.id, a.role, b"\x02", 1))
-            self.expect_error("HELLO offering only version 2", c, 4, False, close=True)
+            c.send(sp.Hello(a.id, a.role, b"\x01", 1))
+            self.expect_error("HELLO offering only version 1 (withdrawn, section 4)", c, 4, False, close=True)
         c = Conn(self.addr)
         with c:
             try:
                 ch = c.hello(a.id, a.role, b"\x03\x01\x02\x01")
-                ok, got = ch.version == 1, describe(ch)
+                ok, got = ch.version == 2, describe(ch)
             except Exception as e:  # noqa: BLE001
                 ok, got = False, str(e)
-            rep.check("HELLO offering 3, 1, 2, 1 → CHALLENGE version 1", ok, "version 1", got)
+            rep.check("HELLO offering 3, 1, 2, 1 → CHALLENGE version 2", ok, "version 2", got)
         c = Conn(self.addr)
         with c:
             c.send(sp.Hello(a.id, a.role, b"", 1))
@@ -1123,15 +1182,16 @@ class Suite:
                      f"{describe(m)}" + (f", closed={closed}" if closed is not None else ""))
         c = Conn(self.addr)
         with c:
-            c.send(sp.Hello(a.id, a.role, b"\x01", self.hub_schema + 1))
+            c.send(sp.Hello(a.id, a.role, b"\x02", self.hub_schema + 1, os.urandom(32)))
             self.expect_error(f"HELLO with schema_version {self.hub_schema + 1}", c, 7, False, close=True)
         c = Conn(self.addr)
         with c:
-            payload = sp.encode_payload(sp.Hello(a.id, a.role, b"\x01", 1)) + b"\x07future"
+            payload = sp.encode_payload(sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32))) + b"\x07future"
+            c.hello_payload = payload   # the transcript holds the payload as sent (section 6)
             c.send_raw(sp.encode_frame(sp.Hello.TYPE, payload))
             try:
                 ch = c.expect(sp.Challenge)
-                c.send(sp.Auth(sp.compute_auth_mac(a.secret, ch.nonce, a.id, ch.hub_id)))
+                c.authenticate(a.secret)
                 w = c.expect(sp.Welcome)
                 ok, got = True, describe(w)
             except Unexpected as e:
@@ -1139,7 +1199,7 @@ class Suite:
             rep.check("HELLO with a later version's field appended → handshake succeeds", ok, "WELCOME", got)
         c = Conn(self.addr)
         with c:
-            payload = bytearray(sp.encode_payload(sp.Hello(a.id, a.role, b"\x01", 1)))
+            payload = bytearray(sp.encode_payload(sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32))))
             payload[1 + len(a.id)] = 2    # role byte 2
             c.send_raw(sp.encode_frame(sp.Hello.TYPE, bytes(payload)))
             self.expect_error("HELLO with role byte 2 (invalid value)", c, 1, False, close=True)
@@ -1150,13 +1210,13 @@ class Suite:
         c = Conn(self.addr)
         with c:
             bad_id = "bad\u200bid"
-            c.send(sp.Hello(bad_id, ROLE_STORE, b"\x01", 1))
+            c.send(sp.Hello(bad_id, ROLE_STORE, b"\x02", 1, os.urandom(32)))
             seen = []
             try:
                 m = c.recv()
                 seen.append(describe(m))
                 if isinstance(m, sp.Challenge):
-                    c.send(sp.Auth(sp.compute_auth_mac("x", m.nonce, bad_id, m.hub_id)))
+                    c.authenticate("x")
                     seen.append(describe(c.recv()))
             except (Closed, TimedOut) as e:
                 seen.append(str(e))
@@ -1164,9 +1224,9 @@ class Suite:
                      " → ".join(seen))
         c = Conn(self.addr)
         with c:
-            c.send(sp.Hello(a.id, a.role, b"\x01", 1))
+            c.send(sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32)))
             c.expect(sp.Challenge)
-            c.send_raw(sp.encode_frame(sp.Auth.TYPE, b"\x00" * 31))
+            c.send_frame(sp.Auth.TYPE, b"\x00" * 31)
             self.expect_error("AUTH with a 31-byte MAC (truncated)", c, 1, False, close=True)
         self.still_serving("after the auth/HELLO refusals")
 
@@ -1178,14 +1238,14 @@ class Suite:
         def bad_crc(frame: bytes) -> bytes:
             return frame[:-1] + bytes([frame[-1] ^ 0xFF])
 
-        hello = sp.encode_message(sp.Hello(a.id, a.role, b"\x01", 1))
+        hello = sp.encode_message(sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32)))
         c = Conn(self.addr)
         with c:
             c.send_raw(bad_crc(hello))
             self.expect_error("HELLO with a bad checksum", c, 2, True, close=True)
         c = self.fresh(a)
         with c:
-            c.send_raw(bad_crc(sp.encode_message(sp.Ping(1))))
+            c.send_raw(bad_crc(c.seal_bytes(sp.encode_message(sp.Ping(1), 2))))
             self.expect_error("PING with a bad checksum in ready", c, 2, True, close=True)
         c = Conn(self.addr)
         with c:
@@ -1197,21 +1257,21 @@ class Suite:
             self.expect_error("header declaring 1,048,577 bytes (refused without the payload)", c, 3, False, close=True)
         c = Conn(self.addr)
         with c:
-            c.send_raw(sp.encode_frame(sp.Hello.TYPE, sp.encode_payload(sp.Hello(a.id, a.role, b"\x01", 1)), version=2))
+            c.send_raw(sp.encode_frame(sp.Hello.TYPE, sp.encode_payload(sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32))), version=2))
             self.expect_error("HELLO in a version 2 frame", c, 4, False, close=True)
         c = self.fresh(a)
         with c:
-            c.send_raw(sp.encode_frame(sp.Ping.TYPE, sp.encode_varint(1), version=2))
-            self.expect_error("PING in a version 2 frame after version 1 was chosen", c, 4, False, close=True)
+            c.send_frame(sp.Ping.TYPE, sp.encode_varint(1), version=1)
+            self.expect_error("PING in a version 1 frame after version 2 was chosen", c, 4, False, close=True)
         c = self.fresh(a)
         with c:
-            c.send_raw(sp.encode_frame(sp.Pull.TYPE, sp.encode_varint(0)))   # budget missing
+            c.send_frame(sp.Pull.TYPE, sp.encode_varint(0))   # budget missing
             self.expect_error("PULL truncated (no byte_budget)", c, 1, False, close=True)
         c = self.fresh(a)
         with c:
             cs = sp.encode_change_set(sp.ChangeSet(1, [a.write("customer", "c-sa-1", "name", sp.Value.text("x"))]))
             bad = cs[:1] + b"\x05" + cs[2:]    # string_base 5, the dictionary is empty
-            c.send_raw(sp.encode_frame(sp.Push.TYPE, bad))
+            c.send_frame(sp.Push.TYPE, bad)
             a.seq -= 1
             self.expect_error("PUSH with string_base 5 on an empty dictionary", c, 1, False, close=True)
         # unknown types 0x00-0x7F, in each state
@@ -1222,9 +1282,9 @@ class Suite:
                     if state != "hello":
                         ch = c.hello(a.id, a.role)
                         if state == "ready":
-                            c.send(sp.Auth(sp.compute_auth_mac(a.secret, ch.nonce, a.id, ch.hub_id)))
+                            c.authenticate(a.secret)
                             c.expect(sp.Welcome)
-                    c.send_raw(sp.encode_frame(t, b""))
+                    c.send_frame(t, b"")
                     self.expect_error(f"unknown type 0x{t:02x} in {state}", c, 11, False, close=True)
         # ignorable types 0x80-0xFF are skipped in every state
         c = Conn(self.addr)
@@ -1232,10 +1292,10 @@ class Suite:
             try:
                 c.send_raw(sp.encode_frame(0x80, b"\x01\x02\x03"))
                 ch = c.hello(a.id, a.role)
-                c.send_raw(sp.encode_frame(0xFF, b""))
-                c.send(sp.Auth(sp.compute_auth_mac(a.secret, ch.nonce, a.id, ch.hub_id)))
+                c.send_frame(0xFF, b"")
+                c.authenticate(a.secret)
                 w = c.expect(sp.Welcome)
-                c.send_raw(sp.encode_frame(0x9A, b"\xff" * 40))
+                c.send_frame(0x9A, b"\xff" * 40)
                 ok, got = c.ping(3), "HELLO→CHALLENGE, AUTH→WELCOME, PING→PONG"
             except Exception as e:  # noqa: BLE001
                 ok, got = False, str(e)
@@ -1243,9 +1303,9 @@ class Suite:
                       "the session goes on as if they were not there", got)
         # messages illegal in the state: 10 and close
         ready_cases = [
-            ("HELLO", sp.Hello(a.id, a.role, b"\x01", 1)),
+            ("HELLO", sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32))),
             ("AUTH", sp.Auth(b"\x00" * 32)),
-            ("CHALLENGE", sp.Challenge(1, HUB_ID, b"\x00" * 32)),
+            ("CHALLENGE", sp.Challenge(2, HUB_ID, b"\x00" * 32, b"\x00" * 16, 4096)),
             ("WELCOME", sp.Welcome(0, 0, 1)),
             ("PUSH_ACK", sp.PushAck(1)),
             ("CHANGES", sp.Changes(0, False, sp.ChangeSet(1, []))),
@@ -1255,7 +1315,7 @@ class Suite:
         for state, cases in [
             ("hello", [("AUTH", sp.Auth(b"\x00" * 32)), ("PING", sp.Ping(1)), ("PUSH", sp.Push(sp.ChangeSet(1, []))),
                        ("PULL", sp.Pull(0, 0)), ("WELCOME", sp.Welcome(0, 0, 1))]),
-            ("challenged", [("HELLO", sp.Hello(a.id, a.role, b"\x01", 1)), ("PING", sp.Ping(1)),
+            ("challenged", [("HELLO", sp.Hello(a.id, a.role, b"\x02", 1, os.urandom(32))), ("PING", sp.Ping(1)),
                             ("PULL", sp.Pull(0, 0)), ("PUSH", sp.Push(sp.ChangeSet(1, [])))]),
             ("ready", ready_cases),
         ]:
@@ -1265,7 +1325,7 @@ class Suite:
                     if state != "hello":
                         ch = c.hello(a.id, a.role)
                         if state == "ready":
-                            c.send(sp.Auth(sp.compute_auth_mac(a.secret, ch.nonce, a.id, ch.hub_id)))
+                            c.authenticate(a.secret)
                             c.expect(sp.Welcome)
                     c.send(msg)
                     self.expect_error(f"{name} in state {state}", c, 10, False, close=True)
@@ -1415,7 +1475,7 @@ class Suite:
     def wire_summary(self) -> None:
         rep = self.rep
         rep.begin("every frame and change set the hub sent")
-        rep.check("every frame from the hub is a version 1 frame", set(Conn.frame_versions) <= {1}, "version 1 only",
+        rep.check("every frame from the hub is a version 1 (CHALLENGE) or version 2 frame", set(Conn.frame_versions) <= {1, 2}, "versions 1 and 2 only",
                   str(Conn.frame_versions))
         rep.check("no change set newer than the nodes' HELLO schema_version 1", set(Conn.changeset_schemas) <= {1},
                   "schema 1 only", str(Conn.changeset_schemas))

@@ -32,8 +32,10 @@ from typing import ClassVar, Iterable, Optional, Union
 # constants
 # --------------------------------------------------------------------------------------------
 
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+PROTOCOL_VERSION = 1                 # the frame version HELLO and CHALLENGE always use (section 4)
+SESSION_VERSION = 2                  # the version this client offers and speaks after CHALLENGE
+SUPPORTED_VERSIONS = frozenset({1, 2})   # frame versions a decoder accepts
+TAG_SIZE = 16                        # a sealed frame's MAC (section 3, "Sealed frames")
 MAGIC = b"SY"
 HEADER_SIZE = 8
 CHECKSUM_SIZE = 4
@@ -412,18 +414,22 @@ class Frame:
     version: int
     type: int
     payload: bytes
+    tag: bytes = b""
 
     def encode(self) -> bytes:
-        return encode_frame(self.type, self.payload, self.version)
+        return encode_frame(self.type, self.payload, self.version, self.tag)
+
+    def header(self) -> bytes:
+        return MAGIC + bytes([self.version, self.type]) + len(self.payload).to_bytes(4, "big")
 
 
-def encode_frame(msg_type: int, payload: bytes, version: int = PROTOCOL_VERSION) -> bytes:
+def encode_frame(msg_type: int, payload: bytes, version: int = PROTOCOL_VERSION, tag: bytes = b"") -> bytes:
     if not 0 <= msg_type <= 0xFF or not 0 <= version <= 0xFF:
         raise EncodeError("type/version must be one byte")
     if len(payload) > MAX_PAYLOAD:
         raise EncodeError(f"frame payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD}")
     head = MAGIC + bytes([version, msg_type]) + len(payload).to_bytes(4, "big")
-    body = head + bytes(payload)
+    body = head + bytes(payload) + bytes(tag)
     return body + crc32c(body).to_bytes(4, "big")
 
 
@@ -438,6 +444,8 @@ class FrameDecoder:
     def __init__(self, versions: Iterable[int] = SUPPORTED_VERSIONS, max_payload: int = MAX_PAYLOAD):
         self.versions = frozenset(versions)
         self.max_payload = max_payload
+        # Section 3: how many MAC bytes follow the payload of a frame of this type (0: not sealed).
+        self.tag_size = lambda msg_type: 0
         self._buf = bytearray()
         self._error: Optional[SiyuError] = None
 
@@ -493,16 +501,18 @@ class FrameDecoder:
         if length > self.max_payload:
             raise FrameTooLarge(f"frame payload of {length} bytes exceeds the limit of {self.max_payload}",
                                 length=length, limit=self.max_payload)
-        total = HEADER_SIZE + length + CHECKSUM_SIZE
+        tag = self.tag_size(buf[3])
+        total = HEADER_SIZE + length + tag + CHECKSUM_SIZE
         if n < total:
             return None
-        # 3. whole frame: CRC
-        said = int.from_bytes(buf[HEADER_SIZE + length:total], "big")
-        computed = crc32c(buf[:HEADER_SIZE + length])
+        # 3. whole frame: CRC (over header, payload and a sealed frame's MAC)
+        said = int.from_bytes(buf[HEADER_SIZE + length + tag:total], "big")
+        computed = crc32c(buf[:HEADER_SIZE + length + tag])
         if said != computed:
             raise BadChecksum(f"bad checksum: frame says {said:08x}, computed {computed:08x}",
                               said=said, computed=computed)
-        frame = Frame(version, buf[3], bytes(buf[HEADER_SIZE:HEADER_SIZE + length]))
+        frame = Frame(version, buf[3], bytes(buf[HEADER_SIZE:HEADER_SIZE + length]),
+                      bytes(buf[HEADER_SIZE + length:HEADER_SIZE + length + tag]))
         del buf[:total]
         return frame
 
@@ -1088,11 +1098,15 @@ class Hello(Message):
     TYPE: ClassVar[int] = 0x01
     NAME: ClassVar[str] = "HELLO"
     FIELDS: ClassVar[tuple] = (("node_id", F_STRING, "node id"), ("role", F_ROLE, "role"),
-                               ("versions", F_BYTES, "versions"), ("schema_version", F_VARINT, "schema version"))
+                               ("versions", F_BYTES, "versions"), ("schema_version", F_VARINT, "schema version"),
+                               ("nonce", F_FIXED32, "nonce"))
+    # Section 5: fields from this index on were added by version 2: absent in a version 1 message.
+    OPTIONAL_FROM: ClassVar[int] = 4
     node_id: str
     role: int
     versions: bytes
     schema_version: int
+    nonce: bytes = b""
 
 
 @dataclass
@@ -1100,10 +1114,14 @@ class Challenge(Message):
     TYPE: ClassVar[int] = 0x02
     NAME: ClassVar[str] = "CHALLENGE"
     FIELDS: ClassVar[tuple] = (("version", F_U8, "version"), ("hub_id", F_STRING, "hub id"),
-                               ("nonce", F_FIXED32, "nonce"))
+                               ("nonce", F_FIXED32, "nonce"), ("salt", F_BYTES, "salt"),
+                               ("iterations", F_VARINT, "iterations"))
+    OPTIONAL_FROM: ClassVar[int] = 3
     version: int
     hub_id: str
     nonce: bytes
+    salt: bytes = b""
+    iterations: int = 0
 
 
 @dataclass
@@ -1280,7 +1298,10 @@ def decode_payload(msg_type: int, payload: bytes, dictionary: Optional[StringDic
     r = Reader(payload, cls.NAME.lower().replace("_", " "))
     values = {}
     table = None
-    for attr, kind, label in cls.FIELDS:
+    optional_from = getattr(cls, "OPTIONAL_FROM", len(cls.FIELDS))
+    for i, (attr, kind, label) in enumerate(cls.FIELDS):
+        if i >= optional_from and r.remaining() == 0:
+            break   # a version 1 message: the version 2 fields are absent
         if kind in OPTIONAL_DEFAULTS:
             if r.remaining() == 0:
                 values[attr] = OPTIONAL_DEFAULTS[kind]
@@ -1323,8 +1344,11 @@ def _encode_payload(msg: Message, dictionary: StringDictionary) -> tuple[bytes, 
         return bytes(msg.payload), None
     out = bytearray()
     table = None
-    for attr, kind, label in msg.FIELDS:
+    optional_from = getattr(msg, "OPTIONAL_FROM", len(msg.FIELDS))
+    for i, (attr, kind, label) in enumerate(msg.FIELDS):
         v = getattr(msg, attr)
+        if i >= optional_from and all(not getattr(msg, a) for a, _, _ in msg.FIELDS[optional_from:]):
+            break   # a version 1 message
         if kind in OPTIONAL_DEFAULTS:
             if v == OPTIONAL_DEFAULTS[kind]:
                 continue
@@ -1440,6 +1464,62 @@ class StreamDecoder:
 # --------------------------------------------------------------------------------------------
 
 AUTH_LABEL = b"siyu-auth-v1"
+AUTH_LABEL_V2 = b"siyu-auth-v2"
+SESSION_LABEL = b"siyu-session-v2"
+MAX_ITERATIONS = 100_000
+
+
+def _secret_bytes(secret: Union[bytes, str]) -> bytes:
+    return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+
+
+@dataclass(frozen=True)
+class ScramKeys:
+    salted: bytes
+    client_key: bytes
+    stored_key: bytes
+    server_key: bytes
+
+
+def scram_keys(secret: Union[bytes, str], salt: bytes, iterations: int) -> ScramKeys:
+    """Section 6: salted = PBKDF2-HMAC-SHA256(secret, salt, iterations, 32) (RFC 5802 "Hi")."""
+    salted = hashlib.pbkdf2_hmac("sha256", _secret_bytes(secret), bytes(salt), iterations, 32)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    return ScramKeys(salted, client_key, hashlib.sha256(client_key).digest(), server_key)
+
+
+def transcript(hello_payload: bytes, challenge_payload: bytes) -> bytes:
+    return (AUTH_LABEL_V2 + b"\x00" + len(hello_payload).to_bytes(4, "big") + bytes(hello_payload)
+            + len(challenge_payload).to_bytes(4, "big") + bytes(challenge_payload))
+
+
+def auth_proof(keys: ScramKeys, transcript_bytes: bytes) -> bytes:
+    signature = hmac.new(keys.stored_key, transcript_bytes, hashlib.sha256).digest()
+    return bytes(a ^ b for a, b in zip(keys.client_key, signature))
+
+
+def verify_proof(stored_key: bytes, proof: bytes, transcript_bytes: bytes) -> Optional[bytes]:
+    """The client key a proof reveals if SHA-256 of it is stored_key, else None."""
+    signature = hmac.new(stored_key, transcript_bytes, hashlib.sha256).digest()
+    candidate = bytes(a ^ b for a, b in zip(proof, signature))
+    return candidate if hmac.compare_digest(hashlib.sha256(candidate).digest(), stored_key) else None
+
+
+def session_keys(client_key: bytes, server_key: bytes, transcript_bytes: bytes) -> tuple[bytes, bytes]:
+    """(node_to_hub, hub_to_node)."""
+    session = hmac.new(client_key, SESSION_LABEL + b"\x00" + server_key + transcript_bytes, hashlib.sha256).digest()
+    return (hmac.new(session, b"node to hub", hashlib.sha256).digest(),
+            hmac.new(session, b"hub to node", hashlib.sha256).digest())
+
+
+def frame_tag(key: bytes, sequence: int, frame: Frame) -> bytes:
+    """Section 3: HMAC-SHA256(key, u64be(sequence) || header || payload), first 16 bytes."""
+    return hmac.new(key, sequence.to_bytes(8, "big") + frame.header() + frame.payload, hashlib.sha256).digest()[:TAG_SIZE]
+
+
+def seal(key: bytes, sequence: int, frame: Frame) -> Frame:
+    return Frame(frame.version, frame.type, frame.payload, frame_tag(key, sequence, frame))
 
 
 def auth_input(nonce: bytes, node_id: str, hub_id: str) -> bytes:
