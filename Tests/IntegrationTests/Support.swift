@@ -183,7 +183,7 @@ final class Network {
 
     /// Registers `node` at the hub and records its secret in a file.
     func register(_ node: String, role: String, store: String? = nil) throws {
-        let secret = try p.ok("siyu-hub", ["add-node", "--db", hubDB, node, "--role", role] + (store.map { ["--store", $0] } ?? []))
+        let secret = try p.ok("siyu-hub", ["add-node", "--db", hubDB, node, "--role", role] + (store.map { ["--store", $0, "--new-store"] } ?? []))
             .trimmingCharacters(in: .whitespacesAndNewlines)
         secrets[node] = secret
         try (secret + "\n").write(toFile: scratch.path("\(node).secret"), atomically: true, encoding: .utf8)
