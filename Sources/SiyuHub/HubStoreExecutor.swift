@@ -129,6 +129,11 @@ public final class HubStoreExecutor {
                 if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
                     return startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut)
                 }
+                // An instance with a history elsewhere entered the store's scope since its cursor:
+                // the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
+                if case let .store(store) = try scope(of: node), try replica.scopePull(of: store, from: cursor) {
+                    return startSnapshot(cursor: head, reason: .scopeChange, leavingOut: leavingOut)
+                }
                 let read = try replica.changes(after: cursor, byteBudget: budget, scope: try scope(of: node), leavingOut: leavingOut)
                 return .changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
                                 more: read.more, schemaVersion: currentSchemaVersion)

@@ -9,8 +9,8 @@ extension Replica {
     // MARK: The edit pipeline
 
     /// This node's next ops for `bodies`: each stamped by the clock, numbered in turn, validated,
-    /// and checked together against the write rights of a store (`checkOwnRights`). Advances the clock and the numbering; a caller whose transaction fails restores
-    /// both (as `edit` does).
+    /// and checked together against the write rights of a store (`checkOwnRights`). Advances the
+    /// clock and the numbering; a caller whose transaction fails restores both (as `edit` does).
     func issue(_ bodies: [(OpBody, String)]) throws -> [Op] {
         var ops: [Op] = []
         ops.reserveCapacity(bodies.count)

@@ -149,7 +149,8 @@ extension Replica {
                     let refusedBefore = try db.cached("SELECT code, message FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 0")
                     var fresh: [Op] = []
                     var pushed: [UInt64: [UInt8]] = [:]
-                    let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops)
+                    let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops,
+                                            windowMillis: clock.maxDriftMillis)
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,

@@ -120,6 +120,8 @@ extension Replica {
     public func applyChanges(_ changeSet: ChangeSet, nextCursor: UInt64, from hub: String = Replica.defaultHubPeer) throws -> ApplyReport {
         let position = try Replica.storable(nextCursor, "a hub cursor")
         return try apply(changeSet) { report in
+            // An op that moved an instance out of this store's scope tells it to drop the instance (SPEC section 7, "Transfers").
+            try dropInstancesOutOfScope(Set(changeSet.ops.map(\.instance)))
             guard report.refused.isEmpty else { return }
             try storeCursor(position, hub: hub)
         }
@@ -145,7 +147,10 @@ extension Replica {
     /// Commits the snapshot load in progress with `cursor` stored as the position at `hub`.
     public func finishSnapshot(cursor: UInt64, from hub: String = Replica.defaultHubPeer) throws {
         let position = try Replica.storable(cursor, "a snapshot cursor")
-        try finishSnapshotLoad { try storeCursor(position, hub: hub) }
+        try finishSnapshotLoad {
+            try dropInstancesOutOfScope(nil)
+            try storeCursor(position, hub: hub)
+        }
     }
 
     private func storeCursor(_ position: Int64, hub: String) throws {

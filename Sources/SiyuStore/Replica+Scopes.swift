@@ -33,12 +33,15 @@ extension Replica {
     }
 
     /// Records the homes of `ops`, just given log positions: their instance's home now (after
-    /// the ops were merged) and, where it differs, the one in `before`.
+    /// the ops were merged) and, where it differs, the one in `before`. An instance that moved
+    /// (a transfer) is recorded as entering its new store's scope and leaving its old one's; a
+    /// staff member who moved takes the group chats they own along.
     func recordLogHomes(of ops: [Op], before: [InstanceRef: InstanceHome]) throws {
         guard !ops.isEmpty else { return }
         let position = try db.cached("SELECT position FROM hub_log WHERE origin = ? AND seq = ?")
         let insert = try db.cached("INSERT OR IGNORE INTO hub_log_homes(home, position) VALUES (?, ?)")
         var after: [InstanceRef: InstanceHome] = [:]
+        var moved: [InstanceRef: Int64] = [:]
         for op in ops {
             let now: InstanceHome
             if let known = after[op.instance] { now = known } else {
@@ -50,7 +53,99 @@ extension Replica {
             if let key = Replica.homeKey(now) { keys.insert(key) }
             if let key = Replica.homeKey(before[op.instance]) { keys.insert(key) }
             for key in keys { try insert.run([.text(key), .integer(at)]) }
+            if let old = before[op.instance], old != now { moved[op.instance] = max(moved[op.instance] ?? 0, at) }
         }
+        for (instance, at) in moved.sorted(by: { $0.key < $1.key }) {
+            guard let old = before[instance], let now = after[instance] else { continue }
+            try recordMove(instance, from: old, to: now, at: at)
+            if instance.kind == .staff {
+                for chat in try db.cached("SELECT chat_id FROM group_chats WHERE owner = ?").rows([.text(instance.id)]).compactMap({ $0[0].stringValue }) {
+                    try recordMove(InstanceRef(.groupChat, chat), from: old, to: now, at: at)
+                }
+            }
+        }
+    }
+
+    /// Records that `instance` moved between homes at log position `at`: it entered the new
+    /// store's scope (whose next PULL from before `at` gets a snapshot of reason 1) and left the
+    /// old store's (whose late edits of it `ScopeDeparture` judges).
+    private func recordMove(_ instance: InstanceRef, from old: InstanceHome, to now: InstanceHome, at: Int64) throws {
+        if case let .store(store) = now {
+            try db.cached("INSERT OR IGNORE INTO hub_scope_entries(home, position) VALUES (?, ?)").run([.text(store), .integer(at)])
+            try db.cached("DELETE FROM hub_scope_exits WHERE home = ? AND inst_kind = ? AND inst_id = ?")
+                .run([.text(store), .text(instance.kind.name), .text(instance.id)])
+        }
+        if case let .store(store) = old {
+            try db.cached("INSERT OR REPLACE INTO hub_scope_exits(home, inst_kind, inst_id, position, seen_at) VALUES (?, ?, ?, ?, NULL)")
+                .run([.text(store), .text(instance.kind.name), .text(instance.id), .integer(at)])
+        }
+    }
+
+    /// A PULL of a node of `store` from `cursor` (SPEC section 7, "Transfers"): records that the
+    /// store has seen the moves out of its scope up to `cursor` (now, by the hub's wall clock),
+    /// and says whether an instance entered its scope after `cursor` — then the PULL is answered
+    /// with a snapshot of reason 1.
+    public func scopePull(of store: String, from cursor: UInt64) throws -> Bool {
+        try ReplicaError.wrap("recording a PULL of store \(IdentifierRule.printable(store))") {
+            let at = Int64(clamping: cursor)
+            let key: [SQLiteValue] = [.text(store), .integer(at)]
+            // Written only when a move is newly seen: most PULLs write nothing.
+            if try db.cached("SELECT 1 FROM hub_scope_exits WHERE home = ?1 AND seen_at IS NULL AND position <= ?2 LIMIT 1").scalar(key) != nil {
+                try transaction {
+                    try db.cached("UPDATE hub_scope_exits SET seen_at = ?3 WHERE home = ?1 AND seen_at IS NULL AND position <= ?2")
+                        .run(key + [.integer(Int64(clamping: wallClock()))])
+                }
+            }
+            return try db.cached("SELECT 1 FROM hub_scope_entries WHERE home = ? AND position > ? LIMIT 1").scalar(key) != nil
+        }
+    }
+
+    // MARK: - A store node's side
+
+    /// Drops from a store node's replica the instances of `candidates` (all it holds, for nil)
+    /// whose home is no longer shared or its store (SPEC section 7, "Transfers"): their rows and
+    /// conflicts, and the ops of other origins; its own ops stay (its outbox and numbering). A
+    /// staff member who left takes the group chats they own along. Returns how many it dropped.
+    /// Does nothing on HQ or on a store node that records no store.
+    @discardableResult
+    func dropInstancesOutOfScope(_ candidates: Set<InstanceRef>?) throws -> Int {
+        guard role == .store, let store else { return 0 }
+        var out = Set<InstanceRef>()
+        func leaves(_ instance: InstanceRef) throws -> Bool {
+            guard let home = try heldHome(of: instance) else { return false }
+            if case .shared = home { return false }
+            return home != .store(store)
+        }
+        if let candidates {
+            for instance in candidates where try leaves(instance) { out.insert(instance) }
+        } else {
+            let s: [SQLiteValue] = [.text(store)]
+            for (kind, sql) in [(InstanceKind.customer, "SELECT customer_id FROM customers WHERE owner_store IS NOT ?1"),
+                                (.staff, "SELECT userid FROM staff WHERE store_id IS NOT ?1"),
+                                (.order, "SELECT order_id FROM orders WHERE store_id IS NOT ?1"),
+                                (.groupChat, "SELECT chat_id FROM group_chats WHERE owner IS NULL OR owner NOT IN (SELECT userid FROM staff WHERE store_id = ?1)")] {
+                for row in try db.cached(sql).rows(s) { if let id = row[0].stringValue { out.insert(InstanceRef(kind, id)) } }
+            }
+        }
+        for staff in out where staff.kind == .staff {
+            for row in try db.cached("SELECT chat_id FROM group_chats WHERE owner = ?").rows([.text(staff.id)]) {
+                if let id = row[0].stringValue { out.insert(InstanceRef(.groupChat, id)) }
+            }
+        }
+        for instance in out.sorted() { try drop(instance) }
+        if !out.isEmpty { forgetCaches() }
+        return out.count
+    }
+
+    /// Deletes one instance's rows, conflicts and the ops of other origins.
+    private func drop(_ instance: InstanceRef) throws {
+        let id: [SQLiteValue] = [.text(instance.id)]
+        for table in Table.allCases where table.instanceKind == instance.kind {
+            try db.cached("DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?").run(id)
+        }
+        if instance.kind == .customer { try db.cached("DELETE FROM tagged_customers WHERE customer_id = ?").run(id) }
+        try db.cached("DELETE FROM conflicts WHERE inst_kind = ? AND inst_id = ?").run([.text(instance.kind.name), .text(instance.id)])
+        try db.cached("DELETE FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin != ?").run([.text(instance.kind.name), .text(instance.id), .text(node)])
     }
 
     /// Records the homes of the logged ops after `position` from the tables as they are (ops

@@ -28,6 +28,12 @@ extension Replica: WriteRightsState {
         }
     }
 
+    public func departure(of instance: InstanceRef, from store: String) throws -> ScopeDeparture? {
+        guard let row = try db.cached("SELECT position, seen_at FROM hub_scope_exits WHERE home = ? AND inst_kind = ? AND inst_id = ?")
+            .rows([.text(store), .text(instance.kind.name), .text(instance.id)]).first else { return nil }
+        return ScopeDeparture(position: UInt64(clamping: row[0].int64Value ?? 0), seenAtMillis: row[1].int64Value.map { UInt64(clamping: $0) })
+    }
+
     public func store(ofStaff userid: String) throws -> String? {
         try db.cached("SELECT store_id FROM staff WHERE userid = ?").scalar([.text(userid)])?.stringValue
     }
@@ -45,7 +51,7 @@ extension Replica: WriteRightsState {
     /// that a clerk learns of it at edit time rather than from a quarantine.
     func checkOwnRights(_ ops: [Op]) throws {
         guard role == .store else { return }
-        let check = WriteCheck(writer: Writer(role: role, store: store), state: self, batch: ops)
+        let check = WriteCheck(writer: Writer(role: role, store: store), state: self, batch: ops, windowMillis: clock.maxDriftMillis)
         for op in ops {
             if let refusal = try rightsRefusal(of: op, in: check) { throw ReplicaError.invalid(refusal.message, refusal.hint) }
         }

@@ -20,7 +20,8 @@ struct HubLoadBench {
 
     static let targetP99Millis = 50.0
     static let targetNodes = 1_000
-    static let customers = 500
+    /// Each store's own customers (SPEC section 7, "Scope": a store PULLs and writes only its own).
+    static let customersPerStore = 25
     static let tags = 20
 
     struct Outcome {
@@ -31,6 +32,8 @@ struct HubLoadBench {
         var authenticated = 0
         var authP99Millis = 0.0
         var latencies: [Double] = []   // milliseconds, sorted
+        /// The same rounds' PUSH → PUSH_ACK and PULL → last CHANGES, milliseconds, sorted.
+        var pushLatencies: [Double] = [], pullLatencies: [Double] = []
         var roundsPerSecond = 0.0
         var opsPushed = 0, opsAcknowledged = 0, opsPulled = 0, opsStored = 0
         var busy = 0, errors = 0
@@ -56,19 +59,29 @@ struct HubLoadBench {
         let hubPath = directory.path("hub-load.db")
         let hqPath = directory.path("hub-load-hq.db")
         let tags = (1...HubLoadBench.tags).map { String(format: "t%02d", $0) }
-        let customers = (1...HubLoadBench.customers).map { String(format: "c%05d", $0) }
         let secrets = (0..<nodes).map { i in Array(String(format: "%064llx", UInt64(i) &* 0x9E37_79B9_7F4A_7C15 ^ seed).utf8) }
         let ids = (0..<nodes).map { String(format: "store-%04d", $0 + 1) }
+        let customers = Dictionary(uniqueKeysWithValues: ids.map { id in
+            (id, (1...HubLoadBench.customersPerStore).map { String(format: "\(id)-c%03d", $0) })
+        })
         let head: UInt64
         do {
             let hub = try Replica.create(at: hubPath, node: "hub", role: .hq)
             defer { hub.close() }
             let library = try tagLibrary(tags, at: hqPath)
             var hq = OpSynthesizer(continuing: library, origin: "hq", role: .hq, author: "hq-admin")
-            let seedOps = library.ops + customerOps(customers[...], tags: Array(tags.prefix(2)), using: &hq)
+            // Each store's clerk (the author of its ops) and its customers (owner_store: the store).
+            var seedOps = library.ops
+            for id in ids {
+                seedOps.append(hq.make(.write(Target(.staff, "clerk-" + id), field: "store_id", value: .text(id), overwrites: [])))
+                seedOps += customerOps(customers[id, default: []][...], tags: Array(tags.prefix(2)), owner: id, using: &hq)
+            }
             try hub.registerNode("hq", role: .hq, secret: Array("hq-secret".utf8))
-            guard case .stored = try hub.acceptPush(from: "hq", ChangeSet(ops: seedOps)) else {
-                throw BenchError("hub: the hub refused HQ's tag library and customers")
+            // In PUSHes of at most 50,000 ops (a PUSH is numbered within 65,536 of the acknowledged op).
+            for start in stride(from: 0, to: seedOps.count, by: 50_000) {
+                guard case .stored = try hub.acceptPush(from: "hq", ChangeSet(ops: Array(seedOps[start..<min(start + 50_000, seedOps.count)]))) else {
+                    throw BenchError("hub: the hub refused HQ's tag library, staff and customers")
+                }
             }
             o.seedOps = seedOps.count
             o.registerSeconds = try seconds {
@@ -111,7 +124,7 @@ struct HubLoadBench {
 
     // MARK: Driving the nodes
 
-    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], customers: [String], tags: [String],
+    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], customers: [String: [String]], tags: [String],
                        into o: inout Outcome) throws {
         let progressCounters = HubLoadProgress()
         var lanes: [HubLoadLane] = []
@@ -134,7 +147,7 @@ struct HubLoadBench {
         }
         for (i, id) in ids.enumerated() {
             let lane = lanes[i % loops]
-            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], cursor: head, customers: customers, tags: tags))
+            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], cursor: head, customers: customers[id, default: []], tags: tags))
         }
 
         // Connect and authenticate every node (each then pulls once, finding nothing new).
@@ -168,10 +181,12 @@ struct HubLoadBench {
         if let start = hubCPUStart, let end = processCPUSeconds(hubPID) { o.hubCPUSeconds = end - start }
 
         stopLanes()
-        var latencies: [UInt64] = [], authTimes: [UInt64] = []
+        var latencies: [UInt64] = [], authTimes: [UInt64] = [], pushes: [UInt64] = [], pulls: [UInt64] = []
         for lane in lanes {
             let t = lane.tally
             latencies += t.latencies
+            pushes += t.pushLatencies
+            pulls += t.pullLatencies
             authTimes += t.authenticationTimes
             o.opsPushed += t.opsPushed
             o.opsAcknowledged += t.opsAcknowledged
@@ -181,6 +196,8 @@ struct HubLoadBench {
             o.firstErrors += t.firstErrors
         }
         o.latencies = latencies.map { Double($0) / 1e6 }.sorted()
+        o.pushLatencies = pushes.map { Double($0) / 1e6 }.sorted()
+        o.pullLatencies = pulls.map { Double($0) / 1e6 }.sorted()
         o.roundsPerSecond = Double(latencies.count) / max(o.roundsWallSeconds, 1e-9)
         o.authP99Millis = percentile(authTimes.map { Double($0) / 1e6 }.sorted(), 0.99)
     }
@@ -298,17 +315,21 @@ struct HubLoadBench {
         let met = p99 < HubLoadBench.targetP99Millis && o.errors == 0 && o.roundsUnfinished == 0
         var r = SectionReport("hub load: \(grouped(o.nodes)) concurrent nodes, one hub process (HubServer, one loop thread), "
                               + "\(loops) client loop thread(s) in this process, loopback TCP")
-        r.line("hub           \(grouped(o.seedOps)) ops in the log (\(HubLoadBench.tags) tags, \(grouped(HubLoadBench.customers)) customers); "
+        r.line("hub           \(grouped(o.seedOps)) ops in the log (\(HubLoadBench.tags) tags, \(HubLoadBench.customersPerStore) customers of each store); "
                + "\(grouped(o.nodes)) nodes registered in \(fixed(o.registerSeconds, 2)) s; load average at start "
                + (o.load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown"))
         r.line("connect       \(grouped(o.authenticated)) of \(grouped(o.nodes)) authenticated and caught up in \(fixed(o.connectSeconds, 2)) s "
                + "(p99 connect → WELCOME \(fixed(o.authP99Millis, 1)) ms)")
         r.line("rounds        \(grouped(l.count)) started in \(fixed(windowSeconds, 0)) s, the last ended after \(fixed(o.roundsWallSeconds, 1)) s (\(fixed(o.roundsPerSecond, 1)) rounds/s; each node one every "
                + "\(fixed(gap.lowerBound, 0))–\(fixed(gap.upperBound, 0)) s: PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false; "
-               + "\(l.isEmpty ? "0" : grouped(o.opsPulled / l.count)) ops pulled a round on average: every node gets the whole log)")
+               + "\(l.isEmpty ? "0" : grouped(o.opsPulled / l.count)) ops pulled a round on average: each store pulls only its scope: the shared library and its own customers, so other stores' rounds bring it nothing)")
         r.line("latency       p50 \(fixed(p50, 2)) ms   p90 \(fixed(p90, 2)) ms   p99 \(fixed(p99, 2)) ms   max \(fixed(top, 2)) ms   "
                + "(target p99 < \(Int(HubLoadBench.targetP99Millis)) ms at \(grouped(HubLoadBench.targetNodes)) nodes: "
                + (judged ? verdict(met) : "not judged at this size") + ")")
+        for (name, part) in [("push → ack", o.pushLatencies), ("pull", o.pullLatencies)] {
+            r.line("\(name.padding(toLength: 14, withPad: " ", startingAt: 0))p50 \(fixed(percentile(part, 0.5), 2)) ms   p90 \(fixed(percentile(part, 0.9), 2)) ms   "
+                   + "p99 \(fixed(percentile(part, 0.99), 2)) ms   (of the same rounds)")
+        }
         r.line("ops           \(grouped(o.opsPushed)) pushed, \(grouped(o.opsAcknowledged)) acknowledged, \(grouped(o.opsStored)) new in the hub's log "
                + "(read from its file afterwards), \(grouped(o.opsPulled)) pulled by the nodes")
         r.line("cpu           from the first round until the last ended (\(fixed(o.roundsWallSeconds, 1)) s): hub process "
@@ -321,6 +342,8 @@ struct HubLoadBench {
 
         r.figure("hub_load_measured", .bool(true))
         r.figure("hub_nodes", o.nodes)
+        r.figure("hub_push_ack_p99_ms", percentile(o.pushLatencies, 0.99), digits: 2)
+        r.figure("hub_pull_p99_ms", percentile(o.pullLatencies, 0.99), digits: 2)
         r.figure("hub_seed", .string(String(seed)))
         r.figure("hub_connect_seconds", o.connectSeconds, digits: 3)
         r.figure("hub_authenticated", o.authenticated)

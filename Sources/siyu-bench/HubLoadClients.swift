@@ -29,6 +29,10 @@ final class HubLoadProgress: @unchecked Sendable {
 final class HubLoadTally: @unchecked Sendable {
     /// Nanoseconds of every completed sync round.
     var latencies: [UInt64] = []
+    /// Of each completed round: nanoseconds from its PUSH to the PUSH_ACK, and from then to the
+    /// last CHANGES (the PULL).
+    var pushLatencies: [UInt64] = []
+    var pullLatencies: [UInt64] = []
     var opsPushed = 0
     var opsAcknowledged = 0
     var opsPulled = 0
@@ -122,6 +126,7 @@ final class HubLoadNode {
     private enum Phase: Equatable { case idle, pushing(last: UInt64), pulling(sent: Bool) }
     private var phase = Phase.idle
     private var roundStarted: UInt64 = 0
+    private var pushAcknowledgedAt: UInt64 = 0
     private var pullWanted = false
     private var roundOps = 0
 
@@ -204,7 +209,10 @@ final class HubLoadNode {
     }
 
     private func roundEnded() {
-        lane.tally.latencies.append(lane.nowNanos - roundStarted)
+        let end = lane.nowNanos
+        lane.tally.latencies.append(end - roundStarted)
+        lane.tally.pushLatencies.append(pushAcknowledgedAt - roundStarted)
+        lane.tally.pullLatencies.append(end - pushAcknowledgedAt)
         phase = .idle
         lane.progress.add(roundsInFlight: -1)
         scheduleRound(after: lane.random.uniform(lane.gap))
@@ -284,6 +292,7 @@ final class HubLoadNode {
         case let .pushAcknowledged(acked):
             if case let .pushing(last) = phase, acked >= last {
                 lane.tally.opsAcknowledged += roundOps
+                pushAcknowledgedAt = lane.nowNanos
                 phase = .pulling(sent: false)
                 pullWanted = true
             }

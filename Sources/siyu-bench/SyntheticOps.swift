@@ -75,11 +75,13 @@ func tagLibrary(_ tags: [String], at path: String) throws -> ChangeSet {
 }
 
 /// The ops that create `customers` at HQ, each with a name and every tag of `tags`.
-func customerOps(_ customers: ArraySlice<String>, tags: [String], using synthesizer: inout OpSynthesizer) -> [Op] {
+func customerOps(_ customers: ArraySlice<String>, tags: [String], owner: String? = nil, using synthesizer: inout OpSynthesizer) -> [Op] {
     var ops: [Op] = []
     ops.reserveCapacity(customers.count * (1 + tags.count))
     for id in customers {
-        ops += synthesizer.createCustomer(id, ["name": .text("客户" + id.suffix(6))])
+        var fields: [String: Value] = ["name": .text("客户" + id.suffix(6))]
+        if let owner { fields["owner_store"] = .text(owner) }
+        ops += synthesizer.createCustomer(id, fields)
         for tag in tags { ops.append(synthesizer.addTag(tag, to: id)) }
     }
     return ops

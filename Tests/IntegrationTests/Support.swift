@@ -182,15 +182,17 @@ final class Network {
     func db(_ node: String) -> String { scratch.path("\(node).db") }
 
     /// Registers `node` at the hub and records its secret in a file.
-    func register(_ node: String, role: String) throws {
-        let secret = try p.ok("siyu-hub", ["add-node", "--db", hubDB, node, "--role", role]).trimmingCharacters(in: .whitespacesAndNewlines)
+    func register(_ node: String, role: String, store: String? = nil) throws {
+        let secret = try p.ok("siyu-hub", ["add-node", "--db", hubDB, node, "--role", role] + (store.map { ["--store", $0, "--new-store"] } ?? []))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         secrets[node] = secret
         try (secret + "\n").write(toFile: scratch.path("\(node).secret"), atomically: true, encoding: .utf8)
     }
 
     /// `siyu-node init` for a registered node.
-    func initNode(_ node: String, role: String, hub: String) throws {
-        try p.ok("siyu-node", ["init", "--db", db(node), "--node", node, "--role", role, "--hub", hub, "--secret-file", scratch.path("\(node).secret")])
+    func initNode(_ node: String, role: String, hub: String, store: String? = nil) throws {
+        try p.ok("siyu-node", ["init", "--db", db(node), "--node", node, "--role", role, "--hub", hub, "--secret-file", scratch.path("\(node).secret")]
+                 + (store.map { ["--store", $0] } ?? []))
     }
 
     func syncOnce(_ node: String, timeout: Int = 30, extra: [String] = []) throws -> (code: Int32, out: String, err: String) {

@@ -70,6 +70,22 @@ enum VectorCatalog {
            body: .status(orderID: "o_1001", from: .placed, to: .paid, seen: [stamp(2, "xihu", 1)])),
     ]
 
+    /// HQ moves customer wm_lin from store xihu to store jingan (SPEC section 7, "Transfers"): the
+    /// op as the old store receives it, which tells it to drop the customer.
+    static let transferOps: [Op] = [
+        Op(stamp: stamp(70_000, "总部"), seq: 20, role: .hq, author: "赵磊",
+           body: .write(Target(.customer, "wm_lin"), field: "owner_store", value: .text("jingan"), overwrites: [stamp(0, "总部")])),
+    ]
+
+    /// What the new store's snapshot of reason 1 holds of the customer: every origin's ops.
+    static let transferredHistory: [Op] = [
+        Op(stamp: stamp(0, "总部"), seq: 3, role: .hq, author: "赵磊",
+           body: .write(Target(.customer, "wm_lin"), field: "owner_store", value: .text("xihu"), overwrites: [])),
+        Op(stamp: stamp(2, "xihu"), seq: 7, role: .store, author: "陈静", body: .points(customerID: "wm_lin", delta: 300)),
+        Op(stamp: stamp(70_000, "总部"), seq: 20, role: .hq, author: "赵磊",
+           body: .write(Target(.customer, "wm_lin"), field: "owner_store", value: .text("jingan"), overwrites: [stamp(0, "总部")])),
+    ]
+
     /// A clerk's next batch on the same connection as `tagOps`: every string but one ("wm_wu") was
     /// defined by the earlier batch, so it is named by its place in the connection's dictionary.
     static let laterTagOps: [Op] = [
@@ -168,6 +184,12 @@ enum VectorCatalog {
                           .snapshotChunk(id: 7, index: 0, ChangeSet(ops: Array(tagOps.prefix(2)))),
                           .snapshotChunk(id: 7, index: 1, ChangeSet(ops: Array(tagOps.suffix(2)))),
                           .snapshotEnd(id: 7, chunkCount: 2, digest: Array(repeating: 0xab, count: 32))]),
+        Vector(name: "changes-transfer", summary: "the CHANGES that tells store xihu its customer wm_lin moved to jingan: HQ's write of owner_store (the node drops the customer)",
+               messages: [.changes(nextCursor: 4096, more: false, ChangeSet(ops: transferOps))]),
+        Vector(name: "snapshot-scope-change", summary: "the snapshot of reason 1 (scope change) that brings store jingan the transferred customer's history of every origin",
+               messages: [.snapshotBegin(id: 8, cursor: 4096, reason: .scopeChange),
+                          .snapshotChunk(id: 8, index: 0, ChangeSet(ops: transferredHistory)),
+                          .snapshotEnd(id: 8, chunkCount: 1, digest: Array(repeating: 0xcd, count: 32))]),
         Vector(name: "push-dictionary", summary: "two pushes on one connection: the second names strings the first defined",
                messages: [.push(ChangeSet(ops: tagOps)), .push(ChangeSet(ops: laterTagOps))]),
         Vector(name: "push-dictionary-restart", summary: "three pushes; the second starts the dictionary afresh (string_base 0) and the third builds on it",

@@ -1401,6 +1401,43 @@ class Suite:
                 c.send(sp.Bye("done"))
 
     # ---------------------------------------------------------------------------------------
+    def transfer(self) -> None:
+        """§7 Transfers: HQ moves customer c-sa-1 from sa to sb. sb's next PULL is a snapshot of
+        reason 1 holding the customer's history of every origin; sa receives the moving op by CHANGES."""
+        rep, a, b, hq = self.rep, self.nodes["sa"], self.nodes["sb"], self.nodes["hq"]
+        rep.begin("transfer of a customer between stores (§7 Transfers)")
+        cursors = {}
+        for node in (a, b):
+            c, w = node.connect(self.addr)
+            with c:
+                cursors[node.id] = pull_all(rep, f"{node.id} catches up before the transfer", c, 0, 0).cursor
+                c.send(sp.Bye("done"))
+        c = self.fresh(hq)
+        with c:
+            move = hq.write("customer", "c-sa-1", "owner_store", sp.Value.text("sb"), author="admin")
+            self.push_expect_ack("HQ writes owner_store 'sb' on c-sa-1 → PUSH_ACK", c, hq, [move], move.seq)
+            c.send(sp.Bye("done"))
+        history = [o for o in self.batch1 if o.kind == sp.OP_WRITE and o.body.id == "c-sa-1"]
+        c, w = b.connect(self.addr)
+        with c:
+            res = pull_all(rep, "sb pulls after the transfer", c, cursors[b.id], 0)
+            reasons = [r for (_, _, r, _) in res.snapshots]
+            rep.check("sb's PULL from before the move is answered with a snapshot of reason 1", reasons[:1] == [1],
+                      "SNAPSHOT_BEGIN reason=1", str(res.snapshots) or "no snapshot")
+            got = {op_key(o) for o in res.ops}
+            miss = [f"{o.origin}#{o.seq}" for o in history + [move] if op_key(o) not in got]
+            rep.check("the snapshot holds c-sa-1's history of every origin (sa's writes, HQ's move)", not miss,
+                      f"{len(history) + 1} ops", f"missing {miss}" if miss else "all")
+            c.send(sp.Bye("done"))
+        c, w = a.connect(self.addr)
+        with c:
+            res = pull_all(rep, "sa pulls after the transfer", c, cursors[a.id], 0)
+            rep.check("sa receives the op that moved c-sa-1 out of its scope, by CHANGES (it then drops the customer)",
+                      op_key(move) in {op_key(o) for o in res.change_ops} and not res.snapshots,
+                      f"{move.origin}#{move.seq} in CHANGES", f"{len(res.change_ops)} ops, snapshots {res.snapshots}")
+            c.send(sp.Bye("done"))
+
+    # ---------------------------------------------------------------------------------------
     def keepalive(self) -> None:
         rep = self.rep
         rep.begin("keepalive (§7: a connection not ready within 10 s SHOULD be closed)")
@@ -1518,7 +1555,8 @@ def main() -> int:
         print(f"hub {HUB_ID} listening on {hub.addr[0]}:{hub.addr[1]} (temp dir {tmp})", flush=True)
         s = Suite(rep, hub, nodes)
         s.setup = setup
-        steps = [s.setup_staff, s.handshake_and_push, s.cross_check, s.pushes_refused, s.auth_failures, s.framing, s.snapshots]
+        steps = [s.setup_staff, s.handshake_and_push, s.cross_check, s.pushes_refused, s.auth_failures, s.framing, s.snapshots,
+                 s.transfer]
         if not args.skip_keepalive:
             steps.append(s.keepalive)
         if args.slow:

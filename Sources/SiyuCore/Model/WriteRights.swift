@@ -62,6 +62,31 @@ public protocol WriteRightsState {
     func heldHome(of instance: InstanceRef) throws -> InstanceHome?
     /// The store of staff member `userid` (`staff.store_id`); nil when unknown or without one.
     func store(ofStaff userid: String) throws -> String?
+    /// When `instance` last left store `store`'s scope (a hub's record; nil: it never did, or
+    /// it is back).
+    func departure(of instance: InstanceRef, from store: String) throws -> ScopeDeparture?
+}
+
+/// An instance's move out of a store's scope, as a hub recorded it (SPEC section 7, "Transfers").
+public struct ScopeDeparture: Hashable, Sendable {
+    /// The log position of the op that moved it.
+    public var position: UInt64
+    /// The hub's wall time (ms) when a node of the store first pulled past `position`; nil while
+    /// none has.
+    public var seenAtMillis: UInt64?
+
+    public init(position: UInt64, seenAtMillis: UInt64?) {
+        self.position = position
+        self.seenAtMillis = seenAtMillis
+    }
+
+    /// Whether a late op of the store with clock `hlc` is taken: while no node of the store has
+    /// pulled past the move, or when the op's clock is before that moment plus the clock window
+    /// (an op made before the store could have known).
+    public func takes(_ hlc: HLC, windowMillis: UInt64) -> Bool {
+        guard let seen = seenAtMillis else { return true }
+        return hlc.millis < seen.addingReportingOverflow(windowMillis).partialValue
+    }
 }
 
 /// One batch of ops (a PUSH, or one local edit) being checked against `WriteRights.rules`, with
@@ -73,14 +98,22 @@ public final class WriteCheck {
     public let writer: Writer
     let state: WriteRightsState?
     let batch: [Op]
+    /// The clock window of the checking replica: how late an edit of an instance that left the
+    /// store may be (`ScopeDeparture.takes`).
+    public let windowMillis: UInt64
     private var held: [InstanceRef: InstanceHome?] = [:]
     private var staffStores: [String: String?] = [:]
 
     /// `state` nil checks only the rules that need no state (`WriteRule.needsState` false).
-    public init(writer: Writer, state: WriteRightsState?, batch: [Op]) {
+    public init(writer: Writer, state: WriteRightsState?, batch: [Op], windowMillis: UInt64 = HybridClock.defaultMaxDriftMillis) {
         self.writer = writer
         self.state = state
         self.batch = batch
+        self.windowMillis = windowMillis
+    }
+
+    public func departure(of instance: InstanceRef, from store: String) throws -> ScopeDeparture? {
+        try state?.departure(of: instance, from: store)
     }
 
     /// The instance's home before the batch, nil if the state holds no op of it.
@@ -240,14 +273,19 @@ public enum WriteRights {
             return "names author \(IdentifierRule.printable(op.author, limit: 64)), who is not staff of its store"
         },
         WriteRule(name: "scope", covers: "every op: its instance",
-                  who: "HQ: any; a store: shared instances and its own store's (new ones by the home its PUSH gives them)",
+                  who: "HQ: any; a store: shared instances and its own store's (new ones by the home its PUSH gives them), and late edits of one that left it (section 7, \"Transfers\")",
                   everyReceiver: false, needsState: true, needsStore: true,
                   hint: "a store writes only its own customers, group chats, orders and staff; ask HQ to transfer the record") { op, check in
             let home = try check.home(of: op.instance)
             switch home {
             case .shared: return nil
             case let .store(s) where s == check.writer.store: return nil
-            default: return "wrote \(op.instance), which is outside its scope (\(home))"
+            default:
+                if let own = check.writer.store, let left = try check.departure(of: op.instance, from: own) {
+                    if left.takes(op.hlc, windowMillis: check.windowMillis) { return nil }
+                    return "wrote \(op.instance), which left its scope at log position \(left.position), after it learned of that"
+                }
+                return "wrote \(op.instance), which is outside its scope (\(home))"
             }
         },
     ]

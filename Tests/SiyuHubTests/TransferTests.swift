@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuHub
+import SiyuSession
+import SiyuStore
+import SiyuWire
+
+/// Transfers (SPEC section 7, "Transfers"): HQ moves a customer, an order, a group chat or a
+/// staff member to another store. The receiving store's next PULL is a snapshot of reason 1 with
+/// the whole history; the old store drops the instance when it applies the CHANGES carrying the
+/// move; the old store's late edits are taken while it could not have known.
+@Suite struct TransferTests {
+    typealias World = WriteRightsTests.World
+
+    /// A store node of `store` fed by the hub's executor as a real node is (CHANGES or snapshots).
+    final class StoreNode {
+        let replica: Replica
+        let name: String
+        var cursor: UInt64 = 0
+        var reasons: [SnapshotReason] = []
+        init(_ w: World, _ name: String, store: String) throws {
+            self.name = name
+            replica = try Replica.create(at: w.dir.appendingPathComponent("\(name)-node.db").path, node: name, role: .store, store: store,
+                                         options: ReplicaOptions(wallClock: { [unowned w] in w.now }))
+        }
+
+        /// Pulls until caught up.
+        func sync(_ executor: HubStoreExecutor) throws {
+            for _ in 0..<1_000 {
+                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) {
+                case let .changes(ops, next, more, _):
+                    _ = try replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next)
+                    cursor = next
+                    if !more { return }
+                case let .startSnapshot(id, at, reason):
+                    reasons.append(reason)
+                    try replica.beginSnapshotLoad()
+                    while true {
+                        guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: name, snapshotID: id, part: 0)) else {
+                            Issue.record("no snapshot part"); return
+                        }
+                        try replica.applySnapshotChunk(ChangeSet(ops: ops))
+                        if last { break }
+                    }
+                    try replica.finishSnapshot(cursor: at)
+                    cursor = at
+                case let other:
+                    Issue.record("unexpected \(other)"); return
+                }
+            }
+        }
+    }
+
+    func world() throws -> (World, HubStoreExecutor, StoreNode, StoreNode) {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
+        let xihu = try StoreNode(w, "xihu", store: "xihu"), binjiang = try StoreNode(w, "binjiang", store: "binjiang")
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        return (w, executor, xihu, binjiang)
+    }
+
+    /// Each store node holds exactly its scope as the hub has it.
+    func expectScopes(_ w: World, _ nodes: [StoreNode], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for n in nodes {
+            #expect(try n.replica.digest() == (try w.hub.scopeDigest(.store(n.replica.store ?? "")).digest),
+                    "\(n.name) holds its scope", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// HQ moves customer c_x from xihu to binjiang (WeCom's transfer_customer).
+    func transfer(_ w: World, customer: String = "c_x", to store: String) throws {
+        try w.hq.editCustomer(customer, ["owner_store": .text(store)], by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+    }
+
+    @Test func theReceivingStoreGetsTheCustomersWholeHistoryByASnapshotOfReason1() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        #expect(try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("139"))]) == nil)
+        try xihu.sync(executor)
+        try transfer(w, to: "binjiang")
+        try binjiang.sync(executor)
+        #expect(binjiang.reasons == [.scopeChange])
+        let history = try w.hub.instanceOps(InstanceRef(.customer, "c_x"))
+        #expect(Set(try binjiang.replica.instanceOps(InstanceRef(.customer, "c_x"))) == Set(history), "every origin's ops")
+        #expect(history.contains { $0.origin == "xihu" })
+        try binjiang.sync(executor)
+        #expect(binjiang.reasons == [.scopeChange], "once")
+        try xihu.sync(executor)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
+    @Test func theOldStoreDropsTheCustomerWhenItAppliesTheChangesCarryingTheMoveKeepingItsOwnOps() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        try xihu.replica.editCustomer("c_x", ["phone": .text("139")], by: "chenjing")
+        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try transfer(w, to: "binjiang")
+        try xihu.sync(executor)
+        #expect(xihu.reasons.isEmpty, "told by CHANGES")
+        #expect(try xihu.replica.rows(of: .customers, where: "customer_id", equals: "c_x").isEmpty)
+        let left = try xihu.replica.instanceOps(InstanceRef(.customer, "c_x"))
+        #expect(!left.isEmpty && left.allSatisfy { $0.origin == "xihu" }, "only its own ops stay")
+        #expect(throws: ReplicaError.self) { try xihu.replica.editCustomer("c_x", ["phone": .text("1")], by: "chenjing") }
+        try binjiang.sync(executor)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
+    @Test func anOfflineEditTheOldStoreMadeBeforeItLearnedOfTheTransferIsTakenAndRelayed() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        // xihu edits offline; meanwhile HQ transfers the customer and edits the same field.
+        try xihu.replica.editCustomer("c_x", ["phone": .text("13900000001")], by: "chenjing")
+        w.now += 1_000
+        try w.hq.editCustomer("c_x", ["phone": .text("13700000002")], by: "zhaolei")
+        try transfer(w, to: "binjiang")
+        try binjiang.sync(executor)
+        // xihu comes back: it pushes first (it has not pulled past the move).
+        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try xihu.sync(executor)            // its next PULL says it has applied the move
+        try binjiang.sync(executor)
+        let late = try #require(try xihu.replica.ownOps(after: 0).last)
+        #expect(try binjiang.replica.instanceOps(InstanceRef(.customer, "c_x")).contains(late), "relayed to the new store")
+        #expect(try w.hub.conflicts().contains { $0.target.id == "c_x" && $0.field == "phone" }, "the merge logs the loser")
+        try expectScopes(w, [xihu, binjiang])
+        // An edit made long after xihu learned of it is refused.
+        w.now += 60_000
+        let next = try xihu.replica.lastIssuedSeq() + 1
+        let refusal = try w.push("xihu", [Op(stamp: Stamp(hlc: HLC(millis: w.now, logical: 0), node: "xihu"), seq: next, role: .store,
+                                              author: "chenjing", body: .write(Target(.customer, "c_x"), field: "phone", value: .text("1"), overwrites: []))])
+        #expect(refusal?.reason == .permission && refusal?.message.contains("(rule scope)") == true)
+    }
+
+    @Test func anOfflineEditMadeBeforeTheStoreLearnedIsTakenEvenAfterItPulled() throws {
+        let (w, executor, xihu, _) = try world()
+        let early = w.write("xihu", .customer, "c_x", "phone", .text("139"))   // made at w.now, before the move
+        w.now += 1_000
+        try transfer(w, to: "binjiang")
+        try xihu.sync(executor)            // a node of xihu learns of it,
+        try xihu.sync(executor)            // and its next PULL says so
+        #expect(try w.hub.departure(of: InstanceRef(.customer, "c_x"), from: "xihu")?.seenAtMillis == w.now)
+        w.now += 1_000
+        #expect(try w.push("xihu", [early]) == nil, "its clock is before the store learned")
+    }
+
+    @Test func aStaffMemberWhoMovesTakesTheirGroupChatsAlong() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        try w.hq.defineStaff("chenjing", name: "陈静", storeID: "binjiang")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        #expect(binjiang.reasons == [.scopeChange])
+        #expect(try xihu.replica.rows(of: .groupChats, where: "chat_id", equals: "g_x").isEmpty)
+        #expect(try binjiang.replica.rows(of: .groupChats, where: "chat_id", equals: "g_x").count == 1)
+        #expect(try w.hub.heldHome(of: InstanceRef(.groupChat, "g_x")) == .store("binjiang"))
+        try expectScopes(w, [xihu, binjiang])
+    }
+
+    @Test func anOrderMovedToAnotherStoreMovesWithItsLines() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        try w.hq.setOrderLine("1", of: "o_x", ["sku": .text("茶"), "qty": .int(1)], by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try w.hq.editOrder("o_x", ["store_id": .text("binjiang")], by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        #expect(try xihu.replica.rows(of: .orderLines).isEmpty)
+        #expect(try binjiang.replica.rows(of: .orderLines).count == 1)
+        try expectScopes(w, [xihu, binjiang])
+    }
+}
