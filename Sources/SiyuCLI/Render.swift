@@ -40,7 +40,7 @@ public enum Render {
     }
 
     /// `n` and the noun, plural unless n is 1: "1 op", "2 ops", "0 customers".
-    static func count<N: BinaryInteger>(_ n: N, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+    public static func count<N: BinaryInteger>(_ n: N, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
 
     /// Data, safe to print.
     static func text(_ s: String) -> String { TerminalText.escaped(s) }
@@ -63,7 +63,7 @@ public enum Render {
     }
 
     /// Columns padded to their widest cell (CJK counts two), a rule under the header.
-    static func table(_ header: [String], _ rows: [[String]]) -> String {
+    public static func table(_ header: [String], _ rows: [[String]]) -> String {
         var widths = header.map(\.displayWidth)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.displayWidth) } }
         func line(_ cells: [String]) -> String {

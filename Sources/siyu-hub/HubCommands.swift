@@ -275,18 +275,24 @@ struct HubNodesCommand: Command {
         defer { replica.close() }
         let nodes = try replica.registeredNodes()
         let head = try replica.logHead()
-        context.io.output.line("hub \(TerminalText.escaped(replica.node)): log head \(head), \(nodes.count) node(s)")
+        context.io.output.line("hub \(TerminalText.escaped(replica.node)): log head \(head), \(Render.count(nodes.count, "node"))")
+        guard !nodes.isEmpty else { return .success }
         let counts = try replica.scopeCounts()
-        for n in nodes {
-            context.io.output.line("  \(TerminalText.escaped(n.node))  \(n.role)\(n.store.map { " store \(TerminalText.escaped($0))" } ?? "")  acked_seq \(n.ackedSeq)  cursor \(n.cursor)")
+        let rows: [[String]] = nodes.map { n in
             // The scope the hub gives the node (SPEC section 7, "Scope"): from the registration alone.
+            let scope: String
             if n.role == .store, let store = n.store {
                 let c = counts[store] ?? ScopeCounts()
-                context.io.output.line("    scope: store \(TerminalText.escaped(store)) and the tag library: \(c.customers) customer(s), \(c.groupChats) group chat(s), \(c.orders) order(s)")
+                scope = "store \(TerminalText.escaped(store)) and the tag library: \(Render.count(c.customers, "customer")), "
+                    + "\(Render.count(c.groupChats, "group chat")), \(Render.count(c.orders, "order"))"
             } else {
-                context.io.output.line(n.role == .hq ? "    scope: everything" : "    scope: everything (a store registered without --store: re-register it with --store to scope it)")
+                scope = n.role == .hq ? "everything" : "everything (a store registered without --store: re-register it with --store to scope it)"
             }
+            return [TerminalText.escaped(n.node), n.role.description, n.store.map(TerminalText.escaped) ?? "-",
+                    String(n.ackedSeq), String(n.cursor), scope]
         }
+        let table = Render.table(["node", "role", "store", "acked_seq", "cursor", "scope"], rows)
+        for line in table.split(separator: "\n", omittingEmptySubsequences: false) { context.io.output.line("  " + line) }
         return .success
     }
 }
@@ -366,7 +372,7 @@ struct HubServeCommand: Command {
         if executor.logEpochRenewed {
             log.write(.warn, "hub log epoch \(executor.logEpoch.prefix(8).map { String(format: "%02x", $0) }.joined()) is new: this file was not stopped cleanly last (a first start, a crash or power cut, or a restored backup); every node pulls again from position 0")
         }
-        log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \((try? replica.registeredNodes().count) ?? 0) node(s) registered")
+        log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \(Render.count((try? replica.registeredNodes().count) ?? 0, "node")) registered")
         context.io.output.line("listening on \(address)")
         context.io.output.flush()
         try loop.run()

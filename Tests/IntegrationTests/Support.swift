@@ -239,11 +239,10 @@ func ops(of origin: String, upTo: UInt64, in path: String) throws -> Int {
 /// The hub's acked_seq for `node`, read by `siyu-hub nodes` (a separate process: safe while the hub runs).
 func hubAcked(_ n: Network, _ node: String) throws -> UInt64 {
     let out = try n.p.ok("siyu-hub", ["nodes", "--db", n.hubDB])
+    // A table: node, role, store ("-" for none), acked_seq, cursor, scope.
     for line in out.split(separator: "\n") {
         let words = line.split(separator: " ")
-        if words.first == Substring(node), let i = words.firstIndex(of: "acked_seq"), i + 1 < words.count {
-            return UInt64(words[i + 1]) ?? 0
-        }
+        if words.first == Substring(node), words.count > 3 { return UInt64(words[3]) ?? 0 }
     }
     throw Failure("node \(node) not listed by siyu-hub nodes:\n\(out)")
 }
