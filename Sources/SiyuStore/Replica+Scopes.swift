@@ -233,6 +233,19 @@ extension Replica {
         }
     }
 
+    /// The instances of `kind` in store `?1`'s scope as a table, its id column and the condition
+    /// on its rows (columns unqualified: the table is aliased `s`); nil for the shared kinds.
+    /// Each condition is served by an index of layout 8 that yields the ids in order.
+    static func scopeInstances(_ kind: InstanceKind) -> (table: String, id: String, condition: String)? {
+        switch kind {
+        case .tagGroup, .tag, .store: return nil
+        case .customer: return ("customers", "customer_id", "s.owner_store = ?1")
+        case .staff: return ("staff", "userid", "s.store_id = ?1")
+        case .order: return ("orders", "order_id", "s.store_id = ?1")
+        case .groupChat: return ("group_chats", "chat_id", "s.owner IN (SELECT userid FROM staff WHERE store_id = ?1)")
+        }
+    }
+
     /// The rows of `table` in store `?1`'s scope, as a WHERE condition (nil: every row).
     static func scopeCondition(of table: String) -> String? {
         switch table {
