@@ -7,7 +7,8 @@
 # Everywhere else (Tests/, tools/, …) the only rule is that nobody but SiyuSQLite imports CSQLite.
 # SiyuCLI may use SiyuNode (`siyu sync`/`siyu verify` run the node's sync engine, SyncRound, in
 # process rather than a copy of it) and SiyuNet (for the operator log's levels); it still makes
-# no socket call itself, and SiyuNode never imports SiyuCLI.
+# no socket call itself, and SiyuNode never imports SiyuCLI. SiyuNet may use SiyuSession (it hosts a
+# session on a TCP connection: TCPSessionHost); SiyuSession never imports SiyuNet.
 #
 # Recognised forms: `import M`, `import M.Sub`, `import struct M.T` (and other kinds),
 # `@testable import M`, `@_exported import M`, `@preconcurrency import M`, `@_spi(X) import M`,
@@ -27,7 +28,7 @@ SiyuSQLite      | Foundation CSQLite                                           |
 SiyuStore       | Foundation SiyuCore SiyuSQLite                               |
 SiyuWire        | Foundation SiyuCore                                          |
 SiyuSession     | Foundation SiyuCore SiyuWire                                 |
-SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
+SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire SiyuSession      |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuCommandLine | Foundation                                                   |

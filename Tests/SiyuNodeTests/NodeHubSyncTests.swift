@@ -199,7 +199,7 @@ func seedHQ(_ hq: Replica, customers: Int, wall: WallClock) throws {
         cut.run(forMillis: 5_000)
         #expect(try w["xihu"].stagedSnapshotOpCount() > 0)   // chunks arrived, staged outside the replica
         #expect(try w["xihu"].opCounts().total == 0)
-        cut.nodeDo(cut.node.transportClosed())
+        cut.nodeTransportClosed()
         #expect(try w["xihu"].stagedSnapshotOpCount() == 0)
         #expect(try w["xihu"].opCounts().total == 0)
         #expect(try w["xihu"].syncState().position == 0)

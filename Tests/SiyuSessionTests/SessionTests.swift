@@ -482,11 +482,12 @@ import SiyuWire
         let ready = h.now
         let push = Message.push(ChangeSet(ops: tagOps("xihu", seqs: 1...1))).encoded()
         var closed: CloseReason?
+        var hub = h.hub
         for i in 1...10 where closed == nil {
             let t = ready.adding(milliseconds: UInt64(i) * 10_000)
-            closed = (h.hub.receive([push[i - 1]], now: t) + h.hub.tick(now: t)).compactMap(\.closeReason).first
+            closed = (hub.receive([push[i - 1]], now: t) + hub.tick(now: t)).compactMap(\.closeReason).first
         }
-        #expect(closed == .idleTimeout && h.hub.state == .closed)
+        #expect(closed == .idleTimeout && hub.state == .closed)
     }
 
     @Test func aHubRefusesALargeFrameBeforeAuthenticationWithoutWaitingForIt() {
