@@ -24,7 +24,9 @@ let package = Package(
         .target(name: "SiyuWire", dependencies: ["SiyuCore"]),
         // Non-blocking sockets and the epoll event loop: the only module that makes syscalls. Linux.
         // It hosts sessions on TCP connections (TCPSessionHost), so it sees SiyuSession's types.
-        .target(name: "SiyuNet", dependencies: ["SiyuCore", "SiyuWire", "SiyuSession"],
+        // CSiyuNet: the headers of epoll, eventfd and accept4, which the Glibc module leaves out.
+        .systemLibrary(name: "CSiyuNet", path: "Sources/CSiyuNet"),
+        .target(name: "SiyuNet", dependencies: ["CSiyuNet", "SiyuCore", "SiyuWire", "SiyuSession"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),

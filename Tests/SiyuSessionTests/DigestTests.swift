@@ -14,7 +14,7 @@ import SiyuWire
     /// Pushed its three ops, pulled everything, then pulled once more: the node's cursor is the
     /// hub's log head (its own pushed ops included), as a verifying node's is before it asks.
     static func caughtUp(hubLog: Int) -> Harness {
-        var h = Harness(hubLog: tagOps("jingan", seqs: 1...UInt64(hubLog)))
+        let h = Harness(hubLog: tagOps("jingan", seqs: 1...UInt64(hubLog)))
         h.start()
         h.run { $0.node.isCaughtUp }
         h.nodeDo { $0.pullNow(now: $1) }
@@ -23,7 +23,7 @@ import SiyuWire
     }
 
     @Test func aNodeCaughtUpBeforeItsPushWasStoredIsBehindTheHubsPositionUntilItPullsAgain() {
-        var h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
+        let h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
         h.start()
         h.run { $0.node.isCaughtUp }
         // WELCOME sent the PULL before the PUSH: the node's own three ops got positions 6…8 after it.
@@ -34,7 +34,7 @@ import SiyuWire
     }
 
     @Test func aCaughtUpNodeGetsTheHubsDigestAtItsOwnCursor() {
-        var h = Self.caughtUp(hubLog: 5)
+        let h = Self.caughtUp(hubLog: 5)
         let cursor = h.node.cursor
         h.nodeDo { $0.requestDigest(now: $1) }
         #expect(h.nodeSent.last == .digestRequest(cursor: cursor))
@@ -50,7 +50,7 @@ import SiyuWire
     }
 
     @Test func aPullSentBeforeTheRequestIsAppliedBeforeTheDigestIsRead() {
-        var h = Self.caughtUp(hubLog: 5)
+        let h = Self.caughtUp(hubLog: 5)
         // Another node's op lands; the node pulls and asks for the digest at once, back to back.
         h.hubStore.log.append(LoggedOp(position: 9, op: tagOps("jingan", seqs: 6...6)[0]))
         h.nodeDo { $0.pullNow(now: $1) + $0.requestDigest(now: $1) }
@@ -62,7 +62,7 @@ import SiyuWire
     }
 
     @Test func whenTheHubsLogMovesOnBeforeItAnswersTheNodeSeesItAndAPullCatchesUp() {
-        var h = Self.caughtUp(hubLog: 5)
+        let h = Self.caughtUp(hubLog: 5)
         // Before the hub answers the first request, another node's PUSH is stored.
         h.hubStore.beforeDigest = { store in
             if store.digestsServed == 1 { store.log.append(LoggedOp(position: UInt64(store.log.count + 1), op: tagOps("gulou", seqs: 1...1)[0])) }
