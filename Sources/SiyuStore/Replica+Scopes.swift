@@ -10,7 +10,9 @@ import SiyuSQLite
 ///   the same transaction as its log position;
 /// - a store's read of the log costs the ops of its scope after the cursor (two index ranges),
 ///   not a walk of the log;
-/// - a store's snapshot and digest cover exactly the instances whose home is shared or its store.
+/// - a store's snapshot and digest cover exactly the instances whose home is shared or its store,
+///   and read them through the indexes by store of layout 8 (the store's instance list, then each
+///   instance's ops by key): their cost is the store's rows and the shared ones, not every store's.
 extension Replica {
     /// The `hub_log_homes` key of a home: '' for shared, the store id for a store's, nil for
     /// HQ's alone (not indexed: HQ reads the whole log).
