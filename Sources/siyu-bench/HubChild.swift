@@ -29,7 +29,7 @@ enum HubChild {
             let executor = try HubStoreExecutor(replica: replica, options: .init())
             let log = OperatorLog(level: .warn) { line in fputs(line, stderr) }
             let loop = try EventLoop()
-            let server = HubServer(loop: loop, executor: executor,
+            let server = try HubServer(loop: loop, executor: executor,
                                    configuration: .init(session: .init(hubID: replica.node), listen: .loopbackIPv4(port: 0)), log: log)
             let address = try server.start()
             let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
@@ -39,6 +39,7 @@ enum HubChild {
             print("listening on \(address)")
             fflush(stdout)
             try loop.run()
+            server.waitForStoreWork()
             return 0
         } catch {
             FileHandle.standardError.write(Data("siyu-bench hub child: \(error)\n".utf8))
