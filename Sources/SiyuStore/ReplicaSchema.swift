@@ -305,14 +305,25 @@ public enum ReplicaSchema {
         }
     }
 
-    /// Refuses a non-empty file whose header is not SQLite's, before SQLite touches it.
+    /// Refuses an existing file whose header is not SQLite's, before anything is written to it.
+    ///
+    /// The header is read through SQLite itself (a read-only connection that reads the schema
+    /// cookie), never by opening the file separately: closing any descriptor of a file drops every
+    /// POSIX lock this process holds on it, including those of a connection already open here (a
+    /// hub's writer when its reader opens); another process could then take the file for unused,
+    /// checkpoint it and delete its write-ahead log under the writer, whose later commits would be
+    /// lost. SQLite's own descriptors are shared between its connections and never closed while one
+    /// holds a lock.
     static func refuseIfNotSQLite(path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return }
-        defer { try? handle.close() }
-        let header = handle.readData(ofLength: 16)
-        if header.isEmpty { return }
-        if header != Data("SQLite format 3\0".utf8) {
+        guard FileManager.default.fileExists(atPath: path),
+              let probe = try? Database(path: path, mode: .readOnly) else { return }   // the real open reports it
+        defer { probe.close() }
+        do {
+            _ = try probe.prepare("PRAGMA schema_version").scalar()
+        } catch let e as SQLiteError where e.isNotADatabase {
             throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database")
+        } catch {
+            return   // locked, unreadable, …: the real open reports it
         }
     }
 

@@ -33,9 +33,9 @@ enum HubChild {
             let executor = try HubStoreExecutor(replica: replica, options: .init())
             let log = OperatorLog(level: .warn) { line in fputs(line, stderr) }
             let loop = try EventLoop()
-            let server = HubServer(loop: loop, executor: executor,
-                                   configuration: .init(session: .init(hubID: replica.node), listen: .loopbackIPv4(port: 0),
-                                                        maxPendingConnections: max(256, pending ?? 0), maxPendingPerAddress: pending ?? 8), log: log)
+            let server = try HubServer(loop: loop, executor: executor,
+                                       configuration: .init(session: .init(hubID: replica.node), listen: .loopbackIPv4(port: 0),
+                                                            maxPendingConnections: max(256, pending ?? 0), maxPendingPerAddress: pending ?? 8), log: log)
             let address = try server.start()
             let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
             defer { watcher.cancel() }
@@ -44,6 +44,7 @@ enum HubChild {
             print("listening on \(address)")
             fflush(stdout)
             try loop.run()
+            server.waitForStoreWork()
             return 0
         } catch {
             FileHandle.standardError.write(Data("siyu-bench hub child: \(error)\n".utf8))
