@@ -214,6 +214,26 @@ extension Replica {
         }
     }
 
+    /// Several nodes' PUSHes as one transaction — one commit and one WAL sync for all of them (a
+    /// hub's group commit). Each PUSH is taken or refused as `acceptPush` would alone, inside a
+    /// savepoint of its own: one that fails (an error, a refusal) leaves the others as they are.
+    /// Nothing of any of them is durable until the whole commits; if that fails, the error is
+    /// thrown and none was stored (the caller acknowledges none). Outcomes in the order given.
+    public func acceptPushes(_ pushes: [(node: NodeID, changeSet: ChangeSet)]) throws -> [Result<PushOutcome, any Error>] {
+        let savedClock = clock
+        do {
+            return try ReplicaError.wrap("storing \(pushes.count) PUSHes in one transaction") {
+                try transaction {
+                    pushes.map { push in Result { try acceptPush(from: push.node, push.changeSet) } }
+                }
+            }
+        } catch {
+            clock = savedClock
+            forgetCaches()
+            throw error
+        }
+    }
+
     /// A refusal of a PUSH: recorded for codes 8 and 14 (not 9: the node retries it).
     private func refuse(_ refusal: OpRefusal, acked: Int64) throws -> PushOutcome {
         if refusal.reason != .clockSkew {
