@@ -301,7 +301,9 @@ extension Replica {
     /// last part. Ops stored meanwhile may or may not be included (they have positions after the
     /// snapshot's cursor, and applying is idempotent).
     ///
-    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops.
+    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops. A store's
+    /// snapshot also holds the ops of the instances that left its scope and did not come back
+    /// (`hub_scope_exits`): the node applies them and then drops those instances.
     public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
                              leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
         var store: String?
@@ -314,8 +316,12 @@ extension Replica {
             while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
-                // A store's snapshot: only the instances of its scope (?1 is the store).
-                let inScope = store.flatMap { _ in Replica.scopeCondition(kind, "inst_id") }.map { " AND \($0)" } ?? ""
+                // A store's snapshot: only the instances of its scope (?1 is the store), and those
+                // that left it and did not come back, so that a store whose PULL a snapshot answers
+                // learns of the moves it passes over (SPEC section 7, "Transfers").
+                let inScope = store.flatMap { _ in Replica.scopeCondition(kind, "inst_id") }.map {
+                    " AND (\($0) OR inst_id IN (SELECT inst_id FROM hub_scope_exits WHERE home = ?1 AND inst_kind = ?2))"
+                } ?? ""
                 let range = try db.cached("""
                     SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
                     AND origin IS NOT ?6\(inScope) ORDER BY inst_id, origin, seq LIMIT ?7

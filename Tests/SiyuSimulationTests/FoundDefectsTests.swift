@@ -149,4 +149,31 @@ import SiyuWire
         #expect(entry.closedBy?.stamp == h)
         #expect(entry.state == .overridden)
     }
+
+    /// Found by the scoped simulator (issue 17, fixed): a store node keeps its own ops of a
+    /// customer transferred to another store, and drops the rest (SPEC section 7, "Transfers").
+    /// Rebuilding its tables from the op log (`siyu repair` does) brought the customer back from
+    /// those own ops alone — with the phone number the store last wrote and, since the store had
+    /// created it, as the store's own — so its digest no longer equalled the hub's digest of its
+    /// scope. Now a rebuild keeps dropped instances dropped.
+    @Test func aStoreThatRebuildsItsTablesKeepsACustomerTransferredAwayDropped() throws {
+        let dir = try SimDirectory()
+        let wall: UInt64 = 1_764_000_000_000
+        let hq = try Replica(path: dir.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: { wall }))
+        defer { hq.close() }
+        let s0 = try Replica.create(at: dir.path("s0.db"), node: "s0", role: .store, store: "s0", options: ReplicaOptions(wallClock: { wall + 1 }))
+        defer { s0.close() }
+        try hq.defineStaff("s0_a", name: "陈静", storeID: "s0")
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 0)), nextCursor: 1)
+        try s0.createCustomer("c_x", ["name": .text("周"), "phone": .text("139")], by: "s0_a")
+        try hq.apply(ChangeSet(ops: try s0.ownOps(after: 0)))
+        try hq.editCustomer("c_x", ["owner_store": .text("s1")], by: "zhaolei")
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 1)), nextCursor: 3)
+        #expect(try s0.rows(of: .customers).isEmpty, "dropped when it learned of the transfer")
+        let dropped = try s0.digest()
+        try s0.rebuild()
+        #expect(try s0.rows(of: .customers).isEmpty)
+        #expect(try s0.digest() == dropped)
+        #expect(try !s0.ownOps(after: 0).isEmpty, "its own ops stay")
+    }
 }

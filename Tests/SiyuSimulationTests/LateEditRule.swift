@@ -1,0 +1,142 @@
+import Foundation
+import SiyuCore
+import SiyuHub
+import SiyuSession
+import SiyuStore
+import SiyuWire
+
+/// The simulator's own statement of what the hub does with a store's edit of a customer that has
+/// left the store's scope (SPEC section 7, "Transfers", *Late edits*; "Write rights", rule
+/// `scope`), made from the SPEC's words and what the simulator saw — the log's owner_store
+/// writes, the PULLs the hub served and their times — never from the hub's own records
+/// (`hub_scope_exits`) or `WriteRights`:
+///
+/// - an op on a customer whose home, by the hub's state before the PUSH, is the store (or, for a
+///   customer the hub holds no op of, the home the PUSH's own owner_store write gives it) is taken;
+/// - otherwise let P be the log position of the op that moved the customer out of the store's
+///   scope (none: it never was in it, refused) and T the hub's wall time at the store's first PULL
+///   whose cursor is P or later: the op is taken when there is no such PULL yet or its clock is
+///   before T + the clock window (30 s, SPEC section 10), else refused with 8 (rule `scope`).
+///
+/// The hub's record of T can be lost (a fault inside the PULL's transaction, a power loss of the
+/// hub's file), and SPEC gives the move the position of its PUSH's last op on the instance. So T
+/// is bounded: from below by the first PULL seen at all whose cursor passes the owner_store
+/// write, from above by the first PULL the hub surely recorded (ran to its end, in its current
+/// history) whose cursor passes the mover's last op on the customer. Between the two bounds
+/// either answer is right.
+extension Simulation {
+    static let clockWindowMillis: UInt64 = 30_000
+
+    func expectations(of effect: HubEffect, hub: Replica) -> [(seq: UInt64, verdict: LateEditVerdict)]? {
+        guard case let .storePush(name, changeSet) = effect,
+              let n = nodes.first(where: { $0.name == name }), let store = n.store else { return nil }
+        do {
+            return try expectations(n, store: store, ops: changeSet.ops, hub: hub)
+        } catch {
+            problems.append("reading the hub's state to judge a PUSH of \(name): \(error)")
+            return nil
+        }
+    }
+
+    private func expectations(_ n: SimNode, store: String, ops: [Op], hub: Replica) throws -> [(seq: UInt64, verdict: LateEditVerdict)] {
+        let acked = try hub.registeredNode(n.name)?.ackedSeq ?? 0
+        var out: [(UInt64, LateEditVerdict)] = []
+        var moves: [String: (lo: UInt64, hi: UInt64)?] = [:]
+        for op in ops where op.seq > acked {
+            let history = try hub.instanceOps(op.instance)
+            if history.contains(where: { $0.origin == op.origin && $0.seq == op.seq }) { continue }   // held: not judged again
+            guard op.instance.kind == .customer else { out.append((op.seq, .take)); continue }   // only customers move in this run
+            let id = op.instance.id
+            if history.isEmpty {
+                // New: the home the PUSH's last owner_store write gives it.
+                let home = ops.last { if case let .write(t, "owner_store", _, _) = $0.body { return t.entity == .customer && t.id == id }; return false }
+                var own = false
+                if case let .write(_, _, value, _)? = home?.body { own = value == .text(store) }
+                out.append((op.seq, own ? .take : .refuse))
+                continue
+            }
+            if try hub.rows(of: .customers, where: "customer_id", equals: id).first?["owner_store"] == .text(store) {
+                out.append((op.seq, .take))
+                continue
+            }
+            if moves[id] == nil { moves[id] = .some(try lastMove(of: id, outOf: store, hub: hub)) }
+            guard let move = moves[id] ?? nil else { out.append((op.seq, .refuse)); continue }
+            let first = n.pulls.filter { $0.after >= move.lo }.map(\.wall).min()
+            let sure = n.pulls.filter { $0.sure && $0.epoch == hubEpoch && $0.after >= move.hi }.map(\.wall).min()
+            let clock = op.stamp.hlc.millis
+            let verdict: LateEditVerdict
+            if first == nil || clock < first! + Simulation.clockWindowMillis { verdict = .take }
+            else if let sure, clock >= sure + Simulation.clockWindowMillis { verdict = .refuse }
+            else { verdict = .either }
+            stats.lateEditsJudged += 1
+            note("\(n.name)'s op #\(op.seq) on \(id) (left it at \(move.lo)…\(move.hi), first pull past it at \(first.map(String.init) ?? "none"), clock \(clock)): \(verdict.rawValue)")
+            out.append((op.seq, verdict))
+        }
+        return out
+    }
+
+    /// The log positions of the last move of customer `id` out of `store`: the owner_store write
+    /// after which the merged owner (the write with the highest stamp) stopped being the store,
+    /// and the last op on the customer of that write's origin (the end of its PUSH, or later).
+    private func lastMove(of id: String, outOf store: String, hub: Replica) throws -> (lo: UInt64, hi: UInt64)? {
+        var positioned: [PositionedOp] = []
+        var cursor: UInt64 = 0
+        for _ in 0..<10_000 {
+            let read = try hub.changes(after: cursor, byteBudget: 1 << 24)
+            positioned += read.ops.filter { $0.op.instance == InstanceRef(.customer, id) }
+            cursor = read.nextCursor
+            if !read.more { break }
+        }
+        var winner: (Stamp, Value)?
+        var move: (lo: UInt64, origin: String)?
+        for p in positioned {
+            guard case let .write(_, "owner_store", value, _) = p.op.body, p.op.body.target.entity == .customer else { continue }
+            let was = winner?.1 == .text(store)
+            if winner == nil || p.op.stamp > winner!.0 { winner = (p.op.stamp, value) }
+            if was && winner?.1 != .text(store) { move = (p.position, p.op.origin) }
+        }
+        guard let move else { return nil }
+        let hi = positioned.filter { $0.op.origin == move.origin && $0.position >= move.lo }.map(\.position).max() ?? move.lo
+        return (move.lo, hi)
+    }
+
+    /// Records the PULLs the hub served and checks the hub's answer to a store's PUSH against
+    /// `expected`.
+    func observe(_ effect: HubEffect, _ result: HubEffectResult, fired: Bool, wall: UInt64, expected: [(seq: UInt64, verdict: LateEditVerdict)]?) {
+        switch effect {
+        case let .readChanges(name, after, _, _, _):
+            guard let n = nodes.first(where: { $0.name == name }), n.store != nil else { return }
+            // The hub records the PULL when it reads the store's changes or starts a snapshot of reason 1.
+            var reached = false
+            if case .changes = result { reached = true }
+            if case .startSnapshot(_, _, .scopeChange) = result { reached = true }
+            n.pulls.append(PullSeen(after: after, wall: wall, sure: reached && !fired, epoch: hubEpoch))
+        case let .storePush(name, _):
+            guard !fired, let expected, let n = nodes.first(where: { $0.name == name }) else { return }
+            switch result {
+            case .pushStored:
+                for (seq, verdict) in expected where verdict == .refuse {
+                    problems.append("the hub took op #\(seq) of \(name), a late edit SPEC section 7 (\"Transfers\") refuses")
+                }
+            case let .pushRefused(seq, code, message):
+                for (s, verdict) in expected {
+                    if s == seq { break }
+                    if verdict == .refuse { problems.append("the hub refused op #\(seq) of \(name), but op #\(s) before it in the PUSH is refused by SPEC") }
+                }
+                if code == .clockSkew { return }
+                let verdict = expected.first { $0.seq == seq }?.verdict
+                if code == .permissionDenied, message.contains("(rule scope)"), let verdict, verdict != .take {
+                    n.justified.insert(seq)
+                    stats.lateEditsRefused += 1
+                    note("hub refuses \(name)'s late edit #\(seq), as SPEC allows (\(verdict.rawValue))")
+                } else {
+                    problems.append("the hub refused op #\(seq) of \(name) with \(code.specName): \(message); SPEC's rules say \(verdict?.rawValue ?? "it is held")")
+                }
+            default:
+                return
+            }
+        default:
+            return
+        }
+    }
+}
