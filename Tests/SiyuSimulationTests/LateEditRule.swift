@@ -42,29 +42,62 @@ extension Simulation {
         let acked = try hub.registeredNode(n.name)?.ackedSeq ?? 0
         var out: [(UInt64, LateEditVerdict)] = []
         var moves: [String: (lo: UInt64, hi: UInt64)?] = [:]
+        var staffStores: [String: String?] = [:]
+        func storeOf(staff userid: String) throws -> String? {
+            if let known = staffStores[userid] { return known }
+            let found = try hub.rows(of: .staff, where: "userid", equals: userid).first?["store_id"]?.textValue
+            staffStores[userid] = .some(found)
+            return found
+        }
+        /// The home the PUSH's own last write of the deciding field gives a new instance.
+        func pushHome(_ instance: InstanceRef) throws -> String? {
+            guard let field = InstanceHome.decidingFieldName(of: instance.kind.primaryEntity) else { return nil }
+            let last = ops.last {
+                if case let .write(t, f, _, _) = $0.body { return f == field && t.entity == instance.kind.primaryEntity && t.id == instance.id }
+                return false
+            }
+            guard case let .write(_, _, .text(value), _)? = last?.body else { return nil }
+            return instance.kind == .groupChat ? try storeOf(staff: value) : value
+        }
+        /// The home the hub's tables give a held instance.
+        func heldHome(_ instance: InstanceRef) throws -> String? {
+            let id = instance.id
+            switch instance.kind {
+            case .customer: return try hub.rows(of: .customers, where: "customer_id", equals: id).first?["owner_store"]?.textValue
+            case .order: return try hub.rows(of: .orders, where: "order_id", equals: id).first?["store_id"]?.textValue
+            case .staff: return try storeOf(staff: id)
+            case .groupChat:
+                return try hub.rows(of: .groupChats, where: "chat_id", equals: id).first?["owner"]?.textValue.flatMap { try storeOf(staff: $0) }
+            case .tagGroup, .tag, .store: return store
+            }
+        }
         for op in ops where op.seq > acked {
             let history = try hub.instanceOps(op.instance)
             if history.contains(where: { $0.origin == op.origin && $0.seq == op.seq }) { continue }   // held: not judged again
-            guard op.instance.kind == .customer else { out.append((op.seq, .take)); continue }   // only customers move in this run
+            let held = !history.isEmpty
+            // The rules of "Write rights" that read state, by the hub's state before the PUSH.
+            var verdict = LateEditVerdict.take
+            if !op.author.isEmpty, try storeOf(staff: op.author) != store { verdict = .refuse }                     // author
+            if case let .write(t, field, value, _) = op.body {
+                if t.entity == .customer, field == "owner_store" || field == "owner_staff", held { verdict = .refuse }  // customer_owner
+                if t.entity == .customer, field == "owner_store", value != .text(store) { verdict = .refuse }
+                if t.entity == .order, field == "store_id", held || value != .text(store) { verdict = .refuse }         // order_store
+                if t.entity == .groupChat, field == "owner" {                                                           // group_owner
+                    guard case let .text(owner) = value, try storeOf(staff: owner) == store else { verdict = .refuse; out.append((op.seq, verdict)); continue }
+                }
+            }
+            guard verdict == .take else { out.append((op.seq, verdict)); continue }
+            // Rule `scope`: a new instance by the home its PUSH gives it; a held one by its home now,
+            // or, having left the store, by the late-edit rule.
+            let home = held ? try heldHome(op.instance) : try pushHome(op.instance)
+            if home == store { out.append((op.seq, .take)); continue }
+            guard held, op.instance.kind == .customer else { out.append((op.seq, .refuse)); continue }
             let id = op.instance.id
-            if history.isEmpty {
-                // New: the home the PUSH's last owner_store write gives it.
-                let home = ops.last { if case let .write(t, "owner_store", _, _) = $0.body { return t.entity == .customer && t.id == id }; return false }
-                var own = false
-                if case let .write(_, _, value, _)? = home?.body { own = value == .text(store) }
-                out.append((op.seq, own ? .take : .refuse))
-                continue
-            }
-            if try hub.rows(of: .customers, where: "customer_id", equals: id).first?["owner_store"] == .text(store) {
-                out.append((op.seq, .take))
-                continue
-            }
             if moves[id] == nil { moves[id] = .some(try lastMove(of: id, outOf: store, hub: hub)) }
             guard let move = moves[id] ?? nil else { out.append((op.seq, .refuse)); continue }
             let first = n.pulls.filter { $0.after >= move.lo }.map(\.wall).min()
             let sure = n.pulls.filter { $0.sure && $0.epoch == hubEpoch && $0.after >= move.hi }.map(\.wall).min()
             let clock = op.stamp.hlc.millis
-            let verdict: LateEditVerdict
             if first == nil || clock < first! + Simulation.clockWindowMillis { verdict = .take }
             else if let sure, clock >= sure + Simulation.clockWindowMillis { verdict = .refuse }
             else { verdict = .either }
@@ -114,7 +147,8 @@ extension Simulation {
         case let .storePush(name, _):
             guard !fired, let expected, let n = nodes.first(where: { $0.name == name }) else { return }
             switch result {
-            case .pushStored:
+            case let .pushStored(acked):
+                n.hubAcked = max(n.hubAcked, acked)
                 for (seq, verdict) in expected where verdict == .refuse {
                     problems.append("the hub took op #\(seq) of \(name), a late edit SPEC section 7 (\"Transfers\") refuses")
                 }
@@ -125,10 +159,14 @@ extension Simulation {
                 }
                 if code == .clockSkew { return }
                 let verdict = expected.first { $0.seq == seq }?.verdict
-                if code == .permissionDenied, message.contains("(rule scope)"), let verdict, verdict != .take {
+                if seq <= n.hubAcked {
+                    // SPEC section 7, "Log epochs": an acknowledged op is lost only if both the hub's
+                    // file and the node's lost it; here only the hub's went back.
+                    problems.append("the hub refused op #\(seq) of \(name), which it had acknowledged before its file went back: \(message)")
+                } else if code == .permissionDenied, let verdict, verdict != .take {
                     n.justified.insert(seq)
-                    stats.lateEditsRefused += 1
-                    note("hub refuses \(name)'s late edit #\(seq), as SPEC allows (\(verdict.rawValue))")
+                    if message.contains("(rule scope)") { stats.lateEditsRefused += 1 }
+                    note("hub refuses \(name)'s op #\(seq), as SPEC allows (\(verdict.rawValue))")
                 } else {
                     problems.append("the hub refused op #\(seq) of \(name) with \(code.specName): \(message); SPEC's rules say \(verdict?.rawValue ?? "it is held")")
                 }

@@ -95,6 +95,8 @@ final class SimNode {
     /// Own ops the hub refused as SPEC section 7 ("Transfers") says it may: late edits of a
     /// customer that had left the store's scope.
     var justified: Set<UInt64> = []
+    /// The highest acked_seq the hub has answered this node's PUSHes with.
+    var hubAcked: UInt64 = 0
 
     init(index: Int, name: String, role: Role, store: String? = nil, skew: Int64) {
         self.index = index
@@ -851,7 +853,17 @@ final class Simulation {
             if let store = n.store {
                 // The hub's projection of the store's scope: its digest (the hub's own), and the op
                 // set and conflict log filtered here by each instance's home now; plus the store's own ops.
-                if try r.digest() != hub.digest(ofStore: store) { problems.append("\(n.name)'s digest differs from the hub's digest of its scope") }
+                // A quarantined op stays in the node's state (SPEC section 7, "Refused ops"): then its
+                // digest is that of the projection with its own ops, loaded into a fresh store replica.
+                let quarantinedInScope = ops.contains { $0.origin == n.name && n.justified.contains($0.seq) && inScope($0.instance, of: store) }
+                if quarantinedInScope {
+                    let want = hubOpList.filter { $0.origin != n.name && inScope($0.instance, of: store) } + ops.filter { $0.origin == n.name }
+                    if try r.digest() != projectionDigest(of: n, store: store, ops: want) {
+                        problems.append("\(n.name)'s digest differs from that of its scope's ops and its own (it holds refused ops)")
+                    }
+                } else if try r.digest() != hub.digest(ofStore: store) {
+                    problems.append("\(n.name)'s digest differs from the hub's digest of its scope" + (try Simulation.rowDifference(r, hub, inScope: { inScope($0, of: store) })))
+                }
                 let want = Set(hubOpList.filter { $0.origin == n.name || inScope($0.instance, of: store) }.map(Simulation.key))
                 if held != want {
                     problems.append("\(n.name) holds other ops than the hub's projection of its scope: missing \(want.subtracting(held).sorted().prefix(10)), extra \(held.subtracting(want).sorted().prefix(10))")
@@ -908,6 +920,38 @@ final class Simulation {
 
 extension Simulation {
     static func key(_ op: Op) -> String { "\(op.origin)#\(op.seq)" }
+
+    /// The state digest of a fresh replica of store `store` (another node id: it issued none of `ops`) that loaded `ops` as one snapshot
+    /// (which drops what lies outside its scope, as the node does).
+    func projectionDigest(of n: SimNode, store: String, ops: [Op]) throws -> [UInt8] {
+        let path = dir.path("\(n.name).projection.db")
+        let clock = self.clock
+        let r = try Replica.create(at: path, node: "\(n.name)_check", role: .store, store: store,
+                                   options: ReplicaOptions(wallClock: { clock.wall(skew: 3_600_000) }))
+        defer { r.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        try r.beginSnapshotLoad()
+        try r.applySnapshotChunk(ChangeSet(ops: ops))
+        try r.finishSnapshot(cursor: 1)
+        return try r.digest()
+    }
+
+    /// Which rows of a store's replica differ from the hub's rows of its scope (for a failure message).
+    static func rowDifference(_ r: Replica, _ hub: Replica, inScope: (InstanceRef) -> Bool) throws -> String {
+        var out: [String] = []
+        for table in Table.allCases {
+            let kind = table.instanceKind
+            guard let key = table.columns.first?.name else { continue }
+            func rows(_ x: Replica) throws -> Set<String> {
+                Set(try x.rows(of: table).filter { inScope(InstanceRef(kind, $0[key]?.textValue ?? "")) || x === r }
+                    .map { $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") })
+            }
+            let mine = try rows(r), hubs = try rows(hub)
+            if mine != hubs {
+                out.append("\(table.rawValue): only the node's \(mine.subtracting(hubs).sorted().prefix(3)), only the hub's \(hubs.subtracting(mine).sorted().prefix(3))")
+            }
+        }
+        return out.isEmpty ? "" : " (" + out.joined(separator: "; ") + ")"
+    }
 
     /// The store each customer, staff member, order and group chat belongs to by the hub's
     /// tables (absent: HQ only), as SPEC section 7 ("Scope") defines homes.
