@@ -5,14 +5,16 @@ import SiyuSession
 import SiyuStore
 import SiyuWire
 
-/// The simulator's own statement of what the hub does with a store's edit of a customer that has
-/// left the store's scope (SPEC section 7, "Transfers", *Late edits*; "Write rights", rule
-/// `scope`), made from the SPEC's words and what the simulator saw — the log's owner_store
-/// writes, the PULLs the hub served and their times — never from the hub's own records
-/// (`hub_scope_exits`) or `WriteRights`:
+/// The simulator's own statement of what the hub does with each op of a store's PUSH (SPEC
+/// section 7, "Write rights", the rules that read state, and "Transfers", *Late edits*), made from
+/// the SPEC's words and what the simulator saw — the hub's tables before the PUSH, the log's
+/// owner_store writes, the PULLs the hub served and their times — never from the hub's own
+/// records (`hub_scope_exits`) or `WriteRights`:
 ///
-/// - an op on a customer whose home, by the hub's state before the PUSH, is the store (or, for a
-///   customer the hub holds no op of, the home the PUSH's own owner_store write gives it) is taken;
+/// - `author`, `customer_owner`, `order_store` and `group_owner` by the hub's staff, customers and
+///   orders before the PUSH (a hub whose file went back may lack what the store saw: refused);
+/// - an op on an instance whose home, by the hub's state before the PUSH, is the store (or, for an
+///   instance the hub holds no op of, the home the PUSH's own deciding write gives it) is taken;
 /// - otherwise let P be the log position of the op that moved the customer out of the store's
 ///   scope (none: it never was in it, refused) and T the hub's wall time at the store's first PULL
 ///   whose cursor is P or later: the op is taken when there is no such PULL yet or its clock is

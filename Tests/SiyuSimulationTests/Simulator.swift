@@ -120,9 +120,9 @@ struct PullSeen {
     var epoch: Int
 }
 
-/// What SPEC section 7 ("Transfers", "Write rights") says the hub does with one op of a store's
-/// PUSH: take it, refuse it (rule `scope`), or either (the hub's record of when the store learned
-/// may or may not have survived a fault).
+/// What SPEC section 7 ("Write rights", "Transfers") says the hub does with one op of a store's
+/// PUSH: take it, refuse it (ERROR 8), or either (a late edit judged near the moment the hub may
+/// or may not have recorded, depending on faults).
 enum LateEditVerdict: String { case take, refuse, either }
 
 /// A deterministic simulation of a hub and its nodes in one process (issue 12, item 8): sessions
@@ -776,6 +776,15 @@ final class Simulation {
         while try !isQuiescent() {
             rounds += 1
             guard rounds < 5_000, now.milliseconds(since: started) < 30 * 60_000 else {
+                // A quarantined op whose refusal the hub no longer records (its file went back) holds
+                // the node's acked_seq below it for good (docs/RELIABILITY.md, "What can still be lost").
+                for n in nodes {
+                    guard let r = n.replica, let hub = hubReplica, let acked = try hub.registeredNode(n.name)?.ackedSeq else { continue }
+                    let recorded = Set(try hub.refusals(of: n.name).map(\.seq))
+                    for q in try r.quarantinedOps().map(\.seq) where q > acked && !recorded.contains(q) {
+                        problems.append("\(n.name)'s acked_seq \(acked) is held back by its quarantined op #\(q), whose refusal the hub no longer records (its file went back)")
+                    }
+                }
                 problems.append("not quiescent after healing for \(now.milliseconds(since: started)) ms: " + nodes.map(status).joined(separator: "; ")
                                 + "; due: " + dueNow())
                 return

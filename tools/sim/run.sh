@@ -51,7 +51,7 @@ SWIFT_DETERMINISTIC_HASHING=1 SIYU_SIM_SEEDS="$seeds" \
 status=$?
 set -e
 failing=$(grep -E "^✘ Test .*recorded an issue with 1 argument seed → [0-9]+" "$log" | sed -E 's/.*seed → ([0-9]+).*/\1/' | sort -nu | tr '\n' ' ' || true)
-grep -E "^↳ simulation seed|^↳ seed [0-9]+:|^    (not quiescent|.* differs|.* lacks|.* lost|.* quarantined|.* integrity|.* holds|.* refused|.* took|.* numbered|reading)" "$log" | head -40 || true
+grep -E "^↳ simulation seed|^↳ seed [0-9]+:|^    (not quiescent|.* differs|.* lacks|.* lost|.* quarantined|.* integrity|.* holds|.* refused|.* took|.* numbered|.* held back|reading)" "$log" | head -40 || true
 grep -E "Test run with|error:" "$log" | tail -3 || true
 if [[ -n "$failing" ]]; then echo "sim: FAILING SEEDS: $failing"; fi
 echo "sim: seeds $seeds, $(( $(date +%s) - start )) s, exit $status"
