@@ -5,13 +5,22 @@ import SiyuSession
 import SiyuStore
 import SiyuWire
 
-/// The hub on the network: a `Listener` on one `EventLoop` whose thread owns the hub's replica (the
-/// single writer), and for every accepted `TCPConnection` a `HubSession` driven by its bytes and
-/// the loop's clock, its store effects carried out by one `HubStoreExecutor` on that thread.
+/// The hub on the network: a `Listener` on one `EventLoop`, and for every accepted `TCPConnection`
+/// a `HubSession` hosted by a `TCPSessionHost`, driven by its bytes and the loop's clock. Store work
+/// runs off the loop, on two serial queues with a connection each: the writer (`HubStoreExecutor`:
+/// PUSHes, the writes reads ask for, re-merge slices) and the reader (`HubReader` over a read-only
+/// connection to the same file: registrations, CHANGES, snapshot parts, digests). A snapshot or a
+/// digest being read never delays a PUSH's commit, and sockets are served while both work.
 ///
 /// Guarantees:
-/// - every method runs on the loop thread (or before the loop runs); no thread per connection and
-///   no lock around the replica: effects of all connections are carried out one at a time;
+/// - every method runs on the loop thread (or before the loop runs); no thread per connection;
+///   each connection has at most one store effect outstanding (its session waits for it), and
+///   the answer is fed back on the loop thread;
+/// - a read sees every PUSH acknowledged before it was asked (the writer commits before the
+///   PUSH_ACK goes out; the reader starts a read transaction per read); the writes a read asks
+///   for (`HubWrite`) follow it on the writer, in order with that node's later PUSHes;
+/// - a digest is never read while customers holding a changed tag wait to be re-merged: the read
+///   waits (asked again every `notYetRetry`) while the writer settles them slice by slice;
 /// - each connection gets 32 fresh bytes from the system's CSPRNG as its nonce (getrandom via
 ///   `SystemRandomNumberGenerator`, unless a test injects a source);
 /// - a session's frames are written in the order it gives them; while it waits for a store effect
@@ -58,7 +67,14 @@ public final class HubServer: @unchecked Sendable {
     }
 
     public let loop: EventLoop
+    /// The writer: used only on `writerQueue`.
     public let executor: HubStoreExecutor
+    /// The reads, on a read-only connection of their own: used only on `readerQueue`.
+    public let reader: HubReader
+    private let writerQueue = DispatchQueue(label: "siyu.hub.writer")
+    private let readerQueue = DispatchQueue(label: "siyu.hub.reader")
+    /// How long a read that found customers waiting to be re-merged waits before it is asked again.
+    public static let notYetRetry: Duration = .milliseconds(20)
     public let configuration: Configuration
     public let log: OperatorLog
     private let nonceSource: () -> [UInt8]
@@ -71,17 +87,25 @@ public final class HubServer: @unchecked Sendable {
     /// Per-node budgets of snapshots and digests, kept across connections.
     private var snapshotBudget: RequestBudget
     private var digestBudget: RequestBudget
-    /// The next slice of re-merging customers that hold a changed tag, while any are pending.
+    /// A slice of re-merging customers that hold a changed tag is scheduled or running.
     private var remergeTimer: TimerHandle?
+    private var remergeRunning = false
+    private var remergeAgain = false
     private var revocationTimer: TimerHandle?
     /// How often the registry is read to close the sessions of removed or re-keyed nodes.
     public static let revocationCheckInterval: Duration = .seconds(1)
 
-    /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
+    /// A server for `executor`'s replica on `loop`: opens a second, read-only connection to the
+    /// same file for the reads. Nothing is bound until `start()`. From here on, use `executor` only
+    /// through the server (its queue owns it).
     public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
-                nonceSource: @escaping () -> [UInt8] = HubServer.randomNonce) {
+                nonceSource: @escaping () -> [UInt8] = HubServer.randomNonce) throws {
         self.loop = loop
         self.executor = executor
+        var options = ReplicaOptions()
+        options.readOnly = true
+        reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
+                           logEpoch: executor.logEpoch)
         self.log = log
         self.nonceSource = nonceSource
         var configuration = configuration
@@ -111,25 +135,84 @@ public final class HubServer: @unchecked Sendable {
         return listener.address
     }
 
-    /// Re-merges the customers holding a changed tag one slice per loop turn, between the
-    /// connections' other work, while any are pending (SPEC section 10). Loop thread.
+    /// Re-merges the customers holding a changed tag one slice at a time on the writer, between
+    /// PUSHes, while any are pending (SPEC section 10). Loop thread.
     fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
-        guard remergeTimer == nil, !stopping, executor.hasPendingRemerges else { return }
+        guard !stopping else { return }
+        if remergeRunning { remergeAgain = true; return }
+        guard remergeTimer == nil else { return }
         remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
             guard let self else { return }
             self.remergeTimer = nil
-            do {
-                if try self.executor.settleRemergeSlice() {
-                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
-                    self.scheduleRemergeSlice()
-                } else {
-                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+            self.remergeRunning = true
+            self.remergeAgain = false
+            let executor = self.executor
+            self.writerQueue.async {
+                let outcome: Result<Bool?, any Error>
+                do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
+                self.onLoop {
+                    self.remergeRunning = false
+                    switch outcome {
+                    case .success(true?):
+                        self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                        self.scheduleRemergeSlice()
+                    case .success(false?):
+                        self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                        if self.remergeAgain { self.scheduleRemergeSlice() }
+                    case .success(nil):
+                        if self.remergeAgain { self.scheduleRemergeSlice() }
+                    case let .failure(error):
+                        self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                        self.scheduleRemergeSlice(after: .seconds(1))
+                    }
                 }
-            } catch {
-                self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
-                self.scheduleRemergeSlice(after: .seconds(1))
             }
         }
+    }
+
+    /// Runs `work` on the loop thread (dropped if the loop stopped).
+    fileprivate func onLoop(_ work: @escaping @Sendable () -> Void) {
+        try? loop.execute(work)
+    }
+
+    /// Carries out a store effect off the loop — a read on the reader, a PUSH on the writer — and
+    /// hands its result to `done` on the loop thread.
+    fileprivate func perform(_ effect: HubEffect, _ done: @escaping (HubEffectResult) -> Void) {
+        let done = UncheckedSendable(done)
+        if HubReader.reads(effect) {
+            let reader = reader, executor = executor, writerQueue = writerQueue
+            readerQueue.async {
+                switch reader.read(effect) {
+                case let .answered(result, writes):
+                    if !writes.isEmpty { writerQueue.async { _ = executor.apply(writes) } }
+                    self.onLoop { done.value(result) }
+                case .notYet:
+                    self.onLoop {
+                        self.scheduleRemergeSlice()
+                        _ = self.loop.scheduleTimer(after: HubServer.notYetRetry) { [weak self] in self?.perform(effect, done.value) }
+                    }
+                }
+            }
+        } else {
+            let executor = executor
+            writerQueue.async {
+                let result = executor.write(effect)
+                self.onLoop { done.value(result) }
+            }
+        }
+    }
+
+    /// Forgets snapshot `id` on the reader (its connection closed, or it was refused).
+    fileprivate func forgetSnapshot(_ id: UInt64) {
+        let reader = reader
+        readerQueue.async { reader.forgetSnapshot(id) }
+    }
+
+    /// Waits until the store work queued so far is done (call after the loop stopped, before the
+    /// replica is closed or marked stopped cleanly).
+    public func waitForStoreWork() {
+        readerQueue.sync {}
+        writerQueue.sync {}
     }
 
     /// Every `revocationCheckInterval`: closes the sessions of nodes whose registration is gone or
@@ -139,19 +222,27 @@ public final class HubServer: @unchecked Sendable {
         revocationTimer = loop.scheduleTimer(after: HubServer.revocationCheckInterval) { [weak self] in
             guard let self else { return }
             self.revocationTimer = nil
-            let authenticated = self.drivers.values.filter { $0.session.registration != nil }
-            if !authenticated.isEmpty {
-                do {
-                    let current = try self.executor.storedKeys()
-                    for driver in authenticated {
-                        guard let node = driver.session.node, let registration = driver.session.registration else { continue }
-                        if current[node] != registration.verifiers.storedKey { driver.revoke() }
+            guard self.drivers.values.contains(where: { $0.session.registration != nil }) else {
+                self.scheduleRevocationCheck()
+                return
+            }
+            let reader = self.reader
+            self.readerQueue.async {
+                let keys: Result<[NodeID: [UInt8]], any Error>
+                do { keys = .success(try reader.storedKeys()) } catch { keys = .failure(error) }
+                self.onLoop {
+                    switch keys {
+                    case let .success(current):
+                        for driver in self.drivers.values {
+                            guard let node = driver.session.node, let registration = driver.session.registration else { continue }
+                            if current[node] != registration.verifiers.storedKey { driver.revoke() }
+                        }
+                    case let .failure(error):
+                        self.log.write(.error, "hub could not read the registry to check for removed nodes (retrying): \(error)")
                     }
-                } catch {
-                    self.log.write(.error, "hub could not read the registry to check for removed nodes (retrying): \(error)")
+                    self.scheduleRevocationCheck()
                 }
             }
-            self.scheduleRevocationCheck()
         }
     }
 
@@ -227,21 +318,18 @@ public final class HubServer: @unchecked Sendable {
     }
 
     /// The loop's clock as a session instant.
-    fileprivate func now() -> SessionInstant { SessionInstant(milliseconds: loop.clock.now().nanoseconds / 1_000_000) }
+    fileprivate func now() -> SessionInstant { loop.sessionNow }
 }
 
-/// One accepted connection and its session (loop thread only).
+/// One accepted connection and its session (loop thread only): a `TCPSessionHost` whose store
+/// effects pass the server's admission and budgets, and whose events become log lines.
 private final class HubConnectionDriver {
     unowned let server: HubServer
     let connection: TCPConnection
     let number: UInt64
-    var session: HubSession
+    private(set) var tcp: TCPSessionHost<HubSession>!
     let opened: SessionInstant
-    var timer: TimerHandle?
-    /// An effect waiting for the peer to read what was sent (`isWritable` false).
-    var deferred: HubEffect?
     var snapshotID: UInt64?
-    var closed = false
     let peer: String
     /// The peer's address without the port.
     let host: String
@@ -250,11 +338,26 @@ private final class HubConnectionDriver {
         self.server = server
         self.connection = connection
         self.number = number
-        self.session = session
         opened = server.now()
         peer = connection.remoteAddress.description
         host = connection.remoteAddress.hostDescription
+        var handlers = SessionHost<HubSession>.Handlers(perform: { [unowned self] effect, _ in self.perform(effect) })
+        handlers.report = { [unowned self] event in self.report(event) }
+        handlers.closing = { [unowned self] reason in
+            self.server.log.write(reason.isRetryable ? .info : .warn, "\(self.who) closing: \(reason)")
+        }
+        handlers.sendFailed = { [unowned self] error in self.server.log.write(.warn, "\(self.who) write failed: \(error)") }
+        tcp = TCPSessionHost(connection: connection, session: session, handlers: handlers)
+        tcp.disconnected = { [unowned self] reason in
+            if let id = self.snapshotID { self.server.forgetSnapshot(id) }
+            self.server.log.write(.info, "\(self.who) disconnected (\(reason))")
+            self.server.finished(self)
+        }
     }
+
+    var session: HubSession { tcp.host.session }
+    /// Whether the session ended (it closed the connection, or the connection closed under it).
+    var closed: Bool { tcp.host.isFinished }
 
     var who: String {
         "hub conn=\(number) node=\(session.node.map { IdentifierRule.printable($0, limit: 64) } ?? "-") peer=\(peer) t=\(OperatorLog.seconds(server.now().milliseconds(since: opened)))"
@@ -263,88 +366,52 @@ private final class HubConnectionDriver {
     func start() {
         server.log.write(.info, "\(who) connected")
         do {
-            try connection.start { [weak self] _, event in self?.handle(event) }
+            try tcp.start()
         } catch {
             server.log.write(.warn, "\(who) could not start the connection: \(error)")
-            closed = true
+            tcp.host.detach()
             server.finished(self)
-            return
         }
-        rescheduleTimer()
     }
 
     func shutdown(reason: String) {
-        guard !closed else { return }
-        act(session.close(reason: reason, now: server.now()))
+        tcp.host.drive(now: server.now()) { $0.close(reason: reason, now: server.now()) }
     }
 
     /// The node was removed or re-keyed: ERROR 5 and close.
     func revoke() {
         guard !closed else { return }
         server.log.write(.warn, "\(who) registration removed or secret rotated: closing the session")
-        act(session.revoke(now: server.now()))
+        tcp.host.drive(now: server.now()) { $0.revoke(now: server.now()) }
     }
 
-    private func handle(_ event: TCPConnection.Event) {
-        switch event {
-        case let .received(bytes):
-            guard !closed else { return }
-            act(session.receive(bytes, now: server.now()))
-        case .writable:
-            if let effect = deferred, connection.isWritable {
-                deferred = nil
-                perform(effect)
-            }
-        case let .closed(reason):
-            if !closed { act(session.transportClosed()) }
-            closed = true
-            if let id = snapshotID { server.executor.forgetSnapshot(id) }
-            if let timer { server.loop.cancelTimer(timer) }
-            timer = nil
-            server.log.write(.info, "\(who) disconnected (\(reason))")
-            server.finished(self)
-        }
-        updateReading()
-    }
-
-    /// Carries out the session's actions in order.
-    private func act(_ actions: [HubSession.Action]) {
-        for action in actions {
-            switch action {
-            case let .send(_, bytes):
-                do { try connection.write(bytes) } catch {
-                    server.log.write(.warn, "\(who) write failed: \(error)")
-                    connection.close()
-                }
-            case let .perform(effect):
-                if connection.isWritable { perform(effect) } else { deferred = effect }
-            case let .report(event):
-                report(event)
-            case let .close(reason):
-                closed = true
-                let level: OperatorLog.Level = reason.isRetryable ? .info : .warn
-                server.log.write(level, "\(who) closing: \(reason)")
-                connection.closeAfterFlush()
-            }
-        }
-        updateReading()
-        rescheduleTimer()
-    }
-
-    private func perform(_ effect: HubEffect) {
-        var result: HubEffectResult
+    /// Admission and budgets on the loop thread (answered at once when they refuse), the store
+    /// work off it (answered later through the host).
+    private func perform(_ effect: HubEffect) -> HubEffectResult? {
         if case let .storePush(node, changeSet) = effect, let busy = server.admit(changeSet, of: node, role: session.registration?.role) {
-            result = .pushBusy(busy)
-        } else if case let .readDigest(node) = effect, let busy = server.budget(node, snapshot: false) {
-            result = .failed(.busy, busy)
-        } else {
-            result = server.executor.execute(effect)
+            return finished(effect, .pushBusy(busy))
+        }
+        if case let .readDigest(node) = effect, let busy = server.budget(node, snapshot: false) {
+            return finished(effect, .failed(.busy, busy))
+        }
+        server.perform(effect) { [weak self] result in
+            guard let self, !self.closed else {
+                if case let .startSnapshot(id, _, _) = result { self?.server.forgetSnapshot(id) }
+                return
+            }
+            var result = result
             if case let .startSnapshot(id, _, _) = result, case let .readChanges(node, _, _, _, _) = effect,
-               let busy = server.budget(node, snapshot: true) {
-                server.executor.forgetSnapshot(id)
+               let busy = self.server.budget(node, snapshot: true) {
+                self.server.forgetSnapshot(id)
                 result = .failed(.busy, busy)
             }
+            self.tcp.host.complete(self.finished(effect, result), now: self.server.now())
         }
+        return nil
+    }
+
+    /// Logs what an effect came to, and passes its result on.
+    private func finished(_ effect: HubEffect, _ result: HubEffectResult) -> HubEffectResult {
         switch (effect, result) {
         case let (.storePush(_, changeSet), .pushBusy(message)):
             server.log.write(.info, "\(who) push of \(changeSet.ops.count) ops not taken: \(message)")
@@ -353,12 +420,12 @@ private final class HubConnectionDriver {
             server.scheduleRemergeSlice()
         case let (.storePush, .pushRefused(seq, code, message)):
             server.log.write(.warn, "\(who) push refused at op #\(seq): \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
-        case let (_, .failed(code, message)):
+        case let (_, .failed(code, message)) where code != .busy:
             server.log.write(.error, "\(who) store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         default:
             break
         }
-        act(session.complete(result, now: server.now()))
+        return result
     }
 
     private func report(_ event: SessionEvent) {
@@ -401,21 +468,10 @@ private final class HubConnectionDriver {
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")
         }
     }
+}
 
-    /// Reads only while the session wants input and nothing waits for the peer.
-    private func updateReading() {
-        guard !closed, connection.isOpen else { return }
-        if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
-    }
-
-    private func rescheduleTimer() {
-        if let timer { server.loop.cancelTimer(timer) }
-        timer = nil
-        guard !closed, let deadline = session.nextDeadline else { return }
-        timer = server.loop.scheduleTimer(at: Deadline(nanoseconds: deadline.milliseconds &* 1_000_000)) { [weak self] in
-            guard let self, !self.closed else { return }
-            self.timer = nil
-            self.act(self.session.tick(now: self.server.now()))
-        }
-    }
+/// A value handed between the loop thread and a store queue that only one of them uses at a time.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

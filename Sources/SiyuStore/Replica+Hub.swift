@@ -316,16 +316,24 @@ extension Replica {
             while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
-                // A store's snapshot: only the instances of its scope (?1 is the store), and those
-                // that left it and did not come back, so that a store whose PULL a snapshot answers
-                // learns of the moves it passes over (SPEC section 7, "Transfers").
-                let inScope = store.flatMap { _ in Replica.scopeCondition(kind, "inst_id") }.map {
-                    " AND (\($0) OR inst_id IN (SELECT inst_id FROM hub_scope_exits WHERE home = ?1 AND inst_kind = ?2))"
-                } ?? ""
-                let range = try db.cached("""
-                    SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
-                    AND origin IS NOT ?6\(inScope) ORDER BY inst_id, origin, seq LIMIT ?7
-                    """)
+                // A store's snapshot: only the instances of its scope (?1 is the store), read from
+                // the store's list of them (an index range) and each one's ops by key, so it costs
+                // the store's instances, not every store's. A shared kind: every instance.
+                let range: Statement
+                if store != nil, let list = Replica.scopeInstances(kind) {
+                    // `+` keeps SQLite from turning the resume bound into a range on ops.
+                    range = try db.cached("""
+                        SELECT o.inst_id, o.origin, o.seq, o.hlc, o.body FROM \(list.table) s CROSS JOIN ops o
+                        ON o.inst_kind = ?2 AND o.inst_id = +s.\(list.id)
+                        WHERE \(list.condition) AND s.\(list.id) >= ?3 AND (s.\(list.id) > ?3 OR (o.origin, o.seq) > (?4, ?5))
+                        AND o.origin IS NOT ?6 ORDER BY s.\(list.id), o.origin, o.seq LIMIT ?7
+                        """)
+                } else {
+                    range = try db.cached("""
+                        SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
+                        AND origin IS NOT ?6 ORDER BY inst_id, origin, seq LIMIT ?7
+                        """)
+                }
                 try range.query([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
                                  .integer(Int64(want - before))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
@@ -346,6 +354,18 @@ extension Replica {
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)
+                }
+            }
+            // The last part of a store's snapshot: the ops of the instances that left its scope and
+            // did not come back, so that a store whose PULL a snapshot answers — passing over the
+            // CHANGES that carried a move — applies the move and drops them (SPEC section 7, "Transfers").
+            if at.kindIndex >= Replica.snapshotKinds.count, let store {
+                try db.cached("""
+                    SELECT o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_scope_exits x CROSS JOIN ops o
+                    ON o.inst_kind = x.inst_kind AND o.inst_id = x.inst_id
+                    WHERE x.home = ? AND o.origin IS NOT ? ORDER BY x.inst_kind, x.inst_id, o.origin, o.seq
+                    """).query([.text(store), leftOut]) { row in
+                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                 }
             }
             return (ops, at.kindIndex < Replica.snapshotKinds.count ? at : nil)
