@@ -321,7 +321,9 @@ extension Replica {
     /// last part. Ops stored meanwhile may or may not be included (they have positions after the
     /// snapshot's cursor, and applying is idempotent).
     ///
-    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops.
+    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops. A store's
+    /// snapshot also holds the ops of the instances that left its scope and did not come back
+    /// (`hub_scope_exits`): the node applies them and then drops those instances.
     public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
                              leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
         var store: String?
@@ -372,6 +374,18 @@ extension Replica {
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)
+                }
+            }
+            // The last part of a store's snapshot: the ops of the instances that left its scope and
+            // did not come back, so that a store whose PULL a snapshot answers — passing over the
+            // CHANGES that carried a move — applies the move and drops them (SPEC section 7, "Transfers").
+            if at.kindIndex >= Replica.snapshotKinds.count, let store {
+                try db.cached("""
+                    SELECT o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_scope_exits x CROSS JOIN ops o
+                    ON o.inst_kind = x.inst_kind AND o.inst_id = x.inst_id
+                    WHERE x.home = ? AND o.origin IS NOT ? ORDER BY x.inst_kind, x.inst_id, o.origin, o.seq
+                    """).query([.text(store), leftOut]) { row in
+                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                 }
             }
             return (ops, at.kindIndex < Replica.snapshotKinds.count ? at : nil)
