@@ -13,8 +13,9 @@ public enum NodeEffect: Sendable, Equatable {
     /// kept out of the outbox and shown to people with `message` — then answer `.done`.
     case quarantine(seq: UInt64, code: UInt64, message: String)
     /// Apply these ops and store `nextCursor` as the hub cursor, in one transaction. Answer
-    /// `.done`, or `.failed` if the replica refuses them (nothing applied).
-    case applyChanges(ChangeSet, nextCursor: UInt64)
+    /// `.done`, or `.failed` if the replica refuses them (nothing applied). `more`: the CHANGES said
+    /// more ops are pending (the node has not caught up, and its state may be partial).
+    case applyChanges(ChangeSet, nextCursor: UInt64, more: Bool)
     /// A snapshot starts: drop anything staged from an earlier one. Answer `.done`. (The driver
     /// must not hold the replica's write lock while chunks arrive: local edits go on meanwhile.)
     case beginSnapshot(id: UInt64, cursor: UInt64, reason: SnapshotReason)
@@ -385,7 +386,7 @@ public struct NodeSession: Sendable {
             guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }
             outstanding.removeFirst()
             pending = .applyChanges(next: next, more: more, ops: changeSet.ops.count)
-            return [.perform(.applyChanges(changeSet, nextCursor: next))]
+            return [.perform(.applyChanges(changeSet, nextCursor: next, more: more))]
 
         case let .snapshotBegin(id, snapshotCursor, reason):
             guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }

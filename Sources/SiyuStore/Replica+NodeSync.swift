@@ -116,15 +116,33 @@ extension Replica {
     /// transaction. If an op is refused for the clock window (`ApplyReport.refused`), the rest are
     /// stored but the cursor stays where it was — before the refused op — so the node pulls it
     /// again. Any other refusal throws and stores nothing (cursor included).
+    ///
+    /// On a store node, instances that left its scope are dropped (SPEC section 7, "Transfers"):
+    /// once it has caught up (`caughtUp`: the CHANGES said `more = false`), every instance it holds
+    /// outside its scope; before that — its state may be partial, a CHANGES cut by the byte budget
+    /// between an instance's creation and its transfer — only those it held in its scope that an op
+    /// of this change set moved out. The rest waits for the catch-up.
     @discardableResult
-    public func applyChanges(_ changeSet: ChangeSet, nextCursor: UInt64, from hub: String = Replica.defaultHubPeer) throws -> ApplyReport {
+    public func applyChanges(_ changeSet: ChangeSet, nextCursor: UInt64, from hub: String = Replica.defaultHubPeer,
+                             caughtUp: Bool = true) throws -> ApplyReport {
         let position = try Replica.storable(nextCursor, "a hub cursor")
-        return try apply(changeSet) { report in
-            // An op that moved an instance out of this store's scope tells it to drop the instance (SPEC section 7, "Transfers").
-            try dropInstancesOutOfScope(Set(changeSet.ops.map(\.instance)))
+        let heldInScope: Set<InstanceRef>
+        if role == .store, let store {
+            heldInScope = Set(try homes(of: changeSet.ops).filter { $0.value == .store(store) }.keys)
+        } else {
+            heldInScope = []
+        }
+        let report = try apply(changeSet) { report in
+            if caughtUp, !changeSet.ops.isEmpty || scopeJudgementPending {
+                try dropInstancesOutOfScope(nil)
+            } else {
+                try dropInstancesOutOfScope(heldInScope)
+            }
             guard report.refused.isEmpty else { return }
             try storeCursor(position, hub: hub)
         }
+        if caughtUp { scopeJudgementPending = false } else if !changeSet.ops.isEmpty { scopeJudgementPending = true }
+        return report
     }
 
     /// Applies one chunk of the snapshot load in progress (`beginSnapshotLoad`). An op refused for

@@ -81,6 +81,9 @@ public final class Replica {
     public internal(set) var opsWrittenByLastEdit = 0
     /// Customer imports built but not yet committed (`stageCustomerImport`).
     var staged: StagedImports?
+    /// A store node applied CHANGES that said more were pending: the instances outside its scope
+    /// are judged once it has caught up (`applyChanges`).
+    var scopeJudgementPending = false
     /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
     var ownOpsRecovery: OwnOpsRecovery?
     static let stateCacheLimit = 20_000

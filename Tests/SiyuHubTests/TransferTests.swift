@@ -25,12 +25,12 @@ import SiyuWire
                                          options: ReplicaOptions(wallClock: { [unowned w] in w.now }))
         }
 
-        /// Pulls until caught up.
-        func sync(_ executor: HubStoreExecutor) throws {
+        /// Pulls until caught up, CHANGES of about `byteBudget` bytes at a time.
+        func sync(_ executor: HubStoreExecutor, byteBudget: Int = 1 << 20) throws {
             for _ in 0..<1_000 {
-                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) {
+                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: byteBudget, schemaVersion: 1, ownOps: false)) {
                 case let .changes(ops, next, more, _):
-                    _ = try replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next)
+                    _ = try replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next, caughtUp: !more)
                     cursor = next
                     if !more { return }
                 case let .startSnapshot(id, at, reason):
@@ -73,6 +73,18 @@ import SiyuWire
     func transfer(_ w: World, customer: String = "c_x", to store: String) throws {
         try w.hq.editCustomer(customer, ["owner_store": .text(store)], by: "zhaolei")
         #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+    }
+
+    @Test func aStoreGivenACustomersCreationWithoutItsTransferInOneCHANGESKeepsItUntilItHasCaughtUp() throws {
+        let (w, executor, xihu, _) = try world()
+        // HQ creates c_new for no store and gives it to xihu in one PUSH: all its ops are logged
+        // under xihu's home, and a CHANGES cut by the byte budget can bring the creation alone.
+        try w.hq.createCustomer("c_new", ["name": .text("新客")], by: "zhaolei")
+        try w.hq.editCustomer("c_new", ["owner_store": .text("xihu")], by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        try xihu.sync(executor, byteBudget: 1)   // one op a CHANGES
+        #expect(try xihu.replica.customerRows(id: "c_new").first?["name"] == .text("新客"))
+        try expectScopes(w, [xihu])
     }
 
     @Test func theReceivingStoreGetsTheCustomersWholeHistoryByASnapshotOfReason1() throws {
