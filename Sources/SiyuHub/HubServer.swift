@@ -333,27 +333,32 @@ private final class HubConnectionDriver {
 
     private func perform(_ effect: HubEffect) {
         var result: HubEffectResult
+        // A refusal is logged once, by the session event that sends its ERROR (`errorSent`,
+        // `opRefused`, or the `closing` line): the lines here add only what that one lacks.
+        var overBudget = false
         if case let .storePush(node, changeSet) = effect, let busy = server.admit(changeSet, of: node, role: session.registration?.role) {
             result = .pushBusy(busy)
         } else if case let .readDigest(node) = effect, let busy = server.budget(node, snapshot: false) {
             result = .failed(.busy, busy)
+            overBudget = true
         } else {
             result = server.executor.execute(effect)
             if case let .startSnapshot(id, _, _) = result, case let .readChanges(node, _, _, _, _) = effect,
                let busy = server.budget(node, snapshot: true) {
                 server.executor.forgetSnapshot(id)
                 result = .failed(.busy, busy)
+                overBudget = true
             }
         }
         switch (effect, result) {
-        case let (.storePush(_, changeSet), .pushBusy(message)):
-            server.log.write(.info, "\(who) push of \(changeSet.ops.count) ops not taken: \(message)")
+        case let (.storePush(_, changeSet), .pushBusy):
+            server.log.write(.debug, "\(who) push of \(changeSet.ops.count) ops not taken (busy)")
         case let (.storePush(_, changeSet), .pushStored(acked)):
             server.log.write(.info, "\(who) push stored: \(changeSet.ops.count) ops, acked_seq \(acked)")
             server.scheduleRemergeSlice()
-        case let (.storePush, .pushRefused(seq, code, message)):
-            server.log.write(.warn, "\(who) push refused at op #\(seq): \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
-        case let (_, .failed(code, message)):
+        case let (.storePush(_, changeSet), .pushRefused(seq, code, _)):
+            server.log.write(.debug, "\(who) push of \(changeSet.ops.count) ops refused at op #\(seq) (\(code.specName))")
+        case let (_, .failed(code, message)) where !overBudget:
             server.log.write(.error, "\(who) store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         default:
             break
