@@ -3,7 +3,7 @@
 struct BenchOptions {
     static let usage = """
         usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--hub-nodes N] [--hub-seconds S]
-                          [--hub-gap A-B] [--only S,S,…]
+                          [--hub-gap A-B] [--attack-seconds S] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -15,7 +15,8 @@ struct BenchOptions {
           --hub-nodes N        nodes of the hub-load section (default 1000, quick 100)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, peer
+          --attack-seconds S   seconds of each window of the attack section: a baseline, then one per attack (default 4, quick 1)
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -24,7 +25,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "attack", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
@@ -58,6 +59,8 @@ struct BenchOptions {
     var hubNodes = 1_000
     var hubSeconds = 25.0
     var hubGap = 2.0 ... 5.0
+    /// Seconds of each window of the attack section (the baseline, then one per attack).
+    var attackSeconds = 4.0
 
     /// Whether the Loro peer runs: by default in full mode only.
     var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
@@ -65,7 +68,7 @@ struct BenchOptions {
     struct UsageError: Error { let message: String }
 
     init(parsing arguments: [String]) throws {
-        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?
+        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?, explicitAttackSeconds: Double?
         var it = arguments.makeIterator()
         func number(after flag: String) throws -> Int {
             guard let text = it.next(), let n = Int(text), n > 0 else { throw UsageError(message: "\(flag) needs a positive number") }
@@ -81,6 +84,7 @@ struct BenchOptions {
             case "--ops": explicitOps = try number(after: argument)
             case "--hub-nodes": explicitHubNodes = try number(after: argument)
             case "--hub-seconds": explicitHubSeconds = Double(try number(after: argument))
+            case "--attack-seconds": explicitAttackSeconds = Double(try number(after: argument))
             case "--hub-gap":
                 let parts = (it.next() ?? "").split(separator: "-").compactMap { Double($0) }
                 guard parts.count == 2, parts[0] > 0, parts[1] >= parts[0] else { throw UsageError(message: "--hub-gap needs A-B, seconds, 0 < A ≤ B") }
@@ -107,6 +111,7 @@ struct BenchOptions {
         if let explicitScaling { scalingSizes = explicitScaling }
         if let explicitHubNodes { hubNodes = explicitHubNodes }
         if let explicitHubSeconds { hubSeconds = explicitHubSeconds }
+        if let explicitAttackSeconds { attackSeconds = explicitAttackSeconds }
     }
 
     private mutating func useQuickSizes() {
@@ -125,5 +130,6 @@ struct BenchOptions {
         cliLookupCustomers = 20_000
         hubNodes = 100
         hubSeconds = 6
+        attackSeconds = 1
     }
 }
