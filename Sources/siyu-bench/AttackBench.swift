@@ -35,6 +35,8 @@ struct AttackBench {
         var answers: [String: Int] = [:]
         var attackFailure: String?
         var hubCPUPercent: Double?
+        /// This process's CPU over the window (the nodes' loop and the attacker), % of one core.
+        var benchCPUPercent = 0.0
         var peakKilobytes: Int?
         var wallSeconds = 0.0
     }
@@ -131,6 +133,8 @@ struct AttackBench {
             attacker.wait = 2
             windows.append(try window(input.title, key: input.rawValue, attack: attacker, lane: lane, counters: counters, hubPID: hubPID))
         }
+        // Again with no attack: how far the same-run baseline itself moves on this machine.
+        windows.append(try window("no attack (again, at the end)", key: "baseline_end", attack: nil, lane: lane, counters: counters, hubPID: hubPID))
         return windows
     }
 
@@ -140,7 +144,7 @@ struct AttackBench {
         var w = Window(name: name, key: key)
         let peakReset = (try? "5".write(toFile: "/proc/\(hubPID)/clear_refs", atomically: false, encoding: .utf8)) != nil
         var sampledPeak = residentKilobytes(hubPID) ?? 0
-        let cpuStart = processCPUSeconds(hubPID)
+        let cpuStart = processCPUSeconds(hubPID), ownStart = ownCPUSeconds()
         let start = Date()
         let end = start.addingTimeInterval(windowSeconds)
         let attackRun = attack.map { AttackThread($0, until: end) }
@@ -159,6 +163,7 @@ struct AttackBench {
         }
         w.wallSeconds = Date().timeIntervalSince(start)
         if let a = cpuStart, let b = processCPUSeconds(hubPID) { w.hubCPUPercent = (b - a) * 100 / w.wallSeconds }
+        w.benchCPUPercent = (ownCPUSeconds() - ownStart) * 100 / w.wallSeconds
         let hwm = peakReset ? childPeakKilobytes(hubPID) : nil
         w.peakKilobytes = max(hwm ?? 0, sampledPeak)
         // The nodes' tally, taken on their loop's thread and emptied for the next window.
@@ -183,6 +188,14 @@ struct AttackBench {
         return w
     }
 
+    /// CPU seconds (user and system) this process has used, every thread.
+    private func ownCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
+    }
+
     /// VmRSS of a process, from /proc.
     private func residentKilobytes(_ pid: Int32) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -200,17 +213,19 @@ struct AttackBench {
                + (load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown")
                + "; each window \(fixed(windowSeconds, 1)) s; each node one round every \(fixed(gap.lowerBound, 2))–\(fixed(gap.upperBound, 2)) s "
                + "(PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false)")
-        r.line("ratio = the nodes' p99 round under the attack ÷ their p99 in the baseline window of this run; hub CPU = utime + stime over the window, % of one core; "
-               + "hub peak = VmHWM reset at the window's start (or VmRSS sampled every 100 ms)")
-        let header = ["window", "attack rounds", "node rounds", "p50 ms", "p99 ms", "p99 ratio", "hub CPU", "hub peak MB", "node errors", "hub's answers (most frequent)"]
+        r.line("ratio = the nodes' p99 round under the attack ÷ their p99 in the first window of this run (no attack; the last window, no attack either, shows how far that moves); "
+               + "hub CPU = utime + stime over the window, % of one core; hub peak = VmHWM reset at the window's start (or VmRSS sampled every 100 ms); "
+               + "nodes+attacker CPU = this process (the nodes' loop and the attacker's thread), % of one core")
+        let header = ["window", "attack rounds", "node rounds", "p50 ms", "p99 ms", "p99 ratio", "hub CPU", "hub peak MB", "nodes+attacker CPU", "node errors", "hub's answers (most frequent)"]
         var rows: [[String]] = [header]
         for w in windows {
             let p50 = percentile(w.latencies, 0.5), p99 = percentile(w.latencies, 0.99)
             let ratio = p99 / baseP99
             let answers = w.answers.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) ×\($0.value)" }.joined(separator: "; ")
-            rows.append([w.name, w.key == "baseline" ? "—" : grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2),
+            let quiet = w.key.hasPrefix("baseline")
+            rows.append([w.name, quiet ? "—" : grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2),
                          w.key == "baseline" ? "1.00" : fixed(ratio, 2), w.hubCPUPercent.map { fixed($0, 1) + "%" } ?? "?",
-                         w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?", "\(w.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
+                         w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?", fixed(w.benchCPUPercent, 1) + "%", "\(w.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
             let k = "attack_\(w.key)"
             r.figure("\(k)_rounds", w.attackRounds)
             r.figure("\(k)_node_rounds", w.latencies.count)
@@ -219,6 +234,7 @@ struct AttackBench {
             r.figure("\(k)_p99_ratio", ratio, digits: 2)
             r.figure("\(k)_hub_cpu_percent", w.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
             r.figure("\(k)_hub_peak_rss_mb", w.peakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
+            r.figure("\(k)_bench_cpu_percent", w.benchCPUPercent, digits: 1)
             r.figure("\(k)_node_errors", w.nodeErrors)
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
@@ -227,7 +243,7 @@ struct AttackBench {
                 .trimmingCharacters(in: .whitespaces))
         }
         let errors = windows.flatMap(\.firstErrors).prefix(3)
-        let worst = windows.dropFirst().max { percentile($0.latencies, 0.99) < percentile($1.latencies, 0.99) }
+        let worst = windows.filter { !$0.key.hasPrefix("baseline") }.max { percentile($0.latencies, 0.99) < percentile($1.latencies, 0.99) }
         r.line("mallory's ops in the hub's log afterwards: \(malloryOps) (the same-seq row's op 1, taken once)"
                + (errors.isEmpty ? "; no node error" : "; node errors: " + errors.joined(separator: " | ")))
         r.figure("attack_window_seconds", windowSeconds, digits: 1)
