@@ -8,8 +8,8 @@ import SiyuStore
 /// Section `attack` — bad input at a running hub (issue 18, section 5), timed: a real hub
 /// (`HubChild`, serve's defaults) with a few well-behaved store nodes (`HubLoadNode`: real
 /// `NodeSession`s over TCP) doing sync rounds — PUSH of 3 ops, PUSH_ACK, PULL until no more — one
-/// every `gap` seconds each. First a window with no attack (the baseline of the same run), then
-/// one window per row of `HostileInput`: an attacker thread repeats the row's rounds
+/// every `gap` seconds each. For each row of `HostileInput`, a window with no attack (the
+/// baseline, seconds before), then a window in which an attacker thread repeats the row's rounds
 /// (`Attacker`, the code the integration tests run) against the registered node "mallory" while
 /// the nodes go on. Per window: the nodes' round latency (p50, p99, and p99 ÷ the baseline's),
 /// the hub's CPU (utime + stime from /proc/PID/stat over the window, as % of one core) and its
@@ -126,15 +126,16 @@ struct AttackBench {
             throw BenchError("attack: only \(counters.snapshot.caughtUp) of \(ids.count) nodes connected and caught up")
         }
         let target = AttackTarget(hub: address, node: "mallory", secret: mallory)
-        var windows = [try window("no attack (baseline)", key: "baseline", attack: nil, lane: lane, counters: counters, hubPID: hubPID)]
+        var windows: [Window] = []
         for input in HostileInput.allCases {
             progress("attack: \(input.title)")
+            // A window with no attack just before each attack's: the baseline the attack is held
+            // against, measured seconds earlier on the same hub (its log grows as the nodes push).
+            windows.append(try window("no attack", key: "before_" + input.rawValue, attack: nil, lane: lane, counters: counters, hubPID: hubPID))
             let attacker = Attacker(input, target: target)
             attacker.wait = 2
             windows.append(try window(input.title, key: input.rawValue, attack: attacker, lane: lane, counters: counters, hubPID: hubPID))
         }
-        // Again with no attack: how far the same-run baseline itself moves on this machine.
-        windows.append(try window("no attack (again, at the end)", key: "baseline_end", attack: nil, lane: lane, counters: counters, hubPID: hubPID))
         return windows
     }
 
@@ -207,35 +208,38 @@ struct AttackBench {
 
     private func report(_ windows: [Window], malloryOps: Int, load: [Double]?) -> SectionReport {
         var r = SectionReport("attack: bad input at a running hub (issue 18 §5) while \(nodes) well-behaved nodes sync; one hub process (HubChild), loopback TCP")
-        let baseline = windows.first
-        let baseP99 = percentile(baseline?.latencies ?? [], 0.99)
         r.line("CPU \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, load average at start "
                + (load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown")
                + "; each window \(fixed(windowSeconds, 1)) s; each node one round every \(fixed(gap.lowerBound, 2))–\(fixed(gap.upperBound, 2)) s "
                + "(PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false)")
-        r.line("ratio = the nodes' p99 round under the attack ÷ their p99 in the first window of this run (no attack; the last window, no attack either, shows how far that moves); "
+        r.line("per attack: the nodes' rounds in a window with no attack just before it (\"before\"), then in the attack's window; ratio = p99 under the attack ÷ p99 before; "
                + "hub CPU = utime + stime over the window, % of one core; hub peak = VmHWM reset at the window's start (or VmRSS sampled every 100 ms); "
                + "nodes+attacker CPU = this process (the nodes' loop and the attacker's thread), % of one core")
-        let header = ["window", "attack rounds", "node rounds", "p50 ms", "p99 ms", "p99 ratio", "hub CPU", "hub peak MB", "nodes+attacker CPU", "node errors", "hub's answers (most frequent)"]
+        let header = ["attack", "rounds", "node rounds", "p50 ms", "p99 ms", "p99 before", "p99 ratio", "hub CPU (before)", "hub peak MB",
+                      "nodes+attacker CPU", "node errors", "hub's answers (most frequent)"]
         var rows: [[String]] = [header]
-        for w in windows {
-            let p50 = percentile(w.latencies, 0.5), p99 = percentile(w.latencies, 0.99)
+        var ratios: [(Window, Double, Double)] = []
+        for (before, w) in zip(windows, windows.dropFirst()) where before.key == "before_" + w.key {
+            let p50 = percentile(w.latencies, 0.5), p99 = percentile(w.latencies, 0.99), baseP99 = percentile(before.latencies, 0.99)
             let ratio = p99 / baseP99
+            ratios.append((w, p99, baseP99))
             let answers = w.answers.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) ×\($0.value)" }.joined(separator: "; ")
-            let quiet = w.key.hasPrefix("baseline")
-            rows.append([w.name, quiet ? "—" : grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2),
-                         w.key == "baseline" ? "1.00" : fixed(ratio, 2), w.hubCPUPercent.map { fixed($0, 1) + "%" } ?? "?",
-                         w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?", fixed(w.benchCPUPercent, 1) + "%", "\(w.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
+            func cpu(_ x: Double?) -> String { x.map { fixed($0, 1) + "%" } ?? "?" }
+            rows.append([w.name, grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2), fixed(baseP99, 2), fixed(ratio, 2),
+                         "\(cpu(w.hubCPUPercent)) (\(cpu(before.hubCPUPercent)))", w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?",
+                         fixed(w.benchCPUPercent, 1) + "%", "\(w.nodeErrors + before.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
             let k = "attack_\(w.key)"
             r.figure("\(k)_rounds", w.attackRounds)
             r.figure("\(k)_node_rounds", w.latencies.count)
             r.figure("\(k)_p50_ms", p50, digits: 2)
             r.figure("\(k)_p99_ms", p99, digits: 2)
+            r.figure("\(k)_p99_before_ms", baseP99, digits: 2)
             r.figure("\(k)_p99_ratio", ratio, digits: 2)
             r.figure("\(k)_hub_cpu_percent", w.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
+            r.figure("\(k)_hub_cpu_before_percent", before.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
             r.figure("\(k)_hub_peak_rss_mb", w.peakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
             r.figure("\(k)_bench_cpu_percent", w.benchCPUPercent, digits: 1)
-            r.figure("\(k)_node_errors", w.nodeErrors)
+            r.figure("\(k)_node_errors", w.nodeErrors + before.nodeErrors)
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
         for row in rows {
@@ -243,17 +247,15 @@ struct AttackBench {
                 .trimmingCharacters(in: .whitespaces))
         }
         let errors = windows.flatMap(\.firstErrors).prefix(3)
-        let worst = windows.filter { !$0.key.hasPrefix("baseline") }.max { percentile($0.latencies, 0.99) < percentile($1.latencies, 0.99) }
         r.line("mallory's ops in the hub's log afterwards: \(malloryOps) (the same-seq row's op 1, taken once)"
                + (errors.isEmpty ? "; no node error" : "; node errors: " + errors.joined(separator: " | ")))
         r.figure("attack_window_seconds", windowSeconds, digits: 1)
         r.figure("attack_nodes", nodes)
         r.figure("attack_mallory_ops_stored", malloryOps)
         r.figure("attack_cpu_model", .string(cpuModel()))
-        if let worst {
-            let p99 = percentile(worst.latencies, 0.99)
+        if let (worst, p99, before) = ratios.max(by: { $0.1 / $0.2 < $1.1 / $1.2 }) {
             r.summary.append(SummaryRow(what: "attack: nodes' p99 round under the worst attack (\(worst.name))", siyu: "\(fixed(p99, 1)) ms",
-                                        baseline: "\(fixed(baseP99, 1)) ms, no attack", ratio: "\(fixed(p99 / baseP99, 2))×",
+                                        baseline: "\(fixed(before, 1)) ms just before", ratio: "\(fixed(p99 / before, 2))×",
                                         target: "p99 unchanged", met: nil, unjudged: "reported (§5)"))
         }
         return r

@@ -15,7 +15,7 @@ struct BenchOptions {
           --hub-nodes N        nodes of the hub-load section (default 1000, quick 100)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
-          --attack-seconds S   seconds of each window of the attack section: a baseline, then one per attack (default 4, quick 1)
+          --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
           --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer
                        (for working on one of them; the summary then lists only what ran)
         """
@@ -59,8 +59,8 @@ struct BenchOptions {
     var hubNodes = 1_000
     var hubSeconds = 25.0
     var hubGap = 2.0 ... 5.0
-    /// Seconds of each window of the attack section (the baseline, then one per attack).
-    var attackSeconds = 4.0
+    /// Seconds of each window of the attack section (per attack: one with no attack, then the attack's).
+    var attackSeconds = 3.0
 
     /// Whether the Loro peer runs: by default in full mode only.
     var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
@@ -84,7 +84,11 @@ struct BenchOptions {
             case "--ops": explicitOps = try number(after: argument)
             case "--hub-nodes": explicitHubNodes = try number(after: argument)
             case "--hub-seconds": explicitHubSeconds = Double(try number(after: argument))
-            case "--attack-seconds": explicitAttackSeconds = Double(try number(after: argument))
+            case "--attack-seconds":
+                guard let seconds = it.next().flatMap(Double.init), seconds > 0, seconds <= 600 else {
+                    throw UsageError(message: "--attack-seconds needs seconds, more than 0 and at most 600 (decimals allowed)")
+                }
+                explicitAttackSeconds = seconds
             case "--hub-gap":
                 let parts = (it.next() ?? "").split(separator: "-").compactMap { Double($0) }
                 guard parts.count == 2, parts[0] > 0, parts[1] >= parts[0] else { throw UsageError(message: "--hub-gap needs A-B, seconds, 0 < A ≤ B") }
@@ -130,6 +134,6 @@ struct BenchOptions {
         cliLookupCustomers = 20_000
         hubNodes = 100
         hubSeconds = 6
-        attackSeconds = 1
+        attackSeconds = 0.5
     }
 }
