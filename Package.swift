@@ -23,7 +23,10 @@ let package = Package(
         // Frames and messages of the sync protocol, encode/decode. Pure, no I/O.
         .target(name: "SiyuWire", dependencies: ["SiyuCore"]),
         // Non-blocking sockets and the epoll event loop: the only module that makes syscalls. Linux.
-        .target(name: "SiyuNet", dependencies: ["SiyuCore", "SiyuWire"],
+        // It hosts sessions on TCP connections (TCPSessionHost), so it sees SiyuSession's types.
+        // CSiyuNet: the headers of epoll, eventfd and accept4, which the Glibc module leaves out.
+        .systemLibrary(name: "CSiyuNet", path: "Sources/CSiyuNet"),
+        .target(name: "SiyuNet", dependencies: ["CSiyuNet", "SiyuCore", "SiyuWire", "SiyuSession"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         // The replica: schema, local edits, apply/merge, op log, conflicts, digests.
         .target(name: "SiyuStore", dependencies: ["SiyuCore", "SiyuSQLite"]),

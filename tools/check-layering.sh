@@ -4,10 +4,12 @@
 # Every Swift file under Sources/<Target>/ may import only what its row below allows.
 # "*" means anything, minus the modules in the "forbidden" column. Targets whose directory
 # does not exist yet are skipped; a target that exists but has no row is an error (add one).
-# Everywhere else (Tests/, tools/, …) the only rule is that nobody but SiyuSQLite imports CSQLite.
+# Everywhere else (Tests/, tools/, …) the only rule is that nobody but SiyuSQLite imports CSQLite
+# and nobody but SiyuNet imports CSiyuNet (the C shims of the two modules that talk to the system).
 # SiyuCLI may use SiyuNode (`siyu sync`/`siyu verify` run the node's sync engine, SyncRound, in
 # process rather than a copy of it) and SiyuNet (for the operator log's levels); it still makes
-# no socket call itself, and SiyuNode never imports SiyuCLI.
+# no socket call itself, and SiyuNode never imports SiyuCLI. SiyuNet may use SiyuSession (it hosts a
+# session on a TCP connection: TCPSessionHost); SiyuSession never imports SiyuNet.
 #
 # Recognised forms: `import M`, `import M.Sub`, `import struct M.T` (and other kinds),
 # `@testable import M`, `@_exported import M`, `@preconcurrency import M`, `@_spi(X) import M`,
@@ -27,20 +29,21 @@ SiyuSQLite      | Foundation CSQLite                                           |
 SiyuStore       | Foundation SiyuCore SiyuSQLite                               |
 SiyuWire        | Foundation SiyuCore                                          |
 SiyuSession     | Foundation SiyuCore SiyuWire                                 |
-SiyuNet         | Foundation Glibc Dispatch SiyuCore SiyuWire                  |
+SiyuNet         | Foundation Glibc Dispatch CSiyuNet SiyuCore SiyuWire SiyuSession |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuProbe       | Foundation SiyuCore SiyuWire SiyuNet                         |
 SiyuCommandLine | Foundation                                                   |
 SiyuWeCom       | Foundation FoundationXML SiyuCore                            |
 SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine SiyuWeCom SiyuNode SiyuNet |
-siyu            | *                                                            | CSQLite
-siyu-node       | *                                                            | CSQLite
-siyu-hub        | *                                                            | CSQLite
-siyu-bench      | *                                                            | CSQLite
+siyu            | *                                                            | CSQLite CSiyuNet
+siyu-node       | *                                                            | CSQLite CSiyuNet
+siyu-hub        | *                                                            | CSQLite CSiyuNet
+siyu-bench      | *                                                            | CSQLite CSiyuNet
 '
-# The one module that may import the C library.
+# The one module that may import the SQLite C library, and the one that may import the epoll shim.
 CSQLITE_IMPORTER="SiyuSQLite"
+CSIYUNET_IMPORTER="SiyuNet"
 # ---------------------------------------------------------------------------------------------
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -130,7 +133,7 @@ for dir in Sources/*/; do
     done
 done
 
-# Everything else: only SiyuSQLite may import CSQLite.
+# Everything else: only SiyuSQLite may import CSQLite, only SiyuNet CSiyuNet.
 while IFS= read -r -d '' file; do
     file="${file#./}"
     files=$((files + 1))
@@ -143,6 +146,9 @@ while IFS= read -r -d '' file; do
         if [[ "$module" == "CSQLite" ]]; then
             report "$file" "$line" "$owner" "CSQLite" "only $CSQLITE_IMPORTER may import CSQLite"
         fi
+        if [[ "$module" == "CSiyuNet" ]]; then
+            report "$file" "$line" "$owner" "CSiyuNet" "only $CSIYUNET_IMPORTER may import CSiyuNet"
+        fi
     done < <(list_imports "$file")
 done < <(find . -path ./Sources -prune -o -path './.*' -prune -o -name '*.swift' -type f -print0 | sort -z)
 
@@ -150,4 +156,4 @@ if [[ $violations -gt 0 ]]; then
     echo "layering: $violations violation(s)" >&2
     exit 1
 fi
-echo "layering OK: $imports imports in $files Swift files checked ($targets Sources targets ruled; only $CSQLITE_IMPORTER imports CSQLite)"
+echo "layering OK: $imports imports in $files Swift files checked ($targets Sources targets ruled; only $CSQLITE_IMPORTER imports CSQLite, only $CSIYUNET_IMPORTER CSiyuNet)"

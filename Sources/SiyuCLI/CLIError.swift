@@ -79,19 +79,19 @@ public struct CLIError: ActionableError, Equatable, CustomStringConvertible {
                                     hint: "see what is wrong with: siyu check --db \(path ?? "FILE"); repair it from its op log with: siyu rebuild --db \(path ?? "FILE")")
                 }
                 switch sqlite.code {
-                case 8:  // SQLITE_READONLY
+                case .readOnly:
                     return CLIError("\(file) is read-only\(during); nothing was written",
                                     hint: "check the permissions of the file and its directory (SQLite writes FILE-wal and FILE-shm beside it)")
-                case 14: // SQLITE_CANTOPEN
+                case .cantOpen:
                     return CLIError("cannot open \(file)\(during)",
                                     hint: "check the path and the permissions of the file and its directory")
-                case 11: // SQLITE_CORRUPT
+                case .corrupt:
                     return CLIError("\(file) is damaged\(during) (\(sqlite.message))",
                                     hint: "see what is wrong with: siyu check --db \(path ?? "FILE"); to repair what the op log can give back: siyu rebuild --db \(path ?? "FILE")")
-                case 26: // SQLITE_NOTADB
+                case .notADatabase:
                     return CLIError("\(file) is damaged\(during) (\(sqlite.message))",
                                     hint: "restore it from a backup, or make a new replica (siyu init --db FILE --node NODE --role store) and let it sync")
-                case 13: // SQLITE_FULL
+                case .full:
                     return CLIError("the disk is full\(during); nothing was written", hint: "free some space and try again")
                 default:
                     return CLIError("storage error\(during): \(sqlite.message)",

@@ -227,21 +227,18 @@ public final class HubServer: @unchecked Sendable {
     }
 
     /// The loop's clock as a session instant.
-    fileprivate func now() -> SessionInstant { SessionInstant(milliseconds: loop.clock.now().nanoseconds / 1_000_000) }
+    fileprivate func now() -> SessionInstant { loop.sessionNow }
 }
 
-/// One accepted connection and its session (loop thread only).
+/// One accepted connection and its session (loop thread only): a `TCPSessionHost` whose store
+/// effects pass the server's admission and budgets, and whose events become log lines.
 private final class HubConnectionDriver {
     unowned let server: HubServer
     let connection: TCPConnection
     let number: UInt64
-    var session: HubSession
+    private(set) var tcp: TCPSessionHost<HubSession>!
     let opened: SessionInstant
-    var timer: TimerHandle?
-    /// An effect waiting for the peer to read what was sent (`isWritable` false).
-    var deferred: HubEffect?
     var snapshotID: UInt64?
-    var closed = false
     let peer: String
     /// The peer's address without the port.
     let host: String
@@ -250,11 +247,26 @@ private final class HubConnectionDriver {
         self.server = server
         self.connection = connection
         self.number = number
-        self.session = session
         opened = server.now()
         peer = connection.remoteAddress.description
         host = connection.remoteAddress.hostDescription
+        var handlers = SessionHost<HubSession>.Handlers(perform: { [unowned self] effect, _ in self.perform(effect) })
+        handlers.report = { [unowned self] event in self.report(event) }
+        handlers.closing = { [unowned self] reason in
+            self.server.log.write(reason.isRetryable ? .info : .warn, "\(self.who) closing: \(reason)")
+        }
+        handlers.sendFailed = { [unowned self] error in self.server.log.write(.warn, "\(self.who) write failed: \(error)") }
+        tcp = TCPSessionHost(connection: connection, session: session, handlers: handlers)
+        tcp.disconnected = { [unowned self] reason in
+            if let id = self.snapshotID { self.server.executor.forgetSnapshot(id) }
+            self.server.log.write(.info, "\(self.who) disconnected (\(reason))")
+            self.server.finished(self)
+        }
     }
+
+    var session: HubSession { tcp.host.session }
+    /// Whether the session ended (it closed the connection, or the connection closed under it).
+    var closed: Bool { tcp.host.isFinished }
 
     var who: String {
         "hub conn=\(number) node=\(session.node.map { IdentifierRule.printable($0, limit: 64) } ?? "-") peer=\(peer) t=\(OperatorLog.seconds(server.now().milliseconds(since: opened)))"
@@ -263,75 +275,26 @@ private final class HubConnectionDriver {
     func start() {
         server.log.write(.info, "\(who) connected")
         do {
-            try connection.start { [weak self] _, event in self?.handle(event) }
+            try tcp.start()
         } catch {
             server.log.write(.warn, "\(who) could not start the connection: \(error)")
-            closed = true
+            tcp.host.detach()
             server.finished(self)
-            return
         }
-        rescheduleTimer()
     }
 
     func shutdown(reason: String) {
-        guard !closed else { return }
-        act(session.close(reason: reason, now: server.now()))
+        tcp.host.drive(now: server.now()) { $0.close(reason: reason, now: server.now()) }
     }
 
     /// The node was removed or re-keyed: ERROR 5 and close.
     func revoke() {
         guard !closed else { return }
         server.log.write(.warn, "\(who) registration removed or secret rotated: closing the session")
-        act(session.revoke(now: server.now()))
+        tcp.host.drive(now: server.now()) { $0.revoke(now: server.now()) }
     }
 
-    private func handle(_ event: TCPConnection.Event) {
-        switch event {
-        case let .received(bytes):
-            guard !closed else { return }
-            act(session.receive(bytes, now: server.now()))
-        case .writable:
-            if let effect = deferred, connection.isWritable {
-                deferred = nil
-                perform(effect)
-            }
-        case let .closed(reason):
-            if !closed { act(session.transportClosed()) }
-            closed = true
-            if let id = snapshotID { server.executor.forgetSnapshot(id) }
-            if let timer { server.loop.cancelTimer(timer) }
-            timer = nil
-            server.log.write(.info, "\(who) disconnected (\(reason))")
-            server.finished(self)
-        }
-        updateReading()
-    }
-
-    /// Carries out the session's actions in order.
-    private func act(_ actions: [HubSession.Action]) {
-        for action in actions {
-            switch action {
-            case let .send(_, bytes):
-                do { try connection.write(bytes) } catch {
-                    server.log.write(.warn, "\(who) write failed: \(error)")
-                    connection.close()
-                }
-            case let .perform(effect):
-                if connection.isWritable { perform(effect) } else { deferred = effect }
-            case let .report(event):
-                report(event)
-            case let .close(reason):
-                closed = true
-                let level: OperatorLog.Level = reason.isRetryable ? .info : .warn
-                server.log.write(level, "\(who) closing: \(reason)")
-                connection.closeAfterFlush()
-            }
-        }
-        updateReading()
-        rescheduleTimer()
-    }
-
-    private func perform(_ effect: HubEffect) {
+    private func perform(_ effect: HubEffect) -> HubEffectResult {
         var result: HubEffectResult
         // A refusal is logged once, by the session event that sends its ERROR (`errorSent`,
         // `opRefused`, or the `closing` line): the lines here add only what that one lacks.
@@ -363,7 +326,7 @@ private final class HubConnectionDriver {
         default:
             break
         }
-        act(session.complete(result, now: server.now()))
+        return result
     }
 
     private func report(_ event: SessionEvent) {
@@ -404,23 +367,6 @@ private final class HubConnectionDriver {
             break   // node side only
         case let .skippedFrame(type):
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")
-        }
-    }
-
-    /// Reads only while the session wants input and nothing waits for the peer.
-    private func updateReading() {
-        guard !closed, connection.isOpen else { return }
-        if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
-    }
-
-    private func rescheduleTimer() {
-        if let timer { server.loop.cancelTimer(timer) }
-        timer = nil
-        guard !closed, let deadline = session.nextDeadline else { return }
-        timer = server.loop.scheduleTimer(at: Deadline(nanoseconds: deadline.milliseconds &* 1_000_000)) { [weak self] in
-            guard let self, !self.closed else { return }
-            self.timer = nil
-            self.act(self.session.tick(now: self.server.now()))
         }
     }
 }

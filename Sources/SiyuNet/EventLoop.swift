@@ -1,4 +1,5 @@
 import Foundation
+import CSiyuNet
 import Glibc
 
 /// What a registration wants to hear about.
@@ -94,7 +95,6 @@ public final class EventLoop: @unchecked Sendable {
     /// The clock the timers read.
     public let clock: any MonotonicClock
 
-    let calls: LinuxCalls
     private let epoll: OwnedDescriptor
     private let wake: OwnedDescriptor
     private let maxEventsPerWait = 256
@@ -120,13 +120,11 @@ public final class EventLoop: @unchecked Sendable {
     /// `start(name:clock:)`. `clock` defaults to CLOCK_MONOTONIC.
     public init(clock: any MonotonicClock = SystemClock()) throws(NetError) {
         self.clock = clock
-        calls = try LinuxCalls.load()
-        let calls = calls
-        guard let epollFD = try syscall("epoll_create1", { calls.epollCreate1(LinuxConstants.epollCloexec) }).value else {
+        guard let epollFD = try syscall("epoll_create1", { epoll_create1(LinuxConstants.epollCloexec) }).value else {
             throw NetError.systemCall(call: "epoll_create1", errno: EAGAIN, context: "")
         }
         epoll = OwnedDescriptor(epollFD)
-        guard let wakeFD = try syscall("eventfd", { calls.eventFD(0, LinuxConstants.eventFDCloexec | LinuxConstants.eventFDNonBlock) }).value else {
+        guard let wakeFD = try syscall("eventfd", { eventfd(0, LinuxConstants.eventFDCloexec | LinuxConstants.eventFDNonBlock) }).value else {
             throw NetError.systemCall(call: "eventfd", errno: EAGAIN, context: "")
         }
         wake = OwnedDescriptor(wakeFD)
@@ -164,7 +162,7 @@ public final class EventLoop: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
 
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: EpollEventLayout.size * maxEventsPerWait, alignment: 8)
+        let buffer = UnsafeMutablePointer<epoll_event>.allocate(capacity: maxEventsPerWait)
         defer { buffer.deallocate() }
         var failure: NetError?
         do {
@@ -343,14 +341,10 @@ public final class EventLoop: @unchecked Sendable {
 
     private func control(_ operation: Int32, descriptor: Int32, events: UInt32, data: UInt64) throws(NetError) {
         let epollFD = try epoll.get("event loop")
-        let calls = calls
-        var event = (UInt64(0), UInt64(0))  // 16 bytes, room for either layout
-        _ = try withUnsafeMutableBytes(of: &event) { raw throws(NetError) in
-            EpollEventLayout.store(events: events, data: data, at: raw.baseAddress!)
-            return try syscall("epoll_ctl", context: "descriptor \(descriptor)") {
-                calls.epollCtl(epollFD, operation, descriptor, raw.baseAddress)
-            }
-        }
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = data
+        _ = try syscall("epoll_ctl", context: "descriptor \(descriptor)") { epoll_ctl(epollFD, operation, descriptor, &event) }
     }
 
     private func signalWake(force: Bool) {
@@ -373,14 +367,14 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// One turn: wait, dispatch events, run tasks and timers. False when the loop should stop.
-    private func turn(_ buffer: UnsafeMutableRawPointer) throws(NetError) -> Bool {
+    private func turn(_ buffer: UnsafeMutablePointer<epoll_event>) throws(NetError) -> Bool {
         let epollFD = try epoll.get("event loop")
         let timeout = waitTimeout()
-        let calls = calls
         let maxEvents = Int32(maxEventsPerWait)
-        let ready = try syscall("epoll_wait") { calls.epollWait(epollFD, buffer, maxEvents, timeout) }.value ?? 0
-        for index in 0 ..< Int(max(0, ready)) {
-            let (events, data) = EpollEventLayout.load(at: buffer + index * EpollEventLayout.size)
+        let ready = try syscall("epoll_wait") { epoll_wait(epollFD, buffer, maxEvents, timeout) }.value ?? 0
+        for index in 0 ..< Int(max(0, min(ready, maxEvents))) {
+            let events = buffer[index].events
+            let data = buffer[index].data.u64
             if data == 0 {
                 drainWake()
             } else if let registration = registrations[data], let handler = registration.handler {

@@ -1,3 +1,4 @@
+import CSiyuNet
 import Glibc
 
 /// A listening TCP socket on an event loop that accepts connections and hands each to `onAccept`
@@ -75,7 +76,6 @@ public final class Listener: @unchecked Sendable {
     }
 
     private func acceptAvailable() {
-        let calls = loop.calls
         for _ in 0 ..< maxAcceptsPerEvent {
             guard let fd = descriptor.rawValue else { return }
             var storage = sockaddr_storage()
@@ -85,7 +85,7 @@ public final class Listener: @unchecked Sendable {
             do {
                 result = try withUnsafeMutablePointer(to: &storage) { pointer throws(NetError) in
                     try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(NetError) in
-                        try syscall("accept4", context: "on \(self.address)") { calls.accept4(fd, address, &length, flags) }
+                        try syscall("accept4", context: "on \(self.address)") { siyu_accept4(fd, address, &length, flags) }
                     }
                 }
             } catch {

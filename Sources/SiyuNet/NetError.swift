@@ -31,8 +31,6 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
     case closed(String)
     /// The event loop has stopped (or is stopping) and takes no more work.
     case loopStopped
-    /// This system lacks a call SiyuNet needs (SiyuNet runs on Linux).
-    case unsupportedPlatform(String)
     /// Standard input cannot be watched for end of file (`InputClosedWatcher`): it is a regular
     /// file or /dev/null, not a pipe, terminal or socket.
     case inputNotWatchable(errno: Int32)
@@ -59,7 +57,6 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tooManyOpenFiles(call, code): return "\(call) failed: \(errnoText(code))"
         case let .closed(what): return "\(what) is closed"
         case .loopStopped: return "the event loop has stopped"
-        case let .unsupportedPlatform(detail): return "unsupported platform: \(detail)"
         case let .inputNotWatchable(code):
             return "standard input cannot be watched for its end: it is a regular file or /dev/null, not a pipe (\(errnoText(code)))"
         }
@@ -77,7 +74,7 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outboundBufferFull: return "the peer is not reading: stop writing while isWritable is false and resume on .writable"
         case .tooManyOpenFiles: return "raise the limit on open files (ulimit -n) or serve fewer connections"
         case .inputNotWatchable: return "give the daemon a pipe as standard input, or leave out --stop-when-input-closes"
-        case .invalidAddress, .systemCall, .connectionReset, .closed, .loopStopped, .unsupportedPlatform: return nil
+        case .invalidAddress, .systemCall, .connectionReset, .closed, .loopStopped: return nil
         }
     }
 

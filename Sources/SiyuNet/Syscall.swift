@@ -1,3 +1,4 @@
+import CSiyuNet
 import Glibc
 
 /// What a non-blocking system call did: it completed with a value, or it would have blocked
@@ -83,56 +84,19 @@ func errnoName(_ code: Int32) -> String? {
 }
 
 // MARK: - Linux calls the Glibc module does not import
+// epoll, eventfd and accept4 come from the CSiyuNet module (Sources/CSiyuNet/shim.h), a header-only
+// shim over <sys/epoll.h>, <sys/eventfd.h> and accept4's declaration, as CSQLite is over SQLite.
 
-/// `epoll_*`, `eventfd` and `accept4` live in headers Swift's Glibc module leaves out
-/// (<sys/epoll.h>, <sys/eventfd.h>, and `accept4` needs _GNU_SOURCE). Rather than add a C target,
-/// SiyuNet looks them up in the C library once, by name, with their C signatures.
-struct LinuxCalls: @unchecked Sendable {
-    typealias EpollCreate1 = @convention(c) (Int32) -> Int32
-    typealias EpollCtl = @convention(c) (Int32, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
-    typealias EpollWait = @convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32
-    typealias EventFD = @convention(c) (UInt32, Int32) -> Int32
-    typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
-
-    let epollCreate1: EpollCreate1
-    let epollCtl: EpollCtl
-    let epollWait: EpollWait
-    let eventFD: EventFD
-    let accept4: Accept4
-
-    /// The calls, or nil if the C library lacks one (not Linux).
-    static let shared: LinuxCalls? = {
-        guard let library = dlopen(nil, RTLD_NOW) else { return nil }
-        func symbol<F>(_ name: String, as type: F.Type) -> F? {
-            guard let pointer = dlsym(library, name) else { return nil }
-            return unsafeBitCast(pointer, to: type)
-        }
-        guard let create = symbol("epoll_create1", as: EpollCreate1.self),
-              let ctl = symbol("epoll_ctl", as: EpollCtl.self),
-              let wait = symbol("epoll_wait", as: EpollWait.self),
-              let eventFD = symbol("eventfd", as: EventFD.self),
-              let accept4 = symbol("accept4", as: Accept4.self)
-        else { return nil }
-        return LinuxCalls(epollCreate1: create, epollCtl: ctl, epollWait: wait, eventFD: eventFD, accept4: accept4)
-    }()
-
-    /// The calls, or `NetError.unsupportedPlatform`.
-    static func load() throws(NetError) -> LinuxCalls {
-        guard let calls = shared else { throw NetError.unsupportedPlatform("epoll, eventfd and accept4 not found in the C library") }
-        return calls
-    }
-}
-
-/// Linux ABI constants from headers Swift does not import (the same on x86_64 and arm64).
+/// The Linux constants SiyuNet uses, with the types its calls take.
 enum LinuxConstants {
-    static let epollIn: UInt32 = 0x001
-    static let epollOut: UInt32 = 0x004
-    static let epollErr: UInt32 = 0x008
-    static let epollHup: UInt32 = 0x010
-    static let epollRDHup: UInt32 = 0x2000
-    static let epollCtlAdd: Int32 = 1
-    static let epollCtlDel: Int32 = 2
-    static let epollCtlMod: Int32 = 3
+    static let epollIn = EPOLLIN.rawValue
+    static let epollOut = EPOLLOUT.rawValue
+    static let epollErr = EPOLLERR.rawValue
+    static let epollHup = EPOLLHUP.rawValue
+    static let epollRDHup = EPOLLRDHUP.rawValue
+    static let epollCtlAdd = EPOLL_CTL_ADD
+    static let epollCtlDel = EPOLL_CTL_DEL
+    static let epollCtlMod = EPOLL_CTL_MOD
     static let epollCloexec = Int32(O_CLOEXEC)
     static let eventFDCloexec = Int32(O_CLOEXEC)
     static let eventFDNonBlock = Int32(O_NONBLOCK)
@@ -140,28 +104,4 @@ enum LinuxConstants {
     static let socketCloexec = Int32(SOCK_CLOEXEC.rawValue)
     static let socketStream = Int32(SOCK_STREAM.rawValue)
     static let sendNoSignal = Int32(MSG_NOSIGNAL)
-}
-
-/// `struct epoll_event`: 32-bit event mask, then 64-bit user data. glibc packs it on x86_64
-/// (12 bytes, data at offset 4); elsewhere it has natural alignment (16 bytes, data at 8).
-enum EpollEventLayout {
-    #if arch(x86_64)
-    static let size = 12
-    static let dataOffset = 4
-    #elseif arch(arm64)
-    static let size = 16
-    static let dataOffset = 8
-    #else
-    #error("SiyuNet knows the layout of struct epoll_event on x86_64 and arm64 only")
-    #endif
-
-    static func store(events: UInt32, data: UInt64, at pointer: UnsafeMutableRawPointer) {
-        pointer.storeBytes(of: events, toByteOffset: 0, as: UInt32.self)
-        pointer.storeBytes(of: data, toByteOffset: dataOffset, as: UInt64.self)
-    }
-
-    static func load(at pointer: UnsafeRawPointer) -> (events: UInt32, data: UInt64) {
-        (pointer.loadUnaligned(fromByteOffset: 0, as: UInt32.self),
-         pointer.loadUnaligned(fromByteOffset: dataOffset, as: UInt64.self))
-    }
 }

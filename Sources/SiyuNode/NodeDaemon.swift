@@ -89,14 +89,14 @@ public final class NodeDaemon: @unchecked Sendable {
     public private(set) var hubLacksDigests = false
     private let finish: (Outcome) -> Void
 
-    private var session: NodeSession?
-    private var connection: TCPConnection?
+    /// The session on the current connection, if any.
+    private var link: TCPSessionHost<NodeSession>?
+    private var session: NodeSession? { link?.host.session }
+    private var connection: TCPConnection? { link?.connection }
     private var connectedAt: SessionInstant = .zero
-    private var sessionTimer: TimerHandle?
     private var reconnectTimer: TimerHandle?
     private var pollTimer: TimerHandle?
     private var onceTimer: TimerHandle?
-    private var deferred: NodeEffect?
     private var attempt = 0
     private var lastSeenSeq: UInt64 = 0
     private var lastProblem = "no connection made yet"
@@ -155,7 +155,13 @@ public final class NodeDaemon: @unchecked Sendable {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    private func now() -> SessionInstant { SessionInstant(milliseconds: loop.clock.now().nanoseconds / 1_000_000) }
+    private func now() -> SessionInstant { loop.sessionNow }
+
+    /// Calls into the current session and carries out what it asks (nothing without a session).
+    private func drive(_ call: (inout NodeSession, SessionInstant) -> [NodeSession.Action]) {
+        let now = now()
+        link?.host.drive(now: now) { call(&$0, now) }
+    }
 
     private var who: String {
         let t = connection == nil ? "" : " t=\(OperatorLog.seconds(now().milliseconds(since: connectedAt)))"
@@ -213,24 +219,29 @@ public final class NodeDaemon: @unchecked Sendable {
             scheduleReconnect()
             return
         }
-        self.connection = connection
         connectedAt = now()
-        deferred = nil
         lastSeenSeq = start.lastOwnSeq
-        session = NodeSession(configuration.session, cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, logEpoch: start.logEpoch,
-                              recordedAckedSeq: start.recordedAckedSeq, now: connectedAt)
+        let session = NodeSession(configuration.session, cursor: start.cursor, lastOwnSeq: start.lastOwnSeq, logEpoch: start.logEpoch,
+                                  recordedAckedSeq: start.recordedAckedSeq, now: connectedAt)
+        var handlers = SessionHost<NodeSession>.Handlers(perform: { [unowned self] effect, _ in self.perform(effect) })
+        handlers.report = { [unowned self] event in self.report(event) }
+        handlers.closing = { [unowned self] reason in self.closing(reason) }
+        handlers.sendFailed = { [unowned self] error in self.log.write(.warn, "\(self.who) write failed: \(error)") }
+        handlers.afterActions = { [unowned self] in self.afterActions() }
+        let link = TCPSessionHost(connection: connection, session: session, handlers: handlers)
+        link.disconnected = { [unowned self] reason in self.disconnected(reason) }
+        self.link = link
         log.write(.info, "\(who) connected from \(connection.localAddress) (cursor \(start.cursor), own ops up to #\(start.lastOwnSeq))")
         do {
-            try connection.start { [weak self] _, event in self?.handle(event) }
+            try link.start()
         } catch {
-            self.connection = nil
-            session = nil
+            self.link = nil
             lastProblem = "cannot start the connection: \(error)"
             scheduleReconnect()
             return
         }
         tally.connections += 1
-        act(session!.start(now: now()))
+        drive { session, now in session.start(now: now) }
     }
 
     private func scheduleReconnect() {
@@ -254,71 +265,27 @@ public final class NodeDaemon: @unchecked Sendable {
 
     // MARK: - Driving the session
 
-    private func handle(_ event: TCPConnection.Event) {
-        switch event {
-        case let .received(bytes):
-            guard session != nil else { return }
-            act(session!.receive(bytes, now: now()))
-        case .writable:
-            if let effect = deferred, connection?.isWritable == true {
-                deferred = nil
-                perform(effect)
-            }
-        case let .closed(reason):
-            if let s = session, s.state != .closed { act(session!.transportClosed()) }
-            log.write(.info, "\(who) disconnected (\(reason))")
-            connection = nil
-            session = nil
-            deferred = nil
-            digestRequested = false
-            digestAnswer = nil
-            pulledAfterPushing = false
-            if let t = sessionTimer { loop.cancelTimer(t) }
-            sessionTimer = nil
-            if sayingGoodbye, let outcome {
-                finishOnce(outcome)
-            } else {
-                scheduleReconnect()
-            }
-            return
+    /// The connection closed (the session has heard it): reconnect, or finish if ending.
+    private func disconnected(_ reason: DisconnectReason) {
+        log.write(.info, "\(who) disconnected (\(reason))")
+        link = nil
+        digestRequested = false
+        digestAnswer = nil
+        pulledAfterPushing = false
+        if sayingGoodbye, let outcome {
+            finishOnce(outcome)
+        } else {
+            scheduleReconnect()
         }
-        afterActions()
     }
 
-    private func act(_ actions: [NodeSession.Action]) {
-        for action in actions {
-            switch action {
-            case let .send(_, bytes):
-                do { try connection?.write(bytes) } catch {
-                    log.write(.warn, "\(who) write failed: \(error)")
-                    connection?.close()
-                }
-            case let .perform(effect):
-                if case .abandonSnapshot = effect {
-                    _ = executor.execute(effect)
-                } else if connection?.isWritable ?? true {
-                    perform(effect)
-                } else {
-                    deferred = effect
-                }
-            case let .report(event):
-                report(event)
-            case let .close(reason):
-                closing(reason)
-                connection?.closeAfterFlush()
-            }
-        }
-        afterActions()
-    }
-
-    private func perform(_ effect: NodeEffect) {
-        guard let result = executor.execute(effect) else { return }
-        if case let .failed(code, message) = result {
+    private func perform(_ effect: NodeEffect) -> NodeEffectResult? {
+        let result = executor.execute(effect)
+        if case let .failed(code, message)? = result {
             tally.note("store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
             noteLocalFault("store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         }
-        guard session != nil else { return }
-        act(session!.complete(result, now: now()))
+        return result
     }
 
     private func closing(_ reason: CloseReason) {
@@ -333,10 +300,10 @@ public final class NodeDaemon: @unchecked Sendable {
         log.write(reason.isRetryable || sayingGoodbye ? .info : .error, "\(who) closing: \(reason)")
     }
 
-    /// After every batch of actions: reading, timers, and whether a `.once` round is done.
+    /// After every batch of actions (the host has set reading and the session's timer): whether
+    /// the replica works again, the sync outcome worth recording, and whether a round is done.
     private func afterActions() {
-        guard let session, let connection, connection.isOpen else { return }
-        if session.wantsInput && deferred == nil { connection.resumeReading() } else { connection.pauseReading() }
+        guard let link, !link.host.isFinished, let session, link.connection.isOpen else { return }
         if session.isCaughtUp, localFault != nil, nothingLeftToPush(session) {
             log.write(.info, "\(who) the replica works again (caught up)")
             localFault = nil
@@ -353,15 +320,6 @@ public final class NodeDaemon: @unchecked Sendable {
         }
         if case let .verify(maxAttempts) = configuration.mode, outcome == nil, verifyStep(session, maxAttempts: maxAttempts) {
             return
-        }
-        if let t = sessionTimer { loop.cancelTimer(t) }
-        sessionTimer = nil
-        if let deadline = session.nextDeadline {
-            sessionTimer = loop.scheduleTimer(at: Deadline(nanoseconds: deadline.milliseconds &* 1_000_000)) { [weak self] in
-                guard let self, self.session != nil else { return }
-                self.sessionTimer = nil
-                self.act(self.session!.tick(now: self.now()))
-            }
         }
     }
 
@@ -419,20 +377,20 @@ public final class NodeDaemon: @unchecked Sendable {
                 end(.failed("hub busy: \(lastProblem), \(digestAttempts) times in a row; try again"))
                 return true
             }
-            act(self.session!.pullNow(now: now()) + (untouched ? [] : self.session!.outboxGrew(now: now())))
+            drive { session, now in session.pullNow(now: now) + (untouched ? [] : session.outboxGrew(now: now)) }
             return true
         }
         guard !digestRequested, session.isCaughtUp, nothingLeftToPush(session) else { return false }
         if !pulledAfterPushing {
             // The first PULL went out before the PUSHes: their ops have log positions after it.
             pulledAfterPushing = true
-            act(self.session!.pullNow(now: now()))
+            drive { session, now in session.pullNow(now: now) }
             return true
         }
         digestRequested = true
         digestAttempts += 1
         log.write(.info, "\(who) caught up at position \(session.cursor); asking the hub for its digest (attempt \(digestAttempts))")
-        act(self.session!.requestDigest(now: now()))
+        drive { session, now in session.requestDigest(now: now) }
         return true
     }
 
@@ -450,7 +408,7 @@ public final class NodeDaemon: @unchecked Sendable {
             guard seq > lastSeenSeq else { return }
             log.write(.debug, "\(who) outbox grew: own ops up to #\(seq)")
             lastSeenSeq = seq
-            if session != nil, session!.state != .closed { act(session!.outboxGrew(now: now())) }
+            if let session, session.state != .closed { drive { session, now in session.outboxGrew(now: now) } }
         } catch {
             log.write(.warn, "\(who) cannot read the replica: \(error)")
         }
@@ -523,7 +481,7 @@ public final class NodeDaemon: @unchecked Sendable {
         pollTimer = nil
         reconnectTimer = nil
         onceTimer = nil
-        if session != nil, session!.state != .closed, connection != nil {
+        if let session, session.state != .closed, link != nil {
             sayingGoodbye = true
             let reason: String
             switch result {
@@ -531,9 +489,9 @@ public final class NodeDaemon: @unchecked Sendable {
             case .stopped: reason = "node shutting down"
             case .failed: reason = "node giving up"
             }
-            act(session!.close(reason: reason, now: now()))
+            drive { session, now in session.close(reason: reason, now: now) }
             // `.closed` follows once BYE is flushed; finish then.
-            if connection != nil { return }
+            if link != nil { return }
         }
         connection?.close()
         finishOnce(result)

@@ -245,7 +245,7 @@ public final class Database {
         let files = FileManager.default
         guard !files.fileExists(atPath: destination),
               files.createFile(atPath: destination, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-            throw SQLiteError(code: SQLITE_CANTOPEN, message: "cannot create \(destination): it exists or its directory is not writable", sql: nil)
+            throw SQLiteError(code: .cantOpen, message: "cannot create \(destination): it exists or its directory is not writable", sql: nil)
         }
         try? files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: destination)   // whatever the umask
         var raw: OpaquePointer?

@@ -70,7 +70,7 @@ public final class Statement {
         let handle = try bindableHandle()
         let expected = Int(sqlite3_bind_parameter_count(handle))
         guard values.count == expected else {
-            throw SQLiteError(code: SQLITE_RANGE,
+            throw SQLiteError(code: .range,
                               message: "statement expects \(expected) parameter(s) but \(values.count) were given",
                               sql: sql)
         }
@@ -87,7 +87,7 @@ public final class Statement {
         let handle = try bindableHandle()
         let count = sqlite3_bind_parameter_count(handle)
         guard index >= 1 && index <= count else {
-            throw SQLiteError(code: SQLITE_RANGE,
+            throw SQLiteError(code: .range,
                               message: "parameter index \(index) is out of range 1...\(count)",
                               sql: sql)
         }

@@ -13,8 +13,8 @@ struct ErrorTests {
         let error = try #require(throws: SQLiteError.self) {
             try db.prepare(sql).run([.integer(1)])
         }
-        #expect(error.code == 19)
-        #expect(error.extendedCode == 2067)  // SQLITE_CONSTRAINT_UNIQUE
+        #expect(error.code == .constraint)
+        #expect(error.extendedCode == .constraintUnique && error.extendedCode.rawValue == 2067)
         #expect(error.message == "UNIQUE constraint failed: t.a")
         #expect(error.sql == sql)
         #expect(error.isConstraintViolation)
@@ -22,11 +22,30 @@ struct ErrorTests {
         #expect(error.description == "SQLite error 19 (constraint): UNIQUE constraint failed: t.a — in: \(sql)")
     }
 
+    @Test("a result code matches its family as a pattern, an extended code only itself")
+    func resultCodesMatchAsPatterns() throws {
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE t (a UNIQUE NOT NULL)")
+        try db.execute("INSERT INTO t (a) VALUES (1)")
+        func outcome(_ sql: String) -> String {
+            do { try db.execute(sql); return "ok" }
+            catch ResultCode.constraintNotNull { return "not null" }
+            catch ResultCode.constraint { return "other constraint" }
+            catch { return "other" }
+        }
+        #expect(outcome("INSERT INTO t (a) VALUES (NULL)") == "not null")
+        #expect(outcome("INSERT INTO t (a) VALUES (1)") == "other constraint")
+        #expect(outcome("INSERT INTO missing VALUES (1)") == "other")
+        #expect(ResultCode.constraintUnique.primary == .constraint && ResultCode.busy.primary == .busy)
+        #expect(ResultCode.constraintUnique != .constraint)
+        #expect(ResultCode.busy.text == "database is locked")
+    }
+
     @Test("syntax errors from prepare and execute carry the SQL and the message")
     func syntaxErrors() throws {
         let db = try Database(path: ":memory:")
         let prepareError = try #require(throws: SQLiteError.self) { try db.prepare("SELEC 1") }
-        #expect(prepareError.code == 1)
+        #expect(prepareError.code == .error)
         #expect(prepareError.description.contains("SELEC 1"))
         #expect(prepareError.description.contains("syntax error"))
 
@@ -49,7 +68,7 @@ struct ErrorTests {
                 try db.prepare("SELECT count(*) FROM sqlite_master").scalar()
             }
             #expect(error.isNotADatabase)
-            #expect(error.code == 26)
+            #expect(error.code == .notADatabase)
         }
     }
 
@@ -58,7 +77,7 @@ struct ErrorTests {
         try withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("missing.sqlite").path
             let error = try #require(throws: SQLiteError.self) { try Database(path: path, mode: .readWrite) }
-            #expect(error.code == 14)  // SQLITE_CANTOPEN
+            #expect(error.code == .cantOpen)
             #expect(error.description.contains(path))
             #expect(throws: SQLiteError.self) { try Database(path: path, mode: .readOnly) }
             #expect(!FileManager.default.fileExists(atPath: path))
@@ -76,7 +95,7 @@ struct ErrorTests {
             try Database(path: path).execute("CREATE TABLE t (a)")
             let db = try Database(path: path, mode: .readOnly)
             let error = try #require(throws: SQLiteError.self) { try db.execute("INSERT INTO t VALUES (1)") }
-            #expect(error.code == 8)  // SQLITE_READONLY
+            #expect(error.code == .readOnly)
         }
     }
 

@@ -64,7 +64,7 @@ struct StatementTests {
         let db = try Database(path: ":memory:")
         let statement = try db.prepare("SELECT ?, ?")
         let error = try #require(throws: SQLiteError.self) { try statement.run([.integer(1)]) }
-        #expect(error.code == 25)  // SQLITE_RANGE
+        #expect(error.code == .range)
         #expect(error.sql == "SELECT ?, ?")
     }
 
@@ -110,7 +110,7 @@ struct StatementTests {
         #expect(statement.isFinalized)
         #expect(cached.isFinalized)
         let error = try #require(throws: SQLiteError.self) { try statement.scalar() }
-        #expect(error.code == 21)  // SQLITE_MISUSE
+        #expect(error.code == .misuse)
         #expect(throws: SQLiteError.self) { try statement.bind([.integer(1)]) }
         #expect(throws: SQLiteError.self) { try db.execute("SELECT 1") }
         #expect(throws: SQLiteError.self) { try db.prepare("SELECT 1") }

@@ -61,7 +61,7 @@ struct TransactionTests {
                     try db.execute("INSERT INTO t (a, b) VALUES (1, 'duplicate')")
                 }
             }
-            #expect(error.code == 19)
+            #expect(error.code == .constraint)
             #expect(try count(db) == 0)
         }
     }

@@ -14,29 +14,29 @@ import SiyuWire
     /// Pushed its three ops, pulled everything, then pulled once more: the node's cursor is the
     /// hub's log head (its own pushed ops included), as a verifying node's is before it asks.
     static func caughtUp(hubLog: Int) -> Harness {
-        var h = Harness(hubLog: tagOps("jingan", seqs: 1...UInt64(hubLog)))
+        let h = Harness(hubLog: tagOps("jingan", seqs: 1...UInt64(hubLog)))
         h.start()
         h.run { $0.node.isCaughtUp }
-        h.nodeDo(h.node.pullNow(now: h.now))
+        h.nodeDo { $0.pullNow(now: $1) }
         h.run { $0.node.isCaughtUp }
         return h
     }
 
     @Test func aNodeCaughtUpBeforeItsPushWasStoredIsBehindTheHubsPositionUntilItPullsAgain() {
-        var h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
+        let h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
         h.start()
         h.run { $0.node.isCaughtUp }
         // WELCOME sent the PULL before the PUSH: the node's own three ops got positions 6…8 after it.
-        h.nodeDo(h.node.requestDigest(now: h.now))
+        h.nodeDo { $0.requestDigest(now: $1) }
         h.run { !DigestTests.digests($0.nodeEvents).isEmpty }
         let answer = Self.digests(h.nodeEvents)
         #expect(answer.first?.position == 8 && answer.first?.cursor == 5, "not comparable yet")
     }
 
     @Test func aCaughtUpNodeGetsTheHubsDigestAtItsOwnCursor() {
-        var h = Self.caughtUp(hubLog: 5)
+        let h = Self.caughtUp(hubLog: 5)
         let cursor = h.node.cursor
-        h.nodeDo(h.node.requestDigest(now: h.now))
+        h.nodeDo { $0.requestDigest(now: $1) }
         #expect(h.nodeSent.last == .digestRequest(cursor: cursor))
         h.run { !DigestTests.digests($0.nodeEvents).isEmpty }
         let answer = Self.digests(h.nodeEvents)
@@ -50,10 +50,10 @@ import SiyuWire
     }
 
     @Test func aPullSentBeforeTheRequestIsAppliedBeforeTheDigestIsRead() {
-        var h = Self.caughtUp(hubLog: 5)
+        let h = Self.caughtUp(hubLog: 5)
         // Another node's op lands; the node pulls and asks for the digest at once, back to back.
         h.hubStore.log.append(LoggedOp(position: 9, op: tagOps("jingan", seqs: 6...6)[0]))
-        h.nodeDo(h.node.pullNow(now: h.now) + h.node.requestDigest(now: h.now))
+        h.nodeDo { $0.pullNow(now: $1) + $0.requestDigest(now: $1) }
         #expect(h.nodeSent.suffix(2).map(\.type) == [.pull, .digestRequest])
         h.run { !DigestTests.digests($0.nodeEvents).isEmpty }
         let answer = Self.digests(h.nodeEvents)
@@ -62,19 +62,19 @@ import SiyuWire
     }
 
     @Test func whenTheHubsLogMovesOnBeforeItAnswersTheNodeSeesItAndAPullCatchesUp() {
-        var h = Self.caughtUp(hubLog: 5)
+        let h = Self.caughtUp(hubLog: 5)
         // Before the hub answers the first request, another node's PUSH is stored.
         h.hubStore.beforeDigest = { store in
             if store.digestsServed == 1 { store.log.append(LoggedOp(position: UInt64(store.log.count + 1), op: tagOps("gulou", seqs: 1...1)[0])) }
         }
-        h.nodeDo(h.node.requestDigest(now: h.now))
+        h.nodeDo { $0.requestDigest(now: $1) }
         h.run { !DigestTests.digests($0.nodeEvents).isEmpty }
         let first = Self.digests(h.nodeEvents)[0]
         #expect(first.position == 9 && first.cursor == 8, "not comparable: the node lacks position 9")
         // Pull again, then ask again: now the two describe the same ops.
-        h.nodeDo(h.node.pullNow(now: h.now))
+        h.nodeDo { $0.pullNow(now: $1) }
         h.run { $0.node.isCaughtUp }
-        h.nodeDo(h.node.requestDigest(now: h.now))
+        h.nodeDo { $0.requestDigest(now: $1) }
         h.run { DigestTests.digests($0.nodeEvents).count == 2 }
         let second = Self.digests(h.nodeEvents)[1]
         #expect(second.position == 9 && second.cursor == 9)
@@ -82,9 +82,10 @@ import SiyuWire
     }
 
     @Test func aSecondRequestWhileOneIsOutstandingSendsNothing() {
-        var h = Self.caughtUp(hubLog: 2)
-        let first = h.node.requestDigest(now: h.now)
-        let second = h.node.requestDigest(now: h.now)
+        let h = Self.caughtUp(hubLog: 2)
+        var node = h.node
+        let first = node.requestDigest(now: h.now)
+        let second = node.requestDigest(now: h.now)
         #expect(first.compactMap(\.sentMessage).count == 1)
         #expect(second.isEmpty)
     }

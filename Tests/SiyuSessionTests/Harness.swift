@@ -159,21 +159,39 @@ struct FakeHubStore {
     }
 }
 
-/// A node and a hub session over a `MemoryTransport`, driven by a virtual clock, with fake stores
-/// executing their effects at once.
+/// The fake stores behind a `Harness`'s two sessions (a class: the pair's performers share them).
+final class FakeStores {
+    var node = FakeNodeStore()
+    var hub = FakeHubStore()
+}
+
+/// A node and a hub session over a `MemoryTransport`, each driven by its `SessionHost` in a
+/// `MemorySessionPair` with a virtual clock, fake stores executing their effects at once.
 struct Harness {
-    var now = SessionInstant(milliseconds: 1_000_000)
-    var node: NodeSession
-    var hub: HubSession
-    var transport: MemoryTransport
-    var nodeStore = FakeNodeStore()
-    var hubStore = FakeHubStore()
-    var nodeEvents: [SessionEvent] = []
-    var hubEvents: [SessionEvent] = []
-    var nodeSent: [Message] = []
-    var hubSent: [Message] = []
-    var nodeClosed: CloseReason?
-    var hubClosed: CloseReason?
+    let pair: MemorySessionPair
+    let stores = FakeStores()
+
+    var now: SessionInstant { pair.now }
+    var node: NodeSession { pair.node.session }
+    var hub: HubSession { pair.hub.session }
+    var transport: MemoryTransport {
+        get { pair.transport }
+        nonmutating set { pair.transport = newValue }
+    }
+    var nodeStore: FakeNodeStore {
+        get { stores.node }
+        nonmutating set { stores.node = newValue }
+    }
+    var hubStore: FakeHubStore {
+        get { stores.hub }
+        nonmutating set { stores.hub = newValue }
+    }
+    var nodeEvents: [SessionEvent] { pair.nodeEvents }
+    var hubEvents: [SessionEvent] { pair.hubEvents }
+    var nodeSent: [Message] { pair.nodeSent }
+    var hubSent: [Message] { pair.hubSent }
+    var nodeClosed: CloseReason? { pair.nodeClosed }
+    var hubClosed: CloseReason? { pair.hubClosed }
 
     static let secret = Array("xihu-node-secret".utf8)
     static let nonce: [UInt8] = Array(0..<32)
@@ -190,64 +208,32 @@ struct Harness {
          hubLog: [Op] = [], policy: KeepalivePolicy = .standard, byteBudget: UInt64 = 64 * 1024,
          nonce: [UInt8] = Harness.nonce, faults: MemoryTransport.FaultHook? = nil, lastOwnSeq: UInt64? = nil,
          cursor: UInt64 = 0, logEpoch: [UInt8]? = nil, recordedAckedSeq: UInt64? = nil) {
+        let start = SessionInstant(milliseconds: 1_000_000)
         let config = NodeSession.Configuration(node: "xihu", role: .store, secret: nodeSecret, byteBudget: byteBudget, policy: policy)
-        nodeStore.own = own
-        nodeStore.cursor = cursor
-        nodeStore.logEpoch = logEpoch ?? []
-        node = NodeSession(config, cursor: cursor, lastOwnSeq: lastOwnSeq ?? own.last?.seq ?? 0, logEpoch: logEpoch,
-                           recordedAckedSeq: recordedAckedSeq, now: now, nonce: Harness.nodeNonce)
-        hub = HubSession(HubSession.Configuration(hubID: "hub-hz", policy: policy), nonce: nonce, now: now)
-        transport = MemoryTransport(latencyMillis: 1, faults: faults)
-        hubStore.registrations["xihu"] = (Harness.verifiers(registeredSecret), .store)
+        let stores = stores
+        stores.node.own = own
+        stores.node.cursor = cursor
+        stores.node.logEpoch = logEpoch ?? []
+        stores.hub.registrations["xihu"] = (Harness.verifiers(registeredSecret), .store)
         for (i, op) in hubLog.enumerated() {
-            hubStore.log.append(LoggedOp(position: UInt64(i + 1), op: op))
-            hubStore.held[op.origin, default: [:]][op.seq] = op
+            stores.hub.log.append(LoggedOp(position: UInt64(i + 1), op: op))
+            stores.hub.held[op.origin, default: [:]][op.seq] = op
         }
+        pair = MemorySessionPair(
+            node: NodeSession(config, cursor: cursor, lastOwnSeq: lastOwnSeq ?? own.last?.seq ?? 0, logEpoch: logEpoch,
+                              recordedAckedSeq: recordedAckedSeq, now: start, nonce: Harness.nodeNonce),
+            hub: HubSession(HubSession.Configuration(hubID: "hub-hz", policy: policy), nonce: nonce, now: start),
+            transport: MemoryTransport(latencyMillis: 1, faults: faults), now: start,
+            nodeEffects: { stores.node.execute($0) }, hubEffects: { stores.hub.execute($0) })
     }
 
-    mutating func start() { nodeDo(node.start(now: now)) }
+    func start() { nodeDo { $0.start(now: $1) } }
 
-    mutating func nodeDo(_ actions: [NodeSession.Action]) {
-        for action in actions {
-            switch action {
-            case let .send(m, bytes): nodeSent.append(m); transport.write(bytes, from: .node, now: now)
-            case let .perform(effect):
-                if let result = nodeStore.execute(effect) { nodeDo(node.complete(result, now: now)) }
-            case let .report(e): nodeEvents.append(e)
-            case let .close(r): nodeClosed = r; transport.close(from: .node)
-            }
-        }
-    }
-
-    mutating func hubDo(_ actions: [HubSession.Action]) {
-        for action in actions {
-            switch action {
-            case let .send(m, bytes): hubSent.append(m); transport.write(bytes, from: .hub, now: now)
-            case let .perform(effect): hubDo(hub.complete(hubStore.execute(effect), now: now))
-            case let .report(e): hubEvents.append(e)
-            case let .close(r): hubClosed = r; transport.close(from: .hub)
-            }
-        }
-    }
+    /// Calls into the node's session (`$1` is the virtual now) and carries out what it asks.
+    func nodeDo(_ call: (inout NodeSession, SessionInstant) -> [NodeSession.Action]) { pair.nodeDo(call) }
 
     /// Runs until `done` holds, both sides closed, or `limit` milliseconds of virtual time pass.
-    mutating func run(forMillis limit: UInt64 = 600_000, until done: (Harness) -> Bool = { _ in false }) {
-        let end = now.adding(milliseconds: limit)
-        var steps = 0
-        while now <= end, !done(self), nodeClosed == nil || hubClosed == nil, steps < 100_000 {
-            steps += 1
-            for bytes in transport.read(by: .hub, now: now) where hubClosed == nil { hubDo(hub.receive(bytes, now: now)) }
-            for bytes in transport.read(by: .node, now: now) where nodeClosed == nil { nodeDo(node.receive(bytes, now: now)) }
-            if hubClosed == nil, transport.isClosed(toward: .hub) { hubDo(hub.transportClosed()) }
-            if nodeClosed == nil, transport.isClosed(toward: .node) { nodeDo(node.transportClosed()) }
-            if let d = node.nextDeadline, d <= now { nodeDo(node.tick(now: now)) }
-            if let d = hub.nextDeadline, d <= now { hubDo(hub.tick(now: now)) }
-            if done(self) { return }
-            let next = [transport.nextDelivery, node.nextDeadline, hub.nextDeadline].compactMap { $0 }.filter { $0 > now }.min()
-            let pendingNow = [transport.nextDelivery, node.nextDeadline, hub.nextDeadline].compactMap { $0 }.contains { $0 <= now }
-            if pendingNow { continue }
-            guard let next else { return }
-            now = next
-        }
+    func run(forMillis limit: UInt64 = 600_000, until done: (Harness) -> Bool = { _ in false }) {
+        pair.run(forMillis: limit) { done(self) }
     }
 }

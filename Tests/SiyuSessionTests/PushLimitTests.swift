@@ -104,7 +104,7 @@ import SiyuWire
     }
 
     @Test func aBusyPushIsAnsweredWithRetryableErrorTwelveTheConnectionStaysOpenAndTheNodePushesAgainAfterItsDelay() {
-        var h = Harness(own: tagOps("xihu", seqs: 1...3))
+        let h = Harness(own: tagOps("xihu", seqs: 1...3))
         h.hubStore.busyPushes = 2
         let start = h.now
         h.start()

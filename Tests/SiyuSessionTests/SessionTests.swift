@@ -5,7 +5,7 @@ import SiyuWire
 
 @Suite struct HandshakeTests {
     @Test func aNodeAndAHubShakeHandsPushAndPullOverMemoryTransport() {
-        var h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
+        let h = Harness(hubLog: tagOps("jingan", seqs: 1...5))
         h.start()
         h.run { $0.node.isCaughtUp }
         #expect(h.node.state == .ready && h.hub.state == .ready)
@@ -21,7 +21,7 @@ import SiyuWire
     }
 
     @Test func aWrongSecretIsRefusedWithAuthFailedAndTheConnectionCloses() {
-        var h = Harness(nodeSecret: Array("not-the-secret".utf8))
+        let h = Harness(nodeSecret: Array("not-the-secret".utf8))
         h.start()
         h.run()
         #expect(h.hubSent.last?.type == .error)
@@ -33,8 +33,8 @@ import SiyuWire
     }
 
     @Test func anUnknownNodeGetsTheSameRefusalAsAWrongSecret() {
-        var wrong = Harness(nodeSecret: Array("nope".utf8))
-        var unknown = Harness()
+        let wrong = Harness(nodeSecret: Array("nope".utf8))
+        let unknown = Harness()
         unknown.hubStore.registrations = [:]
         wrong.start(); wrong.run()
         unknown.start(); unknown.run()
@@ -43,7 +43,7 @@ import SiyuWire
 
     @Test func anAuthRecordedOnOneConnectionIsRefusedOnAnother() {
         // Connection 1: record what the node sends.
-        var first = Harness()
+        let first = Harness()
         first.start()
         first.run { $0.node.state == .ready }
         let recorded = first.nodeSent[0].encoded() + first.nodeSent[1].encoded(version: 2)
@@ -66,7 +66,7 @@ import SiyuWire
 
     @Test func theNodeRefusesAHubThatCannotProveItHoldsTheNodesVerifiers() {
         // A hub that verifies the proof (it has StoredKey) but not ServerKey: WELCOME's MAC fails.
-        var h = Harness()
+        let h = Harness()
         var forged = Harness.verifiers(Harness.secret)
         forged.serverKey = Array(repeating: 0x42, count: 32)
         h.hubStore.registrations["xihu"] = (forged, .store)
@@ -102,7 +102,7 @@ import SiyuWire
 
     @Test func aNodeWhoseFileLostAcknowledgedOpsTakesThemBackFromTheHubBeforePushing() {
         // The node's file went back to an earlier commit: it numbered ops up to 2, the hub holds 1…3.
-        var h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2)
+        let h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2)
         for (i, op) in tagOps("xihu", seqs: 1...3).enumerated() {
             h.hubStore.held["xihu", default: [:]][op.seq] = op
             h.hubStore.log.append(LoggedOp(position: UInt64(i + 1), op: op))
@@ -118,7 +118,7 @@ import SiyuWire
 
     @Test func aNodeThatGetsAnotherOpUnderANumberTheHubAcknowledgedStopsAsAnIdentityConflict() {
         // Another node used the id: the hub holds a different op #2.
-        var h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2, recordedAckedSeq: 1)
+        let h = Harness(own: tagOps("xihu", seqs: 1...2), lastOwnSeq: 2, recordedAckedSeq: 1)
         let other = tagOps("xihu", seqs: 1...3, customerPrefix: "other_")
         for (i, op) in ([tagOps("xihu", seqs: 1...1)[0]] + other.dropFirst()).enumerated() {
             h.hubStore.held["xihu", default: [:]][op.seq] = op
@@ -132,7 +132,7 @@ import SiyuWire
 
     @Test func aNodeSeeingANewLogEpochPullsFromTheStartAndPushesAfterTheHubsAckedSeq() {
         // The hub was restored from a backup: it holds the node's ops up to 1 of 3, and its log has 1 position.
-        var h = Harness(own: tagOps("xihu", seqs: 1...3), cursor: 40, logEpoch: Array(repeating: 1, count: 32), recordedAckedSeq: 3)
+        let h = Harness(own: tagOps("xihu", seqs: 1...3), cursor: 40, logEpoch: Array(repeating: 1, count: 32), recordedAckedSeq: 3)
         let first = tagOps("xihu", seqs: 1...1)[0]
         h.hubStore.held["xihu", default: [:]][1] = first
         h.hubStore.log.append(LoggedOp(position: 1, op: first))
@@ -322,7 +322,7 @@ import SiyuWire
 
 @Suite struct PushAndPullTests {
     @Test func theNodePushesFromTheHubsAckedSeqAndDrainsItsOutbox() {
-        var h = Harness(own: tagOps("xihu", seqs: 1...6))
+        let h = Harness(own: tagOps("xihu", seqs: 1...6))
         for op in tagOps("xihu", seqs: 1...3) { h.hubStore.held["xihu", default: [:]][op.seq] = op }
         h.start()
         h.run { $0.node.isCaughtUp }
@@ -333,7 +333,7 @@ import SiyuWire
 
     @Test func acksAreContiguousSoAGapHoldsTheAckBack() {
         // The hub holds 1, 2 and 4 (4 came first from a retried connection): WELCOME says 2.
-        var h = Harness(own: tagOps("xihu", seqs: 1...4))
+        let h = Harness(own: tagOps("xihu", seqs: 1...4))
         for op in tagOps("xihu", seqs: 1...4) where op.seq != 3 { h.hubStore.held["xihu", default: [:]][op.seq] = op }
         h.start()
         h.run { $0.node.isCaughtUp }
@@ -343,7 +343,7 @@ import SiyuWire
     }
 
     @Test func anOpTheHubRefusesIsQuarantinedAndTheRestStillSyncs() {
-        var h = Harness(own: tagOps("xihu", seqs: 1...6))
+        let h = Harness(own: tagOps("xihu", seqs: 1...6))
         h.hubStore.refuse = { op in op.seq == 4 ? (.invalidOp, "customer_tag is not a field") : nil }
         h.start()
         h.run { $0.node.isCaughtUp }
@@ -357,7 +357,7 @@ import SiyuWire
     }
 
     @Test func aClockSkewRefusalIsRetriedLaterAndNotQuarantined() {
-        var h = Harness(own: tagOps("xihu", seqs: 1...2))
+        let h = Harness(own: tagOps("xihu", seqs: 1...2))
         let start = h.now
         h.hubStore.refuse = { _ in (.clockSkew, "5 minutes ahead") }
         h.start()
@@ -369,7 +369,7 @@ import SiyuWire
     }
 
     @Test func pullRepeatsWhileTheHubSaysMore() {
-        var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...50), byteBudget: 200)
+        let h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...50), byteBudget: 200)
         h.start()
         h.run { $0.node.isCaughtUp }
         let pulls = h.nodeSent.filter { $0.type == .pull }.count
@@ -381,7 +381,7 @@ import SiyuWire
     }
 
     @Test func aNewNodeGetsASnapshotInChunksAndContinuesFromItsCursor() {
-        var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...25))
+        let h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...25))
         h.hubStore.snapshotPartSize = 10
         h.start()
         h.run { $0.node.isCaughtUp }
@@ -392,7 +392,7 @@ import SiyuWire
     }
 
     @Test func aNodeTooOldForWhatItWouldPullKeepsPushingOnAnOpenConnection() {
-        var h = Harness(own: tagOps("xihu", seqs: 1...3), hubLog: tagOps("jingan", seqs: 1...2))
+        let h = Harness(own: tagOps("xihu", seqs: 1...3), hubLog: tagOps("jingan", seqs: 1...2))
         h.hubStore.schemaTooNew = true
         h.start()
         h.run { $0.node.isCaughtUp }
@@ -409,7 +409,7 @@ import SiyuWire
     }
 
     @Test func aNodeThatCannotApplyChangesSaysSoAndCloses() {
-        var h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...2))
+        let h = Harness(own: [], hubLog: tagOps("jingan", seqs: 1...2))
         h.nodeStore.refuseOrigin = "jingan"
         h.start()
         h.run()
@@ -418,10 +418,10 @@ import SiyuWire
     }
 
     @Test func theSessionFedByteByByteDoesWhatItDoesWhole() {
-        var whole = Harness(own: tagOps("xihu", seqs: 1...5), hubLog: tagOps("jingan", seqs: 1...7))
+        let whole = Harness(own: tagOps("xihu", seqs: 1...5), hubLog: tagOps("jingan", seqs: 1...7))
         whole.start()
         whole.run { $0.node.isCaughtUp }
-        var bytewise = Harness(own: tagOps("xihu", seqs: 1...5), hubLog: tagOps("jingan", seqs: 1...7),
+        let bytewise = Harness(own: tagOps("xihu", seqs: 1...5), hubLog: tagOps("jingan", seqs: 1...7),
                                faults: { _, _, _ in .split(maxBytes: 1) })
         bytewise.start()
         bytewise.run { $0.node.isCaughtUp }
@@ -433,7 +433,7 @@ import SiyuWire
     @Test func aDuplicatedFrameIsAProtocolErrorNotSilentCorruption() {
         // Duplicating a PUSH frame re-sends a change set the hub's dictionary already took: it
         // decodes against the wrong dictionary, or is a second PUSH; either way nothing breaks.
-        var h = Harness(own: tagOps("xihu", seqs: 1...3), faults: { side, index, _ in side == .node && index == 2 ? .duplicate : .deliver })
+        let h = Harness(own: tagOps("xihu", seqs: 1...3), faults: { side, index, _ in side == .node && index == 2 ? .duplicate : .deliver })
         h.start()
         h.run()
         #expect(h.hubStore.acked("xihu") == 3 || h.hubClosed != nil)
@@ -442,7 +442,7 @@ import SiyuWire
 
 @Suite struct KeepaliveTests {
     @Test func pingsKeepAQuietConnectionOpen() {
-        var h = Harness(own: [], policy: KeepalivePolicy(pollIntervalMillis: 3_600_000))
+        let h = Harness(own: [], policy: KeepalivePolicy(pollIntervalMillis: 3_600_000))
         h.start()
         h.run { $0.node.isCaughtUp }
         let start = h.now
@@ -454,7 +454,7 @@ import SiyuWire
     }
 
     @Test func bothSidesCloseAfterSixtySecondsOfSilence() {
-        var h = Harness(own: [], policy: KeepalivePolicy(pollIntervalMillis: 3_600_000))
+        let h = Harness(own: [], policy: KeepalivePolicy(pollIntervalMillis: 3_600_000))
         h.start()
         h.run { $0.node.isCaughtUp }
         let cut = h.now
@@ -476,17 +476,18 @@ import SiyuWire
 
     @Test func aHubCountsWholeRequestsNotTrickledBytesForItsIdleTimer() {
         // Slow-loris after authentication: one byte of a PUSH every 10 s never completes a request.
-        var h = Harness()
+        let h = Harness()
         h.start()
         h.run(until: { $0.hub.state == .ready })
         let ready = h.now
         let push = Message.push(ChangeSet(ops: tagOps("xihu", seqs: 1...1))).encoded()
         var closed: CloseReason?
+        var hub = h.hub
         for i in 1...10 where closed == nil {
             let t = ready.adding(milliseconds: UInt64(i) * 10_000)
-            closed = (h.hub.receive([push[i - 1]], now: t) + h.hub.tick(now: t)).compactMap(\.closeReason).first
+            closed = (hub.receive([push[i - 1]], now: t) + hub.tick(now: t)).compactMap(\.closeReason).first
         }
-        #expect(closed == .idleTimeout && h.hub.state == .closed)
+        #expect(closed == .idleTimeout && hub.state == .closed)
     }
 
     @Test func aHubRefusesALargeFrameBeforeAuthenticationWithoutWaitingForIt() {
