@@ -309,3 +309,55 @@ public struct AttackError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// An attacker's rounds on a thread of their own, while the caller watches something else (a
+/// well-behaved node syncing): rounds go on until `stop()` once `minimumRounds` are done, or until
+/// `deadline`, and never beyond `maximumRounds`. A round that throws ends the loop (`failure`).
+public final class AttackLoop: @unchecked Sendable {
+    private let attacker: Attacker
+    private let minimumRounds: Int
+    private let maximumRounds: Int
+    private let deadline: Date
+    private let pause: Double
+    private let lock = NSLock()
+    private var outcomes: [AttackOutcome] = []
+    private var failure: String?
+    private var stopping = false
+    private let done = DispatchSemaphore(value: 0)
+
+    /// `pause`: seconds between two rounds.
+    public init(_ attacker: Attacker, minimumRounds: Int = 1, maximumRounds: Int = .max, until deadline: Date = .distantFuture, pause: Double = 0) {
+        self.attacker = attacker
+        self.minimumRounds = minimumRounds
+        self.maximumRounds = maximumRounds
+        self.deadline = deadline
+        self.pause = pause
+    }
+
+    public func start() {
+        Thread.detachNewThread { [self] in
+            defer { done.signal() }
+            while true {
+                let (count, stop) = lock.withLock { (outcomes.count, stopping) }
+                if count >= maximumRounds || (stop && count >= minimumRounds) || Date() >= deadline { return }
+                do {
+                    // A round that lasts as long as the hub lets it (slow-loris) ends by the deadline, or in 15 s.
+                    let outcome = try attacker.round(until: min(deadline, Date().addingTimeInterval(15)))
+                    lock.withLock { outcomes.append(outcome) }
+                } catch {
+                    lock.withLock { failure = "\(error)" }
+                    return
+                }
+                if pause > 0 { Thread.sleep(forTimeInterval: pause) }
+            }
+        }
+    }
+
+    /// Asks the rounds to end and waits for them, at most `timeout` seconds: every round's outcome,
+    /// and what ended the rounds early (a round's error, or the wait running out).
+    public func stop(timeout: Double = 120) -> (outcomes: [AttackOutcome], failure: String?) {
+        lock.withLock { stopping = true }
+        let ended = done.wait(timeout: .now() + timeout) == .success
+        return lock.withLock { (outcomes, ended ? failure : failure ?? "the attack did not end within \(Int(timeout)) s") }
+    }
+}

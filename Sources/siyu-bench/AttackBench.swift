@@ -148,7 +148,7 @@ struct AttackBench {
         let cpuStart = processCPUSeconds(hubPID), ownStart = ownCPUSeconds()
         let start = Date()
         let end = start.addingTimeInterval(windowSeconds)
-        let attackRun = attack.map { AttackThread($0, until: end) }
+        let attackRun = attack.map { AttackLoop($0, until: end) }
         attackRun?.start()
         try lane.loop.execute { lane.startRounds(seconds: windowSeconds) }
         while Date() < end {
@@ -157,10 +157,10 @@ struct AttackBench {
         }
         _ = wait(upTo: 30) { counters.snapshot.roundsInFlight <= 0 }
         if let attackRun {
-            let result = attackRun.finish(timeout: 30)
-            w.attackRounds = result.rounds
-            w.answers = result.answers
-            w.attackFailure = result.failure
+            let (outcomes, failure) = attackRun.stop(timeout: 30)
+            w.attackRounds = outcomes.count
+            for outcome in outcomes { w.answers[outcome.answers.joined(separator: ", "), default: 0] += 1 }
+            w.attackFailure = failure
         }
         w.wallSeconds = Date().timeIntervalSince(start)
         if let a = cpuStart, let b = processCPUSeconds(hubPID) { w.hubCPUPercent = (b - a) * 100 / w.wallSeconds }
@@ -267,43 +267,4 @@ private final class TallyBox: @unchecked Sendable {
     var latencies: [UInt64] = []
     var errors = 0, busy = 0
     var firstErrors: [String] = []
-}
-
-/// An attacker's rounds on a thread of their own until a deadline: how many, and what the hub answered.
-private final class AttackThread: @unchecked Sendable {
-    private let attacker: Attacker
-    private let deadline: Date
-    private let lock = NSLock()
-    private var rounds = 0
-    private var answers: [String: Int] = [:]
-    private var failure: String?
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ attacker: Attacker, until deadline: Date) {
-        self.attacker = attacker
-        self.deadline = deadline
-    }
-
-    func start() {
-        Thread.detachNewThread { [self] in
-            defer { done.signal() }
-            while Date() < deadline {
-                do {
-                    let outcome = try attacker.round(until: deadline)
-                    lock.withLock {
-                        rounds += 1
-                        answers[outcome.answers.joined(separator: ", "), default: 0] += 1
-                    }
-                } catch {
-                    lock.withLock { failure = "\(error)" }
-                    return
-                }
-            }
-        }
-    }
-
-    func finish(timeout: Double) -> (rounds: Int, answers: [String: Int], failure: String?) {
-        if done.wait(timeout: .now() + timeout) == .timedOut { lock.withLock { failure = failure ?? "the attack did not end in time" } }
-        return lock.withLock { (rounds, answers, failure) }
-    }
 }

@@ -39,7 +39,7 @@ import SiyuWire
                                                             secret: Array(n.secrets["mallory"]!.utf8)))
         attacker.wait = 5
         configure(attacker)
-        let run = AttackRun(attacker, minimumRounds: rounds)
+        let run = AttackLoop(attacker, minimumRounds: rounds, maximumRounds: 200, pause: 0.05)
         let pid = hub.child.process.processIdentifier
         let before = HostileInputTests.usage(of: pid)
         run.start()
@@ -57,7 +57,7 @@ import SiyuWire
                 Issue.record("\(error)\n--- HQ's log:\n\(daemon.err.suffix(2000))")
             }
         }
-        let (outcomes, failure) = run.stop()
+        let (outcomes, failure) = run.stop(timeout: 120)
         let during = HostileInputTests.usage(of: pid)
         #expect(reached == HostileInputTests.edits, "\(input.title): HQ kept syncing during the attack")
         if let failure { Issue.record("\(input.title): \(failure)") }
@@ -181,47 +181,5 @@ import SiyuWire
             let expected = round == 0 ? ["DIGEST", "DIGEST", "DIGEST", busy, "closed"] : [busy, "closed"]
             #expect(o.answers == expected, "round \(round)")
         }
-    }
-}
-
-/// An attacker's rounds on a thread of their own: at least `minimumRounds`, then on until `stop`
-/// (at most 200 rounds, so a test ends even if the hub answers at once each time).
-final class AttackRun: @unchecked Sendable {
-    private let attacker: Attacker
-    private let minimumRounds: Int
-    private let lock = NSLock()
-    private var outcomes: [AttackOutcome] = []
-    private var failure: String?
-    private var stopping = false
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ attacker: Attacker, minimumRounds: Int) {
-        self.attacker = attacker
-        self.minimumRounds = minimumRounds
-    }
-
-    func start() {
-        Thread.detachNewThread { [self] in
-            defer { done.signal() }
-            while true {
-                let (count, stop) = lock.withLock { (outcomes.count, stopping) }
-                if count >= 200 || (stop && count >= minimumRounds) { return }
-                do {
-                    let outcome = try attacker.round(until: Date().addingTimeInterval(15))
-                    lock.withLock { outcomes.append(outcome) }
-                } catch {
-                    lock.withLock { failure = "\(error)" }
-                    return
-                }
-                usleep(50_000)
-            }
-        }
-    }
-
-    /// Asks the rounds to end, waits for them (at most 120 s): every outcome, and the error that ended them early.
-    func stop() -> ([AttackOutcome], String?) {
-        lock.withLock { stopping = true }
-        if done.wait(timeout: .now() + 120) == .timedOut { return (lock.withLock { outcomes }, "the attack did not end within 120 s") }
-        return lock.withLock { (outcomes, failure) }
     }
 }
