@@ -120,12 +120,14 @@ public final class HubStoreExecutor {
                 guard schemaVersion >= UInt64(currentSchemaVersion) else {
                     return .schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node")
                 }
-                try replica.recordCursor(cursor, of: node)
                 let head = try replica.logHead()
                 let leavingOut: NodeID? = ownOps ? nil : node
+                // A cursor past the head names no position of this log: it is not recorded as the
+                // node's (`siyu-hub nodes` would show it), the node gets a snapshot instead.
                 if cursor > head {
                     return startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut)
                 }
+                try replica.recordCursor(cursor, of: node)
                 if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
                     return startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut)
                 }

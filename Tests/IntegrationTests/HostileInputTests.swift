@@ -78,6 +78,8 @@ import SiyuWire
         // Nothing of the attacker's stored: no op, no refusal record but those the row expects.
         #expect(try ops(of: "mallory", upTo: UInt64(Int64.max), in: n.hubDB) == Int(legitimate), "\(input.title): something was stored")
         #expect(try withReplica(n.hubDB) { try $0.refusals(of: "mallory") }.map(\.seq) == refused, "\(input.title): refusals recorded")
+        let recorded = try withReplica(n.hubDB) { r in (try r.registeredNodes().first { $0.node == "mallory" }?.cursor ?? 0, try r.logHead()) }
+        #expect(recorded.0 <= recorded.1, "\(input.title): mallory's recorded cursor \(recorded.0) lies past the log head \(recorded.1)")
     }
 
     /// The process's CPU time (user + system, ms) and resident memory (KiB), from /proc.
