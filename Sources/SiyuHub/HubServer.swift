@@ -5,13 +5,22 @@ import SiyuSession
 import SiyuStore
 import SiyuWire
 
-/// The hub on the network: a `Listener` on one `EventLoop` whose thread owns the hub's replica (the
-/// single writer), and for every accepted `TCPConnection` a `HubSession` driven by its bytes and
-/// the loop's clock, its store effects carried out by one `HubStoreExecutor` on that thread.
+/// The hub on the network: a `Listener` on one `EventLoop`, and for every accepted `TCPConnection`
+/// a `HubSession` hosted by a `TCPSessionHost`, driven by its bytes and the loop's clock. Store work
+/// runs off the loop, on two serial queues with a connection each: the writer (`HubStoreExecutor`:
+/// PUSHes, the writes reads ask for, re-merge slices) and the reader (`HubReader` over a read-only
+/// connection to the same file: registrations, CHANGES, snapshot parts, digests). A snapshot or a
+/// digest being read never delays a PUSH's commit, and sockets are served while both work.
 ///
 /// Guarantees:
-/// - every method runs on the loop thread (or before the loop runs); no thread per connection and
-///   no lock around the replica: effects of all connections are carried out one at a time;
+/// - every method runs on the loop thread (or before the loop runs); no thread per connection;
+///   each connection has at most one store effect outstanding (its session waits for it), and
+///   the answer is fed back on the loop thread;
+/// - a read sees every PUSH acknowledged before it was asked (the writer commits before the
+///   PUSH_ACK goes out; the reader starts a read transaction per read); the writes a read asks
+///   for (`HubWrite`) follow it on the writer, in order with that node's later PUSHes;
+/// - a digest is never read while customers holding a changed tag wait to be re-merged: the read
+///   waits (asked again every `notYetRetry`) while the writer settles them slice by slice;
 /// - each connection gets 32 fresh bytes from the system's CSPRNG as its nonce (getrandom via
 ///   `SystemRandomNumberGenerator`, unless a test injects a source);
 /// - a session's frames are written in the order it gives them; while it waits for a store effect
@@ -58,7 +67,14 @@ public final class HubServer: @unchecked Sendable {
     }
 
     public let loop: EventLoop
+    /// The writer: used only on `writerQueue`.
     public let executor: HubStoreExecutor
+    /// The reads, on a read-only connection of their own: used only on `readerQueue`.
+    public let reader: HubReader
+    private let writerQueue = DispatchQueue(label: "siyu.hub.writer")
+    private let readerQueue = DispatchQueue(label: "siyu.hub.reader")
+    /// How long a read that found customers waiting to be re-merged waits before it is asked again.
+    public static let notYetRetry: Duration = .milliseconds(20)
     public let configuration: Configuration
     public let log: OperatorLog
     private let nonceSource: () -> [UInt8]
@@ -71,17 +87,25 @@ public final class HubServer: @unchecked Sendable {
     /// Per-node budgets of snapshots and digests, kept across connections.
     private var snapshotBudget: RequestBudget
     private var digestBudget: RequestBudget
-    /// The next slice of re-merging customers that hold a changed tag, while any are pending.
+    /// A slice of re-merging customers that hold a changed tag is scheduled or running.
     private var remergeTimer: TimerHandle?
+    private var remergeRunning = false
+    private var remergeAgain = false
     private var revocationTimer: TimerHandle?
     /// How often the registry is read to close the sessions of removed or re-keyed nodes.
     public static let revocationCheckInterval: Duration = .seconds(1)
 
-    /// A server for `executor`'s replica on `loop`. Nothing is bound until `start()`.
+    /// A server for `executor`'s replica on `loop`: opens a second, read-only connection to the
+    /// same file for the reads. Nothing is bound until `start()`. From here on, use `executor` only
+    /// through the server (its queue owns it).
     public init(loop: EventLoop, executor: HubStoreExecutor, configuration: Configuration, log: OperatorLog,
-                nonceSource: @escaping () -> [UInt8] = HubServer.randomNonce) {
+                nonceSource: @escaping () -> [UInt8] = HubServer.randomNonce) throws {
         self.loop = loop
         self.executor = executor
+        var options = ReplicaOptions()
+        options.readOnly = true
+        reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
+                           logEpoch: executor.logEpoch)
         self.log = log
         self.nonceSource = nonceSource
         var configuration = configuration
@@ -111,25 +135,84 @@ public final class HubServer: @unchecked Sendable {
         return listener.address
     }
 
-    /// Re-merges the customers holding a changed tag one slice per loop turn, between the
-    /// connections' other work, while any are pending (SPEC section 10). Loop thread.
+    /// Re-merges the customers holding a changed tag one slice at a time on the writer, between
+    /// PUSHes, while any are pending (SPEC section 10). Loop thread.
     fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
-        guard remergeTimer == nil, !stopping, executor.hasPendingRemerges else { return }
+        guard !stopping else { return }
+        if remergeRunning { remergeAgain = true; return }
+        guard remergeTimer == nil else { return }
         remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
             guard let self else { return }
             self.remergeTimer = nil
-            do {
-                if try self.executor.settleRemergeSlice() {
-                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
-                    self.scheduleRemergeSlice()
-                } else {
-                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+            self.remergeRunning = true
+            self.remergeAgain = false
+            let executor = self.executor
+            self.writerQueue.async {
+                let outcome: Result<Bool?, any Error>
+                do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
+                self.onLoop {
+                    self.remergeRunning = false
+                    switch outcome {
+                    case .success(true?):
+                        self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                        self.scheduleRemergeSlice()
+                    case .success(false?):
+                        self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                        if self.remergeAgain { self.scheduleRemergeSlice() }
+                    case .success(nil):
+                        if self.remergeAgain { self.scheduleRemergeSlice() }
+                    case let .failure(error):
+                        self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                        self.scheduleRemergeSlice(after: .seconds(1))
+                    }
                 }
-            } catch {
-                self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
-                self.scheduleRemergeSlice(after: .seconds(1))
             }
         }
+    }
+
+    /// Runs `work` on the loop thread (dropped if the loop stopped).
+    fileprivate func onLoop(_ work: @escaping @Sendable () -> Void) {
+        try? loop.execute(work)
+    }
+
+    /// Carries out a store effect off the loop — a read on the reader, a PUSH on the writer — and
+    /// hands its result to `done` on the loop thread.
+    fileprivate func perform(_ effect: HubEffect, _ done: @escaping (HubEffectResult) -> Void) {
+        let done = UncheckedSendable(done)
+        if HubReader.reads(effect) {
+            let reader = reader, executor = executor, writerQueue = writerQueue
+            readerQueue.async {
+                switch reader.read(effect) {
+                case let .answered(result, writes):
+                    if !writes.isEmpty { writerQueue.async { _ = executor.apply(writes) } }
+                    self.onLoop { done.value(result) }
+                case .notYet:
+                    self.onLoop {
+                        self.scheduleRemergeSlice()
+                        _ = self.loop.scheduleTimer(after: HubServer.notYetRetry) { [weak self] in self?.perform(effect, done.value) }
+                    }
+                }
+            }
+        } else {
+            let executor = executor
+            writerQueue.async {
+                let result = executor.write(effect)
+                self.onLoop { done.value(result) }
+            }
+        }
+    }
+
+    /// Forgets snapshot `id` on the reader (its connection closed, or it was refused).
+    fileprivate func forgetSnapshot(_ id: UInt64) {
+        let reader = reader
+        readerQueue.async { reader.forgetSnapshot(id) }
+    }
+
+    /// Waits until the store work queued so far is done (call after the loop stopped, before the
+    /// replica is closed or marked stopped cleanly).
+    public func waitForStoreWork() {
+        readerQueue.sync {}
+        writerQueue.sync {}
     }
 
     /// Every `revocationCheckInterval`: closes the sessions of nodes whose registration is gone or
@@ -139,19 +222,27 @@ public final class HubServer: @unchecked Sendable {
         revocationTimer = loop.scheduleTimer(after: HubServer.revocationCheckInterval) { [weak self] in
             guard let self else { return }
             self.revocationTimer = nil
-            let authenticated = self.drivers.values.filter { $0.session.registration != nil }
-            if !authenticated.isEmpty {
-                do {
-                    let current = try self.executor.storedKeys()
-                    for driver in authenticated {
-                        guard let node = driver.session.node, let registration = driver.session.registration else { continue }
-                        if current[node] != registration.verifiers.storedKey { driver.revoke() }
+            guard self.drivers.values.contains(where: { $0.session.registration != nil }) else {
+                self.scheduleRevocationCheck()
+                return
+            }
+            let reader = self.reader
+            self.readerQueue.async {
+                let keys: Result<[NodeID: [UInt8]], any Error>
+                do { keys = .success(try reader.storedKeys()) } catch { keys = .failure(error) }
+                self.onLoop {
+                    switch keys {
+                    case let .success(current):
+                        for driver in self.drivers.values {
+                            guard let node = driver.session.node, let registration = driver.session.registration else { continue }
+                            if current[node] != registration.verifiers.storedKey { driver.revoke() }
+                        }
+                    case let .failure(error):
+                        self.log.write(.error, "hub could not read the registry to check for removed nodes (retrying): \(error)")
                     }
-                } catch {
-                    self.log.write(.error, "hub could not read the registry to check for removed nodes (retrying): \(error)")
+                    self.scheduleRevocationCheck()
                 }
             }
-            self.scheduleRevocationCheck()
         }
     }
 
@@ -258,7 +349,7 @@ private final class HubConnectionDriver {
         handlers.sendFailed = { [unowned self] error in self.server.log.write(.warn, "\(self.who) write failed: \(error)") }
         tcp = TCPSessionHost(connection: connection, session: session, handlers: handlers)
         tcp.disconnected = { [unowned self] reason in
-            if let id = self.snapshotID { self.server.executor.forgetSnapshot(id) }
+            if let id = self.snapshotID { self.server.forgetSnapshot(id) }
             self.server.log.write(.info, "\(self.who) disconnected (\(reason))")
             self.server.finished(self)
         }
@@ -294,25 +385,35 @@ private final class HubConnectionDriver {
         tcp.host.drive(now: server.now()) { $0.revoke(now: server.now()) }
     }
 
-    private func perform(_ effect: HubEffect) -> HubEffectResult {
-        var result: HubEffectResult
-        // A refusal is logged once, by the session event that sends its ERROR (`errorSent`,
-        // `opRefused`, or the `closing` line): the lines here add only what that one lacks.
-        var overBudget = false
+    /// Admission and budgets on the loop thread (answered at once when they refuse), the store
+    /// work off it (answered later through the host).
+    private func perform(_ effect: HubEffect) -> HubEffectResult? {
         if case let .storePush(node, changeSet) = effect, let busy = server.admit(changeSet, of: node, role: session.registration?.role) {
-            result = .pushBusy(busy)
-        } else if case let .readDigest(node) = effect, let busy = server.budget(node, snapshot: false) {
-            result = .failed(.busy, busy)
-            overBudget = true
-        } else {
-            result = server.executor.execute(effect)
-            if case let .startSnapshot(id, _, _) = result, case let .readChanges(node, _, _, _, _) = effect,
-               let busy = server.budget(node, snapshot: true) {
-                server.executor.forgetSnapshot(id)
-                result = .failed(.busy, busy)
-                overBudget = true
-            }
+            return finished(effect, .pushBusy(busy))
         }
+        if case let .readDigest(node) = effect, let busy = server.budget(node, snapshot: false) {
+            return finished(effect, .failed(.busy, busy))
+        }
+        server.perform(effect) { [weak self] result in
+            guard let self, !self.closed else {
+                if case let .startSnapshot(id, _, _) = result { self?.server.forgetSnapshot(id) }
+                return
+            }
+            var result = result
+            if case let .startSnapshot(id, _, _) = result, case let .readChanges(node, _, _, _, _) = effect,
+               let busy = self.server.budget(node, snapshot: true) {
+                self.server.forgetSnapshot(id)
+                result = .failed(.busy, busy)
+            }
+            self.tcp.host.complete(self.finished(effect, result), now: self.server.now())
+        }
+        return nil
+    }
+
+    /// Logs what an effect came to, and passes its result on. A refusal is logged once, by the
+    /// session event that sends its ERROR (`errorSent`, `opRefused`, or the `closing` line): the
+    /// lines here add only what those lack.
+    private func finished(_ effect: HubEffect, _ result: HubEffectResult) -> HubEffectResult {
         switch (effect, result) {
         case let (.storePush(_, changeSet), .pushBusy):
             server.log.write(.debug, "\(who) push of \(changeSet.ops.count) ops not taken (busy)")
@@ -321,7 +422,7 @@ private final class HubConnectionDriver {
             server.scheduleRemergeSlice()
         case let (.storePush(_, changeSet), .pushRefused(seq, code, _)):
             server.log.write(.debug, "\(who) push of \(changeSet.ops.count) ops refused at op #\(seq) (\(code.specName))")
-        case let (_, .failed(code, message)) where !overBudget:
+        case let (_, .failed(code, message)) where code != .busy:
             server.log.write(.error, "\(who) store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         default:
             break
@@ -369,4 +470,10 @@ private final class HubConnectionDriver {
             log.write(.debug, "\(who) skipped a frame of ignorable type 0x\(String(type, radix: 16))")
         }
     }
+}
+
+/// A value handed between the loop thread and a store queue that only one of them uses at a time.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -3,10 +3,13 @@ import SiyuSession
 import SiyuStore
 import SiyuWire
 
-/// Carries out a `HubSession`'s store effects against the hub's replica (the single writer: call
-/// it on the thread that owns the replica, one effect at a time, as the session asks).
+/// Carries out a `HubSession`'s store effects against the hub's replica: the single writer (PUSH
+/// admission and merge, the writes reads ask for, re-merge slices), and — alone, as in tests and
+/// the simulator — the reads too, through a `HubReader` over the same connection. A serving hub
+/// (`HubServer`) gives the reads to a `HubReader` over a read-only connection of its own on
+/// another thread instead, and applies the `HubWrite`s they ask for here (`apply`).
 ///
-/// Guarantees:
+/// Guarantees (one thread or serial queue at a time):
 /// - every effect gets exactly one `HubEffectResult`; no error escapes and nothing traps, whatever
 ///   the node sent: a refused op is `.pushRefused` naming it with its SPEC section 8 code, a store
 ///   failure `.failed(.internalError, …)` (retryable), a change set of a newer data model
@@ -24,7 +27,7 @@ import SiyuWire
 ///   power cut; WELCOME carries the log epoch, new after any start not preceded by a clean stop.
 /// - a DIGEST_REQUEST is answered with the state digest of the node's scope and the log head it
 ///   describes, read together (`Replica.scopeDigest`).
-public final class HubStoreExecutor {
+public final class HubStoreExecutor: @unchecked Sendable {
     /// How the hub answers pulls.
     public struct Options: Sendable {
         /// A PULL from cursor 0 gets a snapshot once the log holds this many ops (nil: never).
@@ -49,10 +52,8 @@ public final class HubStoreExecutor {
     public let logEpoch: [UInt8]
     /// Whether `logEpoch` is new with this start (a first start, a crash, a restored backup).
     public let logEpochRenewed: Bool
-    /// Snapshots being read: where each continues, and the node whose own ops it leaves out (nil:
-    /// it includes them).
-    private var snapshots: [UInt64: (position: SnapshotPosition?, leavingOut: NodeID?)] = [:]
-    private var nextSnapshotID: UInt64 = 1
+    /// The reads, over this executor's own connection (`execute`).
+    public let reader: HubReader
 
     /// An executor over `replica`, which must be a hub's (file layout 4 or later). Makes every
     /// commit durable before it returns (`CommitDurability.full`: a PUSH is acknowledged only once
@@ -66,6 +67,7 @@ public final class HubStoreExecutor {
         try replica.setCommitDurability(.full)
         (logEpoch, logEpochRenewed) = try replica.startHubLogEpoch(fresh: freshEpoch)
         try replica.logUnpositionedOps()
+        reader = HubReader(replica: replica, options: options, logEpoch: logEpoch)
     }
 
     /// 32 bytes from the system's cryptographically secure generator.
@@ -84,79 +86,44 @@ public final class HubStoreExecutor {
         try replica.settlePendingRemerges(limit: options.tagHolderSlice)
     }
 
-    /// The scope of a node's pulls (SPEC section 7, "Scope"), from its registration alone: a
-    /// store node registered with a store that store's scope; any other node everything.
-    public func scope(of node: NodeID) throws -> SyncScope {
-        guard let record = try replica.registeredNode(node), record.role == .store, let store = record.store else { return .everything }
-        return .store(store)
-    }
+    /// The scope of a node's pulls (SPEC section 7, "Scope"), from its registration alone.
+    public func scope(of node: NodeID) throws -> SyncScope { try reader.scope(of: node) }
 
-    /// Each registered node's StoredKey, by node id: what `HubServer` compares open sessions with
-    /// to close those of a node removed or given a new secret since they authenticated.
-    public func storedKeys() throws -> [NodeID: [UInt8]] {
-        Dictionary(try replica.registeredNodes().map { ($0.node, $0.verifiers.storedKey) }, uniquingKeysWith: { a, _ in a })
-    }
+    /// Each registered node's StoredKey, by node id (`HubReader.storedKeys`).
+    public func storedKeys() throws -> [NodeID: [UInt8]] { try reader.storedKeys() }
 
-    /// Carries out one effect.
+    /// Carries out one effect, reads included (on this executor's connection): a read that finds
+    /// customers waiting to be re-merged settles them first; the writes a read asks for are made
+    /// before the answer is returned.
     public func execute(_ effect: HubEffect) -> HubEffectResult {
+        guard HubReader.reads(effect) else { return write(effect) }
+        for _ in 0..<2 {
+            switch reader.read(effect) {
+            case let .answered(result, writes):
+                if let failure = apply(writes) { return failure }
+                return result
+            case .notYet:
+                do { try replica.settlePendingRemerges(limit: nil) } catch {
+                    return .failed(.internalError, "the hub's store failed: \(error)")
+                }
+            }
+        }
+        return .failed(.busy, "the hub is re-merging customers holding a changed tag; ask again shortly")
+    }
+
+    /// Carries out a write effect (a PUSH); a read is answered `.failed(.internalError, …)`.
+    public func write(_ effect: HubEffect) -> HubEffectResult {
+        guard case let .storePush(node, changeSet) = effect else {
+            return .failed(.internalError, "a read reached the hub's writer")
+        }
         do {
-            switch effect {
-            case let .authorize(node):
-                guard let record = try replica.registeredNode(node) else { return .registration(nil) }
-                return .registration(NodeRegistration(verifiers: record.verifiers, role: record.role,
-                                                      ackedSeq: record.ackedSeq, logHead: try replica.logHead(), logEpoch: logEpoch))
-
-            case let .storePush(node, changeSet):
-                switch try replica.acceptPush(from: node, changeSet) {
-                case let .stored(acked, _):
-                    return .pushStored(ackedSeq: acked)
-                case let .refused(refusal, _):
-                    return .pushRefused(seq: refusal.seq, code: HubStoreExecutor.code(of: refusal), message: refusal.protocolMessage)
-                case let .deferred(message, _):
-                    return .pushBusy(message)
-                }
-
-            case let .readChanges(node, cursor, budget, schemaVersion, ownOps):
-                guard schemaVersion >= UInt64(currentSchemaVersion) else {
-                    return .schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node")
-                }
-                let head = try replica.logHead()
-                let leavingOut: NodeID? = ownOps ? nil : node
-                // A cursor past the head names no position of this log: it is not recorded as the
-                // node's (`siyu-hub nodes` would show it), the node gets a snapshot instead.
-                if cursor > head {
-                    return startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut)
-                }
-                try replica.recordCursor(cursor, of: node)
-                if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
-                    return startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut)
-                }
-                // An instance with a history elsewhere entered the store's scope since its cursor:
-                // the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
-                if case let .store(store) = try scope(of: node), try replica.scopePull(of: store, from: cursor) {
-                    return startSnapshot(cursor: head, reason: .scopeChange, leavingOut: leavingOut)
-                }
-                let read = try replica.changes(after: cursor, byteBudget: budget, scope: try scope(of: node), leavingOut: leavingOut)
-                return .changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
-                                more: read.more, schemaVersion: currentSchemaVersion)
-
-            case let .readSnapshotPart(node, id, _):
-                guard let reading = snapshots[id] else {
-                    return .failed(.internalError, "snapshot \(id) is not being read")
-                }
-                let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: try scope(of: node),
-                                                      leavingOut: reading.leavingOut)
-                if let next = part.next {
-                    snapshots[id] = (next, reading.leavingOut)
-                    return .snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion)
-                }
-                snapshots[id] = nil
-                return .snapshotPart(part.ops, isLast: true, digest: try replica.scopeDigest(try scope(of: node)).digest,
-                                     schemaVersion: currentSchemaVersion)
-
-            case let .readDigest(node):
-                let scoped = try replica.scopeDigest(try scope(of: node))
-                return .digest(position: scoped.position, digest: scoped.digest)
+            switch try replica.acceptPush(from: node, changeSet) {
+            case let .stored(acked, _):
+                return .pushStored(ackedSeq: acked)
+            case let .refused(refusal, _):
+                return .pushRefused(seq: refusal.seq, code: HubStoreExecutor.code(of: refusal), message: refusal.protocolMessage)
+            case let .deferred(message, _):
+                return .pushBusy(message)
             }
         } catch let ReplicaError.refused(refusal) {
             return .failed(HubStoreExecutor.code(of: refusal), refusal.protocolMessage)
@@ -167,15 +134,24 @@ public final class HubStoreExecutor {
         }
     }
 
-    /// The connection that read snapshot `id` closed: forget where it was.
-    public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }
-
-    private func startSnapshot(cursor: UInt64, reason: SnapshotReason, leavingOut: NodeID?) -> HubEffectResult {
-        let id = nextSnapshotID
-        nextSnapshotID += 1
-        snapshots[id] = (nil, leavingOut)
-        return .startSnapshot(id: id, cursor: cursor, reason: reason)
+    /// Makes the writes reads asked for; the failure to answer with if one failed (nil: done).
+    @discardableResult
+    public func apply(_ writes: [HubWrite]) -> HubEffectResult? {
+        do {
+            for write in writes {
+                switch write {
+                case let .cursor(node, cursor): try replica.recordCursor(cursor, of: node)
+                case let .scopeSeen(store, upTo, at): try replica.recordScopeSeen(of: store, upTo: upTo, at: at)
+                }
+            }
+            return nil
+        } catch {
+            return .failed(.internalError, "the hub's store failed: \(error)")
+        }
     }
+
+    /// The connection that read snapshot `id` closed: forget where it was.
+    public func forgetSnapshot(_ id: UInt64) { reader.forgetSnapshot(id) }
 
     /// The ERROR code of a refusal.
     static func code(of refusal: OpRefusal) -> ErrorCode {

@@ -323,6 +323,7 @@ public final class AttackLoop: @unchecked Sendable {
     private var outcomes: [AttackOutcome] = []
     private var failure: String?
     private var stopping = false
+    private var finished = false
     private let done = DispatchSemaphore(value: 0)
 
     /// `pause`: seconds between two rounds.
@@ -336,7 +337,10 @@ public final class AttackLoop: @unchecked Sendable {
 
     public func start() {
         Thread.detachNewThread { [self] in
-            defer { done.signal() }
+            defer {
+                lock.withLock { finished = true }
+                done.signal()
+            }
             while true {
                 let (count, stop) = lock.withLock { (outcomes.count, stopping) }
                 if count >= maximumRounds || (stop && count >= minimumRounds) || Date() >= deadline { return }
@@ -353,10 +357,19 @@ public final class AttackLoop: @unchecked Sendable {
         }
     }
 
+    /// Asks the rounds to end (once `minimumRounds` are done), without waiting for them.
+    public func requestStop() { lock.withLock { stopping = true } }
+
+    /// Whether the rounds have ended.
+    public var isFinished: Bool { lock.withLock { finished } }
+
+    /// Every round's outcome so far, and what ended the rounds early (a round's error).
+    public var results: (outcomes: [AttackOutcome], failure: String?) { lock.withLock { (outcomes, failure) } }
+
     /// Asks the rounds to end and waits for them, at most `timeout` seconds: every round's outcome,
     /// and what ended the rounds early (a round's error, or the wait running out).
     public func stop(timeout: Double = 120) -> (outcomes: [AttackOutcome], failure: String?) {
-        lock.withLock { stopping = true }
+        requestStop()
         let ended = done.wait(timeout: .now() + timeout) == .success
         return lock.withLock { (outcomes, ended ? failure : failure ?? "the attack did not end within \(Int(timeout)) s") }
     }

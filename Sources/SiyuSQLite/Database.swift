@@ -128,6 +128,18 @@ public final class Database {
         return sqlite3_last_insert_rowid(handle)
     }
 
+    /// What the statements run through `run`, `query`, `queryWhile`, `rows` and `scalar` on
+    /// this connection have cost since it opened (`sqlite3_stmt_status`; not `execute(_:)`).
+    /// Take it before and after a piece of work to see what that work read.
+    public private(set) var work = StatementWork()
+
+    /// The plan SQLite chooses for `sql` (`EXPLAIN QUERY PLAN`, parameters unbound), one line per
+    /// step, e.g. `SEARCH ops USING PRIMARY KEY (inst_kind=? AND inst_id=?)` or `SCAN customers`.
+    /// Runs nothing of `sql` itself.
+    public func queryPlan(_ sql: String) throws -> [String] {
+        try prepare("EXPLAIN QUERY PLAN " + sql).rows().map { $0.count > 3 ? ($0[3].stringValue ?? "") : "" }
+    }
+
     /// Runs one or more `;`-separated statements without parameters (`sqlite3_exec`).
     /// Result rows, if any, are ignored.
     public func execute(_ sql: String) throws {
@@ -288,6 +300,15 @@ public final class Database {
 
     // MARK: - Internal
 
+    /// Adds what the statement `handle` did since it was last counted to `work`, and restarts
+    /// its counters.
+    func recordWork(of handle: OpaquePointer) {
+        work.virtualMachineSteps &+= Int64(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_VM_STEP, 1))
+        work.fullScanSteps &+= Int64(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1))
+        work.sorts &+= Int64(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_SORT, 1))
+        work.executions &+= 1
+    }
+
     /// Called by a statement as it is finalized or deinitialized.
     func forget(_ statement: Statement) {
         liveStatements[ObjectIdentifier(statement)] = nil
@@ -359,4 +380,31 @@ public final class Database {
 struct WeakStatement {
     weak var statement: Statement?
     init(_ statement: Statement) { self.statement = statement }
+}
+
+/// What statements cost (`Database.work`), summed over the statements run.
+///
+/// Guarantees: every count only grows (wrapping at `Int64.max`, which no connection reaches).
+public struct StatementWork: Equatable, Sendable {
+    /// Virtual machine operations SQLite ran (`SQLITE_STMTSTATUS_VM_STEP`): a measure of the rows
+    /// and index entries a statement visited.
+    public var virtualMachineSteps: Int64 = 0
+    /// Steps forward through a table or index in a full scan (`SQLITE_STMTSTATUS_FULLSCAN_STEP`).
+    public var fullScanSteps: Int64 = 0
+    /// Sorts SQLite made for an ORDER BY or GROUP BY no index served (`SQLITE_STMTSTATUS_SORT`).
+    public var sorts: Int64 = 0
+    /// How many statement executions were counted.
+    public var executions: Int64 = 0
+
+    public init() {}
+
+    /// What was done between `earlier` and this.
+    public func since(_ earlier: StatementWork) -> StatementWork {
+        var out = StatementWork()
+        out.virtualMachineSteps = virtualMachineSteps &- earlier.virtualMachineSteps
+        out.fullScanSteps = fullScanSteps &- earlier.fullScanSteps
+        out.sorts = sorts &- earlier.sorts
+        out.executions = executions &- earlier.executions
+        return out
+    }
 }

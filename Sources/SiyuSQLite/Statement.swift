@@ -227,6 +227,7 @@ public final class Statement {
             rowGeneration &+= 1
             // The handle may have been finalized from inside `body` (e.g. by closing the database).
             if let current = self.handle {
+                database?.recordWork(of: current)
                 sqlite3_reset(current)
             }
         }

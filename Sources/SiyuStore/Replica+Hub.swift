@@ -314,12 +314,24 @@ extension Replica {
             while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
-                // A store's snapshot: only the instances of its scope (?1 is the store).
-                let inScope = store.flatMap { _ in Replica.scopeCondition(kind, "inst_id") }.map { " AND \($0)" } ?? ""
-                let range = try db.cached("""
-                    SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
-                    AND origin IS NOT ?6\(inScope) ORDER BY inst_id, origin, seq LIMIT ?7
-                    """)
+                // A store's snapshot: only the instances of its scope (?1 is the store), read from
+                // the store's list of them (an index range) and each one's ops by key, so it costs
+                // the store's instances, not every store's. A shared kind: every instance.
+                let range: Statement
+                if store != nil, let list = Replica.scopeInstances(kind) {
+                    // `+` keeps SQLite from turning the resume bound into a range on ops.
+                    range = try db.cached("""
+                        SELECT o.inst_id, o.origin, o.seq, o.hlc, o.body FROM \(list.table) s CROSS JOIN ops o
+                        ON o.inst_kind = ?2 AND o.inst_id = +s.\(list.id)
+                        WHERE \(list.condition) AND s.\(list.id) >= ?3 AND (s.\(list.id) > ?3 OR (o.origin, o.seq) > (?4, ?5))
+                        AND o.origin IS NOT ?6 ORDER BY s.\(list.id), o.origin, o.seq LIMIT ?7
+                        """)
+                } else {
+                    range = try db.cached("""
+                        SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ?2 AND (inst_id, origin, seq) > (?3, ?4, ?5)
+                        AND origin IS NOT ?6 ORDER BY inst_id, origin, seq LIMIT ?7
+                        """)
+                }
                 try range.query([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
                                  .integer(Int64(want - before))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))

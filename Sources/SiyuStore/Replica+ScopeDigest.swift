@@ -40,4 +40,18 @@ extension Replica {
             }
         }
     }
+
+    /// `scopeDigest` for a connection that must not write (a hub's reader): nil while customers
+    /// holding a changed tag wait to be re-merged (the tables are not yet the merge of the ops),
+    /// checked in the same read transaction as the digest, so nothing is ever written.
+    public func settledScopeDigest(_ scope: SyncScope = .everything) throws -> ScopeDigest? {
+        try ReplicaError.wrap("computing the state digest of a node's scope") {
+            let own = !db.isInTransaction
+            if own { try db.execute("BEGIN") }
+            defer { if own { try? db.execute("COMMIT") } }
+            guard try pendingRemerges().isEmpty else { return nil }
+            return try scopeDigest(scope)
+        }
+    }
+
 }

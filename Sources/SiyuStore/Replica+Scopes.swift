@@ -10,7 +10,9 @@ import SiyuSQLite
 ///   the same transaction as its log position;
 /// - a store's read of the log costs the ops of its scope after the cursor (two index ranges),
 ///   not a walk of the log;
-/// - a store's snapshot and digest cover exactly the instances whose home is shared or its store.
+/// - a store's snapshot and digest cover exactly the instances whose home is shared or its store,
+///   and read them through the indexes by store of layout 8 (the store's instance list, then each
+///   instance's ops by key): their cost is the store's rows and the shared ones, not every store's.
 extension Replica {
     /// The `hub_log_homes` key of a home: '' for shared, the store id for a store's, nil for
     /// HQ's alone (not indexed: HQ reads the whole log).
@@ -84,19 +86,35 @@ extension Replica {
     /// A PULL of a node of `store` from `cursor` (SPEC section 7, "Transfers"): records that the
     /// store has seen the moves out of its scope up to `cursor` (now, by the hub's wall clock),
     /// and says whether an instance entered its scope after `cursor` — then the PULL is answered
-    /// with a snapshot of reason 1.
+    /// with a snapshot of reason 1. `scopeChanges` and `recordScopeSeen` in one.
     public func scopePull(of store: String, from cursor: UInt64) throws -> Bool {
+        let found = try scopeChanges(of: store, from: cursor)
+        if found.unseenExits { try recordScopeSeen(of: store, upTo: cursor, at: wallClock()) }
+        return found.entered
+    }
+
+    /// What a PULL of a node of `store` from `cursor` finds, reading only (a hub's reader
+    /// connection): whether an instance entered the store's scope after `cursor`, and whether a
+    /// move out of its scope at or before `cursor` is not yet recorded as seen by the store (then
+    /// the writer records it: `recordScopeSeen`). Two index probes.
+    public func scopeChanges(of store: String, from cursor: UInt64) throws -> (entered: Bool, unseenExits: Bool) {
+        try ReplicaError.wrap("reading the scope changes of store \(IdentifierRule.printable(store))") {
+            let key: [SQLiteValue] = [.text(store), .integer(Int64(clamping: cursor))]
+            let unseen = try db.cached("SELECT 1 FROM hub_scope_exits WHERE home = ?1 AND seen_at IS NULL AND position <= ?2 LIMIT 1").scalar(key) != nil
+            let entered = try db.cached("SELECT 1 FROM hub_scope_entries WHERE home = ? AND position > ? LIMIT 1").scalar(key) != nil
+            return (entered, unseen)
+        }
+    }
+
+    /// Records that a node of `store` pulled from `cursor` at hub wall time `at`: the moves out
+    /// of its scope up to `cursor` are seen from then on (late edits of those instances are judged
+    /// against `at`, SPEC section 7, "Transfers"). A move already seen keeps its first time.
+    public func recordScopeSeen(of store: String, upTo cursor: UInt64, at: UInt64) throws {
         try ReplicaError.wrap("recording a PULL of store \(IdentifierRule.printable(store))") {
-            let at = Int64(clamping: cursor)
-            let key: [SQLiteValue] = [.text(store), .integer(at)]
-            // Written only when a move is newly seen: most PULLs write nothing.
-            if try db.cached("SELECT 1 FROM hub_scope_exits WHERE home = ?1 AND seen_at IS NULL AND position <= ?2 LIMIT 1").scalar(key) != nil {
-                try transaction {
-                    try db.cached("UPDATE hub_scope_exits SET seen_at = ?3 WHERE home = ?1 AND seen_at IS NULL AND position <= ?2")
-                        .run(key + [.integer(Int64(clamping: wallClock()))])
-                }
+            try transaction {
+                try db.cached("UPDATE hub_scope_exits SET seen_at = ?3 WHERE home = ?1 AND seen_at IS NULL AND position <= ?2")
+                    .run([.text(store), .integer(Int64(clamping: cursor)), .integer(Int64(clamping: at))])
             }
-            return try db.cached("SELECT 1 FROM hub_scope_entries WHERE home = ? AND position > ? LIMIT 1").scalar(key) != nil
         }
     }
 
@@ -230,6 +248,19 @@ extension Replica {
         case .order: return "\(column) IN (SELECT order_id FROM orders WHERE store_id = ?1)"
         case .groupChat:
             return "\(column) IN (SELECT chat_id FROM group_chats WHERE owner IN (SELECT userid FROM staff WHERE store_id = ?1))"
+        }
+    }
+
+    /// The instances of `kind` in store `?1`'s scope as a table, its id column and the condition
+    /// on its rows (columns unqualified: the table is aliased `s`); nil for the shared kinds.
+    /// Each condition is served by an index of layout 8 that yields the ids in order.
+    static func scopeInstances(_ kind: InstanceKind) -> (table: String, id: String, condition: String)? {
+        switch kind {
+        case .tagGroup, .tag, .store: return nil
+        case .customer: return ("customers", "customer_id", "s.owner_store = ?1")
+        case .staff: return ("staff", "userid", "s.store_id = ?1")
+        case .order: return ("orders", "order_id", "s.store_id = ?1")
+        case .groupChat: return ("group_chats", "chat_id", "s.owner IN (SELECT userid FROM staff WHERE store_id = ?1)")
         }
     }
 

@@ -57,6 +57,8 @@ public final class Replica {
     public internal(set) var store: String?
     let db: Database
     let wallClock: () -> UInt64
+    /// The replica's wall clock now, in milliseconds since the Unix epoch (what its edits stamp).
+    public var wallTime: UInt64 { wallClock() }
     var clock: HybridClock
     var nextSeq: UInt64
     var catalogCache: TagCatalog?

@@ -29,7 +29,8 @@ public enum ReplicaSchema {
     /// the tables of sync (see `version4`). Version 5 adds `bridge_state`, the bookkeeping of a
     /// bridge to another system (see `version5`). Version 6 indexes a hub's log by scope (see
     /// `version6`). Version 7 replaces each registered node's HMAC key with SCRAM verifiers (see
-    /// `version7`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row): a
+    /// `version7`). Version 8 indexes the tables a store's scope is read from by store (see
+    /// `version8`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row): a
     /// later change comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
@@ -39,7 +40,22 @@ public enum ReplicaSchema {
         SchemaMigration(version: 5) { db in try db.execute(version5) },
         SchemaMigration(version: 6) { db in try db.execute(version6) },
         SchemaMigration(version: 7) { db in try migrateToVerifiers(db) },
+        SchemaMigration(version: 8) { db in try db.execute(version8) },
     ]
+
+    /// Layout 8: the rows of a store's scope found by store (SPEC section 7, "Scope"): customers
+    /// by `owner_store`, staff and orders by `store_id`, group chats by `owner` (the chats of a
+    /// store's staff). A hub reads a store's snapshot and digest through them, so their cost is
+    /// that store's rows, not every store's (`QueryPlanTests`). Each index holds the table's key
+    /// after the indexed column, so a store's rows come in key order, as snapshots and digests
+    /// read them. The indexes exist on every replica (a store node holds one store's rows, and
+    /// pays one index entry per row for them).
+    static let version8 = """
+        CREATE INDEX customers_by_owner_store ON customers(owner_store);
+        CREATE INDEX staff_by_store ON staff(store_id);
+        CREATE INDEX orders_by_store ON orders(store_id);
+        CREATE INDEX group_chats_by_owner ON group_chats(owner);
+        """
 
     /// Layout 6: `hub_log_homes`, a hub's index of its log by scope (SPEC section 7, "Scope"): one
     /// row (home, position) per home an op's instance had when the op was logged — '' for the
@@ -289,14 +305,25 @@ public enum ReplicaSchema {
         }
     }
 
-    /// Refuses a non-empty file whose header is not SQLite's, before SQLite touches it.
+    /// Refuses an existing file whose header is not SQLite's, before anything is written to it.
+    ///
+    /// The header is read through SQLite itself (a read-only connection that reads the schema
+    /// cookie), never by opening the file separately: closing any descriptor of a file drops every
+    /// POSIX lock this process holds on it, including those of a connection already open here (a
+    /// hub's writer when its reader opens); another process could then take the file for unused,
+    /// checkpoint it and delete its write-ahead log under the writer, whose later commits would be
+    /// lost. SQLite's own descriptors are shared between its connections and never closed while one
+    /// holds a lock.
     static func refuseIfNotSQLite(path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return }
-        defer { try? handle.close() }
-        let header = handle.readData(ofLength: 16)
-        if header.isEmpty { return }
-        if header != Data("SQLite format 3\0".utf8) {
+        guard FileManager.default.fileExists(atPath: path),
+              let probe = try? Database(path: path, mode: .readOnly) else { return }   // the real open reports it
+        defer { probe.close() }
+        do {
+            _ = try probe.prepare("PRAGMA schema_version").scalar()
+        } catch let e as SQLiteError where e.isNotADatabase {
             throw ReplicaError.notAReplica(path: path, reason: "not an SQLite database")
+        } catch {
+            return   // locked, unreadable, …: the real open reports it
         }
     }
 

@@ -110,7 +110,7 @@ struct AttackBench {
                        tags: [String], mallory: [UInt8]) throws -> [Window] {
         let counters = HubLoadProgress()
         let loop = try EventLoop.start(name: "attack-nodes")
-        let lane = HubLoadLane(loop: loop, hub: address, progress: counters, seed: 0x5EED_A77A, gap: gap)
+        let lane = HubLoadLane(loop: loop, hub: address, progress: counters, acknowledgements: HubLoadAcknowledgements(), seed: 0x5EED_A77A, gap: gap)
         defer {
             try? loop.execute { lane.closeAll() }
             Thread.sleep(forTimeInterval: 0.3)

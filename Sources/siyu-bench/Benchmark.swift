@@ -73,7 +73,7 @@ struct Benchmark {
         }
         if options.runs("hub") {
             let seed = UInt64(Date().timeIntervalSince1970 * 1000)
-            add(try HubLoadBench(nodes: options.hubNodes, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,
+            add(try HubLoadBench(nodes: options.hubNodes, customersPerStore: options.hubCustomersPerStore, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,
                                  seed: seed, directory: directory).run())
         }
         if options.runs("attack") {

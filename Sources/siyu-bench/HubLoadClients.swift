@@ -24,6 +24,43 @@ final class HubLoadProgress: @unchecked Sendable {
     }
 }
 
+/// When each store op was acknowledged (its PUSH_ACK reached the store: the op is in the log),
+/// until HQ's node receives it; shared by every loop (one lock). An op HQ receives before its
+/// PUSH_ACK reached the store counts as no lag.
+final class HubLoadAcknowledgements: @unchecked Sendable {
+    private struct Key: Hashable { let origin: NodeID; let seq: UInt64 }
+    private let lock = NSLock()
+    private var acknowledged: [Key: UInt64] = [:]
+    private var receivedEarly: Set<Key> = []
+
+    /// Ops `seqs` of `origin` acknowledged at `nanos` (monotonic).
+    func acknowledged(_ origin: NodeID, _ seqs: ClosedRange<UInt64>, at nanos: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        for seq in seqs {
+            let key = Key(origin: origin, seq: seq)
+            if receivedEarly.remove(key) == nil { acknowledged[key] = nanos }
+        }
+    }
+
+    /// HQ received op `seq` of `origin` at `nanos`: nanoseconds since its acknowledgement (0 if
+    /// it is not acknowledged yet).
+    func received(_ origin: NodeID, _ seq: UInt64, at nanos: UInt64) -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        let key = Key(origin: origin, seq: seq)
+        guard let at = acknowledged.removeValue(forKey: key) else {
+            receivedEarly.insert(key)
+            return 0
+        }
+        return nanos > at ? nanos - at : 0
+    }
+
+    /// Acknowledged ops HQ has not received.
+    var pending: Int {
+        lock.lock(); defer { lock.unlock() }
+        return acknowledged.count
+    }
+}
+
 /// What the nodes of one loop measured. Written on that loop's thread only; read by the main
 /// thread after the loop stopped (`EventLoop.waitForStop` orders the two).
 final class HubLoadTally: @unchecked Sendable {
@@ -42,6 +79,8 @@ final class HubLoadTally: @unchecked Sendable {
     var firstErrors: [String] = []
     /// Nanoseconds from the connect call to WELCOME, per node.
     var authenticationTimes: [UInt64] = []
+    /// Per store op HQ's node received: nanoseconds since the store had its PUSH_ACK.
+    var hqLags: [UInt64] = []
 
     func error(_ text: String) {
         errors += 1
@@ -55,6 +94,7 @@ final class HubLoadLane: @unchecked Sendable {
     let hub: SocketAddress
     let tally = HubLoadTally()
     let progress: HubLoadProgress
+    let acknowledgements: HubLoadAcknowledgements
     var random: SplitMix
     var nodes: [HubLoadNode] = []
     /// No round starts at or after this instant (nanoseconds of the loop's clock); nil before the rounds.
@@ -63,10 +103,12 @@ final class HubLoadLane: @unchecked Sendable {
     let gap: ClosedRange<Double>
     var stopping = false
 
-    init(loop: EventLoop, hub: SocketAddress, progress: HubLoadProgress, seed: UInt64, gap: ClosedRange<Double>) {
+    init(loop: EventLoop, hub: SocketAddress, progress: HubLoadProgress, acknowledgements: HubLoadAcknowledgements,
+         seed: UInt64, gap: ClosedRange<Double>) {
         self.loop = loop
         self.hub = hub
         self.progress = progress
+        self.acknowledgements = acknowledgements
         self.random = SplitMix(seed: seed)
         self.gap = gap
     }
@@ -76,7 +118,7 @@ final class HubLoadLane: @unchecked Sendable {
     /// Starts the rounds: every node's first round at a random moment within the first gap.
     func startRounds(seconds: Double) {
         roundsEnd = nowNanos + UInt64(seconds * 1e9)
-        for node in nodes where node.isReady { node.scheduleRound(after: random.uniform(0 ... gap.upperBound)) }
+        for node in nodes where node.isReady && !node.isHQ { node.scheduleRound(after: random.uniform(0 ... gap.upperBound)) }
     }
 
     /// Says BYE on every connection.
@@ -103,13 +145,15 @@ struct SplitMix {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
 
-/// One node: a `NodeSession` on a `TCPConnection` of its lane's loop (loop thread only). A sync
-/// round starts when the node's outbox grows by a few ops of its own and the session sends PUSH;
-/// it ends when the PUSH_ACK came and the PULL sent after it was answered by CHANGES saying
-/// `more = false`.
+/// One node: a `NodeSession` on a `TCPConnection` of its lane's loop (loop thread only). A store
+/// node's sync round starts when its outbox grows by a few ops of its own and the session sends
+/// PUSH; it ends when the PUSH_ACK came and the PULL sent after it was answered by CHANGES saying
+/// `more = false`. HQ's node does no rounds: it pulls on its session's timer and records the lag of
+/// every store op it receives.
 final class HubLoadNode {
     unowned let lane: HubLoadLane
     let id: NodeID
+    let isHQ: Bool
     let configuration: NodeSession.Configuration
     let cursor: UInt64
     let customers: [String]
@@ -133,6 +177,7 @@ final class HubLoadNode {
     init(lane: HubLoadLane, id: NodeID, secret: [UInt8], cursor: UInt64, customers: [String], tags: [String]) {
         self.lane = lane
         self.id = id
+        self.isHQ = false
         self.cursor = cursor
         self.customers = customers
         self.tags = tags
@@ -140,6 +185,18 @@ final class HubLoadNode {
         let policy = KeepalivePolicy(pollIntervalMillis: 3_600_000)
         configuration = NodeSession.Configuration(node: id, role: .store, secret: secret, policy: policy)
         synthesizer = OpSynthesizer(origin: id, role: .store, author: "clerk-" + id)
+    }
+
+    /// HQ's node `id`: pushes nothing, pulls every `pollMillis`.
+    init(lane: HubLoadLane, hq id: NodeID, secret: [UInt8], cursor: UInt64, pollMillis: UInt64) {
+        self.lane = lane
+        self.id = id
+        self.isHQ = true
+        self.cursor = cursor
+        self.customers = []
+        self.tags = []
+        configuration = NodeSession.Configuration(node: id, role: .hq, secret: secret, policy: KeepalivePolicy(pollIntervalMillis: pollMillis))
+        synthesizer = OpSynthesizer(origin: id, role: .hq, author: "hq-admin")
     }
 
     var isReady: Bool { caughtUp && session?.state == .ready }
@@ -271,7 +328,12 @@ final class HubLoadNode {
             outbox.removeAll { $0.seq <= after }
             return .outbox(Array(outbox.prefix(maxOps)))
         case let .applyChanges(changeSet, _):
-            lane.tally.opsPulled += changeSet.ops.count
+            if isHQ {
+                let at = lane.nowNanos
+                for op in changeSet.ops { lane.tally.hqLags.append(lane.acknowledgements.received(op.origin, op.seq, at: at)) }
+            } else {
+                lane.tally.opsPulled += changeSet.ops.count
+            }
             return .done
         case let .quarantine(seq, code, message):
             lane.tally.error("\(id): op #\(seq) refused with code \(code): \(message)")
@@ -293,6 +355,7 @@ final class HubLoadNode {
             if case let .pushing(last) = phase, acked >= last {
                 lane.tally.opsAcknowledged += roundOps
                 pushAcknowledgedAt = lane.nowNanos
+                lane.acknowledgements.acknowledged(id, (last - UInt64(roundOps) + 1) ... last, at: pushAcknowledgedAt)
                 phase = .pulling(sent: false)
                 pullWanted = true
             }

@@ -12,7 +12,7 @@ struct BenchOptions {
           --ops N      remote ops merged in one change set (default 100000, quick 5000)
           --scaling L  replica sizes in customers for the scaling table (default 10000,100000,1000000;
                        quick 1000,10000; an empty list skips it)
-          --hub-nodes N        nodes of the hub-load section (default 1000, quick 100)
+          --hub-nodes N        store nodes of the hub-load section (default 1000, quick 100; each with 250 customers, quick 25, and HQ's node besides)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
           --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
@@ -59,6 +59,8 @@ struct BenchOptions {
     var hubNodes = 1_000
     var hubSeconds = 25.0
     var hubGap = 2.0 ... 5.0
+    /// Customers of each store in the hub-load section (the brand's shape: ~250; quick 25).
+    var hubCustomersPerStore = 250
     /// Seconds of each window of the attack section (per attack: one with no attack, then the attack's).
     var attackSeconds = 3.0
 
@@ -134,6 +136,7 @@ struct BenchOptions {
         cliLookupCustomers = 20_000
         hubNodes = 100
         hubSeconds = 6
+        hubCustomersPerStore = 25
         attackSeconds = 0.5
     }
 }

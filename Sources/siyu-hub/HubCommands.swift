@@ -367,10 +367,13 @@ struct HubServeCommand: Command {
         }
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
-        let server = HubServer(loop: loop, executor: executor,
+        let server = try HubServer(loop: loop, executor: executor,
                                configuration: .init(session: .init(hubID: replica.node, policy: KeepalivePolicy(idleTimeoutMillis: UInt64(idleTimeoutSeconds) * 1_000)),
                                                     listen: listen, pushLimits: pushLimits,
                                                     maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress), log: log)
+        // Read before the server starts: from then on the writer's connection belongs to its queue.
+        let head = (try? replica.logHead()) ?? 0
+        let registered = (try? replica.registeredNodes().count) ?? 0
         let address = try server.start()
         let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
         defer { watcher.cancel() }
@@ -379,10 +382,11 @@ struct HubServeCommand: Command {
         if executor.logEpochRenewed {
             log.write(.warn, "hub log epoch \(executor.logEpoch.prefix(8).map { String(format: "%02x", $0) }.joined()) is new: this file was not stopped cleanly last (a first start, a crash or power cut, or a restored backup); every node pulls again from position 0")
         }
-        log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \((try? replica.logHead()) ?? 0), \(Render.count((try? replica.registeredNodes().count) ?? 0, "node")) registered")
+        log.write(.info, "hub \(IdentifierRule.printable(replica.node, limit: 64)) serving \(path) on \(address): log head \(head), \(Render.count(registered, "node")) registered")
         context.io.output.line("listening on \(address)")
         context.io.output.flush()
         try loop.run()
+        server.waitForStoreWork()
         // Every commit is durable (synchronous = FULL): the next start of this file keeps the log epoch.
         do { try replica.markCleanStop() } catch { log.write(.error, "hub could not mark its clean stop (the next start makes a new log epoch): \(error)") }
         log.write(.info, "hub stopped")

@@ -24,7 +24,7 @@ import SiyuWire
     /// outcome with its index. `storing`: ops of mallory the hub may legitimately hold afterwards;
     /// `recording`: the numbers of mallory's it records as refused (SPEC section 7, "Refused ops").
     func underAttack(_ input: HostileInput, rounds: Int = 3, storing legitimate: UInt64 = 0, recording refused: [UInt64] = [], hubFlags: [String] = [],
-                     configure: (Attacker) -> Void = { _ in }, check: (AttackOutcome, Int) -> Void) throws {
+                     configure: (Attacker) -> Void = { _ in }, check: (AttackOutcome, Int) -> Void) async throws {
         let n = try Network()
         defer { n.close() }
         try n.register("hq", role: "hq")
@@ -48,16 +48,16 @@ import SiyuWire
         for i in 0..<HostileInputTests.edits {
             try withReplica(n.db("hq")) { r in try r.createCustomer("wm_during_\(i)", ["name": .text("攻击中\(i)")], by: "zhaolei") }
             let own = try ops(of: "hq", upTo: UInt64(Int64.max), in: n.db("hq"))
-            do {
-                try eventually("HQ's edit \(i) stored at the hub during '\(input.title)'", timeout: HostileInputTests.editWait) {
-                    try ops(of: "hq", upTo: UInt64(Int64.max), in: n.hubDB) == own
-                }
+            if try await HostileInputTests.within(HostileInputTests.editWait, { try ops(of: "hq", upTo: UInt64(Int64.max), in: n.hubDB) == own }) {
                 reached += 1
-            } catch {
-                Issue.record("\(error)\n--- HQ's log:\n\(daemon.err.suffix(2000))")
+            } else {
+                Issue.record("HQ's edit \(i) not stored at the hub within \(HostileInputTests.editWait) s during '\(input.title)'\n--- HQ's log:\n\(daemon.err.suffix(2000))")
             }
         }
-        let (outcomes, failure) = run.stop(timeout: 120)
+        run.requestStop()
+        let ended = try await HostileInputTests.within(120) { run.isFinished }
+        var (outcomes, failure) = run.results
+        if !ended { failure = failure ?? "the attack did not end within 120 s" }
         let during = HostileInputTests.usage(of: pid)
         #expect(reached == HostileInputTests.edits, "\(input.title): HQ kept syncing during the attack")
         if let failure { Issue.record("\(input.title): \(failure)") }
@@ -69,8 +69,8 @@ import SiyuWire
         // One log line per refusal, no more.
         let refusals = outcomes.map(\.refusals).reduce(0, +)
         func logged() -> Int { hub.child.err.split(separator: "\n").filter { line in input.logLine.allSatisfy { line.contains($0) } }.count }
-        try? eventually("\(refusals) log lines of '\(input.title)'", timeout: 10) { logged() >= refusals }
-        usleep(300_000)
+        _ = try await HostileInputTests.within(10) { logged() >= refusals }
+        try await Task.sleep(for: .milliseconds(300))
         #expect(refusals > 0 && logged() == refusals,
                 "\(input.title): \(refusals) refusals, \(logged()) log lines with \(input.logLine)\n--- hub log:\n\(hub.child.err.suffix(3000))")
         #expect(hub.child.isRunning, "\(input.title): the hub died")
@@ -80,6 +80,17 @@ import SiyuWire
         #expect(try withReplica(n.hubDB) { try $0.refusals(of: "mallory") }.map(\.seq) == refused, "\(input.title): refusals recorded")
         let recorded = try withReplica(n.hubDB) { r in (try r.registeredNodes().first { $0.node == "mallory" }?.cursor ?? 0, try r.logHead()) }
         #expect(recorded.0 <= recorded.1, "\(input.title): mallory's recorded cursor \(recorded.0) lies past the log head \(recorded.1)")
+    }
+
+    /// Polls `condition` every 50 ms for at most `seconds`, sleeping without holding a thread (the
+    /// tests of the suite run side by side on a small pool); whether it held.
+    static func within(_ seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition()
     }
 
     /// The process's CPU time (user + system, ms) and resident memory (KiB), from /proc.
@@ -93,92 +104,92 @@ import SiyuWire
         return (ticks * 10, rss)   // 100 ticks a second on Linux
     }
 
-    @Test(.timeLimit(.minutes(2))) func aFloodOfUnauthenticatedConnectionsIsCappedPerAddressAndKnownNodesStillSync() throws {
-        try underAttack(.connectionFlood) { o, _ in #expect(o.answers == ["closed"], "the 9th connection from one address is closed at once") }
+    @Test(.timeLimit(.minutes(2))) func aFloodOfUnauthenticatedConnectionsIsCappedPerAddressAndKnownNodesStillSync() async throws {
+        try await underAttack(.connectionFlood) { o, _ in #expect(o.answers == ["closed"], "the 9th connection from one address is closed at once") }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aLargeFrameBeforeAuthenticationIsRefusedWithoutBufferingIt() throws {
-        try underAttack(.halfFrameBeforeAuth) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.frameTooLarge.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func aLargeFrameBeforeAuthenticationIsRefusedWithoutBufferingIt() async throws {
+        try await underAttack(.halfFrameBeforeAuth) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.frameTooLarge.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aSlowLorisAfterAuthIsClosedByTheIdleTimerThatCountsRequestsNotBytes() throws {
+    @Test(.timeLimit(.minutes(2))) func aSlowLorisAfterAuthIsClosedByTheIdleTimerThatCountsRequestsNotBytes() async throws {
         // One byte of a PUSH every 0.25 s: bytes arrive, no whole request does; a 2 s idle timeout closes it.
-        try underAttack(.slowLorisAfterAuth, rounds: 2, hubFlags: ["--idle-timeout", "2"]) { o, _ in #expect(o.answers == ["closed"]) }
+        try await underAttack(.slowLorisAfterAuth, rounds: 2, hubFlags: ["--idle-timeout", "2"]) { o, _ in #expect(o.answers == ["closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func anOversizeLengthPrefixIsFrameTooLarge() throws {
-        try underAttack(.oversizeLength) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.frameTooLarge.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func anOversizeLengthPrefixIsFrameTooLarge() async throws {
+        try await underAttack(.oversizeLength) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.frameTooLarge.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aBadChecksumIsCode2() throws {
-        try underAttack(.badChecksum) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.badChecksum.rawValue) retryable", "closed"], "retryable: a line fault, not the node's") }
+    @Test(.timeLimit(.minutes(2))) func aBadChecksumIsCode2() async throws {
+        try await underAttack(.badChecksum) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.badChecksum.rawValue) retryable", "closed"], "retryable: a line fault, not the node's") }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aFrameOfVersion3IsUnsupportedVersion() throws {
-        try underAttack(.unsupportedVersion) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.unsupportedVersion.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func aFrameOfVersion3IsUnsupportedVersion() async throws {
+        try await underAttack(.unsupportedVersion) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.unsupportedVersion.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func anUnknownType0x7FIsCode11() throws {
-        try underAttack(.unknownType) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.unknownMessageType.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func anUnknownType0x7FIsCode11() async throws {
+        try await underAttack(.unknownType) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.unknownMessageType.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aTruncatedFrameThenFINStoresNothing() throws {
-        try underAttack(.truncatedThenFIN) { o, _ in #expect(o.answers == ["closed"], "no answer: the frame never completed") }
+    @Test(.timeLimit(.minutes(2))) func aTruncatedFrameThenFINStoresNothing() async throws {
+        try await underAttack(.truncatedThenFIN) { o, _ in #expect(o.answers == ["closed"], "no answer: the frame never completed") }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aWrongSecretIsAuthFailed() throws {
-        try underAttack(.wrongSecret) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func aWrongSecretIsAuthFailed() async throws {
+        try await underAttack(.wrongSecret) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func anUnknownNodeIsAuthFailedLikeAWrongSecret() throws {
-        try underAttack(.unknownNode) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func anUnknownNodeIsAuthFailedLikeAWrongSecret() async throws {
+        try await underAttack(.unknownNode) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aReplayedAuthIsAuthFailed() throws {
-        try underAttack(.replayedAuth) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func aReplayedAuthIsAuthFailed() async throws {
+        try await underAttack(.replayedAuth) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aPushInjectedIntoARelayedSessionFailsItsFrameMAC() throws {
-        try underAttack(.injectedPush) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func aPushInjectedIntoARelayedSessionFailsItsFrameMAC() async throws {
+        try await underAttack(.injectedPush) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.authFailed.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func opsOfAnotherOriginArePermissionDeniedAndClose() throws {
-        try underAttack(.otherOrigin) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.permissionDenied.rawValue)", "closed"]) }
+    @Test(.timeLimit(.minutes(2))) func opsOfAnotherOriginArePermissionDeniedAndClose() async throws {
+        try await underAttack(.otherOrigin) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.permissionDenied.rawValue)", "closed"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func theSameSeqWithOtherContentIsPermissionDeniedNamingTheOp() throws {
+    @Test(.timeLimit(.minutes(2))) func theSameSeqWithOtherContentIsPermissionDeniedNamingTheOp() async throws {
         // Op 1 as first pushed is taken (the one op of mallory's the hub holds), then acknowledged again
         // each round; the other op 1 is refused, and the refusal of number 1 recorded once.
-        try underAttack(.sameSeqOtherContent, storing: 1, recording: [1]) { o, _ in
+        try await underAttack(.sameSeqOtherContent, storing: 1, recording: [1]) { o, _ in
             #expect(o.answers == ["PUSH_ACK", "ERROR \(ErrorCode.permissionDenied.rawValue)", "PONG"], "refused, the connection stays open")
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func anOpNumberedAcked65537IsBusyAndNotRecorded() throws {
-        try underAttack(.beyondWindow) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.busy.rawValue) retryable", "PONG"], "busy, the connection stays open") }
+    @Test(.timeLimit(.minutes(2))) func anOpNumberedAcked65537IsBusyAndNotRecorded() async throws {
+        try await underAttack(.beyondWindow) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.busy.rawValue) retryable", "PONG"], "busy, the connection stays open") }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aClock31SecondsAheadIsClockSkewNamingTheOp() throws {
-        try underAttack(.clockAhead) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.clockSkew.rawValue) retryable"]) }
+    @Test(.timeLimit(.minutes(2))) func aClock31SecondsAheadIsClockSkewNamingTheOp() async throws {
+        try await underAttack(.clockAhead) { o, _ in #expect(o.answers == ["ERROR \(ErrorCode.clockSkew.rawValue) retryable"]) }
     }
 
-    @Test(.timeLimit(.minutes(2))) func schema2IsSchemaUnsupported() throws {
+    @Test(.timeLimit(.minutes(2))) func schema2IsSchemaUnsupported() async throws {
         let refused = "ERROR \(ErrorCode.schemaUnsupported.rawValue)"
-        try underAttack(.schema2) { o, _ in #expect(o.answers == [refused, "closed", refused, "closed"], "in HELLO, then in a PUSH's change set") }
+        try await underAttack(.schema2) { o, _ in #expect(o.answers == [refused, "closed", refused, "closed"], "in HELLO, then in a PUSH's change set") }
     }
 
-    @Test(.timeLimit(.minutes(2))) func pullPastTheHeadInALoopGetsBusyOnceItsSnapshotBudgetIsSpent() throws {
+    @Test(.timeLimit(.minutes(2))) func pullPastTheHeadInALoopGetsBusyOnceItsSnapshotBudgetIsSpent() async throws {
         let busy = "ERROR \(ErrorCode.busy.rawValue) retryable"
-        try underAttack(.pullPastHeadLoop, rounds: 2) { o, round in
+        try await underAttack(.pullPastHeadLoop, rounds: 2) { o, round in
             // Per node: 3 snapshots at once, then one a minute.
             let expected = round == 0 ? ["SNAPSHOT", "SNAPSHOT", "SNAPSHOT", busy, busy] : Array(repeating: busy, count: 5)
             #expect(o.answers == expected, "round \(round)")
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func digestRequestsInALoopGetBusyOnceTheBudgetIsSpent() throws {
+    @Test(.timeLimit(.minutes(2))) func digestRequestsInALoopGetBusyOnceTheBudgetIsSpent() async throws {
         let busy = "ERROR \(ErrorCode.busy.rawValue) retryable"
-        try underAttack(.digestLoop, rounds: 2) { o, round in
+        try await underAttack(.digestLoop, rounds: 2) { o, round in
             // Per node: 3 digests at once, then one every 10 s; busy closes the connection.
             let expected = round == 0 ? ["DIGEST", "DIGEST", "DIGEST", busy, "closed"] : [busy, "closed"]
             #expect(o.answers == expected, "round \(round)")

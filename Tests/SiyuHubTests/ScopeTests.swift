@@ -115,7 +115,7 @@ import SiyuStore
         try Replica(path: path, options: ReplicaOptions(migrations: Array(ReplicaSchema.migrations.prefix(4)) + [logged])).close()
         let hub = try Replica(path: path, options: ReplicaOptions(node: "hub", role: .hq))
         defer { hub.close() }
-        #expect(try hub.schemaVersion() == 7)   // the current layout (7: verifiers)
+        #expect(try hub.schemaVersion() == 8)   // the current layout (8: scope indexes)
         #expect(Set(try pullAll(hub, store: "xihu").ops.map(\.instance)) == ScopeTests.xihuInstances)
     }
 }

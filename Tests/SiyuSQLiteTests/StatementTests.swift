@@ -31,6 +31,39 @@ struct StatementTests {
         #expect(inner == [3, 2, 1])
     }
 
+    @Test("queryPlan names the index a search uses and SCAN for a whole-table read, running nothing")
+    func queryPlanOfASearchAndAScan() throws {
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v TEXT); CREATE INDEX t_by_k ON t(k)")
+        let search = try db.queryPlan("SELECT id FROM t WHERE k = ?")
+        #expect(search.count == 1 && search[0].hasPrefix("SEARCH t USING COVERING INDEX t_by_k"))
+        #expect(try db.queryPlan("SELECT id FROM t WHERE v = ?") == ["SCAN t"])
+        #expect(try db.queryPlan("DELETE FROM t WHERE v = 'x'") == ["SCAN t"])
+        #expect(try db.prepare("SELECT count(*) FROM t").scalar() == .integer(0))
+        #expect(throws: SQLiteError.self) { try db.queryPlan("SELECT nothing FROM nowhere") }
+    }
+
+    @Test("work counts the steps of every statement run: a search visits its rows, a scan every row")
+    func workCountsWhatStatementsVisit() throws {
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT); CREATE INDEX t_by_k ON t(k)")
+        let insert = try db.prepare("INSERT INTO t (k) VALUES (?)")
+        for i in 0..<1_000 { try insert.run([.text("k\(i % 10)")]) }
+        func cost(_ sql: String) throws -> StatementWork {
+            let before = db.work
+            _ = try db.prepare(sql).rows([.text("k3")])
+            return db.work.since(before)
+        }
+        let search = try cost("SELECT id FROM t WHERE k = ?")
+        let scan = try cost("SELECT id FROM t WHERE k || '' = ?")
+        #expect(search.executions == 1 && scan.executions == 1)
+        #expect(search.fullScanSteps == 0)
+        #expect(scan.fullScanSteps >= 999)   // a step to each row after the first, which the scan starts on
+        #expect(scan.virtualMachineSteps > 5 * search.virtualMachineSteps)
+        #expect(try cost("SELECT id FROM t WHERE k = ? ORDER BY id % 7").sorts == 1)
+        #expect(search.sorts == 0)
+    }
+
     @Test("run, rows, scalar, changes and lastInsertRowID")
     func basics() throws {
         let db = try Database(path: ":memory:")
