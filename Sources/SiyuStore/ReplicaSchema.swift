@@ -305,7 +305,8 @@ public enum ReplicaSchema {
         }
     }
 
-    /// Refuses an existing file whose header is not SQLite's, before anything is written to it.
+    /// Refuses an existing file whose header is not SQLite's, before anything is written to it
+    /// (nor beside it: the probe opens as a read-only command would, `readingMode`).
     ///
     /// The header is read through SQLite itself (a read-only connection that reads the schema
     /// cookie), never by opening the file separately: closing any descriptor of a file drops every
@@ -316,7 +317,7 @@ public enum ReplicaSchema {
     /// holds a lock.
     static func refuseIfNotSQLite(path: String) throws {
         guard FileManager.default.fileExists(atPath: path),
-              let probe = try? Database(path: path, mode: .readOnly) else { return }   // the real open reports it
+              let probe = try? Database(path: path, mode: readingMode(for: path)) else { return }   // the real open reports it
         defer { probe.close() }
         do {
             _ = try probe.prepare("PRAGMA schema_version").scalar()

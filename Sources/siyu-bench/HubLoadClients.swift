@@ -159,9 +159,9 @@ final class HubLoadNode {
     let customers: [String]
     let tags: [String]
     private var synthesizer: OpSynthesizer
-    private var session: NodeSession?
-    private var connection: TCPConnection?
-    private var sessionTimer: TimerHandle?
+    /// The session on its connection (the one session host the hub and the node daemon use).
+    private var link: TCPSessionHost<NodeSession>?
+    private var session: NodeSession? { link?.host.session }
     private var roundTimer: TimerHandle?
     private var outbox: [Op] = []
     private var connectStarted: UInt64 = 0
@@ -208,17 +208,35 @@ final class HubLoadNode {
         TCPConnection.connect(to: lane.hub, on: lane.loop, timeout: .seconds(60)) { [self] result in
             switch result {
             case let .success(connection):
-                self.connection = connection
-                var session = NodeSession(configuration, cursor: cursor, lastOwnSeq: 0, now: now)
-                let first = session.start(now: now)
-                self.session = session
+                var handlers = SessionHost<NodeSession>.Handlers(perform: { [unowned self] effect, _ in self.perform(effect) })
+                handlers.report = { [unowned self] event in self.report(event) }
+                handlers.sent = { [unowned self] message in
+                    if case .pull = message, case .pulling(false) = self.phase { self.phase = .pulling(sent: true) }
+                }
+                handlers.sendFailed = { [unowned self] error in self.lane.tally.error("\(self.id): write failed: \(error)") }
+                handlers.closing = { [unowned self] reason in
+                    if !self.lane.stopping { self.lane.tally.error("\(self.id): session closed: \(reason)") }
+                }
+                handlers.afterActions = { [unowned self] in
+                    // A PUSH_ACK ended the push half of a round: the pull half starts at once.
+                    guard self.pullWanted else { return }
+                    self.pullWanted = false
+                    self.drive { $0.pullNow(now: $1) }
+                }
+                let link = TCPSessionHost(connection: connection, session: NodeSession(configuration, cursor: cursor, lastOwnSeq: 0, now: now),
+                                          handlers: handlers)
+                link.disconnected = { [unowned self] reason in
+                    if !self.lane.stopping { self.fail("disconnected: \(reason)") }
+                    self.link = nil
+                }
+                self.link = link
                 do {
-                    try connection.start { [weak self] _, event in self?.handle(event) }
+                    try link.start()
                 } catch {
                     fail("cannot start the connection: \(error)")
                     return
                 }
-                act(first)
+                drive { $0.start(now: $1) }
             case let .failure(error):
                 fail("cannot connect: \(error)")
             }
@@ -228,8 +246,7 @@ final class HubLoadNode {
     func close() {
         if let roundTimer { lane.loop.cancelTimer(roundTimer) }
         roundTimer = nil
-        guard session != nil, connection != nil else { return }
-        act(session!.close(reason: "benchmark over", now: now))
+        drive { $0.close(reason: "benchmark over", now: $1) }
     }
 
     private func fail(_ why: String) {
@@ -262,7 +279,7 @@ final class HubLoadNode {
         phase = .pushing(last: synthesizer.seq)
         roundStarted = lane.nowNanos
         lane.progress.add(roundsInFlight: 1)
-        act(session!.outboxGrew(now: now))
+        drive { $0.outboxGrew(now: $1) }
     }
 
     private func roundEnded() {
@@ -275,51 +292,10 @@ final class HubLoadNode {
         scheduleRound(after: lane.random.uniform(lane.gap))
     }
 
-    private func handle(_ event: TCPConnection.Event) {
-        switch event {
-        case let .received(bytes):
-            guard session != nil else { return }
-            act(session!.receive(bytes, now: now))
-        case .writable:
-            break
-        case let .closed(reason):
-            if let s = session, s.state != .closed { _ = session!.transportClosed() }
-            if !lane.stopping { fail("disconnected: \(reason)") }
-            session = nil
-            connection = nil
-            if let sessionTimer { lane.loop.cancelTimer(sessionTimer) }
-            sessionTimer = nil
-        }
-    }
-
-    /// Carries out the session's actions in order; effects are answered at once from memory.
-    private func act(_ first: [NodeSession.Action]) {
-        var actions = first
-        var i = 0
-        while i < actions.count {
-            let action = actions[i]
-            i += 1
-            switch action {
-            case let .send(message, bytes):
-                if case .pull = message, case .pulling(false) = phase { phase = .pulling(sent: true) }
-                do { try connection?.write(bytes) } catch {
-                    lane.tally.error("\(id): write failed: \(error)")
-                    connection?.close()
-                }
-            case let .perform(effect):
-                if let result = perform(effect), session != nil { actions += session!.complete(result, now: now) }
-            case let .report(event):
-                report(event)
-            case let .close(reason):
-                if !lane.stopping { lane.tally.error("\(id): session closed: \(reason)") }
-                connection?.closeAfterFlush()
-            }
-            if i == actions.count, pullWanted, session != nil {
-                pullWanted = false
-                actions += session!.pullNow(now: now)
-            }
-        }
-        afterActions()
+    /// Calls into the session and carries out what it asks (nothing without a connection).
+    private func drive(_ call: (inout NodeSession, SessionInstant) -> [NodeSession.Action]) {
+        let now = now
+        link?.host.drive(now: now) { call(&$0, now) }
     }
 
     private func perform(_ effect: NodeEffect) -> NodeEffectResult? {
@@ -381,17 +357,4 @@ final class HubLoadNode {
         }
     }
 
-    private func afterActions() {
-        guard let session, let connection, connection.isOpen else { return }
-        if session.wantsInput { connection.resumeReading() } else { connection.pauseReading() }
-        if let sessionTimer { lane.loop.cancelTimer(sessionTimer) }
-        sessionTimer = nil
-        if let deadline = session.nextDeadline {
-            sessionTimer = lane.loop.scheduleTimer(at: Deadline(nanoseconds: deadline.milliseconds &* 1_000_000)) { [weak self] in
-                guard let self, self.session != nil else { return }
-                self.sessionTimer = nil
-                self.act(self.session!.tick(now: self.now))
-            }
-        }
-    }
 }
