@@ -181,18 +181,26 @@ import SiyuWire
     @Test(.timeLimit(.minutes(2))) func pullPastTheHeadInALoopGetsBusyOnceItsSnapshotBudgetIsSpent() async throws {
         let busy = "ERROR \(ErrorCode.busy.rawValue) retryable"
         try await underAttack(.pullPastHeadLoop, rounds: 2) { o, round in
-            // Per node: 3 snapshots at once, then one a minute.
-            let expected = round == 0 ? ["SNAPSHOT", "SNAPSHOT", "SNAPSHOT", busy, busy] : Array(repeating: busy, count: 5)
-            #expect(o.answers == expected, "round \(round)")
+            // Per node: 3 snapshots at once, then one a minute (a later round may meet one refilled).
+            if round == 0 {
+                #expect(o.answers == ["SNAPSHOT", "SNAPSHOT", "SNAPSHOT", busy, busy], "round 0")
+            } else {
+                #expect(o.answers.count == 5 && o.answers.last == busy && o.answers.allSatisfy { $0 == busy || $0 == "SNAPSHOT" }
+                        && o.answers.filter { $0 == "SNAPSHOT" }.count <= 1, "round \(round): \(o.answers)")
+            }
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func digestRequestsInALoopGetBusyOnceTheBudgetIsSpent() async throws {
         let busy = "ERROR \(ErrorCode.busy.rawValue) retryable"
         try await underAttack(.digestLoop, rounds: 2) { o, round in
-            // Per node: 3 digests at once, then one every 10 s; busy closes the connection.
-            let expected = round == 0 ? ["DIGEST", "DIGEST", "DIGEST", busy, "closed"] : [busy, "closed"]
-            #expect(o.answers == expected, "round \(round)")
+            // Per node: 3 digests at once, then one every 10 s (a later round may meet those
+            // refilled meanwhile); busy closes the connection.
+            if round == 0 {
+                #expect(o.answers == ["DIGEST", "DIGEST", "DIGEST", busy, "closed"], "round 0")
+            } else {
+                #expect(o.answers.suffix(2) == [busy, "closed"] && o.answers.dropLast(2).allSatisfy { $0 == "DIGEST" }, "round \(round): \(o.answers)")
+            }
         }
     }
 }
