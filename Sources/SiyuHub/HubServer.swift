@@ -16,6 +16,9 @@ import SiyuWire
 /// - every method runs on the loop thread (or before the loop runs); no thread per connection;
 ///   each connection has at most one store effect outstanding (its session waits for it), and
 ///   the answer is fed back on the loop thread;
+/// - PUSHes that arrive while the writer commits are committed together next, in one
+///   transaction and one WAL sync (group commit); each is taken or refused as it would be alone,
+///   and answered only after its batch is durable;
 /// - a read sees every PUSH acknowledged before it was asked (the writer commits before the
 ///   PUSH_ACK goes out; the reader starts a read transaction per read); the writes a read asks
 ///   for (`HubWrite`) follow it on the writer, in order with that node's later PUSHes;
@@ -73,6 +76,12 @@ public final class HubServer: @unchecked Sendable {
     public let reader: HubReader
     private let writerQueue = DispatchQueue(label: "siyu.hub.writer")
     private let readerQueue = DispatchQueue(label: "siyu.hub.reader")
+    /// PUSHes waiting for the writer (loop thread), and whether a batch of them is being committed.
+    private var pendingPushes: [(HubEffect, UncheckedSendable<(HubEffectResult) -> Void>)] = []
+    private var pushBatchRunning = false
+    /// Bounds of one group commit.
+    public static let maxPushesPerCommit = 128
+    public static let maxOpsPerCommit = 20_000
     /// How long a read that found customers waiting to be re-merged waits before it is asked again.
     public static let notYetRetry: Duration = .milliseconds(20)
     public let configuration: Configuration
@@ -194,10 +203,37 @@ public final class HubServer: @unchecked Sendable {
                 }
             }
         } else {
-            let executor = executor
-            writerQueue.async {
-                let result = executor.write(effect)
-                self.onLoop { done.value(result) }
+            pendingPushes.append((effect, done))
+            dispatchPushes()
+        }
+    }
+
+    /// Sends the PUSHes waiting on the loop to the writer as one batch — one transaction and one
+    /// WAL sync for all of them (group commit) — unless a batch is being committed: those that
+    /// come meanwhile wait for it and go together in the next. Each is answered after its batch
+    /// committed. At most `maxPushesPerCommit` PUSHes and about `maxOpsPerCommit` ops a batch.
+    private func dispatchPushes() {
+        guard !pushBatchRunning, !pendingPushes.isEmpty else { return }
+        var count = 0, ops = 0
+        for (effect, _) in pendingPushes {
+            guard count < HubServer.maxPushesPerCommit else { break }
+            let size = { if case let .storePush(_, changeSet) = effect { return changeSet.ops.count }; return 0 }()
+            if count > 0 && ops + size > HubServer.maxOpsPerCommit { break }
+            count += 1
+            ops += size
+        }
+        let batch = Array(pendingPushes.prefix(count))
+        pendingPushes.removeFirst(count)
+        pushBatchRunning = true
+        let executor = executor
+        let effects = batch.map(\.0)
+        let completions = UncheckedSendable(batch.map(\.1))
+        writerQueue.async {
+            let results = executor.writeBatch(effects)
+            self.onLoop {
+                self.pushBatchRunning = false
+                for (done, result) in zip(completions.value, results) { done.value(result) }
+                self.dispatchPushes()
             }
         }
     }

@@ -116,21 +116,49 @@ public final class HubStoreExecutor: @unchecked Sendable {
         guard case let .storePush(node, changeSet) = effect else {
             return .failed(.internalError, "a read reached the hub's writer")
         }
-        do {
-            switch try replica.acceptPush(from: node, changeSet) {
-            case let .stored(acked, _):
-                return .pushStored(ackedSeq: acked)
-            case let .refused(refusal, _):
-                return .pushRefused(seq: refusal.seq, code: HubStoreExecutor.code(of: refusal), message: refusal.protocolMessage)
-            case let .deferred(message, _):
-                return .pushBusy(message)
-            }
-        } catch let ReplicaError.refused(refusal) {
+        return HubStoreExecutor.result(of: Result { try replica.acceptPush(from: node, changeSet) })
+    }
+
+    /// The answer to a PUSH from what `acceptPush` gave.
+    static func result(of outcome: Result<PushOutcome, any Error>) -> HubEffectResult {
+        switch outcome {
+        case let .success(.stored(acked, _)):
+            return .pushStored(ackedSeq: acked)
+        case let .success(.refused(refusal, _)):
+            return .pushRefused(seq: refusal.seq, code: HubStoreExecutor.code(of: refusal), message: refusal.protocolMessage)
+        case let .success(.deferred(message, _)):
+            return .pushBusy(message)
+        case let .failure(ReplicaError.refused(refusal)):
             return .failed(HubStoreExecutor.code(of: refusal), refusal.protocolMessage)
-        } catch let ReplicaError.unsupportedSchema(found, supported) {
+        case let .failure(ReplicaError.unsupportedSchema(found, supported)):
             return .failed(.schemaUnsupported, "a change set of data model \(found); this hub accepts up to \(supported)")
-        } catch {
+        case let .failure(error):
             return .failed(.internalError, "the hub's store failed: \(error)")
+        }
+    }
+
+    /// Carries out several PUSHes (of different connections) as one transaction: one commit and
+    /// one WAL sync for all (`Replica.acceptPushes`). Each gets the result `write` would give it
+    /// alone; if the commit fails, every one gets `.failed(.internalError, …)` and none was stored.
+    /// An effect that is not a PUSH gets `.failed(.internalError, …)` and takes no part.
+    public func writeBatch(_ effects: [HubEffect]) -> [HubEffectResult] {
+        var pushes: [(node: NodeID, changeSet: ChangeSet)] = []
+        var slots: [Int?] = []
+        for effect in effects {
+            if case let .storePush(node, changeSet) = effect {
+                slots.append(pushes.count)
+                pushes.append((node, changeSet))
+            } else {
+                slots.append(nil)
+            }
+        }
+        let outcomes: [Result<PushOutcome, any Error>]
+        do { outcomes = try replica.acceptPushes(pushes) } catch {
+            return effects.map { _ in .failed(.internalError, "the hub's store failed: \(error)") }
+        }
+        return slots.map { slot in
+            guard let slot else { return .failed(.internalError, "a read reached the hub's writer") }
+            return HubStoreExecutor.result(of: outcomes[slot])
         }
     }
 

@@ -81,7 +81,11 @@ extension Replica {
     /// Write ops for the fields that change, each naming the heads it overwrites.
     func writes(_ target: Target, _ fields: [String: Value], in state: InstanceState) throws -> [OpBody] {
         var out: [OpBody] = []
-        for (field, value) in fields.sorted(by: { $0.key < $1.key }) {
+        // The field that decides the instance's home first (SPEC section 7, "Scope"): a hub judges
+        // a new instance by the home its PUSH gives it, and a node may split one edit's ops over
+        // two PUSHes, so the first PUSH holding any op of a new instance holds that write.
+        let deciding = InstanceHome.decidingFieldName(of: target.entity)
+        for (field, value) in fields.sorted(by: { ($0.key == deciding ? 0 : 1, $0.key) < ($1.key == deciding ? 0 : 1, $1.key) }) {
             guard let spec = target.entity.field(named: field) else {
                 throw ReplicaError.invalid("\(target.entity.name) has no field '\(field)'",
                                            "fields are: \(target.entity.fields.map(\.name).joined(separator: ", "))")

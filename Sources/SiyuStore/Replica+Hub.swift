@@ -214,6 +214,26 @@ extension Replica {
         }
     }
 
+    /// Several nodes' PUSHes as one transaction — one commit and one WAL sync for all of them (a
+    /// hub's group commit). Each PUSH is taken or refused as `acceptPush` would alone, inside a
+    /// savepoint of its own: one that fails (an error, a refusal) leaves the others as they are.
+    /// Nothing of any of them is durable until the whole commits; if that fails, the error is
+    /// thrown and none was stored (the caller acknowledges none). Outcomes in the order given.
+    public func acceptPushes(_ pushes: [(node: NodeID, changeSet: ChangeSet)]) throws -> [Result<PushOutcome, any Error>] {
+        let savedClock = clock
+        do {
+            return try ReplicaError.wrap("storing \(pushes.count) PUSHes in one transaction") {
+                try transaction {
+                    pushes.map { push in Result { try acceptPush(from: push.node, push.changeSet) } }
+                }
+            }
+        } catch {
+            clock = savedClock
+            forgetCaches()
+            throw error
+        }
+    }
+
     /// A refusal of a PUSH: recorded for codes 8 and 14 (not 9: the node retries it).
     private func refuse(_ refusal: OpRefusal, acked: Int64) throws -> PushOutcome {
         if refusal.reason != .clockSkew {
@@ -301,7 +321,9 @@ extension Replica {
     /// last part. Ops stored meanwhile may or may not be included (they have positions after the
     /// snapshot's cursor, and applying is idempotent).
     ///
-    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops.
+    /// `origin` (the node the snapshot is for) is left out: a node holds its own ops. A store's
+    /// snapshot also holds the ops of the instances that left its scope and did not come back
+    /// (`hub_scope_exits`): the node applies them and then drops those instances.
     public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
                              leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
         var store: String?
@@ -352,6 +374,18 @@ extension Replica {
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)
+                }
+            }
+            // The last part of a store's snapshot: the ops of the instances that left its scope and
+            // did not come back, so that a store whose PULL a snapshot answers — passing over the
+            // CHANGES that carried a move — applies the move and drops them (SPEC section 7, "Transfers").
+            if at.kindIndex >= Replica.snapshotKinds.count, let store {
+                try db.cached("""
+                    SELECT o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_scope_exits x CROSS JOIN ops o
+                    ON o.inst_kind = x.inst_kind AND o.inst_id = x.inst_id
+                    WHERE x.home = ? AND o.origin IS NOT ? ORDER BY x.inst_kind, x.inst_id, o.origin, o.seq
+                    """).query([.text(store), leftOut]) { row in
+                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                 }
             }
             return (ops, at.kindIndex < Replica.snapshotKinds.count ? at : nil)

@@ -95,6 +95,9 @@ extension Replica {
         _ = try inspect(path: path)
         let db = try ReplicaSchema.open(path: path)
         let before: ReplicaDamage
+        // Whether an instance table was remade empty: then which instances a store node had
+        // dropped (SPEC section 7, "Transfers") cannot be read from its rows.
+        var remadeInstanceTables = false
         do {
             before = try ReplicaError.wrap("checking \(path)") { try damage(of: db) }
             guard before.beyondRepair.isEmpty else {
@@ -112,6 +115,7 @@ extension Replica {
                         if let have = found[name], have.sql == want.sql, !(corrupt && derivedTables.contains(name)) { continue }
                         try db.execute("DROP TABLE IF EXISTS \"\(name)\"")
                         try db.execute(want.sql)
+                        if ["customers", "staff", "orders", "group_chats"].contains(name) { remadeInstanceTables = true }
                         if name == "versions" { try recomputeVersions(db) }
                     }
                     let now = try schema(of: db)
@@ -129,7 +133,7 @@ extension Replica {
         }
         let replica = try Replica(path: path, options: ReplicaOptions())
         defer { replica.close() }
-        try replica.rebuild()
+        try replica.rebuild(keepingDropped: !remadeInstanceTables)
         return before
     }
 

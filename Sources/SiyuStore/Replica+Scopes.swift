@@ -155,8 +155,21 @@ extension Replica {
         return out.count
     }
 
+    /// On a store node, the instances it dropped when they left its scope: held in its op log
+    /// (its own ops stay), with no row in their table. Empty on HQ.
+    func instancesDroppedFromScope() throws -> [InstanceRef] {
+        guard role == .store, store != nil else { return [] }
+        var out: [InstanceRef] = []
+        for (kind, table, column) in [(InstanceKind.customer, "customers", "customer_id"), (.staff, "staff", "userid"),
+                                      (.order, "orders", "order_id"), (.groupChat, "group_chats", "chat_id")] {
+            try db.cached("SELECT DISTINCT inst_id FROM ops WHERE inst_kind = ? AND inst_id NOT IN (SELECT \(column) FROM \(table))")
+                .query([.text(kind.name)]) { row in if let id = row.text(0) { out.append(InstanceRef(kind, id)) } }
+        }
+        return out
+    }
+
     /// Deletes one instance's rows, conflicts and the ops of other origins.
-    private func drop(_ instance: InstanceRef) throws {
+    func drop(_ instance: InstanceRef) throws {
         let id: [SQLiteValue] = [.text(instance.id)]
         for table in Table.allCases where table.instanceKind == instance.kind {
             try db.cached("DELETE FROM \(table.rawValue) WHERE \(table.columns[0].name) = ?").run(id)

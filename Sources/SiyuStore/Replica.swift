@@ -586,10 +586,18 @@ public final class Replica {
     /// log, in one transaction. The result
     /// must equal what incremental merging produced (tests check the digests); operators can use it
     /// to repair tables edited by hand.
-    public func rebuild() throws {
+    public func rebuild() throws { try rebuild(keepingDropped: true) }
+
+    /// `rebuild()`; `keepingDropped` false when the instances' tables were remade empty (a
+    /// repair), so which instances a store node had dropped can no longer be read from them.
+    func rebuild(keepingDropped: Bool) throws {
         try ReplicaError.wrap("rebuilding the tables") {
             stateCache.removeAll()
             try db.transaction {
+                // A store node keeps its own ops of the instances that left its scope, without
+                // their rows (SPEC section 7, "Transfers"): they stay dropped, and so does anything
+                // the rebuilt state puts outside its scope.
+                let dropped = keepingDropped ? try instancesDroppedFromScope() : []
                 for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
                 try db.execute("DELETE FROM conflicts")
                 try db.execute("DELETE FROM tagged_customers")
@@ -607,7 +615,10 @@ public final class Replica {
                     let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
                     try write(state, previous: InstanceState.empty(ref))
                 }
+                for instance in dropped { try drop(instance) }
+                try dropInstancesOutOfScope(nil)
             }
+            forgetCaches()
         }
     }
 

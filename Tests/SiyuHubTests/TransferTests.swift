@@ -107,6 +107,25 @@ import SiyuWire
         try expectScopes(w, [xihu, binjiang])
     }
 
+    /// Found by the scoped simulator (fixed): a store's PULL answered by a snapshot of reason 1
+    /// (something entered its scope) passes over the CHANGES that carried another instance's move
+    /// out of it; the snapshot held only the instances in its scope, so the store kept the one
+    /// that left, with its whole history, for good. A store's snapshot now also carries the ops of
+    /// the instances that left it, which the node applies and then drops.
+    @Test func aStoreWhosePullASnapshotAnswersStillDropsTheCustomerThatLeftIt() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        // In one PUSH, HQ moves c_x from xihu to binjiang and c_b from binjiang to xihu.
+        try w.hq.editCustomer("c_x", ["owner_store": .text("binjiang")], by: "zhaolei")
+        try transfer(w, customer: "c_b", to: "xihu")
+        try xihu.sync(executor)
+        #expect(xihu.reasons == [.scopeChange])
+        #expect(try xihu.replica.rows(of: .customers, where: "customer_id", equals: "c_x").isEmpty)
+        #expect(try xihu.replica.instanceOps(InstanceRef(.customer, "c_x")).isEmpty, "no op of it stays (xihu made none)")
+        #expect(try xihu.replica.rows(of: .customers, where: "customer_id", equals: "c_b").count == 1)
+        try binjiang.sync(executor)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
     @Test func anOfflineEditTheOldStoreMadeBeforeItLearnedOfTheTransferIsTakenAndRelayed() throws {
         let (w, executor, xihu, binjiang) = try world()
         // xihu edits offline; meanwhile HQ transfers the customer and edits the same field.

@@ -95,23 +95,23 @@ public enum RandomEdit {
 /// "No edit lost": every field write is the current value, was overwritten by a write that named
 /// it, equals the current value, or sits in the conflict log as a loser.
 public enum NoEditLost {
-    public static func check(_ r: Replica, seed: UInt64) throws {
+    /// `instances`: the instances to check (nil: the generator's customers, group chats and orders).
+    public static func check(_ r: Replica, seed: UInt64, instances: [InstanceRef]? = nil) throws {
         let losers = Set(try r.conflicts().map(\.loser.stamp))
-        for kind in [InstanceKind.customer, .groupChat, .order] {
-            for id in ids(kind) {
-                let state = try r.state(of: InstanceRef(kind, id))
-                var named = Set<Stamp>()
-                var writes: [(FieldKey, Stamp, Value)] = []
-                for (key, _) in state.registers {
-                    for h in try r.history(of: key.target, field: key.field) {
-                        if case let .write(_, _, v, over) = h.op.body { named.formUnion(over); writes.append((key, h.op.stamp, v)) }
-                    }
+        let all = instances ?? [InstanceKind.customer, .groupChat, .order].flatMap { kind in ids(kind).map { InstanceRef(kind, $0) } }
+        for instance in all {
+            let state = try r.state(of: instance)
+            var named = Set<Stamp>()
+            var writes: [(FieldKey, Stamp, Value)] = []
+            for (key, _) in state.registers {
+                for h in try r.history(of: key.target, field: key.field) {
+                    if case let .write(_, _, v, over) = h.op.body { named.formUnion(over); writes.append((key, h.op.stamp, v)) }
                 }
-                for (key, stamp, value) in writes {
-                    let current = state.registers[key]?.winner
-                    let accounted = current?.stamp == stamp || named.contains(stamp) || current?.value == value || losers.contains(stamp)
-                    #expect(accounted, "seed \(seed): write \(stamp) of \(key.target).\(key.field) = \(value) is lost")
-                }
+            }
+            for (key, stamp, value) in writes {
+                let current = state.registers[key]?.winner
+                let accounted = current?.stamp == stamp || named.contains(stamp) || current?.value == value || losers.contains(stamp)
+                #expect(accounted, "seed \(seed): write \(stamp) of \(key.target).\(key.field) = \(value) is lost")
             }
         }
     }

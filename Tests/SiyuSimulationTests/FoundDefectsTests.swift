@@ -149,4 +149,61 @@ import SiyuWire
         #expect(entry.closedBy?.stamp == h)
         #expect(entry.state == .overridden)
     }
+
+    /// Found by the scoped simulator (issue 17, fixed): a store node keeps its own ops of a
+    /// customer transferred to another store, and drops the rest (SPEC section 7, "Transfers").
+    /// Rebuilding its tables from the op log (`siyu repair` does) brought the customer back from
+    /// those own ops alone — with the phone number the store last wrote and, since the store had
+    /// created it, as the store's own — so its digest no longer equalled the hub's digest of its
+    /// scope. Now a rebuild keeps dropped instances dropped.
+    @Test func aStoreThatRebuildsItsTablesKeepsACustomerTransferredAwayDropped() throws {
+        let dir = try SimDirectory()
+        let wall: UInt64 = 1_764_000_000_000
+        let hq = try Replica(path: dir.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: { wall }))
+        defer { hq.close() }
+        let s0 = try Replica.create(at: dir.path("s0.db"), node: "s0", role: .store, store: "s0", options: ReplicaOptions(wallClock: { wall + 1 }))
+        defer { s0.close() }
+        try hq.defineStaff("s0_a", name: "陈静", storeID: "s0")
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 0)), nextCursor: 1)
+        try s0.createCustomer("c_x", ["name": .text("周"), "phone": .text("139")], by: "s0_a")
+        try hq.apply(ChangeSet(ops: try s0.ownOps(after: 0)))
+        try hq.editCustomer("c_x", ["owner_store": .text("s1")], by: "zhaolei")
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 1)), nextCursor: 3)
+        #expect(try s0.rows(of: .customers).isEmpty, "dropped when it learned of the transfer")
+        let dropped = try s0.digest()
+        try s0.rebuild()
+        #expect(try s0.rows(of: .customers).isEmpty)
+        #expect(try s0.digest() == dropped)
+        #expect(try !s0.ownOps(after: 0).isEmpty, "its own ops stay")
+    }
+
+    /// Seeds 72 and 79 of the scoped simulator (fixed): a store's new order (or customer) is
+    /// several write ops, and a node whose byte budget is small splits them over PUSHes. The
+    /// writes went out in field-name order, so the first PUSH could hold `customer_id` without
+    /// `store_id`: the hub judged the new order by that PUSH alone, found no home (HQ only) and
+    /// refused it by rule `scope`; the `store_id` write that followed was refused by rule
+    /// `order_store` (the order existed by then). Now an edit writes the field deciding the
+    /// instance's home first.
+    @Test func aStoresNewOrderSplitOverTwoPushesIsTaken() throws {
+        let dir = try SimDirectory()
+        let wall: UInt64 = 1_764_000_000_000
+        let hub = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub", role: .hq, wallClock: { wall + 10 }))
+        defer { hub.close() }
+        let hq = try Replica(path: dir.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: { wall }))
+        defer { hq.close() }
+        try hub.registerNode("hq", role: .hq, secret: Array("h".utf8), iterations: 8)
+        try hub.registerNode("s0", role: .store, store: "s0", secret: Array("s".utf8), iterations: 8)
+        try hq.defineStaff("s0_a", name: "陈静", storeID: "s0")
+        _ = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.ownOps(after: 0)))
+        let s0 = try Replica.create(at: dir.path("s0.db"), node: "s0", role: .store, store: "s0", options: ReplicaOptions(wallClock: { wall + 1 }))
+        defer { s0.close() }
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 0)), nextCursor: 1)
+        try s0.createOrder("o_new", ["customer_id": .text("c1"), "store_id": .text("s0")], by: "s0_a")
+        let ops = try s0.ownOps(after: 0)
+        #expect(ops.count == 2)
+        for op in ops {   // one PUSH each, as a node whose byte budget splits the edit
+            guard case .stored = try hub.acceptPush(from: "s0", ChangeSet(ops: [op])) else { Issue.record("op \(op.seq) refused"); continue }
+        }
+        #expect(try hub.heldHome(of: InstanceRef(.order, "o_new")) == .store("s0"))
+    }
 }

@@ -2,11 +2,13 @@ import Foundation
 import Testing
 import SiyuCore
 
-/// The deterministic simulator (issue 12, item 8): a hub, HQ and 2–4 stores in one process over
-/// MemoryTransport, real replicas on disk, one virtual clock and one seeded generator. Random
-/// edits go on while messages are dropped, duplicated, delayed, reordered and split, links are
-/// partitioned and reset, nodes and the hub crash (between steps, and inside a store effect or an
-/// edit) and restart from their files. After healing, every replica must equal the hub's.
+/// The deterministic simulator (issue 12, item 8; scopes, issue 17): a hub, HQ and 4–6 stores,
+/// each registered with its store, in one process over MemoryTransport, real replicas on disk, one
+/// virtual clock and one seeded generator. Stores edit their own customers, chats and orders, HQ
+/// edits anything and transfers customers between stores, while messages are dropped, duplicated,
+/// delayed, reordered and split, links are partitioned and reset, nodes and the hub crash
+/// (between steps, and inside a store effect or an edit), restart from their files, and lose
+/// power. After healing, HQ must equal the hub and each store the hub's projection of its scope.
 @Suite struct SimulationTests {
     /// A small fixed sample in `swift test`; `tools/sim/run.sh` sets SIYU_SIM_SEEDS (a count N for
     /// seeds 0..N-1, or FIRST-LAST) for long runs.
