@@ -42,6 +42,9 @@ let package = Package(
         // NodeDaemon: the session over a reconnecting TCP connection.
         .target(name: "SiyuNode", dependencies: ["SiyuCore", "SiyuWire", "SiyuStore", "SiyuSession", "SiyuNet"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Hand-made frames to a running hub: the raw client and the hostile-input rows of issue 18
+        // section 5, shared by the integration tests and siyu-bench's attack section. Never in a product's path.
+        .target(name: "SiyuProbe", dependencies: ["SiyuCore", "SiyuWire", "SiyuNet"]),
         // The strict argument parser, command registry and safe text output shared by every
         // executable (siyu, siyu-node, siyu-hub). Pure: Foundation only.
         .target(name: "SiyuCommandLine"),
@@ -55,7 +58,7 @@ let package = Package(
         // Measurements against plain SQLite in the same run (the start of the benchmark).
         // The hub-load section runs HubServer in a child process of itself and drives NodeSessions over SiyuNet.
         .executableTarget(name: "siyu-bench", dependencies: ["SiyuCore", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCLI", "SiyuCommandLine",
-                                                             "SiyuHub", "SiyuNet", "SiyuSession"]),
+                                                             "SiyuHub", "SiyuNet", "SiyuSession", "SiyuProbe"]),
         // The hub server and the store node daemon: argument handling and wiring only.
         .executableTarget(name: "siyu-hub", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
         .executableTarget(name: "siyu-node", dependencies: ["SiyuNode", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
@@ -82,7 +85,7 @@ let package = Package(
         .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
                     exclude: ["WeComSamples", "testdata"]),
         // Real siyu-hub, siyu-node and siyu processes on loopback (the binaries beside the tests).
-        .testTarget(name: "IntegrationTests", dependencies: ["SiyuStore", "SiyuSQLite", "SiyuCore", "siyu-hub", "siyu-node", "siyu"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuNet", "SiyuProbe", "siyu-hub", "siyu-node", "siyu"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -32,6 +32,7 @@ SiyuSession     | Foundation SiyuCore SiyuWire                                 |
 SiyuNet         | Foundation Glibc Dispatch CSiyuNet SiyuCore SiyuWire SiyuSession |
 SiyuNode        | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
 SiyuHub         | Foundation Dispatch SiyuCore SiyuWire SiyuNet SiyuStore SiyuSession |
+SiyuProbe       | Foundation SiyuCore SiyuWire SiyuNet                         |
 SiyuCommandLine | Foundation                                                   |
 SiyuWeCom       | Foundation FoundationXML SiyuCore                            |
 SiyuCLI         | Foundation SiyuCore SiyuStore SiyuWire SiyuCommandLine SiyuWeCom SiyuNode SiyuNet |

@@ -91,12 +91,14 @@ public final class HubReader: @unchecked Sendable {
                 guard schemaVersion >= UInt64(currentSchemaVersion) else {
                     return .answered(.schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node"), writes: [])
                 }
-                var writes: [HubWrite] = [.cursor(node: node, cursor)]
                 let head = try replica.logHead()
                 let leavingOut: NodeID? = ownOps ? nil : node
+                // A cursor past the head names no position of this log: it is not recorded as the
+                // node's (`siyu-hub nodes` would show it), the node gets a snapshot instead.
                 if cursor > head {
-                    return .answered(startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut), writes: writes)
+                    return .answered(startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut), writes: [])
                 }
+                var writes: [HubWrite] = [.cursor(node: node, cursor)]
                 if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
                     return .answered(startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut), writes: writes)
                 }

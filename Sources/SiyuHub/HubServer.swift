@@ -446,16 +446,18 @@ private final class HubConnectionDriver {
         return nil
     }
 
-    /// Logs what an effect came to, and passes its result on.
+    /// Logs what an effect came to, and passes its result on. A refusal is logged once, by the
+    /// session event that sends its ERROR (`errorSent`, `opRefused`, or the `closing` line): the
+    /// lines here add only what those lack.
     private func finished(_ effect: HubEffect, _ result: HubEffectResult) -> HubEffectResult {
         switch (effect, result) {
-        case let (.storePush(_, changeSet), .pushBusy(message)):
-            server.log.write(.info, "\(who) push of \(changeSet.ops.count) ops not taken: \(message)")
+        case let (.storePush(_, changeSet), .pushBusy):
+            server.log.write(.debug, "\(who) push of \(changeSet.ops.count) ops not taken (busy)")
         case let (.storePush(_, changeSet), .pushStored(acked)):
             server.log.write(.info, "\(who) push stored: \(changeSet.ops.count) ops, acked_seq \(acked)")
             server.scheduleRemergeSlice()
-        case let (.storePush, .pushRefused(seq, code, message)):
-            server.log.write(.warn, "\(who) push refused at op #\(seq): \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
+        case let (.storePush(_, changeSet), .pushRefused(seq, code, _)):
+            server.log.write(.debug, "\(who) push of \(changeSet.ops.count) ops refused at op #\(seq) (\(code.specName))")
         case let (_, .failed(code, message)) where code != .busy:
             server.log.write(.error, "\(who) store effect failed: \(code.specName) (\(code.rawValue)): \(IdentifierRule.printable(message, limit: 300))")
         default:

@@ -76,6 +76,9 @@ struct Benchmark {
             add(try HubLoadBench(nodes: options.hubNodes, customersPerStore: options.hubCustomersPerStore, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,
                                  seed: seed, directory: directory).run())
         }
+        if options.runs("attack") {
+            add(try AttackBench(windowSeconds: options.attackSeconds, nodes: 8, gap: 0.02 ... 0.06, directory: directory).run())
+        }
 
         let peer = options.peerEnabled
             ? LoroPeer.run(quick: options.quick)

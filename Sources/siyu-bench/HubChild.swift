@@ -52,3 +52,85 @@ enum HubChild {
         }
     }
 }
+
+// MARK: Starting, watching and stopping the hub child (the hub-load and attack sections)
+
+/// Polls `done` every 20 ms until it holds or `limit` seconds passed; whether it held.
+func wait(upTo limit: Double, _ done: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(limit)
+    while Date() < end {
+        if done() { return true }
+        usleep(20_000)
+    }
+    return done()
+}
+
+/// Reads the child's `listening on HOST:PORT` line, waiting at most 60 s.
+func listeningAddress(of output: Pipe, process: Process, log: String) throws -> SocketAddress {
+    let box = LineBox()
+    let done = DispatchSemaphore(value: 0)
+    let handle = output.fileHandleForReading
+    Thread.detachNewThread {
+        var bytes: [UInt8] = []
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            bytes += chunk
+            if bytes.contains(UInt8(ascii: "\n")) { break }
+        }
+        box.set(String(decoding: bytes, as: UTF8.self))
+        done.signal()
+    }
+    guard done.wait(timeout: .now() + 60) == .success else {
+        throw BenchError("hub: the hub process printed no address within 60 s; its log: \(tail(log))")
+    }
+    let line = box.get().split(separator: "\n").first.map(String.init) ?? ""
+    guard line.hasPrefix("listening on "), let address = try? SocketAddress(parsing: String(line.dropFirst("listening on ".count))) else {
+        throw BenchError("hub: the hub process did not start (printed '\(line)'); its log: \(tail(log))")
+    }
+    return address
+}
+
+/// Closes the child's standard input (it then stops cleanly) and waits at most 15 s, then
+/// SIGTERM and 5 s more, then SIGKILL.
+func stop(_ process: Process, input: Pipe) {
+    try? input.fileHandleForWriting.close()
+    for (limit, escalate) in [(15.0, { process.terminate() }), (5.0, { kill(process.processIdentifier, SIGKILL) })] as [(Double, () -> Void)] {
+        let end = Date().addingTimeInterval(limit)
+        while process.isRunning && Date() < end { usleep(20_000) }
+        guard process.isRunning else { return }
+        progress("hub: the hub process did not stop within \(Int(limit)) s; signalling it")
+        escalate()
+    }
+    process.waitUntilExit()
+}
+
+func tail(_ path: String) -> String {
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").suffix(3).joined(separator: " | ")
+}
+
+/// CPU seconds (user and system) a process has used, from /proc/PID/stat.
+func processCPUSeconds(_ pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return nil }
+    // After "pid (comm)": state is field 3, utime 14 and stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// The child's peak resident memory (VmHWM), from /proc.
+func childPeakKilobytes(_ pid: Int32) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+    return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+}
+
+/// A line read by one thread and taken by another (a semaphore orders them; the lock keeps it plain).
+final class LineBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var text = ""
+    func set(_ s: String) { lock.withLock { text = s } }
+    func get() -> String { lock.withLock { text } }
+}

@@ -239,63 +239,6 @@ struct HubLoadBench {
         o.authP99Millis = percentile(authTimes.map { Double($0) / 1e6 }.sorted(), 0.99)
     }
 
-    /// Polls `done` every 20 ms until it holds or `limit` seconds passed; whether it held.
-    private func wait(upTo limit: Double, _ done: () -> Bool) -> Bool {
-        let end = Date().addingTimeInterval(limit)
-        while Date() < end {
-            if done() { return true }
-            usleep(20_000)
-        }
-        return done()
-    }
-
-    // MARK: The hub process
-
-    /// Reads the child's `listening on HOST:PORT` line, waiting at most 60 s.
-    private func listeningAddress(of output: Pipe, process: Process, log: String) throws -> SocketAddress {
-        let box = LineBox()
-        let done = DispatchSemaphore(value: 0)
-        let handle = output.fileHandleForReading
-        Thread.detachNewThread {
-            var bytes: [UInt8] = []
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                bytes += chunk
-                if bytes.contains(UInt8(ascii: "\n")) { break }
-            }
-            box.set(String(decoding: bytes, as: UTF8.self))
-            done.signal()
-        }
-        guard done.wait(timeout: .now() + 60) == .success else {
-            throw BenchError("hub: the hub process printed no address within 60 s; its log: \(tail(log))")
-        }
-        let line = box.get().split(separator: "\n").first.map(String.init) ?? ""
-        guard line.hasPrefix("listening on "), let address = try? SocketAddress(parsing: String(line.dropFirst("listening on ".count))) else {
-            throw BenchError("hub: the hub process did not start (printed '\(line)'); its log: \(tail(log))")
-        }
-        return address
-    }
-
-    /// Closes the child's standard input (it then stops cleanly) and waits at most 15 s, then
-    /// SIGTERM and 5 s more, then SIGKILL.
-    private func stop(_ process: Process, input: Pipe) {
-        try? input.fileHandleForWriting.close()
-        for (limit, escalate) in [(15.0, { process.terminate() }), (5.0, { kill(process.processIdentifier, SIGKILL) })] as [(Double, () -> Void)] {
-            let end = Date().addingTimeInterval(limit)
-            while process.isRunning && Date() < end { usleep(20_000) }
-            guard process.isRunning else { return }
-            progress("hub: the hub process did not stop within \(Int(limit)) s; signalling it")
-            escalate()
-        }
-        process.waitUntilExit()
-    }
-
-    private func tail(_ path: String) -> String {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").suffix(3).joined(separator: " | ")
-    }
-
     /// Raises this process's soft RLIMIT_NOFILE to the hard limit when `needed` descriptors would
     /// not fit; the hub child inherits it. Throws when even the hard limit is too small.
     private func raiseFileLimit(needed: Int) throws -> (soft: UInt64, hard: UInt64, hub: String) {
@@ -318,29 +261,12 @@ struct HubLoadBench {
         return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init) ?? "unknown"
     }
 
-    /// CPU seconds (user and system) a process has used, from /proc/PID/stat.
-    private func processCPUSeconds(_ pid: Int32) -> Double? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
-        // After "pid (comm)": state is field 3, utime 14 and stime 15.
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
     /// CPU seconds (user and system) this process has used, every thread.
     private func ownCPUSeconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return s(usage.ru_utime) + s(usage.ru_stime)
-    }
-
-    /// The child's peak resident memory (VmHWM), from /proc.
-    private func childPeakKilobytes(_ pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
-        return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
     }
 
     // MARK: Report
@@ -432,12 +358,4 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return .nan }
     let rank = Int((p * Double(sorted.count)).rounded(.up))
     return sorted[min(sorted.count - 1, max(0, rank - 1))]
-}
-
-/// A line read by one thread and taken by another (a semaphore orders them; the lock keeps it plain).
-private final class LineBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var text = ""
-    func set(_ s: String) { lock.withLock { text = s } }
-    func get() -> String { lock.withLock { text } }
 }

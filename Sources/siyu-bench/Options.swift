@@ -3,7 +3,7 @@
 struct BenchOptions {
     static let usage = """
         usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--hub-nodes N] [--hub-seconds S]
-                          [--hub-gap A-B] [--only S,S,…]
+                          [--hub-gap A-B] [--attack-seconds S] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -15,7 +15,8 @@ struct BenchOptions {
           --hub-nodes N        store nodes of the hub-load section (default 1000, quick 100; each with 250 customers, quick 25, and HQ's node besides)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, peer
+          --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer
                        (for working on one of them; the summary then lists only what ran)
         """
 
@@ -24,7 +25,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "attack", "peer"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
     func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
@@ -60,6 +61,8 @@ struct BenchOptions {
     var hubGap = 2.0 ... 5.0
     /// Customers of each store in the hub-load section (the brand's shape: ~250; quick 25).
     var hubCustomersPerStore = 250
+    /// Seconds of each window of the attack section (per attack: one with no attack, then the attack's).
+    var attackSeconds = 3.0
 
     /// Whether the Loro peer runs: by default in full mode only.
     var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
@@ -67,7 +70,7 @@ struct BenchOptions {
     struct UsageError: Error { let message: String }
 
     init(parsing arguments: [String]) throws {
-        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?
+        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?, explicitAttackSeconds: Double?
         var it = arguments.makeIterator()
         func number(after flag: String) throws -> Int {
             guard let text = it.next(), let n = Int(text), n > 0 else { throw UsageError(message: "\(flag) needs a positive number") }
@@ -83,6 +86,11 @@ struct BenchOptions {
             case "--ops": explicitOps = try number(after: argument)
             case "--hub-nodes": explicitHubNodes = try number(after: argument)
             case "--hub-seconds": explicitHubSeconds = Double(try number(after: argument))
+            case "--attack-seconds":
+                guard let seconds = it.next().flatMap(Double.init), seconds > 0, seconds <= 600 else {
+                    throw UsageError(message: "--attack-seconds needs seconds, more than 0 and at most 600 (decimals allowed)")
+                }
+                explicitAttackSeconds = seconds
             case "--hub-gap":
                 let parts = (it.next() ?? "").split(separator: "-").compactMap { Double($0) }
                 guard parts.count == 2, parts[0] > 0, parts[1] >= parts[0] else { throw UsageError(message: "--hub-gap needs A-B, seconds, 0 < A ≤ B") }
@@ -109,6 +117,7 @@ struct BenchOptions {
         if let explicitScaling { scalingSizes = explicitScaling }
         if let explicitHubNodes { hubNodes = explicitHubNodes }
         if let explicitHubSeconds { hubSeconds = explicitHubSeconds }
+        if let explicitAttackSeconds { attackSeconds = explicitAttackSeconds }
     }
 
     private mutating func useQuickSizes() {
@@ -128,5 +137,6 @@ struct BenchOptions {
         hubNodes = 100
         hubSeconds = 6
         hubCustomersPerStore = 25
+        attackSeconds = 0.5
     }
 }

@@ -276,7 +276,7 @@ import SiyuStore
         #expect(daemon.waitForExit(timeout: 5) == 0)
         #expect(daemon.err.contains("busy (12), retryable"), "\(daemon.err)")
         #expect(daemon.err.components(separatedBy: "auth ok").count == 2, "one connection: busy does not close it")
-        #expect(hub.child.err.contains("not taken: node 'hq' has used its share"))
+        #expect(hub.child.err.contains("error sent: busy (12): node 'hq' has used its share"))
         // Every CHANGES the hub sent HQ was empty: HQ is the only origin.
         let sent = hub.child.err.split(separator: "\n").filter { $0.contains(" node='hq' ") && $0.contains(" ops up to position ") }
         #expect(!sent.isEmpty && sent.allSatisfy { $0.contains(" sent 0 ops ") }, "\(sent) \(hub.child.err.suffix(3000))")

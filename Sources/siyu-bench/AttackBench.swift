@@ -1,0 +1,270 @@
+import Foundation
+import SiyuCore
+import SiyuNet
+import SiyuProbe
+import SiyuSQLite
+import SiyuStore
+
+/// Section `attack` — bad input at a running hub (issue 18, section 5), timed: a real hub
+/// (`HubChild`, serve's defaults) with a few well-behaved store nodes (`HubLoadNode`: real
+/// `NodeSession`s over TCP) doing sync rounds — PUSH of 3 ops, PUSH_ACK, PULL until no more — one
+/// every `gap` seconds each. For each row of `HostileInput`, a window with no attack (the
+/// baseline, seconds before), then a window in which an attacker thread repeats the row's rounds
+/// (`Attacker`, the code the integration tests run) against the registered node "mallory" while
+/// the nodes go on. Per window: the nodes' round latency (p50, p99, and p99 ÷ the baseline's),
+/// the hub's CPU (utime + stime from /proc/PID/stat over the window, as % of one core) and its
+/// peak resident memory (VmHWM, reset at the window's start through /proc/PID/clear_refs, and
+/// VmRSS sampled every 100 ms). The integration tests check the answers; here they are counted.
+struct AttackBench {
+    let windowSeconds: Double
+    let nodes: Int
+    let gap: ClosedRange<Double>
+    let directory: TemporaryDirectory
+
+    static let customersPerStore = 25
+    static let tags = 10
+
+    /// What one window measured.
+    struct Window {
+        var name: String
+        var key: String
+        var latencies: [Double] = []   // ms, sorted
+        var nodeErrors = 0, busy = 0
+        var firstErrors: [String] = []
+        var attackRounds = 0
+        var answers: [String: Int] = [:]
+        var attackFailure: String?
+        var hubCPUPercent: Double?
+        /// This process's CPU over the window (the nodes' loop and the attacker), % of one core.
+        var benchCPUPercent = 0.0
+        var peakKilobytes: Int?
+        var wallSeconds = 0.0
+    }
+
+    func run() throws -> SectionReport {
+        progress("attack: \(nodes) well-behaved nodes, \(fixed(windowSeconds, 1)) s per window, \(HostileInput.allCases.count) attacks")
+        let load = loadAverages()
+        let hubPath = directory.path("attack-hub.db")
+        let hqPath = directory.path("attack-hq.db")
+        let tags = (1...AttackBench.tags).map { String(format: "t%02d", $0) }
+        let ids = (0..<nodes).map { String(format: "store-%02d", $0 + 1) }
+        let secrets = ids.map { Array("secret-of-\($0)-0123456789abcdef".utf8) }
+        let mallorySecret = Array("secret-of-mallory-0123456789abcdef".utf8)
+        let customers = Dictionary(uniqueKeysWithValues: ids.map { id in (id, (1...AttackBench.customersPerStore).map { String(format: "\(id)-c%03d", $0) }) })
+        let head: UInt64
+        do {
+            let hub = try Replica.create(at: hubPath, node: "hub", role: .hq)
+            defer { hub.close() }
+            let library = try tagLibrary(tags, at: hqPath)
+            var hq = OpSynthesizer(continuing: library, origin: "hq", role: .hq, author: "hq-admin")
+            var seedOps = library.ops
+            for id in ids {
+                seedOps.append(hq.make(.write(Target(.staff, "clerk-" + id), field: "store_id", value: .text(id), overwrites: [])))
+                seedOps += customerOps(customers[id, default: []][...], tags: Array(tags.prefix(2)), owner: id, using: &hq)
+            }
+            try hub.registerNode("hq", role: .hq, secret: Array("hq-secret".utf8))
+            guard case .stored = try hub.acceptPush(from: "hq", ChangeSet(ops: seedOps)) else {
+                throw BenchError("attack: the hub refused HQ's tag library, staff and customers")
+            }
+            for (id, secret) in zip(ids, secrets) { try hub.registerNode(id, role: .store, store: id, secret: secret) }
+            // A store node with no store of its own: the rows' ops (a customer's name) are within its rights.
+            try hub.registerNode("mallory", role: .store, secret: mallorySecret)
+            head = try hub.logHead()
+        }
+        try? FileManager.default.removeItem(atPath: hqPath)
+
+        let process = Process()
+        process.executableURL = BootstrapBench.executableURL()
+        process.arguments = [HubChild.flag, hubPath]
+        let (input, output) = (Pipe(), Pipe())
+        process.standardInput = input
+        process.standardOutput = output
+        let logPath = directory.path("attack-hub.log")
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        defer { try? logHandle.close() }
+        process.standardError = logHandle
+
+        var windows: [Window] = []
+        try Interruption.run(process) {
+            defer { stop(process, input: input) }
+            let address = try listeningAddress(of: output, process: process, log: logPath)
+            windows = try drive(address: address, hubPID: process.processIdentifier, head: head, ids: ids, secrets: secrets,
+                                customers: customers, tags: tags, mallory: mallorySecret)
+        }
+        guard process.terminationStatus == 0 else {
+            throw BenchError("attack: the hub process exited with status \(process.terminationStatus); its log: \(tail(logPath))")
+        }
+        let mallory: Int
+        do {
+            let db = try Database(path: hubPath, mode: .readOnly)
+            defer { db.close() }
+            mallory = Int(try db.prepare("SELECT count(*) FROM ops WHERE origin = 'mallory'").scalar()?.int64Value ?? -1)
+        }
+        return report(windows, malloryOps: mallory, load: load)
+    }
+
+    // MARK: Driving the nodes and the attacks
+
+    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], customers: [String: [String]],
+                       tags: [String], mallory: [UInt8]) throws -> [Window] {
+        let counters = HubLoadProgress()
+        let loop = try EventLoop.start(name: "attack-nodes")
+        let lane = HubLoadLane(loop: loop, hub: address, progress: counters, acknowledgements: HubLoadAcknowledgements(), seed: 0x5EED_A77A, gap: gap)
+        defer {
+            try? loop.execute { lane.closeAll() }
+            Thread.sleep(forTimeInterval: 0.3)
+            loop.stop()
+            _ = loop.waitForStop(timeout: .seconds(10))
+        }
+        for (i, id) in ids.enumerated() {
+            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], cursor: head, customers: customers[id, default: []], tags: tags))
+        }
+        try loop.execute { for node in lane.nodes { node.connect() } }
+        _ = wait(upTo: 60) { let p = counters.snapshot; return p.caughtUp + p.failed >= ids.count }
+        guard counters.snapshot.caughtUp == ids.count else {
+            throw BenchError("attack: only \(counters.snapshot.caughtUp) of \(ids.count) nodes connected and caught up")
+        }
+        let target = AttackTarget(hub: address, node: "mallory", secret: mallory)
+        var windows: [Window] = []
+        for input in HostileInput.allCases {
+            progress("attack: \(input.title)")
+            // A window with no attack just before each attack's: the baseline the attack is held
+            // against, measured seconds earlier on the same hub (its log grows as the nodes push).
+            windows.append(try window("no attack", key: "before_" + input.rawValue, attack: nil, lane: lane, counters: counters, hubPID: hubPID))
+            let attacker = Attacker(input, target: target)
+            attacker.wait = 2
+            windows.append(try window(input.title, key: input.rawValue, attack: attacker, lane: lane, counters: counters, hubPID: hubPID))
+        }
+        return windows
+    }
+
+    /// One window: the nodes' rounds for `windowSeconds`, with `attack`'s rounds repeated on a
+    /// thread of their own meanwhile.
+    private func window(_ name: String, key: String, attack: Attacker?, lane: HubLoadLane, counters: HubLoadProgress, hubPID: Int32) throws -> Window {
+        var w = Window(name: name, key: key)
+        let peakReset = (try? "5".write(toFile: "/proc/\(hubPID)/clear_refs", atomically: false, encoding: .utf8)) != nil
+        var sampledPeak = residentKilobytes(hubPID) ?? 0
+        let cpuStart = processCPUSeconds(hubPID), ownStart = ownCPUSeconds()
+        let start = Date()
+        let end = start.addingTimeInterval(windowSeconds)
+        let attackRun = attack.map { AttackLoop($0, until: end) }
+        attackRun?.start()
+        try lane.loop.execute { lane.startRounds(seconds: windowSeconds) }
+        while Date() < end {
+            usleep(100_000)
+            sampledPeak = max(sampledPeak, residentKilobytes(hubPID) ?? 0)
+        }
+        _ = wait(upTo: 30) { counters.snapshot.roundsInFlight <= 0 }
+        if let attackRun {
+            let (outcomes, failure) = attackRun.stop(timeout: 30)
+            w.attackRounds = outcomes.count
+            for outcome in outcomes { w.answers[outcome.answers.joined(separator: ", "), default: 0] += 1 }
+            w.attackFailure = failure
+        }
+        w.wallSeconds = Date().timeIntervalSince(start)
+        if let a = cpuStart, let b = processCPUSeconds(hubPID) { w.hubCPUPercent = (b - a) * 100 / w.wallSeconds }
+        w.benchCPUPercent = (ownCPUSeconds() - ownStart) * 100 / w.wallSeconds
+        let hwm = peakReset ? childPeakKilobytes(hubPID) : nil
+        w.peakKilobytes = max(hwm ?? 0, sampledPeak)
+        // The nodes' tally, taken on their loop's thread and emptied for the next window.
+        let taken = TallyBox()
+        let done = DispatchSemaphore(value: 0)
+        try lane.loop.execute {
+            taken.latencies = lane.tally.latencies
+            taken.errors = lane.tally.errors
+            taken.busy = lane.tally.busy
+            taken.firstErrors = lane.tally.firstErrors
+            lane.tally.latencies = []
+            lane.tally.errors = 0
+            lane.tally.busy = 0
+            lane.tally.firstErrors = []
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + 10) == .success else { throw BenchError("attack: the nodes' loop did not answer") }
+        w.latencies = taken.latencies.map { Double($0) / 1e6 }.sorted()
+        w.nodeErrors = taken.errors
+        w.busy = taken.busy
+        w.firstErrors = taken.firstErrors
+        return w
+    }
+
+    /// CPU seconds (user and system) this process has used, every thread.
+    private func ownCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
+    }
+
+    /// VmRSS of a process, from /proc.
+    private func residentKilobytes(_ pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+    }
+
+    // MARK: Report
+
+    private func report(_ windows: [Window], malloryOps: Int, load: [Double]?) -> SectionReport {
+        var r = SectionReport("attack: bad input at a running hub (issue 18 §5) while \(nodes) well-behaved nodes sync; one hub process (HubChild), loopback TCP")
+        r.line("CPU \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, load average at start "
+               + (load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown")
+               + "; each window \(fixed(windowSeconds, 1)) s; each node one round every \(fixed(gap.lowerBound, 2))–\(fixed(gap.upperBound, 2)) s "
+               + "(PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false)")
+        r.line("per attack: the nodes' rounds in a window with no attack just before it (\"before\"), then in the attack's window; ratio = p99 under the attack ÷ p99 before; "
+               + "hub CPU = utime + stime over the window, % of one core; hub peak = VmHWM reset at the window's start (or VmRSS sampled every 100 ms); "
+               + "nodes+attacker CPU = this process (the nodes' loop and the attacker's thread), % of one core")
+        let header = ["attack", "rounds", "node rounds", "p50 ms", "p99 ms", "p99 before", "p99 ratio", "hub CPU (before)", "hub peak MB",
+                      "nodes+attacker CPU", "node errors", "hub's answers (most frequent)"]
+        var rows: [[String]] = [header]
+        var ratios: [(Window, Double, Double)] = []
+        for (before, w) in zip(windows, windows.dropFirst()) where before.key == "before_" + w.key {
+            let p50 = percentile(w.latencies, 0.5), p99 = percentile(w.latencies, 0.99), baseP99 = percentile(before.latencies, 0.99)
+            let ratio = p99 / baseP99
+            ratios.append((w, p99, baseP99))
+            let answers = w.answers.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) ×\($0.value)" }.joined(separator: "; ")
+            func cpu(_ x: Double?) -> String { x.map { fixed($0, 1) + "%" } ?? "?" }
+            rows.append([w.name, grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2), fixed(baseP99, 2), fixed(ratio, 2),
+                         "\(cpu(w.hubCPUPercent)) (\(cpu(before.hubCPUPercent)))", w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?",
+                         fixed(w.benchCPUPercent, 1) + "%", "\(w.nodeErrors + before.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
+            let k = "attack_\(w.key)"
+            r.figure("\(k)_rounds", w.attackRounds)
+            r.figure("\(k)_node_rounds", w.latencies.count)
+            r.figure("\(k)_p50_ms", p50, digits: 2)
+            r.figure("\(k)_p99_ms", p99, digits: 2)
+            r.figure("\(k)_p99_before_ms", baseP99, digits: 2)
+            r.figure("\(k)_p99_ratio", ratio, digits: 2)
+            r.figure("\(k)_hub_cpu_percent", w.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
+            r.figure("\(k)_hub_cpu_before_percent", before.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
+            r.figure("\(k)_hub_peak_rss_mb", w.peakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
+            r.figure("\(k)_bench_cpu_percent", w.benchCPUPercent, digits: 1)
+            r.figure("\(k)_node_errors", w.nodeErrors + before.nodeErrors)
+        }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        for row in rows {
+            r.line(row.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces))
+        }
+        let errors = windows.flatMap(\.firstErrors).prefix(3)
+        r.line("mallory's ops in the hub's log afterwards: \(malloryOps) (the same-seq row's op 1, taken once)"
+               + (errors.isEmpty ? "; no node error" : "; node errors: " + errors.joined(separator: " | ")))
+        r.figure("attack_window_seconds", windowSeconds, digits: 1)
+        r.figure("attack_nodes", nodes)
+        r.figure("attack_mallory_ops_stored", malloryOps)
+        r.figure("attack_cpu_model", .string(cpuModel()))
+        if let (worst, p99, before) = ratios.max(by: { $0.1 / $0.2 < $1.1 / $1.2 }) {
+            r.summary.append(SummaryRow(what: "attack: nodes' p99 round under the worst attack (\(worst.name))", siyu: "\(fixed(p99, 1)) ms",
+                                        baseline: "\(fixed(before, 1)) ms just before", ratio: "\(fixed(p99 / before, 2))×",
+                                        target: "p99 unchanged", met: nil, unjudged: "reported (§5)"))
+        }
+        return r
+    }
+}
+
+/// The nodes' figures taken from their loop's thread (a semaphore orders the hand-over).
+private final class TallyBox: @unchecked Sendable {
+    var latencies: [UInt64] = []
+    var errors = 0, busy = 0
+    var firstErrors: [String] = []
+}
