@@ -114,6 +114,36 @@ import SiyuStore
         }
     }
 
+    /// An exclusive-group conflict about an earlier of two adds of one tag, closed by one
+    /// resolution and resolved again, concurrently, by a later one that removed that add too (it
+    /// held both adds of the tag and the winner): the entry records the later resolution — as
+    /// "An add that removed adds of two or more tags of the group closes them" says (simulator seed 2582).
+    @Test func aLaterExclusiveResolutionThatRemovedAnEarlierAddOfTheLosingTagIsRecordedOnItsEntry() throws {
+        let c = try library()
+        try c["xihu"].addTag("silver", to: "c1", by: "chenjing")       // a1
+        c.clock.advance(5)
+        try c["hq"].addTag("silver", to: "c1", by: "zhaolei")          // a1b: another add of silver
+        c.clock.advance(5)
+        try c["jingan"].addTag("gold", to: "c1", by: "wangfang")       // a2: the latest, gold shown
+        try c.send("jingan", to: "xihu")                                // xihu: a1, a2
+        try c.send("xihu", to: "jingan")
+        try c.send("hq", to: "jingan")                                  // jingan: a1, a1b, a2
+        let first = try #require(try c["xihu"].conflicts(state: .open).first { $0.loser.stamp.node == "xihu" })
+        c.clock.advance(10)
+        try c["xihu"].acknowledgeConflict(first.id, by: "chenjing")    // R1: gold, removing a1 and a2
+        let later = try #require(try c["jingan"].conflicts(state: .open).first { $0.loser.stamp.node == "hq" })
+        c.clock.advance(10)
+        try c["jingan"].overrideConflict(later.id, by: "wangfang")     // R2: silver, removing a1, a1b and a2; not having seen R1
+        try c.syncAll()
+        for r in c.replicas.values {
+            #expect(try tags(r, "c1") == ["silver"])
+            let entry = try r.conflict(first.id)
+            #expect(entry.closedBy?.stamp.node == "jingan")
+            #expect(entry.state == .overridden)
+        }
+        #expect(Set(try c.digests().values).count == 1)
+    }
+
     /// A field conflict closed by one resolution and resolved again, concurrently, by a later one
     /// that kept the first loser's value (it held a third write of that value): the entry records
     /// the later resolution — overridden, since the loser's value is what is shown.

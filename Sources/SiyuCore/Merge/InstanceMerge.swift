@@ -424,9 +424,10 @@ public struct InstanceState: Sendable {
                 if let held = entries[entry.id], let a = held.closedBy, op.stamp < a.stamp { continue }
                 entries[entry.id] = entry
             }
-            // Adds of the winning tag that an earlier resolution had closed as losers, against a
-            // winner this one also removed: this one is recorded on them.
-            for a in seenAdds where a.tag == top.tag && a.add.stamp != top.add.stamp {
+            // Adds that an earlier resolution had closed as losers, against a winner this one also
+            // removed — adds of the winning tag, and earlier adds of a losing tag than the one this
+            // resolution records an entry for: this one is recorded on them.
+            for a in seenAdds where a.add.stamp != top.add.stamp && (a.tag == top.tag || latestPerTag[a.tag]?.stamp != a.add.stamp) {
                 let id = ConflictEntry.makeID(rule: .exclusiveTagGroup, target: Target(.customerTag, instance.id, a.tag),
                                               field: "", loser: a.add.stamp)
                 guard var e = entries[id], let winner = e.winner, removes.contains(winner.stamp) else { continue }
