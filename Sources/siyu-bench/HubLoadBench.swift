@@ -276,7 +276,7 @@ struct HubLoadBench {
         let (p50, p90, p99, top) = (percentile(l, 0.5), percentile(l, 0.9), percentile(l, 0.99), l.last ?? .nan)
         let judged = o.nodes >= HubLoadBench.targetNodes && !l.isEmpty
         let met = p99 < HubLoadBench.targetP99Millis && o.errors == 0 && o.roundsUnfinished == 0
-        var r = SectionReport("hub load: \(grouped(o.nodes)) concurrent nodes, one hub process (HubServer, one loop thread), "
+        var r = SectionReport("hub load: \(grouped(o.nodes)) concurrent nodes, one hub process (HubServer: a loop thread for the sockets, a writer and a reader queue for the store), "
                               + "\(loops) client loop thread(s) in this process, loopback TCP")
         r.line("hub           \(grouped(o.seedOps)) ops in the log (HQ's library of \(HubLoadBench.tags) tags shared; \(grouped(customersPerStore)) customers of each store, "
                + "\(grouped(customersPerStore * o.nodes)) in all, loaded in \(fixed(o.seedSeconds, 1)) s); "
