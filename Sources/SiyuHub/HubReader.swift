@@ -147,9 +147,6 @@ public final class HubReader: @unchecked Sendable {
     /// The connection that read snapshot `id` closed (or the snapshot was refused): forget it.
     public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }
 
-    /// Snapshots being read now.
-    public var snapshotsInProgress: Int { snapshots.count }
-
     private func startSnapshot(cursor: UInt64, reason: SnapshotReason, leavingOut: NodeID?) -> HubEffectResult {
         let id = nextSnapshotID
         nextSnapshotID += 1

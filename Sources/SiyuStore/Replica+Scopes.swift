@@ -83,16 +83,6 @@ extension Replica {
         }
     }
 
-    /// A PULL of a node of `store` from `cursor` (SPEC section 7, "Transfers"): records that the
-    /// store has seen the moves out of its scope up to `cursor` (now, by the hub's wall clock),
-    /// and says whether an instance entered its scope after `cursor` — then the PULL is answered
-    /// with a snapshot of reason 1. `scopeChanges` and `recordScopeSeen` in one.
-    public func scopePull(of store: String, from cursor: UInt64) throws -> Bool {
-        let found = try scopeChanges(of: store, from: cursor)
-        if found.unseenExits { try recordScopeSeen(of: store, upTo: cursor, at: wallClock()) }
-        return found.entered
-    }
-
     /// What a PULL of a node of `store` from `cursor` finds, reading only (a hub's reader
     /// connection): whether an instance entered the store's scope after `cursor`, and whether a
     /// move out of its scope at or before `cursor` is not yet recorded as seen by the store (then
