@@ -37,11 +37,17 @@ public final class HubStoreExecutor: @unchecked Sendable {
         /// How many customers holding a changed tag one writer turn re-merges (`settleRemergeSlice`);
         /// nil: all of them in the commit of the change (SPEC section 10: slices of 2,000).
         public var tagHolderSlice: Int?
+        /// How long the restore grace lasts after a new log epoch (`RestoreGrace`; SPEC section 7,
+        /// "Log epochs"): one hour, time for every node — HQ's first — to push again what the hub
+        /// lost. Nil: no grace.
+        public var restoreGraceMillis: UInt64?
 
-        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000, tagHolderSlice: Int? = 2_000) {
+        public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000, tagHolderSlice: Int? = 2_000,
+                    restoreGraceMillis: UInt64? = 3_600_000) {
             self.bootstrapSnapshotOps = bootstrapSnapshotOps
             self.opsPerSnapshotPart = max(1, opsPerSnapshotPart)
             self.tagHolderSlice = tagHolderSlice.map { max(1, $0) }
+            self.restoreGraceMillis = restoreGraceMillis
         }
     }
 
@@ -66,6 +72,9 @@ public final class HubStoreExecutor: @unchecked Sendable {
         replica.tagHolderSlice = options.tagHolderSlice
         try replica.setCommitDurability(.full)
         (logEpoch, logEpochRenewed) = try replica.startHubLogEpoch(fresh: freshEpoch)
+        if let grace = options.restoreGraceMillis, let started = try replica.hubLogEpochStartedMillis() {
+            replica.restoreGrace = RestoreGrace(epochStartedMillis: started, graceMillis: grace)
+        }
         try replica.logUnpositionedOps()
         reader = HubReader(replica: replica, options: options, logEpoch: logEpoch)
     }

@@ -81,8 +81,8 @@ public final class NodeStoreExecutor {
             case .abandonSnapshot:
                 replica.discardStagedSnapshot()
                 return nil
-            case let .prepareSync(epoch, through):
-                if let epoch { try replica.adoptLogEpoch(epoch, of: hubPeer) }
+            case let .prepareSync(epoch, acked, through):
+                if let epoch { try replica.adoptLogEpoch(epoch, of: hubPeer, ackedSeq: acked) }
                 if let through { try replica.beginOwnOpsRecovery(through: through, hub: hubPeer) }
                 return .done
             case let .finishOwnOpsRecovery(through):

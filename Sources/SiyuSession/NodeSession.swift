@@ -28,11 +28,13 @@ public enum NodeEffect: Sendable, Equatable {
     /// The connection ended inside a snapshot: drop what was kept of it. No answer expected.
     case abandonSnapshot(id: UInt64)
     /// After WELCOME, before anything else (SPEC section 7, "Log epochs", "Identity"):
-    /// `adoptLogEpoch` — the hub's log has a new identity: record it and move the hub cursor back
-    /// to 0, in one transaction; `recoverOwnOpsThrough` — the hub holds this node's ops up to it
-    /// that the replica may lack: take own ops numbered up to it from the pulls that follow
-    /// (`Replica.beginOwnOpsRecovery`). Answer `.done`.
-    case prepareSync(adoptLogEpoch: [UInt8]?, recoverOwnOpsThrough: UInt64?)
+    /// `adoptLogEpoch` — the hub's log has a new identity: record it, move the hub cursor back
+    /// to 0 and put back in the outbox every quarantined own op numbered above `ackedSeq`
+    /// (WELCOME's: the hub may no longer record their refusals, so they are pushed again and
+    /// judged again), in one transaction; `recoverOwnOpsThrough` — the hub holds this node's ops
+    /// up to it that the replica may lack: take own ops numbered up to it from the pulls that
+    /// follow (`Replica.beginOwnOpsRecovery`). Answer `.done`.
+    case prepareSync(adoptLogEpoch: [UInt8]?, ackedSeq: UInt64, recoverOwnOpsThrough: UInt64?)
     /// The recovery pull is caught up: number every later own op past `through` and record it as
     /// the hub's acknowledgement (`Replica.finishOwnOpsRecovery`). Answer `.done`.
     case finishOwnOpsRecovery(through: UInt64)
@@ -364,7 +366,7 @@ public struct NodeSession: Sendable {
             }
             if adopt != nil || recoveringOwnOpsThrough != nil {
                 pending = .prepareSync
-                return actions + [.perform(.prepareSync(adoptLogEpoch: adopt, recoverOwnOpsThrough: recoveringOwnOpsThrough))]
+                return actions + [.perform(.prepareSync(adoptLogEpoch: adopt, ackedSeq: acked, recoverOwnOpsThrough: recoveringOwnOpsThrough))]
             }
             pushWanted = true
             actions += sendPull(now: now)

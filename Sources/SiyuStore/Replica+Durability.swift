@@ -14,6 +14,29 @@ public enum CommitDurability: String, Sendable, Equatable {
     case full = "FULL"
 }
 
+/// A hub's restore grace (SPEC section 7, "Log epochs"): after a new log epoch the hub may lack
+/// ops it had acknowledged, which the nodes push again in an order it does not control. Until
+/// `endMillis`, for an op stamped before the epoch started (plus the clock window):
+/// - an instance whose first op in the PUSH is stamped before every op held of it counts as new
+///   (`WriteCheck.restoredBeforeMillis`): the ops held came later causally and were pushed first;
+/// - a write right that reads state and still refuses it answers `busy` (12), nothing stored or
+///   recorded (`PushOutcome.deferred`): the ops the right reads (HQ's staff rows, a transfer) may
+///   not have been pushed again yet. After `endMillis` such an op is judged for good.
+public struct RestoreGrace: Sendable, Equatable {
+    /// When the hub's current log epoch started (its wall clock, ms since the Unix epoch).
+    public var epochStartedMillis: UInt64
+    /// How long the grace lasts.
+    public var graceMillis: UInt64
+
+    public init(epochStartedMillis: UInt64, graceMillis: UInt64) {
+        self.epochStartedMillis = epochStartedMillis
+        self.graceMillis = graceMillis
+    }
+
+    /// When the grace ends (saturating).
+    public var endMillis: UInt64 { graceMillis > UInt64.max - epochStartedMillis ? .max : epochStartedMillis + graceMillis }
+}
+
 /// A hub log's identity (SPEC section 7, "Log epochs"): 32 random bytes made when the hub's log
 /// starts, and made afresh whenever its history may have changed — the hub was restored from a
 /// backup, or it stopped without a clean shutdown (a power cut may have rolled back its last
@@ -27,6 +50,7 @@ public enum CommitDurability: String, Sendable, Equatable {
 extension Replica {
     static let hubLogEpochKey = "hub.log_epoch"
     static let hubCleanStopKey = "hub.clean_stop"
+    static let hubLogEpochStartedKey = "hub.log_epoch_started"
     static func nodeLogEpochKey(_ hub: String) -> String { "sync.log_epoch." + hub }
 
     /// Sets how durable a commit is when it returns (for this connection to the file).
@@ -49,7 +73,9 @@ extension Replica {
 
     /// The hub's log epoch as a hub starts serving: the epoch kept if the file was stopped cleanly
     /// (`markCleanStop`) and is the same file since, else `fresh` (32 random bytes the caller drew)
-    /// — in one transaction that also removes the clean-stop mark. `renewed` says which.
+    /// — in one transaction that also removes the clean-stop mark. `renewed` says which; a new
+    /// epoch that replaces one (not the file's first) also records when it started
+    /// (`hubLogEpochStartedMillis`, the wall clock now), which starts the restore grace.
     public func startHubLogEpoch(fresh: [UInt8]) throws -> (epoch: [UInt8], renewed: Bool) {
         guard fresh.count == 32 else { throw ReplicaError.invalid("a log epoch of \(fresh.count) bytes", "draw 32 random bytes") }
         return try ReplicaError.wrap("starting the hub's log epoch") {
@@ -60,6 +86,11 @@ extension Replica {
                 try db.cached("DELETE FROM siyu_meta WHERE key = ?").run([.text(Replica.hubCleanStopKey)])
                 if let epoch, epoch.count == 32, clean == epoch { return (epoch, false) }
                 try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.hubLogEpochKey), .blob(fresh)])
+                if epoch != nil {
+                    // It replaces a history that nodes may have been acknowledged in: the restore grace starts.
+                    try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)")
+                        .run([.text(Replica.hubLogEpochStartedKey), .integer(Int64(clamping: wallClock()))])
+                }
                 return (fresh, true)
             }
         }
@@ -69,6 +100,16 @@ extension Replica {
     public func hubLogEpoch() throws -> [UInt8] {
         try ReplicaError.wrap("reading the hub's log epoch") {
             try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(Replica.hubLogEpochKey)])?.blobValue ?? []
+        }
+    }
+
+    /// When the hub's current log epoch started, if it replaced an earlier one (wall clock,
+    /// milliseconds since the Unix epoch): nil for the file's first epoch (no node was acknowledged
+    /// in an earlier history), or for an epoch made by a build that did not record it.
+    public func hubLogEpochStartedMillis() throws -> UInt64? {
+        try ReplicaError.wrap("reading when the hub's log epoch started") {
+            try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(Replica.hubLogEpochStartedKey)])?
+                .int64Value.map { UInt64(clamping: $0) }
         }
     }
 
@@ -108,12 +149,19 @@ extension Replica {
     }
 
     /// Records a hub's new log epoch and moves the cursor at `hub` back to 0, in one transaction:
-    /// the positions the old cursor named may not exist, or hold other ops, in the new log.
-    public func adoptLogEpoch(_ epoch: [UInt8], of hub: String = Replica.defaultHubPeer) throws {
+    /// the positions the old cursor named may not exist, or hold other ops, in the new log. In
+    /// the same transaction the quarantined own ops numbered above `ackedSeq` (the hub's, from the
+    /// WELCOME that carried the epoch) leave the quarantine: the hub may have lost the record of
+    /// their refusal (its file went back), and without it their numbers are never settled and
+    /// acked_seq stays below them for good. Back in the outbox they are pushed again and judged
+    /// again: refused again, they are quarantined again (and the hub records it); taken, they are
+    /// acknowledged like any op. Quarantined ops at or below `ackedSeq` stay: the hub settled them.
+    public func adoptLogEpoch(_ epoch: [UInt8], of hub: String = Replica.defaultHubPeer, ackedSeq: UInt64) throws {
         try ReplicaError.wrap("adopting the hub's log epoch") {
             try transaction {
                 try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.nodeLogEpochKey(hub)), .blob(epoch)])
                 try db.cached("UPDATE cursors SET position = 0 WHERE peer = ?").run([.text(hub)])
+                try db.cached("DELETE FROM quarantine WHERE seq > ?").run([.integer(Int64(clamping: ackedSeq))])
             }
         }
     }

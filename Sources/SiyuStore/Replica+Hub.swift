@@ -35,7 +35,9 @@ public enum PushOutcome: Equatable, Sendable {
     /// Nothing of the PUSH was stored but, for codes 8 and 14, the refusal record.
     case refused(OpRefusal, ackedSeq: UInt64)
     /// Nothing of the PUSH was stored or recorded and the same PUSH may be taken later: an op is
-    /// numbered more than `Replica.pushSequenceWindow` past acked_seq (answered `busy`, 12).
+    /// numbered more than `Replica.pushSequenceWindow` past acked_seq, or a write right that reads
+    /// state refuses an op stamped before a new log epoch during the restore grace
+    /// (`Replica.restoreGrace`). Answered `busy`, 12.
     case deferred(String, ackedSeq: UInt64)
 }
 
@@ -151,6 +153,9 @@ extension Replica {
                     var pushed: [UInt64: [UInt8]] = [:]
                     let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops,
                                             windowMillis: clock.maxDriftMillis)
+                    let grace = restoreGrace.flatMap { now < $0.endMillis ? $0 : nil }
+                    let restoredBefore = grace.map { clock.maxDriftMillis > UInt64.max - $0.epochStartedMillis ? UInt64.max : $0.epochStartedMillis + clock.maxDriftMillis }
+                    rights.restoredBeforeMillis = restoredBefore
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
@@ -187,7 +192,14 @@ extension Replica {
                                             ackedSeq: UInt64(clamping: acked))
                         }
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
-                        if let refusal = try rightsRefusal(of: op, in: rights) { return try refuse(refusal, acked: acked) }
+                        if let (refusal, rule) = try rightsBreach(of: op, in: rights) {
+                            if rule.needsState, let grace, let restoredBefore, op.hlc.millis < restoredBefore {
+                                // Retryable, never recorded: the ops this right reads may come back.
+                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis) ms since the Unix epoch); nothing was stored",
+                                                 ackedSeq: UInt64(clamping: acked))
+                            }
+                            return try refuse(refusal, acked: acked)
+                        }
                         pushed[op.seq] = encoded
                         fresh.append(op)
                     }

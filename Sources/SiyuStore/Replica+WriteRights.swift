@@ -34,6 +34,11 @@ extension Replica: WriteRightsState {
         return ScopeDeparture(position: UInt64(clamping: row[0].int64Value ?? 0), seenAtMillis: row[1].int64Value.map { UInt64(clamping: $0) })
     }
 
+    public func earliestHeldClock(of instance: InstanceRef) throws -> HLC? {
+        try db.cached("SELECT MIN(hlc) FROM ops WHERE inst_kind = ? AND inst_id = ?")
+            .scalar([.text(instance.kind.name), .text(instance.id)])?.int64Value.map { HLC(raw: UInt64(bitPattern: $0)) }
+    }
+
     public func store(ofStaff userid: String) throws -> String? {
         try db.cached("SELECT store_id FROM staff WHERE userid = ?").scalar([.text(userid)])?.stringValue
     }
@@ -41,10 +46,16 @@ extension Replica: WriteRightsState {
     /// The first write-rights breach (`WriteRights.rules`) of `op`, one of the batch `check`
     /// holds, against this replica's state before the batch; nil if it breaks none.
     func rightsRefusal(of op: Op, in check: WriteCheck) throws -> OpRefusal? {
+        try rightsBreach(of: op, in: check)?.refusal
+    }
+
+    /// `rightsRefusal` with the rule breached.
+    func rightsBreach(of op: Op, in check: WriteCheck) throws -> (refusal: OpRefusal, rule: WriteRule)? {
         guard check.writer.role == .store, let (rule, message) = try WriteRights.breach(op, check) else { return nil }
         let store = check.writer.store.map { "store \(IdentifierRule.printable($0))" } ?? "a store"
-        return OpRefusal(.permission, origin: op.origin, seq: op.seq,
-                         message: "node \(IdentifierRule.printable(op.origin)) (\(store)) \(message) (rule \(rule.name))", hint: rule.hint)
+        return (OpRefusal(.permission, origin: op.origin, seq: op.seq,
+                          message: "node \(IdentifierRule.printable(op.origin)) (\(store)) \(message) (rule \(rule.name))", hint: rule.hint),
+                rule)
     }
 
     /// Refuses this node's own new ops that break a write right, before they are stored, so

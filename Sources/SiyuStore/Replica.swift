@@ -76,6 +76,9 @@ public final class Replica {
     /// in its own commit: the holders are recorded as pending and re-merged this many at a time by
     /// `settlePendingRemerges(limit:)` (Replica+SlicedRemerge.swift). Nil: all at once.
     public var tagHolderSlice: Int?
+    /// When set (a hub), the restore grace after its log epoch started (`RestoreGrace`; SPEC
+    /// section 7, "Log epochs"). Nil: every op is judged at once by the state held.
+    public var restoreGrace: RestoreGrace?
     /// How many ops the last local edit (a public method of Replica+Edits) wrote: 0 when it found
     /// nothing to change. Set only when the edit committed.
     public internal(set) var opsWrittenByLastEdit = 0

@@ -45,6 +45,31 @@ import SiyuWire
         #expect(throws: ReplicaError.self) { try w.hubReplica.backup(to: copy) }   // never overwrites
     }
 
+    @Test func aHubsRestoreGraceStartsWithEachNewEpochAndIsKeptAcrossACleanStop() throws {
+        let w = try SyncWorld()
+        #expect(w.hubReplica.restoreGrace == nil)                    // the file's first epoch: no earlier history
+        w.wall.now += 10_000
+        try w.restartHub()                                            // a crash: a new epoch, a grace
+        #expect(w.hubReplica.restoreGrace == RestoreGrace(epochStartedMillis: w.wall.now, graceMillis: 3_600_000))
+        let started = w.wall.now
+        try w.hubReplica.markCleanStop()
+        w.wall.now += 10_000
+        try w.restartHub()                                            // a clean stop: the same epoch and grace
+        #expect(w.hubReplica.restoreGrace?.epochStartedMillis == started)
+    }
+
+    @Test func aNewEpochPutsTheQuarantinedOpsAboveWelcomesAckedSeqBackInTheOutbox() throws {
+        let w = try SyncWorld()
+        try edit(w["xihu"], 4, wall: w.wall)
+        try w["xihu"].quarantine(seq: 2, code: 8, message: "op 2: refused")
+        try w["xihu"].quarantine(seq: 4, code: 8, message: "op 4: refused")
+        #expect(try w["xihu"].outbox(after: 0, limit: 10).map(\.seq) == [1, 3])
+        // The hub had settled #2 (its acked_seq passed it) but may have lost the refusal of #4.
+        try w["xihu"].adoptLogEpoch(Array(repeating: 7, count: 32), ackedSeq: 3)
+        #expect(try w["xihu"].quarantinedOps().map(\.seq) == [2])
+        #expect(try w["xihu"].outbox(after: 3, limit: 10).map(\.seq) == [4])
+    }
+
     @Test func aNodeWhoseFileWentBackTakesItsAcknowledgedOpsFromTheHubAndRenumbersItsNewOnes() throws {
         let w = try SyncWorld()
         try w.sync("xihu")

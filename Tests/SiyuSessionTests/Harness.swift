@@ -62,7 +62,7 @@ struct FakeNodeStore {
         case .abandonSnapshot:
             snapshotBuffer = nil
             return nil
-        case let .prepareSync(epoch, through):
+        case let .prepareSync(epoch, _, through):
             if let epoch { logEpoch = epoch; cursor = 0 }
             recoveringThrough = through
             return .done

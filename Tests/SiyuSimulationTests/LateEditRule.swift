@@ -28,6 +28,9 @@ import SiyuWire
 /// either answer is right.
 extension Simulation {
     static let clockWindowMillis: UInt64 = 30_000
+    /// The hub's restore grace here (SPEC section 7, "Log epochs"; the reference hub's is an hour):
+    /// five minutes, so that an op a write right truly refuses is judged within the healing bound.
+    static let restoreGraceMillis: UInt64 = 300_000
 
     func expectations(of effect: HubEffect, hub: Replica) -> [(seq: UInt64, verdict: LateEditVerdict)]? {
         guard case let .storePush(name, changeSet) = effect,
@@ -73,10 +76,17 @@ extension Simulation {
             case .tagGroup, .tag, .store: return store
             }
         }
+        // SPEC section 7, "Log epochs": in the hub's restore grace, an instance whose first op in
+        // the PUSH is stamped before the epoch started and before every op the hub holds of it is new.
+        let restoredBefore = hub.restoreGrace.flatMap { hub.wallTime < $0.endMillis ? $0.epochStartedMillis + Simulation.clockWindowMillis : nil }
         for op in ops where op.seq > acked {
             let history = try hub.instanceOps(op.instance)
             if history.contains(where: { $0.origin == op.origin && $0.seq == op.seq }) { continue }   // held: not judged again
-            let held = !history.isEmpty
+            var held = !history.isEmpty
+            if held, let restoredBefore, let first = ops.filter({ $0.instance == op.instance }).map(\.hlc).min(),
+               first.millis < restoredBefore, let earliest = history.map(\.hlc).min(), first < earliest {
+                held = false
+            }
             // The rules of "Write rights" that read state, by the hub's state before the PUSH.
             var verdict = LateEditVerdict.take
             if !op.author.isEmpty, try storeOf(staff: op.author) != store { verdict = .refuse }                     // author

@@ -11,9 +11,14 @@ import SiyuCore
 /// power. After healing, HQ must equal the hub and each store the hub's projection of its scope.
 @Suite struct SimulationTests {
     /// A small fixed sample in `swift test`; `tools/sim/run.sh` sets SIYU_SIM_SEEDS (a count N for
-    /// seeds 0..N-1, or FIRST-LAST) for long runs.
+    /// seeds 0..N-1, FIRST-LAST, or a list of seeds and ranges: 10,36,500-510) for long runs.
     static let seeds: [UInt64] = {
         let spec = ProcessInfo.processInfo.environment["SIYU_SIM_SEEDS"] ?? "8"
+        func range(_ item: Substring) -> [UInt64] {
+            let parts = item.split(separator: "-").compactMap { UInt64($0) }
+            return parts.count == 2 && parts[0] <= parts[1] ? Array(parts[0]...parts[1]) : parts.prefix(1).map { $0 }
+        }
+        if spec.contains(",") { return spec.split(separator: ",").flatMap(range) }
         let parts = spec.split(separator: "-").compactMap { UInt64($0) }
         if parts.count == 2, parts[0] <= parts[1] { return Array(parts[0]...parts[1]) }
         return Array(0..<(parts.first ?? 8))

@@ -197,7 +197,8 @@ final class Simulation {
         let stores = Int.random(in: 4...6, using: &rng)
         hubSkew = Int64.random(in: -1_500...1_500, using: &rng)
         hubOptions = HubStoreExecutor.Options(bootstrapSnapshotOps: Bool.random(using: &rng) ? UInt64.random(in: 5...150, using: &rng) : nil,
-                                              opsPerSnapshotPart: Int.random(in: 3...60, using: &rng))
+                                              opsPerSnapshotPart: Int.random(in: 3...60, using: &rng),
+                                              restoreGraceMillis: Simulation.restoreGraceMillis)
         byteBudget = [UInt64(600), 2_000, 16_000, 256 * 1024].randomElement(using: &rng)!
         chaosSteps = Int.random(in: 150...300, using: &rng)
         powerLossSide = Bool.random(using: &rng) ? .hub : .nodes

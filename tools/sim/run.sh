@@ -4,6 +4,7 @@
 #   tools/sim/run.sh              # seeds 8-1007 (the 1,000 after the suite's fixed sample)
 #   tools/sim/run.sh 0-9999       # any range FIRST-LAST, or a count N for seeds 0..N-1
 #   tools/sim/run.sh 40-40        # one seed: reproduces that run exactly
+#   tools/sim/run.sh 10,36,500-510  # a list of seeds and ranges
 #   SIYU_SIM_RELEASE=1 tools/sim/run.sh 0-9999   # the same tests built optimized (-c release
 #                                 # -enable-testing, in .build-rel): several times faster per seed
 #

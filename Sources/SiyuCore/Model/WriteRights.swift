@@ -65,6 +65,8 @@ public protocol WriteRightsState {
     /// When `instance` last left store `store`'s scope (a hub's record; nil: it never did, or
     /// it is back).
     func departure(of instance: InstanceRef, from store: String) throws -> ScopeDeparture?
+    /// The lowest clock of the ops held of `instance`; nil when none is held.
+    func earliestHeldClock(of instance: InstanceRef) throws -> HLC?
 }
 
 /// An instance's move out of a store's scope, as a hub recorded it (SPEC section 7, "Transfers").
@@ -101,6 +103,12 @@ public final class WriteCheck {
     /// The clock window of the checking replica: how late an edit of an instance that left the
     /// store may be (`ScopeDeparture.takes`).
     public let windowMillis: UInt64
+    /// Set by a hub during its restore grace (SPEC section 7, "Log epochs"): the clock (ms) before
+    /// which an op may have been acknowledged by the history the hub lost. An instance whose first
+    /// op in the batch is stamped before it, and before every op the state holds of it, counts as
+    /// new: those held ops came later causally (made after their authors saw it) and were pushed
+    /// again first.
+    public var restoredBeforeMillis: UInt64?
     private var held: [InstanceRef: InstanceHome?] = [:]
     private var staffStores: [String: String?] = [:]
 
@@ -116,10 +124,16 @@ public final class WriteCheck {
         try state?.departure(of: instance, from: store)
     }
 
-    /// The instance's home before the batch, nil if the state holds no op of it.
+    /// The instance's home before the batch, nil if the state holds no op of it (or, in a hub's
+    /// restore grace, none stamped before the batch's first op of it: `restoredBeforeMillis`).
     public func heldHome(of instance: InstanceRef) throws -> InstanceHome? {
         if let known = held[instance] { return known }
-        let home = try state?.heldHome(of: instance)
+        var home = try state?.heldHome(of: instance)
+        if home != nil, let cutoff = restoredBeforeMillis,
+           let first = batch.lazy.filter({ $0.instance == instance }).map(\.hlc).min(), first.millis < cutoff,
+           let earliest = try state?.earliestHeldClock(of: instance), first < earliest {
+            home = nil
+        }
         held[instance] = .some(home)
         return home
     }

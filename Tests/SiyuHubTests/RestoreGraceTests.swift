@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuStore
+
+/// A hub's restore grace (SPEC section 7, "Log epochs"): after a new log epoch the hub may lack ops
+/// it had acknowledged, and the nodes push them again in an order it does not control. Write
+/// rights that read state must not then refuse for good an op the old history had taken.
+@Suite struct RestoreGraceTests {
+    typealias World = WriteRightsTests.World
+
+    /// The hub's epoch started 5 s after the world's clock now; the clock moves to 1 s after that.
+    func startEpoch(_ w: World, graceMillis: UInt64 = 3_600_000) {
+        w.hub.restoreGrace = RestoreGrace(epochStartedMillis: w.now + 5_000, graceMillis: graceMillis)
+        w.now += 6_000
+    }
+
+    /// HQ's edit of customer `id`, stamped `millis`, numbered after HQ's ops.
+    func hqEdit(_ w: World, _ id: String, at millis: UInt64) throws -> Op {
+        Op(stamp: Stamp(hlc: HLC(millis: millis, logical: 0), node: "hq"), seq: try w.hq.lastIssuedSeq() + 1, role: .hq, author: "zhaolei",
+           body: .write(Target(.customer, id, ""), field: "phone", value: .text("13800000000"), overwrites: []))
+    }
+
+    /// A store's new customer, pushed again after HQ's later edit of it reached the restored hub.
+    func creationAfterHQsLaterEdit(grace: Bool) throws -> (World, OpRefusal?) {
+        let w = try World()
+        let creation = [w.write("xihu", .customer, "c_new", "owner_store", .text("xihu")),
+                        w.write("xihu", .customer, "c_new", "name", .text("新客"))]
+        let later = try hqEdit(w, "c_new", at: w.now + 1_000)   // HQ saw the creation, then edited
+        if grace { startEpoch(w) } else { w.now += 6_000 }
+        #expect(try w.push("hq", [later]) == nil)
+        return (w, try w.push("xihu", creation))
+    }
+
+    @Test func aStoresCreationPushedAgainAfterHQsLaterEditOfItIsTakenInTheGrace() throws {
+        let (w, refusal) = try creationAfterHQsLaterEdit(grace: true)
+        #expect(refusal == nil)
+        #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_new").first?["owner_store"]?.textValue == "xihu")
+        // Without the grace the same order of arrival refuses it: the customer exists.
+        let (_, without) = try creationAfterHQsLaterEdit(grace: false)
+        #expect(without?.message.contains("(rule customer_owner)") == true)
+    }
+
+    @Test func aStateReadingRefusalOfAnOpStampedBeforeTheEpochIsBusyUntilTheOpsItReadsArePushedAgain() throws {
+        let w = try World()
+        let hqBefore = try w.hq.lastIssuedSeq()
+        try w.hq.defineStaff("wangfang", name: "王芳", storeID: "xihu")       // HQ's, not yet at the hub
+        w.now += 1_000                                                      // the store saw c_x, then edited it
+        let edit = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")
+        startEpoch(w)
+        let head = try w.hub.logHead()
+        guard case let .deferred(message, _) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [edit])) else {
+            Issue.record("not deferred"); return
+        }
+        #expect(message.hasPrefix("the PUSH holds op #1: ") && message.contains("(rule author)"), "names no op as a refusal would: it is retryable")
+        #expect(try w.hub.logHead() == head)
+        #expect(try w.hub.refusals(of: "xihu").isEmpty, "nothing recorded: the node pushes it again")
+        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("xihu", [edit]) == nil)
+    }
+
+    @Test func afterTheGraceSuchAnOpIsRefusedForGood() throws {
+        let w = try World()
+        w.now += 1_000
+        let edit = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")
+        startEpoch(w, graceMillis: 60_000)
+        w.now += 60_000
+        try w.expectRefused("xihu", [edit], rule: "author")
+        #expect(try w.hub.refusals(of: "xihu").map(\.seq) == [1])
+    }
+
+    @Test func anOpStampedAfterTheEpochStartedIsJudgedAtOnce() throws {
+        let w = try World()
+        startEpoch(w)
+        w.now += HybridClock.defaultMaxDriftMillis     // later than the start plus the clock window
+        try w.expectRefused("xihu", [w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")], rule: "author")
+    }
+
+    @Test func aRuleThatReadsNoStateIsNeverDeferred() throws {
+        let w = try World()
+        let edit = w.write("xihu", .store, "xihu", "name", .text("西湖新店"))
+        startEpoch(w)
+        try w.expectRefused("xihu", [edit], rule: "store_rows")
+    }
+}
