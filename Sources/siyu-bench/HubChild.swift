@@ -1,4 +1,4 @@
-// The hub-load section's hub: `siyu-bench --hub-child FILE [PENDING]` serves the hub replica FILE as
+// The hub-load and attack sections' hub: `siyu-bench --hub-child FILE [PENDING]` serves the hub replica FILE as
 // `siyu-hub serve --db FILE --listen 127.0.0.1:0 --log-level warn --stop-when-input-closes
 // [--max-pending PENDING --max-pending-per-address PENDING]` does (the same `HubServer` and
 // `HubStoreExecutor` with serve's defaults), in a process of its own. PENDING: the bench's nodes
@@ -9,13 +9,16 @@
 // builds siyu-bench alone, so a `siyu-hub` beside it may be missing or stale (built from another
 // commit); this child is always the code of the bench being run. It is still a separate process,
 // so the measuring clients never share the hub's thread, and its peak memory is its own.
+//
+// Below it, `BenchChild`: how the bench starts, reads and stops its children (this hub, and the
+// attack section's attacker, `AttackChild`), and the /proc readings it takes of them.
 
 import Foundation
 import SiyuHub
 import SiyuNet
 import SiyuStore
 
-/// The hub process of the hub-load section. Prints `listening on HOST:PORT` once bound, logs
+/// The hub process of the hub-load and attack sections. Prints `listening on HOST:PORT` once bound, logs
 /// warnings and errors to stderr, and stops (BYE to every node) when its standard input reaches end
 /// of file or on SIGTERM/SIGINT. Exit status 0 after a clean stop, 1 if it could not serve.
 enum HubChild {
