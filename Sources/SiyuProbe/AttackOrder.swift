@@ -60,8 +60,9 @@ public struct AttackOrder: Equatable, Sendable {
             }
             return s
         }
+        let hubText = try value("--hub")
         let hub: SocketAddress
-        do { hub = try SocketAddress(parsing: try value("--hub")) } catch { throw AttackError("--hub: \(error)") }
+        do { hub = try SocketAddress(parsing: hubText) } catch { throw AttackError("--hub: \(error)") }
         let rowText = try value("--row")
         guard let input = HostileInput(rawValue: rowText) else {
             throw AttackError("--row: no row '\(rowText)' (rows: \(HostileInput.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -39,6 +39,7 @@ import SiyuProbe
             (replacing("--hub", with: "example.com:1"), "--hub: "),
             (replacing("--node", with: ""), "--node needs a node id"),
             (Array(good.prefix(2)) + Array(good.dropFirst(4)), "missing --row"),
+            (Array(good.dropFirst(2)), "missing --hub;"),
             (good + ["--row", "flood"], "--row given twice"),
             (good + ["--verbose"], "unknown argument '--verbose'"),
             (good + ["--wait"], "--wait given twice"),
