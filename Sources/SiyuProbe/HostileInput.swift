@@ -6,7 +6,8 @@ import SiyuWire
 /// The rows of issue 18's "bad input at a running hub" (docs/RELIABILITY.md has the matrix):
 /// each is an attack a `RawClient` puts to a real hub, as one round that a caller may repeat —
 /// the integration tests (`HostileInputTests`) check each round's answers and log lines, and
-/// `siyu-bench --only attack` repeats the rounds for seconds while a well-behaved node syncs.
+/// `siyu-bench --only attack` repeats the rounds for seconds, in an attacker process of its own
+/// (`AttackOrder`), while well-behaved nodes sync.
 public enum HostileInput: String, CaseIterable, Sendable {
     case connectionFlood = "flood"
     case halfFrameBeforeAuth = "half_frame"
@@ -81,7 +82,7 @@ public enum HostileInput: String, CaseIterable, Sendable {
 
 /// Where the attacks go: the hub, and a registered store node whose secret the attacker holds
 /// (a stolen store PC, say) — the rows after the handshake need one.
-public struct AttackTarget: Sendable {
+public struct AttackTarget: Equatable, Sendable {
     public var hub: SocketAddress
     public var node: NodeID
     public var secret: [UInt8]

@@ -8,17 +8,22 @@ import SiyuStore
 /// Section `attack` — bad input at a running hub (issue 18, section 5), timed: a real hub
 /// (`HubChild`, serve's defaults) with a few well-behaved store nodes (`HubLoadNode`: real
 /// `NodeSession`s over TCP) doing sync rounds — PUSH of 3 ops, PUSH_ACK, PULL until no more — one
-/// every `gap` seconds each. For each row of `HostileInput`, a window with no attack (the
-/// baseline, seconds before), then a window in which an attacker thread repeats the row's rounds
-/// (`Attacker`, the code the integration tests run) against the registered node "mallory" while
-/// the nodes go on. Per window: the nodes' round latency (p50, p99, and p99 ÷ the baseline's),
-/// the hub's CPU (utime + stime from /proc/PID/stat over the window, as % of one core) and its
-/// peak resident memory (VmHWM, reset at the window's start through /proc/PID/clear_refs, and
-/// VmRSS sampled every 100 ms). The integration tests check the answers; here they are counted.
+/// every `gap` seconds each. For each row of `HostileInput` (or of `rows`), a window with no attack
+/// (the baseline, seconds before), then a window in which an attacker process (`AttackChild`, one
+/// per window) repeats the row's rounds (`Attacker`, the code the integration tests run) against
+/// the registered node "mallory" while the nodes go on. `CPUPlacement` puts the hub on a CPU of its
+/// own and this process and the attacker on the others (the attacker niced), where it can. Per
+/// window: the nodes' round latency (p50, p99, and p99 ÷ the baseline's), the hub's CPU (utime +
+/// stime from /proc/PID/stat over the window, as % of one core), its peak resident memory (VmHWM,
+/// reset at the window's start through /proc/PID/clear_refs, and VmRSS sampled every 100 ms), this
+/// process's CPU (the nodes) and the attacker process's (its own getrusage over its rounds). The
+/// integration tests check the answers; here they are counted.
 struct AttackBench {
     let windowSeconds: Double
     let nodes: Int
     let gap: ClosedRange<Double>
+    /// The rows attacked, in `HostileInput`'s order.
+    var rows: [HostileInput] = HostileInput.allCases
     let directory: TemporaryDirectory
 
     static let customersPerStore = 25
@@ -35,14 +40,17 @@ struct AttackBench {
         var answers: [String: Int] = [:]
         var attackFailure: String?
         var hubCPUPercent: Double?
-        /// This process's CPU over the window (the nodes' loop and the attacker), % of one core.
+        /// This process's CPU over the window (the nodes' loop and the sampling), % of one core.
         var benchCPUPercent = 0.0
+        /// The attacker process's CPU over its rounds, % of one core over the window.
+        var attackerCPUPercent: Double?
         var peakKilobytes: Int?
         var wallSeconds = 0.0
     }
 
     func run() throws -> SectionReport {
-        progress("attack: \(nodes) well-behaved nodes, \(fixed(windowSeconds, 1)) s per window, \(HostileInput.allCases.count) attacks")
+        let placement = CPUPlacement.detect()
+        progress("attack: \(nodes) well-behaved nodes, \(fixed(windowSeconds, 1)) s per window, \(rows.count) attacks; \(placement.description)")
         let load = loadAverages()
         let hubPath = directory.path("attack-hub.db")
         let hqPath = directory.path("attack-hq.db")
@@ -73,27 +81,19 @@ struct AttackBench {
         }
         try? FileManager.default.removeItem(atPath: hqPath)
 
-        let process = Process()
-        process.executableURL = BootstrapBench.executableURL()
-        process.arguments = [HubChild.flag, hubPath]
-        let (input, output) = (Pipe(), Pipe())
-        process.standardInput = input
-        process.standardOutput = output
+        // This process (the nodes) on the nodes' CPUs before the children start; back afterwards.
+        try placement.pinThisProcess()
+        defer { placement.restore() }
         let logPath = directory.path("attack-hub.log")
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        defer { try? logHandle.close() }
-        process.standardError = logHandle
-
+        let hub = BenchChild([HubChild.flag, hubPath], log: logPath, prefix: placement.hubPrefix)
         var windows: [Window] = []
-        try Interruption.run(process) {
-            defer { stop(process, input: input) }
-            let address = try listeningAddress(of: output, process: process, log: logPath)
-            windows = try drive(address: address, hubPID: process.processIdentifier, head: head, ids: ids, secrets: secrets,
-                                customers: customers, tags: tags, mallory: mallorySecret)
+        try hub.run {
+            let address = try hub.listeningAddress()
+            windows = try drive(address: address, hubPID: hub.pid, head: head, ids: ids, secrets: secrets,
+                                customers: customers, tags: tags, mallory: mallorySecret, placement: placement)
         }
-        guard process.terminationStatus == 0 else {
-            throw BenchError("attack: the hub process exited with status \(process.terminationStatus); its log: \(tail(logPath))")
+        guard hub.exitStatus == 0 else {
+            throw BenchError("attack: the hub process exited with status \(hub.exitStatus); its log: \(tail(logPath))")
         }
         let mallory: Int
         do {
@@ -101,13 +101,13 @@ struct AttackBench {
             defer { db.close() }
             mallory = Int(try db.prepare("SELECT count(*) FROM ops WHERE origin = 'mallory'").scalar()?.int64Value ?? -1)
         }
-        return report(windows, malloryOps: mallory, load: load)
+        return report(windows, malloryOps: mallory, load: load, placement: placement)
     }
 
     // MARK: Driving the nodes and the attacks
 
     private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], customers: [String: [String]],
-                       tags: [String], mallory: [UInt8]) throws -> [Window] {
+                       tags: [String], mallory: [UInt8], placement: CPUPlacement) throws -> [Window] {
         let counters = HubLoadProgress()
         let loop = try EventLoop.start(name: "attack-nodes")
         let lane = HubLoadLane(loop: loop, hub: address, progress: counters, acknowledgements: HubLoadAcknowledgements(), seed: 0x5EED_A77A, gap: gap)
@@ -127,44 +127,61 @@ struct AttackBench {
         }
         let target = AttackTarget(hub: address, node: "mallory", secret: mallory)
         var windows: [Window] = []
-        for input in HostileInput.allCases {
+        for input in rows {
             progress("attack: \(input.title)")
             // A window with no attack just before each attack's: the baseline the attack is held
             // against, measured seconds earlier on the same hub (its log grows as the nodes push).
             windows.append(try window("no attack", key: "before_" + input.rawValue, attack: nil, lane: lane, counters: counters, hubPID: hubPID))
-            let attacker = Attacker(input, target: target)
-            attacker.wait = 2
-            windows.append(try window(input.title, key: input.rawValue, attack: attacker, lane: lane, counters: counters, hubPID: hubPID))
+            let order = AttackOrder(input: input, target: target, seconds: windowSeconds, wait: 2)
+            let attacker = BenchChild([AttackChild.flag] + order.arguments, log: directory.path("attack-attacker.log"), prefix: placement.attackerPrefix)
+            var w = Window(name: input.title, key: input.rawValue)
+            try attacker.run {
+                w = try window(input.title, key: input.rawValue, attack: attacker, lane: lane, counters: counters, hubPID: hubPID)
+            }
+            if attacker.exitStatus != 0 && w.attackFailure == nil {
+                w.attackFailure = "the attacker process exited with status \(attacker.exitStatus); its log: \(tail(attacker.log))"
+            }
+            windows.append(w)
         }
         return windows
     }
 
-    /// One window: the nodes' rounds for `windowSeconds`, with `attack`'s rounds repeated on a
-    /// thread of their own meanwhile.
-    private func window(_ name: String, key: String, attack: Attacker?, lane: HubLoadLane, counters: HubLoadProgress, hubPID: Int32) throws -> Window {
+    /// One window: the nodes' rounds for `windowSeconds`, with `attack` (a running attacker
+    /// process, which prints `ready`, repeats its rounds for `windowSeconds`, then its tally) meanwhile.
+    private func window(_ name: String, key: String, attack: BenchChild?, lane: HubLoadLane, counters: HubLoadProgress, hubPID: Int32) throws -> Window {
         var w = Window(name: name, key: key)
+        if let attack, attack.nextLine(within: 60) != "ready" {
+            throw BenchError("attack: the attacker process for '\(name)' did not start; its log: \(tail(attack.log))")
+        }
         let peakReset = (try? "5".write(toFile: "/proc/\(hubPID)/clear_refs", atomically: false, encoding: .utf8)) != nil
         var sampledPeak = residentKilobytes(hubPID) ?? 0
         let cpuStart = processCPUSeconds(hubPID), ownStart = ownCPUSeconds()
         let start = Date()
         let end = start.addingTimeInterval(windowSeconds)
-        let attackRun = attack.map { AttackLoop($0, until: end) }
-        attackRun?.start()
         try lane.loop.execute { lane.startRounds(seconds: windowSeconds) }
         while Date() < end {
             usleep(100_000)
             sampledPeak = max(sampledPeak, residentKilobytes(hubPID) ?? 0)
         }
         _ = wait(upTo: 30) { counters.snapshot.roundsInFlight <= 0 }
-        if let attackRun {
-            let (outcomes, failure) = attackRun.stop(timeout: 30)
-            w.attackRounds = outcomes.count
-            for outcome in outcomes { w.answers[outcome.answers.joined(separator: ", "), default: 0] += 1 }
-            w.attackFailure = failure
+        var tally: AttackTally?
+        if let attack {
+            // The attacker ends its rounds by itself at the window's end; its tally follows the last.
+            if let line = attack.nextLine(within: 60) {
+                do { tally = try AttackTally(line: line) } catch { w.attackFailure = "\(error)" }
+            } else {
+                w.attackFailure = "the attacker process printed no tally within 60 s; its log: \(tail(attack.log))"
+            }
         }
         w.wallSeconds = Date().timeIntervalSince(start)
         if let a = cpuStart, let b = processCPUSeconds(hubPID) { w.hubCPUPercent = (b - a) * 100 / w.wallSeconds }
         w.benchCPUPercent = (ownCPUSeconds() - ownStart) * 100 / w.wallSeconds
+        if let tally {
+            w.attackRounds = tally.rounds
+            w.answers = tally.answers
+            w.attackFailure = tally.failure
+            w.attackerCPUPercent = tally.cpuSeconds * 100 / w.wallSeconds
+        }
         let hwm = peakReset ? childPeakKilobytes(hubPID) : nil
         w.peakKilobytes = max(hwm ?? 0, sampledPeak)
         // The nodes' tally, taken on their loop's thread and emptied for the next window.
@@ -189,14 +206,6 @@ struct AttackBench {
         return w
     }
 
-    /// CPU seconds (user and system) this process has used, every thread.
-    private func ownCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return s(usage.ru_utime) + s(usage.ru_stime)
-    }
-
     /// VmRSS of a process, from /proc.
     private func residentKilobytes(_ pid: Int32) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -206,17 +215,20 @@ struct AttackBench {
 
     // MARK: Report
 
-    private func report(_ windows: [Window], malloryOps: Int, load: [Double]?) -> SectionReport {
-        var r = SectionReport("attack: bad input at a running hub (issue 18 §5) while \(nodes) well-behaved nodes sync; one hub process (HubChild), loopback TCP")
+    private func report(_ windows: [Window], malloryOps: Int, load: [Double]?, placement: CPUPlacement) -> SectionReport {
+        var r = SectionReport("attack: bad input at a running hub (issue 18 §5) while \(nodes) well-behaved nodes sync; one hub process (HubChild), "
+                              + "one attacker process per attack (AttackChild), loopback TCP")
+        r.line("placement: \(placement.description)")
         r.line("CPU \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, load average at start "
                + (load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown")
                + "; each window \(fixed(windowSeconds, 1)) s; each node one round every \(fixed(gap.lowerBound, 2))–\(fixed(gap.upperBound, 2)) s "
                + "(PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false)")
         r.line("per attack: the nodes' rounds in a window with no attack just before it (\"before\"), then in the attack's window; ratio = p99 under the attack ÷ p99 before; "
                + "hub CPU = utime + stime over the window, % of one core; hub peak = VmHWM reset at the window's start (or VmRSS sampled every 100 ms); "
-               + "nodes+attacker CPU = this process (the nodes' loop and the attacker's thread), % of one core")
+               + "nodes CPU = this process (the nodes' loop), attacker CPU = the attacker process over its rounds, each % of one core over the window; "
+               + "rounds = the attacker's")
         let header = ["attack", "rounds", "node rounds", "p50 ms", "p99 ms", "p99 before", "p99 ratio", "hub CPU (before)", "hub peak MB",
-                      "nodes+attacker CPU", "node errors", "hub's answers (most frequent)"]
+                      "nodes CPU", "attacker CPU", "node errors", "hub's answers (most frequent)"]
         var rows: [[String]] = [header]
         var ratios: [(Window, Double, Double)] = []
         for (before, w) in zip(windows, windows.dropFirst()) where before.key == "before_" + w.key {
@@ -227,7 +239,7 @@ struct AttackBench {
             func cpu(_ x: Double?) -> String { x.map { fixed($0, 1) + "%" } ?? "?" }
             rows.append([w.name, grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2), fixed(baseP99, 2), fixed(ratio, 2),
                          "\(cpu(w.hubCPUPercent)) (\(cpu(before.hubCPUPercent)))", w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?",
-                         fixed(w.benchCPUPercent, 1) + "%", "\(w.nodeErrors + before.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
+                         fixed(w.benchCPUPercent, 1) + "%", cpu(w.attackerCPUPercent), "\(w.nodeErrors + before.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
             let k = "attack_\(w.key)"
             r.figure("\(k)_rounds", w.attackRounds)
             r.figure("\(k)_node_rounds", w.latencies.count)
@@ -239,6 +251,7 @@ struct AttackBench {
             r.figure("\(k)_hub_cpu_before_percent", before.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
             r.figure("\(k)_hub_peak_rss_mb", w.peakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
             r.figure("\(k)_bench_cpu_percent", w.benchCPUPercent, digits: 1)
+            r.figure("\(k)_attacker_cpu_percent", w.attackerCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
             r.figure("\(k)_node_errors", w.nodeErrors + before.nodeErrors)
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
@@ -253,6 +266,7 @@ struct AttackBench {
         r.figure("attack_nodes", nodes)
         r.figure("attack_mallory_ops_stored", malloryOps)
         r.figure("attack_cpu_model", .string(cpuModel()))
+        r.figure("attack_placement", .string(placement.description))
         if let (worst, p99, before) = ratios.max(by: { $0.1 / $0.2 < $1.1 / $1.2 }) {
             r.summary.append(SummaryRow(what: "attack: nodes' p99 round under the worst attack (\(worst.name))", siyu: "\(fixed(p99, 1)) ms",
                                         baseline: "\(fixed(before, 1)) ms just before", ratio: "\(fixed(p99 / before, 2))×",

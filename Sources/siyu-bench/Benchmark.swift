@@ -77,7 +77,7 @@ struct Benchmark {
                                  seed: seed, directory: directory).run())
         }
         if options.runs("attack") {
-            add(try AttackBench(windowSeconds: options.attackSeconds, nodes: 8, gap: 0.02 ... 0.06, directory: directory).run())
+            add(try AttackBench(windowSeconds: options.attackSeconds, nodes: 8, gap: 0.02 ... 0.06, rows: options.attackRows, directory: directory).run())
         }
 
         let peer = options.peerEnabled

@@ -226,11 +226,12 @@ struct BootstrapBench {
         return figures
     }
 
-    /// This executable: `CommandLine.arguments[0]` when it names a path, else /proc/self/exe.
+    /// This executable: `CommandLine.arguments[0]` when it names a path, else where /proc/self/exe
+    /// points (not the link itself: a child started behind `taskset` or `nice` would read it as theirs).
     static func executableURL() -> URL {
         let argument = CommandLine.arguments[0]
         if argument.contains("/") { return URL(fileURLWithPath: argument) }
-        return URL(fileURLWithPath: "/proc/self/exe")
+        return URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
     }
 
     private func check(_ child: ChildFigures, against snapshot: SnapshotFile) throws {

@@ -115,29 +115,18 @@ struct HubLoadBench {
         try? FileManager.default.removeItem(atPath: hqPath)
 
         // The hub in its own process.
-        let process = Process()
-        process.executableURL = BootstrapBench.executableURL()
-        process.arguments = [HubChild.flag, hubPath, String(nodes + 1)]   // every node connects at once, from 127.0.0.1
-        let (input, output) = (Pipe(), Pipe())
-        process.standardInput = input
-        process.standardOutput = output
         let logPath = directory.path("hub-load.log")
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        defer { try? logHandle.close() }
-        process.standardError = logHandle
-
-        try Interruption.run(process) {
-            defer { stop(process, input: input) }
-            let address = try listeningAddress(of: output, process: process, log: logPath)
-            o.fileLimit.hub = childFileLimit(process.processIdentifier)
-            try drive(address: address, hubPID: process.processIdentifier, head: head, ids: ids, secrets: secrets, hqSecret: hqSecret,
+        let hubChild = BenchChild([HubChild.flag, hubPath, String(nodes + 1)], log: logPath)   // every node connects at once, from 127.0.0.1
+        try hubChild.run {
+            let address = try hubChild.listeningAddress()
+            o.fileLimit.hub = childFileLimit(hubChild.pid)
+            try drive(address: address, hubPID: hubChild.pid, head: head, ids: ids, secrets: secrets, hqSecret: hqSecret,
                       customers: customers, tags: tags, into: &o)
-            o.hubPeakKilobytes = childPeakKilobytes(process.processIdentifier)
+            o.hubPeakKilobytes = childPeakKilobytes(hubChild.pid)
         }
         o.hubLogTail = tail(logPath)
-        guard process.terminationStatus == 0 else {
-            throw BenchError("hub: the hub process exited with status \(process.terminationStatus); its log: \(tail(logPath))")
+        guard hubChild.exitStatus == 0 else {
+            throw BenchError("hub: the hub process exited with status \(hubChild.exitStatus); its log: \(tail(logPath))")
         }
         do {
             let hub = try Replica(existing: hubPath)

@@ -1,9 +1,11 @@
+import SiyuProbe
+
 /// The benchmark's command line and the sizes each section runs at (full or `--quick`).
 /// Measures nothing by itself.
 struct BenchOptions {
     static let usage = """
         usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--hub-nodes N] [--hub-seconds S]
-                          [--hub-gap A-B] [--attack-seconds S] [--only S,S,…]
+                          [--hub-gap A-B] [--attack-seconds S] [--attack-rows R,R,…] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -16,6 +18,7 @@ struct BenchOptions {
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
           --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
+          --attack-rows R      only these attacks in the attack section (default all): \(HostileInput.allCases.map(\.rawValue).joined(separator: ","))
           --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer
                        (for working on one of them; the summary then lists only what ran)
         """
@@ -63,6 +66,8 @@ struct BenchOptions {
     var hubCustomersPerStore = 250
     /// Seconds of each window of the attack section (per attack: one with no attack, then the attack's).
     var attackSeconds = 3.0
+    /// The attacks of the attack section, in `HostileInput`'s order.
+    var attackRows = HostileInput.allCases
 
     /// Whether the Loro peer runs: by default in full mode only.
     var peerEnabled: Bool { runs("peer") && (runPeer ?? !quick) }
@@ -91,6 +96,14 @@ struct BenchOptions {
                     throw UsageError(message: "--attack-seconds needs seconds, more than 0 and at most 600 (decimals allowed)")
                 }
                 explicitAttackSeconds = seconds
+            case "--attack-rows":
+                guard let list = it.next() else { throw UsageError(message: "--attack-rows needs a list of attacks") }
+                let names = Set(list.split(separator: ",").map(String.init))
+                if let unknown = names.first(where: { HostileInput(rawValue: $0) == nil }) {
+                    throw UsageError(message: "--attack-rows: unknown attack '\(unknown)' (attacks: \(HostileInput.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                guard !names.isEmpty else { throw UsageError(message: "--attack-rows needs at least one attack") }
+                attackRows = HostileInput.allCases.filter { names.contains($0.rawValue) }
             case "--hub-gap":
                 let parts = (it.next() ?? "").split(separator: "-").compactMap { Double($0) }
                 guard parts.count == 2, parts[0] > 0, parts[1] >= parts[0] else { throw UsageError(message: "--hub-gap needs A-B, seconds, 0 < A ≤ B") }

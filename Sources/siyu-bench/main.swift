@@ -3,7 +3,7 @@
 // bulk edits, merging remote ops, wire size, catch-up, bootstrap, bytes on disk, scaling — plus the
 // Loro peer's figures when it is available. `siyu-bench --help` lists the options;
 // `--bootstrap-child` and `--bootstrap-plain-child` are the bootstrap's store and baseline processes,
-// `--hub-child` the hub-load section's hub.
+// `--hub-child` the hub-load and attack sections' hub, `--attack-child` the attack section's attacker.
 
 import Foundation
 
@@ -13,6 +13,9 @@ if arguments.first == BootstrapChild.flag {
 }
 if arguments.first == HubChild.flag {
     exit(HubChild.main(Array(arguments.dropFirst())))
+}
+if arguments.first == AttackChild.flag {
+    exit(AttackChild.main(Array(arguments.dropFirst())))
 }
 if arguments.first == BootstrapPlainChild.flag {
     exit(BootstrapPlainChild.main(Array(arguments.dropFirst())))
