@@ -86,6 +86,10 @@ public struct NodeSession: Sendable {
         /// The most ops read from the outbox for one PUSH.
         public var maxOpsPerPush: Int
         public var policy: KeepalivePolicy
+        /// The node's keys for one salt and iteration count, computed ahead (a node that remembers
+        /// them from an earlier handshake, or a bench starting thousands of nodes): used when the
+        /// CHALLENGE names that salt and count, so the handshake runs no PBKDF2; otherwise ignored.
+        public var saltedKeys: SaltedKeys?
 
         public init(node: NodeID, role: Role, secret: [UInt8], schemaVersion: UInt64 = UInt64(currentSchemaVersion),
                     versions: [UInt8] = Frame.supportedVersions, byteBudget: UInt64 = 256 * 1024,
@@ -98,6 +102,20 @@ public struct NodeSession: Sendable {
             self.byteBudget = byteBudget
             self.maxOpsPerPush = maxOpsPerPush
             self.policy = policy
+        }
+    }
+
+    /// A node's keys (SPEC section 6) derived from its secret with `salt` and `iterations`.
+    public struct SaltedKeys: Sendable {
+        public var salt: [UInt8]
+        public var iterations: Int
+        public var keys: Authentication.NodeKeys
+
+        /// Runs PBKDF2 once: the keys `secret` gives with this salt and iteration count.
+        public init(secret: [UInt8], salt: [UInt8], iterations: Int) {
+            self.salt = salt
+            self.iterations = iterations
+            keys = Authentication.nodeKeys(secret: secret, salt: salt, iterations: iterations)
         }
     }
 
@@ -337,7 +355,12 @@ public struct NodeSession: Sendable {
             connection.choose(version: version)
             connection.enter(.challenged)
             hubID = hub
-            let keys = NodeKeyCache.shared.keys(secret: configuration.secret, salt: salt, iterations: Int(iterations))
+            let keys: Authentication.NodeKeys
+            if let known = configuration.saltedKeys, known.salt == salt, known.iterations == Int(iterations) {
+                keys = known.keys
+            } else {
+                keys = NodeKeyCache.shared.keys(secret: configuration.secret, salt: salt, iterations: Int(iterations))
+            }
             let transcript = connection.transcript
             let sent: Action = connection.send(.auth(mac: Authentication.proof(keys, transcript: transcript)), now: now)
             // WELCOME must come sealed with these keys: only a hub holding this node's verifiers can.

@@ -118,7 +118,7 @@ struct AttackBench {
             _ = loop.waitForStop(timeout: .seconds(10))
         }
         for (i, id) in ids.enumerated() {
-            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], cursor: head, customers: customers[id, default: []], tags: tags))
+            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], keys: nil, cursor: head, customers: customers[id, default: []], tags: tags))
         }
         try loop.execute { for node in lane.nodes { node.connect() } }
         _ = wait(upTo: 60) { let p = counters.snapshot; return p.caughtUp + p.failed >= ids.count }

@@ -1,6 +1,7 @@
 import Foundation
 import SiyuCore
 import SiyuNet
+import SiyuSession
 import SiyuStore
 
 /// Section `hub` — hub load: a real hub (`HubServer` in a child process, `HubChild`) serving N
@@ -37,6 +38,8 @@ struct HubLoadBench {
     struct Outcome {
         var nodes = 0
         var registerSeconds = 0.0
+        /// Computing every node's keys ahead, before any connects (not in any figure).
+        var keySeconds = 0.0
         var seedOps = 0
         var connectSeconds = 0.0
         var authenticated = 0
@@ -84,6 +87,7 @@ struct HubLoadBench {
         })
         let hqSecret = Array("hq-console-secret".utf8)
         let head: UInt64
+        let keys: [NodeSession.SaltedKeys?]
         do {
             let hub = try Replica.create(at: hubPath, node: "hub", role: .hq)
             defer { hub.close() }
@@ -111,6 +115,21 @@ struct HubLoadBench {
                 try hub.registerNode("hq-console", role: .hq, secret: hqSecret)
             }
             head = try hub.logHead()
+            // Each node's keys, computed ahead on every core (a store PC runs PBKDF2 once for
+            // itself; this process plays thousands of them, and must not make their handshakes
+            // queue behind each other's key derivation).
+            let registrations = try hub.registeredNodes()
+            let salted = Dictionary(uniqueKeysWithValues: registrations.map { ($0.node, ($0.verifiers.salt, $0.verifiers.iterations)) })
+            let computed = UnsafeMutableBufferPointer<NodeSession.SaltedKeys?>.allocate(capacity: nodes)
+            computed.initialize(repeating: nil)
+            defer { computed.deallocate() }
+            o.keySeconds = seconds {
+                DispatchQueue.concurrentPerform(iterations: nodes) { i in
+                    guard let (salt, iterations) = salted[ids[i]] else { return }
+                    computed[i] = NodeSession.SaltedKeys(secret: secrets[i], salt: salt, iterations: iterations)
+                }
+            }
+            keys = Array(computed)
         }
         try? FileManager.default.removeItem(atPath: hqPath)
 
@@ -120,7 +139,7 @@ struct HubLoadBench {
         try hubChild.run {
             let address = try hubChild.listeningAddress()
             o.fileLimit.hub = childFileLimit(hubChild.pid)
-            try drive(address: address, hubPID: hubChild.pid, head: head, ids: ids, secrets: secrets, hqSecret: hqSecret,
+            try drive(address: address, hubPID: hubChild.pid, head: head, ids: ids, secrets: secrets, keys: keys, hqSecret: hqSecret,
                       customers: customers, tags: tags, into: &o)
             o.hubPeakKilobytes = childPeakKilobytes(hubChild.pid)
         }
@@ -138,7 +157,7 @@ struct HubLoadBench {
 
     // MARK: Driving the nodes
 
-    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], hqSecret: [UInt8],
+    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], keys: [NodeSession.SaltedKeys?], hqSecret: [UInt8],
                        customers: [String: [String]], tags: [String], into o: inout Outcome) throws {
         let progressCounters = HubLoadProgress()
         let acknowledgements = HubLoadAcknowledgements()
@@ -163,7 +182,7 @@ struct HubLoadBench {
         }
         for (i, id) in ids.enumerated() {
             let lane = lanes[i % loops]
-            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], cursor: head, customers: customers[id, default: []], tags: tags))
+            lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], keys: keys[i], cursor: head, customers: customers[id, default: []], tags: tags))
         }
         // HQ's console: scope everything, receiving every store's ops.
         lanes[0].nodes.append(HubLoadNode(lane: lanes[0], hq: "hq-console", secret: hqSecret, cursor: head,
@@ -269,7 +288,7 @@ struct HubLoadBench {
                               + "\(loops) client loop thread(s) in this process, loopback TCP")
         r.line("hub           \(grouped(o.seedOps)) ops in the log (HQ's library of \(HubLoadBench.tags) tags shared; \(grouped(customersPerStore)) customers of each store, "
                + "\(grouped(customersPerStore * o.nodes)) in all, loaded in \(fixed(o.seedSeconds, 1)) s); "
-               + "\(grouped(o.nodes)) store nodes and HQ's registered in \(fixed(o.registerSeconds, 2)) s; load average at start "
+               + "\(grouped(o.nodes)) store nodes and HQ's registered in \(fixed(o.registerSeconds, 2)) s (each store's keys computed ahead in \(fixed(o.keySeconds, 2)) s); load average at start "
                + (o.load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown"))
         r.line("connect       \(grouped(o.authenticated)) of \(grouped(o.nodes + 1)) (the stores' and HQ's) authenticated and caught up in \(fixed(o.connectSeconds, 2)) s "
                + "(p99 connect → WELCOME \(fixed(o.authP99Millis, 1)) ms)")

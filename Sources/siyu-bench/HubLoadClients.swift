@@ -174,7 +174,7 @@ final class HubLoadNode {
     private var pullWanted = false
     private var roundOps = 0
 
-    init(lane: HubLoadLane, id: NodeID, secret: [UInt8], cursor: UInt64, customers: [String], tags: [String]) {
+    init(lane: HubLoadLane, id: NodeID, secret: [UInt8], keys: NodeSession.SaltedKeys?, cursor: UInt64, customers: [String], tags: [String]) {
         self.lane = lane
         self.id = id
         self.isHQ = false
@@ -183,7 +183,9 @@ final class HubLoadNode {
         self.tags = tags
         // No pull on a timer: the rounds are the load (a running node also pulls every 5 s).
         let policy = KeepalivePolicy(pollIntervalMillis: 3_600_000)
-        configuration = NodeSession.Configuration(node: id, role: .store, secret: secret, policy: policy)
+        var configuration = NodeSession.Configuration(node: id, role: .store, secret: secret, policy: policy)
+        configuration.saltedKeys = keys
+        self.configuration = configuration
         synthesizer = OpSynthesizer(origin: id, role: .store, author: "clerk-" + id)
     }
 

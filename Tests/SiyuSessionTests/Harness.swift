@@ -207,9 +207,10 @@ struct Harness {
     init(nodeSecret: [UInt8] = Harness.secret, registeredSecret: [UInt8] = Harness.secret, own: [Op] = tagOps("xihu", seqs: 1...3),
          hubLog: [Op] = [], policy: KeepalivePolicy = .standard, byteBudget: UInt64 = 64 * 1024,
          nonce: [UInt8] = Harness.nonce, faults: MemoryTransport.FaultHook? = nil, lastOwnSeq: UInt64? = nil,
-         cursor: UInt64 = 0, logEpoch: [UInt8]? = nil, recordedAckedSeq: UInt64? = nil) {
+         cursor: UInt64 = 0, logEpoch: [UInt8]? = nil, recordedAckedSeq: UInt64? = nil, saltedKeys: NodeSession.SaltedKeys? = nil) {
         let start = SessionInstant(milliseconds: 1_000_000)
-        let config = NodeSession.Configuration(node: "xihu", role: .store, secret: nodeSecret, byteBudget: byteBudget, policy: policy)
+        var config = NodeSession.Configuration(node: "xihu", role: .store, secret: nodeSecret, byteBudget: byteBudget, policy: policy)
+        config.saltedKeys = saltedKeys
         let stores = stores
         stores.node.own = own
         stores.node.cursor = cursor

@@ -32,6 +32,25 @@ import SiyuWire
         #expect(h.hubStore.held.isEmpty)
     }
 
+    @Test func aNodeGivenItsSaltedKeysUsesThemForThatSaltAndOtherwiseDerivesItsOwn() {
+        func handshake(_ keys: NodeSession.SaltedKeys) -> Harness {
+            let h = Harness(saltedKeys: keys)
+            h.start()
+            h.run { $0.node.isCaughtUp }
+            return h
+        }
+        // Keys of another secret under the registered salt are used: the proof does not verify.
+        let wrong = handshake(.init(secret: Array("nope".utf8), salt: Harness.salt, iterations: Harness.iterations))
+        guard case let .errorSent(e)? = wrong.hubClosed else { Issue.record("the hub took keys of another secret"); return }
+        #expect(e.code == .authFailed)
+        // The node's own keys: the handshake succeeds.
+        let right = handshake(.init(secret: Harness.secret, salt: Harness.salt, iterations: Harness.iterations))
+        #expect(right.node.state == .ready && right.hubClosed == nil)
+        // Keys for another salt (the secret was rotated since) are ignored: the node derives its own.
+        let stale = handshake(.init(secret: Array("nope".utf8), salt: Array(0..<16), iterations: Harness.iterations))
+        #expect(stale.node.state == .ready && stale.hubClosed == nil)
+    }
+
     @Test func anUnknownNodeGetsTheSameRefusalAsAWrongSecret() {
         let wrong = Harness(nodeSecret: Array("nope".utf8))
         let unknown = Harness()
