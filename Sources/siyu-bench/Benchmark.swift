@@ -73,8 +73,10 @@ struct Benchmark {
         }
         if options.runs("hub") {
             let seed = UInt64(Date().timeIntervalSince1970 * 1000)
-            add(try HubLoadBench(nodes: options.hubNodes, customersPerStore: options.hubCustomersPerStore, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,
-                                 seed: seed, directory: directory).run())
+            var bench = HubLoadBench(nodes: options.hubNodes, customersPerStore: options.hubCustomersPerStore, windowSeconds: options.hubSeconds, gap: options.hubGap, loops: 2,
+                                     seed: seed, directory: directory)
+            bench.busy = options.hubBusy
+            add(try bench.run())
         }
         if options.runs("attack") {
             add(try AttackBench(windowSeconds: options.attackSeconds, nodes: 8, gap: 0.02 ... 0.06, rows: options.attackRows, directory: directory).run())

@@ -25,6 +25,14 @@ struct HubLoadBench {
     let loops: Int
     let seed: UInt64
     let directory: TemporaryDirectory
+    /// The busy case (`--hub-busy`): a quarter into the rounds, HQ's node moves a tag every
+    /// customer holds into a new group (the hub re-merges them all, in slices on its writer) and a
+    /// new store of `bootCustomers` customers connects at cursor 0 and bootstraps from a snapshot.
+    var busy = false
+    /// The bootstrapping store's customers: 2,500, each 4 ops — a snapshot of about 10,000 ops.
+    static let bootCustomers = 2_500
+    /// The tag HQ moves: every seeded customer holds it (with the second).
+    static let busyTag = "t01"
 
     static let targetP99Millis = 50.0
     static let targetNodes = 1_000
@@ -34,6 +42,8 @@ struct HubLoadBench {
     /// How often the HQ node pulls (a running node polls every 5 s by default; HQ's console is
     /// set to poll every second, as an operator watching the brand would).
     static let hqPollSeconds = 1.0
+    /// What the hub logs when every customer holding a changed tag is re-merged (`HubServer`).
+    static let remergeDoneLine = "hub re-merged every customer holding the changed tags"
 
     struct Outcome {
         var nodes = 0
@@ -55,6 +65,13 @@ struct HubLoadBench {
         var seedSeconds = 0.0
         /// The last lines the hub process logged (warnings and errors).
         var hubLogTail = ""
+        /// The busy case: rounds from its start (push → ack, milliseconds, sorted), seconds until the
+        /// hub logged every holder re-merged (nil: not within the rounds), and the bootstrap.
+        var busyPushLatencies: [Double] = []
+        var remergeSeconds: Double?
+        var busyStartNanos: UInt64?
+        var bootSeconds: Double?
+        var bootOps = 0
         var roundsPerSecond = 0.0
         var opsPushed = 0, opsAcknowledged = 0, opsPulled = 0, opsStored = 0
         var busy = 0, errors = 0
@@ -86,12 +103,19 @@ struct HubLoadBench {
             (id, (1...customersPerStore).map { String(format: "\(id)-c%03d", $0) })
         })
         let hqSecret = Array("hq-console-secret".utf8)
+        let bootID = "store-boot", bootSecret = Array("boot-store-secret".utf8)
+        let bootCustomers = busy ? (1...HubLoadBench.bootCustomers).map { String(format: "\(bootID)-c%04d", $0) } : []
+        var libraryGroupWrite: [Stamp] = []
         let head: UInt64
         let keys: [NodeSession.SaltedKeys?]
         do {
             let hub = try Replica.create(at: hubPath, node: "hub", role: .hq)
             defer { hub.close() }
             let library = try tagLibrary(tags, at: hqPath)
+            libraryGroupWrite = library.ops.filter {
+                if case let .write(target, "group_id", _, _) = $0.body { return target.entity == .tag && target.id == HubLoadBench.busyTag }
+                return false
+            }.map(\.stamp)
             // HQ's ops, loaded in bulk into the new hub (one transaction, the op index built after)
             // and then given log positions, as a hub does at start for ops held without one: the
             // tag library, then per store its clerk (the author of its ops) and its customers
@@ -106,6 +130,12 @@ struct HubLoadBench {
                         o.seedOps += ops.count
                         try hub.apply(ChangeSet(ops: ops))
                     }
+                    if busy {
+                        var ops = [hq.make(.write(Target(.staff, "clerk-" + bootID), field: "store_id", value: .text(bootID), overwrites: []))]
+                        ops += customerOps(bootCustomers[...], tags: Array(tags.prefix(2)), owner: bootID, using: &hq)
+                        o.seedOps += ops.count
+                        try hub.apply(ChangeSet(ops: ops))
+                    }
                 }
                 try hub.logUnpositionedOps()
             }
@@ -113,6 +143,7 @@ struct HubLoadBench {
             o.registerSeconds = try seconds {
                 for (id, secret) in zip(ids, secrets) { try hub.registerNode(id, role: .store, store: id, secret: secret) }
                 try hub.registerNode("hq-console", role: .hq, secret: hqSecret)
+                if busy { try hub.registerNode(bootID, role: .store, store: bootID, secret: bootSecret) }
             }
             head = try hub.logHead()
             // Each node's keys, computed ahead on every core (a store PC runs PBKDF2 once for
@@ -139,7 +170,8 @@ struct HubLoadBench {
         try hubChild.run {
             let address = try hubChild.listeningAddress()
             o.fileLimit.hub = childFileLimit(hubChild.pid)
-            try drive(address: address, hubPID: hubChild.pid, head: head, ids: ids, secrets: secrets, keys: keys, hqSecret: hqSecret,
+            try drive(address: address, hubPID: hubChild.pid, hubLog: logPath, head: head, ids: ids, secrets: secrets, keys: keys, hqSecret: hqSecret,
+                      boot: busy ? (bootID, bootSecret, bootCustomers) : nil, libraryGroupWrite: libraryGroupWrite,
                       customers: customers, tags: tags, into: &o)
             o.hubPeakKilobytes = childPeakKilobytes(hubChild.pid)
         }
@@ -157,7 +189,8 @@ struct HubLoadBench {
 
     // MARK: Driving the nodes
 
-    private func drive(address: SocketAddress, hubPID: Int32, head: UInt64, ids: [String], secrets: [[UInt8]], keys: [NodeSession.SaltedKeys?], hqSecret: [UInt8],
+    private func drive(address: SocketAddress, hubPID: Int32, hubLog: String, head: UInt64, ids: [String], secrets: [[UInt8]], keys: [NodeSession.SaltedKeys?], hqSecret: [UInt8],
+                       boot: (id: String, secret: [UInt8], customers: [String])?, libraryGroupWrite: [Stamp],
                        customers: [String: [String]], tags: [String], into o: inout Outcome) throws {
         let progressCounters = HubLoadProgress()
         let acknowledgements = HubLoadAcknowledgements()
@@ -185,8 +218,11 @@ struct HubLoadBench {
             lane.nodes.append(HubLoadNode(lane: lane, id: id, secret: secrets[i], keys: keys[i], cursor: head, customers: customers[id, default: []], tags: tags))
         }
         // HQ's console: scope everything, receiving every store's ops.
-        lanes[0].nodes.append(HubLoadNode(lane: lanes[0], hq: "hq-console", secret: hqSecret, cursor: head,
-                                          pollMillis: UInt64(HubLoadBench.hqPollSeconds * 1000)))
+        let hqNode = HubLoadNode(lane: lanes[0], hq: "hq-console", secret: hqSecret, cursor: head,
+                                 pollMillis: UInt64(HubLoadBench.hqPollSeconds * 1000))
+        lanes[0].nodes.append(hqNode)
+        // The busy case's new store: joins at cursor 0 during the rounds (its keys computed as it connects).
+        let bootNode = boot.map { HubLoadNode(lane: lanes[loops - 1], id: $0.id, secret: $0.secret, keys: nil, cursor: 0, customers: $0.customers, tags: tags) }
         let everyone = nodes + 1
 
         // Connect and authenticate every node (each then pulls once, finding nothing new).
@@ -211,7 +247,24 @@ struct HubLoadBench {
         for lane in lanes {
             try lane.loop.execute { lane.startRounds(seconds: windowSeconds) }
         }
-        Thread.sleep(forTimeInterval: windowSeconds)
+        if let bootNode {
+            Thread.sleep(forTimeInterval: windowSeconds / 4)
+            let busyStart = lanes[0].nowNanos
+            let logBefore = (try? String(contentsOfFile: hubLog, encoding: .utf8))?.components(separatedBy: HubLoadBench.remergeDoneLine).count ?? 1
+            try lanes[0].loop.execute { hqNode.moveTag(HubLoadBench.busyTag, overwrites: libraryGroupWrite) }
+            try bootNode.lane.loop.execute { bootNode.lane.nodes.append(bootNode); bootNode.connect() }
+            let deadline = Date().addingTimeInterval(windowSeconds * 3 / 4)
+            while Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.1)
+                if o.remergeSeconds == nil,
+                   ((try? String(contentsOfFile: hubLog, encoding: .utf8))?.components(separatedBy: HubLoadBench.remergeDoneLine).count ?? 1) > logBefore {
+                    o.remergeSeconds = Double(lanes[0].nowNanos - busyStart) / 1e9
+                }
+            }
+            o.busyStartNanos = busyStart
+        } else {
+            Thread.sleep(forTimeInterval: windowSeconds)
+        }
         let drainLimit = 60.0
         _ = wait(upTo: drainLimit) { progressCounters.snapshot.roundsInFlight <= 0 }
         o.roundsUnfinished = max(0, progressCounters.snapshot.roundsInFlight)
@@ -241,6 +294,15 @@ struct HubLoadBench {
         o.latencies = latencies.map { Double($0) / 1e6 }.sorted()
         o.pushLatencies = pushes.map { Double($0) / 1e6 }.sorted()
         o.pullLatencies = pulls.map { Double($0) / 1e6 }.sorted()
+        if let busyStart = o.busyStartNanos {
+            var busyPushes: [Double] = []
+            for lane in lanes {
+                for (start, push) in zip(lane.tally.roundStarts, lane.tally.pushLatencies) where start >= busyStart { busyPushes.append(Double(push) / 1e6) }
+                if let boot = lane.tally.bootNanos { o.bootSeconds = Double(boot) / 1e9 }
+                o.bootOps += lane.tally.bootOps
+            }
+            o.busyPushLatencies = busyPushes.sorted()
+        }
         o.hqOpsReceived = o.hqLags.count
         o.hqLags.sort()
         o.roundsPerSecond = Double(latencies.count) / max(o.roundsWallSeconds, 1e-9)
@@ -302,6 +364,17 @@ struct HubLoadBench {
             r.line("\(name.padding(toLength: 14, withPad: " ", startingAt: 0))p50 \(fixed(percentile(part, 0.5), 2)) ms   p90 \(fixed(percentile(part, 0.9), 2)) ms   "
                    + "p99 \(fixed(percentile(part, 0.99), 2)) ms   (of the same rounds)")
         }
+        if busy {
+            let p = o.busyPushLatencies
+            let met = !p.isEmpty && percentile(p, 0.99) < HubLoadBench.targetP99Millis && o.remergeSeconds != nil && o.bootSeconds != nil
+            r.line("busy          a quarter into the rounds HQ's node moved tag \(HubLoadBench.busyTag) (held by every customer) into a new group and store-boot "
+                   + "(\(grouped(HubLoadBench.bootCustomers)) customers) connected at cursor 0: the hub re-merged every holder in "
+                   + (o.remergeSeconds.map { "\(fixed($0, 1)) s" } ?? "more than the rest of the rounds (not finished)")
+                   + ", store-boot's snapshot of \(grouped(o.bootOps)) ops was applied and caught up in "
+                   + (o.bootSeconds.map { "\(fixed($0, 2)) s" } ?? "(not within the rounds)") + "; from then on, "
+                   + "push → ack over \(grouped(p.count)) rounds p50 \(fixed(percentile(p, 0.5), 2)) ms   p99 \(fixed(percentile(p, 0.99), 2)) ms   max \(fixed(p.last ?? .nan, 2)) ms "
+                   + "(target p99 < \(Int(HubLoadBench.targetP99Millis)) ms while both run: " + (judged ? verdict(met) : "not judged at this size") + ")")
+        }
         let hqMet = percentile(o.hqLags, 0.99) < HubLoadBench.targetHQLagMillis && o.hqMissing == 0
         r.line("hq lag        p50 \(fixed(percentile(o.hqLags, 0.5), 0)) ms   p99 \(fixed(percentile(o.hqLags, 0.99), 0)) ms   max \(fixed(o.hqLags.last ?? .nan, 0)) ms   "
                + "(\(grouped(o.hqOpsReceived)) store ops received by HQ's node, pulling every \(fixed(HubLoadBench.hqPollSeconds, 0)) s; from each op's PUSH_ACK to its arrival; "
@@ -323,6 +396,11 @@ struct HubLoadBench {
         r.figure("hub_push_ack_p99_ms", percentile(o.pushLatencies, 0.99), digits: 2)
         r.figure("hub_pull_p99_ms", percentile(o.pullLatencies, 0.99), digits: 2)
         r.figure("hub_push_p99_ms_\(o.nodes)", percentile(o.pushLatencies, 0.99), digits: 2)
+        if busy {
+            r.figure("hub_push_p99_ms_busy", percentile(o.busyPushLatencies, 0.99), digits: 2)
+            if let s = o.remergeSeconds { r.figure("hub_busy_remerge_s", s, digits: 2) }
+            if let s = o.bootSeconds { r.figure("hub_busy_bootstrap_s", s, digits: 2) }
+        }
         r.figure("hub_pull_p99_ms_\(o.nodes)", percentile(o.pullLatencies, 0.99), digits: 2)
         r.figure("hq_lag_p50_ms", percentile(o.hqLags, 0.5), digits: 1)
         r.figure("hq_lag_p99_ms", percentile(o.hqLags, 0.99), digits: 1)

@@ -70,6 +70,12 @@ final class HubLoadTally: @unchecked Sendable {
     /// last CHANGES (the PULL).
     var pushLatencies: [UInt64] = []
     var pullLatencies: [UInt64] = []
+    /// When each completed round started (the loop clock's nanoseconds), in the order above.
+    var roundStarts: [UInt64] = []
+    /// The bootstrapping node (`--hub-busy`): nanoseconds from its connect to caught up, and the
+    /// ops its snapshot brought.
+    var bootNanos: UInt64?
+    var bootOps = 0
     var opsPushed = 0
     var opsAcknowledged = 0
     var opsPulled = 0
@@ -154,6 +160,8 @@ final class HubLoadNode {
     unowned let lane: HubLoadLane
     let id: NodeID
     let isHQ: Bool
+    /// A store that joins during the rounds at cursor 0 and bootstraps from a snapshot.
+    let isBoot: Bool
     let configuration: NodeSession.Configuration
     let cursor: UInt64
     let customers: [String]
@@ -178,6 +186,7 @@ final class HubLoadNode {
         self.lane = lane
         self.id = id
         self.isHQ = false
+        self.isBoot = cursor == 0
         self.cursor = cursor
         self.customers = customers
         self.tags = tags
@@ -194,6 +203,7 @@ final class HubLoadNode {
         self.lane = lane
         self.id = id
         self.isHQ = true
+        self.isBoot = false
         self.cursor = cursor
         self.customers = []
         self.tags = []
@@ -284,8 +294,19 @@ final class HubLoadNode {
         drive { $0.outboxGrew(now: $1) }
     }
 
+    /// HQ's node moves `tag` into a new group (every customer holding it is re-merged, in slices,
+    /// on the hub's writer). `overwrites`: the library's write of the tag's group.
+    func moveTag(_ tag: String, overwrites: [Stamp]) {
+        guard isHQ, isReady else { lane.tally.error("\(id): not ready to change the tag library"); return }
+        synthesizer = OpSynthesizer(origin: id, role: .hq, author: synthesizer.author, after: synthesizer.seq, clock: synthesizer.clock)
+        outbox += [synthesizer.make(.write(Target(.tagGroup, "moved"), field: "name", value: .text("迁移"), overwrites: [])),
+                   synthesizer.make(.write(Target(.tag, tag), field: "group_id", value: .text("moved"), overwrites: overwrites))]
+        drive { $0.outboxGrew(now: $1) }
+    }
+
     private func roundEnded() {
         let end = lane.nowNanos
+        lane.tally.roundStarts.append(roundStarted)
         lane.tally.latencies.append(end - roundStarted)
         lane.tally.pushLatencies.append(pushAcknowledgedAt - roundStarted)
         lane.tally.pullLatencies.append(end - pushAcknowledgedAt)
@@ -317,7 +338,10 @@ final class HubLoadNode {
             lane.tally.error("\(id): op #\(seq) refused with code \(code): \(message)")
             outbox.removeAll { $0.seq == seq }
             return .done
-        case .beginSnapshot, .applySnapshotChunk, .finishSnapshot, .prepareSync, .finishOwnOpsRecovery:
+        case let .applySnapshotChunk(_, _, changeSet):
+            lane.tally.bootOps += changeSet.ops.count
+            return .done
+        case .beginSnapshot, .finishSnapshot, .prepareSync, .finishOwnOpsRecovery:
             return .done
         case .abandonSnapshot:
             return nil
@@ -340,6 +364,7 @@ final class HubLoadNode {
         case let .pulled(_, _, more):
             if !caughtUp, !more {
                 caughtUp = true
+                if isBoot { lane.tally.bootNanos = lane.nowNanos - connectStarted; return }
                 lane.progress.add(caughtUp: 1)
             } else if case .pulling(true) = phase, !more {
                 roundEnded()
@@ -352,6 +377,8 @@ final class HubLoadNode {
             lane.tally.error("\(id): \(why)")
         case let .authenticationRefused(_, why):
             lane.tally.error("\(id): authentication refused: \(why)")
+        case .snapshotStarted where isBoot:
+            break
         case .snapshotStarted:
             lane.tally.error("\(id): the hub sent a snapshot (not expected: the node starts at the log head)")
         default:

@@ -5,7 +5,7 @@ import SiyuProbe
 struct BenchOptions {
     static let usage = """
         usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--hub-nodes N] [--hub-seconds S]
-                          [--hub-gap A-B] [--attack-seconds S] [--attack-rows R,R,…] [--only S,S,…]
+                          [--hub-gap A-B] [--hub-busy] [--attack-seconds S] [--attack-rows R,R,…] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -17,6 +17,8 @@ struct BenchOptions {
           --hub-nodes N        store nodes of the hub-load section (default 1000, quick 100; each with 250 customers, quick 25, and HQ's node besides)
           --hub-seconds S      seconds the nodes do rounds for (default 25, quick 6)
           --hub-gap A-B        seconds between one node's rounds, drawn from A to B (default 2-5)
+          --hub-busy           a quarter into the rounds HQ moves a tag every customer holds (the hub re-merges them all)
+                               and a new store bootstraps a 10,000-op snapshot: p99 push → ack from then on (hub_push_p99_ms_busy)
           --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
           --attack-rows R      only these attacks in the attack section (default all): \(HostileInput.allCases.map(\.rawValue).joined(separator: ","))
           --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer
@@ -64,6 +66,8 @@ struct BenchOptions {
     var hubGap = 2.0 ... 5.0
     /// Customers of each store in the hub-load section (the brand's shape: ~250; quick 25).
     var hubCustomersPerStore = 250
+    /// The hub-load section's busy case: a tag re-merge of every customer and a 10,000-op bootstrap during the rounds.
+    var hubBusy = false
     /// Seconds of each window of the attack section (per attack: one with no attack, then the attack's).
     var attackSeconds = 3.0
     /// The attacks of the attack section, in `HostileInput`'s order.
@@ -90,6 +94,7 @@ struct BenchOptions {
             case "--edits": explicitEdits = try number(after: argument)
             case "--ops": explicitOps = try number(after: argument)
             case "--hub-nodes": explicitHubNodes = try number(after: argument)
+            case "--hub-busy": hubBusy = true
             case "--hub-seconds": explicitHubSeconds = Double(try number(after: argument))
             case "--attack-seconds":
                 guard let seconds = it.next().flatMap(Double.init), seconds > 0, seconds <= 600 else {
