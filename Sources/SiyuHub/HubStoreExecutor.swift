@@ -41,13 +41,17 @@ public final class HubStoreExecutor: @unchecked Sendable {
         /// "Log epochs"): one hour, time for every node — HQ's first — to push again what the hub
         /// lost. Nil: no grace.
         public var restoreGraceMillis: UInt64?
+        /// About how long one re-merge slice may hold the writer (`settleRemergeSlice`): 10 ms,
+        /// so a PUSH waits at most about that long behind one. Nil: bounded by `tagHolderSlice` only.
+        public var remergeSliceMillis: UInt64?
 
         public init(bootstrapSnapshotOps: UInt64? = 10_000, opsPerSnapshotPart: Int = 10_000, tagHolderSlice: Int? = 2_000,
-                    restoreGraceMillis: UInt64? = 3_600_000) {
+                    restoreGraceMillis: UInt64? = 3_600_000, remergeSliceMillis: UInt64? = 10) {
             self.bootstrapSnapshotOps = bootstrapSnapshotOps
             self.opsPerSnapshotPart = max(1, opsPerSnapshotPart)
             self.tagHolderSlice = tagHolderSlice.map { max(1, $0) }
             self.restoreGraceMillis = restoreGraceMillis
+            self.remergeSliceMillis = remergeSliceMillis
         }
     }
 
@@ -92,7 +96,7 @@ public final class HubStoreExecutor: @unchecked Sendable {
     /// effects). Returns whether more remain. On a failure nothing of the slice is kept and it is
     /// still pending.
     public func settleRemergeSlice() throws -> Bool {
-        try replica.settlePendingRemerges(limit: options.tagHolderSlice)
+        try replica.settlePendingRemerges(limit: options.tagHolderSlice, timeBudgetMillis: options.remergeSliceMillis)
     }
 
     /// The scope of a node's pulls (SPEC section 7, "Scope"), from its registration alone.

@@ -37,8 +37,11 @@ extension Replica {
 
     /// Re-merges up to `limit` customers (nil: all) whose tags changed in the library, in one
     /// transaction. Returns whether any remain pending.
+    /// With `timeBudgetMillis`, the slice also ends once it has re-merged for that long (checked
+    /// every 32 customers, after at least one batch): a slice then holds a writer for about that
+    /// time whatever one customer's re-merge costs.
     @discardableResult
-    public func settlePendingRemerges(limit: Int?) throws -> Bool {
+    public func settlePendingRemerges(limit: Int?, timeBudgetMillis: UInt64? = nil) throws -> Bool {
         try ReplicaError.wrap("re-merging the customers holding changed tags") {
             guard try !pendingRemerges().isEmpty else { return false }
             return try transaction {
@@ -48,11 +51,15 @@ extension Replica {
                 let holders = try db.cached("""
                     SELECT customer_id FROM tagged_customers WHERE tag_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?
                     """)
+                let deadline = timeBudgetMillis.map { DispatchTime.now().uptimeNanoseconds &+ $0 &* 1_000_000 }
+                var done = 0
                 while budget > 0, var first = pending.first {
-                    let want = min(budget, 100_000)
+                    if let deadline, done > 0, DispatchTime.now().uptimeNanoseconds >= deadline { break }
+                    let want = min(budget, deadline == nil ? 100_000 : 32)
                     let ids = try holders.rows([.text(first.tag), .text(first.after), .integer(Int64(want))]).compactMap { $0[0].stringValue }
                     for id in ids { try remerge(InstanceRef(.customer, id), onlyOps: nil) }
                     budget -= ids.count
+                    done += ids.count
                     if ids.count < want {
                         pending.removeFirst()
                     } else {

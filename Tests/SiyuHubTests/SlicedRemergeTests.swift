@@ -105,6 +105,37 @@ import SiyuStore
         #expect(try whole.replica.digest() == hq.digest())
     }
 
+    @Test func aSliceEndsOnceItsTimeBudgetIsSpentWhateverItsCount() throws {
+        let s = try Scratch()
+        let hq = try s.replica("hq")
+        let outbox = Outbox(hq)
+        let sliced = try hub(s, "sliced", slice: 5)
+        let whole = try hub(s, "whole", slice: nil)
+        func push() throws {
+            let cs = try outbox.next()
+            for h in [sliced, whole] {
+                guard case .pushStored = h.execute(.storePush(node: "hq", cs)) else { Issue.record("a PUSH was refused"); return }
+            }
+        }
+        try hq.defineTagGroup("level", name: "会员等级")
+        try hq.defineTag("silver", group: "level", name: "银卡")
+        for i in 0..<40 {
+            try hq.createCustomer("c\(i)", ["name": .text("客户\(i)")], by: "zhaolei")
+            try hq.addTag("silver", to: "c\(i)", by: "zhaolei")
+        }
+        try push()
+        try hq.defineTagGroup("level", name: "会员等级", exclusive: true)
+        try push()
+        #expect(try sliced.replica.hasPendingRemerges)
+        // No count limit, a spent time budget: each slice re-merges one batch (32 customers), then stops.
+        #expect(try sliced.replica.settlePendingRemerges(limit: nil, timeBudgetMillis: 0), "8 of 40 holders left")
+        #expect(try sliced.replica.settlePendingRemerges(limit: nil, timeBudgetMillis: 0) == false)
+        for table in [Table.customerTags, .customers, .tagGroups, .tags] {
+            #expect(try sliced.replica.rows(of: table) == whole.replica.rows(of: table), "\(table)")
+        }
+        #expect(try sliced.replica.digest() == whole.replica.digest())
+    }
+
     @Test func aDigestTakenWhileSlicesArePendingIsOfTheSettledStateAndPendingWorkSurvivesAReopen() throws {
         let s = try Scratch()
         let hq = try s.replica("hq")
