@@ -203,6 +203,33 @@ public final class Database {
     /// throws, its work is rolled back (`ROLLBACK`, or `ROLLBACK TO` + `RELEASE` for a
     /// savepoint) and the original error is rethrown. If `COMMIT` itself fails, the
     /// transaction is rolled back and the commit error is thrown.
+    /// Runs `body` in one deferred transaction (`BEGIN` … `COMMIT`), so every read in it sees one
+    /// snapshot of the file; inside a transaction already open, just runs `body`. The transaction
+    /// it opens always ends before this returns or throws: a failing `body` or `COMMIT` rolls it
+    /// back (a transaction left open would hold the reader's snapshot for good, and turn every
+    /// later write of this connection into a savepoint that never commits).
+    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        _ = try openHandle(sql: nil)
+        guard transactionDepth == 0 && !isInTransaction else { return try body() }
+        try exec("BEGIN", injectingFaults: true)
+        transactionDepth += 1
+        defer { transactionDepth -= 1 }
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            rollbackAll()
+            throw error
+        }
+        do {
+            try exec("COMMIT", injectingFaults: true)
+        } catch {
+            rollbackAll()
+            throw error
+        }
+        return result
+    }
+
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         _ = try openHandle(sql: nil)
         if transactionDepth == 0 && !isInTransaction {
@@ -347,6 +374,13 @@ public final class Database {
     private func rollbackAll() {
         guard isInTransaction else { return }
         try? exec("ROLLBACK", injectingFaults: false)
+    }
+
+    /// Rolls back the transaction open on this connection, if any. Never fails and never goes
+    /// through the fault injector: whatever went wrong, the transaction ends (SQLite ends it
+    /// even when ROLLBACK reports an error).
+    public func rollback() {
+        rollbackAll()
     }
 
     /// Undoes and removes a savepoint. Errors are ignored (the savepoint may be gone already

@@ -29,14 +29,13 @@ extension Replica {
         try ReplicaError.wrap("computing the state digest of a node's scope") {
             // A read transaction of its own (BEGIN DEFERRED takes no write lock), unless the
             // caller already holds one: the head and the tables are then read from one snapshot.
-            let own = !db.isInTransaction
-            if own { try db.execute("BEGIN") }
-            defer { if own { try? db.execute("COMMIT") } }
-            switch scope {
-            case .everything:
-                return ScopeDigest(position: try logHead(), digest: try digest())
-            case let .store(store):
-                return ScopeDigest(position: try logHead(), digest: try digest(ofStore: store))
+            try db.readTransaction {
+                switch scope {
+                case .everything:
+                    return ScopeDigest(position: try logHead(), digest: try digest())
+                case let .store(store):
+                    return ScopeDigest(position: try logHead(), digest: try digest(ofStore: store))
+                }
             }
         }
     }
@@ -46,11 +45,10 @@ extension Replica {
     /// checked in the same read transaction as the digest, so nothing is ever written.
     public func settledScopeDigest(_ scope: SyncScope = .everything) throws -> ScopeDigest? {
         try ReplicaError.wrap("computing the state digest of a node's scope") {
-            let own = !db.isInTransaction
-            if own { try db.execute("BEGIN") }
-            defer { if own { try? db.execute("COMMIT") } }
-            guard try pendingRemerges().isEmpty else { return nil }
-            return try scopeDigest(scope)
+            try db.readTransaction {
+                guard try pendingRemerges().isEmpty else { return nil }
+                return try scopeDigest(scope)
+            }
         }
     }
 

@@ -194,51 +194,51 @@ extension Replica {
     func scopedChanges(after cursor: UInt64, store: String, byteBudget budget: Int, limit: Int,
                        leavingOut origin: NodeID?, passingAtMost passable: Int) throws -> HubChanges {
         // One read transaction: the head and both ranges are read from one snapshot of the log.
-        let own = !db.isInTransaction
-        if own { try db.execute("BEGIN") }
-        defer { if own { try? db.execute("COMMIT") } }
-        let head = try logHead()
-        let cap = min(limit + passable, 8_192)
-        let range = try db.cached("SELECT position FROM hub_log_homes WHERE home = ? AND position > ? ORDER BY position LIMIT ?")
-        var positions: [Int64] = []
-        var cutoff = Int64.max
-        for key in ["", store] {
-            var read: [Int64] = []
-            try range.query([.text(key), .integer(Int64(clamping: cursor)), .integer(Int64(cap))]) { read.append($0.int64(0)) }
-            if read.count == cap, let last = read.last { cutoff = min(cutoff, last) }
-            positions += read
-        }
-        positions = Array(Set(positions.filter { $0 <= cutoff })).sorted()
-        var ops: [PositionedOp] = []
-        var total = 0
-        var more = cutoff != Int64.max
-        var passed = 0
-        var last = cursor
-        let read = try db.cached("""
-            SELECT h.position, o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_log h
-            LEFT JOIN ops o ON h.origin IS NOT ?2 AND o.origin = h.origin AND o.seq = h.seq WHERE h.position = ?1
-            """)
-        let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
-        var stopped = false
-        for position in positions {
-            var stop = false
-            try read.query([.integer(position), leftOut]) { row in
-                guard !row.isNull(2) else {
-                    if passed == passable { stop = true; return }
-                    passed += 1
-                    last = UInt64(clamping: position)
-                    return
-                }
-                let size = Int(row.blob(5).count) + 4
-                if !ops.isEmpty && (total + size > budget || ops.count == limit) { stop = true; return }
-                total += size
-                last = UInt64(clamping: position)
-                ops.append(PositionedOp(position: last, op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+        try db.readTransaction {
+            let head = try logHead()
+            let cap = min(limit + passable, 8_192)
+            let range = try db.cached("SELECT position FROM hub_log_homes WHERE home = ? AND position > ? ORDER BY position LIMIT ?")
+            var positions: [Int64] = []
+            var cutoff = Int64.max
+            for key in ["", store] {
+                var read: [Int64] = []
+                try range.query([.text(key), .integer(Int64(clamping: cursor)), .integer(Int64(cap))]) { read.append($0.int64(0)) }
+                if read.count == cap, let last = read.last { cutoff = min(cutoff, last) }
+                positions += read
             }
-            if stop { stopped = true; break }
+            positions = Array(Set(positions.filter { $0 <= cutoff })).sorted()
+            var ops: [PositionedOp] = []
+            var total = 0
+            var more = cutoff != Int64.max
+            var passed = 0
+            var last = cursor
+            let read = try db.cached("""
+                SELECT h.position, o.inst_id, o.origin, o.seq, o.hlc, o.body FROM hub_log h
+                LEFT JOIN ops o ON h.origin IS NOT ?2 AND o.origin = h.origin AND o.seq = h.seq WHERE h.position = ?1
+                """)
+            let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
+            var stopped = false
+            for position in positions {
+                var stop = false
+                try read.query([.integer(position), leftOut]) { row in
+                    guard !row.isNull(2) else {
+                        if passed == passable { stop = true; return }
+                        passed += 1
+                        last = UInt64(clamping: position)
+                        return
+                    }
+                    let size = Int(row.blob(5).count) + 4
+                    if !ops.isEmpty && (total + size > budget || ops.count == limit) { stop = true; return }
+                    total += size
+                    last = UInt64(clamping: position)
+                    ops.append(PositionedOp(position: last, op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+                }
+                if stop { stopped = true; break }
+            }
+            if stopped { more = true } else if !more { last = max(last, head) }
+            return HubChanges(ops: ops, nextCursor: last, more: more)
+    
         }
-        if stopped { more = true } else if !more { last = max(last, head) }
-        return HubChanges(ops: ops, nextCursor: last, more: more)
     }
 
     /// The SQL condition that an instance of `kind` (ids in column `column`) is in store `?1`'s

@@ -37,7 +37,7 @@ extension Replica {
                 for op in changeSet.ops { try insert.run([.blob(OpCoding.encode(op))]) }
                 try db.execute("COMMIT")
             } catch {
-                try? db.execute("ROLLBACK")
+                db.rollback()
                 throw error
             }
         }

@@ -118,7 +118,7 @@ extension Replica {
                 if empty { try db.execute("DROP INDEX ops_by_origin") }
             } catch {
                 bulk = nil
-                if db.isInTransaction { try? db.execute("ROLLBACK") }
+                db.rollback()
                 if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
                 throw error
             }
@@ -151,7 +151,7 @@ extension Replica {
     /// Rolls the snapshot load back: nothing of its chunks is kept. Does nothing when none is open.
     public func abandonSnapshotLoad() {
         guard let transaction = bulk, transaction.heldOpen else { return }
-        if db.isInTransaction { try? db.execute("ROLLBACK") }
+        db.rollback()
         bulk = nil
         staged = nil
         if let saved = transaction.saved { (clock, nextSeq) = saved }

@@ -166,6 +166,10 @@ public final class Replica {
     public var lastClock: HLC { clock.last }
 
     /// Test hook: fails the next statements of a transaction (crash-safety tests).
+    /// Whether a transaction of this replica's connection is open (between calls, only a snapshot
+    /// load or `inOneTransaction` holds one).
+    public var isInTransaction: Bool { db.isInTransaction }
+
     public var faultInjector: ((String) throws -> Void)? {
         get { db.faultInjector }
         set { db.faultInjector = newValue }

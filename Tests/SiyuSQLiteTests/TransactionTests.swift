@@ -153,6 +153,44 @@ struct TransactionTests {
         }
     }
 
+    @Test("a read transaction always ends, even when its COMMIT fails, so later writes commit")
+    func readTransactionEndsWhenCommitFails() throws {
+        try withTemporaryDirectory { directory in
+            let db = try makeDatabase(at: directory)
+            db.faultInjector = { sql in
+                if sql == "COMMIT" { throw TestFailure(reason: "crash at commit") }
+            }
+            #expect(throws: TestFailure.self) {
+                try db.readTransaction { try db.prepare("SELECT count(*) FROM t").scalar() }
+            }
+            db.faultInjector = nil
+            #expect(!db.isInTransaction, "a read transaction left open turns later writes into savepoints never committed")
+            try db.transaction { try db.execute("INSERT INTO t (a, b) VALUES (1, 'x')") }
+            let other = try Database(path: db.path, mode: .readOnly)
+            #expect(try other.prepare("SELECT count(*) FROM t").scalar() == .integer(1), "the write is durable for another connection")
+        }
+    }
+
+    @Test("a read transaction sees one snapshot and, inside a transaction, just runs its body")
+    func readTransactionSnapshot() throws {
+        try withTemporaryDirectory { directory in
+            let db = try makeDatabase(at: directory)
+            try db.execute("PRAGMA journal_mode = WAL")
+            let writer = try Database(path: db.path)
+            let seen: [Int64?] = try db.readTransaction {
+                let first = try db.prepare("SELECT count(*) FROM t").scalar()?.int64Value
+                try writer.execute("INSERT INTO t (a, b) VALUES (1, 'x')")
+                return [first, try db.prepare("SELECT count(*) FROM t").scalar()?.int64Value]
+            }
+            #expect(seen == [0, 0])
+            #expect(!db.isInTransaction)
+            try db.transaction {
+                _ = try db.readTransaction { try db.prepare("SELECT 1").scalar() }
+                #expect(db.isInTransaction, "the outer transaction is left to its owner")
+            }
+        }
+    }
+
     @Test("faultInjector blocks the statement it throws for")
     func faultInjectorBlocksStatement() throws {
         let db = try Database(path: ":memory:")

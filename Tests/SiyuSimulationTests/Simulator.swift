@@ -242,7 +242,7 @@ final class Simulation {
         hubReplica = r
         hubStore = try HubStoreExecutor(replica: r, options: hubOptions)
         hubRestartAt = nil
-        note("hub up")
+        note("hub up (log head \(try r.logHead()); acked " + (try r.registeredNodes().map { "\($0.node) \($0.ackedSeq)" }.joined(separator: ", ")) + ")")
     }
 
     func startNode(_ n: SimNode) throws {
@@ -465,6 +465,9 @@ final class Simulation {
                 let wall = clock.wall(skew: hubSkew)
                 let point = crashPoint(rate: 8)
                 let (result, fired) = withFault(replica, at: point) { store.execute(effect) }
+                if replica.isInTransaction {
+                    problems.append("the hub's store left a transaction open after \(effect.caseName)\(fired ? " (a fault fired inside)" : "")")
+                }
                 observe(effect, result, fired: fired, wall: wall, expected: expected)
                 if fired {
                     let crash = Int.random(in: 0..<3, using: &rng) == 0
