@@ -44,6 +44,12 @@ extension Replica {
         let insert = try db.cached("INSERT OR IGNORE INTO hub_log_homes(home, position) VALUES (?, ?)")
         var after: [InstanceRef: InstanceHome] = [:]
         var moved: [InstanceRef: Int64] = [:]
+        // The homes the PUSH's own writes of the deciding field take an instance through, in PUSH
+        // order: a store it enters and leaves within the PUSH (HQ pushing again a creation and
+        // the transfer that followed, after the hub's file went back) left it at that write,
+        // which is logged in that store's range and recorded as its exit.
+        var passing: [InstanceRef: (home: InstanceHome, at: Int64)] = [:]
+        var transits: [(instance: InstanceRef, store: String, at: Int64)] = []
         for op in ops {
             let now: InstanceHome
             if let known = after[op.instance] { now = known } else {
@@ -56,6 +62,26 @@ extension Replica {
             if let key = Replica.homeKey(before[op.instance]) { keys.insert(key) }
             for key in keys { try insert.run([.text(key), .integer(at)]) }
             if let old = before[op.instance], old != now { moved[op.instance] = max(moved[op.instance] ?? 0, at) }
+            if let decided = try homeDecided(by: op) {
+                let current = passing[op.instance]?.home ?? before[op.instance]
+                if case let .store(store)? = current, decided != current { transits.append((op.instance, store, at)) }
+                passing[op.instance] = (decided, at)
+            }
+        }
+        // A store the PUSH's last deciding write names that the merge does not keep (a later write
+        // the hub holds wins: a store's creation pushed again after HQ's transfer of it) lost it there.
+        for (instance, last) in passing {
+            if case let .store(store) = last.home, after[instance] != last.home { transits.append((instance, store, last.at)) }
+        }
+        // Such a store may hold the instance from an earlier history (its file, or the hub's, went
+        // back): it is told as of any move out of its scope — the write is in its range, the
+        // instance's ops come with its next snapshot (an entry makes its next PULL from before it
+        // one of reason 1, which carries the instances that left), and its late edits are judged.
+        for transit in transits where before[transit.instance] != .store(transit.store) && after[transit.instance] != .store(transit.store) {
+            try insert.run([.text(transit.store), .integer(transit.at)])
+            try db.cached("INSERT OR IGNORE INTO hub_scope_entries(home, position) VALUES (?, ?)").run([.text(transit.store), .integer(transit.at)])
+            try db.cached("INSERT OR REPLACE INTO hub_scope_exits(home, inst_kind, inst_id, position, seen_at) VALUES (?, ?, ?, ?, NULL)")
+                .run([.text(transit.store), .text(transit.instance.kind.name), .text(transit.instance.id), .integer(transit.at)])
         }
         for (instance, at) in moved.sorted(by: { $0.key < $1.key }) {
             guard let old = before[instance], let now = after[instance] else { continue }
@@ -66,6 +92,17 @@ extension Replica {
                 }
             }
         }
+    }
+
+    /// The home `op` gives its instance if it writes the field that decides it (a group chat's
+    /// owner by the store of that staff member, as held); nil for any other op.
+    private func homeDecided(by op: Op) throws -> InstanceHome? {
+        guard case let .write(target, field, value, _) = op.body, target.instance == op.instance,
+              field == InstanceHome.decidingFieldName(of: target.entity) else { return nil }
+        var named: String?
+        if case let .text(s) = value { named = s }
+        if op.instance.kind == .groupChat { named = try named.flatMap { try store(ofStaff: $0) } }
+        return InstanceHome.of(op.instance.kind, decidedBy: named)
     }
 
     /// Records that `instance` moved between homes at log position `at`: it entered the new

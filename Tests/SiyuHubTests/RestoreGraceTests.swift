@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SiyuCore
+import SiyuHub
 import SiyuStore
 
 /// A hub's restore grace (SPEC section 7, "Log epochs"): after a new log epoch the hub may lack ops
@@ -39,6 +40,30 @@ import SiyuStore
         // Without the grace the same order of arrival refuses it: the customer exists.
         let (_, without) = try creationAfterHQsLaterEdit(grace: false)
         #expect(without?.message.contains("(rule customer_owner)") == true)
+    }
+
+    /// Found by the scoped simulator (fixed; seeds 123, 212, 312): the creation is taken, but HQ's
+    /// later transfer wins the merge, and xihu — which holds the customer — must learn it left.
+    @Test func aStoreWhoseCreationLosesToHQsLaterTransferIsToldItLeft() throws {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil, restoreGraceMillis: nil))
+        let xihu = try TransferTests.StoreNode(w, "xihu", store: "xihu")
+        try xihu.sync(executor)
+        try xihu.replica.createCustomer("c_y", ["name": .text("新客"), "owner_store": .text("xihu")], by: "chenjing")
+        let creation = try xihu.replica.ownOps(after: 0)
+        // HQ saw the creation (the history the hub lost) and moved the customer to binjiang.
+        let hqBefore = try w.hq.lastIssuedSeq()
+        _ = try w.hq.apply(ChangeSet(ops: creation))
+        w.now += 1_000
+        try w.hq.editCustomer("c_y", ["owner_store": .text("binjiang")], by: "zhaolei")
+        startEpoch(w)
+        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("xihu", creation) == nil)
+        #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_y").first?["owner_store"]?.textValue == "binjiang")
+        try xihu.sync(executor)
+        #expect(xihu.reasons == [.scopeChange], "a snapshot that carries the customer that left")
+        #expect(try xihu.replica.customerRows(id: "c_y").isEmpty)
+        #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
     }
 
     @Test func aStateReadingRefusalOfAnOpStampedBeforeTheEpochIsBusyUntilTheOpsItReadsArePushedAgain() throws {

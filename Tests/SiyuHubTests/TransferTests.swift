@@ -87,6 +87,29 @@ import SiyuWire
         try expectScopes(w, [xihu])
     }
 
+    /// Found by the scoped simulator (fixed; seeds 209, 303, 502): after the hub's file went back,
+    /// HQ pushed again a customer's creation for xihu and its transfer to binjiang in one PUSH, so
+    /// the hub never saw the customer in xihu's scope: xihu, which held it from the old history,
+    /// kept it for good, and its offline edit of it was refused as outside its scope.
+    @Test func aStoreACustomerEntersAndLeavesInOnePushIsToldItLeftAndItsEarlierEditIsTaken() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        let hqBefore = try w.hq.lastIssuedSeq()
+        try w.hq.createCustomer("c_t", ["name": .text("转店客"), "owner_store": .text("xihu")], by: "zhaolei")
+        let creation = try w.hq.ownOps(after: hqBefore)
+        // xihu holds c_t from the history the hub lost, and edits it offline.
+        _ = try xihu.replica.applyChanges(ChangeSet(ops: creation), nextCursor: xihu.cursor, caughtUp: true)
+        try xihu.replica.editCustomer("c_t", ["phone": .text("13900000000")], by: "chenjing")
+        w.now += 1_000
+        try w.hq.editCustomer("c_t", ["owner_store": .text("binjiang")], by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)     // creation and transfer in one PUSH
+        #expect(try w.hub.departure(of: InstanceRef(.customer, "c_t"), from: "xihu") != nil)
+        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil, "a late edit made before xihu could know")
+        try xihu.sync(executor)
+        #expect(try xihu.replica.customerRows(id: "c_t").isEmpty, "xihu dropped it")
+        try binjiang.sync(executor)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
     @Test func theReceivingStoreGetsTheCustomersWholeHistoryByASnapshotOfReason1() throws {
         let (w, executor, xihu, binjiang) = try world()
         #expect(try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("139"))]) == nil)
