@@ -861,14 +861,16 @@ final class Simulation {
         for n in nodes {
             guard let r = n.replica else { continue }
             let ops = try r.changeSet(since: VersionVector()).ops
-            // Own ops the hub refused as SPEC allows stay in the node's history, not the hub's.
-            let held = Set(ops.filter { !($0.origin == n.name && n.justified.contains($0.seq)) }.map(Simulation.key))
+            // Own ops the hub refused as SPEC allows stay in the node's history, not the hub's —
+            // unless a hub whose file went back took one later (the node pushed it again).
+            let refused = { (op: Op) in op.origin == n.name && n.justified.contains(op.seq) && !hubOps.contains(Simulation.key(op)) }
+            let held = Set(ops.filter { !refused($0) }.map(Simulation.key))
             if let store = n.store {
                 // The hub's projection of the store's scope: its digest (the hub's own), and the op
                 // set and conflict log filtered here by each instance's home now; plus the store's own ops.
                 // A quarantined op stays in the node's state (SPEC section 7, "Refused ops"): then its
                 // digest is that of the projection with its own ops, loaded into a fresh store replica.
-                let quarantinedInScope = ops.contains { $0.origin == n.name && n.justified.contains($0.seq) && inScope($0.instance, of: store) }
+                let quarantinedInScope = ops.contains { refused($0) && inScope($0.instance, of: store) }
                 if quarantinedInScope {
                     let want = hubOpList.filter { $0.origin != n.name && inScope($0.instance, of: store) } + ops.filter { $0.origin == n.name }
                     if try r.digest() != projectionDigest(of: n, store: store, ops: want) {
