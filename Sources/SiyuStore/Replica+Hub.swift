@@ -214,7 +214,7 @@ extension Replica {
                     try commit(fresh)
                     let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
                     for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
-                    try recordLogHomes(of: fresh, before: homesBefore)
+                    try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)
                     let newAcked = try advanceAcked(of: id, from: acked)
                     return .stored(ackedSeq: UInt64(newAcked), newOps: fresh.count)
                 }

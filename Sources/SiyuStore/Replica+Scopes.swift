@@ -38,7 +38,12 @@ extension Replica {
     /// the ops were merged) and, where it differs, the one in `before`. An instance that moved
     /// (a transfer) is recorded as entering its new store's scope and leaving its old one's; a
     /// staff member who moved takes the group chats they own along.
-    func recordLogHomes(of ops: [Op], before: [InstanceRef: InstanceHome]) throws {
+    ///
+    /// `pushedBy`, the store of the node that pushed them (nil: HQ or a store registered without
+    /// one): its ops are logged in that store's range too, whatever their instance's home — a
+    /// store's own ops are in its scope (SPEC section 7, "Download"), and a node recovering its own
+    /// ops after its file went back ("Identity") must find its late edits of an instance that left.
+    func recordLogHomes(of ops: [Op], before: [InstanceRef: InstanceHome], pushedBy store: String? = nil) throws {
         guard !ops.isEmpty else { return }
         let position = try db.cached("SELECT position FROM hub_log WHERE origin = ? AND seq = ?")
         let insert = try db.cached("INSERT OR IGNORE INTO hub_log_homes(home, position) VALUES (?, ?)")
@@ -60,6 +65,7 @@ extension Replica {
             var keys = Set<String>()
             if let key = Replica.homeKey(now) { keys.insert(key) }
             if let key = Replica.homeKey(before[op.instance]) { keys.insert(key) }
+            if let store { keys.insert(store) }
             for key in keys { try insert.run([.text(key), .integer(at)]) }
             if let old = before[op.instance], old != now { moved[op.instance] = max(moved[op.instance] ?? 0, at) }
             if let decided = try homeDecided(by: op) {

@@ -110,6 +110,45 @@ import SiyuWire
         try expectScopes(w, [xihu, binjiang])
     }
 
+    /// Found by the scoped simulator (seed 864): a tag deleted while the customer was away from
+    /// the store that had added it.
+    @Test func aCustomerBackAfterItsTagWasDeletedMeanwhileDoesNotShowTheTag() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        try xihu.replica.addTag("et_gold", to: "c_x", by: "chenjing")
+        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try transfer(w, to: "binjiang")
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        #expect(try xihu.replica.customerRows(id: "c_x").isEmpty)
+        w.now += 1_000
+        try w.hq.deleteTag("et_gold", by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        w.now += 1_000
+        try transfer(w, to: "xihu")
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        #expect(try xihu.replica.rows(of: .customerTags, where: "customer_id", equals: "c_x").isEmpty)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
+    /// Found by the scoped simulator (fixed; seeds 1239, 1465): a store whose file went back
+    /// recovers its own ops from the hub's CHANGES of its scope with own_ops = 1; its late edit of
+    /// a customer that had left was logged only under the customer's new home, so it never came back.
+    @Test func aStoresLateEditOfACustomerThatLeftComesBackWhenItRecoversItsOwnOps() throws {
+        let (w, executor, xihu, _) = try world()
+        try xihu.replica.editCustomer("c_x", ["phone": .text("13900000000")], by: "chenjing")   // offline
+        try transfer(w, to: "binjiang")
+        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil, "made before xihu could know")
+        guard case let .changes(ops, _, more, _) = executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20,
+                                                                                  schemaVersion: 1, ownOps: true)) else {
+            Issue.record("no CHANGES"); return
+        }
+        #expect(!more)
+        #expect(ops.contains { $0.op.origin == "xihu" && $0.op.instance == InstanceRef(.customer, "c_x") })
+    }
+
     @Test func theReceivingStoreGetsTheCustomersWholeHistoryByASnapshotOfReason1() throws {
         let (w, executor, xihu, binjiang) = try world()
         #expect(try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("139"))]) == nil)

@@ -16,7 +16,11 @@ final class SimDirectory {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    deinit { try? FileManager.default.removeItem(at: url) }
+    /// SIYU_SIM_KEEP=1 keeps the files of a run (with one seed) to look at with sqlite3.
+    deinit {
+        if ProcessInfo.processInfo.environment["SIYU_SIM_KEEP"] == "1" { print("sim: files kept in \(url.path)"); return }
+        try? FileManager.default.removeItem(at: url)
+    }
 }
 
 /// The one clock of a simulation: every session's `now` and (with a per-process skew) every
