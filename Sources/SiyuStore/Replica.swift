@@ -549,6 +549,13 @@ public final class Replica {
             let delete = try db.cached(sql.deleteKey)
             for key in oldByKey.keys where !newKeys.contains(key) { try delete.run(key.map(\.sqlite)) }
         }
+        // A customer written whole (new here, back in a store's scope after it left, or re-merged
+        // from scratch) has its shown tags in the tag index: a store that dropped it kept its own
+        // ops of it but not their index pairs, and a tag change re-merges only indexed holders.
+        if ref.kind == .customer, previous == nil || fresh, bulk?.load == nil, let shown = state.rows[.customerTags], !shown.isEmpty {
+            let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
+            for row in shown where row.count > 1 { try tagged.run([row[1].sqlite, .text(ref.id)]) }
+        }
         var keep = Set<String>()
         if let previous, !fresh {
             let before = Dictionary(previous.conflicts.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })

@@ -149,6 +149,32 @@ import SiyuWire
         #expect(ops.contains { $0.op.origin == "xihu" && $0.op.instance == InstanceRef(.customer, "c_x") })
     }
 
+    /// Found by the scoped simulator (fixed; seed 864): a store that dropped a customer kept its
+    /// own ops of it but not their tag-index pairs; back in its scope (a snapshot of reason 1, which
+    /// leaves the store's own ops out), the customer's tags were not indexed again, so a tag
+    /// deletion did not re-merge it and the deleted tag stayed shown.
+    @Test func aTagDeletedAfterTheCustomerCameBackIsGoneFromTheStoreToo() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        try xihu.replica.addTag("et_gold", to: "c_x", by: "chenjing")
+        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try transfer(w, to: "binjiang")
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        w.now += 1_000
+        try transfer(w, to: "xihu")
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        #expect(try xihu.replica.rows(of: .customerTags, where: "customer_id", equals: "c_x").count == 1)
+        w.now += 1_000
+        try w.hq.deleteTag("et_gold", by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        try xihu.sync(executor)
+        try binjiang.sync(executor)
+        #expect(try xihu.replica.rows(of: .customerTags, where: "customer_id", equals: "c_x").isEmpty)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
     @Test func theReceivingStoreGetsTheCustomersWholeHistoryByASnapshotOfReason1() throws {
         let (w, executor, xihu, binjiang) = try world()
         #expect(try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("139"))]) == nil)
