@@ -132,16 +132,23 @@ extension Replica {
         } else {
             heldInScope = []
         }
+        let touched = role == .store ? scopeTouched.union(changeSet.ops.lazy.map(\.instance)) : []
         let report = try apply(changeSet) { report in
             if caughtUp, !changeSet.ops.isEmpty || scopeJudgementPending {
-                try dropInstancesOutOfScope(nil)
+                try dropInstancesOutOfScope(nil, rowless: touched)
             } else {
                 try dropInstancesOutOfScope(heldInScope)
             }
             guard report.refused.isEmpty else { return }
             try storeCursor(position, hub: hub)
         }
-        if caughtUp { scopeJudgementPending = false } else if !changeSet.ops.isEmpty { scopeJudgementPending = true }
+        if caughtUp {
+            scopeJudgementPending = false
+            scopeTouched = []
+        } else if !changeSet.ops.isEmpty {
+            scopeJudgementPending = true
+            scopeTouched = touched
+        }
         return report
     }
 

@@ -157,9 +157,11 @@ extension Replica {
     /// whose home is no longer shared or its store (SPEC section 7, "Transfers"): their rows and
     /// conflicts, and the ops of other origins; its own ops stay (its outbox and numbering). A
     /// staff member who left takes the group chats they own along. Returns how many it dropped.
-    /// Does nothing on HQ or on a store node that records no store.
+    /// Does nothing on HQ or on a store node that records no store. With nil, `rowless` are
+    /// judged too: instances the node got ops of (another origin's op of a move's PUSH that came
+    /// in a CHANGES after the move, say) without a row in their table, which no table lists.
     @discardableResult
-    func dropInstancesOutOfScope(_ candidates: Set<InstanceRef>?) throws -> Int {
+    func dropInstancesOutOfScope(_ candidates: Set<InstanceRef>?, rowless: Set<InstanceRef> = []) throws -> Int {
         guard role == .store, let store else { return 0 }
         var out = Set<InstanceRef>()
         func leaves(_ instance: InstanceRef) throws -> Bool {
@@ -176,6 +178,9 @@ extension Replica {
                                 (.order, "SELECT order_id FROM orders WHERE store_id IS NOT ?1"),
                                 (.groupChat, "SELECT chat_id FROM group_chats WHERE owner IS NULL OR owner NOT IN (SELECT userid FROM staff WHERE store_id = ?1)")] {
                 for row in try db.cached(sql).rows(s) { if let id = row[0].stringValue { out.insert(InstanceRef(kind, id)) } }
+            }
+            for instance in rowless where !out.contains(instance) && instance.kind != .tag && instance.kind != .tagGroup && instance.kind != .store {
+                if try leaves(instance) { out.insert(instance) }
             }
         }
         for staff in out where staff.kind == .staff {

@@ -87,6 +87,8 @@ public final class Replica {
     /// A store node applied CHANGES that said more were pending: the instances outside its scope
     /// are judged once it has caught up (`applyChanges`).
     var scopeJudgementPending = false
+    /// The instances of those CHANGES, judged with the rest once caught up (`applyChanges`).
+    var scopeTouched: Set<InstanceRef> = []
     /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
     var ownOpsRecovery: OwnOpsRecovery?
     static let stateCacheLimit = 20_000

@@ -175,6 +175,23 @@ import SiyuWire
         try expectScopes(w, [xihu, binjiang])
     }
 
+    /// Found by the scoped simulator (fixed; seed 2231): the old store dropped the customer on the
+    /// CHANGES carrying the move, then the next CHANGES brought another op of the move's PUSH (a tag
+    /// HQ added): the customer, with no `customers` row, was listed by no table and never dropped.
+    @Test func anOpOfTheMovesPushThatComesInALaterCHANGESLeavesTheOldStoreWithoutTheCustomer() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        let hqBefore = try w.hq.lastIssuedSeq()
+        try w.hq.editCustomer("c_x", ["owner_store": .text("binjiang")], by: "zhaolei")
+        try w.hq.addTag("et_gold", to: "c_x", by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        try xihu.sync(executor, byteBudget: 1)   // one op a CHANGES: the move, then the tag
+        try binjiang.sync(executor)
+        #expect(try xihu.replica.customerRows(id: "c_x").isEmpty)
+        #expect(try xihu.replica.rows(of: .customerTags, where: "customer_id", equals: "c_x").isEmpty)
+        #expect(try xihu.replica.instanceOps(InstanceRef(.customer, "c_x")).allSatisfy { $0.origin == "xihu" })
+        try expectScopes(w, [xihu, binjiang])
+    }
+
     @Test func theReceivingStoreGetsTheCustomersWholeHistoryByASnapshotOfReason1() throws {
         let (w, executor, xihu, binjiang) = try world()
         #expect(try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("139"))]) == nil)
