@@ -15,13 +15,15 @@ public enum CommitDurability: String, Sendable, Equatable {
 }
 
 /// A hub's restore grace (SPEC section 7, "Log epochs"): after a new log epoch the hub may lack
-/// ops it had acknowledged, which the nodes push again in an order it does not control. Until
-/// `endMillis`, for an op stamped before the epoch started (plus the clock window):
-/// - an instance whose first op in the PUSH is stamped before every op held of it counts as new
+/// ops it had acknowledged, which the nodes push again in an order it does not control — and the
+/// stores go on editing on the strength of the ops it lost (HQ's staff rows, a transfer). Until
+/// `endMillis`:
+/// - for an op stamped before the epoch started (plus the clock window), an instance whose first
+///   op in the PUSH is stamped before every op held of it counts as new
 ///   (`WriteCheck.restoredBeforeMillis`): the ops held came later causally and were pushed first;
-/// - a write right that reads state and still refuses it answers `busy` (12), nothing stored or
-///   recorded (`PushOutcome.deferred`): the ops the right reads (HQ's staff rows, a transfer) may
-///   not have been pushed again yet. After `endMillis` such an op is judged for good.
+/// - a write right that reads state and refuses an op answers `busy` (12), nothing stored or
+///   recorded (`PushOutcome.deferred`): the ops the right reads may not have been pushed again
+///   yet. After `endMillis` such an op is judged for good.
 public struct RestoreGrace: Sendable, Equatable {
     /// When the hub's current log epoch started (its wall clock, ms since the Unix epoch).
     public var epochStartedMillis: UInt64

@@ -193,7 +193,7 @@ extension Replica {
                         }
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
                         if let (refusal, rule) = try rightsBreach(of: op, in: rights) {
-                            if rule.needsState, let grace, let restoredBefore, op.hlc.millis < restoredBefore {
+                            if rule.needsState, let grace {
                                 // Retryable, never recorded: the ops this right reads may come back.
                                 return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis) ms since the Unix epoch); nothing was stored",
                                                  ackedSeq: UInt64(clamping: acked))

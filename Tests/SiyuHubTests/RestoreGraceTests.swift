@@ -94,11 +94,31 @@ import SiyuStore
         #expect(try w.hub.refusals(of: "xihu").map(\.seq) == [1])
     }
 
-    @Test func anOpStampedAfterTheEpochStartedIsJudgedAtOnce() throws {
+    @Test func anEditMadeAfterTheRestoreOnAnOpTheHubLostIsBusyTooUntilHQPushesItAgain() throws {
+        let w = try World()
+        let hqBefore = try w.hq.lastIssuedSeq()
+        try w.hq.defineStaff("wangfang", name: "王芳", storeID: "xihu")       // HQ's, lost by the hub
+        startEpoch(w)
+        w.now += HybridClock.defaultMaxDriftMillis     // the store edits after the restore
+        let edit = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")
+        guard case .deferred = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [edit])) else { Issue.record("not deferred"); return }
+        #expect(try w.hub.refusals(of: "xihu").isEmpty)
+        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("xihu", [edit]) == nil)
+    }
+
+    @Test func onlyAnOpStampedBeforeTheEpochStartedMakesAnInstanceNewByStamps() throws {
         let w = try World()
         startEpoch(w)
-        w.now += HybridClock.defaultMaxDriftMillis     // later than the start plus the clock window
-        try w.expectRefused("xihu", [w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")], rule: "author")
+        w.now += HybridClock.defaultMaxDriftMillis
+        // A creation stamped after the restore, of a customer the hub holds with later ops.
+        let creation = [w.write("xihu", .customer, "c_late", "owner_store", .text("xihu"))]
+        let later = try hqEdit(w, "c_late", at: w.now + 1_000)
+        #expect(try w.push("hq", [later]) == nil)
+        guard case let .deferred(message, _) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: creation)) else {
+            Issue.record("taken"); return
+        }
+        #expect(message.contains("(rule customer_owner)"))
     }
 
     @Test func aRuleThatReadsNoStateIsNeverDeferred() throws {
