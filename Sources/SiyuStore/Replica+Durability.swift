@@ -17,26 +17,34 @@ public enum CommitDurability: String, Sendable, Equatable {
 /// A hub's restore grace (SPEC section 7, "Log epochs"): after a new log epoch the hub may lack
 /// ops it had acknowledged, which the nodes push again in an order it does not control — and the
 /// stores go on editing on the strength of the ops it lost (HQ's staff rows, a transfer). Until
-/// `endMillis`:
+/// the grace ends for it — `graceMillis` after its first PUSH in this epoch, since a node's ops come
+/// back only when it reconnects (a store offline for hours after the restore gets its hour then):
 /// - for an op stamped before the epoch started (plus the clock window), an instance whose first
 ///   op in the PUSH is stamped before every op held of it counts as new
 ///   (`WriteCheck.restoredBeforeMillis`): the ops held came later causally and were pushed first;
 /// - a write right that reads state and refuses an op answers `busy` (12), nothing stored or
 ///   recorded (`PushOutcome.deferred`): the ops the right reads may not have been pushed again
-///   yet. After `endMillis` such an op is judged for good.
+///   yet. After the node's grace such an op is judged for good.
 public struct RestoreGrace: Sendable, Equatable {
     /// When the hub's current log epoch started (its wall clock, ms since the Unix epoch).
     public var epochStartedMillis: UInt64
-    /// How long the grace lasts.
+    /// How long the grace lasts for each node.
     public var graceMillis: UInt64
+    /// When each node first pushed in this epoch (kept in memory: a hub that starts again starts a
+    /// new epoch, and with it new graces).
+    public var firstPushMillis: [NodeID: UInt64] = [:]
 
     public init(epochStartedMillis: UInt64, graceMillis: UInt64) {
         self.epochStartedMillis = epochStartedMillis
         self.graceMillis = graceMillis
     }
 
-    /// When the grace ends (saturating).
-    public var endMillis: UInt64 { graceMillis > UInt64.max - epochStartedMillis ? .max : epochStartedMillis + graceMillis }
+    /// When node `node`'s grace ends (saturating): `graceMillis` after its first PUSH in this
+    /// epoch, or, before it pushed, after `now` (a PUSH now would be its first).
+    public func endMillis(of node: NodeID, now: UInt64) -> UInt64 {
+        let start = max(epochStartedMillis, firstPushMillis[node] ?? now)
+        return graceMillis > UInt64.max - start ? .max : start + graceMillis
+    }
 }
 
 /// A hub log's identity (SPEC section 7, "Log epochs"): 32 random bytes made when the hub's log

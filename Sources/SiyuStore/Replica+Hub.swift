@@ -153,7 +153,8 @@ extension Replica {
                     var pushed: [UInt64: [UInt8]] = [:]
                     let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops,
                                             windowMillis: clock.maxDriftMillis)
-                    let grace = restoreGrace.flatMap { now < $0.endMillis ? $0 : nil }
+                    if restoreGrace != nil, restoreGrace?.firstPushMillis[id] == nil { restoreGrace?.firstPushMillis[id] = now }
+                    let grace = restoreGrace.flatMap { now < $0.endMillis(of: id, now: now) ? $0 : nil }
                     let restoredBefore = grace.map { clock.maxDriftMillis > UInt64.max - $0.epochStartedMillis ? UInt64.max : $0.epochStartedMillis + clock.maxDriftMillis }
                     rights.restoredBeforeMillis = restoredBefore
                     for op in changeSet.ops {
@@ -195,7 +196,7 @@ extension Replica {
                         if let (refusal, rule) = try rightsBreach(of: op, in: rights) {
                             if rule.needsState, let grace {
                                 // Retryable, never recorded: the ops this right reads may come back.
-                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis) ms since the Unix epoch); nothing was stored",
+                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis(of: id, now: now)) ms since the Unix epoch); nothing was stored",
                                                  ackedSeq: UInt64(clamping: acked))
                             }
                             return try refuse(refusal, acked: acked)

@@ -89,6 +89,7 @@ import SiyuStore
         w.now += 1_000
         let edit = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")
         startEpoch(w, graceMillis: 60_000)
+        guard case .deferred = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [edit])) else { Issue.record("not deferred"); return }
         w.now += 60_000
         try w.expectRefused("xihu", [edit], rule: "author")
         #expect(try w.hub.refusals(of: "xihu").map(\.seq) == [1])
@@ -119,6 +120,17 @@ import SiyuStore
             Issue.record("taken"); return
         }
         #expect(message.contains("(rule customer_owner)"))
+    }
+
+    @Test func eachNodesGraceRunsFromItsFirstPushInTheEpoch() throws {
+        let w = try World()
+        w.now += 1_000
+        let edit = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")
+        startEpoch(w, graceMillis: 60_000)
+        w.now += 120_000                               // xihu was offline past the epoch's first minute
+        guard case .deferred = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [edit])) else { Issue.record("not deferred"); return }
+        w.now += 60_000                                // a minute after xihu's first PUSH
+        try w.expectRefused("xihu", [edit], rule: "author")
     }
 
     @Test func aRuleThatReadsNoStateIsNeverDeferred() throws {

@@ -78,7 +78,9 @@ extension Simulation {
         }
         // SPEC section 7, "Log epochs": in the hub's restore grace, an instance whose first op in
         // the PUSH is stamped before the epoch started and before every op the hub holds of it is new.
-        let restoredBefore = hub.restoreGrace.flatMap { hub.wallTime < $0.endMillis ? $0.epochStartedMillis + Simulation.clockWindowMillis : nil }
+        let restoredBefore = hub.restoreGrace.flatMap {
+            hub.wallTime < $0.endMillis(of: n.name, now: hub.wallTime) ? $0.epochStartedMillis + Simulation.clockWindowMillis : nil
+        }
         // SPEC section 7, "Refused ops": a number refused before and not settled is refused again.
         let refusedBefore = Set(try hub.refusals(of: n.name).filter { !$0.settled }.map(\.seq))
         for op in ops where op.seq > acked {
