@@ -203,53 +203,10 @@ public final class Database {
     /// throws, its work is rolled back (`ROLLBACK`, or `ROLLBACK TO` + `RELEASE` for a
     /// savepoint) and the original error is rethrown. If `COMMIT` itself fails, the
     /// transaction is rolled back and the commit error is thrown.
-    /// Runs `body` in one deferred transaction (`BEGIN` … `COMMIT`), so every read in it sees one
-    /// snapshot of the file; inside a transaction already open, just runs `body`. The transaction
-    /// it opens always ends before this returns or throws: a failing `body` or `COMMIT` rolls it
-    /// back (a transaction left open would hold the reader's snapshot for good, and turn every
-    /// later write of this connection into a savepoint that never commits).
-    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
-        _ = try openHandle(sql: nil)
-        guard transactionDepth == 0 && !isInTransaction else { return try body() }
-        try exec("BEGIN", injectingFaults: true)
-        transactionDepth += 1
-        defer { transactionDepth -= 1 }
-        let result: T
-        do {
-            result = try body()
-        } catch {
-            rollbackAll()
-            throw error
-        }
-        do {
-            try exec("COMMIT", injectingFaults: true)
-        } catch {
-            rollbackAll()
-            throw error
-        }
-        return result
-    }
-
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         _ = try openHandle(sql: nil)
         if transactionDepth == 0 && !isInTransaction {
-            try exec("BEGIN IMMEDIATE", injectingFaults: true)
-            transactionDepth += 1
-            defer { transactionDepth -= 1 }
-            let result: T
-            do {
-                result = try body()
-            } catch {
-                rollbackAll()
-                throw error
-            }
-            do {
-                try exec("COMMIT", injectingFaults: true)
-            } catch {
-                rollbackAll()
-                throw error
-            }
-            return result
+            return try outermost(beginning: "BEGIN IMMEDIATE", body)
         } else {
             savepointCounter += 1
             let name = "siyu_sp_\(savepointCounter)"
@@ -271,6 +228,39 @@ public final class Database {
             }
             return result
         }
+    }
+
+    /// Runs `body` in one deferred transaction (`BEGIN` … `COMMIT`), so every read in it sees one
+    /// snapshot of the file; inside a transaction already open, just runs `body`. The transaction
+    /// it opens always ends before this returns or throws: a failing `body` or `COMMIT` rolls it
+    /// back (a transaction left open would hold the reader's snapshot for good, and turn every
+    /// later write of this connection into a savepoint that never commits).
+    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        _ = try openHandle(sql: nil)
+        guard transactionDepth == 0 && !isInTransaction else { return try body() }
+        return try outermost(beginning: "BEGIN", body)
+    }
+
+    /// The outermost transaction: `begin`, `body`, `COMMIT`; rolled back if `body` or `COMMIT`
+    /// fails, and the error rethrown.
+    private func outermost<T>(beginning begin: String, _ body: () throws -> T) throws -> T {
+        try exec(begin, injectingFaults: true)
+        transactionDepth += 1
+        defer { transactionDepth -= 1 }
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            rollbackAll()
+            throw error
+        }
+        do {
+            try exec("COMMIT", injectingFaults: true)
+        } catch {
+            rollbackAll()
+            throw error
+        }
+        return result
     }
 
     /// Copies the whole database into a new file at `destination` with SQLite's online backup API

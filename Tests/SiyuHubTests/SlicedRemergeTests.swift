@@ -46,6 +46,20 @@ import SiyuStore
         }
     }
 
+    /// A hub re-merging in slices of `slice` and one re-merging all at once, and a push of HQ's
+    /// edits since the last push to both.
+    func pair(_ s: Scratch, _ hq: Replica, slice: Int) throws -> (sliced: HubStoreExecutor, whole: HubStoreExecutor, push: () throws -> Void) {
+        let outbox = Outbox(hq)
+        let sliced = try hub(s, "sliced", slice: slice)
+        let whole = try hub(s, "whole", slice: nil)
+        return (sliced, whole, {
+            let cs = try outbox.next()
+            for h in [sliced, whole] {
+                guard case .pushStored = h.execute(.storePush(node: "hq", cs)) else { Issue.record("a PUSH was refused"); return }
+            }
+        })
+    }
+
     func hub(_ s: Scratch, _ name: String, slice: Int?) throws -> HubStoreExecutor {
         let replica = try s.replica(name)
         try replica.registerNode("hq", role: .hq, secret: Array("h".utf8))
@@ -55,15 +69,7 @@ import SiyuStore
     @Test func aGroupTurnedExclusiveIsReMergedInSlicesAndTheTablesEndAsAnAllAtOnceMergeLeavesThem() throws {
         let s = try Scratch()
         let hq = try s.replica("hq")
-        let outbox = Outbox(hq)
-        let sliced = try hub(s, "sliced", slice: 3)
-        let whole = try hub(s, "whole", slice: nil)
-        func push() throws {
-            let cs = try outbox.next()
-            for h in [sliced, whole] {
-                guard case .pushStored = h.execute(.storePush(node: "hq", cs)) else { Issue.record("a PUSH was refused"); return }
-            }
-        }
+        let (sliced, whole, push) = try pair(s, hq, slice: 3)
         // Ten customers each hold two tags of one group; four hold only one.
         try hq.defineTagGroup("level", name: "会员等级")
         try hq.defineTag("silver", group: "level", name: "银卡")
@@ -108,15 +114,7 @@ import SiyuStore
     @Test func aSliceEndsOnceItsTimeBudgetIsSpentWhateverItsCount() throws {
         let s = try Scratch()
         let hq = try s.replica("hq")
-        let outbox = Outbox(hq)
-        let sliced = try hub(s, "sliced", slice: 5)
-        let whole = try hub(s, "whole", slice: nil)
-        func push() throws {
-            let cs = try outbox.next()
-            for h in [sliced, whole] {
-                guard case .pushStored = h.execute(.storePush(node: "hq", cs)) else { Issue.record("a PUSH was refused"); return }
-            }
-        }
+        let (sliced, whole, push) = try pair(s, hq, slice: 5)
         try hq.defineTagGroup("level", name: "会员等级")
         try hq.defineTag("silver", group: "level", name: "银卡")
         for i in 0..<40 {
