@@ -58,6 +58,9 @@ struct Benchmark {
                 add(try ScalingBench(sizes: options.scalingSizes, mergeOps: options.scalingMergeOps, directory: directory).run())
             }
         }
+        if options.runs("hq-scale") {
+            add(try HQScaleBench(sizes: HQScaleBench.sizes(upTo: options.hqCustomers), mergeOps: options.scalingMergeOps, directory: directory).run())
+        }
 
         if options.runs("wecom") {
             add(try WeComImportBench(customers: options.weComCustomers, directory: directory).run())

@@ -5,7 +5,7 @@ import SiyuProbe
 struct BenchOptions {
     static let usage = """
         usage: siyu-bench [--quick] [--json] [--peer | --no-peer] [--edits N] [--ops N] [--scaling N,N,…] [--hub-nodes N] [--hub-seconds S]
-                          [--hub-gap A-B] [--hub-busy] [--attack-seconds S] [--attack-rows R,R,…] [--only S,S,…]
+                          [--hub-gap A-B] [--hub-busy] [--attack-seconds S] [--attack-rows R,R,…] [--hq-customers N] [--only S,S,…]
           --quick      small sizes everywhere (seconds; what CI runs); skips the peer unless --peer
           --json       print one JSON object with every figure on stdout (progress stays on stderr)
           --peer       run the Loro peer (tools/loro-peer/run.sh) also in quick mode
@@ -21,8 +21,10 @@ struct BenchOptions {
                                and a new store bootstraps a 10,000-op snapshot: p99 push → ack from then on (hub_push_p99_ms_busy)
           --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
           --attack-rows R      only these attacks in the attack section (default all): \(HostileInput.allCases.map(\.rawValue).joined(separator: ","))
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer
-                       (for working on one of them; the summary then lists only what ran)
+          --hq-customers N     customers of the hq-scale section's largest size (default 6500000, quick 20000); it also measures ÷65 and ÷6.5 of it
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer,
+                       hq-scale (for working on one of them; the summary then lists only what ran). hq-scale runs only when named here:
+                       its files take tens of GB and its build tens of minutes
         """
 
     var quick = false
@@ -30,10 +32,13 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "attack", "peer"]
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "attack", "peer",
+                               "hq-scale"]
+    /// Sections that run only when `--only` names them (too big for a run of everything).
+    static let onlyWhenNamed: Set<String> = ["hq-scale"]
 
     /// Whether the section named `name` (one of `sectionNames`) runs.
-    func runs(_ name: String) -> Bool { only?.contains(name) ?? true }
+    func runs(_ name: String) -> Bool { only?.contains(name) ?? !BenchOptions.onlyWhenNamed.contains(name) }
 
     /// Local edits per kind (tag toggle, field edit).
     var localEdits = 2_000
@@ -55,6 +60,8 @@ struct BenchOptions {
     /// Replica sizes of the scaling table, and the remote ops merged at each size.
     var scalingSizes = [10_000, 100_000, 1_000_000]
     var scalingMergeOps = 10_000
+    /// The hq-scale section's largest size in customers (it also measures `HQScaleBench.sizes(upTo:)`).
+    var hqCustomers = 6_500_000
     /// Customers of the WeCom batch import.
     var weComCustomers = 100_000
     /// Section cli: JSON lines imported, and customers of the replica the lookups run on.
@@ -79,7 +86,7 @@ struct BenchOptions {
     struct UsageError: Error { let message: String }
 
     init(parsing arguments: [String]) throws {
-        var explicitEdits: Int?, explicitOps: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?, explicitAttackSeconds: Double?
+        var explicitEdits: Int?, explicitOps: Int?, explicitHQCustomers: Int?, explicitScaling: [Int]?, explicitHubNodes: Int?, explicitHubSeconds: Double?, explicitAttackSeconds: Double?
         var it = arguments.makeIterator()
         func number(after flag: String) throws -> Int {
             guard let text = it.next(), let n = Int(text), n > 0 else { throw UsageError(message: "\(flag) needs a positive number") }
@@ -95,6 +102,7 @@ struct BenchOptions {
             case "--ops": explicitOps = try number(after: argument)
             case "--hub-nodes": explicitHubNodes = try number(after: argument)
             case "--hub-busy": hubBusy = true
+            case "--hq-customers": explicitHQCustomers = try number(after: argument)
             case "--hub-seconds": explicitHubSeconds = Double(try number(after: argument))
             case "--attack-seconds":
                 guard let seconds = it.next().flatMap(Double.init), seconds > 0, seconds <= 600 else {
@@ -134,6 +142,7 @@ struct BenchOptions {
         if let explicitOps { mergeOps = explicitOps }
         if let explicitScaling { scalingSizes = explicitScaling }
         if let explicitHubNodes { hubNodes = explicitHubNodes }
+        if let explicitHQCustomers { hqCustomers = explicitHQCustomers }
         if let explicitHubSeconds { hubSeconds = explicitHubSeconds }
         if let explicitAttackSeconds { attackSeconds = explicitAttackSeconds }
     }
@@ -150,6 +159,7 @@ struct BenchOptions {
         scalingSizes = [1_000, 10_000]
         scalingMergeOps = 1_000
         weComCustomers = 10_000
+        hqCustomers = 20_000
         cliJSONLines = 5_000
         cliLookupCustomers = 20_000
         hubNodes = 100
