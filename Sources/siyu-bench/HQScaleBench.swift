@@ -57,6 +57,9 @@ struct HQScaleBench {
         var emptyPullMedianMicros = 0.0, emptyPullP99Micros = 0.0
         var catchUpMicros = 0.0, catchUpOps = 0
         var peakResidentMB = 0.0
+        /// CPU seconds of this process (every thread) for HQ's build, the hub's (with logging) and
+        /// HQ's merge: on a shared machine the wall times above include waiting for a core.
+        var hqBuildCPU = 0.0, hubBuildCPU = 0.0, mergeCPU = 0.0
         var load: [Double]?
     }
 
@@ -74,8 +77,10 @@ struct HQScaleBench {
                 }
             }
             let row = try measure(customers: size)
-            progress("hq-scale: " + line(row))
             rows.append(row)
+            // Each size's rows and the extrapolation so far, as soon as measured: on a shared
+            // machine the largest size may not finish, and what was measured must not be lost.
+            for text in rowLines(row) + (rows.count >= 2 ? extrapolation(rows) : []) { progress("hq-scale: " + text) }
         }
         return report(rows, skipped: skipped)
     }
@@ -100,11 +105,14 @@ struct HQScaleBench {
 
     /// Loads the library and every customer's ops into the empty `replica`, in one bulk load.
     static func load(_ replica: Replica, library: ChangeSet, customers: Int, stores: Int, tags: [String]) throws {
+        let begun = Date()
         try replica.bulkLoad {
             try replica.apply(library)
             var hq = OpSynthesizer(continuing: library, origin: "hq", role: .hq, author: "zhaolei")
             for start in stride(from: 0, to: customers, by: customersPerChunk) {
-                if start > 0 && start % 1_000_000 == 0 { progress("hq-scale: \(grouped(start)) customers loaded") }
+                if start > 0 && start % 1_000_000 == 0 {
+                    progress("hq-scale: \(grouped(start)) customers loaded in \(fixed(Date().timeIntervalSince(begun), 0)) s (load average \(loadAverages().map { fixed($0[0], 2) } ?? "unknown"))")
+                }
                 try replica.apply(ChangeSet(ops: customerOps(start..<min(start + customersPerChunk, customers), stores: stores, tags: tags, using: &hq)))
             }
         }
@@ -129,10 +137,14 @@ struct HQScaleBench {
         do {
             let hq = try Replica(path: hqPath, options: ReplicaOptions(node: "hq-2", role: .hq))
             defer { hq.close() }
+            row.hqBuildCPU = -ownCPUSeconds()
             row.hqBuildSeconds = try seconds { try HQScaleBench.load(hq, library: library, customers: count, stores: row.stores, tags: tags) }
+            row.hqBuildCPU += ownCPUSeconds()
             progress("hq-scale: HQ built in \(fixed(row.hqBuildSeconds, 1)) s; local edits and a merge")
             (row.editMedianMicros, row.editP99Micros) = try localEditMicros(hq, customers: count)
+            row.mergeCPU = -ownCPUSeconds()
             row.mergeSeconds = try mergeSeconds(hq, customers: count, stores: row.stores)
+            row.mergeCPU += ownCPUSeconds()
         }
         row.hqBytes = try restingFileBytes(hqPath)
         try? FileManager.default.removeItem(atPath: hqPath)   // room for the hub's file
@@ -142,8 +154,10 @@ struct HQScaleBench {
         do {
             let hub = try Replica.create(at: hubPath, node: "hub", role: .hq)
             defer { hub.close() }
+            row.hubBuildCPU = -ownCPUSeconds()
             row.hubBuildSeconds = try seconds { try HQScaleBench.load(hub, library: library, customers: count, stores: row.stores, tags: tags) }
             row.hubLogSeconds = try seconds { try hub.logUnpositionedOps() }
+            row.hubBuildCPU += ownCPUSeconds()
             try hub.registerNode(HQScaleBench.storeNode, role: .store, store: HQScaleBench.store, secret: Array("hq-scale-store-secret".utf8))
             progress("hq-scale: hub built in \(fixed(row.hubBuildSeconds + row.hubLogSeconds, 1)) s; one store's snapshot and PULLs")
             // A serving hub's options, but a snapshot at any size (the smallest sizes' logs are under its 10,000 ops).
@@ -268,31 +282,32 @@ struct HQScaleBench {
 
     // MARK: Report
 
-    private func line(_ row: Row) -> String {
-        "\(grouped(row.customers)) customers: HQ \(fixed(row.hqBuildSeconds, 1)) s \(megabytes(row.hqBytes)) MB, hub \(fixed(row.hubBuildSeconds + row.hubLogSeconds, 1)) s "
-            + "\(megabytes(row.hubBytes)) MB, edit p50 \(fixed(row.editMedianMicros, 0)) µs, merge \(fixed(row.mergeSeconds, 2)) s, snapshot \(fixed(row.snapshotSeconds, 3)) s, "
-            + "empty PULL p50 \(fixed(row.emptyPullMedianMicros, 0)) µs"
+    /// One size's line of each of the report's two tables.
+    private func rowLines(_ row: Row) -> [String] {
+        let c = Double(row.customers), o = Double(row.ops)
+        return [
+            padLeft(grouped(row.customers), 9) + padLeft(grouped(row.stores), 8) + padLeft(grouped(row.ops), 11)
+                + String(format: " %11.1f %6.0f %7.0f %5.0f %12.1f (%5.1f) %7.0f %7.0f %5.0f  ", row.hqBuildSeconds, Double(row.hqBytes) / 1_048_576,
+                         Double(row.hqBytes) / c, Double(row.hqBytes) / o, row.hubBuildSeconds + row.hubLogSeconds, row.hubLogSeconds,
+                         Double(row.hubBytes) / 1_048_576, Double(row.hubBytes) / c, Double(row.hubBytes) / o)
+                + (row.load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown"),
+            padLeft(grouped(row.customers), 9)
+                + String(format: " %14.0f / %-7.0f %19.3f %11.3f ", row.editMedianMicros, row.editP99Micros, row.mergeSeconds, row.snapshotSeconds)
+                + "(\(grouped(row.snapshotOps)), \(row.snapshotParts), \(fixed(Double(row.snapshotBytes) / 1024, 0)))"
+                + String(format: " %12.0f / %-6.0f %12.0f (%d) %10.0f", row.emptyPullMedianMicros, row.emptyPullP99Micros, row.catchUpMicros, row.catchUpOps, row.peakResidentMB),
+            padLeft(grouped(row.customers), 9) + "  CPU s of this process: HQ build \(fixed(row.hqBuildCPU, 1)), hub build \(fixed(row.hubBuildCPU, 1)), HQ merge \(fixed(row.mergeCPU, 2))",
+        ]
     }
 
     private func report(_ rows: [Row], skipped: [String]) -> SectionReport {
         var r = SectionReport("hq-scale: a brand of \(grouped(rows.last?.customers ?? 0)) customers at HQ and at its hub "
                               + "(\(grouped(HQScaleBench.customersPerStore)) customers per store, \(HQScaleBench.tagsPerCustomer) of \(HQScaleBench.tagCount) tags each: \(HQScaleBench.opsPerCustomer) ops per customer)")
         r.line("customers  stores        ops  HQ build s  HQ MB  B/cust  B/op  hub build s (log s)  hub MB  B/cust  B/op  load at start")
-        for row in rows {
-            let c = Double(row.customers), o = Double(row.ops)
-            r.line(padLeft(grouped(row.customers), 9) + padLeft(grouped(row.stores), 8) + padLeft(grouped(row.ops), 11)
-                   + String(format: " %11.1f %6.0f %7.0f %5.0f %12.1f (%5.1f) %7.0f %7.0f %5.0f  ", row.hqBuildSeconds, Double(row.hqBytes) / 1_048_576,
-                            Double(row.hqBytes) / c, Double(row.hqBytes) / o, row.hubBuildSeconds + row.hubLogSeconds, row.hubLogSeconds,
-                            Double(row.hubBytes) / 1_048_576, Double(row.hubBytes) / c, Double(row.hubBytes) / o)
-                   + (row.load.map { $0.map { fixed($0, 2) }.joined(separator: " ") } ?? "unknown"))
-        }
+        for row in rows { r.line(rowLines(row)[0]) }
         r.line("customers  HQ local edit µs p50/p99  HQ merge \(grouped(mergeOps)) ops s  store snapshot s (ops, parts, wire KB)  empty PULL µs p50/p99  PULL \(grouped(Int(HQScaleBench.catchUpPositions))) back µs (ops)  peak RSS MB")
-        for row in rows {
-            r.line(padLeft(grouped(row.customers), 9)
-                   + String(format: " %14.0f / %-7.0f %19.3f %11.3f ", row.editMedianMicros, row.editP99Micros, row.mergeSeconds, row.snapshotSeconds)
-                   + "(\(grouped(row.snapshotOps)), \(row.snapshotParts), \(fixed(Double(row.snapshotBytes) / 1024, 0)))"
-                   + String(format: " %12.0f / %-6.0f %12.0f (%d) %10.0f", row.emptyPullMedianMicros, row.emptyPullP99Micros, row.catchUpMicros, row.catchUpOps, row.peakResidentMB))
-        }
+        for row in rows { r.line(rowLines(row)[1]) }
+        r.line("CPU seconds (the wall times above include waiting for a core on a shared machine):")
+        for row in rows { r.line(rowLines(row)[2]) }
         r.line("checked       each snapshot held exactly the tag library and the store's \(grouped(rows.last?.storeCustomers ?? 0)) customers; each empty PULL returned no op; "
                + "the PULL from \(grouped(Int(HQScaleBench.catchUpPositions))) positions back only the store's customers' ops")
         for s in skipped { r.line("skipped       " + s) }
@@ -308,6 +323,8 @@ struct HQScaleBench {
                      ("store_snapshot_bytes", .int(row.snapshotBytes)),
                      ("empty_pull_p50_us", .rounded(row.emptyPullMedianMicros, 1)), ("empty_pull_p99_us", .rounded(row.emptyPullP99Micros, 1)),
                      ("peak_rss_mb", .rounded(row.peakResidentMB, 0)),
+                     ("hq_build_cpu_seconds", .rounded(row.hqBuildCPU, 1)), ("hub_build_cpu_seconds", .rounded(row.hubBuildCPU, 1)),
+                     ("hq_merge_cpu_seconds", .rounded(row.mergeCPU, 2)),
                      ("load_average", row.load.map { .array($0.map { JSONValue.rounded($0, 2) }) } ?? .null)])
         }))
         r.figure("hq_scale_merge_ops", mergeOps)
