@@ -54,10 +54,16 @@ public final class HubServer: @unchecked Sendable {
         /// Per node: snapshots and state digests (requests that read the node's whole scope).
         public var snapshotBudget: RequestBudget
         public var digestBudget: RequestBudget
+        /// About how long the reader reads one snapshot part: 5 ms (nil: parts bounded by ops
+        /// only). A snapshot then holds the reader — and, on a hub held to one core, the core —
+        /// in short runs, between which other nodes' PULLs are answered and their PUSHes
+        /// committed, and the loop encodes a small part at a time; it costs the same in all and
+        /// comes in more, smaller SNAPSHOT_CHUNKs.
+        public var snapshotPartMillis: UInt64?
 
         public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
                     pushLimits: PushLimits = .standard, maxPendingConnections: Int = 256, maxPendingPerAddress: Int = 8,
-                    snapshotBudget: RequestBudget = .snapshots, digestBudget: RequestBudget = .digests) {
+                    snapshotBudget: RequestBudget = .snapshots, digestBudget: RequestBudget = .digests, snapshotPartMillis: UInt64? = 5) {
             self.session = session
             self.listen = listen
             self.connectionOptions = connectionOptions
@@ -66,6 +72,7 @@ public final class HubServer: @unchecked Sendable {
             self.maxPendingPerAddress = max(1, maxPendingPerAddress)
             self.snapshotBudget = snapshotBudget
             self.digestBudget = digestBudget
+            self.snapshotPartMillis = snapshotPartMillis
         }
     }
 
@@ -114,7 +121,7 @@ public final class HubServer: @unchecked Sendable {
         var options = ReplicaOptions()
         options.readOnly = true
         reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
-                           logEpoch: executor.logEpoch)
+                           logEpoch: executor.logEpoch, snapshotPartMillis: configuration.snapshotPartMillis)
         self.log = log
         self.nonceSource = nonceSource
         var configuration = configuration
@@ -125,11 +132,9 @@ public final class HubServer: @unchecked Sendable {
         digestBudget = configuration.digestBudget
     }
 
-    /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
-    public static func randomNonce() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
-    }
+    /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux), drawn
+    /// 8 at a time (`NodeSession.freshNonce`): one per accepted connection.
+    public static func randomNonce() -> [UInt8] { NodeSession.freshNonce() }
 
     /// Binds and starts accepting; returns the address bound (port 0 becomes the chosen port).
     /// Loop thread, or before the loop runs.

@@ -604,10 +604,25 @@ enum FrameFitting {
 }
 
 extension NodeSession {
-    /// 32 bytes from the system's cryptographically secure generator.
+    /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
     public static func freshNonce() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
-        return (0..<Message.nonceSize).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+        return freshNonce(using: &generator)
+    }
+
+    /// `Message.nonceSize` bytes from `generator`, 8 bytes a draw: 4 draws (each a system call for
+    /// `SystemRandomNumberGenerator`), where a byte a draw took 32 — on a hub, 32 getrandom calls
+    /// per accepted connection were most of what a connection flood cost it.
+    public static func freshNonce<G: RandomNumberGenerator>(using generator: inout G) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Message.nonceSize)
+        while bytes.count < Message.nonceSize {
+            let draw = generator.next()
+            for shift in stride(from: 0, to: 64, by: 8) where bytes.count < Message.nonceSize {
+                bytes.append(UInt8(truncatingIfNeeded: draw >> UInt64(shift)))
+            }
+        }
+        return bytes
     }
 }
 
