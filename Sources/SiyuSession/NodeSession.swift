@@ -577,12 +577,22 @@ enum FrameFitting {
         return low
     }
 
-    /// An upper bound of the bytes of new strings a change set of these ops can hold: every
-    /// distinct string it names, counted once.
+    /// An upper bound of the bytes of new strings a change set of these ops can hold: the bytes
+    /// of every string it names, and when that passes `ChangeSetCodec.maxStringBytes`, of every
+    /// distinct string counted once (the first needs no set of strings: a hub's snapshot chunks,
+    /// encoded on its loop thread, are far below the limit).
     static func newStringBytesUpperBound(_ ops: [Op]) -> Int {
+        var all = 0
+        forEachString(of: ops) { all += $0.utf8.count }
+        guard all > ChangeSetCodec.maxStringBytes else { return all }
         var seen = Set<[UInt8]>()
         var total = 0
-        func add(_ s: String) { let b = Array(s.utf8); if seen.insert(b).inserted { total += b.count } }
+        forEachString(of: ops) { s in let b = Array(s.utf8); if seen.insert(b).inserted { total += b.count } }
+        return total
+    }
+
+    /// Calls `add` with every string `ops` name (as a change set's string table collects them).
+    private static func forEachString(of ops: [Op], _ add: (String) -> Void) {
         for op in ops {
             add(op.origin); add(op.author)
             switch op.body {
@@ -599,7 +609,6 @@ enum FrameFitting {
             case let .tagDeletion(ref, list): add(ref.id); list.forEach { add($0.node) }
             }
         }
-        return total
     }
 }
 
