@@ -86,6 +86,12 @@ public final class HubServer: @unchecked Sendable {
     /// PUSHes waiting for the writer (loop thread), and whether a batch of them is being committed.
     private var pendingPushes: [(HubEffect, UncheckedSendable<(HubEffectResult) -> Void>)] = []
     private var pushBatchRunning = false
+    /// PULL cursors not yet recorded (loop thread): the writer records them with its next group
+    /// commit, or — when no PUSH comes — all together about once a `cursorFlushInterval`, so a
+    /// PULL costs the writer no commit of its own.
+    private var pendingCursors: [NodeID: UInt64] = [:]
+    private var cursorFlushTimer: TimerHandle?
+    public static let cursorFlushInterval: Duration = .seconds(1)
     /// Bounds of one group commit.
     public static let maxPushesPerCommit = 128
     public static let maxOpsPerCommit = 20_000
@@ -198,8 +204,18 @@ public final class HubServer: @unchecked Sendable {
             readerQueue.async {
                 switch reader.read(effect) {
                 case let .answered(result, writes):
-                    if !writes.isEmpty { writerQueue.async { _ = executor.apply(writes) } }
-                    self.onLoop { done.value(result) }
+                    let others = writes.filter { if case .cursor = $0 { return false }; return true }
+                    let cursors = Dictionary(writes.compactMap { write -> (NodeID, UInt64)? in
+                        if case let .cursor(node, cursor) = write { return (node, cursor) }; return nil
+                    }, uniquingKeysWith: { _, new in new })
+                    if !others.isEmpty { writerQueue.async { _ = executor.apply(others) } }
+                    self.onLoop {
+                        if !cursors.isEmpty {
+                            self.pendingCursors.merge(cursors) { _, new in new }
+                            self.scheduleCursorFlush()
+                        }
+                        done.value(result)
+                    }
                 case .notYet:
                     self.onLoop {
                         self.scheduleRemergeSlice()
@@ -233,12 +249,42 @@ public final class HubServer: @unchecked Sendable {
         let executor = executor
         let effects = batch.map(\.0)
         let completions = UncheckedSendable(batch.map(\.1))
+        let cursors = pendingCursors
+        pendingCursors = [:]
         writerQueue.async {
-            let results = executor.writeBatch(effects)
+            let results = executor.writeBatch(effects, recordingCursors: cursors)
             self.onLoop {
                 self.pushBatchRunning = false
                 for (done, result) in zip(completions.value, results) { done.value(result) }
                 self.dispatchPushes()
+            }
+        }
+    }
+
+    /// Records the gathered PULL cursors in one transaction once `cursorFlushInterval` has passed,
+    /// unless a group commit took them meanwhile. Loop thread.
+    private func scheduleCursorFlush() {
+        guard cursorFlushTimer == nil, !stopping else { return }
+        cursorFlushTimer = loop.scheduleTimer(after: HubServer.cursorFlushInterval) { [weak self] in
+            guard let self else { return }
+            self.cursorFlushTimer = nil
+            self.flushCursors()
+        }
+    }
+
+    /// Hands the gathered PULL cursors to the writer now. Loop thread.
+    private func flushCursors() {
+        guard !pendingCursors.isEmpty else { return }
+        let writes = pendingCursors.map { HubWrite.cursor(node: $0.key, $0.value) }
+        pendingCursors = [:]
+        let executor = executor
+        writerQueue.async {
+            if case let .failed(_, message)? = executor.apply(writes) {
+                self.onLoop {
+                    self.log.write(.error, "hub could not record \(writes.count) node cursor(s) (trying again in 1 s): \(message)")
+                    for case let .cursor(node, cursor) in writes where self.pendingCursors[node] == nil { self.pendingCursors[node] = cursor }
+                    self.scheduleCursorFlush()
+                }
             }
         }
     }
@@ -299,6 +345,9 @@ public final class HubServer: @unchecked Sendable {
         remergeTimer = nil
         if let revocationTimer { loop.cancelTimer(revocationTimer) }
         revocationTimer = nil
+        if let cursorFlushTimer { loop.cancelTimer(cursorFlushTimer) }
+        cursorFlushTimer = nil
+        flushCursors()
         log.write(.info, "hub shutting down (\(reason)): \(drivers.count) connection(s) open")
         for driver in Array(drivers.values) { driver.shutdown(reason: reason) }
     }

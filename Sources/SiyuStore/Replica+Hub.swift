@@ -73,10 +73,21 @@ public struct SnapshotPosition: Equatable, Sendable {
 extension Replica {
     /// Records the cursor of a node's PULL (for operators; writes only when it changed).
     public func recordCursor(_ cursor: UInt64, of id: NodeID) throws {
-        let value = Int64(clamping: cursor)
-        try ReplicaError.wrap("recording a node's cursor") {
+        try recordCursors([id: cursor])
+    }
+
+    /// Records the cursors of several nodes' PULLs in one transaction (a serving hub gathers them
+    /// and records them with its next group commit, or about once a second: a cursor is shown to
+    /// operators, nothing reads it to decide what to send).
+    public func recordCursors(_ cursors: [NodeID: UInt64]) throws {
+        guard !cursors.isEmpty else { return }
+        try ReplicaError.wrap("recording \(cursors.count) node cursor(s)") {
             try transaction {
-                try db.cached("UPDATE hub_nodes SET cursor = ? WHERE node_id = ? AND cursor != ?").run([.integer(value), .text(id), .integer(value)])
+                let update = try db.cached("UPDATE hub_nodes SET cursor = ? WHERE node_id = ? AND cursor != ?")
+                for (id, cursor) in cursors.sorted(by: { $0.key < $1.key }) {
+                    let value = Int64(clamping: cursor)
+                    try update.run([.integer(value), .text(id), .integer(value)])
+                }
             }
         }
     }
@@ -157,6 +168,22 @@ extension Replica {
                     let grace = restoreGrace.flatMap { now < $0.endMillis(of: id, now: now) ? $0 : nil }
                     let restoredBefore = grace.map { clock.maxDriftMillis > UInt64.max - $0.epochStartedMillis ? UInt64.max : $0.epochStartedMillis + clock.maxDriftMillis }
                     rights.restoredBeforeMillis = restoredBefore
+                    /// Makes `fresh` durable with log positions and returns the node's acked_seq after
+                    /// it; settles the numbers refused before that the PUSH skipped below its highest.
+                    func store(_ fresh: [Op], pushed: [UInt64: [UInt8]]) throws -> Int64 {
+                        if let highest = pushed.keys.max() {
+                            let open = try db.cached("SELECT seq FROM hub_refusals WHERE node_id = ? AND settled = 0 AND seq < ?")
+                                .rows([.text(id), .integer(Int64(highest))]).compactMap { $0[0].int64Value }
+                            let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
+                            for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
+                        }
+                        let homesBefore = try homes(of: fresh)
+                        try commit(fresh)
+                        let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
+                        for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
+                        try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)
+                        return try advanceAcked(of: id, from: acked)
+                    }
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
@@ -195,28 +222,20 @@ extension Replica {
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
                         if let (refusal, rule) = try rightsBreach(of: op, in: rights) {
                             if rule.needsState, let grace {
-                                // Retryable, never recorded: the ops this right reads may come back.
-                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis(of: id, now: now)) ms since the Unix epoch); nothing was stored",
-                                                 ackedSeq: UInt64(clamping: acked))
+                                // Retryable, never recorded: the ops this right reads may come back. The
+                                // ops before it are taken now, while the grace still judges them as it
+                                // should: a store's truly refused op must not hold them back past it.
+                                let newAcked = try store(fresh, pushed: pushed)
+                                let kept = fresh.isEmpty ? "nothing was stored" : "the \(fresh.count) op(s) before it were stored"
+                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis(of: id, now: now)) ms since the Unix epoch); \(kept)",
+                                                 ackedSeq: UInt64(newAcked))
                             }
                             return try refuse(refusal, acked: acked)
                         }
                         pushed[op.seq] = encoded
                         fresh.append(op)
                     }
-                    // Numbers refused before that this PUSH skips while holding a higher one are settled.
-                    if let highest = pushed.keys.max() {
-                        let open = try db.cached("SELECT seq FROM hub_refusals WHERE node_id = ? AND settled = 0 AND seq < ?")
-                            .rows([.text(id), .integer(Int64(highest))]).compactMap { $0[0].int64Value }
-                        let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
-                        for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
-                    }
-                    let homesBefore = try homes(of: fresh)
-                    try commit(fresh)
-                    let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
-                    for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
-                    try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)
-                    let newAcked = try advanceAcked(of: id, from: acked)
+                    let newAcked = try store(fresh, pushed: pushed)
                     return .stored(ackedSeq: UInt64(newAcked), newOps: fresh.count)
                 }
             }
@@ -232,12 +251,16 @@ extension Replica {
     /// savepoint of its own: one that fails (an error, a refusal) leaves the others as they are.
     /// Nothing of any of them is durable until the whole commits; if that fails, the error is
     /// thrown and none was stored (the caller acknowledges none). Outcomes in the order given.
-    public func acceptPushes(_ pushes: [(node: NodeID, changeSet: ChangeSet)]) throws -> [Result<PushOutcome, any Error>] {
+    /// `cursors` (`recordCursors`) are recorded in the same transaction, after the PUSHes.
+    public func acceptPushes(_ pushes: [(node: NodeID, changeSet: ChangeSet)],
+                             recordingCursors cursors: [NodeID: UInt64] = [:]) throws -> [Result<PushOutcome, any Error>] {
         let savedClock = clock
         do {
             return try ReplicaError.wrap("storing \(pushes.count) PUSHes in one transaction") {
                 try transaction {
-                    pushes.map { push in Result { try acceptPush(from: push.node, push.changeSet) } }
+                    let outcomes = pushes.map { push in Result { try acceptPush(from: push.node, push.changeSet) } }
+                    try recordCursors(cursors)
+                    return outcomes
                 }
             }
         } catch {
