@@ -84,6 +84,9 @@ public enum ChangeSetCodec {
         var prev: Op?
         var prevHLC = base
         var positions: [StampKey: Int] = [:]   // stamp of each op already written → its index
+        // Only a stamp list refers back to an earlier op: a change set with none keeps no positions.
+        let refersBack = cs.ops.contains { !stampList($0.body).isEmpty }
+        if refersBack { positions.reserveCapacity(cs.ops.count) }
         for (index, op) in cs.ops.enumerated() {
             let (kind, entity) = classify(op.body)
             var header = kind.rawValue
@@ -115,7 +118,7 @@ public enum ChangeSetCodec {
                     }
                 }
             }
-            positions[StampKey(op.stamp)] = index
+            if refersBack { positions[StampKey(op.stamp)] = index }
             prev = op
             prevHLC = op.hlc.raw
         }
