@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// The real `siyu` executable (built with the tests), run as a user would.
 @Suite struct BinaryTests {
@@ -68,7 +69,7 @@ import SiyuStore
     @Test func initThenStatusJSONThroughTheBinary() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("hq.db")
+        let path = dir.path("hq.db")
         #expect(try BinaryTests.run(["init", "--db", path, "--node", "hq", "--role", "hq"]).code == 0)
         let status = try BinaryTests.run(["status", "--db", path, "--json"])
         #expect(status.code == 0)

@@ -7,20 +7,12 @@ import SiyuSQLite
 import SiyuStore
 import SiyuPropertySupport
 import SiyuWire
+import SiyuTestSupport
 
-/// A temporary directory removed when the value goes away.
-final class SimDirectory {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-sim-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    /// SIYU_SIM_KEEP=1 keeps the files of a run (with one seed) to look at with sqlite3.
-    deinit {
-        if ProcessInfo.processInfo.environment["SIYU_SIM_KEEP"] == "1" { print("sim: files kept in \(url.path)"); return }
-        try? FileManager.default.removeItem(at: url)
-    }
+/// A simulation's temporary directory, removed when the value goes away; SIYU_SIM_KEEP=1 keeps the
+/// files of a run (with one seed) to look at with sqlite3.
+func simulationDirectory() throws -> TemporaryDirectory {
+    try TemporaryDirectory(prefix: "siyu-sim", keepingFiles: ProcessInfo.processInfo.environment["SIYU_SIM_KEEP"] == "1")
 }
 
 /// The one clock of a simulation: every session's `now` and (with a per-process skew) every
@@ -155,7 +147,7 @@ final class Simulation {
     let seed: UInt64
     var rng: SeededRandom
     let clock = VirtualClock()
-    let dir: SimDirectory
+    let dir: TemporaryDirectory
     let journal = EditJournal()
     var stats = Stats()
     var trace: [String] = []
@@ -197,7 +189,7 @@ final class Simulation {
     init(seed: UInt64) throws {
         self.seed = seed
         rng = SeededRandom(seed: seed &* 0x9E37_79B9 &+ 17)
-        dir = try SimDirectory()
+        dir = try simulationDirectory()
         let stores = Int.random(in: 4...6, using: &rng)
         hubSkew = Int64.random(in: -1_500...1_500, using: &rng)
         hubOptions = HubStoreExecutor.Options(bootstrapSnapshotOps: Bool.random(using: &rng) ? UInt64.random(in: 5...150, using: &rng) : nil,

@@ -1,6 +1,7 @@
 import Foundation
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// Wall time shared by the replicas of a test; each replica may add its own skew.
 final class ManualClock: @unchecked Sendable {
@@ -10,23 +11,22 @@ final class ManualClock: @unchecked Sendable {
 
 /// Replicas in a temporary directory that is removed when the cluster goes away.
 final class Cluster {
-    let dir: URL
+    let dir: TemporaryDirectory
     let clock = ManualClock()
     private(set) var replicas: [String: Replica] = [:]
     var skew: [String: Int64] = [:]
 
     init(_ nodes: [(String, Role)] = [("hq", .hq), ("xihu", .store), ("jingan", .store)]) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try TemporaryDirectory()
         for (id, role) in nodes { try add(id, role: role) }
     }
 
     deinit {
         for r in replicas.values { r.close() }
-        try? FileManager.default.removeItem(at: dir)
+        dir.remove()
     }
 
-    func path(_ node: String) -> String { dir.appendingPathComponent("\(node).db").path }
+    func path(_ node: String) -> String { dir.path("\(node).db") }
 
     @discardableResult
     func add(_ node: String, role: Role) throws -> Replica {
