@@ -5,24 +5,6 @@ import SiyuSQLite
 import SiyuStore
 import SiyuTestSupport
 
-/// A built executable of the package (`siyu-hub`, `siyu-node`, `siyu`), found beside the test
-/// bundle: `swift build` / `swift test` put products and tests in the same directory.
-enum Binaries {
-    static func url(_ name: String) throws -> URL {
-        var candidates: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        for dir in candidates {
-            let url = dir.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw Failure("the \(name) binary was not found beside the tests (searched \(candidates.map(\.path)))")
-    }
-}
-
 struct Failure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
