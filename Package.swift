@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "SiyuWireTests", dependencies: ["SiyuWire", "SiyuCore"]),
         .testTarget(name: "SiyuSessionTests", dependencies: ["SiyuSession", "SiyuWire", "SiyuCore"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire"],
+        .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire", "SiyuTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         // The property test's random edits and merge invariants, shared by SiyuStoreTests and the simulator.
         .target(name: "SiyuPropertySupport", dependencies: ["SiyuStore", "SiyuCore"], path: "Tests/SiyuPropertySupport"),
