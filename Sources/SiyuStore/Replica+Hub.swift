@@ -157,6 +157,22 @@ extension Replica {
                     let grace = restoreGrace.flatMap { now < $0.endMillis(of: id, now: now) ? $0 : nil }
                     let restoredBefore = grace.map { clock.maxDriftMillis > UInt64.max - $0.epochStartedMillis ? UInt64.max : $0.epochStartedMillis + clock.maxDriftMillis }
                     rights.restoredBeforeMillis = restoredBefore
+                    /// Makes `fresh` durable with log positions and returns the node's acked_seq after
+                    /// it; settles the numbers refused before that the PUSH skipped below its highest.
+                    func store(_ fresh: [Op], pushed: [UInt64: [UInt8]]) throws -> Int64 {
+                        if let highest = pushed.keys.max() {
+                            let open = try db.cached("SELECT seq FROM hub_refusals WHERE node_id = ? AND settled = 0 AND seq < ?")
+                                .rows([.text(id), .integer(Int64(highest))]).compactMap { $0[0].int64Value }
+                            let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
+                            for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
+                        }
+                        let homesBefore = try homes(of: fresh)
+                        try commit(fresh)
+                        let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
+                        for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
+                        try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)
+                        return try advanceAcked(of: id, from: acked)
+                    }
                     for op in changeSet.ops {
                         if op.origin != id || op.role != registration.role {
                             throw ReplicaError.refused(OpRefusal(.permission, origin: op.origin, seq: op.seq,
@@ -195,28 +211,20 @@ extension Replica {
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
                         if let (refusal, rule) = try rightsBreach(of: op, in: rights) {
                             if rule.needsState, let grace {
-                                // Retryable, never recorded: the ops this right reads may come back.
-                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis(of: id, now: now)) ms since the Unix epoch); nothing was stored",
-                                                 ackedSeq: UInt64(clamping: acked))
+                                // Retryable, never recorded: the ops this right reads may come back. The
+                                // ops before it are taken now, while the grace still judges them as it
+                                // should: a store's truly refused op must not hold them back past it.
+                                let newAcked = try store(fresh, pushed: pushed)
+                                let kept = fresh.isEmpty ? "nothing was stored" : "the \(fresh.count) op(s) before it were stored"
+                                return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis(of: id, now: now)) ms since the Unix epoch); \(kept)",
+                                                 ackedSeq: UInt64(newAcked))
                             }
                             return try refuse(refusal, acked: acked)
                         }
                         pushed[op.seq] = encoded
                         fresh.append(op)
                     }
-                    // Numbers refused before that this PUSH skips while holding a higher one are settled.
-                    if let highest = pushed.keys.max() {
-                        let open = try db.cached("SELECT seq FROM hub_refusals WHERE node_id = ? AND settled = 0 AND seq < ?")
-                            .rows([.text(id), .integer(Int64(highest))]).compactMap { $0[0].int64Value }
-                        let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
-                        for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
-                    }
-                    let homesBefore = try homes(of: fresh)
-                    try commit(fresh)
-                    let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
-                    for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
-                    try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)
-                    let newAcked = try advanceAcked(of: id, from: acked)
+                    let newAcked = try store(fresh, pushed: pushed)
                     return .stored(ackedSeq: UInt64(newAcked), newOps: fresh.count)
                 }
             }

@@ -84,6 +84,32 @@ import SiyuStore
         #expect(try w.push("xihu", [edit]) == nil)
     }
 
+    /// Found by the scoped simulator (seed 1871): a store's PUSH held `busy` for the whole grace by
+    /// a late edit of its own that the rules truly refuse lost, when the grace ended, the ops
+    /// before it that only the grace admitted (a creation HQ's later edit had reached first).
+    @Test func aDeferredOpDoesNotHoldBackTheOpsBeforeItThatTheGraceAdmits() throws {
+        let w = try World()
+        let creation = [w.write("xihu", .customer, "c_new", "owner_store", .text("xihu")),
+                        w.write("xihu", .customer, "c_new", "name", .text("新客"))]
+        let later = try hqEdit(w, "c_new", at: w.now + 1_000)
+        w.now += 1_000
+        let refused = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "nobody")
+        startEpoch(w, graceMillis: 60_000)
+        #expect(try w.push("hq", [later]) == nil)
+        let head = try w.hub.logHead()
+        guard case let .deferred(message, acked) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: creation + [refused])) else {
+            Issue.record("not deferred"); return
+        }
+        #expect(message.hasPrefix("the PUSH holds op #3: ") && message.hasSuffix("the 2 op(s) before it were stored"))
+        #expect(acked == 2)
+        #expect(try w.hub.logHead() == head + 2)
+        #expect(try w.hub.refusals(of: "xihu").isEmpty)
+        // The grace ends; the same PUSH again: the creation is held, the late edit refused for good.
+        w.now += 60_000
+        try w.expectRefused("xihu", creation + [refused], rule: "author")
+        #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_new").first?["owner_store"]?.textValue == "xihu")
+    }
+
     @Test func afterTheGraceSuchAnOpIsRefusedForGood() throws {
         let w = try World()
         w.now += 1_000

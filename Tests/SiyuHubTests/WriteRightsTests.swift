@@ -66,9 +66,6 @@ import SiyuTestSupport
             case let .refused(refusal, _):
                 #expect(try hub.logHead() == head, "a refused PUSH stores nothing")
                 return refusal
-            case let .deferred(message, _):
-                Issue.record("deferred: \(message)")
-                return nil
             }
         }
 
