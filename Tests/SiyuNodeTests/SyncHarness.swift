@@ -5,11 +5,7 @@ import SiyuNode
 import SiyuSession
 import SiyuStore
 import SiyuWire
-
-/// Wall time of the replicas of a test (milliseconds since the Unix epoch).
-final class WallClock: @unchecked Sendable {
-    var now: UInt64 = 1_764_000_000_000
-}
+import SiyuTestSupport
 
 /// One connection between a node replica and a hub replica: their sessions, each driven by its
 /// `SessionHost` in a `MemorySessionPair` with a virtual clock, the real executors carrying out

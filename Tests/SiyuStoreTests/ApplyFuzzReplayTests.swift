@@ -69,7 +69,7 @@ import SiyuTestSupport
             let dir = try TemporaryDirectory()
             defer { dir.remove() }
             let path = dir.path("\(node).db")
-            let clock = ManualClock()
+            let clock = WallClock()
             clock.now = ApplyFuzzReplayTests.now
             let options = { (creating: Bool) in
                 ReplicaOptions(node: creating ? node : nil, role: role, wallClock: { clock.now })

@@ -3,16 +3,10 @@ import SiyuCore
 import SiyuStore
 import SiyuTestSupport
 
-/// Wall time shared by the replicas of a test; each replica may add its own skew.
-final class ManualClock: @unchecked Sendable {
-    var now: UInt64 = 1_764_000_000_000
-    func advance(_ ms: UInt64 = 1) { now += ms }
-}
-
 /// Replicas in a temporary directory that is removed when the cluster goes away.
 final class Cluster {
     let dir: TemporaryDirectory
-    let clock = ManualClock()
+    let clock = WallClock()
     private(set) var replicas: [String: Replica] = [:]
     var skew: [String: Int64] = [:]
 
