@@ -37,7 +37,7 @@ final class SyncWorld {
         hubReplica.close()
         let path = dir.path("hub.db")
         if let file {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            removeDatabaseFiles(atPath: path)
             try FileManager.default.copyItem(atPath: file, toPath: path)
         }
         let wall = self.wall
@@ -50,7 +50,7 @@ final class SyncWorld {
         let role = self[id].role
         self[id].close()
         let path = dir.path("\(id).db")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        removeDatabaseFiles(atPath: path)
         try FileManager.default.copyItem(atPath: copy, toPath: path)
         let wall = self.wall
         nodes[id] = try Replica(path: path, options: ReplicaOptions(node: id, role: role, wallClock: { wall.now }))

@@ -324,7 +324,7 @@ final class Simulation {
             n.madeUpTo = max(copyLast, hubAcked)
         }
         let path = dir.path("\(name).db")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        removeDatabaseFiles(atPath: path)
         try FileManager.default.moveItem(atPath: copy, toPath: path)
         stats.powerLosses += 1
         note("\(name): power lost, its file went back to the copy")
@@ -939,7 +939,7 @@ extension Simulation {
         let clock = self.clock
         let r = try Replica.create(at: path, node: "\(n.name)_check", role: .store, store: store,
                                    options: ReplicaOptions(wallClock: { clock.wall(skew: 3_600_000) }))
-        defer { r.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        defer { r.close(); removeDatabaseFiles(atPath: path) }
         try r.beginSnapshotLoad()
         try r.applySnapshotChunk(ChangeSet(ops: ops))
         try r.finishSnapshot(cursor: 1)
