@@ -26,9 +26,9 @@ public enum HubWrite: Sendable, Equatable {
 ///   when an instance entered a store's scope after its cursor (SPEC section 7);
 /// - snapshot parts come in SPEC order, at most about `opsPerSnapshotPart` ops, instances whole,
 ///   the last with the state digest of the node's scope;
-/// - a digest (DIGEST, the last snapshot part) is never computed while customers holding a changed
-///   tag wait to be re-merged (the tables are not yet the merge of the ops): the answer is then
-///   `.notYet`, and the caller asks again once the writer settled them;
+/// - a digest is never computed while customers holding a changed tag wait to be re-merged (the
+///   tables are not yet the merge of the ops): a DIGEST's answer is then `.notYet`, and the caller
+///   asks again once the writer settled them; the last snapshot part carries `unsettledDigest`;
 /// - not thread-safe: one thread (or serial queue) at a time.
 public final class HubReader: @unchecked Sendable {
     /// What a read gives.
@@ -127,9 +127,11 @@ public final class HubReader: @unchecked Sendable {
                     snapshots[id] = (next, reading.leavingOut)
                     return .answered(.snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion), writes: [])
                 }
-                guard let settled = try replica.settledScopeDigest(scope) else { return .notYet }
+                // While customers holding a changed tag wait to be re-merged the tables are not the
+                // merge of the ops: the snapshot ends without a digest rather than wait for them all.
+                let digest = try replica.settledScopeDigest(scope)?.digest ?? HubReader.unsettledDigest
                 snapshots[id] = nil
-                return .answered(.snapshotPart(part.ops, isLast: true, digest: settled.digest, schemaVersion: currentSchemaVersion), writes: [])
+                return .answered(.snapshotPart(part.ops, isLast: true, digest: digest, schemaVersion: currentSchemaVersion), writes: [])
 
             case let .readDigest(node):
                 guard let scoped = try replica.settledScopeDigest(try scope(of: node)) else { return .notYet }
@@ -143,6 +145,10 @@ public final class HubReader: @unchecked Sendable {
             return .answered(.failed(.internalError, "the hub's store failed: \(error)"), writes: [])
         }
     }
+
+    /// SNAPSHOT_END's digest when the hub's state is not settled (SPEC section 7): 32 zero bytes,
+    /// which a node never compares.
+    public static let unsettledDigest = [UInt8](repeating: 0, count: 32)
 
     /// The connection that read snapshot `id` closed (or the snapshot was refused): forget it.
     public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }

@@ -79,6 +79,12 @@ public final class HubServer: @unchecked Sendable {
     /// PUSHes waiting for the writer (loop thread), and whether a batch of them is being committed.
     private var pendingPushes: [(HubEffect, UncheckedSendable<(HubEffectResult) -> Void>)] = []
     private var pushBatchRunning = false
+    /// PULL cursors not yet recorded (loop thread): the writer records them with its next group
+    /// commit, or — when no PUSH comes — all together about once a `cursorFlushInterval`, so a
+    /// PULL costs the writer no commit of its own.
+    private var pendingCursors: [NodeID: UInt64] = [:]
+    private var cursorFlushTimer: TimerHandle?
+    public static let cursorFlushInterval: Duration = .seconds(1)
     /// Bounds of one group commit.
     public static let maxPushesPerCommit = 128
     public static let maxOpsPerCommit = 20_000
@@ -100,6 +106,8 @@ public final class HubServer: @unchecked Sendable {
     private var remergeTimer: TimerHandle?
     private var remergeRunning = false
     private var remergeAgain = false
+    /// The order of the writer's turns: PUSH batches ahead of re-merge slices.
+    private var turns = WriterTurnPolicy(starvation: HubServer.remergeStarvation)
     private var revocationTimer: TimerHandle?
     /// How often the registry is read to close the sessions of removed or re-keyed nodes.
     public static let revocationCheckInterval: Duration = .seconds(1)
@@ -145,7 +153,8 @@ public final class HubServer: @unchecked Sendable {
     }
 
     /// Re-merges the customers holding a changed tag one slice at a time on the writer, between
-    /// PUSHes, while any are pending (SPEC section 10). Loop thread.
+    /// PUSHes, while any are pending (SPEC section 10), in the order `turns` decides: a slice
+    /// never goes ahead of PUSHes that wait. Loop thread.
     fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
         guard !stopping else { return }
         if remergeRunning { remergeAgain = true; return }
@@ -153,27 +162,37 @@ public final class HubServer: @unchecked Sendable {
         remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
             guard let self else { return }
             self.remergeTimer = nil
-            self.remergeRunning = true
-            self.remergeAgain = false
-            let executor = self.executor
-            self.writerQueue.async {
-                let outcome: Result<Bool?, any Error>
-                do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
-                self.onLoop {
-                    self.remergeRunning = false
-                    switch outcome {
-                    case .success(true?):
-                        self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
-                        self.scheduleRemergeSlice()
-                    case .success(false?):
-                        self.log.write(.info, "hub re-merged every customer holding the changed tags")
-                        if self.remergeAgain { self.scheduleRemergeSlice() }
-                    case .success(nil):
-                        if self.remergeAgain { self.scheduleRemergeSlice() }
-                    case let .failure(error):
-                        self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
-                        self.scheduleRemergeSlice(after: .seconds(1))
-                    }
+            if self.turns.sliceDue(pushesPending: self.pushBatchRunning || !self.pendingPushes.isEmpty) { self.runRemergeSlice() }
+        }
+    }
+
+    /// How long a re-merge slice that is owed may wait behind back-to-back PUSH batches.
+    public static let remergeStarvation: Duration = .milliseconds(50)
+
+    /// Sends one re-merge slice to the writer. Loop thread.
+    private func runRemergeSlice() {
+        turns.sliceStarted()
+        remergeRunning = true
+        remergeAgain = false
+        let executor = self.executor
+        writerQueue.async {
+            let outcome: Result<Bool?, any Error>
+            do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
+            self.onLoop {
+                self.remergeRunning = false
+                self.turns.sliceEnded(at: self.loop.clock.now())
+                switch outcome {
+                case .success(true?):
+                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                    self.scheduleRemergeSlice()
+                case .success(false?):
+                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                    if self.remergeAgain { self.scheduleRemergeSlice() }
+                case .success(nil):
+                    if self.remergeAgain { self.scheduleRemergeSlice() }
+                case let .failure(error):
+                    self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                    self.scheduleRemergeSlice(after: .seconds(1))
                 }
             }
         }
@@ -193,8 +212,18 @@ public final class HubServer: @unchecked Sendable {
             readerQueue.async {
                 switch reader.read(effect) {
                 case let .answered(result, writes):
-                    if !writes.isEmpty { writerQueue.async { _ = executor.apply(writes) } }
-                    self.onLoop { done.value(result) }
+                    let others = writes.filter { if case .cursor = $0 { return false }; return true }
+                    let cursors = Dictionary(writes.compactMap { write -> (NodeID, UInt64)? in
+                        if case let .cursor(node, cursor) = write { return (node, cursor) }; return nil
+                    }, uniquingKeysWith: { _, new in new })
+                    if !others.isEmpty { writerQueue.async { _ = executor.apply(others) } }
+                    self.onLoop {
+                        if !cursors.isEmpty {
+                            self.pendingCursors.merge(cursors) { _, new in new }
+                            self.scheduleCursorFlush()
+                        }
+                        done.value(result)
+                    }
                 case .notYet:
                     self.onLoop {
                         self.scheduleRemergeSlice()
@@ -228,12 +257,46 @@ public final class HubServer: @unchecked Sendable {
         let executor = executor
         let effects = batch.map(\.0)
         let completions = UncheckedSendable(batch.map(\.1))
+        let cursors = pendingCursors
+        pendingCursors = [:]
         writerQueue.async {
-            let results = executor.writeBatch(effects)
+            let results = executor.writeBatch(effects, recordingCursors: cursors)
             self.onLoop {
                 self.pushBatchRunning = false
                 for (done, result) in zip(completions.value, results) { done.value(result) }
+                // The writer's queue is FIFO: an owed slice handed over now runs before the next batch.
+                if !self.stopping, self.turns.batchCommitted(pushesWaiting: !self.pendingPushes.isEmpty, now: self.loop.clock.now()) {
+                    self.runRemergeSlice()
+                }
                 self.dispatchPushes()
+            }
+        }
+    }
+
+    /// Records the gathered PULL cursors in one transaction once `cursorFlushInterval` has passed,
+    /// unless a group commit took them meanwhile. Loop thread.
+    private func scheduleCursorFlush() {
+        guard cursorFlushTimer == nil, !stopping else { return }
+        cursorFlushTimer = loop.scheduleTimer(after: HubServer.cursorFlushInterval) { [weak self] in
+            guard let self else { return }
+            self.cursorFlushTimer = nil
+            self.flushCursors()
+        }
+    }
+
+    /// Hands the gathered PULL cursors to the writer now. Loop thread.
+    private func flushCursors() {
+        guard !pendingCursors.isEmpty else { return }
+        let writes = pendingCursors.map { HubWrite.cursor(node: $0.key, $0.value) }
+        pendingCursors = [:]
+        let executor = executor
+        writerQueue.async {
+            if case let .failed(_, message)? = executor.apply(writes) {
+                self.onLoop {
+                    self.log.write(.error, "hub could not record \(writes.count) node cursor(s) (trying again in 1 s): \(message)")
+                    for case let .cursor(node, cursor) in writes where self.pendingCursors[node] == nil { self.pendingCursors[node] = cursor }
+                    self.scheduleCursorFlush()
+                }
             }
         }
     }
@@ -294,6 +357,9 @@ public final class HubServer: @unchecked Sendable {
         remergeTimer = nil
         if let revocationTimer { loop.cancelTimer(revocationTimer) }
         revocationTimer = nil
+        if let cursorFlushTimer { loop.cancelTimer(cursorFlushTimer) }
+        cursorFlushTimer = nil
+        flushCursors()
         log.write(.info, "hub shutting down (\(reason)): \(drivers.count) connection(s) open")
         for driver in Array(drivers.values) { driver.shutdown(reason: reason) }
     }

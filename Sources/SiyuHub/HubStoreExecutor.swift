@@ -154,7 +154,9 @@ public final class HubStoreExecutor: @unchecked Sendable {
     /// one WAL sync for all (`Replica.acceptPushes`). Each gets the result `write` would give it
     /// alone; if the commit fails, every one gets `.failed(.internalError, …)` and none was stored.
     /// An effect that is not a PUSH gets `.failed(.internalError, …)` and takes no part.
-    public func writeBatch(_ effects: [HubEffect]) -> [HubEffectResult] {
+    /// `cursors` — PULL cursors gathered since the last commit (`HubWrite.cursor`) — are recorded
+    /// in the same transaction.
+    public func writeBatch(_ effects: [HubEffect], recordingCursors cursors: [NodeID: UInt64] = [:]) -> [HubEffectResult] {
         var pushes: [(node: NodeID, changeSet: ChangeSet)] = []
         var slots: [Int?] = []
         for effect in effects {
@@ -166,7 +168,7 @@ public final class HubStoreExecutor: @unchecked Sendable {
             }
         }
         let outcomes: [Result<PushOutcome, any Error>]
-        do { outcomes = try replica.acceptPushes(pushes) } catch {
+        do { outcomes = try replica.acceptPushes(pushes, recordingCursors: cursors) } catch {
             return effects.map { _ in .failed(.internalError, "the hub's store failed: \(error)") }
         }
         return slots.map { slot in
@@ -179,12 +181,14 @@ public final class HubStoreExecutor: @unchecked Sendable {
     @discardableResult
     public func apply(_ writes: [HubWrite]) -> HubEffectResult? {
         do {
+            var cursors: [NodeID: UInt64] = [:]
             for write in writes {
                 switch write {
-                case let .cursor(node, cursor): try replica.recordCursor(cursor, of: node)
+                case let .cursor(node, cursor): cursors[node] = cursor
                 case let .scopeSeen(store, upTo, at): try replica.recordScopeSeen(of: store, upTo: upTo, at: at)
                 }
             }
+            try replica.recordCursors(cursors)
             return nil
         } catch {
             return .failed(.internalError, "the hub's store failed: \(error)")

@@ -24,7 +24,8 @@ public final class NodeStoreExecutor {
     /// The name the hub's cursor is stored under in the replica's `cursors`.
     public let hubPeer: String
     /// The last snapshot's digest from the hub, for a driver that compares it (Siyu state digest
-    /// of the scope; equal to this replica's when the scope is everything and nothing else changed).
+    /// of the scope; equal to this replica's when the scope is everything and nothing else changed);
+    /// nil before any, or when the hub sent none (32 zero bytes: its state was not settled).
     public private(set) var lastSnapshotDigest: [UInt8]?
 
     public init(replica: Replica, hubPeer: String = Replica.defaultHubPeer) {
@@ -76,7 +77,7 @@ public final class NodeStoreExecutor {
                 return .done
             case let .finishSnapshot(_, cursor, digest):
                 try replica.loadStagedSnapshot(cursor: cursor, from: hubPeer)
-                lastSnapshotDigest = digest
+                lastSnapshotDigest = digest.allSatisfy { $0 == 0 } ? nil : digest   // all zero: none (SPEC section 7)
                 return .done
             case .abandonSnapshot:
                 replica.discardStagedSnapshot()

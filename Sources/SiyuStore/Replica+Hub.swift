@@ -73,10 +73,21 @@ public struct SnapshotPosition: Equatable, Sendable {
 extension Replica {
     /// Records the cursor of a node's PULL (for operators; writes only when it changed).
     public func recordCursor(_ cursor: UInt64, of id: NodeID) throws {
-        let value = Int64(clamping: cursor)
-        try ReplicaError.wrap("recording a node's cursor") {
+        try recordCursors([id: cursor])
+    }
+
+    /// Records the cursors of several nodes' PULLs in one transaction (a serving hub gathers them
+    /// and records them with its next group commit, or about once a second: a cursor is shown to
+    /// operators, nothing reads it to decide what to send).
+    public func recordCursors(_ cursors: [NodeID: UInt64]) throws {
+        guard !cursors.isEmpty else { return }
+        try ReplicaError.wrap("recording \(cursors.count) node cursor(s)") {
             try transaction {
-                try db.cached("UPDATE hub_nodes SET cursor = ? WHERE node_id = ? AND cursor != ?").run([.integer(value), .text(id), .integer(value)])
+                let update = try db.cached("UPDATE hub_nodes SET cursor = ? WHERE node_id = ? AND cursor != ?")
+                for (id, cursor) in cursors.sorted(by: { $0.key < $1.key }) {
+                    let value = Int64(clamping: cursor)
+                    try update.run([.integer(value), .text(id), .integer(value)])
+                }
             }
         }
     }
@@ -240,12 +251,16 @@ extension Replica {
     /// savepoint of its own: one that fails (an error, a refusal) leaves the others as they are.
     /// Nothing of any of them is durable until the whole commits; if that fails, the error is
     /// thrown and none was stored (the caller acknowledges none). Outcomes in the order given.
-    public func acceptPushes(_ pushes: [(node: NodeID, changeSet: ChangeSet)]) throws -> [Result<PushOutcome, any Error>] {
+    /// `cursors` (`recordCursors`) are recorded in the same transaction, after the PUSHes.
+    public func acceptPushes(_ pushes: [(node: NodeID, changeSet: ChangeSet)],
+                             recordingCursors cursors: [NodeID: UInt64] = [:]) throws -> [Result<PushOutcome, any Error>] {
         let savedClock = clock
         do {
             return try ReplicaError.wrap("storing \(pushes.count) PUSHes in one transaction") {
                 try transaction {
-                    pushes.map { push in Result { try acceptPush(from: push.node, push.changeSet) } }
+                    let outcomes = pushes.map { push in Result { try acceptPush(from: push.node, push.changeSet) } }
+                    try recordCursors(cursors)
+                    return outcomes
                 }
             }
         } catch {

@@ -91,6 +91,11 @@ import SiyuStore
         }
         let nodes = try n.p.ok("siyu-hub", ["nodes", "--db", n.hubDB])
         #expect(nodes.contains("store xihu and the tag library: 2 customers, 0 group chats, 1 order"), "\(nodes)")
+        // A PULL with no PUSH after it: its cursor reaches the hub's file by the hub's cursor flush.
+        _ = try Self.sync(n, "binjiang")
+        try eventually("binjiang's second pull cursor recorded", timeout: 10) {
+            try Self.sqlite(n, n.hubDB, "SELECT cursor > 0 FROM hub_nodes WHERE node_id = 'binjiang'") == ["1"]
+        }
 
         // xihu writes binjiang's customer (it does not hold it, so it thinks it creates it): the
         // hub refuses the op, xihu quarantines it and keeps syncing.

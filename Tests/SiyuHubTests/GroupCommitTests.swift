@@ -69,5 +69,28 @@ import SiyuWire
         #expect(hub.executor.writeBatch([.storePush(node: "xihu", ChangeSet(ops: Self.adds("xihu", 1...2)))]) == [.pushStored(ackedSeq: 2)])
     }
 
+    /// A serving hub records PULL cursors with its next group commit, not in a commit of their own.
+    @Test func aBatchRecordsThePullCursorsGatheredSinceTheLastCommitInItsOwnTransaction() throws {
+        let hub = try Self.hub()
+        var commits = 0
+        hub.replica.faultInjector = { sql in if sql == "COMMIT" { commits += 1 } }
+        let results = hub.executor.writeBatch([.storePush(node: "xihu", ChangeSet(ops: Self.adds("xihu", 1...2)))],
+                                              recordingCursors: ["jingan": 7, "minhang": 3])
+        hub.replica.faultInjector = nil
+        #expect(results == [.pushStored(ackedSeq: 2)])
+        #expect(commits == 1)
+        #expect(try hub.replica.registeredNode("jingan")?.cursor == 7 && hub.replica.registeredNode("minhang")?.cursor == 3)
+    }
+
+    @Test func cursorsAppliedWithoutAPushAreRecordedInOneCommit() throws {
+        let hub = try Self.hub()
+        var commits = 0
+        hub.replica.faultInjector = { sql in if sql == "COMMIT" { commits += 1 } }
+        #expect(hub.executor.apply([.cursor(node: "xihu", 4), .cursor(node: "jingan", 5), .cursor(node: "minhang", 6)]) == nil)
+        hub.replica.faultInjector = nil
+        #expect(commits == 1)
+        #expect(try hub.replica.registeredNodes().map(\.cursor) == [5, 6, 4])
+    }
+
     struct SimulatedDiskFull: Error {}
 }
