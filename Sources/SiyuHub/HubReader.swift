@@ -47,7 +47,7 @@ public final class HubReader: @unchecked Sendable {
     public let logEpoch: [UInt8]
     /// About how long one snapshot part reads (`Replica.snapshotPart`'s time budget); nil: parts
     /// bounded by `options.opsPerSnapshotPart` only. A serving hub sets it (`HubServer`,
-    /// `Configuration.snapshotPartMillis`); alone (`HubStoreExecutor.execute`, the simulator) parts
+    /// `Configuration.snapshotPartMillis`); alone (`HubStoreExecutor.execute`) and in the simulator parts
     /// depend on the ops only, so a seeded run replays the same.
     public let snapshotPartMillis: UInt64?
     /// Snapshots being read: where each continues, and the node whose own ops it leaves out.

@@ -113,6 +113,8 @@ public final class HubServer: @unchecked Sendable {
     private var remergeTimer: TimerHandle?
     private var remergeRunning = false
     private var remergeAgain = false
+    /// The order of the writer's turns: PUSH batches ahead of re-merge slices.
+    private var turns = WriterTurnPolicy(starvation: HubServer.remergeStarvation)
     private var revocationTimer: TimerHandle?
     /// How often the registry is read to close the sessions of removed or re-keyed nodes.
     public static let revocationCheckInterval: Duration = .seconds(1)
@@ -156,7 +158,8 @@ public final class HubServer: @unchecked Sendable {
     }
 
     /// Re-merges the customers holding a changed tag one slice at a time on the writer, between
-    /// PUSHes, while any are pending (SPEC section 10). Loop thread.
+    /// PUSHes, while any are pending (SPEC section 10), in the order `turns` decides: a slice
+    /// never goes ahead of PUSHes that wait. Loop thread.
     fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
         guard !stopping else { return }
         if remergeRunning { remergeAgain = true; return }
@@ -164,27 +167,37 @@ public final class HubServer: @unchecked Sendable {
         remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
             guard let self else { return }
             self.remergeTimer = nil
-            self.remergeRunning = true
-            self.remergeAgain = false
-            let executor = self.executor
-            self.writerQueue.async {
-                let outcome: Result<Bool?, any Error>
-                do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
-                self.onLoop {
-                    self.remergeRunning = false
-                    switch outcome {
-                    case .success(true?):
-                        self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
-                        self.scheduleRemergeSlice()
-                    case .success(false?):
-                        self.log.write(.info, "hub re-merged every customer holding the changed tags")
-                        if self.remergeAgain { self.scheduleRemergeSlice() }
-                    case .success(nil):
-                        if self.remergeAgain { self.scheduleRemergeSlice() }
-                    case let .failure(error):
-                        self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
-                        self.scheduleRemergeSlice(after: .seconds(1))
-                    }
+            if self.turns.sliceDue(pushesPending: self.pushBatchRunning || !self.pendingPushes.isEmpty) { self.runRemergeSlice() }
+        }
+    }
+
+    /// How long a re-merge slice that is owed may wait behind back-to-back PUSH batches.
+    public static let remergeStarvation: Duration = .milliseconds(50)
+
+    /// Sends one re-merge slice to the writer. Loop thread.
+    private func runRemergeSlice() {
+        turns.sliceStarted()
+        remergeRunning = true
+        remergeAgain = false
+        let executor = self.executor
+        writerQueue.async {
+            let outcome: Result<Bool?, any Error>
+            do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
+            self.onLoop {
+                self.remergeRunning = false
+                self.turns.sliceEnded(at: self.loop.clock.now())
+                switch outcome {
+                case .success(true?):
+                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                    self.scheduleRemergeSlice()
+                case .success(false?):
+                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                    if self.remergeAgain { self.scheduleRemergeSlice() }
+                case .success(nil):
+                    if self.remergeAgain { self.scheduleRemergeSlice() }
+                case let .failure(error):
+                    self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                    self.scheduleRemergeSlice(after: .seconds(1))
                 }
             }
         }
@@ -256,6 +269,10 @@ public final class HubServer: @unchecked Sendable {
             self.onLoop {
                 self.pushBatchRunning = false
                 for (done, result) in zip(completions.value, results) { done.value(result) }
+                // The writer's queue is FIFO: an owed slice handed over now runs before the next batch.
+                if !self.stopping, self.turns.batchCommitted(pushesWaiting: !self.pendingPushes.isEmpty, now: self.loop.clock.now()) {
+                    self.runRemergeSlice()
+                }
                 self.dispatchPushes()
             }
         }

@@ -5,21 +5,21 @@ import SiyuHub
 import SiyuSession
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 @Suite struct HubStoreTests {
     final class Hub {
-        let dir: URL
+        let dir: TemporaryDirectory
         var now: UInt64 = 1_764_000_000_000
         var replica: Replica!
         var executor: HubStoreExecutor!
         init() throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-hub-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            replica = try Replica(path: dir.appendingPathComponent("hub.db").path,
+            dir = try TemporaryDirectory()
+            replica = try Replica(path: dir.path("hub.db"),
                                   options: ReplicaOptions(node: "hub-hz", role: .hq, wallClock: { [unowned self] in self.now }))
             executor = try HubStoreExecutor(replica: replica, options: .init(bootstrapSnapshotOps: nil))
         }
-        deinit { replica.close(); try? FileManager.default.removeItem(at: dir) }
+        deinit { replica.close(); dir.remove() }
     }
 
     /// Tag adds by xihu numbered `seqs`, one customer each.
