@@ -63,29 +63,35 @@ let package = Package(
         .executableTarget(name: "siyu-hub", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
         .executableTarget(name: "siyu-node", dependencies: ["SiyuNode", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuCommandLine", "SiyuCLI"]),
 
+        // One copy of the helpers the test targets share (TemporaryDirectory, …): a library under
+        // Tests/ that only test targets depend on, so no product ships it (tools/check-layering.sh).
+        .target(name: "SiyuTestSupport", path: "Tests/SiyuTestSupport",
+                swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "SiyuTestSupportTests", dependencies: ["SiyuTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuCoreTests", dependencies: ["SiyuCore"]),
-        .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite"]),
+        .testTarget(name: "SiyuSQLiteTests", dependencies: ["SiyuSQLite", "SiyuTestSupport"]),
         .testTarget(name: "SiyuWireTests", dependencies: ["SiyuWire", "SiyuCore"]),
         .testTarget(name: "SiyuSessionTests", dependencies: ["SiyuSession", "SiyuWire", "SiyuCore"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire"],
+        .testTarget(name: "SiyuNetTests", dependencies: ["SiyuNet", "SiyuWire", "SiyuTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         // The property test's random edits and merge invariants, shared by SiyuStoreTests and the simulator.
         .target(name: "SiyuPropertySupport", dependencies: ["SiyuStore", "SiyuCore"], path: "Tests/SiyuPropertySupport"),
-        .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite", "SiyuPropertySupport"],
+        .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite", "SiyuPropertySupport", "SiyuTestSupport"],
                     exclude: ["Golden"]),   // replica files of old layouts, read by path
-        .testTarget(name: "SiyuHubTests", dependencies: ["SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
+        .testTarget(name: "SiyuHubTests", dependencies: ["SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore", "SiyuTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         // Hub and node executors together over SiyuSession's MemoryTransport, with real replicas.
-        .testTarget(name: "SiyuNodeTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore"],
+        .testTarget(name: "SiyuNodeTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore", "SiyuTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         // The deterministic simulator: hub and nodes over MemoryTransport with faults, crashes and a virtual clock.
-        .testTarget(name: "SiyuSimulationTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCore", "SiyuPropertySupport"]),
+        .testTarget(name: "SiyuSimulationTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuSQLite", "SiyuWire", "SiyuCore", "SiyuPropertySupport", "SiyuTestSupport"]),
         // Commands in-process with injected streams, and through the built `siyu` binary.
-        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "siyu"],
+        .testTarget(name: "SiyuCLITests", dependencies: ["SiyuCLI", "SiyuCommandLine", "SiyuStore", "SiyuCore", "SiyuWire", "SiyuWeCom", "SiyuTestSupport", "siyu"],
                     exclude: ["WeComSamples", "testdata"]),
         // Real siyu-hub, siyu-node and siyu processes on loopback (the binaries beside the tests).
-        .testTarget(name: "IntegrationTests", dependencies: ["SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuNet", "SiyuProbe", "siyu-hub", "siyu-node", "siyu"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SiyuStore", "SiyuSQLite", "SiyuCore", "SiyuWire", "SiyuNet", "SiyuProbe", "SiyuTestSupport", "siyu-hub", "siyu-node", "siyu"]),
     ],
     swiftLanguageModes: [.v5]
 )

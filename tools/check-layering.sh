@@ -10,6 +10,9 @@
 # process rather than a copy of it) and SiyuNet (for the operator log's levels); it still makes
 # no socket call itself, and SiyuNode never imports SiyuCLI. SiyuNet may use SiyuSession (it hosts a
 # session on a TCP connection: TCPSessionHost); SiyuSession never imports SiyuNet.
+# The test-only libraries under Tests/ (SiyuTestSupport: the helpers the test targets share;
+# SiyuPropertySupport: the property test's generator) may import whatever the tests import, and
+# nothing under Sources/ may import them: no product ships a test helper.
 #
 # Recognised forms: `import M`, `import M.Sub`, `import struct M.T` (and other kinds),
 # `@testable import M`, `@_exported import M`, `@preconcurrency import M`, `@_spi(X) import M`,
@@ -41,6 +44,8 @@ siyu-node       | *                                                            |
 siyu-hub        | *                                                            | CSQLite CSiyuNet
 siyu-bench      | *                                                            | CSQLite CSiyuNet
 '
+# Test-only libraries (under Tests/): no target under Sources/ may import them, whatever its row says.
+TEST_ONLY="SiyuTestSupport SiyuPropertySupport"
 # The one module that may import the SQLite C library, and the one that may import the epoll shim.
 CSQLITE_IMPORTER="SiyuSQLite"
 CSIYUNET_IMPORTER="SiyuNet"
@@ -124,7 +129,9 @@ for dir in Sources/*/; do
         files=$((files + 1))
         while IFS=$'\t' read -r line module; do
             imports=$((imports + 1))
-            if [[ "$allow" == "*" ]]; then
+            if contains_word "$TEST_ONLY" "$module"; then
+                report "$file" "$line" "$target" "$module" "$allow_text; never a test-only library"
+            elif [[ "$allow" == "*" ]]; then
                 contains_word "$deny" "$module" && report "$file" "$line" "$target" "$module" "$allow_text"
             elif ! contains_word "$allow" "$module" || contains_word "$deny" "$module"; then
                 report "$file" "$line" "$target" "$module" "$allow_text"
@@ -156,4 +163,4 @@ if [[ $violations -gt 0 ]]; then
     echo "layering: $violations violation(s)" >&2
     exit 1
 fi
-echo "layering OK: $imports imports in $files Swift files checked ($targets Sources targets ruled; only $CSQLITE_IMPORTER imports CSQLite, only $CSIYUNET_IMPORTER CSiyuNet)"
+echo "layering OK: $imports imports in $files Swift files checked ($targets Sources targets ruled; only $CSQLITE_IMPORTER imports CSQLite, only $CSIYUNET_IMPORTER CSiyuNet; no Sources target imports $TEST_ONLY)"

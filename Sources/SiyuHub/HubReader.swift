@@ -24,8 +24,9 @@ public enum HubWrite: Sendable, Equatable {
 ///   node's own ops unless it asked for them; or with a snapshot: reason 2 when the cursor is past
 ///   the log head, reason 0 for a cursor of 0 once the log holds `bootstrapSnapshotOps`, reason 1
 ///   when an instance entered a store's scope after its cursor (SPEC section 7);
-/// - snapshot parts come in SPEC order, at most about `opsPerSnapshotPart` ops, instances whole,
-///   the last with the state digest of the node's scope;
+/// - snapshot parts come in SPEC order, at most about `opsPerSnapshotPart` ops and (when set)
+///   about `snapshotPartMillis` of reading each, instances whole, the last with the state digest
+///   of the node's scope;
 /// - a digest is never computed while customers holding a changed tag wait to be re-merged (the
 ///   tables are not yet the merge of the ops): a DIGEST's answer is then `.notYet`, and the caller
 ///   asks again once the writer settled them; the last snapshot part carries `unsettledDigest`;
@@ -44,14 +45,20 @@ public final class HubReader: @unchecked Sendable {
     public let options: HubStoreExecutor.Options
     /// The hub log's identity sent in WELCOME.
     public let logEpoch: [UInt8]
+    /// About how long one snapshot part reads (`Replica.snapshotPart`'s time budget); nil: parts
+    /// bounded by `options.opsPerSnapshotPart` only. A serving hub sets it (`HubServer`,
+    /// `Configuration.snapshotPartMillis`); alone (`HubStoreExecutor.execute`) and in the simulator parts
+    /// depend on the ops only, so a seeded run replays the same.
+    public let snapshotPartMillis: UInt64?
     /// Snapshots being read: where each continues, and the node whose own ops it leaves out.
     private var snapshots: [UInt64: (position: SnapshotPosition?, leavingOut: NodeID?)] = [:]
     private var nextSnapshotID: UInt64 = 1
 
-    public init(replica: Replica, options: HubStoreExecutor.Options, logEpoch: [UInt8]) {
+    public init(replica: Replica, options: HubStoreExecutor.Options, logEpoch: [UInt8], snapshotPartMillis: UInt64? = nil) {
         self.replica = replica
         self.options = options
         self.logEpoch = logEpoch
+        self.snapshotPartMillis = snapshotPartMillis
     }
 
     /// The scope of a node's pulls (SPEC section 7, "Scope"), from its registration alone: a
@@ -122,7 +129,7 @@ public final class HubReader: @unchecked Sendable {
                 }
                 let scope = try scope(of: node)
                 let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: scope,
-                                                      leavingOut: reading.leavingOut)
+                                                      leavingOut: reading.leavingOut, timeBudgetMillis: snapshotPartMillis)
                 if let next = part.next {
                     snapshots[id] = (next, reading.leavingOut)
                     return .answered(.snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion), writes: [])

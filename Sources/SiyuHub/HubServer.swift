@@ -54,10 +54,16 @@ public final class HubServer: @unchecked Sendable {
         /// Per node: snapshots and state digests (requests that read the node's whole scope).
         public var snapshotBudget: RequestBudget
         public var digestBudget: RequestBudget
+        /// About how long the reader reads one snapshot part: 5 ms (nil: parts bounded by ops
+        /// only). A snapshot then holds the reader — and, on a hub held to one core, the core —
+        /// in short runs, between which other nodes' PULLs are answered and their PUSHes
+        /// committed, and the loop encodes a small part at a time; it costs the same in all and
+        /// comes in more, smaller SNAPSHOT_CHUNKs.
+        public var snapshotPartMillis: UInt64?
 
         public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
                     pushLimits: PushLimits = .standard, maxPendingConnections: Int = 256, maxPendingPerAddress: Int = 8,
-                    snapshotBudget: RequestBudget = .snapshots, digestBudget: RequestBudget = .digests) {
+                    snapshotBudget: RequestBudget = .snapshots, digestBudget: RequestBudget = .digests, snapshotPartMillis: UInt64? = 5) {
             self.session = session
             self.listen = listen
             self.connectionOptions = connectionOptions
@@ -66,6 +72,7 @@ public final class HubServer: @unchecked Sendable {
             self.maxPendingPerAddress = max(1, maxPendingPerAddress)
             self.snapshotBudget = snapshotBudget
             self.digestBudget = digestBudget
+            self.snapshotPartMillis = snapshotPartMillis
         }
     }
 
@@ -106,6 +113,8 @@ public final class HubServer: @unchecked Sendable {
     private var remergeTimer: TimerHandle?
     private var remergeRunning = false
     private var remergeAgain = false
+    /// The order of the writer's turns: PUSH batches ahead of re-merge slices.
+    private var turns = WriterTurnPolicy(starvation: HubServer.remergeStarvation)
     private var revocationTimer: TimerHandle?
     /// How often the registry is read to close the sessions of removed or re-keyed nodes.
     public static let revocationCheckInterval: Duration = .seconds(1)
@@ -120,7 +129,7 @@ public final class HubServer: @unchecked Sendable {
         var options = ReplicaOptions()
         options.readOnly = true
         reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
-                           logEpoch: executor.logEpoch)
+                           logEpoch: executor.logEpoch, snapshotPartMillis: configuration.snapshotPartMillis)
         self.log = log
         self.nonceSource = nonceSource
         var configuration = configuration
@@ -131,11 +140,9 @@ public final class HubServer: @unchecked Sendable {
         digestBudget = configuration.digestBudget
     }
 
-    /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
-    public static func randomNonce() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
-    }
+    /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux), drawn
+    /// 8 at a time (`NodeSession.freshNonce`): one per accepted connection.
+    public static func randomNonce() -> [UInt8] { NodeSession.freshNonce() }
 
     /// Binds and starts accepting; returns the address bound (port 0 becomes the chosen port).
     /// Loop thread, or before the loop runs.
@@ -151,7 +158,8 @@ public final class HubServer: @unchecked Sendable {
     }
 
     /// Re-merges the customers holding a changed tag one slice at a time on the writer, between
-    /// PUSHes, while any are pending (SPEC section 10). Loop thread.
+    /// PUSHes, while any are pending (SPEC section 10), in the order `turns` decides: a slice
+    /// never goes ahead of PUSHes that wait. Loop thread.
     fileprivate func scheduleRemergeSlice(after delay: Duration = .zero) {
         guard !stopping else { return }
         if remergeRunning { remergeAgain = true; return }
@@ -159,27 +167,37 @@ public final class HubServer: @unchecked Sendable {
         remergeTimer = loop.scheduleTimer(after: delay) { [weak self] in
             guard let self else { return }
             self.remergeTimer = nil
-            self.remergeRunning = true
-            self.remergeAgain = false
-            let executor = self.executor
-            self.writerQueue.async {
-                let outcome: Result<Bool?, any Error>
-                do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
-                self.onLoop {
-                    self.remergeRunning = false
-                    switch outcome {
-                    case .success(true?):
-                        self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
-                        self.scheduleRemergeSlice()
-                    case .success(false?):
-                        self.log.write(.info, "hub re-merged every customer holding the changed tags")
-                        if self.remergeAgain { self.scheduleRemergeSlice() }
-                    case .success(nil):
-                        if self.remergeAgain { self.scheduleRemergeSlice() }
-                    case let .failure(error):
-                        self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
-                        self.scheduleRemergeSlice(after: .seconds(1))
-                    }
+            if self.turns.sliceDue(pushesPending: self.pushBatchRunning || !self.pendingPushes.isEmpty) { self.runRemergeSlice() }
+        }
+    }
+
+    /// How long a re-merge slice that is owed may wait behind back-to-back PUSH batches.
+    public static let remergeStarvation: Duration = .milliseconds(50)
+
+    /// Sends one re-merge slice to the writer. Loop thread.
+    private func runRemergeSlice() {
+        turns.sliceStarted()
+        remergeRunning = true
+        remergeAgain = false
+        let executor = self.executor
+        writerQueue.async {
+            let outcome: Result<Bool?, any Error>
+            do { outcome = .success(executor.hasPendingRemerges ? try executor.settleRemergeSlice() : nil) } catch { outcome = .failure(error) }
+            self.onLoop {
+                self.remergeRunning = false
+                self.turns.sliceEnded(at: self.loop.clock.now())
+                switch outcome {
+                case .success(true?):
+                    self.log.write(.debug, "hub re-merged a slice of the customers holding changed tags; more pending")
+                    self.scheduleRemergeSlice()
+                case .success(false?):
+                    self.log.write(.info, "hub re-merged every customer holding the changed tags")
+                    if self.remergeAgain { self.scheduleRemergeSlice() }
+                case .success(nil):
+                    if self.remergeAgain { self.scheduleRemergeSlice() }
+                case let .failure(error):
+                    self.log.write(.error, "hub re-merging customers holding changed tags failed (retrying in 1 s): \(error)")
+                    self.scheduleRemergeSlice(after: .seconds(1))
                 }
             }
         }
@@ -251,6 +269,10 @@ public final class HubServer: @unchecked Sendable {
             self.onLoop {
                 self.pushBatchRunning = false
                 for (done, result) in zip(completions.value, results) { done.value(result) }
+                // The writer's queue is FIFO: an owed slice handed over now runs before the next batch.
+                if !self.stopping, self.turns.batchCommitted(pushesWaiting: !self.pendingPushes.isEmpty, now: self.loop.clock.now()) {
+                    self.runRemergeSlice()
+                }
                 self.dispatchPushes()
             }
         }

@@ -577,12 +577,22 @@ enum FrameFitting {
         return low
     }
 
-    /// An upper bound of the bytes of new strings a change set of these ops can hold: every
-    /// distinct string it names, counted once.
+    /// An upper bound of the bytes of new strings a change set of these ops can hold: the bytes
+    /// of every string it names, and when that passes `ChangeSetCodec.maxStringBytes`, of every
+    /// distinct string counted once (the first needs no set of strings: a hub's snapshot chunks,
+    /// encoded on its loop thread, are far below the limit).
     static func newStringBytesUpperBound(_ ops: [Op]) -> Int {
+        var all = 0
+        forEachString(of: ops) { all += $0.utf8.count }
+        guard all > ChangeSetCodec.maxStringBytes else { return all }
         var seen = Set<[UInt8]>()
         var total = 0
-        func add(_ s: String) { let b = Array(s.utf8); if seen.insert(b).inserted { total += b.count } }
+        forEachString(of: ops) { s in let b = Array(s.utf8); if seen.insert(b).inserted { total += b.count } }
+        return total
+    }
+
+    /// Calls `add` with every string `ops` name (as a change set's string table collects them).
+    private static func forEachString(of ops: [Op], _ add: (String) -> Void) {
         for op in ops {
             add(op.origin); add(op.author)
             switch op.body {
@@ -599,15 +609,29 @@ enum FrameFitting {
             case let .tagDeletion(ref, list): add(ref.id); list.forEach { add($0.node) }
             }
         }
-        return total
     }
 }
 
 extension NodeSession {
-    /// 32 bytes from the system's cryptographically secure generator.
+    /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux).
     public static func freshNonce() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
-        return (0..<Message.nonceSize).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+        return freshNonce(using: &generator)
+    }
+
+    /// `Message.nonceSize` bytes from `generator`, 8 bytes a draw: 4 draws (each a system call for
+    /// `SystemRandomNumberGenerator`), where a byte a draw took 32 — on a hub, 32 getrandom calls
+    /// per accepted connection were most of what a connection flood cost it.
+    public static func freshNonce<G: RandomNumberGenerator>(using generator: inout G) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Message.nonceSize)
+        while bytes.count < Message.nonceSize {
+            let draw = generator.next()
+            for shift in stride(from: 0, to: 64, by: 8) where bytes.count < Message.nonceSize {
+                bytes.append(UInt8(truncatingIfNeeded: draw >> UInt64(shift)))
+            }
+        }
+        return bytes
     }
 }
 

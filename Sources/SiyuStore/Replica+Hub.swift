@@ -360,16 +360,24 @@ extension Replica {
     /// `origin` (the node the snapshot is for) is left out: a node holds its own ops. A store's
     /// snapshot also holds the ops of the instances that left its scope and did not come back
     /// (`hub_scope_exits`): the node applies them and then drops those instances.
+    ///
+    /// `timeBudgetMillis` bounds how long one part reads (a hub's reader answers other nodes'
+    /// PULLs between two parts, and on a hub held to one core its writer and loop wait for it):
+    /// once it is spent — checked after each op, so a part holds at least one — the part ends
+    /// with the rest of the instance it is in, and `next` says where the following part resumes.
+    /// Nil: bounded by `maxOps` only.
     public func snapshotPart(after position: SnapshotPosition?, maxOps: Int, scope: SyncScope = .everything,
-                             leavingOut origin: NodeID? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
+                             leavingOut origin: NodeID? = nil, timeBudgetMillis: UInt64? = nil) throws -> (ops: [Op], next: SnapshotPosition?) {
         var store: String?
         if case let .store(id) = scope { store = id }
         let want = max(1, maxOps)
+        let deadline = timeBudgetMillis.map { DispatchTime.now().uptimeNanoseconds &+ min($0, 3_600_000) &* 1_000_000 }
         return try ReplicaError.wrap("reading a snapshot part") {
             var at = position ?? SnapshotPosition(kindIndex: 0, instanceID: "", origin: "", seq: 0)
             var ops: [Op] = []
             let leftOut: SQLiteValue = origin.map { .text($0) } ?? .null
-            while at.kindIndex < Replica.snapshotKinds.count && ops.count < want {
+            var spent = false
+            while at.kindIndex < Replica.snapshotKinds.count && ops.count < want && !spent {
                 let kind = Replica.snapshotKinds[at.kindIndex]
                 let before = ops.count
                 // A store's snapshot: only the instances of its scope (?1 is the store), read from
@@ -390,14 +398,17 @@ extension Replica {
                         AND origin IS NOT ?6 ORDER BY inst_id, origin, seq LIMIT ?7
                         """)
                 }
-                try range.query([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
-                                 .integer(Int64(want - before))]) { row in
+                try range.queryWhile([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
+                                      .integer(Int64(want - before))]) { row in
                     ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.instanceID = row.text(0) ?? ""
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)
+                    if let deadline, DispatchTime.now().uptimeNanoseconds >= deadline { spent = true }
+                    return !spent
                 }
-                if ops.count - before < want - before {
+                // Spent: the kind may hold more; the next part asks again from `at`.
+                if !spent && ops.count - before < want - before {
                     at = SnapshotPosition(kindIndex: at.kindIndex + 1, instanceID: "", origin: "", seq: 0)
                 }
             }

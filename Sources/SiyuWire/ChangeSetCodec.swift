@@ -84,6 +84,9 @@ public enum ChangeSetCodec {
         var prev: Op?
         var prevHLC = base
         var positions: [StampKey: Int] = [:]   // stamp of each op already written → its index
+        // Only a stamp list refers back to an earlier op: a change set with none keeps no positions.
+        let refersBack = cs.ops.contains { !stampList($0.body).isEmpty }
+        if refersBack { positions.reserveCapacity(cs.ops.count) }
         for (index, op) in cs.ops.enumerated() {
             let (kind, entity) = classify(op.body)
             var header = kind.rawValue
@@ -115,7 +118,7 @@ public enum ChangeSetCodec {
                     }
                 }
             }
-            positions[StampKey(op.stamp)] = index
+            if refersBack { positions[StampKey(op.stamp)] = index }
             prev = op
             prevHLC = op.hlc.raw
         }
@@ -123,7 +126,14 @@ public enum ChangeSetCodec {
     }
 
     /// Byte equality: `String ==` is canonical equivalence, which would merge NFC and NFD spellings.
-    static func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+    /// Native strings are compared as two runs of bytes; others element by element.
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in x.count == y.count && x.elementsEqual(y) }
+        }
+        if let same = fast ?? nil { return same }
+        return a.utf8.elementsEqual(b.utf8)
+    }
 
     static func classify(_ body: OpBody) -> (Kind, Entity?) {
         switch body {
@@ -154,8 +164,8 @@ public enum ChangeSetCodec {
     /// A stamp as a dictionary key that compares node ids by bytes.
     struct StampKey: Hashable {
         let raw: UInt64
-        let node: [UInt8]
-        init(_ s: Stamp) { raw = s.hlc.raw; node = Array(s.node.utf8) }
+        let node: UTF8Key
+        init(_ s: Stamp) { raw = s.hlc.raw; node = UTF8Key(s.node) }
     }
 
     /// A clock's value (zigzag Δms) << 1 | has-logical, and the logical counter if non-zero.
@@ -227,20 +237,20 @@ public enum ChangeSetCodec {
         let base: StringDictionary
         private(set) var defined: [String] = []
         private(set) var definedBytes = 0
-        private var positions: [[UInt8]: UInt64] = [:]
+        private var positions: [UTF8Key: UInt64] = [:]
 
         init(base: StringDictionary) { self.base = base }
 
         mutating func add(_ s: String) {
-            let key = Array(s.utf8)
+            let key = UTF8Key(s)
             guard base.position(of: key) == nil, positions[key] == nil else { return }
             positions[key] = UInt64(base.count + defined.count)
             defined.append(s)
-            definedBytes += key.count
+            definedBytes += key.bytes.count
         }
 
         func index(_ s: String) -> UInt64 {
-            let key = Array(s.utf8)
+            let key = UTF8Key(s)
             return base.position(of: key) ?? positions[key]!
         }
 

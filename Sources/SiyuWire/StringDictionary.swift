@@ -21,7 +21,7 @@ public struct StringDictionary: Sendable, Equatable {
     public private(set) var strings: [String] = []
     /// Their total length in UTF-8 bytes.
     public private(set) var byteCount = 0
-    private var positions: [[UInt8]: UInt64] = [:]
+    private var positions: [UTF8Key: UInt64] = [:]
 
     public init() {}
 
@@ -29,7 +29,7 @@ public struct StringDictionary: Sendable, Equatable {
 
     /// Where `key` (a string's UTF-8 bytes) is, if the dictionary holds it (the first place, if a
     /// non-canonical sender defined it twice).
-    func position(of key: [UInt8]) -> UInt64? { positions[key] }
+    func position(of key: UTF8Key) -> UInt64? { positions[key] }
 
     /// Whether adding `count` strings of `bytes` bytes in total would go over a limit.
     func wouldOverflow(adding count: Int, bytes: Int) -> Bool {
@@ -39,10 +39,10 @@ public struct StringDictionary: Sendable, Equatable {
     /// Appends what a change set defined, then empties the dictionary if it went over a limit.
     mutating func append(_ defined: [String]) {
         for s in defined {
-            let key = Array(s.utf8)
+            let key = UTF8Key(s)
             if positions[key] == nil { positions[key] = UInt64(strings.count) }
             strings.append(s)
-            byteCount += key.count
+            byteCount += key.bytes.count
         }
         if strings.count > Self.maxEntries || byteCount > Self.maxBytes { removeAll() }
     }
@@ -51,5 +51,22 @@ public struct StringDictionary: Sendable, Equatable {
         strings = []
         positions = [:]
         byteCount = 0
+    }
+}
+
+/// A string as its UTF-8 bytes, the key of the dictionaries' lookups: equal when the bytes are
+/// (never by canonical equivalence, as `String`'s `==` would), hashed as one run of bytes — an
+/// `[UInt8]` key hashes byte by byte, which made encoding a change set (a hub's snapshot, on its
+/// loop thread) cost several times reading its ops.
+struct UTF8Key: Hashable {
+    let bytes: [UInt8]
+
+    init(_ s: String) { bytes = Array(s.utf8) }
+
+    static func == (a: UTF8Key, b: UTF8Key) -> Bool { a.bytes == b.bytes }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(bytes.count)
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }

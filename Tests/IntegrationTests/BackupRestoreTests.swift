@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// Issue 18, section 4: `siyu-hub backup` while the hub serves, and the restore path of
 /// docs/OPERATIONS.md ("Backup and restore"), with real `siyu-hub` and `siyu-node` processes.
@@ -42,7 +43,7 @@ import SiyuStore
         // The restore: stop the hub, put the copy in place, start it.
         hub.child.kill(SIGTERM)
         #expect(hub.child.waitForExit(timeout: 20) == 0)
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: n.hubDB + suffix) }
+        removeDatabaseFiles(atPath: n.hubDB)
         try FileManager.default.copyItem(atPath: copy, toPath: n.hubDB)
         hub = try HubProcess.start(n.p, db: n.hubDB, port: hub.port)
         _ = try hub.child.waitFor("the new log epoch logged") { $0.contains("log epoch") && $0.contains("is new") }

@@ -2,6 +2,7 @@ import Foundation
 import SiyuCore
 import SiyuStore
 import Testing
+import SiyuTestSupport
 
 /// POSIX locks belong to the process, and closing any descriptor of a file drops all of them: a
 /// replica opened a second time in a process that already has it open (a hub's reader beside its
@@ -23,7 +24,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(1))) func aSecondOpenInTheSameProcessKeepsTheFirstConnectionsCommitsInTheFile() throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         defer { scratch.remove() }
         let path = scratch.path("hq.db")
         let writer = try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq))

@@ -5,6 +5,7 @@ import SiyuNet
 import SiyuProbe
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// Issue 18, section 5: bad input at a running `siyu-hub`. Each row (`HostileInput`, the attack
 /// code `siyu-bench --only attack` runs too) is put to a real hub for several rounds while HQ — a
@@ -48,14 +49,14 @@ import SiyuWire
         for i in 0..<HostileInputTests.edits {
             try withReplica(n.db("hq")) { r in try r.createCustomer("wm_during_\(i)", ["name": .text("攻击中\(i)")], by: "zhaolei") }
             let own = try ops(of: "hq", upTo: UInt64(Int64.max), in: n.db("hq"))
-            if try await HostileInputTests.within(HostileInputTests.editWait, { try ops(of: "hq", upTo: UInt64(Int64.max), in: n.hubDB) == own }) {
+            if try await waitUntil(.seconds(HostileInputTests.editWait), every: .milliseconds(50), { try ops(of: "hq", upTo: UInt64(Int64.max), in: n.hubDB) == own }) {
                 reached += 1
             } else {
                 Issue.record("HQ's edit \(i) not stored at the hub within \(HostileInputTests.editWait) s during '\(input.title)'\n--- HQ's log:\n\(daemon.err.suffix(2000))")
             }
         }
         run.requestStop()
-        let ended = try await HostileInputTests.within(120) { run.isFinished }
+        let ended = await waitUntil(.seconds(120), every: .milliseconds(50)) { run.isFinished }
         var (outcomes, failure) = run.results
         if !ended { failure = failure ?? "the attack did not end within 120 s" }
         let during = HostileInputTests.usage(of: pid)
@@ -69,7 +70,7 @@ import SiyuWire
         // One log line per refusal, no more.
         let refusals = outcomes.map(\.refusals).reduce(0, +)
         func logged() -> Int { hub.child.err.split(separator: "\n").filter { line in input.logLine.allSatisfy { line.contains($0) } }.count }
-        _ = try await HostileInputTests.within(10) { logged() >= refusals }
+        _ = await waitUntil(.seconds(10), every: .milliseconds(50)) { logged() >= refusals }
         try await Task.sleep(for: .milliseconds(300))
         #expect(refusals > 0 && logged() == refusals,
                 "\(input.title): \(refusals) refusals, \(logged()) log lines with \(input.logLine)\n--- hub log:\n\(hub.child.err.suffix(3000))")
@@ -80,17 +81,6 @@ import SiyuWire
         #expect(try withReplica(n.hubDB) { try $0.refusals(of: "mallory") }.map(\.seq) == refused, "\(input.title): refusals recorded")
         let recorded = try withReplica(n.hubDB) { r in (try r.registeredNodes().first { $0.node == "mallory" }?.cursor ?? 0, try r.logHead()) }
         #expect(recorded.0 <= recorded.1, "\(input.title): mallory's recorded cursor \(recorded.0) lies past the log head \(recorded.1)")
-    }
-
-    /// Polls `condition` every 50 ms for at most `seconds`, sleeping without holding a thread (the
-    /// tests of the suite run side by side on a small pool); whether it held.
-    static func within(_ seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if try condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try condition()
     }
 
     /// The process's CPU time (user + system, ms) and resident memory (KiB), from /proc.

@@ -3,39 +3,11 @@ import Glibc
 import SiyuCore
 import SiyuSQLite
 import SiyuStore
-
-/// A built executable of the package (`siyu-hub`, `siyu-node`, `siyu`), found beside the test
-/// bundle: `swift build` / `swift test` put products and tests in the same directory.
-enum Binaries {
-    static func url(_ name: String) throws -> URL {
-        var candidates: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        for dir in candidates {
-            let url = dir.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw Failure("the \(name) binary was not found beside the tests (searched \(candidates.map(\.path)))")
-    }
-}
+import SiyuTestSupport
 
 struct Failure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
-}
-
-/// A temporary directory, removed by `remove()` (call it in a `defer`).
-final class Scratch {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-it-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
 /// A child process with its standard output and error in files of the scratch directory (no pipe
@@ -50,7 +22,7 @@ final class Child {
     /// The write end of the child's standard input when the test asked for a pipe (`input: true`).
     private(set) var input: Pipe?
 
-    init(_ binary: String, _ arguments: [String], name: String, in scratch: Scratch, environment: [String: String] = [:],
+    init(_ binary: String, _ arguments: [String], name: String, in scratch: TemporaryDirectory, environment: [String: String] = [:],
          input: Bool = false) throws {
         self.name = name
         outPath = scratch.path("\(name).\(UUID().uuidString.prefix(8)).out")
@@ -117,9 +89,9 @@ final class Child {
 /// Every child of a test, killed at the end.
 final class Processes {
     private(set) var all: [Child] = []
-    let scratch: Scratch
+    let scratch: TemporaryDirectory
 
-    init(_ scratch: Scratch) { self.scratch = scratch }
+    init(_ scratch: TemporaryDirectory) { self.scratch = scratch }
 
     func start(_ binary: String, _ arguments: [String], name: String, environment: [String: String] = [:],
                input: Bool = false) throws -> Child {
@@ -167,13 +139,13 @@ struct HubProcess {
 
 /// A network of a hub and registered nodes in a scratch directory.
 final class Network {
-    let scratch: Scratch
+    let scratch: TemporaryDirectory
     let p: Processes
     let hubDB: String
     var secrets: [String: String] = [:]
 
     init() throws {
-        scratch = try Scratch()
+        scratch = try TemporaryDirectory()
         p = Processes(scratch)
         hubDB = scratch.path("hub.db")
         try p.ok("siyu-hub", ["init", "--db", hubDB, "--id", "hub-hz"])

@@ -1,26 +1,12 @@
 import Foundation
 import Testing
+import SiyuCore
 @testable import SiyuWeCom
 
 /// The fast reading of `batch/get_by_user` entries (`BatchEntry.quickly`) gives what
 /// `JSONDecoder` gives, or leaves the entry to it: seeded variants of every field — escapes,
 /// nulls, strings for numbers, fractions, leading zeros, repeated keys, wrong types.
 @Suite struct BatchEntryReadingTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        /// Mostly (7 in 8) one of the first `plain` options, else any.
-        mutating func pick<T>(_ options: [T], plain: Int) -> T {
-            options[Int(next() % UInt64(next() % 8 == 0 ? options.count : plain))]
-        }
-    }
-
     /// Variants of each kind of value; the first `plain` of them are the shape WeCom sends.
     static let strings = [#""wm_abc123""#, #""林小文""#, #""""#, "null", #""a\nb""#, #""\u6797""#, "7", "[]", #""caf\u00e9 ok""#]
     static let ints = ["0", "1", "2", "-0", #""1""#, #"" 2 ""#, "null", "-9223372036854775808",
@@ -29,7 +15,7 @@ import Testing
     static let plain = (strings: 4, ints: 8, lists: 3)
 
     /// One entry: each field present or not, with one of its variants; sometimes a key twice.
-    static func entry(_ rng: inout SplitMix) -> String {
+    static func entry(_ rng: inout SeededRandom) -> String {
         func fields(_ spec: [(String, [String])]) -> String {
             var parts: [String] = []
             for (key, options) in spec where rng.next() % 5 != 0 {
@@ -65,7 +51,7 @@ import Testing
     @Test func whatIsReadQuicklyEqualsWhatJSONDecoderReads() throws {
         let seed: UInt64 = 20_261_126
         print("BatchEntryReadingTests seed \(seed)")
-        var rng = SplitMix(state: seed)
+        var rng = SeededRandom(seed: seed)
         var quick = 0, decoded = 0
         for _ in 0..<3_000 {
             let text = Self.entry(&rng)
@@ -92,5 +78,12 @@ import Testing
         #expect(q != nil)
         #expect(q == d)
         #expect(q?.external_contact.gender == 1)
+    }
+}
+
+extension SeededRandom {
+    /// Mostly (7 in 8) one of the first `plain` options, else any.
+    fileprivate mutating func pick<T>(_ options: [T], plain: Int) -> T {
+        options[Int(next() % UInt64(next() % 8 == 0 ? options.count : plain))]
     }
 }

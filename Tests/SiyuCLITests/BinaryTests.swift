@@ -2,29 +2,10 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// The real `siyu` executable (built with the tests), run as a user would.
 @Suite struct BinaryTests {
-    /// The `siyu` binary beside the test bundle.
-    static func binary() throws -> URL {
-        var candidates: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        for dir in candidates {
-            let url = dir.appendingPathComponent("siyu")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw BinaryMissing(searched: candidates.map(\.path))
-    }
-
-    struct BinaryMissing: Error, CustomStringConvertible {
-        var searched: [String]
-        var description: String { "the siyu binary was not found beside the tests (searched \(searched))" }
-    }
-
     struct Output {
         var code: Int32
         var out: String
@@ -33,7 +14,7 @@ import SiyuStore
 
     static func run(_ arguments: [String]) throws -> Output {
         let process = Process()
-        process.executableURL = try binary()
+        process.executableURL = try Binaries.url("siyu")
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -68,7 +49,7 @@ import SiyuStore
     @Test func initThenStatusJSONThroughTheBinary() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("hq.db")
+        let path = dir.path("hq.db")
         #expect(try BinaryTests.run(["init", "--db", path, "--node", "hq", "--role", "hq"]).code == 0)
         let status = try BinaryTests.run(["status", "--db", path, "--json"])
         #expect(status.code == 0)
@@ -101,7 +82,7 @@ import SiyuStore
         var running: [(Process, Pipe, Pipe)] = []
         for arguments in commands {
             let process = Process()
-            process.executableURL = try binary()
+            process.executableURL = try Binaries.url("siyu")
             process.arguments = arguments
             let out = Pipe(), err = Pipe()
             process.standardOutput = out

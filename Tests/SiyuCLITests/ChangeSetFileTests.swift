@@ -3,6 +3,7 @@ import Testing
 import SiyuCore
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// Change-set files: a store whose network is down carries its ops to HQ by hand, HQ carries back
 /// what the store lacks, and later syncs change nothing.
@@ -10,22 +11,22 @@ import SiyuWire
     /// HQ and store xihu, each with edits the other lacks.
     static func pair(in dir: TemporaryDirectory) throws -> (hq: String, xihu: String) {
         let clock = TestClock()
-        let hq = try Replica(path: dir.file("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: clock.read))
-        let xihu = try Replica(path: dir.file("xihu.db"), options: ReplicaOptions(node: "xihu", role: .store, wallClock: clock.read))
+        let hq = try Replica(path: dir.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: clock.read))
+        let xihu = try Replica(path: dir.path("xihu.db"), options: ReplicaOptions(node: "xihu", role: .store, wallClock: clock.read))
         defer { hq.close(); xihu.close() }
         try hq.createCustomer("wm_lin", ["name": .text("林小文"), "phone": .text("13800000001")], by: "zhaolei")
         _ = try xihu.apply(try hq.changeSet(since: try xihu.versionVector()))
         try xihu.editCustomer("wm_lin", ["phone": .text("13800000011")], by: "chenjing")
         try xihu.createCustomer("wm_zhou", ["name": .text("周子豪")], by: "chenjing")
         try hq.editCustomer("wm_lin", ["name": .text("林晓雯")], by: "zhaolei")
-        return (dir.file("hq.db"), dir.file("xihu.db"))
+        return (dir.path("hq.db"), dir.path("xihu.db"))
     }
 
     @Test func aStoreCarriesItsOpsToHQAndHQCarriesBackWhatTheStoreLacks() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let (hq, xihu) = try ChangeSetFileTests.pair(in: dir)
-        let toHQ = dir.file("xihu-to-hq.siyuchanges"), back = dir.file("hq-to-xihu.siyuchanges")
+        let toHQ = dir.path("xihu-to-hq.siyuchanges"), back = dir.path("hq-to-xihu.siyuchanges")
         let out = siyu(["export-changes", "--db", xihu, "--out", toHQ])
         #expect(out.code == 0, "\(out.err)")
         let imported = siyu(["import-changes", "--db", hq, toHQ])
@@ -47,7 +48,7 @@ import SiyuWire
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let (hq, xihu) = try ChangeSetFileTests.pair(in: dir)
-        let file = dir.file("x.siyuchanges")
+        let file = dir.path("x.siyuchanges")
         #expect(siyu(["export-changes", "--db", xihu, "--out", file]).code == 0)
         var bytes = [UInt8](FileManager.default.contents(atPath: file)!)
         let before = snapshot(hq)
@@ -69,7 +70,7 @@ import SiyuWire
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let (_, xihu) = try ChangeSetFileTests.pair(in: dir)
-        let file = dir.file("keep.txt")
+        let file = dir.path("keep.txt")
         try Data("precious".utf8).write(to: URL(fileURLWithPath: file))
         let r = siyu(["export-changes", "--db", xihu, "--out", file])
         #expect(r.code == 1)

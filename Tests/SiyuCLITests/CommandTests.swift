@@ -4,6 +4,7 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 @testable import SiyuCLI
+import SiyuTestSupport
 
 /// The shape every command shares: help, usage errors, failures.
 @Suite struct ProgramShapeTests {
@@ -48,7 +49,7 @@ import SiyuCommandLine
     @Test func aFailureIsOneLineAndAHintWithExitCodeOne() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let r = siyu(["status", "--db", dir.file("missing.db")])
+        let r = siyu(["status", "--db", dir.path("missing.db")])
         #expect(r.code == 1)
         let lines = r.err.split(separator: "\n")
         #expect(lines.count == 2)
@@ -62,7 +63,7 @@ import SiyuCommandLine
     @Test func initMakesAnEmptyReplicaThatStatusReads() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("xihu.db")
+        let path = dir.path("xihu.db")
         let made = siyu(["init", "--db", path, "--node", "xihu", "--role", "store", "--store", "xihu"])
         #expect(made.code == 0, "\(made.err)")
         #expect(made.out == "created \(path): node xihu (store), store xihu, empty\n")
@@ -79,7 +80,7 @@ import SiyuCommandLine
     @Test func initRefusesAnExistingFileEvenAnEmptyOne() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("x.db")
+        let path = dir.path("x.db")
         FileManager.default.createFile(atPath: path, contents: Data())
         let r = siyu(["init", "--db", path, "--node", "x", "--role", "hq"])
         #expect(r.code == 1)
@@ -90,7 +91,7 @@ import SiyuCommandLine
     @Test func initChecksTheRoleAndTheNodeIdBeforeMakingAFile() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("x.db")
+        let path = dir.path("x.db")
         #expect(siyu(["init", "--db", path, "--node", "x", "--role", "boss"]).code == 2)
         #expect(siyu(["init", "--db", path, "--node", "x", "--role", "hq", "--store", "s"]).code == 2)
         let bad = siyu(["init", "--db", path, "--node", "bad\nnode", "--role", "store"])
@@ -101,7 +102,7 @@ import SiyuCommandLine
     @Test func readOnlyCommandsOnAnEmptyFileFailAndWriteNothing() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("empty.db")
+        let path = dir.path("empty.db")
         FileManager.default.createFile(atPath: path, contents: Data())
         for command in [["status"], ["show"], ["conflicts"], ["history", "customer", "x"], ["customers"], ["tags"], ["groups"], ["orders"]] {
             let r = siyu(command + ["--db", path])
@@ -115,10 +116,10 @@ import SiyuCommandLine
     @Test func aDirectoryAMissingFileAndAForeignFileAreRefusedClearly() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let text = dir.file("notes.db")
+        let text = dir.path("notes.db")
         try Data("hello".utf8).write(to: URL(fileURLWithPath: text))
         let cases: [(String, String)] = [(dir.path, "it is a directory"), (text, "not an SQLite database"),
-                                         (dir.file("missing.db"), "not found")]
+                                         (dir.path("missing.db"), "not found")]
         for (path, expected) in cases {
             for command in ["status", "ack", "rebuild"] {
                 let r = siyu(command == "ack" ? [command, "--db", path, "abcd"] : [command, "--db", path])
@@ -126,7 +127,7 @@ import SiyuCommandLine
                 #expect(r.err.contains(expected), "\(command) \(path): \(r.err)")
             }
         }
-        #expect(!FileManager.default.fileExists(atPath: dir.file("missing.db")))
+        #expect(!FileManager.default.fileExists(atPath: dir.path("missing.db")))
         #expect(FileManager.default.contents(atPath: text) == Data("hello".utf8))
     }
 }
@@ -201,14 +202,14 @@ import SiyuCommandLine
     @Test func dataIsEscapedInTextOutput() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let r = try Replica(path: dir.file("hq.db"), options: ReplicaOptions(node: "hq", role: .hq))
+        let r = try Replica(path: dir.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq))
         // (The store refuses control characters in a name; bidi and zero-width characters pass.)
         try r.createCustomer("wm_x", ["name": .text("evil\u{202E}eman\u{200B}")], by: "")
         r.close()
-        let out = siyu(["customers", "--db", dir.file("hq.db")]).out
+        let out = siyu(["customers", "--db", dir.path("hq.db")]).out
         #expect(!out.contains("\u{202E}"))
         #expect(out.contains("evil\\u{202E}eman\\u{200B}"))
-        let json = siyu(["customers", "--db", dir.file("hq.db"), "--json"]).out
+        let json = siyu(["customers", "--db", dir.path("hq.db"), "--json"]).out
         #expect(!json.contains("\u{202E}"))
         let decoded = try #require(try parseJSON(json) as? [[String: Any]])
         #expect(decoded.first?["name"] as? String == "evil\u{202E}eman\u{200B}")
@@ -399,13 +400,13 @@ import SiyuCommandLine
     @Test func demoKeepRefusesToOverwriteReplicaFiles() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let existing = dir.file("xihu.db")
+        let existing = dir.path("xihu.db")
         try Data("precious".utf8).write(to: URL(fileURLWithPath: existing))
         let r = siyu(["demo", "--keep", dir.path])
         #expect(r.code == 1)
         #expect(r.err.contains("the demo does not overwrite replica files"))
         #expect(FileManager.default.contents(atPath: existing) == Data("precious".utf8))
-        #expect(!FileManager.default.fileExists(atPath: dir.file("hq.db")))
+        #expect(!FileManager.default.fileExists(atPath: dir.path("hq.db")))
     }
 
     /// The main job: a real siyu-hub and three siyu-node processes on loopback (the binaries
@@ -428,8 +429,8 @@ import SiyuCommandLine
         #expect(digests.count == 4 && digests[0].1 == digests[1].1 && Set(digests.map(\.1)).count == 3)
         #expect(r.out.contains("林小文's phone → refused"))
         for name in ["hub", "hq", "xihu", "jingan"] {
-            #expect(FileManager.default.fileExists(atPath: dir.file("\(name).db")))
-            let log = (try? String(contentsOfFile: dir.file("\(name).log"), encoding: .utf8)) ?? ""
+            #expect(FileManager.default.fileExists(atPath: dir.path("\(name).db")))
+            let log = (try? String(contentsOfFile: dir.path("\(name).log"), encoding: .utf8)) ?? ""
             #expect(log.contains("shutting down"), "\(name).log: \(log.suffix(400))")   // stopped with SIGTERM, cleanly
         }
         // The demo's files are refused as a target the second time.
@@ -497,7 +498,7 @@ import SiyuCommandLine
     static func replica() throws -> (TemporaryDirectory, String) {
         let f = try ConflictFixture()
         let dir = try TemporaryDirectory()
-        let path = dir.file("copy.db")
+        let path = dir.path("copy.db")
         try FileManager.default.copyItem(atPath: f.hq, toPath: path)
         f.remove()
         return (dir, path)

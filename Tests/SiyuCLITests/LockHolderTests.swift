@@ -4,6 +4,7 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 @testable import SiyuCLI
+import SiyuTestSupport
 
 /// A command kept waiting by another process's lock names that process: the lookup in
 /// `/proc/locks` on its own (a made-up /proc), and a real lock held by this test process while
@@ -16,11 +17,11 @@ import SiyuCommandLine
 
         init(locks: String?) throws {
             directory = try TemporaryDirectory()
-            if let locks { try Data(locks.utf8).write(to: URL(fileURLWithPath: directory.file("locks"))) }
+            if let locks { try Data(locks.utf8).write(to: URL(fileURLWithPath: directory.path("locks"))) }
         }
 
         func process(_ pid: Int, cmdline: [String]? = nil, comm: String? = nil) throws {
-            let dir = directory.file(String(pid))
+            let dir = directory.path(String(pid))
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             if let cmdline {
                 var bytes = Data()
@@ -35,7 +36,7 @@ import SiyuCommandLine
 
     /// A replica file (and its -shm) and how /proc/locks names each.
     static func files(in dir: TemporaryDirectory) throws -> (path: String, db: String, shm: String) {
-        let path = dir.file("xihu.db")
+        let path = dir.path("xihu.db")
         try Replica(path: path, options: ReplicaOptions(node: "xihu", role: .store)).close()
         try Data().write(to: URL(fileURLWithPath: path + "-shm"))
         func name(_ p: String) throws -> String {
@@ -119,7 +120,7 @@ import SiyuCommandLine
         #expect(LockHolder.find(path: path, ownPID: 1, procRoot: proc.root)
                 == .holders([LockHolder(pid: 4312, command: nil, writes: true)]))
         #expect(LockHolder.describe([LockHolder(pid: 4312, command: nil, writes: true)]) == "process 4312")
-        #expect(LockHolder.find(path: dir.file("missing.db"), ownPID: 1, procRoot: proc.root) == .noneListed)
+        #expect(LockHolder.find(path: dir.path("missing.db"), ownPID: 1, procRoot: proc.root) == .noneListed)
     }
 
     @Test func aHostileCommandLineIsCutShort() throws {
@@ -170,7 +171,7 @@ import SiyuCommandLine
     @Test func theRealBinaryNamesTheProcessHoldingTheLock() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("hq.db")
+        let path = dir.path("hq.db")
         do {
             let replica = try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq))
             defer { replica.close() }

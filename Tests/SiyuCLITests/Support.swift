@@ -4,6 +4,7 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 @testable import SiyuCLI
+import SiyuTestSupport
 
 /// What one in-process run of `siyu` printed and returned.
 struct RunResult {
@@ -28,20 +29,6 @@ func siyu(_ arguments: [String], clock: TestClock = TestClock(start: 1_795_000_1
     return RunResult(code: code, out: out.text, err: err.text)
 }
 
-/// A temporary directory, removed by `remove()` (call it in a `defer`).
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// The bytes of a file and of its write-ahead log (nil when absent), to check that a refused
 /// command wrote nothing.
 func snapshot(_ path: String) -> [Data?] {
@@ -53,14 +40,14 @@ func snapshot(_ path: String) -> [Data?] {
 /// exclusive group 会员等级 — and then exchange change sets. HQ's edits come later, so HQ wins.
 struct ConflictFixture {
     let directory: TemporaryDirectory
-    var hq: String { directory.file("hq.db") }
-    var store: String { directory.file("xihu.db") }
+    var hq: String { directory.path("hq.db") }
+    var store: String { directory.path("xihu.db") }
 
     init() throws {
         directory = try TemporaryDirectory()
         let clock = TestClock()
-        let hq = try Replica(path: directory.file("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: clock.read))
-        let xihu = try Replica(path: directory.file("xihu.db"), options: ReplicaOptions(node: "xihu", role: .store, wallClock: clock.read))
+        let hq = try Replica(path: directory.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: clock.read))
+        let xihu = try Replica(path: directory.path("xihu.db"), options: ReplicaOptions(node: "xihu", role: .store, wallClock: clock.read))
         defer { hq.close(); xihu.close() }
         try hq.defineStore("xihu", name: "西湖店")
         try hq.defineStaff("zhaolei", name: "赵磊", storeID: nil)

@@ -4,6 +4,7 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 @testable import SiyuCLI
+import SiyuTestSupport
 
 /// `siyu sync` and `siyu verify` refusals that need no hub (the network runs are in IntegrationTests).
 @Suite struct SyncCommandTests {
@@ -21,7 +22,7 @@ import SiyuCommandLine
     @Test func aReplicaWithoutAHubIsRefusedWithTheCommandThatRecordsOneAndIsLeftAsItWas() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let path = dir.file("plain.db")
+        let path = dir.path("plain.db")
         #expect(siyu(["init", "--db", path, "--node", "plain", "--role", "store"]).code == 0)
         let before = FileManager.default.contents(atPath: path)
         for command in [["sync", "--now"], ["verify"]] {
@@ -37,8 +38,8 @@ import SiyuCommandLine
     @Test func aMissingFileIsRefusedAsForEveryOtherCommand() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let r = siyu(["verify", "--db", dir.file("missing.db")])
+        let r = siyu(["verify", "--db", dir.path("missing.db")])
         #expect(r.code == 1 && r.err.contains("missing.db"))
-        #expect(!FileManager.default.fileExists(atPath: dir.file("missing.db")))
+        #expect(!FileManager.default.fileExists(atPath: dir.path("missing.db")))
     }
 }

@@ -4,6 +4,7 @@ import SiyuCore
 import SiyuStore
 import SiyuCommandLine
 @testable import SiyuCLI
+import SiyuTestSupport
 
 /// The WeCom sample payloads kept beside the tests (copied from the WeCom reference samples).
 enum WeComSamples {
@@ -29,7 +30,7 @@ enum WeComSamples {
 struct WeComFixture {
     let directory: TemporaryDirectory
     let clock = TestClock()
-    var db: String { directory.file("hq.db") }
+    var db: String { directory.path("hq.db") }
 
     init() throws {
         directory = try TemporaryDirectory()
@@ -38,7 +39,7 @@ struct WeComFixture {
     }
 
     func write(_ name: String, _ text: String) throws -> String {
-        let path = directory.file(name)
+        let path = directory.path(name)
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -320,7 +321,7 @@ struct WeComFixture {
 
     @Test func aStoreReplicaIsRefused() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
-        let db = dir.file("xihu.db")
+        let db = dir.path("xihu.db")
         #expect(siyu(["init", "--db", db, "--node", "xihu", "--role", "store"]).code == 0)
         let r = siyu(["wecom", "import", "--db", db, WeComSamples.tags])
         #expect(r.code == 1)

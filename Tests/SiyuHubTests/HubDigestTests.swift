@@ -5,6 +5,7 @@ import SiyuHub
 import SiyuSession
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// The hub's answer to DIGEST_REQUEST (SPEC section 7, "Digests") from its real replica.
 @Suite struct HubDigestTests {
@@ -29,10 +30,9 @@ import SiyuWire
         if case let .digest(_, before) = empty { #expect(before != digest) }
 
         // A node that holds the same three ops has the same digest.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-node-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let node = try Replica(path: dir.appendingPathComponent("xihu.db").path,
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try Replica(path: dir.path("xihu.db"),
                                options: ReplicaOptions(node: "jingan", role: .store, wallClock: { 1_764_000_000_000 }))
         defer { node.close() }
         try node.applyChanges(ChangeSet(ops: ops), nextCursor: 3)

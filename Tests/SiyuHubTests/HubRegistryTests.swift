@@ -6,16 +6,10 @@ import SiyuSession
 import SiyuSQLite
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// The hub's registry keeps verifiers, never a secret or anything that logs in (SPEC section 6).
 @Suite struct HubRegistryTests {
-    final class Dir {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-registry-\(UUID().uuidString)")
-        init() throws { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
-        func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-        deinit { try? FileManager.default.removeItem(at: url) }
-    }
-
     /// Every byte of the file and its -wal and -shm.
     static func fileBytes(_ path: String) -> Data {
         var all = Data()
@@ -34,7 +28,7 @@ import SiyuWire
     }
 
     @Test func theHubFileHoldsNeitherTheSecretNorItsHMACKeyAndWhatItHoldsDoesNotLogIn() throws {
-        let dir = try Dir()
+        let dir = try TemporaryDirectory()
         let path = dir.path("hub.db")
         let short = Array("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".utf8)   // 64 bytes: its HMAC key is itself
         let long = Array(String(repeating: "k", count: 100).utf8)
@@ -59,7 +53,7 @@ import SiyuWire
     }
 
     @Test func aStoreTheHubDoesNotKnowIsRefusedUnlessDeclaredNew() throws {
-        let dir = try Dir()
+        let dir = try TemporaryDirectory()
         let hub = try Replica.create(at: dir.path("hub.db"), node: "hub-hz", role: .hq)
         defer { hub.close() }
         #expect(throws: ReplicaError.self) { try hub.registerNode("xihu", role: .store, store: "nosuchstore", newStore: false, secret: [1]) }
@@ -71,7 +65,7 @@ import SiyuWire
     }
 
     @Test func rotatingASecretReplacesTheVerifiersAndTheOldSecretNoLongerVerifies() throws {
-        let dir = try Dir()
+        let dir = try TemporaryDirectory()
         let hub = try Replica.create(at: dir.path("hub.db"), node: "hub-hz", role: .hq)
         defer { hub.close() }
         try hub.registerNode("xihu", role: .store, secret: Array("old".utf8), iterations: 8)
@@ -82,7 +76,7 @@ import SiyuWire
     }
 
     @Test func aRemovedNodeIsUnknownAndItsIdIsNotGivenOutAgain() throws {
-        let dir = try Dir()
+        let dir = try TemporaryDirectory()
         let hub = try Replica.create(at: dir.path("hub.db"), node: "hub-hz", role: .hq)
         defer { hub.close() }
         let executor = try HubStoreExecutor(replica: hub, options: .init(bootstrapSnapshotOps: nil))
@@ -100,7 +94,7 @@ import SiyuWire
     /// A hub file of layout 6 (its `hub_nodes` as layouts 4 to 6 froze it, with `mac_key`)
     /// migrates: every node keeps its secret, and no key stays in the file.
     @Test func aLayout6HubMigratesItsHMACKeysToVerifiersAndKeepsNoCopy() throws {
-        let dir = try Dir()
+        let dir = try TemporaryDirectory()
         let path = dir.path("hub.db")
         let short = Array("xihu-secret-of-64-bytes-or-less".utf8)
         let long = Array(String(repeating: "h", count: 90).utf8)

@@ -5,21 +5,21 @@ import SiyuHub
 import SiyuSession
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 @Suite struct HubStoreTests {
     final class Hub {
-        let dir: URL
+        let dir: TemporaryDirectory
         var now: UInt64 = 1_764_000_000_000
         var replica: Replica!
         var executor: HubStoreExecutor!
         init() throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-hub-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            replica = try Replica(path: dir.appendingPathComponent("hub.db").path,
+            dir = try TemporaryDirectory()
+            replica = try Replica(path: dir.path("hub.db"),
                                   options: ReplicaOptions(node: "hub-hz", role: .hq, wallClock: { [unowned self] in self.now }))
             executor = try HubStoreExecutor(replica: replica, options: .init(bootstrapSnapshotOps: nil))
         }
-        deinit { replica.close(); try? FileManager.default.removeItem(at: dir) }
+        deinit { replica.close(); dir.remove() }
     }
 
     /// Tag adds by xihu numbered `seqs`, one customer each.
@@ -198,5 +198,62 @@ import SiyuWire
         #expect(first.ops.isEmpty && first.more && first.nextCursor == 20)
         let second = try hub.replica.changes(after: first.nextCursor, byteBudget: 1, leavingOut: "xihu", passingAtMost: 20)
         #expect(second.ops.map(\.op.origin) == ["hq"] && !second.more && second.nextCursor == 31)
+    }
+
+    /// A serving hub reads a snapshot in short runs (`HubServer.Configuration.snapshotPartMillis`):
+    /// a part's read stops once its time budget is spent — after the op it read, with the rest of
+    /// that instance — and the next part resumes where it left, so the parts hold every op once, in
+    /// the order one unbounded part has them. A budget of 0 ms is spent after every op: each part
+    /// is then one instance whole. Through `HubReader`, the path a serving hub runs.
+    @Test func aSnapshotPartStopsOnceItsTimeBudgetIsSpentAndTheNextResumesWhereItLeft() throws {
+        let hub = try Hub()
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        try hub.replica.registerNode("hq", role: .hq, secret: Array("h".utf8))
+        _ = hub.executor.execute(.storePush(node: "hq", ChangeSet(ops: hqWrites(1...6))))
+        // Three ops on each of six customers, so that an instance has more than one op.
+        let more = (7...18).map { seq in
+            Op(stamp: Stamp(hlc: HLC(millis: 1_764_000_000_000 + seq, logical: 1), node: "hq"), seq: UInt64(seq), role: .hq, author: "zhaolei",
+               body: .write(Target(.customer, "wm_hq\((seq - 7) % 6 + 1)"), field: seq < 13 ? "phone" : "unionid", value: .text("v\(seq)"), overwrites: []))
+        }
+        _ = hub.executor.execute(.storePush(node: "hq", ChangeSet(ops: more)))
+        _ = hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(1...5))))
+        let whole = try hub.replica.snapshotPart(after: nil, maxOps: 10_000)
+        #expect(whole.next == nil && whole.ops.count == 23)
+        let instances = Set(whole.ops.map(\.instance))
+
+        var parts: [[Op]] = []
+        var at: SnapshotPosition? = nil
+        repeat {
+            let part = try hub.replica.snapshotPart(after: at, maxOps: 10_000, timeBudgetMillis: 0)
+            parts.append(part.ops)
+            at = part.next
+        } while at != nil && parts.count <= 100
+        // One instance a part (the last may be empty: it only finds the end).
+        let filled = parts.filter { !$0.isEmpty }
+        #expect(filled.count == instances.count)
+        #expect(filled.allSatisfy { Set($0.map(\.instance)).count == 1 })
+        #expect(parts.flatMap { $0 } == whole.ops)
+
+        // The reader: without a budget one part; with 0 ms one instance a part, then the digest.
+        func partsRead(_ reader: HubReader) -> [Int] {
+            guard case let .answered(.startSnapshot(id, _, _), _) = reader.read(.readChanges(node: "hq", after: 999, byteBudget: 1 << 20,
+                                                                                             schemaVersion: UInt64(currentSchemaVersion), ownOps: true)) else {
+                Issue.record("a PULL past the head started no snapshot"); return []
+            }
+            var counts: [Int] = []
+            for part in 0..<100 {
+                guard case let .answered(.snapshotPart(ops, isLast, digest, _), _) = reader.read(.readSnapshotPart(node: "hq", snapshotID: id, part: UInt64(part))) else {
+                    Issue.record("no snapshot part"); return counts
+                }
+                counts.append(ops.count)
+                if isLast { #expect(digest.count == 32); break }
+            }
+            return counts
+        }
+        let unbounded = HubReader(replica: hub.replica, options: hub.executor.options, logEpoch: hub.executor.logEpoch)
+        #expect(partsRead(unbounded) == [23])
+        let sliced = HubReader(replica: hub.replica, options: hub.executor.options, logEpoch: hub.executor.logEpoch, snapshotPartMillis: 0)
+        let counts = partsRead(sliced)
+        #expect(counts.filter { $0 > 0 }.count == instances.count && counts.reduce(0, +) == 23)
     }
 }

@@ -5,6 +5,7 @@ import SiyuHub
 import SiyuSession
 import SiyuSQLite
 @testable import SiyuStore
+import SiyuTestSupport
 
 /// What a store's sync costs the hub (issue 17: "a PULL costs O(ops in the node's scope after its
 /// cursor), not a walk of the whole log"), on the path production runs: `HubStoreExecutor`
@@ -20,7 +21,7 @@ import SiyuSQLite
     /// shared: every scope holds them all). Store node `n_<store>` is registered for the stores
     /// named in `nodes`.
     final class Brand {
-        let dir: URL
+        let dir: TemporaryDirectory
         let hub: Replica
         let hq: Replica
         let executor: HubStoreExecutor
@@ -29,11 +30,10 @@ import SiyuSQLite
         static func store(_ i: Int) -> String { "s\(String(format: "%04d", i))" }
 
         init(stores: Int, nodes: [Int], bootstrapSnapshotOps: UInt64? = nil, storeRows: Int = .max) throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-plans-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let hub = try Replica(path: dir.appendingPathComponent("hub.db").path,
+            dir = try TemporaryDirectory()
+            let hub = try Replica(path: dir.path("hub.db"),
                               options: ReplicaOptions(node: "hub", role: .hq, wallClock: { QueryPlanTests.clock }))
-            let hq = try Replica(path: dir.appendingPathComponent("hq.db").path,
+            let hq = try Replica(path: dir.path("hq.db"),
                              options: ReplicaOptions(node: "hq", role: .hq, wallClock: { QueryPlanTests.clock }))
             try hub.registerNode("hq", role: .hq, secret: Array("hq-secret".utf8), iterations: 1)
             try hq.inOneTransaction {
@@ -63,7 +63,7 @@ import SiyuSQLite
             executor = try HubStoreExecutor(replica: hub, options: HubStoreExecutor.Options(bootstrapSnapshotOps: bootstrapSnapshotOps))
         }
 
-        deinit { hub.close(); hq.close(); try? FileManager.default.removeItem(at: dir) }
+        deinit { hub.close(); hq.close(); dir.remove() }
 
         /// Pushes HQ's ops to the hub (those it holds are skipped); expects them stored.
         func pushHQ() throws { try Brand.push(from: hq, to: hub) }

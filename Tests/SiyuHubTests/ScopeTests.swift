@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// Per-store scopes at the hub (SPEC section 7, "Scope"): what a store's PULL, snapshot and digest
 /// hold, read through the production calls (`changes`, `snapshotPart`, `scopeDigest`).
@@ -73,7 +74,7 @@ import SiyuStore
         let w = try World()
         _ = try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("139")),
                                 w.op("xihu", .points(customerID: "c_x", delta: 10))])
-        let node = try Replica.create(at: w.dir.appendingPathComponent("xihu-node.db").path, node: "xihu-node", role: .store, store: "xihu")
+        let node = try Replica.create(at: w.dir.path("xihu-node.db"), node: "xihu-node", role: .store, store: "xihu")
         defer { node.close() }
         let (ops, cursor) = try pullAll(w.hub, store: "xihu")
         _ = try node.applyChanges(ChangeSet(ops: ops), nextCursor: cursor)
@@ -99,11 +100,10 @@ import SiyuStore
     }
 
     @Test func aHubOfLayout5GetsItsLogIndexedByHomeWhenItOpens() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-layout5-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let w = try World()
-        let path = dir.appendingPathComponent("hub.db").path
+        let path = dir.path("hub.db")
         // A hub file of layout 5 whose log holds every op (as `logUnpositionedOps` of layout 5 left it).
         let old = try Replica(path: path, options: ReplicaOptions(node: "hub", role: .hq, migrations: Array(ReplicaSchema.migrations.prefix(4))))
         _ = try old.apply(ChangeSet(ops: try w.hq.ownOps(after: 0)))

@@ -4,33 +4,33 @@ import SiyuCore
 import SiyuHub
 import SiyuSession
 import SiyuStore
+import SiyuTestSupport
 
 /// A tag-library change that re-merges many customers is settled by the hub in slices, between
 /// other writes (SPEC section 10): the tables end as an all-at-once merge leaves them, and the digest
 /// is always of the settled state.
 @Suite struct SlicedRemergeTests {
     final class Scratch {
-        let dir: URL
+        let dir: TemporaryDirectory
         var now: UInt64 = 1_764_000_000_000
         var opened: [Replica] = []
         init() throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-sliced-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            dir = try TemporaryDirectory()
         }
         func replica(_ name: String, role: Role = .hq) throws -> Replica {
-            let r = try Replica(path: dir.appendingPathComponent("\(name).db").path,
+            let r = try Replica(path: dir.path("\(name).db"),
                                 options: ReplicaOptions(node: name, role: role, wallClock: { [unowned self] in self.now }))
             opened.append(r)
             return r
         }
         func reopen(_ name: String) throws -> Replica {
-            let r = try Replica(existing: dir.appendingPathComponent("\(name).db").path)
+            let r = try Replica(existing: dir.path("\(name).db"))
             opened.append(r)
             return r
         }
         deinit {
             for r in opened { r.close() }
-            try? FileManager.default.removeItem(at: dir)
+            dir.remove()
         }
     }
 

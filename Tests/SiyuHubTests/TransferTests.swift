@@ -21,7 +21,7 @@ import SiyuWire
         var reasons: [SnapshotReason] = []
         init(_ w: World, _ name: String, store: String) throws {
             self.name = name
-            replica = try Replica.create(at: w.dir.appendingPathComponent("\(name)-node.db").path, node: name, role: .store, store: store,
+            replica = try Replica.create(at: w.dir.path("\(name)-node.db"), node: name, role: .store, store: store,
                                          options: ReplicaOptions(wallClock: { [unowned w] in w.now }))
         }
 

@@ -2,23 +2,23 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// The write rights of store nodes (SPEC section 7, "Write rights"; `WriteRights.rules`), one
 /// test per rule, on the path production runs: a hub's `acceptPush` from a registered store.
 /// Each refused PUSH stores nothing and names the op and the rule.
 @Suite struct WriteRightsTests {
     final class World {
-        let dir: URL
+        let dir: TemporaryDirectory
         var now: UInt64 = 1_764_000_000_000
         var hub: Replica!
         var hq: Replica!
         var seq: [String: UInt64] = [:]
         init() throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-rights-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            hub = try Replica(path: dir.appendingPathComponent("hub.db").path,
+            dir = try TemporaryDirectory()
+            hub = try Replica(path: dir.path("hub.db"),
                               options: ReplicaOptions(node: "hub", role: .hq, wallClock: { [unowned self] in self.now }))
-            hq = try Replica(path: dir.appendingPathComponent("hq.db").path,
+            hq = try Replica(path: dir.path("hq.db"),
                              options: ReplicaOptions(node: "hq", role: .hq, wallClock: { [unowned self] in self.now }))
             try hub.registerNode("hq", role: .hq, secret: Array("h".utf8))
             try hub.registerNode("xihu", role: .store, store: "xihu", secret: Array("x".utf8))
@@ -40,7 +40,7 @@ import SiyuStore
             try hq.createGroupChat("g_b", ["name": .text("滨江群"), "owner": .text("lina")], by: "zhaolei")
             _ = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.ownOps(after: 0)))
         }
-        deinit { hub.close(); hq.close(); try? FileManager.default.removeItem(at: dir) }
+        deinit { hub.close(); hq.close(); dir.remove() }
 
         /// An op of store node `node`, numbered in turn.
         func op(_ node: String, _ body: OpBody, author: String = "chenjing") -> Op {

@@ -3,6 +3,7 @@ import Glibc
 import SiyuWire
 import Testing
 @testable import SiyuNet
+import SiyuTestSupport
 
 /// A listener on `address` whose connections record into a new `FrameLog` each, echo every frame
 /// back with type 0x31, and, on a protocol error, send an ERROR frame before they close.

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Testing
 @testable import SiyuNet
+import SiyuTestSupport
 
 @Suite("The event loop")
 struct EventLoopTests {

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SiyuWire
 @testable import SiyuNet
+import SiyuTestSupport
 
 /// A value shared between the test and a loop thread, behind a lock.
 final class Locked<Value>: @unchecked Sendable {
@@ -20,17 +21,6 @@ final class Locked<Value>: @unchecked Sendable {
 struct TestTimeout: Error, CustomStringConvertible {
     let what: String
     var description: String { "timed out: \(what)" }
-}
-
-/// Polls `condition` until it holds or `timeout` passes; every wait in these tests is bounded.
-func waitUntil(_ timeout: Duration = .seconds(10), _ condition: @Sendable () -> Bool) async -> Bool {
-    let clock = ContinuousClock()
-    let end = clock.now.advanced(by: timeout)
-    while clock.now < end {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(2))
-    }
-    return condition()
 }
 
 /// Runs `work` on the loop thread and returns its result, or throws `TestTimeout` after `timeout`

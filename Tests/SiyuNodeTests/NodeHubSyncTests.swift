@@ -6,11 +6,12 @@ import SiyuNode
 import SiyuSession
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// A hub replica and node replicas in a temporary directory, synced through the real executors
 /// over SiyuSession's MemoryTransport.
 final class SyncWorld {
-    let dir: TempDir
+    let dir: TemporaryDirectory
     let wall = WallClock()
     var hubReplica: Replica
     var hub: HubStoreExecutor
@@ -18,7 +19,7 @@ final class SyncWorld {
     static func secret(_ node: String) -> [UInt8] { Array("secret-of-\(node)".utf8) }
 
     init(_ nodes: [(String, Role)] = [("hq", .hq), ("xihu", .store)], options: HubStoreExecutor.Options = .init(bootstrapSnapshotOps: nil)) throws {
-        dir = try TempDir()
+        dir = try TemporaryDirectory()
         let wall = self.wall
         hubReplica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub-hz", role: .hq, wallClock: { wall.now }))
         for (id, role) in nodes {
@@ -36,7 +37,7 @@ final class SyncWorld {
         hubReplica.close()
         let path = dir.path("hub.db")
         if let file {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            removeDatabaseFiles(atPath: path)
             try FileManager.default.copyItem(atPath: file, toPath: path)
         }
         let wall = self.wall
@@ -49,7 +50,7 @@ final class SyncWorld {
         let role = self[id].role
         self[id].close()
         let path = dir.path("\(id).db")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        removeDatabaseFiles(atPath: path)
         try FileManager.default.copyItem(atPath: copy, toPath: path)
         let wall = self.wall
         nodes[id] = try Replica(path: path, options: ReplicaOptions(node: id, role: role, wallClock: { wall.now }))

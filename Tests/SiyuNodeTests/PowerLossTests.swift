@@ -6,6 +6,7 @@ import SiyuNode
 import SiyuSession
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// Issue 18, section 4: a power cut or a restore from a backup loses nothing a hub acknowledged
 /// (SPEC section 7, "Log epochs" and "Identity"), through the real executors and replicas.

@@ -5,22 +5,7 @@ import SiyuNode
 import SiyuSession
 import SiyuStore
 import SiyuWire
-
-/// Wall time of the replicas of a test (milliseconds since the Unix epoch).
-final class WallClock: @unchecked Sendable {
-    var now: UInt64 = 1_764_000_000_000
-}
-
-/// A temporary directory removed when the value goes away.
-final class TempDir {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-sync-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
+import SiyuTestSupport
 
 /// One connection between a node replica and a hub replica: their sessions, each driven by its
 /// `SessionHost` in a `MemorySessionPair` with a virtual clock, the real executors carrying out

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SiyuSQLite
+import SiyuTestSupport
 
 @Suite("Errors")
 struct ErrorTests {
@@ -57,7 +58,7 @@ struct ErrorTests {
     @Test("a file of random bytes opens, then the first query throws isNotADatabase")
     func notADatabase() throws {
         try withTemporaryDirectory { directory in
-            let url = directory.appendingPathComponent("garbage.sqlite")
+            let url = directory.url(for: "garbage.sqlite")
             var generator = SystemRandomNumberGenerator()
             var bytes = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
             bytes[0] = 0x00  // can never be the "SQLite format 3" header
@@ -75,7 +76,7 @@ struct ErrorTests {
     @Test("readWrite and readOnly modes refuse a missing file; readWriteCreate creates it")
     func missingFile() throws {
         try withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("missing.sqlite").path
+            let path = directory.path("missing.sqlite")
             let error = try #require(throws: SQLiteError.self) { try Database(path: path, mode: .readWrite) }
             #expect(error.code == .cantOpen)
             #expect(error.description.contains(path))
@@ -91,7 +92,7 @@ struct ErrorTests {
     @Test("writing through a read-only connection throws a readonly error")
     func readOnlyWrite() throws {
         try withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("ro.sqlite").path
+            let path = directory.path("ro.sqlite")
             try Database(path: path).execute("CREATE TABLE t (a)")
             let db = try Database(path: path, mode: .readOnly)
             let error = try #require(throws: SQLiteError.self) { try db.execute("INSERT INTO t VALUES (1)") }
@@ -102,7 +103,7 @@ struct ErrorTests {
     @Test("a second writer gets isBusy once the busy timeout expires")
     func busy() throws {
         try withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("busy.sqlite").path
+            let path = directory.path("busy.sqlite")
             let first = try Database(path: path)
             try first.execute("CREATE TABLE t (a); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
             let second = try Database(path: path)

@@ -1,11 +1,12 @@
 import Foundation
 import Testing
 @testable import SiyuSQLite
+import SiyuTestSupport
 
 @Suite("Transactions")
 struct TransactionTests {
-    private func makeDatabase(at directory: URL) throws -> Database {
-        let db = try Database(path: directory.appendingPathComponent("test.sqlite").path)
+    private func makeDatabase(at directory: TemporaryDirectory) throws -> Database {
+        let db = try Database(path: directory.path("test.sqlite"))
         try db.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
         return db
     }

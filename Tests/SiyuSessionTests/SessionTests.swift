@@ -172,6 +172,20 @@ import SiyuWire
         if case let .error(code, _, _)? = actions.compactMap(\.sentMessage).first { #expect(code == 4) }
         #expect(hub.state == .closed)
     }
+
+    /// A hub draws a fresh nonce for every connection it accepts: 32 bytes in 4 draws of 8 (each a
+    /// getrandom call for the system generator), not 32 draws of which 7 bytes in 8 were thrown away.
+    @Test func aFreshNonceIs32BytesFromFourDrawsOfTheGenerator() {
+        struct Counting: RandomNumberGenerator {
+            var draws = 0
+            mutating func next() -> UInt64 { draws += 1; return 0x0807_0605_0403_0201 &* UInt64(draws) }
+        }
+        var generator = Counting()
+        let nonce = NodeSession.freshNonce(using: &generator)
+        #expect(generator.draws == 4)
+        #expect(nonce.count == Message.nonceSize && nonce.prefix(8) == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(NodeSession.freshNonce() != NodeSession.freshNonce())
+    }
 }
 
 @Suite struct LegalMessageTests {

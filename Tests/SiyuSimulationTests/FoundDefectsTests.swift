@@ -6,6 +6,7 @@ import SiyuNode
 import SiyuSession
 import SiyuStore
 import SiyuWire
+import SiyuTestSupport
 
 /// Defects the simulator found, each as the smallest test that shows it, kept after the fix.
 @Suite struct FoundDefectsTests {
@@ -16,7 +17,7 @@ import SiyuWire
     /// same file waited for the lock and gave up. Now chunks are staged outside the replica and
     /// loaded at SNAPSHOT_END in one local transaction.
     @Test func anEditMadeDuringASnapshotSurvivesTheSnapshotBeingAbandoned() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let options = ReplicaOptions(node: "s0", role: .store, wallClock: { 1_764_000_000_000 })
         let r = try Replica(path: dir.path("s0.db"), options: options)
         defer { r.close() }
@@ -39,7 +40,7 @@ import SiyuWire
     /// The same, with the snapshot completed: the staged chunk and the edits made while it
     /// arrived are all kept, and the cursor is stored.
     @Test func aSnapshotCompletedAfterEditsKeepsTheEditsAndStoresItsCursor() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let r = try Replica(path: dir.path("s0.db"), options: ReplicaOptions(node: "s0", role: .store, wallClock: { 1_764_000_000_000 }))
         defer { r.close() }
         let executor = NodeStoreExecutor(replica: r)
@@ -57,7 +58,7 @@ import SiyuWire
     /// The replica's own held-open load (`beginSnapshotLoad`) refuses a local edit rather than
     /// take it into the load's transaction.
     @Test func anEditIsRefusedWhileTheReplicasOwnSnapshotLoadIsOpen() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let r = try Replica(path: dir.path("s0.db"), options: ReplicaOptions(node: "s0", role: .store, wallClock: { 1_764_000_000_000 }))
         defer { r.close() }
         try r.beginSnapshotLoad()
@@ -75,7 +76,7 @@ import SiyuWire
     /// same way: nothing bounded how long a request may stay unanswered. Fixed with the node's
     /// request timeout (`KeepalivePolicy.requestTimeoutMillis`).
     @Test func aNodeWhosePullIsNeverAnsweredGivesUpTheConnection() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let wall: UInt64 = 1_764_000_000_000
         let hubReplica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub", role: .hq, wallClock: { wall }))
         defer { hubReplica.close() }
@@ -132,7 +133,7 @@ import SiyuWire
     /// named c and d but, holding e (c1), kept c's value: it resolved that conflict again, so the
     /// entry records h, overridden (`RegisterState.resolve`), not g, acknowledged.
     @Test func aConflictResolvedSeveralTimesConcurrentlyRecordsTheResolutionShown() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let r = try Replica(path: dir.path("p.db"), options: ReplicaOptions(node: "p", role: .hq, wallClock: { 1_764_000_400_000 }))
         defer { r.close() }
         func st(_ ms: UInt64, _ l: UInt16, _ n: String) -> Stamp { Stamp(hlc: HLC(millis: 1_764_000_000_000 + ms, logical: l), node: n) }
@@ -157,7 +158,7 @@ import SiyuWire
     /// created it, as the store's own — so its digest no longer equalled the hub's digest of its
     /// scope. Now a rebuild keeps dropped instances dropped.
     @Test func aStoreThatRebuildsItsTablesKeepsACustomerTransferredAwayDropped() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let wall: UInt64 = 1_764_000_000_000
         let hq = try Replica(path: dir.path("hq.db"), options: ReplicaOptions(node: "hq", role: .hq, wallClock: { wall }))
         defer { hq.close() }
@@ -185,7 +186,7 @@ import SiyuWire
     /// `order_store` (the order existed by then). Now an edit writes the field deciding the
     /// instance's home first.
     @Test func aStoresNewOrderSplitOverTwoPushesIsTaken() throws {
-        let dir = try SimDirectory()
+        let dir = try simulationDirectory()
         let wall: UInt64 = 1_764_000_000_000
         let hub = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub", role: .hq, wallClock: { wall + 10 }))
         defer { hub.close() }

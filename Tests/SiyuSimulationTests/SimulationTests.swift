@@ -8,7 +8,10 @@ import SiyuCore
 /// edits anything and transfers customers between stores, while messages are dropped, duplicated,
 /// delayed, reordered and split, links are partitioned and reset, nodes and the hub crash
 /// (between steps, and inside a store effect or an edit), restart from their files, and lose
-/// power. After healing, HQ must equal the hub and each store the hub's projection of its scope.
+/// power. The hub is split as `HubServer` splits it (issue 20): reads on a read-only connection
+/// of their own (`HubReader`), PUSHes as group commits (`writeBatch`) that also record the PULL
+/// cursors gathered since the last one. After healing, HQ must equal the hub and each store the
+/// hub's projection of its scope.
 @Suite struct SimulationTests {
     /// A small fixed sample in `swift test`; `tools/sim/run.sh` sets SIYU_SIM_SEEDS (a count N for
     /// seeds 0..N-1, FIRST-LAST, or a list of seeds and ranges: 10,36,500-510) for long runs.

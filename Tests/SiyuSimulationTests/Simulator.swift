@@ -7,20 +7,12 @@ import SiyuSQLite
 import SiyuStore
 import SiyuPropertySupport
 import SiyuWire
+import SiyuTestSupport
 
-/// A temporary directory removed when the value goes away.
-final class SimDirectory {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-sim-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    /// SIYU_SIM_KEEP=1 keeps the files of a run (with one seed) to look at with sqlite3.
-    deinit {
-        if ProcessInfo.processInfo.environment["SIYU_SIM_KEEP"] == "1" { print("sim: files kept in \(url.path)"); return }
-        try? FileManager.default.removeItem(at: url)
-    }
+/// A simulation's temporary directory, removed when the value goes away; SIYU_SIM_KEEP=1 keeps the
+/// files of a run (with one seed) to look at with sqlite3.
+func simulationDirectory() throws -> TemporaryDirectory {
+    try TemporaryDirectory(prefix: "siyu-sim", keepingFiles: ProcessInfo.processInfo.environment["SIYU_SIM_KEEP"] == "1")
 }
 
 /// The one clock of a simulation: every session's `now` and (with a per-process skew) every
@@ -155,7 +147,7 @@ final class Simulation {
     let seed: UInt64
     var rng: SeededRandom
     let clock = VirtualClock()
-    let dir: SimDirectory
+    let dir: TemporaryDirectory
     let journal = EditJournal()
     var stats = Stats()
     var trace: [String] = []
@@ -163,6 +155,14 @@ final class Simulation {
 
     var hubReplica: Replica?
     var hubStore: HubStoreExecutor?
+    /// The hub's reads, as `HubServer` makes them: a `HubReader` over a read-only connection of its
+    /// own to the same file; the writes they ask for go to the writer — the scope marks at once
+    /// (the server's writer queue takes them before any PUSH the answer leads to), the PULL
+    /// cursors with the next PUSH's commit or after a virtual second (lost if the hub dies first).
+    var hubReadReplica: Replica?
+    var hubReader: HubReader?
+    var pendingCursors: [NodeID: UInt64] = [:]
+    var cursorsGatheredAt: SessionInstant?
     let hubOptions: HubStoreExecutor.Options
     var hubSkew: Int64
     var hubRestartAt: SessionInstant?
@@ -197,7 +197,7 @@ final class Simulation {
     init(seed: UInt64) throws {
         self.seed = seed
         rng = SeededRandom(seed: seed &* 0x9E37_79B9 &+ 17)
-        dir = try SimDirectory()
+        dir = try simulationDirectory()
         let stores = Int.random(in: 4...6, using: &rng)
         hubSkew = Int64.random(in: -1_500...1_500, using: &rng)
         hubOptions = HubStoreExecutor.Options(bootstrapSnapshotOps: Bool.random(using: &rng) ? UInt64.random(in: 5...150, using: &rng) : nil,
@@ -244,7 +244,14 @@ final class Simulation {
     func startHub() throws {
         let r = try openHubReplica()
         hubReplica = r
-        hubStore = try HubStoreExecutor(replica: r, options: hubOptions)
+        let store = try HubStoreExecutor(replica: r, options: hubOptions)
+        hubStore = store
+        let clock = self.clock, skew = hubSkew
+        var readOptions = ReplicaOptions(node: "hub", role: .hq, wallClock: { clock.wall(skew: skew) })
+        readOptions.readOnly = true
+        let reading = try Replica(path: dir.path("hub.db"), options: readOptions)
+        hubReadReplica = reading
+        hubReader = HubReader(replica: reading, options: hubOptions, logEpoch: store.logEpoch)
         hubRestartAt = nil
         note("hub up (log head \(try r.logHead()); acked " + (try r.registeredNodes().map { "\($0.node) \($0.ackedSeq)" }.joined(separator: ", ")) + ")")
     }
@@ -288,8 +295,13 @@ final class Simulation {
             link.transport.nodeToHub.reset()
         }
         r.close()
+        hubReadReplica?.close()
         hubReplica = nil
         hubStore = nil
+        hubReadReplica = nil
+        hubReader = nil
+        pendingCursors = [:]
+        cursorsGatheredAt = nil
         hubRestartAt = now.adding(milliseconds: downFor)
     }
 
@@ -332,7 +344,7 @@ final class Simulation {
             n.madeUpTo = max(copyLast, hubAcked)
         }
         let path = dir.path("\(name).db")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        removeDatabaseFiles(atPath: path)
         try FileManager.default.moveItem(atPath: copy, toPath: path)
         stats.powerLosses += 1
         note("\(name): power lost, its file went back to the copy")
@@ -468,8 +480,8 @@ final class Simulation {
                 let expected = expectations(of: effect, hub: replica)
                 let wall = clock.wall(skew: hubSkew)
                 let point = crashPoint(rate: 8)
-                let (result, fired) = withFault(replica, at: point) { store.execute(effect) }
-                if replica.isInTransaction {
+                let (result, fired) = hubPerform(effect, store: store, replica: replica, faultAt: point)
+                if replica.isInTransaction || hubReadReplica?.isInTransaction == true {
                     problems.append("the hub's store left a transaction open after \(effect.caseName)\(fired ? " (a fault fired inside)" : "")")
                 }
                 observe(effect, result, fired: fired, wall: wall, expected: expected)
@@ -499,10 +511,50 @@ final class Simulation {
             case let .close(reason):
                 link.hubClosed = reason
                 link.transport.close(from: .hub)
-                for id in link.hubSnapshots { store.forgetSnapshot(id) }
+                for id in link.hubSnapshots { hubReader?.forgetSnapshot(id) }
                 link.hubSnapshots = []
             }
         }
+    }
+
+    /// Carries out one of the hub's store effects as `HubServer` does: a read on the reader's
+    /// connection, a PUSH as a group commit of one (`writeBatch`) that also records the cursors
+    /// gathered since the last commit. The fault, if any, fires on the connection the effect uses.
+    private func hubPerform(_ effect: HubEffect, store: HubStoreExecutor, replica: Replica, faultAt point: Int?) -> (HubEffectResult, fired: Bool) {
+        guard HubReader.reads(effect), let reader = hubReader, let reading = hubReadReplica else {
+            let cursors = pendingCursors
+            let (results, fired) = withFault(replica, at: point) { store.writeBatch([effect], recordingCursors: cursors) }
+            if !fired { pendingCursors = [:]; cursorsGatheredAt = nil }
+            return (results.first ?? .failed(.internalError, "no result"), fired)
+        }
+        var fired = false
+        for _ in 0..<2 {
+            let (outcome, firedNow) = withFault(reading, at: point) { reader.read(effect) }
+            fired = fired || firedNow
+            switch outcome {
+            case let .answered(result, writes):
+                var others: [HubWrite] = []
+                for write in writes {
+                    if case let .cursor(node, cursor) = write { pendingCursors[node] = cursor } else { others.append(write) }
+                }
+                if !pendingCursors.isEmpty, cursorsGatheredAt == nil { cursorsGatheredAt = now }
+                if let failure = store.apply(others) { return (failure, fired) }
+                return (result, fired)
+            case .notYet:
+                // The server's writer settles the customers waiting to be re-merged; ask again.
+                do { try replica.settlePendingRemerges(limit: nil) } catch {
+                    return (.failed(.internalError, "the hub's store failed: \(error)"), fired)
+                }
+            }
+        }
+        return (.failed(.busy, "the hub is re-merging customers holding a changed tag; ask again shortly"), fired)
+    }
+
+    /// As the server's cursor flush: the gathered PULL cursors recorded a second after the first.
+    func flushHubCursors() {
+        guard let gathered = cursorsGatheredAt, now.milliseconds >= gathered.milliseconds + 1_000, let store = hubStore else { return }
+        let writes = pendingCursors.map { HubWrite.cursor(node: $0.key, $0.value) }
+        if store.apply(writes) == nil { pendingCursors = [:]; cursorsGatheredAt = nil }
     }
 
     private func nodeEvent(_ n: SimNode, _ event: SessionEvent) {
@@ -657,6 +709,7 @@ final class Simulation {
         try pump()
         while let next = nextEvent(), next <= target {
             if next > now { clock.now = next }
+            flushHubCursors()
             if try !pump() && next <= now { break }   // nothing happened at a due time: avoid spinning
         }
         if target > now { clock.now = target }
@@ -947,7 +1000,7 @@ extension Simulation {
         let clock = self.clock
         let r = try Replica.create(at: path, node: "\(n.name)_check", role: .store, store: store,
                                    options: ReplicaOptions(wallClock: { clock.wall(skew: 3_600_000) }))
-        defer { r.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        defer { r.close(); removeDatabaseFiles(atPath: path) }
         try r.beginSnapshotLoad()
         try r.applySnapshotChunk(ChangeSet(ops: ops))
         try r.finishSnapshot(cursor: 1)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// Replays the apply fuzz target's seeds (issue 11's hostile change sets, `tools/fuzz/apply-seeds/`)
 /// against fresh replicas, as HQ and as a store: each is refused whole (a `ReplicaError`, nothing
@@ -65,11 +66,10 @@ import SiyuStore
         let ops = try ApplyFuzzReplayTests.ops(name)
         #expect(!ops.isEmpty)
         for (node, role) in [("hq", Role.hq), ("xihu", Role.store)] {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-applyfuzz-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: dir) }
-            let path = dir.appendingPathComponent("\(node).db").path
-            let clock = ManualClock()
+            let dir = try TemporaryDirectory()
+            defer { dir.remove() }
+            let path = dir.path("\(node).db")
+            let clock = WallClock()
             clock.now = ApplyFuzzReplayTests.now
             let options = { (creating: Bool) in
                 ReplicaOptions(node: creating ? node : nil, role: role, wallClock: { clock.now })

@@ -1,32 +1,26 @@
 import Foundation
 import SiyuCore
 import SiyuStore
-
-/// Wall time shared by the replicas of a test; each replica may add its own skew.
-final class ManualClock: @unchecked Sendable {
-    var now: UInt64 = 1_764_000_000_000
-    func advance(_ ms: UInt64 = 1) { now += ms }
-}
+import SiyuTestSupport
 
 /// Replicas in a temporary directory that is removed when the cluster goes away.
 final class Cluster {
-    let dir: URL
-    let clock = ManualClock()
+    let dir: TemporaryDirectory
+    let clock = WallClock()
     private(set) var replicas: [String: Replica] = [:]
     var skew: [String: Int64] = [:]
 
     init(_ nodes: [(String, Role)] = [("hq", .hq), ("xihu", .store), ("jingan", .store)]) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try TemporaryDirectory()
         for (id, role) in nodes { try add(id, role: role) }
     }
 
     deinit {
         for r in replicas.values { r.close() }
-        try? FileManager.default.removeItem(at: dir)
+        dir.remove()
     }
 
-    func path(_ node: String) -> String { dir.appendingPathComponent("\(node).db").path }
+    func path(_ node: String) -> String { dir.path("\(node).db") }
 
     @discardableResult
     func add(_ node: String, role: Role) throws -> Replica {

@@ -3,6 +3,7 @@ import Testing
 import SiyuCore
 import SiyuSQLite
 @testable import SiyuStore
+import SiyuTestSupport
 
 /// Replica files written by the commits that wrote file layouts 1, 2, 3, 4 and 7
 /// (`Golden/README.md` says how each was made) open, migrate to the current layout and keep
@@ -14,14 +15,13 @@ import SiyuSQLite
     static var currentLayout: Int { ReplicaSchema.migrations.last!.version }
 
     /// A copy of a golden file in a fresh temporary directory (migrating writes to it).
-    static func copy(layout: Int, node: String) throws -> (dir: URL, path: String) {
+    static func copy(layout: Int, node: String) throws -> (dir: TemporaryDirectory, path: String) {
         try copy(layout: layout, file: node)
     }
 
-    static func copy(layout: Int, file node: String) throws -> (dir: URL, path: String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-golden-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let target = dir.appendingPathComponent("\(node).db")
+    static func copy(layout: Int, file node: String) throws -> (dir: TemporaryDirectory, path: String) {
+        let dir = try TemporaryDirectory()
+        let target = dir.url(for: "\(node).db")
         try FileManager.default.copyItem(at: goldenDirectory.appendingPathComponent("layout\(layout)/\(node).db"), to: target)
         return (dir, target.path)
     }
@@ -36,7 +36,7 @@ import SiyuSQLite
     func aGoldenReplicaOfAnOldLayoutMigratesAndKeepsWhatItHeld(layout: Int) throws {
         for (node, role, own) in [("hq", Role.hq, 41), ("xihu", Role.store, 4)] {
             let (dir, path) = try Self.copy(layout: layout, node: node)
-            defer { try? FileManager.default.removeItem(at: dir) }
+            defer { dir.remove() }
             #expect(try Self.recordedLayout(path) == Int64(layout))
             #expect(try Replica.inspect(path: path).fileLayout == layout)   // read-only: not migrated
 
@@ -64,7 +64,7 @@ import SiyuSQLite
             // to what a rebuild of the migrated file computes.
             let all = try replica.changeSet(since: VersionVector())
             #expect(all.ops.count == 45)
-            let fresh = try Replica(path: dir.appendingPathComponent("fresh.db").path,
+            let fresh = try Replica(path: dir.path("fresh.db"),
                                     options: ReplicaOptions(node: "jingan", role: .store, wallClock: { 1_764_000_001_000 }))
             defer { fresh.close() }
             try fresh.apply(all)
@@ -100,7 +100,7 @@ import SiyuSQLite
     /// the table and its rows, and the table is the one a new replica gets.
     @Test func aLayout4ReplicaWhoseImportMadeBridgeStateKeepsItsRowsWhenMigrated() throws {
         let (dir, path) = try Self.copy(layout: 4, file: "hq-wecom")
-        defer { try? FileManager.default.removeItem(at: dir) }
+        defer { dir.remove() }
         #expect(try Self.recordedLayout(path) == 4)
         let replica = try Replica(existing: path)
         defer { replica.close() }
@@ -111,7 +111,7 @@ import SiyuSQLite
         let check = try replica.db.prepare("PRAGMA integrity_check").rows().compactMap(\.first?.stringValue)
         #expect(check == ["ok"])
 
-        let fresh = try Replica(path: dir.appendingPathComponent("fresh.db").path, options: ReplicaOptions(node: "hq", role: .hq))
+        let fresh = try Replica(path: dir.path("fresh.db"), options: ReplicaOptions(node: "hq", role: .hq))
         defer { fresh.close() }
         #expect(try Self.shape(of: "bridge_state", in: replica.db) == Self.shape(of: "bridge_state", in: fresh.db))
         #expect(try Self.shape(of: "bridge_state", in: fresh.db).count == 4)
@@ -124,7 +124,7 @@ import SiyuSQLite
     /// are read and written through the ordinary path.
     @Test func aLayout4ReplicaGainsAnEmptyBridgeStateTable() throws {
         let (dir, path) = try Self.copy(layout: 4, node: "hq")
-        defer { try? FileManager.default.removeItem(at: dir) }
+        defer { dir.remove() }
         do {
             let before = try Database(path: path, mode: .readOnly)
             defer { before.close() }
@@ -141,10 +141,9 @@ import SiyuSQLite
     /// A file of the current layout, given to a build that knows one layout fewer, is refused
     /// before anything is written, by the read-only look and by opening alike.
     @Test func aReplicaOfANewerLayoutThanTheBuildIsRefusedUntouched() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-golden-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("new.db").path
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("new.db")
         try Replica(path: path, options: ReplicaOptions(node: "hq", role: .hq)).close()
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let older = Array(ReplicaSchema.migrations.dropLast())
@@ -158,10 +157,9 @@ import SiyuSQLite
     }
 
     @Test func theCurrentLayoutsPlainTablesHaveExactlyTheColumnsTheDataModelNames() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-golden-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let replica = try Replica(path: dir.appendingPathComponent("r.db").path, options: ReplicaOptions(node: "hq", role: .hq))
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let replica = try Replica(path: dir.path("r.db"), options: ReplicaOptions(node: "hq", role: .hq))
         defer { replica.close() }
         // A change to `Table.columns` needs a migration: the frozen layouts do not follow it.
         for table in Table.allCases {

@@ -2,23 +2,14 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuStore
+import SiyuTestSupport
 
 /// A store node checks its own edits against the write rights of its store (SPEC section 7,
 /// "Write rights") before it makes them: a clerk is refused at edit time, nothing is written, and
 /// the node's numbering does not move.
 @Suite struct OwnEditRightsTests {
-    final class Files {
-        let dir: URL
-        init() throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-own-rights-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        }
-        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-        deinit { try? FileManager.default.removeItem(at: dir) }
-    }
-
     /// A store node of store xihu holding HQ's staff rows and a customer of each store.
-    func xihu(_ files: Files) throws -> Replica {
+    func xihu(_ files: TemporaryDirectory) throws -> Replica {
         let hq = try Replica.create(at: files.path("hq.db"), node: "hq", role: .hq)
         try hq.defineStaff("chenjing", name: "陈静", storeID: "xihu")
         try hq.defineStaff("lina", name: "李娜", storeID: "binjiang")
@@ -30,7 +21,8 @@ import SiyuStore
     }
 
     @Test func aStoreNodeRefusesItsOwnEditOutsideItsScopeAndWritesNothing() throws {
-        let files = try Files()
+        let files = try TemporaryDirectory()
+        defer { files.remove() }
         let store = try xihu(files)
         let before = try store.lastIssuedSeq()
         #expect(throws: ReplicaError.self) { try store.editCustomer("c_b", ["phone": .text("139")], by: "chenjing") }
@@ -41,7 +33,8 @@ import SiyuStore
     }
 
     @Test func aStoreNodesNewCustomersAndOrdersAreItsOwn() throws {
-        let files = try Files()
+        let files = try TemporaryDirectory()
+        defer { files.remove() }
         let store = try xihu(files)
         try store.createCustomer("c_new", ["name": .text("新")], by: "chenjing")
         try store.createOrder("o_new", ["customer_id": .text("c_new")], by: "chenjing")

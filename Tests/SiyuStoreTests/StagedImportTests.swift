@@ -36,7 +36,7 @@ import SiyuCore
     /// Seeded records: new customers (some repeated with another staff member or other fields),
     /// the existing one, the deleted one, unknown and deleted tags.
     static func records(_ count: Int, seed: UInt64) -> [Record] {
-        var rng = SplitMix(seed)
+        var rng = SeededRandom(seed: seed)
         let staff = ["chenjing", "wangfang", "liuyang"], tags = ["t_silver", "t_gold", "t_tea", "t_old", "t_unknown"]
         var out: [Record] = []
         for i in 0..<count {
@@ -54,18 +54,6 @@ import SiyuCore
             out.append(Record(id: id, fields: fields, relations: [relation]))
         }
         return out
-    }
-
-    struct SplitMix {
-        var state: UInt64
-        init(_ seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 
     @Test(arguments: [120, Replica.stagedImportLimit * 2 + 300])

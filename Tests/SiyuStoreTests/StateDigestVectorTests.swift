@@ -3,6 +3,7 @@ import Testing
 import SiyuCore
 import SiyuSQLite
 @testable import SiyuStore
+import SiyuTestSupport
 
 /// The state digest of SPEC section 7 ("The state digest, byte for byte"), checked against
 /// Protocol/state-digest.txt: its rows, serialized by the SPEC's rules, give its digest, and a
@@ -12,8 +13,8 @@ import SiyuSQLite
         .deletingLastPathComponent().appendingPathComponent("Protocol/state-digest.txt")
 
     /// The vector's ops: HQ defines a tag group and a tag, creates a customer and tags her.
-    static func vectorReplica(_ dir: URL) throws -> Replica {
-        let r = try Replica(path: dir.appendingPathComponent("digest.db").path,
+    static func vectorReplica(_ dir: TemporaryDirectory) throws -> Replica {
+        let r = try Replica(path: dir.path("digest.db"),
                             options: ReplicaOptions(node: "hq", role: .hq, wallClock: { 1_764_000_000_000 }))
         try r.defineTagGroup("pref", name: "偏好", by: "zhaolei")
         try r.defineTag("tea", group: "pref", name: "茶饮", by: "zhaolei")
@@ -23,9 +24,8 @@ import SiyuSQLite
     }
 
     @Test func theVectorsRowsGiveItsDigestAndAReplicaHoldingItsOpsHasBoth() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siyu-digest-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let r = try StateDigestVectorTests.vectorReplica(dir)
         defer { r.close() }
         let rendered = try StateDigestVectorTests.render(r)

@@ -9,7 +9,9 @@
 #                                 # -enable-testing, in .build-rel): several times faster per seed
 #
 # Each seed runs a hub, HQ and 4-6 stores (issue 17) in one process over MemoryTransport with
-# real replicas on disk and one virtual clock. Each store node is registered with its store
+# real replicas on disk and one virtual clock. The hub is split as `siyu-hub serve` splits it:
+# reads (CHANGES, snapshots, digests) on a read-only connection of their own, PUSHes as group
+# commits that also record the PULL cursors gathered meanwhile. Each store node is registered with its store
 # (`add-node --store`), so it holds only its scope: the tag library and stores, its own staff,
 # the customers it owns, its clerks' group chats and its orders; HQ is unscoped. Stores edit
 # their own customers, chats and orders as their clerks, create new ones, and try edits of
