@@ -1,7 +1,8 @@
 // `siyu-bench`: measures the project's performance targets (listed in docs/BENCHMARKS.md), each
 // figure next to its plain-SQLite anchor measured in the same run on the same data — local edits,
 // bulk edits, merging remote ops, wire size, catch-up, bootstrap, bytes on disk, scaling — plus the
-// Loro peer's figures when it is available. `siyu-bench --help` lists the options;
+// Loro peer's figures when it is available; `--only hq-scale` (never part of a full run) builds HQ and a
+// hub of millions of customers. `siyu-bench --help` lists the options;
 // `--bootstrap-child` and `--bootstrap-plain-child` are the bootstrap's store and baseline processes,
 // `--hub-child` the hub-load and attack sections' hub, `--attack-child` the attack section's attacker.
 
