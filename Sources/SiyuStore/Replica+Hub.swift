@@ -225,8 +225,13 @@ extension Replica {
                                 // Retryable, never recorded: the ops this right reads may come back. The
                                 // ops before it are taken now, while the grace still judges them as it
                                 // should: a store's truly refused op must not hold them back past it.
-                                let newAcked = try store(fresh, pushed: pushed)
-                                let kept = fresh.isEmpty ? "nothing was stored" : "the \(fresh.count) op(s) before it were stored"
+                                // Only if they stand alone: a new instance's home came from the whole
+                                // PUSH, and an op may have been admitted by one after the held op.
+                                let alone = WriteCheck(writer: rights.writer, state: self, batch: fresh, windowMillis: clock.maxDriftMillis)
+                                alone.restoredBeforeMillis = restoredBefore
+                                let standAlone = try fresh.allSatisfy { try rightsBreach(of: $0, in: alone) == nil }
+                                let newAcked = standAlone ? try store(fresh, pushed: pushed) : acked
+                                let kept = fresh.isEmpty || !standAlone ? "nothing was stored" : "the \(fresh.count) op(s) before it were stored"
                                 return .deferred("the PUSH holds op #\(op.seq): \(refusal.message), but this hub's log history is new (restored, or restarted after a crash) and it may still lack ops it had acknowledged that this rule reads, so it is judged again when pushed again (for good after \(grace.endMillis(of: id, now: now)) ms since the Unix epoch); \(kept)",
                                                  ackedSeq: UInt64(newAcked))
                             }

@@ -110,6 +110,28 @@ import SiyuStore
         #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_new").first?["owner_store"]?.textValue == "xihu")
     }
 
+    /// Found by the scoped simulator (seed 4578): the ops before a held one are stored only if they
+    /// stand alone — a new customer's edit admitted because the PUSH's later op makes it the
+    /// store's must not be stored without that op (its creation would then be refused: it exists).
+    @Test func theOpsBeforeAHeldOneAreStoredOnlyIfTheyStandWithoutTheOpsAfterIt() throws {
+        let w = try World()
+        let edit = w.write("xihu", .customer, "c_n", "name", .text("新客"))
+        let held = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "nobody")
+        let owner = w.write("xihu", .customer, "c_n", "owner_store", .text("xihu"))
+        startEpoch(w, graceMillis: 60_000)
+        let head = try w.hub.logHead()
+        guard case let .deferred(message, acked) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [edit, held, owner])) else {
+            Issue.record("not deferred"); return
+        }
+        #expect(message.hasSuffix("nothing was stored") && acked == 0)
+        #expect(try w.hub.logHead() == head)
+        // The grace ends: the held op is refused for good, and the node pushes the others together.
+        w.now += 60_000
+        try w.expectRefused("xihu", [edit, held, owner], rule: "author", seq: held.seq)
+        #expect(try w.push("xihu", [edit, owner]) == nil)
+        #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_n").first?["owner_store"]?.textValue == "xihu")
+    }
+
     @Test func afterTheGraceSuchAnOpIsRefusedForGood() throws {
         let w = try World()
         w.now += 1_000
