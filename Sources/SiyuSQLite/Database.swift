@@ -210,23 +210,7 @@ public final class Database {
         } else {
             savepointCounter += 1
             let name = "siyu_sp_\(savepointCounter)"
-            try exec("SAVEPOINT \(name)", injectingFaults: true)
-            transactionDepth += 1
-            defer { transactionDepth -= 1 }
-            let result: T
-            do {
-                result = try body()
-            } catch {
-                rollback(toSavepoint: name)
-                throw error
-            }
-            do {
-                try exec("RELEASE \(name)", injectingFaults: true)
-            } catch {
-                rollback(toSavepoint: name)
-                throw error
-            }
-            return result
+            return try run(beginning: "SAVEPOINT \(name)", body, ending: "RELEASE \(name)") { rollback(toSavepoint: name) }
         }
     }
 
@@ -244,23 +228,22 @@ public final class Database {
     /// The outermost transaction: `begin`, `body`, `COMMIT`; rolled back if `body` or `COMMIT`
     /// fails, and the error rethrown.
     private func outermost<T>(beginning begin: String, _ body: () throws -> T) throws -> T {
+        try run(beginning: begin, body, ending: "COMMIT") { rollbackAll() }
+    }
+
+    /// `begin`, `body`, `end`, one level deeper; `undo` and the error rethrown if `body` or `end` fails.
+    private func run<T>(beginning begin: String, _ body: () throws -> T, ending end: String, undo: () -> Void) throws -> T {
         try exec(begin, injectingFaults: true)
         transactionDepth += 1
         defer { transactionDepth -= 1 }
-        let result: T
         do {
-            result = try body()
+            let result = try body()
+            try exec(end, injectingFaults: true)
+            return result
         } catch {
-            rollbackAll()
+            undo()
             throw error
         }
-        do {
-            try exec("COMMIT", injectingFaults: true)
-        } catch {
-            rollbackAll()
-            throw error
-        }
-        return result
     }
 
     /// Copies the whole database into a new file at `destination` with SQLite's online backup API
