@@ -70,13 +70,13 @@ extension Replica {
     /// while this one stores the window's ops and writes the previous window's rows. Windows bound
     /// the merged states held at once. Nothing happens when the tag library changes in the batch:
     /// then every instance merges in order, after the library, in `commit`.
-    func writeNewInstancesAside(of batch: inout CommitBatch, tagged: Statement) throws {
+    func writeNewInstancesAside(of batch: inout CommitBatch, tagged: Statement, indexingTags: Bool) throws {
         guard !batch.refs.indices.contains(where: { batch.isLibrary($0) && !batch.inserted[$0].isEmpty }) else { return }
         let fresh = batch.refs.indices.filter { !batch.existed[$0] && !batch.inserted[$0].isEmpty }
         var previous: [(slot: Int, state: InstanceState)] = []
         func writePrevious(_ batch: inout CommitBatch) throws {
             for (slot, state) in previous {
-                try write(state, previous: InstanceState.empty(state.instance))
+                try write(state, previous: InstanceState.empty(state.instance), indexingTags: indexingTags)
                 if !stateCache.isEmpty { stateCache.removeValue(forKey: state.instance) }
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
                 batch.written[slot] = true

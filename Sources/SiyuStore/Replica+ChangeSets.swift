@@ -64,16 +64,6 @@ extension Replica {
         }
     }
 
-    /// This node's own ops after `seq` (the outbox, once `seq` is the peer's acknowledgement).
-    public func ownOps(after seq: UInt64) throws -> [Op] {
-        try ReplicaError.wrap("reading the outbox") {
-            var ops: [Op] = []
-            try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
-                .query([.text(node), .integer(Int64(clamping: seq))]) { row in ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")) }
-            return ops
-        }
-    }
-
     /// Applies a peer's change set in one transaction, and says what it did.
     ///
     /// Every op is checked first. An op that breaks a data rule (`Op.validate`), or claims this
@@ -107,7 +97,7 @@ extension Replica {
                 try transaction {
                     try dropCachesIfChangedElsewhere()
                     try reconcileOwnOps(accepted)   // a node recovering its own ops (Replica+OwnOpsRecovery.swift)
-                    let (applied, merged) = try commit(accepted)
+                    let (applied, merged) = try commit(accepted, peerCommitMode)
                     let report = ApplyReport(applied: applied, duplicates: accepted.count - applied, instancesMerged: merged,
                                              refused: refused)
                     try alongside(report)

@@ -42,11 +42,11 @@ extension Replica {
         do {
             let written = try ReplicaError.wrap(doing) {
                 try transaction { () throws -> Int in
-                    var state: InstanceState? = try takeInstance(try locate())
-                    let bodies = try build(state!)
-                    guard !bodies.isEmpty else { remember(state!); return 0 }
+                    let state = try takeInstance(try locate())
+                    let bodies = try build(state)
+                    guard !bodies.isEmpty else { remember(state); return 0 }
                     let ops = try issue(bodies.map { ($0, staff) })
-                    try commit(ops, known: &state)
+                    try commit(ops, .localEdit(consume state))
                     return ops.count
                 }
             }

@@ -178,7 +178,7 @@ extension Replica {
                             for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
                         }
                         let homesBefore = try homes(of: fresh)
-                        try commit(fresh)
+                        try commit(fresh, peerCommitMode)
                         let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
                         for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
                         try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)

@@ -169,8 +169,7 @@ extension Replica {
         do {
             try ReplicaError.wrap("importing customers") {
                 try transaction {
-                    var none: InstanceState? = nil
-                    try commit(stage.ops, known: &none, fresh: true)
+                    try commit(stage.ops, .importBatch)
                 }
             }
         } catch {
@@ -226,11 +225,11 @@ extension Replica {
         do {
             try ReplicaError.wrap("importing \(instance)") {
                 try transaction {
-                    var state: InstanceState? = try takeInstance(instance)
-                    let bodies = try build(state!)
-                    guard !bodies.isEmpty else { remember(state!); return }
+                    let state = try takeInstance(instance)
+                    let bodies = try build(state)
+                    guard !bodies.isEmpty else { remember(state); return }
                     let ops = try issue(bodies)
-                    try commit(ops, known: &state)
+                    try commit(ops, .localEdit(consume state))
                     written = ops.count
                 }
             }

@@ -66,8 +66,9 @@ extension Replica {
         }
     }
 
-    /// Own ops numbered above `seq`, ascending, leaving out quarantined ones, at most `limit`.
-    public func outbox(after seq: UInt64, limit: Int) throws -> [Op] {
+    /// The outbox: own ops numbered above `seq` (the hub's acknowledgement), ascending, leaving
+    /// out quarantined ones, at most `limit`. The one reader of a node's own ops to send.
+    public func outbox(after seq: UInt64, limit: Int = .max) throws -> [Op] {
         try ReplicaError.wrap("reading the outbox") {
             var ops: [Op] = []
             try db.cached("""

@@ -8,6 +8,40 @@ public struct HistoryEntry: Sendable {
     public var isCurrent: Bool
 }
 
+/// Every op a replica holds of one instance, oldest first (`InstanceState.canonicalOps`), and the
+/// state they merge to.
+public struct InstanceHistory: Sendable {
+    public let ops: [Op]
+    public let state: InstanceState
+
+    /// The ops that concern `target`, oldest first. With a `field`, only the writes of that field
+    /// (`status` for an order's status); without one, every op of the target and, for a tag, the
+    /// adds of other tags of its exclusive group that replaced its adds. A write that is its
+    /// field's current value is marked `isCurrent`.
+    public func entries(for target: Target, field: String?) -> [HistoryEntry] {
+        var adds = Set<Stamp>()
+        for op in ops where op.body.target == target { if case .add = op.body { adds.insert(op.stamp) } }
+        return ops.compactMap { op in
+            let t = op.body.target
+            var relevant = false
+            if t == target {
+                switch (op.body, field) {
+                case (_, nil): relevant = true
+                case let (.write(_, f, _, _), field?): relevant = f == field
+                case (.status, let field?): relevant = field == "status"
+                default: relevant = false
+                }
+            } else if field == nil, case let .add(_, removes) = op.body {
+                relevant = removes.contains(where: adds.contains)
+            }
+            guard relevant else { return nil }
+            var current = false
+            if case let .write(t, f, _, _) = op.body { current = state.registers[FieldKey(t, f)]?.winner?.stamp == op.stamp }
+            return HistoryEntry(op: op, isCurrent: current)
+        }
+    }
+}
+
 /// Read-only queries over a replica: conflicts, field history, plain rows, digests.
 extension Replica {
 
@@ -60,26 +94,19 @@ extension Replica {
         return entry
     }
 
-    /// Every op that touched a target (and field, if given), oldest first; the current write is marked.
-    public func history(of target: Target, field: String? = nil) throws -> [HistoryEntry] {
-        try ReplicaError.wrap("reading history") {
-            let ops = try loadOps(target.instance).filter { op in
-                let t = op.body.target
-                guard t.entity == target.entity && t.id == target.id && t.sub == target.sub else { return false }
-                guard let field else { return true }
-                switch op.body {
-                case let .write(_, f, _, _): return f == field
-                case .status: return field == "status"
-                default: return field.isEmpty
-                }
-            }.sorted { $0.stamp < $1.stamp }
-            let state = try self.state(of: target.instance)
-            return ops.map { op in
-                var current = false
-                if case let .write(t, f, _, _) = op.body { current = state.registers[FieldKey(t, f)]?.winner?.stamp == op.stamp }
-                return HistoryEntry(op: op, isCurrent: current)
-            }
+    /// The history of one instance: every op held of it and its merged state, read in one go.
+    /// `siyu history` explains from it; `history(of:field:)` lists a target's part of it.
+    public func history(of instance: InstanceRef) throws -> InstanceHistory {
+        try ReplicaError.wrap("reading the history of \(instance)") {
+            let ops = InstanceState.canonicalOps(instance, try loadOps(instance))
+            return InstanceHistory(ops: ops, state: InstanceState.merge(instance, canonical: ops, catalog: try catalog()))
         }
+    }
+
+    /// The ops that concern a target (and field, if given), oldest first, with the current write
+    /// marked: `history(of: target.instance).entries(for: target, field: field)`.
+    public func history(of target: Target, field: String? = nil) throws -> [HistoryEntry] {
+        try history(of: target.instance).entries(for: target, field: field)
     }
 
     /// All rows of a plain table, in key order, as column name → value.

@@ -74,6 +74,10 @@ extension Replica {
         var highest: [NodeID: UInt64] = [:]
     }
 
+    /// How a peer's ops are committed now: as a bulk load while one is open (`bulkLoad`, or a
+    /// snapshot load into a replica that held no ops), otherwise as a remote apply.
+    var peerCommitMode: CommitMode { bulk?.load != nil ? .bulkLoad : .remoteApply }
+
     /// One edit or apply as a transaction of its own — or, inside `inOneTransaction`, as a step of
     /// that one (no savepoint: a failed step fails the whole transaction).
     /// Staged customer imports are committed first, so every step sees them and ops stay in order.

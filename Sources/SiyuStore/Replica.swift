@@ -280,35 +280,26 @@ public final class Replica {
 
     // MARK: - Committing ops (local edits and remote change sets)
 
-    /// Inserts the ops this replica does not hold yet (duplicates are skipped by the op log's
-    /// primary key) and re-merges every instance they touch, plus the customers whose tags depend on
-    /// a changed tag library. Must run inside a transaction. Returns how many ops were new and how
-    /// many instances were merged.
+    /// Inserts the ops this replica does not hold yet and re-merges every instance they touch,
+    /// plus the customers whose tags depend on a changed tag library, as `mode` says (`CommitMode`).
+    /// Must run inside a transaction. Returns how many ops were new and how many instances were
+    /// merged.
     @discardableResult
-    func commit(_ ops: [Op]) throws -> (applied: Int, merged: Int) {
-        var none: InstanceState? = nil
-        return try commit(ops, known: &none)
-    }
-
-    /// `known` is the merged state of the one instance a local edit changes (taken from the caller,
-    /// which is left with nil, so this holds the only copy): the edit's ops are added to it without
-    /// reading the instance's ops back, and only the rows that changed are written.
-    ///
-    /// `fresh`: the ops are this node's, numbered just now (staged imports): like a local edit's,
-    /// a duplicate is an error; and, as in a bulk load, the ops of instances new to the replica
-    /// are stored several rows per statement and the instances merged on a second thread.
-    @discardableResult
-    func commit(_ ops: [Op], known knownState: inout InstanceState?, fresh: Bool = false) throws -> (applied: Int, merged: Int) {
-        var known = knownState
-        knownState = nil
-        let newAside = fresh || bulk?.load != nil
+    func commit(_ ops: [Op], _ mode: consuming CommitMode) throws -> (applied: Int, merged: Int) {
+        // A local edit's state is taken out of the mode, so this holds the only copy and adds to it in place.
+        var known: InstanceState?
+        if case .localEdit(let state) = mode { known = state }
+        let kind = mode.kind
+        _ = consume mode
+        let newAside = kind == .importBatch || kind == .bulkLoad
+        let deferIndexes = kind == .bulkLoad
         guard !ops.isEmpty else { return (0, 0) }
         // What customers' merges read of the tag library before this commit (see below), taken
         // before its ops are stored: `catalog()` may be rebuilt from the op log.
         let catalogBefore = ops.contains(where: { $0.instance.kind == .tag || $0.instance.kind == .tagGroup }) ? try catalog() : nil
         let insert = try db.cached(Replica.insertOpUnlessHeld)
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
-        let isLocalEdit = known != nil || fresh
+        let ownFresh = kind == .localEdit || kind == .importBatch
         var batch = try CommitBatch(known: known.map { ($0.instance, $0.hasOps) },
                                     probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
         var applied = 0
@@ -330,7 +321,7 @@ public final class Replica {
                 try insert.run(Replica.opRow(op))
                 guard db.changes == 1 else {
                     // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
-                    if isLocalEdit && op.origin == node {
+                    if ownFresh && op.origin == node {
                         throw ReplicaError.invalid("op \(node)#\(op.seq) already exists in the op log; the edit was not saved",
                                                    "the replica's sequence is out of step with its op log; reopen the replica")
                     }
@@ -340,7 +331,7 @@ public final class Replica {
             applied += 1
             let target = op.body.target
             if target.entity == .customerTag {
-                if bulk?.load != nil {
+                if deferIndexes {
                     batch.tagsToRecord[slot, default: []].insert(target.sub)
                 } else {
                     try tagged.run([.text(target.sub), .text(target.id)])
@@ -351,7 +342,7 @@ public final class Replica {
             if op.origin != lastOrigin { origins.insert(op.origin); lastOrigin = op.origin }
             if op.hlc > maxHLC { maxHLC = op.hlc }
         }
-        if newAside { try writeNewInstancesAside(of: &batch, tagged: tagged) }
+        if newAside { try writeNewInstancesAside(of: &batch, tagged: tagged, indexingTags: !deferIndexes) }
         try insertAwaitedOps(of: &batch)
         guard applied > 0 else { return (0, 0) }
         var newSeqs: [NodeID: [UInt64]] = [:]
@@ -359,7 +350,7 @@ public final class Replica {
         // This node's own ops are numbered and committed in order, so its own entry of the version
         // vector is always nextSeq - 1 and is not stored (one page less for every local edit).
         for origin in origins where origin != node {
-            if bulk?.load != nil {
+            if deferIndexes {
                 let highest = max(bulk?.load?.highest[origin] ?? 0, newSeqs[origin]?.max() ?? 0)
                 bulk?.load?.highest[origin] = highest
             } else {
@@ -379,10 +370,10 @@ public final class Replica {
             catalogCache = nil
             stateCache.removeAll()   // customer states depend on the library
             for slot in library.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
-                try remerge(batch.refs[slot], onlyOps: batch.existed[slot] ? nil : batch.inserted[slot])
+                try remerge(batch.refs[slot], onlyOps: batch.existed[slot] ? nil : batch.inserted[slot], indexingTags: !deferIndexes)
             }
             // A bulk load's shown pairs are not in `tagged_customers` yet (the spec sends the library first, so this is rare).
-            if bulk?.load != nil { try db.execute(Replica.tagShownPairs) }
+            if deferIndexes { try db.execute(Replica.tagShownPairs) }
             // Only what a customer's merge reads of a tag (its group, the group's exclusive flag,
             // its deletion) re-merges the customers holding it: a renamed or re-sorted tag re-merges
             // nobody, however many customers hold it.
@@ -391,7 +382,7 @@ public final class Replica {
                 .filter { catalogBefore?.info(forTag: $0) != catalogAfter.info(forTag: $0) }
             // With `tagHolderSlice` (a hub), more holders than one slice beyond those this commit
             // merges anyway are left pending, re-merged in slices after it (Replica+SlicedRemerge).
-            let slice = bulk?.load == nil ? tagHolderSlice : nil
+            let slice = deferIndexes ? nil : tagHolderSlice
             let stmt = try db.cached("SELECT customer_id FROM tagged_customers WHERE tag_id = ?")
             var affected = Set<Int>(touched)
             var others = 0
@@ -424,7 +415,7 @@ public final class Replica {
             } else if batch.written[slot] {
                 continue
             } else {
-                let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot])
+                let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot], indexingTags: !deferIndexes)
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
             }
         }
@@ -462,10 +453,10 @@ public final class Replica {
     /// for an instance that had no ops before this commit: they are all of its ops, it has no rows
     /// yet, so nothing is read back or deleted first.
     @discardableResult
-    func remerge(_ ref: InstanceRef, onlyOps: [Op]?) throws -> InstanceState {
+    func remerge(_ ref: InstanceRef, onlyOps: [Op]?, indexingTags: Bool = true) throws -> InstanceState {
         let ops = try onlyOps ?? loadOps(ref)
         let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
-        try write(state, previous: onlyOps == nil ? nil : InstanceState.empty(ref))
+        try write(state, previous: onlyOps == nil ? nil : InstanceState.empty(ref), indexingTags: indexingTags)
         // Bulk merges do not fill the cache (it serves local edits); they only invalidate it.
         if !stateCache.isEmpty { stateCache.removeValue(forKey: ref) }
         return state
@@ -509,8 +500,9 @@ public final class Replica {
 
     /// Writes an instance's rows and conflicts. With the `previous` state (what the tables hold for
     /// it now), only rows and conflicts that differ are written; without it, everything of the
-    /// instance is deleted and rewritten. Rows are compared byte for byte.
-    func write(_ state: InstanceState, previous: InstanceState?) throws {
+    /// instance is deleted and rewritten. Rows are compared byte for byte. `indexingTags` false (a
+    /// bulk load) leaves a customer's shown tags out of `tagged_customers` (`finishBulkLoad` adds them).
+    func write(_ state: InstanceState, previous: InstanceState?, indexingTags: Bool = true) throws {
         let ref = state.instance
         let fresh = previous.map { $0.rows.isEmpty && $0.conflicts.isEmpty } ?? false
         for table in Table.tables(of: ref.kind) {
@@ -554,7 +546,7 @@ public final class Replica {
         // A customer written whole (new here, back in a store's scope after it left, or re-merged
         // from scratch) has its shown tags in the tag index: a store that dropped it kept its own
         // ops of it but not their index pairs, and a tag change re-merges only indexed holders.
-        if ref.kind == .customer, previous == nil || fresh, bulk?.load == nil, let shown = state.rows[.customerTags], !shown.isEmpty {
+        if ref.kind == .customer, previous == nil || fresh, indexingTags, let shown = state.rows[.customerTags], !shown.isEmpty {
             let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
             for row in shown where row.count > 1 { try tagged.run([row[1].sqlite, .text(ref.id)]) }
         }

@@ -345,7 +345,7 @@ struct HQScaleBench {
         let diskLimit = perCustomer > 0 ? Int(free / (perCustomer * 1.25)) : 0
         let first = rows[0]
         func growth(_ f: (Row) -> Double) -> String { fixed(f(b) / max(f(first), 1e-9), 1) + "×" }
-        var lines = [
+        let lines = [
             "extrapolated  linearly in customers from \(grouped(a.customers)) and \(grouped(b.customers)) to \(grouped(n)) (瑞幸's size): HQ file \(gigabytes(hq)) GB, hub file \(gigabytes(hub)) GB; "
                 + "builds \(fixed(at(n) { $0.hqBuildSeconds } / 60, 0)) min (HQ) and \(fixed(at(n) { $0.hubBuildSeconds + $0.hubLogSeconds } / 60, 0)) min (hub) at this run's rate",
             "              the per-op costs are not linear in customers: from \(grouped(first.customers)) to \(grouped(b.customers)) customers (\(growth { Double($0.customers) })) "

@@ -69,7 +69,7 @@ import SiyuTestSupport
         func pushHQ() throws { try Brand.push(from: hq, to: hub) }
 
         static func push(from hq: Replica, to hub: Replica) throws {
-            guard case .stored = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.ownOps(after: 0))) else {
+            guard case .stored = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.outbox(after: 0))) else {
                 Issue.record("HQ's PUSH was not stored")
                 return
             }

@@ -50,14 +50,14 @@ import SiyuStore
         let xihu = try TransferTests.StoreNode(w, "xihu", store: "xihu")
         try xihu.sync(executor)
         try xihu.replica.createCustomer("c_y", ["name": .text("新客"), "owner_store": .text("xihu")], by: "chenjing")
-        let creation = try xihu.replica.ownOps(after: 0)
+        let creation = try xihu.replica.outbox(after: 0)
         // HQ saw the creation (the history the hub lost) and moved the customer to binjiang.
         let hqBefore = try w.hq.lastIssuedSeq()
         _ = try w.hq.apply(ChangeSet(ops: creation))
         w.now += 1_000
         try w.hq.editCustomer("c_y", ["owner_store": .text("binjiang")], by: "zhaolei")
         startEpoch(w)
-        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: hqBefore)) == nil)
         #expect(try w.push("xihu", creation) == nil)
         #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_y").first?["owner_store"]?.textValue == "binjiang")
         try xihu.sync(executor)
@@ -80,7 +80,7 @@ import SiyuStore
         #expect(message.hasPrefix("the PUSH holds op #1: ") && message.contains("(rule author)"), "names no op as a refusal would: it is retryable")
         #expect(try w.hub.logHead() == head)
         #expect(try w.hub.refusals(of: "xihu").isEmpty, "nothing recorded: the node pushes it again")
-        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: hqBefore)) == nil)
         #expect(try w.push("xihu", [edit]) == nil)
     }
 
@@ -152,7 +152,7 @@ import SiyuStore
         let edit = w.write("xihu", .customer, "c_x", "name", .text("林女士"), author: "wangfang")
         guard case .deferred = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [edit])) else { Issue.record("not deferred"); return }
         #expect(try w.hub.refusals(of: "xihu").isEmpty)
-        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: hqBefore)) == nil)
         #expect(try w.push("xihu", [edit]) == nil)
     }
 

@@ -37,7 +37,7 @@ import SiyuTestSupport
         let head = try w.hub.logHead()
         #expect(cursor == head, "the cursor moves to the head past the other stores' ops")
         // Every op of those instances, none twice.
-        let all = try w.hq.ownOps(after: 0).filter { ScopeTests.xihuInstances.contains($0.instance) }
+        let all = try w.hq.outbox(after: 0).filter { ScopeTests.xihuInstances.contains($0.instance) }
         #expect(ops.count == all.count && Set(ops) == Set(all))
         // A small budget pages through the same ops.
         #expect(Set(try pullAll(w.hub, store: "xihu", budget: 1).ops) == Set(ops))
@@ -62,7 +62,7 @@ import SiyuTestSupport
     @Test func aCustomerFollowedByClerksOfTwoStoresIsInItsOwnerStoresScopeOnly() throws {
         let w = try World()
         try w.hq.setFollowRelation(customer: "c_x", userid: "lina", ["remark": .text("滨江也加了")], by: "lina")
-        _ = try w.push("hq", try w.hq.ownOps(after: 0))
+        _ = try w.push("hq", try w.hq.outbox(after: 0))
         let xihu = try pullAll(w.hub, store: "xihu").ops
         let binjiang = try pullAll(w.hub, store: "binjiang").ops
         #expect(xihu.contains { $0.body.target == Target(.followRelation, "c_x", "lina") })
@@ -106,7 +106,7 @@ import SiyuTestSupport
         let path = dir.path("hub.db")
         // A hub file of layout 5 whose log holds every op (as `logUnpositionedOps` of layout 5 left it).
         let old = try Replica(path: path, options: ReplicaOptions(node: "hub", role: .hq, migrations: Array(ReplicaSchema.migrations.prefix(4))))
-        _ = try old.apply(ChangeSet(ops: try w.hq.ownOps(after: 0)))
+        _ = try old.apply(ChangeSet(ops: try w.hq.outbox(after: 0)))
         old.close()
         let logged = SchemaMigration(version: 5) { db in
             try ReplicaSchema.migrations[4].apply(db)

@@ -72,7 +72,7 @@ import SiyuWire
     /// HQ moves customer c_x from xihu to binjiang (WeCom's transfer_customer).
     func transfer(_ w: World, customer: String = "c_x", to store: String) throws {
         try w.hq.editCustomer(customer, ["owner_store": .text(store)], by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
     }
 
     @Test func aStoreGivenACustomersCreationWithoutItsTransferInOneCHANGESKeepsItUntilItHasCaughtUp() throws {
@@ -81,7 +81,7 @@ import SiyuWire
         // under xihu's home, and a CHANGES cut by the byte budget can bring the creation alone.
         try w.hq.createCustomer("c_new", ["name": .text("新客")], by: "zhaolei")
         try w.hq.editCustomer("c_new", ["owner_store": .text("xihu")], by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
         try xihu.sync(executor, byteBudget: 1)   // one op a CHANGES
         #expect(try xihu.replica.customerRows(id: "c_new").first?["name"] == .text("新客"))
         try expectScopes(w, [xihu])
@@ -95,15 +95,15 @@ import SiyuWire
         let (w, executor, xihu, binjiang) = try world()
         let hqBefore = try w.hq.lastIssuedSeq()
         try w.hq.createCustomer("c_t", ["name": .text("转店客"), "owner_store": .text("xihu")], by: "zhaolei")
-        let creation = try w.hq.ownOps(after: hqBefore)
+        let creation = try w.hq.outbox(after: hqBefore)
         // xihu holds c_t from the history the hub lost, and edits it offline.
         _ = try xihu.replica.applyChanges(ChangeSet(ops: creation), nextCursor: xihu.cursor, caughtUp: true)
         try xihu.replica.editCustomer("c_t", ["phone": .text("13900000000")], by: "chenjing")
         w.now += 1_000
         try w.hq.editCustomer("c_t", ["owner_store": .text("binjiang")], by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)     // creation and transfer in one PUSH
+        #expect(try w.push("hq", try w.hq.outbox(after: hqBefore)) == nil)     // creation and transfer in one PUSH
         #expect(try w.hub.departure(of: InstanceRef(.customer, "c_t"), from: "xihu") != nil)
-        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil, "a late edit made before xihu could know")
+        #expect(try w.push("xihu", try xihu.replica.outbox(after: 0)) == nil, "a late edit made before xihu could know")
         try xihu.sync(executor)
         #expect(try xihu.replica.customerRows(id: "c_t").isEmpty, "xihu dropped it")
         try binjiang.sync(executor)
@@ -115,7 +115,7 @@ import SiyuWire
     @Test func aCustomerBackAfterItsTagWasDeletedMeanwhileDoesNotShowTheTag() throws {
         let (w, executor, xihu, binjiang) = try world()
         try xihu.replica.addTag("et_gold", to: "c_x", by: "chenjing")
-        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        #expect(try w.push("xihu", try xihu.replica.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try transfer(w, to: "binjiang")
         try xihu.sync(executor)
@@ -123,7 +123,7 @@ import SiyuWire
         #expect(try xihu.replica.customerRows(id: "c_x").isEmpty)
         w.now += 1_000
         try w.hq.deleteTag("et_gold", by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         w.now += 1_000
         try transfer(w, to: "xihu")
@@ -140,7 +140,7 @@ import SiyuWire
         let (w, executor, xihu, _) = try world()
         try xihu.replica.editCustomer("c_x", ["phone": .text("13900000000")], by: "chenjing")   // offline
         try transfer(w, to: "binjiang")
-        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil, "made before xihu could know")
+        #expect(try w.push("xihu", try xihu.replica.outbox(after: 0)) == nil, "made before xihu could know")
         guard case let .changes(ops, _, more, _) = executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20,
                                                                                   schemaVersion: 1, ownOps: true)) else {
             Issue.record("no CHANGES"); return
@@ -156,7 +156,7 @@ import SiyuWire
     @Test func aTagDeletedAfterTheCustomerCameBackIsGoneFromTheStoreToo() throws {
         let (w, executor, xihu, binjiang) = try world()
         try xihu.replica.addTag("et_gold", to: "c_x", by: "chenjing")
-        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        #expect(try w.push("xihu", try xihu.replica.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try transfer(w, to: "binjiang")
         try xihu.sync(executor)
@@ -168,7 +168,7 @@ import SiyuWire
         #expect(try xihu.replica.rows(of: .customerTags, where: "customer_id", equals: "c_x").count == 1)
         w.now += 1_000
         try w.hq.deleteTag("et_gold", by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try binjiang.sync(executor)
         #expect(try xihu.replica.rows(of: .customerTags, where: "customer_id", equals: "c_x").isEmpty)
@@ -183,7 +183,7 @@ import SiyuWire
         let hqBefore = try w.hq.lastIssuedSeq()
         try w.hq.editCustomer("c_x", ["owner_store": .text("binjiang")], by: "zhaolei")
         try w.hq.addTag("et_gold", to: "c_x", by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: hqBefore)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: hqBefore)) == nil)
         try xihu.sync(executor, byteBudget: 1)   // one op a CHANGES: the move, then the tag
         try binjiang.sync(executor)
         #expect(try xihu.replica.customerRows(id: "c_x").isEmpty)
@@ -211,7 +211,7 @@ import SiyuWire
     @Test func theOldStoreDropsTheCustomerWhenItAppliesTheChangesCarryingTheMoveKeepingItsOwnOps() throws {
         let (w, executor, xihu, binjiang) = try world()
         try xihu.replica.editCustomer("c_x", ["phone": .text("139")], by: "chenjing")
-        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        #expect(try w.push("xihu", try xihu.replica.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try transfer(w, to: "binjiang")
         try xihu.sync(executor)
@@ -252,11 +252,11 @@ import SiyuWire
         try transfer(w, to: "binjiang")
         try binjiang.sync(executor)
         // xihu comes back: it pushes first (it has not pulled past the move).
-        #expect(try w.push("xihu", try xihu.replica.ownOps(after: 0)) == nil)
+        #expect(try w.push("xihu", try xihu.replica.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try xihu.sync(executor)            // its next PULL says it has applied the move
         try binjiang.sync(executor)
-        let late = try #require(try xihu.replica.ownOps(after: 0).last)
+        let late = try #require(try xihu.replica.outbox(after: 0).last)
         #expect(try binjiang.replica.instanceOps(InstanceRef(.customer, "c_x")).contains(late), "relayed to the new store")
         #expect(try w.hub.conflicts().contains { $0.target.id == "c_x" && $0.field == "phone" }, "the merge logs the loser")
         try expectScopes(w, [xihu, binjiang])
@@ -283,7 +283,7 @@ import SiyuWire
     @Test func aStaffMemberWhoMovesTakesTheirGroupChatsAlong() throws {
         let (w, executor, xihu, binjiang) = try world()
         try w.hq.defineStaff("chenjing", name: "陈静", storeID: "binjiang")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try binjiang.sync(executor)
         #expect(binjiang.reasons == [.scopeChange])
@@ -296,10 +296,10 @@ import SiyuWire
     @Test func anOrderMovedToAnotherStoreMovesWithItsLines() throws {
         let (w, executor, xihu, binjiang) = try world()
         try w.hq.setOrderLine("1", of: "o_x", ["sku": .text("茶"), "qty": .int(1)], by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try w.hq.editOrder("o_x", ["store_id": .text("binjiang")], by: "zhaolei")
-        #expect(try w.push("hq", try w.hq.ownOps(after: 0)) == nil)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)
         try xihu.sync(executor)
         try binjiang.sync(executor)
         #expect(try xihu.replica.rows(of: .orderLines).isEmpty)

@@ -38,7 +38,7 @@ import SiyuTestSupport
             try hq.createOrder("o_x", ["customer_id": .text("c_x"), "store_id": .text("xihu")], by: "zhaolei")
             try hq.createGroupChat("g_x", ["name": .text("西湖群"), "owner": .text("chenjing")], by: "zhaolei")
             try hq.createGroupChat("g_b", ["name": .text("滨江群"), "owner": .text("lina")], by: "zhaolei")
-            _ = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.ownOps(after: 0)))
+            _ = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.outbox(after: 0)))
         }
         deinit { hub.close(); hq.close(); dir.remove() }
 
@@ -101,7 +101,7 @@ import SiyuTestSupport
                             rule: "points_award_limit")
         let hq = w.hq!
         try hq.awardPoints(WriteRights.storeMaxPointsAward * 10, to: "c_x", by: "zhaolei")
-        #expect(try w.push("hq", try hq.ownOps(after: 0)) == nil, "HQ awards more")
+        #expect(try w.push("hq", try hq.outbox(after: 0)) == nil, "HQ awards more")
     }
 
     @Test func aStoreCannotWriteStoreRows() throws {
@@ -161,7 +161,7 @@ import SiyuTestSupport
         #expect(try w.push("xihu", [w.write("xihu", .customer, "c_x", "phone", .text("138"))]) == nil)
         let hq = w.hq!
         try hq.editCustomer("c_x", ["phone": .text("137")], by: "lina")
-        #expect(try w.push("hq", try hq.ownOps(after: 0)) == nil, "HQ names any staff")
+        #expect(try w.push("hq", try hq.outbox(after: 0)) == nil, "HQ names any staff")
     }
 
     @Test func aStoreWritesOnlyInsideItsScope() throws {

@@ -165,17 +165,17 @@ import SiyuTestSupport
         let s0 = try Replica.create(at: dir.path("s0.db"), node: "s0", role: .store, store: "s0", options: ReplicaOptions(wallClock: { wall + 1 }))
         defer { s0.close() }
         try hq.defineStaff("s0_a", name: "陈静", storeID: "s0")
-        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 0)), nextCursor: 1)
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.outbox(after: 0)), nextCursor: 1)
         try s0.createCustomer("c_x", ["name": .text("周"), "phone": .text("139")], by: "s0_a")
-        try hq.apply(ChangeSet(ops: try s0.ownOps(after: 0)))
+        try hq.apply(ChangeSet(ops: try s0.outbox(after: 0)))
         try hq.editCustomer("c_x", ["owner_store": .text("s1")], by: "zhaolei")
-        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 1)), nextCursor: 3)
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.outbox(after: 1)), nextCursor: 3)
         #expect(try s0.rows(of: .customers).isEmpty, "dropped when it learned of the transfer")
         let dropped = try s0.digest()
         try s0.rebuild()
         #expect(try s0.rows(of: .customers).isEmpty)
         #expect(try s0.digest() == dropped)
-        #expect(try !s0.ownOps(after: 0).isEmpty, "its own ops stay")
+        #expect(try !s0.outbox(after: 0).isEmpty, "its own ops stay")
     }
 
     /// Seeds 72 and 79 of the scoped simulator (fixed): a store's new order (or customer) is
@@ -195,12 +195,12 @@ import SiyuTestSupport
         try hub.registerNode("hq", role: .hq, secret: Array("h".utf8), iterations: 8)
         try hub.registerNode("s0", role: .store, store: "s0", secret: Array("s".utf8), iterations: 8)
         try hq.defineStaff("s0_a", name: "陈静", storeID: "s0")
-        _ = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.ownOps(after: 0)))
+        _ = try hub.acceptPush(from: "hq", ChangeSet(ops: try hq.outbox(after: 0)))
         let s0 = try Replica.create(at: dir.path("s0.db"), node: "s0", role: .store, store: "s0", options: ReplicaOptions(wallClock: { wall + 1 }))
         defer { s0.close() }
-        _ = try s0.applyChanges(ChangeSet(ops: try hq.ownOps(after: 0)), nextCursor: 1)
+        _ = try s0.applyChanges(ChangeSet(ops: try hq.outbox(after: 0)), nextCursor: 1)
         try s0.createOrder("o_new", ["customer_id": .text("c1"), "store_id": .text("s0")], by: "s0_a")
-        let ops = try s0.ownOps(after: 0)
+        let ops = try s0.outbox(after: 0)
         #expect(ops.count == 2)
         for op in ops {   // one PUSH each, as a node whose byte budget splits the edit
             guard case .stored = try hub.acceptPush(from: "s0", ChangeSet(ops: [op])) else { Issue.record("op \(op.seq) refused"); continue }

@@ -102,7 +102,7 @@ import SiyuTestSupport
             #expect(reopened.node == node && reopened.role == role)
             try reopened.editCustomer("c1", ["name": .text("客户2")], by: "fz0")
             #expect(try reopened.opCounts().own == own + 1)
-            #expect(try reopened.ownOps(after: 0).map(\.seq) == Array(1...UInt64(own + 1)))
+            #expect(try reopened.outbox(after: 0).map(\.seq) == Array(1...UInt64(own + 1)))
             let incremental = try reopened.digest()
             try reopened.rebuild()
             #expect(try reopened.digest() == incremental, "\(name) on \(node): rebuild changed the digest")

@@ -18,7 +18,7 @@ import SiyuStore
         try xihu.editCustomer("c1", ["unionid": .text("u-1")], by: "chenjing")         // base+2
         try xihu.addTag("tea", to: "c1", by: "chenjing")                                // base+3
         try xihu.editCustomer("c1", ["name": .text("林晓雯")], by: "chenjing")           // base+4
-        let own = try xihu.ownOps(after: base)
+        let own = try xihu.outbox(after: base)
         #expect(own.map(\.seq) == [base + 1, base + 2, base + 3, base + 4])
 
         // Only the last two arrive, in reverse order.
@@ -53,7 +53,7 @@ import SiyuStore
         for phone in ["13800000001", "13800000002", "13800000003", "13800000004", "13800000005"] {
             try xihu.editCustomer("c1", ["phone": .text(phone)], by: "chenjing")
         }
-        let own = try xihu.ownOps(after: base)
+        let own = try xihu.outbox(after: base)
         try c["jingan"].apply(ChangeSet(ops: [own[4], own[1]]))
         try c["jingan"].apply(ChangeSet(ops: [own[1], own[3], own[0]]))
         try c["jingan"].apply(ChangeSet(ops: [own[2]]))

@@ -81,7 +81,7 @@ import SiyuTestSupport
 
             // It goes on working: an edit numbered after its own ops, and it reopens.
             try replica.editCustomer("wm_ma", ["phone": .text("13700000000")], by: node == "hq" ? "zhaolei" : "chenjing")
-            #expect(try replica.ownOps(after: UInt64(own)).map(\.seq) == [UInt64(own + 1)])
+            #expect(try replica.outbox(after: UInt64(own)).map(\.seq) == [UInt64(own + 1)])
         }
     }
 

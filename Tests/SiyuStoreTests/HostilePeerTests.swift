@@ -77,15 +77,15 @@ import SiyuStore
         try HostilePeerTests.expectRefused(c, "xihu", [forged], mentioning: "own origin")
         // The next edit takes the next number, and the file reopens with it.
         try c["xihu"].awardPoints(5, to: "c1", by: "chenjing")
-        #expect(try c["xihu"].ownOps(after: 0).map(\.seq) == [1, 2])
+        #expect(try c["xihu"].outbox(after: 0).map(\.seq) == [1, 2])
         c["xihu"].close()
         let reopened = try Replica(path: c.path("xihu"), options: ReplicaOptions(wallClock: { c.clock.now }))
         try reopened.awardPoints(5, to: "c1", by: "chenjing")
-        #expect(try reopened.ownOps(after: 0).map(\.seq) == [1, 2, 3])
+        #expect(try reopened.outbox(after: 0).map(\.seq) == [1, 2, 3])
         reopened.close()
         // Its own ops it does hold come back as harmless duplicates.
         let again = try Replica(path: c.path("xihu"), options: ReplicaOptions(wallClock: { c.clock.now }))
-        let own = ChangeSet(ops: try again.ownOps(after: 0))
+        let own = ChangeSet(ops: try again.outbox(after: 0))
         #expect(try again.apply(own).duplicates == 3)
         again.close()
     }

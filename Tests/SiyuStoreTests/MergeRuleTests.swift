@@ -362,7 +362,7 @@ import SiyuStore
         let before = try c["xihu"].versionVector()["xihu"]
         try c["xihu"].setOrderLine("l1", of: "o1", ["sku": .text("TEA-01"), "qty": .int(2)], by: "chenjing")
         try c["xihu"].editOrder("o1", ["note": .text("gift wrap")], by: "chenjing")
-        let own = try c["xihu"].ownOps(after: before)
+        let own = try c["xihu"].outbox(after: before)
         #expect(own.count == 4)
         try c["jingan"].apply(ChangeSet(ops: [own.last!]))           // only the note: a gap before it
         #expect(try c["jingan"].rows(of: .orderLines).isEmpty)
@@ -385,7 +385,7 @@ import SiyuStore
         try c["xihu"].editOrder("o1", ["note": .text("call first")], by: "chenjing")   // jingan will miss this one
         let before = try c["xihu"].versionVector()["xihu"]
         try c["xihu"].setOrderLine("l1", of: "o1", ["sku": .text("TEA-01"), "qty": .int(2)], by: "chenjing")
-        try c["jingan"].apply(ChangeSet(ops: try c["xihu"].ownOps(after: before)))   // the line, not the note
+        try c["jingan"].apply(ChangeSet(ops: try c["xihu"].outbox(after: before)))   // the line, not the note
         try c["jingan"].moveOrder("o1", to: .paid, by: "wangfang")
         try c.syncAll()
         for r in c.replicas.values {

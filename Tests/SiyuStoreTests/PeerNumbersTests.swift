@@ -8,8 +8,8 @@ import SiyuStore
     @Test func anAcknowledgementOfTwoToThe64MinusOneLeavesAnEmptyOutbox() throws {
         let c = try Cluster()
         try c["hq"].createCustomer("c1", ["name": .text("林小文")], by: "zhaolei")
-        #expect(try c["hq"].ownOps(after: UInt64.max).isEmpty)
-        #expect(try c["hq"].ownOps(after: 0).count == 1)
+        #expect(try c["hq"].outbox(after: UInt64.max).isEmpty)
+        #expect(try c["hq"].outbox(after: 0).count == 1)
     }
 
     @Test func aVersionVectorEntryPastTwoToThe63MeansThePeerHoldsEverythingOfThatOrigin() throws {

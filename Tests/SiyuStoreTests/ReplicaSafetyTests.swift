@@ -184,9 +184,9 @@ import SiyuStore
         #expect(first.applied == 2 && second.applied == 0 && second.duplicates == 2)
         #expect(try c["xihu"].digest() == d)
         #expect(try c["xihu"].digest() == c["hq"].digest())
-        #expect(try c["hq"].ownOps(after: 0).map(\.seq) == [1, 2])     // the outbox, in sequence order
-        #expect(try c["hq"].ownOps(after: 1).count == 1)
-        #expect(try c["xihu"].ownOps(after: 0).isEmpty)
+        #expect(try c["hq"].outbox(after: 0).map(\.seq) == [1, 2])     // the outbox, in sequence order
+        #expect(try c["hq"].outbox(after: 1).count == 1)
+        #expect(try c["xihu"].outbox(after: 0).isEmpty)
     }
 
     @Test func aFileThatIsNotAReplicaIsRefusedAndLeftUntouched() throws {
@@ -327,7 +327,7 @@ import SiyuStore
         let reopened = try Replica(path: c.path("hq"), options: ReplicaOptions(wallClock: { c.clock.now }))
         #expect(reopened.lastClock >= observed)
         try reopened.editCustomer("c1", ["name": .text("B")], by: "zhaolei")
-        let own = try reopened.ownOps(after: 0)
+        let own = try reopened.outbox(after: 0)
         #expect(own.map(\.seq) == [1, 2, 3])           // no number reused after reopening
         #expect(own.last!.hlc > observed)               // and its clock stays ahead of all it saw
         reopened.close()

@@ -126,6 +126,6 @@ import SiyuCore
         #expect(try c["staged"]!.rows(of: .customers).count == 2)
         // And the replica goes on numbering where it was.
         try c["staged"]!.createCustomer("n0", ["name": .text("丙")], by: "zhaolei")
-        #expect(try c["staged"]!.ownOps(after: UInt64(before)).map(\.seq) == [UInt64(before + 1)])
+        #expect(try c["staged"]!.outbox(after: UInt64(before)).map(\.seq) == [UInt64(before + 1)])
     }
 }

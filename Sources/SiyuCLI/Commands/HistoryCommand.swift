@@ -78,13 +78,11 @@ struct HistoryCommand: Command {
     func run(in context: CLIContext) throws -> ExitCode {
         let replica = try ReplicaAccess.openForReading(path, context: context)
         defer { replica.close() }
-        let (ops, state) = try ReplicaAccess.perform("reading history", path: path) { () throws -> ([Op], InstanceState) in
-            (try replica.instanceOps(target.instance), try replica.state(of: target.instance))
-        }
-        if ops.isEmpty {
+        let history = try ReplicaAccess.perform("reading history", path: path) { try replica.history(of: target.instance) }
+        if history.ops.isEmpty {
             throw CLIError("\(target.instance.kind.name) '\(target.id)' not found in \(path)", hint: HistoryCommand.listHint(target.instance.kind))
         }
-        let explainer = HistoryExplainer(ops: ops, state: state)
+        let explainer = HistoryExplainer(history)
         let entries = explainer.explain(target, field: field)
         if entries.isEmpty {
             let what = target.sub.isEmpty ? "\(target.entity.name) \(target.id)" : "\(target.entity.name) \(target.id)/\(target.sub)"
@@ -166,19 +164,18 @@ struct HistoryEntryJSON: Encodable {
     }
 }
 
-/// Works out the fate of every op of an instance from the ops and the merged state.
+/// Works out the fate of every op of an instance from its history (`Replica.history(of:)`).
 struct HistoryExplainer {
-    let ops: [Op]
-    let state: InstanceState
+    let history: InstanceHistory
+    var state: InstanceState { history.state }
     private var byStamp: [Stamp: Op] = [:]
     private var overwrittenBy: [Stamp: [Op]] = [:]
     private var removedBy: [Stamp: [Op]] = [:]
     private var lostIn: [Stamp: ConflictEntry] = [:]
 
-    init(ops: [Op], state: InstanceState) {
-        self.ops = ops
-        self.state = state
-        for op in ops {
+    init(_ history: InstanceHistory) {
+        self.history = history
+        for op in history.ops {
             byStamp[op.stamp] = op
             switch op.body {
             case let .write(_, _, _, over): for s in over { overwrittenBy[s, default: []].append(op) }
@@ -186,7 +183,7 @@ struct HistoryExplainer {
             default: break
             }
         }
-        for c in state.conflicts where lostIn[c.loser.stamp] == nil || c.state == .open { lostIn[c.loser.stamp] = c }
+        for c in history.state.conflicts where lostIn[c.loser.stamp] == nil || c.state == .open { lostIn[c.loser.stamp] = c }
     }
 
     func ref(_ stamp: Stamp) -> OpRefJSON {
@@ -196,25 +193,9 @@ struct HistoryExplainer {
 
     func ref(_ op: Op) -> OpRefJSON { OpRefJSON(node: op.origin, seq: op.seq, staff: op.author) }
 
-    /// The ops that concern `target` (and `field`), oldest first, with their fates.
+    /// The ops that concern `target` (and `field`), oldest first (`InstanceHistory.entries`), with their fates.
     func explain(_ target: Target, field: String?) -> [HistoryEntryJSON] {
-        var adds = Set<Stamp>()
-        for op in ops where op.body.target == target { if case .add = op.body { adds.insert(op.stamp) } }
-        let relevant = ops.filter { op in
-            let t = op.body.target
-            if t == target {
-                guard let field else { return true }
-                switch op.body {
-                case let .write(_, f, _, _): return f == field
-                case .status: return field == "status"
-                default: return false
-                }
-            }
-            // An add of another tag of an exclusive group that replaced this tag's adds.
-            if field == nil, case let .add(_, removes) = op.body { return removes.contains(where: adds.contains) }
-            return false
-        }
-        return relevant.map { entry($0, for: target) }
+        history.entries(for: target, field: field).map { entry($0.op, for: target) }
     }
 
     private func entry(_ op: Op, for target: Target) -> HistoryEntryJSON {
@@ -295,7 +276,7 @@ struct HistoryExplainer {
             e.to = to.name
             if let c = lostIn[op.stamp] {
                 lost(c)
-            } else if state.status == to && ops.last(where: { if case let .status(_, _, t2, _) = $0.body { return t2 == to } else { return false } })?.stamp == op.stamp {
+            } else if state.status == to && history.ops.last(where: { if case let .status(_, _, t2, _) = $0.body { return t2 == to } else { return false } })?.stamp == op.stamp {
                 e.current = true
                 e.fate = "current"
                 e.fateDetail = "current"
