@@ -77,13 +77,13 @@ extension Replica {
         var values: [SQLiteValue] = [], rows = 0
         func flush() throws {
             guard rows > 0 else { return }
-            try multiRowInsert(Replica.insertOpRows[rows - 1], key: rows - 1).run(values)
+            try multiRowInsert(OpLog.insertRows[rows - 1], key: rows - 1).run(values)
             values.removeAll(keepingCapacity: true)
             rows = 0
         }
         for slot in slots where batch.stored[slot] < batch.inserted[slot].count {
             for op in batch.inserted[slot][batch.stored[slot]...] {
-                values += Replica.opRow(op)
+                values += OpLog.row(op)
                 rows += 1
                 if rows == Replica.rowsPerInsert { try flush() }
             }

@@ -18,7 +18,7 @@ extension Replica {
     @discardableResult
     public func bulkLoad<T>(_ body: () throws -> T) throws -> T {
         guard bulk == nil else { return try body() }
-        let empty = try ReplicaError.wrap("checking the replica is empty") { try db.cached("SELECT 1 FROM ops LIMIT 1").scalar() == nil }
+        let empty = try ReplicaError.wrap("checking the replica is empty") { try opLog.isEmpty() }
         guard empty else { return try inOneTransaction(body) }
         // Another connection to the file keeps it in WAL mode: then the load simply runs in it.
         let switched = (try? db.prepare("PRAGMA journal_mode = DELETE").scalar()?.stringValue) == "delete"
@@ -48,15 +48,10 @@ extension Replica {
                                        "the sender's op log is inconsistent; rebuild it, then load again")
         }
         try db.execute(Replica.tagShownPairs)
-        let count = try db.cached("SELECT count(*) FROM ops WHERE origin = ? AND seq <= ?")
-        let seqs = try db.cached("SELECT seq FROM ops WHERE origin = ? ORDER BY seq")
         for (origin, highest) in load.highest {
-            var contiguous = Int64(0)
-            if try count.scalar([.text(origin), .integer(Int64(clamping: highest))])?.int64Value == Int64(clamping: highest) {
-                contiguous = Int64(clamping: highest)
-            } else {
-                try seqs.query([.text(origin)]) { row in if row.int64(0) == contiguous + 1 { contiguous += 1 } }
-            }
+            // Held without a gap when as many ops are numbered up to the highest as its number says.
+            let contiguous = Int64(clamping: try opLog.count(of: origin, through: highest) == Int64(clamping: highest)
+                ? highest : opLog.contiguousEnd(of: origin))
             try db.cached("INSERT OR REPLACE INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
                 .run([.text(origin), .integer(contiguous), .integer(Int64(clamping: highest))])
         }

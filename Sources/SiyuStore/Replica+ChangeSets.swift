@@ -40,11 +40,8 @@ extension Replica {
     /// everything this node has seen, in a form an op can carry.
     func contiguousFrontier() throws -> [Stamp] {
         var out: [Stamp] = []
-        let clockOf = try db.cached("SELECT hlc FROM ops WHERE origin = ? AND seq = ?")
         for (origin, seq) in try storedVersions().entries.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) where seq > 0 {
-            if let hlc = try clockOf.scalar([.text(origin), .integer(Int64(clamping: seq))])?.int64Value {
-                out.append(Stamp(hlc: HLC(raw: UInt64(bitPattern: hlc)), node: origin))
-            }
+            if let hlc = try opLog.clock(of: origin, seq: seq) { out.append(Stamp(hlc: hlc, node: origin)) }
         }
         return out
     }
@@ -53,14 +50,7 @@ extension Replica {
     public func changeSet(since peer: VersionVector) throws -> ChangeSet {
         try ReplicaError.wrap("extracting a change set") {
             let origins = try storedVersions().entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            var ops: [Op] = []
-            let range = try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq > ? ORDER BY seq")
-            for origin in origins {
-                try range.query([.text(origin), .integer(Int64(clamping: peer[origin]))]) { row in
-                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
-                }
-            }
-            return ChangeSet(ops: ops)
+            return ChangeSet(ops: try origins.flatMap { try opLog.ops(of: $0, after: peer[$0]) })
         }
     }
 

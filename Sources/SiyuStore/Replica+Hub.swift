@@ -158,7 +158,6 @@ extension Replica {
                 try transaction {
                     try dropCachesIfChangedElsewhere()
                     let acked = Int64(clamping: registration.ackedSeq)
-                    let held = try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE origin = ? AND seq = ?")
                     let refusedBefore = try db.cached("SELECT code, message FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 0")
                     var fresh: [Op] = []
                     var pushed: [UInt64: [UInt8]] = [:]
@@ -205,9 +204,7 @@ extension Replica {
                             return .deferred("the PUSH holds op #\(op.seq), more than \(Replica.pushSequenceWindow) past the last op acknowledged (\(acked)); nothing was stored: push the ops after #\(acked) first, in order",
                                              ackedSeq: UInt64(clamping: acked))
                         }
-                        if let row = try held.rows([.text(id), .integer(Int64(op.seq))]).first {
-                            let stored = try OpCoding.decode(row[4].blobValue ?? [], keys: OpKeys(origin: id, seq: op.seq,
-                                hlc: HLC(raw: UInt64(bitPattern: row[3].int64Value ?? 0)), instanceID: row[0].stringValue ?? ""))
+                        if let stored = try opLog.op(origin: id, seq: op.seq) {
                             if OpCoding.encode(stored) == encoded { pushed[op.seq] = encoded; continue }
                             return try refuse(OpRefusal(.permission, origin: id, seq: op.seq,
                                 message: "this hub holds another op numbered \(op.seq) of node \(IdentifierRule.printable(id))",
@@ -288,11 +285,10 @@ extension Replica {
     /// Moves a node's acked_seq through the numbers now held or settled.
     private func advanceAcked(of id: NodeID, from start: Int64) throws -> Int64 {
         var acked = start
-        let held = try db.cached("SELECT 1 FROM ops WHERE origin = ? AND seq = ?")
         let settled = try db.cached("SELECT 1 FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 1")
         while acked < Int64.max {
             let next: [SQLiteValue] = [.text(id), .integer(acked + 1)]
-            guard try held.scalar(next) != nil || settled.scalar(next) != nil else { break }
+            guard try opLog.holds(origin: id, seq: UInt64(acked + 1)) || settled.scalar(next) != nil else { break }
             acked += 1
         }
         if acked != start {
@@ -343,7 +339,7 @@ extension Replica {
                 if !ops.isEmpty && (total + size > budget || ops.count == limit) { more = true; return false }
                 total += size
                 last = UInt64(clamping: row.int64(0))
-                ops.append(PositionedOp(position: last, op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+                ops.append(PositionedOp(position: last, op: try OpLog.op(row, at: 2, instanceID: row.text(1) ?? "")))
                 return true
             }
             return HubChanges(ops: ops, nextCursor: last, more: more)
@@ -405,7 +401,7 @@ extension Replica {
                 }
                 try range.queryWhile([.text(store ?? ""), .text(kind.name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut,
                                       .integer(Int64(want - before))]) { row in
-                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
+                    ops.append(try OpLog.op(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.instanceID = row.text(0) ?? ""
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)
@@ -423,7 +419,7 @@ extension Replica {
                     SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ? AND (origin, seq) > (?, ?)
                     AND origin IS NOT ? ORDER BY origin, seq
                     """).query([.text(Replica.snapshotKinds[at.kindIndex].name), .text(at.instanceID), .text(at.origin), .integer(at.seq), leftOut]) { row in
-                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
+                    ops.append(try OpLog.op(row, at: 1, instanceID: row.text(0) ?? ""))
                     at.origin = row.text(1) ?? ""
                     at.seq = row.int64(2)
                 }
@@ -437,7 +433,7 @@ extension Replica {
                     ON o.inst_kind = x.inst_kind AND o.inst_id = x.inst_id
                     WHERE x.home = ? AND o.origin IS NOT ? ORDER BY x.inst_kind, x.inst_id, o.origin, o.seq
                     """).query([.text(store), leftOut]) { row in
-                    ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
+                    ops.append(try OpLog.op(row, at: 1, instanceID: row.text(0) ?? ""))
                 }
             }
             return (ops, at.kindIndex < Replica.snapshotKinds.count ? at : nil)

@@ -279,11 +279,8 @@ extension Replica {
     public func instancesChanged(after: VersionVector, through: VersionVector) throws -> [InstanceRef] {
         try ReplicaError.wrap("finding changed instances") {
             var out = Set<InstanceRef>()
-            let range = try db.cached("SELECT DISTINCT inst_kind, inst_id FROM ops WHERE origin = ? AND seq > ? AND seq <= ?")
             for (origin, last) in through.entries where last > after[origin] {
-                try range.query([.text(origin), .integer(Int64(clamping: after[origin])), .integer(Int64(clamping: last))]) { row in
-                    if let kind = InstanceKind(name: row.text(0) ?? "") { out.insert(InstanceRef(kind, row.text(1) ?? "")) }
-                }
+                out.formUnion(try opLog.instances(of: origin, after: after[origin], through: last))
             }
             return out.sorted()
         }

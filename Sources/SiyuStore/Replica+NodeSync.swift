@@ -70,14 +70,7 @@ extension Replica {
     /// out quarantined ones, at most `limit`. The one reader of a node's own ops to send.
     public func outbox(after seq: UInt64, limit: Int = .max) throws -> [Op] {
         try ReplicaError.wrap("reading the outbox") {
-            var ops: [Op] = []
-            try db.cached("""
-                SELECT inst_id, origin, seq, hlc, body FROM ops
-                WHERE origin = ? AND seq > ? AND seq NOT IN (SELECT seq FROM quarantine) ORDER BY seq LIMIT ?
-                """).query([.text(node), .integer(Int64(clamping: seq)), .integer(Int64(max(0, limit)))]) { row in
-                ops.append(try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? ""))
-            }
-            return ops
+            try opLog.ops(of: node, after: seq, limit: limit, skippingQuarantined: true)
         }
     }
 

@@ -68,12 +68,8 @@ extension Replica {
     /// file holds with other content (see the extension's guarantees).
     func reconcileOwnOps(_ ops: [Op]) throws {
         guard let recovery = ownOpsRecovery, ops.contains(where: { $0.origin == node }) else { return }
-        let held = try db.cached("SELECT inst_id, hlc, body FROM ops WHERE origin = ? AND seq = ?")
-        let move = try db.cached("UPDATE ops SET seq = ? WHERE origin = ? AND seq = ?")
         for op in ops where op.origin == node {
-            guard let row = try held.rows([.text(node), .integer(Int64(clamping: op.seq))]).first else { continue }
-            let stored = try OpCoding.decode(row[2].blobValue ?? [], keys: OpKeys(origin: node, seq: op.seq,
-                hlc: HLC(raw: UInt64(bitPattern: row[1].int64Value ?? 0)), instanceID: row[0].stringValue ?? ""))
+            guard let stored = try opLog.op(origin: node, seq: op.seq) else { continue }
             if OpCoding.encode(stored) == OpCoding.encode(op) { continue }
             guard op.seq > recovery.renumberAbove, stored.stamp != op.stamp else {
                 throw ReplicaError.refused(OpRefusal(.permission, origin: node, seq: op.seq,
@@ -84,7 +80,7 @@ extension Replica {
             guard fresh <= Op.maxSeq else {
                 throw ReplicaError.invalid("no sequence number is left to renumber op #\(op.seq)", "the node's numbering is exhausted")
             }
-            try move.run([.integer(Int64(fresh)), .text(node), .integer(Int64(clamping: op.seq))])
+            try opLog.renumber(origin: node, seq: op.seq, to: fresh)
             nextSeq = fresh + 1
         }
     }

@@ -172,8 +172,8 @@ extension Replica {
     /// How many ops this replica holds, and how many of them are its own.
     public func opCounts() throws -> (total: Int, own: Int) {
         try ReplicaError.wrap("counting ops") {
-            let total = try db.cached("SELECT count(*) FROM ops").scalar()?.int64Value ?? 0
-            let own = try db.cached("SELECT count(*) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
+            let total = try opLog.count()
+            let own = try opLog.count(of: node)
             return (Int(clamping: total), Int(clamping: own))
         }
     }

@@ -140,18 +140,9 @@ extension Replica {
     /// The version vector from the op log: per origin, the highest number held and the end of the
     /// run 1, 2, 3, … held without a gap.
     private static func recomputeVersions(_ db: Database) throws {
-        var origins: [String] = []
-        try db.prepare("SELECT DISTINCT origin FROM ops").query { row in origins.append(row.text(0) ?? "") }
-        let seqs = try db.prepare("SELECT seq FROM ops WHERE origin = ? ORDER BY seq")
         let insert = try db.prepare("INSERT INTO versions(origin, contiguous, highest) VALUES (?, ?, ?)")
-        for origin in origins {
-            var contiguous: Int64 = 0, highest: Int64 = 0
-            try seqs.query([.text(origin)]) { row in
-                let seq = row.int64(0)
-                if seq == contiguous + 1 { contiguous = seq }
-                highest = max(highest, seq)
-            }
-            try insert.run([.text(origin), .integer(contiguous), .integer(highest)])
+        for (origin, contiguous, highest) in try OpLog(db: db).numbering() {
+            try insert.run([.text(origin), .integer(Int64(clamping: contiguous)), .integer(Int64(clamping: highest))])
         }
     }
 }

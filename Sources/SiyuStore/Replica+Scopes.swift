@@ -200,8 +200,7 @@ extension Replica {
         var out: [InstanceRef] = []
         for (kind, table, column) in [(InstanceKind.customer, "customers", "customer_id"), (.staff, "staff", "userid"),
                                       (.order, "orders", "order_id"), (.groupChat, "group_chats", "chat_id")] {
-            try db.cached("SELECT DISTINCT inst_id FROM ops WHERE inst_kind = ? AND inst_id NOT IN (SELECT \(column) FROM \(table))")
-                .query([.text(kind.name)]) { row in if let id = row.text(0) { out.append(InstanceRef(kind, id)) } }
+            out += try opLog.instanceIDs(of: kind, withoutRowIn: table, keyedBy: column).map { InstanceRef(kind, $0) }
         }
         return out
     }
@@ -214,7 +213,7 @@ extension Replica {
         }
         if instance.kind == .customer { try db.cached("DELETE FROM tagged_customers WHERE customer_id = ?").run(id) }
         try db.cached("DELETE FROM conflicts WHERE inst_kind = ? AND inst_id = ?").run([.text(instance.kind.name), .text(instance.id)])
-        try db.cached("DELETE FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin != ?").run([.text(instance.kind.name), .text(instance.id), .text(node)])
+        try opLog.deleteOps(of: instance, keepingOrigin: node)
     }
 
     /// Records the homes of the logged ops after `position` from the tables as they are (ops
@@ -279,7 +278,7 @@ extension Replica {
                     if !ops.isEmpty && (total + size > budget || ops.count == limit) { stop = true; return }
                     total += size
                     last = UInt64(clamping: position)
-                    ops.append(PositionedOp(position: last, op: try Replica.storedOp(row, at: 2, instanceID: row.text(1) ?? "")))
+                    ops.append(PositionedOp(position: last, op: try OpLog.op(row, at: 2, instanceID: row.text(1) ?? "")))
                 }
                 if stop { stopped = true; break }
             }

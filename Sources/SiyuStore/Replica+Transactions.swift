@@ -109,7 +109,7 @@ extension Replica {
         }
         try ReplicaError.wrap("starting a snapshot load") {
             try dropCachesIfChangedElsewhere()
-            let empty = try db.cached("SELECT 1 FROM ops LIMIT 1").scalar() == nil
+            let empty = try opLog.isEmpty()
             var transaction = BulkTransaction(load: empty ? BulkLoad() : nil)
             transaction.heldOpen = true
             transaction.saved = (clock, nextSeq)

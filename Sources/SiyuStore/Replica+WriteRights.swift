@@ -9,9 +9,7 @@ import SiyuSQLite
 /// holds any op of it.
 extension Replica: WriteRightsState {
     public func heldHome(of instance: InstanceRef) throws -> InstanceHome? {
-        let held = try db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1")
-            .scalar([.text(instance.kind.name), .text(instance.id)]) != nil
-        guard held else { return nil }
+        guard try opLog.holdsOps(of: instance) else { return nil }
         let id: [SQLiteValue] = [.text(instance.id)]
         switch instance.kind {
         case .tagGroup, .tag, .store:
@@ -35,8 +33,7 @@ extension Replica: WriteRightsState {
     }
 
     public func earliestHeldClock(of instance: InstanceRef) throws -> HLC? {
-        try db.cached("SELECT MIN(hlc) FROM ops WHERE inst_kind = ? AND inst_id = ?")
-            .scalar([.text(instance.kind.name), .text(instance.id)])?.int64Value.map { HLC(raw: UInt64(bitPattern: $0)) }
+        try opLog.earliestClock(of: instance)
     }
 
     public func store(ofStaff userid: String) throws -> String? {

@@ -56,6 +56,8 @@ public final class Replica {
     /// write rights of this store (`WriteRights`).
     public internal(set) var store: String?
     let db: Database
+    /// Every statement on the op log (`OpLog`), over `db`.
+    let opLog: OpLog
     let wallClock: () -> UInt64
     /// The replica's wall clock now, in milliseconds since the Unix epoch (what its edits stamp).
     public var wallTime: UInt64 { wallClock() }
@@ -98,6 +100,7 @@ public final class Replica {
         self.wallClock = options.wallClock
         db = options.readOnly ? try ReplicaSchema.openForReading(path: path, migrations: options.migrations)
                               : try ReplicaSchema.open(path: path, migrations: options.migrations)
+        opLog = OpLog(db: db)
         do {
             let meta = try Replica.readMeta(db)
             if let stored = meta["node_id"]?.stringValue {
@@ -123,12 +126,12 @@ public final class Replica {
             // The clock and the next sequence number follow from the op log: every clock this node
             // issued or observed belongs to an op it holds, and its own ops are numbered 1, 2, 3, …
             let maxHLC = try Replica.lastLoggedClock(db, node: node)
-            let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
+            let maxOwn = try OpLog(db: db).lastSeq(of: node)
             clock = HybridClock(last: max(maxHLC, HLC(raw: UInt64(bitPattern: meta["hlc"]?.int64Value ?? 0))),
                                 maxDriftMillis: options.maxClockDriftMillis)
             // Checked forms: whatever the file holds (an own op numbered 2^63 - 1, written before
             // apply refused such ops), opening works; an edit past `Op.maxSeq` is then refused.
-            nextSeq = max(UInt64(clamping: maxOwn) + 1, UInt64(clamping: meta["next_seq"]?.int64Value ?? 1))
+            nextSeq = max(maxOwn + 1, UInt64(clamping: meta["next_seq"]?.int64Value ?? 1))
         } catch {
             db.close()
             if let e = error as? SQLiteError { throw ReplicaError.storage(e, context: "reading the identity of \(path)") }
@@ -184,21 +187,9 @@ public final class Replica {
     var opsReadForMerging = 0
 
     func loadOps(_ instance: InstanceRef) throws -> [Op] {
-        var ops: [Op] = []
-        defer { opsReadForMerging += ops.count }
-        try db.cached("SELECT origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ?")
-            .query([.text(instance.kind.name), .text(instance.id)]) { row in
-                ops.append(try Replica.storedOp(row, at: 0, instanceID: instance.id))
-            }
+        let ops = try opLog.ops(of: instance)
+        opsReadForMerging += ops.count
         return ops
-    }
-
-    /// The op of an op-log row whose columns from `column` on are origin, seq, hlc, body (a body
-    /// is stored without them: `OpCoding.encode(_:keyedBy:)`; replicas written before kept whole ops).
-    static func storedOp(_ row: Row, at column: Int32, instanceID: String) throws -> Op {
-        let keys = OpKeys(origin: row.text(column) ?? "", seq: UInt64(clamping: row.int64(column + 1)),
-                          hlc: HLC(raw: UInt64(bitPattern: row.int64(column + 2))), instanceID: instanceID)
-        return try OpCoding.decode(row.blob(column + 3), keys: keys)
     }
 
     /// The merged state of one instance, from the ops held.
@@ -225,9 +216,9 @@ public final class Replica {
         guard version != cacheDataVersion else { return }
         stateCache.removeAll()
         catalogCache = nil
-        let maxOwn = try db.cached("SELECT max(seq) FROM ops WHERE origin = ?").scalar([.text(node)])?.int64Value ?? 0
+        let maxOwn = try opLog.lastSeq(of: node)
         clock.observe(try Replica.lastLoggedClock(db, node: node))
-        nextSeq = max(nextSeq, UInt64(clamping: maxOwn) + 1)   // at most 2^63: no overflow
+        nextSeq = max(nextSeq, maxOwn + 1)   // at most 2^63: no overflow
         // Numbers a recovery reserved (`finishOwnOpsRecovery`) in another process.
         let reserved = try db.cached("SELECT value FROM siyu_meta WHERE key = 'next_seq'").scalar()?.int64Value ?? 0
         nextSeq = max(nextSeq, UInt64(clamping: reserved))
@@ -240,10 +231,10 @@ public final class Replica {
     static func lastLoggedClock(_ db: Database, node: NodeID) throws -> HLC {
         var origins = [node]
         try db.cached("SELECT origin FROM versions").query { row in origins.append(row.text(0) ?? "") }
-        let last = try db.cached("SELECT hlc FROM ops WHERE origin = ? ORDER BY seq DESC LIMIT 1")
+        let log = OpLog(db: db)
         var greatest = HLC.zero
         for origin in origins {
-            if let raw = try last.scalar([.text(origin)])?.int64Value { greatest = max(greatest, HLC(raw: UInt64(bitPattern: raw))) }
+            if let hlc = try log.lastClock(of: origin) { greatest = max(greatest, hlc) }
         }
         return greatest
     }
@@ -263,13 +254,8 @@ public final class Replica {
     /// The tag library, merged from the tag and tag group instances (cached in memory).
     func catalog() throws -> TagCatalog {
         if let catalogCache { return catalogCache }
-        var byInstance: [InstanceRef: [Op]] = [:]
-        try db.cached("SELECT inst_id, origin, seq, hlc, body FROM ops WHERE inst_kind IN ('tag', 'tag_group')").query { row in
-            let op = try Replica.storedOp(row, at: 1, instanceID: row.text(0) ?? "")
-            byInstance[op.instance, default: []].append(op)
-        }
         var catalog = TagCatalog()
-        for (ref, ops) in byInstance {
+        for (ref, ops) in try opLog.libraryOps() {
             let s = InstanceState.merge(ref, ops: ops, catalog: TagCatalog())
             if let t = s.tagDefinition { catalog.tags[t.id] = t }
             if let g = s.tagGroupDefinition { catalog.groups[g.id] = g }
@@ -297,11 +283,10 @@ public final class Replica {
         // What customers' merges read of the tag library before this commit (see below), taken
         // before its ops are stored: `catalog()` may be rebuilt from the op log.
         let catalogBefore = ops.contains(where: { $0.instance.kind == .tag || $0.instance.kind == .tagGroup }) ? try catalog() : nil
-        let insert = try db.cached(Replica.insertOpUnlessHeld)
         let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
         let ownFresh = kind == .localEdit || kind == .importBatch
         var batch = try CommitBatch(known: known.map { ($0.instance, $0.hasOps) },
-                                    probe: db.cached("SELECT 1 FROM ops WHERE inst_kind = ? AND inst_id = ? LIMIT 1"))
+                                    probe: db.cached(OpLog.probeInstance))
         var applied = 0
         var origins = Set<NodeID>()
         var maxHLC = HLC.zero
@@ -318,8 +303,7 @@ public final class Replica {
                 deferred = true
             } else {
                 try insertAwaitedOps(of: &batch)   // (before the index is asked about this op)
-                try insert.run(Replica.opRow(op))
-                guard db.changes == 1 else {
+                guard try opLog.insertUnlessHeld(op) else {
                     // A peer's op we already hold is a harmless duplicate; a local edit's op never is.
                     if ownFresh && op.origin == node {
                         throw ReplicaError.invalid("op \(node)#\(op.seq) already exists in the op log; the edit was not saved",
@@ -420,23 +404,6 @@ public final class Replica {
             }
         }
         return (applied, touched.count)
-    }
-
-    /// Inserts one op-log row (`opRow`) unless the op is held already.
-    static let insertOpUnlessHeld = "INSERT OR IGNORE" + insertOpRows[0].dropFirst("INSERT".count)
-
-    /// `insertOpRows[n - 1]` inserts n op-log rows (`opRow`).
-    static let insertOpRows = (1...rowsPerInsert).map { n in
-        "INSERT INTO ops(inst_kind, inst_id, origin, seq, hlc, body) VALUES "
-            + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: n).joined(separator: ", ")
-    }
-
-    /// An op's row in the op log: its keys, and the op encoded without them. Every op reaching the
-    /// op log passed `Op.validate()`, so its sequence number fits (`Op.maxSeq`); clamping only
-    /// keeps this total.
-    static func opRow(_ op: Op) -> [SQLiteValue] {
-        [.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(clamping: op.seq)),
-         .integer(Int64(bitPattern: op.hlc.raw)), .blob(OpCoding.encode(op, keyedBy: OpKeys(of: op)))]
     }
 
     private func tagsAffected(by library: Set<InstanceRef>) throws -> Set<String> {
@@ -614,11 +581,7 @@ public final class Replica {
                 try db.execute("DELETE FROM tagged_customers")
                 let tagged = try db.cached("INSERT OR IGNORE INTO tagged_customers(tag_id, customer_id) VALUES (?, ?)")
                 catalogCache = nil
-                var refs: [InstanceRef] = []
-                try db.prepare("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
-                    if let kind = InstanceKind(name: row.text(0) ?? "") { refs.append(InstanceRef(kind, row.text(1) ?? "")) }
-                }
-                for ref in refs.sorted() {
+                for ref in try opLog.instances().sorted() {
                     let ops = try loadOps(ref)
                     for op in ops where op.body.target.entity == .customerTag {
                         try tagged.run([.text(op.body.target.sub), .text(op.body.target.id)])
@@ -642,9 +605,8 @@ public final class Replica {
         var highest = row?[1].int64Value ?? 0
         let added = Set(seqs.map { Int64(bitPattern: $0) })
         highest = max(highest, added.max() ?? 0)
-        let exists = try db.cached("SELECT 1 FROM ops WHERE origin = ? AND seq = ?")
         while contiguous < highest {
-            if try added.contains(contiguous + 1) || exists.scalar([.text(origin), .integer(contiguous + 1)]) != nil {
+            if try added.contains(contiguous + 1) || opLog.holds(origin: origin, seq: UInt64(contiguous + 1)) {
                 contiguous += 1
             } else {
                 break

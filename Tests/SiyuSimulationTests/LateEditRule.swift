@@ -176,9 +176,11 @@ extension Simulation {
                 }
                 if code == .clockSkew { return }
                 let verdict = expected.first { $0.seq == seq }?.verdict
-                if seq <= n.hubAcked {
+                if seq <= n.hubAcked && !n.justified.contains(seq) {
                     // SPEC section 7, "Log epochs": an acknowledged op is lost only if both the hub's
-                    // file and the node's lost it; here only the hub's went back.
+                    // file and the node's lost it; here only the hub's went back. (An acked_seq also
+                    // passes numbers refused for good and settled: such an op, pushed again after
+                    // the hub's file went back, is judged again like any other.)
                     problems.append("the hub refused op #\(seq) of \(name), which it had acknowledged before its file went back: \(message)")
                 } else if code == .permissionDenied, let verdict, verdict != .take {
                     n.justified.insert(seq)
