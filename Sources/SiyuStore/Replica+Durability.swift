@@ -170,8 +170,7 @@ extension Replica {
         try ReplicaError.wrap("adopting the hub's log epoch") {
             try transaction {
                 try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.nodeLogEpochKey(hub)), .blob(epoch)])
-                try db.cached("UPDATE cursors SET position = 0 WHERE peer = ?").run([.text(hub)])
-                try db.cached("DELETE FROM quarantine WHERE seq > ?").run([.integer(Int64(clamping: ackedSeq))])
+                try nodeSync.restart(at: hub, keepingQuarantineThrough: Int64(clamping: ackedSeq))
             }
         }
     }

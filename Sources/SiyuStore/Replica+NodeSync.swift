@@ -40,8 +40,7 @@ extension Replica {
     /// The node's position and acked_seq at `hub` (0 and 0 before the first sync).
     public func syncState(with hub: String = Replica.defaultHubPeer) throws -> HubSyncState {
         try ReplicaError.wrap("reading the sync cursor") {
-            let row = try db.cached("SELECT position, acked FROM cursors WHERE peer = ?").rows([.text(hub)]).first
-            return HubSyncState(position: UInt64(clamping: row?[0].int64Value ?? 0), ackedSeq: UInt64(clamping: row?[1].int64Value ?? 0))
+            try nodeSync.state(at: hub)
         }
     }
 
@@ -59,10 +58,7 @@ extension Replica {
         let value = try Replica.storable(seq, "an acked_seq")
         try ReplicaError.wrap("recording the hub's acknowledgement") {
             guard try syncState(with: hub).ackedSeq != seq else { return }
-            try transaction {
-                try db.cached("INSERT INTO cursors(peer, position, acked) VALUES (?, 0, ?) ON CONFLICT(peer) DO UPDATE SET acked = excluded.acked")
-                    .run([.text(hub), .integer(value)])
-            }
+            try transaction { try nodeSync.setAcked(value, at: hub) }
         }
     }
 
@@ -86,23 +82,14 @@ extension Replica {
                 throw ReplicaError.invalid("the hub refused op #\(seq), but this node has issued only \(nextSeq - 1) ops",
                                            "the hub is confused about this node's numbering; check the hub")
             }
-            try transaction {
-                try db.cached("INSERT OR IGNORE INTO quarantine(seq, code, message, at) VALUES (?, ?, ?, ?)")
-                    .run([.integer(value), .integer(Int64(clamping: code)), .text(String(message.prefix(2_000))),
-                          .integer(Int64(clamping: wallClock()))])
-            }
+            try transaction { try nodeSync.quarantine(value, code: code, message: message, at: wallClock()) }
         }
     }
 
     /// Own ops a hub refused for good, by number.
     public func quarantinedOps() throws -> [QuarantinedOp] {
         try ReplicaError.wrap("reading quarantined ops") {
-            var out: [QuarantinedOp] = []
-            try db.cached("SELECT seq, code, message, at FROM quarantine ORDER BY seq").query { row in
-                out.append(QuarantinedOp(seq: UInt64(clamping: row.int64(0)), code: UInt64(clamping: row.int64(1)),
-                                         message: row.text(2) ?? "", at: UInt64(clamping: row.int64(3))))
-            }
-            return out
+            try nodeSync.quarantined()
         }
     }
 
@@ -173,8 +160,7 @@ extension Replica {
     }
 
     private func storeCursor(_ position: Int64, hub: String) throws {
-        try db.cached("INSERT INTO cursors(peer, position, acked) VALUES (?, ?, 0) ON CONFLICT(peer) DO UPDATE SET position = excluded.position")
-            .run([.text(hub), .integer(position)])
+        try nodeSync.setPosition(position, at: hub)
     }
 
     /// A number from the wire as an SQLite integer, refused past 2^63 − 1.

@@ -129,11 +129,7 @@ extension Replica {
     /// Empty until the node has synced.
     public func storedCursors() throws -> [(peer: String, position: Int64, acked: Int64)] {
         try ReplicaError.wrap("reading the sync cursors") {
-            var out: [(peer: String, position: Int64, acked: Int64)] = []
-            try db.cached("SELECT peer, position, acked FROM cursors ORDER BY peer").query { row in
-                out.append((row.text(0) ?? "", row.int64(1), row.int64(2)))
-            }
-            return out
+            try nodeSync.all()
         }
     }
 }

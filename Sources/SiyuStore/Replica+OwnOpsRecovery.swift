@@ -47,8 +47,7 @@ extension Replica {
                     try dropCachesIfChangedElsewhere()
                     if nextSeq <= hubAcked { nextSeq = hubAcked + 1 }
                     try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('next_seq', ?)").run([.integer(Int64(clamping: nextSeq))])
-                    try db.cached("INSERT INTO cursors(peer, position, acked) VALUES (?, 0, ?) ON CONFLICT(peer) DO UPDATE SET acked = excluded.acked")
-                        .run([.text(hub), .integer(acked)])
+                    try nodeSync.setAcked(acked, at: hub)
                 }
             } catch {
                 nextSeq = saved

@@ -58,6 +58,8 @@ public final class Replica {
     let db: Database
     /// Every statement on the op log (`OpLog`), over `db`.
     let opLog: OpLog
+    /// Every statement on the node's sync cursors and quarantine (`NodeSyncState`), over `db`.
+    let nodeSync: NodeSyncState
     let wallClock: () -> UInt64
     /// The replica's wall clock now, in milliseconds since the Unix epoch (what its edits stamp).
     public var wallTime: UInt64 { wallClock() }
@@ -101,6 +103,7 @@ public final class Replica {
         db = options.readOnly ? try ReplicaSchema.openForReading(path: path, migrations: options.migrations)
                               : try ReplicaSchema.open(path: path, migrations: options.migrations)
         opLog = OpLog(db: db)
+        nodeSync = NodeSyncState(db: db)
         do {
             let meta = try Replica.readMeta(db)
             if let stored = meta["node_id"]?.stringValue {
