@@ -96,6 +96,10 @@ public final class Replica {
     /// Open while a node recovers its own ops from a hub (Replica+OwnOpsRecovery.swift).
     var ownOpsRecovery: OwnOpsRecovery?
     static let stateCacheLimit = 20_000
+    /// A peer's ops re-merge an instance from the op log; when it held this many ops or more, its
+    /// merged state stays in the cache, so the next ops of it are added at a cost independent
+    /// of its history (shorter ones are re-merged each time: cheaper than the memory).
+    static let keptHistoryLength = 256
 
     public init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
         self.path = path
@@ -388,12 +392,24 @@ public final class Replica {
         for slot in touched.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
             guard !batch.isLibrary(slot) else { continue }
             let ref = batch.refs[slot]
-            if known?.instance == ref, var state = known {
-                known = nil   // `state` is now the only copy: adding to it changes it in place
-                // A local edit's ops have greater stamps than any op held, so they are added to the
-                // state; where a rule needs every op again (`InstanceState.add`), it is re-merged.
+            // The instance's merged state kept in memory: a local edit's, or for a peer's ops one
+            // the cache holds (a local edit or an earlier apply left it there).
+            var kept: InstanceState?
+            if known?.instance == ref {
+                kept = known
+                known = nil
+            } else if kind == .remoteApply, batch.existed[slot], !batch.written[slot] {
+                kept = stateCache.removeValue(forKey: ref)
+            }
+            if var state = kept {
+                kept = nil   // `state` is now the only copy: adding to it changes it in place
+                // Ops with greater stamps than every op held (a local edit's always; a peer's
+                // usually, as time goes on) are added to the state, at a cost independent of the
+                // instance's history; otherwise, or where a rule needs every op again
+                // (`InstanceState.add`), it is re-merged.
                 let previous = state.output
-                if !state.add(batch.inserted[slot], catalog: try catalog()) {
+                let ops = kind == .localEdit ? batch.inserted[slot] : batch.inserted[slot].sorted { $0.stamp < $1.stamp }
+                if !state.add(ops, catalog: try catalog()) {
                     state = InstanceState.merge(ref, ops: try loadOps(ref), catalog: try catalog())
                 }
                 try write(state, previous: previous)
@@ -402,8 +418,11 @@ public final class Replica {
             } else if batch.written[slot] {
                 continue
             } else {
+                let read = opsReadForMerging
                 let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot], indexingTags: !deferIndexes)
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
+                // A long history is merged from the op log once: its state stays for the next ops.
+                if kind == .remoteApply, opsReadForMerging - read >= Replica.keptHistoryLength { remember(state) }
             }
         }
         return (applied, touched.count)
