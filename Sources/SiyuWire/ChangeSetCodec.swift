@@ -168,17 +168,15 @@ public enum ChangeSetCodec {
         init(_ s: Stamp) { raw = s.hlc.raw; node = UTF8Key(s.node) }
     }
 
-    /// A clock's value (zigzag Δms) << 1 | has-logical, and the logical counter if non-zero.
+    /// A clock's head against `reference` (`ClockDelta`: milliseconds apart = clock − reference),
+    /// and the logical counter to write after it if non-zero.
     static func clockValue(_ clock: HLC, from reference: HLC) -> (UInt64, UInt64?) {
-        let delta = Int64(bitPattern: clock.millis &- reference.millis)
-        let zigzag = UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
-        return (zigzag << 1 | (clock.logical == 0 ? 0 : 1), clock.logical == 0 ? nil : UInt64(clock.logical))
+        (ClockDelta.head(millisApart: Int64(bitPattern: clock.millis &- reference.millis), hasLogical: clock.logical != 0),
+         clock.logical == 0 ? nil : UInt64(clock.logical))
     }
 
     static func writeClock(_ clock: HLC, from reference: HLC, to w: inout ByteWriter) {
-        let (value, logical) = clockValue(clock, from: reference)
-        w.varint(value)
-        if let logical { w.varint(logical) }
+        ClockDelta.write(clock, against: reference, to: &w)
     }
 
     static func readClock(_ r: inout PayloadReader, from reference: HLC, _ field: String) throws -> HLC {
@@ -186,18 +184,17 @@ public enum ChangeSetCodec {
     }
 
     static func clock(fromValue v: UInt64, _ r: inout PayloadReader, reference: HLC, _ field: String) throws -> HLC {
-        let zigzag = v >> 1
-        let delta = Int64(bitPattern: (zigzag >> 1) ^ (0 &- (zigzag & 1)))
-        let millis = Int64(bitPattern: reference.millis) &+ delta
-        guard millis >= 0, millis < (1 << 48) else { throw WireError.invalidValue(field: field, detail: "clock out of range") }
-        var logical: UInt64 = 0
-        if v & 1 == 1 {
-            logical = try r.varint(field)
-            guard logical > 0, logical <= UInt64(UInt16.max) else {
-                throw WireError.invalidValue(field: field, detail: "logical counter \(logical)")
-            }
+        let (apart, hasLogical) = ClockDelta.split(v)
+        guard let millis = ClockDelta.millis(reference.millis, movedBy: apart) else {
+            throw WireError.invalidValue(field: field, detail: "clock out of range")
         }
-        return HLC(millis: UInt64(millis), logical: UInt16(logical))
+        var logical: UInt16 = 0
+        if hasLogical {
+            let raw = try r.varint(field)
+            guard let counter = ClockDelta.logical(raw) else { throw WireError.invalidValue(field: field, detail: "logical counter \(raw)") }
+            logical = counter
+        }
+        return HLC(millis: millis, logical: logical)
     }
 
     static func encodeBody(_ op: Op, entity: Entity?, table: StringTable, to w: inout ByteWriter) {

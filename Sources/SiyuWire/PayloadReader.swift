@@ -1,3 +1,5 @@
+import SiyuCore
+
 /// Reads payload fields with bounds checks on every access. It never traps and never reads past the
 /// end; every failure is a `WireError` naming the field. Lengths and counts are checked against the
 /// bytes actually present before anything is allocated.
@@ -30,22 +32,14 @@ public struct PayloadReader {
     }
 
     public mutating func varint(_ field: String) throws -> UInt64 {
-        var result: UInt64 = 0
-        for i in 0..<10 {
-            guard offset < end else { throw WireError.truncated(field: field) }
-            let b = bytes[offset]
-            offset += 1
-            if i == 9 && b > 1 { throw WireError.varintTooLong(field: field) }
-            result |= UInt64(b & 0x7f) << (7 * UInt64(i))
-            if b < 0x80 { return result }
+        switch Varint.read(bytes, at: &offset, end: end) {
+        case let .success(value): return value
+        case .failure(.truncated): throw WireError.truncated(field: field)
+        case .failure(.tooLong): throw WireError.varintTooLong(field: field)
         }
-        throw WireError.varintTooLong(field: field)
     }
 
-    public mutating func signed(_ field: String) throws -> Int64 {
-        let u = try varint(field)
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
-    }
+    public mutating func signed(_ field: String) throws -> Int64 { Varint.unzigzag(try varint(field)) }
 
     /// A count of items each at least `minItemBytes` long: refused if the remaining bytes cannot hold them.
     public mutating func count(_ field: String, minItemBytes: Int = 1) throws -> Int {

@@ -7,18 +7,9 @@ public struct ByteWriter: Sendable {
 
     public mutating func byte(_ b: UInt8) { bytes.append(b) }
 
-    public mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
+    public mutating func varint(_ value: UInt64) { Varint.write(value, to: &bytes) }
 
-    public mutating func signed(_ value: Int64) {
-        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
-    }
+    public mutating func signed(_ value: Int64) { varint(Varint.zigzag(value)) }
 
     public mutating func string(_ s: String) {
         var s = s
@@ -55,22 +46,15 @@ public struct ByteReader {
     }
 
     public mutating func varint() throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            if shift == 63 && b > 1 { throw CoreError.malformed(what: "varint longer than 64 bits at byte \(offset - 1)") }
-            result |= UInt64(b & 0x7f) << shift
-            if b < 0x80 { return result }
-            shift += 7
-            if shift > 63 { throw CoreError.malformed(what: "varint longer than 10 bytes at byte \(offset - 1)") }
+        let start = offset
+        switch Varint.read(bytes, at: &offset, end: bytes.count) {
+        case let .success(value): return value
+        case .failure(.truncated): throw CoreError.malformed(what: "truncated at byte \(offset) (a varint from byte \(start))")
+        case .failure(.tooLong): throw CoreError.malformed(what: "varint longer than 10 bytes or 64 bits at byte \(start)")
         }
     }
 
-    public mutating func signed() throws -> Int64 {
-        let u = try varint()
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
-    }
+    public mutating func signed() throws -> Int64 { Varint.unzigzag(try varint()) }
 
     public mutating func count(limit: Int) throws -> Int {
         let n = try varint()

@@ -141,10 +141,8 @@ public enum OpCoding {
             w.varint(UInt64(list.count))
             for s in list {
                 if keys != nil {
-                    // Milliseconds (48 bits) apart, zigzag, then a bit for a logical counter that follows.
-                    let apart = Int64(stamp.hlc.millis) - Int64(s.hlc.millis)
-                    let zigzag = UInt64(bitPattern: (apart << 1) ^ (apart >> 63))
-                    w.varint(zigzag << 1 | (s.hlc.logical != 0 ? 1 : 0))
+                    // `ClockDelta`, milliseconds apart = the op's − the stamp's (48 bits each).
+                    w.varint(ClockDelta.head(millisApart: Int64(stamp.hlc.millis) - Int64(s.hlc.millis), hasLogical: s.hlc.logical != 0))
                     if s.hlc.logical != 0 { w.varint(UInt64(s.hlc.logical)) }
                     Encoder.keyedString(s.node, against: stamp.node, to: &w)
                 } else {
@@ -188,16 +186,16 @@ public enum OpCoding {
             out.reserveCapacity(n)
             for _ in 0..<n {
                 if keys != nil {
-                    let v = try r.varint(), zigzag = v >> 1
-                    let apart = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-                    let (millis, overflow) = Int64(stamp.hlc.millis).subtractingReportingOverflow(apart)
-                    guard !overflow, millis >= 0, millis < 1 << 48 else { throw CoreError.malformed(what: "a stamp's clock out of range") }
-                    var logical: UInt64 = 0
-                    if v & 1 == 1 {
-                        logical = try r.varint()
-                        guard logical >= 1 && logical <= UInt64(UInt16.max) else { throw CoreError.malformed(what: "a stamp's logical counter out of range") }
+                    let (apart, hasLogical) = ClockDelta.split(try r.varint())
+                    guard apart != .min, let millis = ClockDelta.millis(stamp.hlc.millis, movedBy: -apart) else {
+                        throw CoreError.malformed(what: "a stamp's clock out of range")
                     }
-                    out.append(Stamp(hlc: HLC(millis: UInt64(millis), logical: UInt16(logical)), node: try keyedString(against: stamp.node)))
+                    var logical: UInt16 = 0
+                    if hasLogical {
+                        guard let counter = ClockDelta.logical(try r.varint()) else { throw CoreError.malformed(what: "a stamp's logical counter out of range") }
+                        logical = counter
+                    }
+                    out.append(Stamp(hlc: HLC(millis: millis, logical: logical), node: try keyedString(against: stamp.node)))
                 } else {
                     out.append(Stamp(hlc: HLC(raw: try r.varint()), node: try r.string()))
                 }
