@@ -83,11 +83,7 @@ extension Replica {
         guard !cursors.isEmpty else { return }
         try ReplicaError.wrap("recording \(cursors.count) node cursor(s)") {
             try transaction {
-                let update = try db.cached("UPDATE hub_nodes SET cursor = ? WHERE node_id = ? AND cursor != ?")
-                for (id, cursor) in cursors.sorted(by: { $0.key < $1.key }) {
-                    let value = Int64(clamping: cursor)
-                    try update.run([.integer(value), .text(id), .integer(value)])
-                }
+                for (id, cursor) in cursors.sorted(by: { $0.key < $1.key }) { try hubLog.setCursor(Int64(clamping: cursor), of: id) }
             }
         }
     }
@@ -95,10 +91,7 @@ extension Replica {
     /// The refusals recorded for `id`, by number.
     public func refusals(of id: NodeID) throws -> [HubRefusal] {
         try ReplicaError.wrap("reading refusals") {
-            try db.cached("SELECT seq, code, message, settled FROM hub_refusals WHERE node_id = ? ORDER BY seq").rows([.text(id)]).map { row in
-                HubRefusal(node: id, seq: UInt64(clamping: row[0].int64Value ?? 0), code: UInt64(clamping: row[1].int64Value ?? 0),
-                           message: row[2].stringValue ?? "", settled: row[3].int64Value == 1)
-            }
+            try hubLog.refusals(of: id)
         }
     }
 
@@ -107,7 +100,7 @@ extension Replica {
     /// The position of the last op in the hub's log (0 when empty).
     public func logHead() throws -> UInt64 {
         try ReplicaError.wrap("reading the log head") {
-            UInt64(clamping: try db.cached("SELECT max(position) FROM hub_log").scalar()?.int64Value ?? 0)
+            try hubLog.head()
         }
     }
 
@@ -119,12 +112,7 @@ extension Replica {
         try ReplicaError.wrap("giving ops log positions") {
             try transaction {
                 let head = Int64(clamping: try logHead())
-                try db.execute("""
-                    INSERT INTO hub_log(origin, seq) SELECT origin, seq FROM ops
-                    WHERE NOT EXISTS (SELECT 1 FROM hub_log h WHERE h.origin = ops.origin AND h.seq = ops.seq)
-                    ORDER BY hlc, origin, seq
-                    """)
-                let logged = db.changes
+                let logged = try hubLog.appendUnpositioned()
                 try recordLogHomes(after: head)
                 return logged
             }
@@ -158,7 +146,6 @@ extension Replica {
                 try transaction {
                     try dropCachesIfChangedElsewhere()
                     let acked = Int64(clamping: registration.ackedSeq)
-                    let refusedBefore = try db.cached("SELECT code, message FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 0")
                     var fresh: [Op] = []
                     var pushed: [UInt64: [UInt8]] = [:]
                     let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops,
@@ -171,15 +158,13 @@ extension Replica {
                     /// it; settles the numbers refused before that the PUSH skipped below its highest.
                     func store(_ fresh: [Op], pushed: [UInt64: [UInt8]]) throws -> Int64 {
                         if let highest = pushed.keys.max() {
-                            let open = try db.cached("SELECT seq FROM hub_refusals WHERE node_id = ? AND settled = 0 AND seq < ?")
-                                .rows([.text(id), .integer(Int64(highest))]).compactMap { $0[0].int64Value }
-                            let settle = try db.cached("UPDATE hub_refusals SET settled = 1 WHERE node_id = ? AND seq = ?")
-                            for seq in open where pushed[UInt64(seq)] == nil { try settle.run([.text(id), .integer(seq)]) }
+                            for seq in try hubLog.openRefusals(of: id, below: highest) where pushed[UInt64(seq)] == nil {
+                                try hubLog.settle(seq, of: id)
+                            }
                         }
                         let homesBefore = try homes(of: fresh)
                         try commit(fresh, peerCommitMode)
-                        let position = try db.cached("INSERT OR IGNORE INTO hub_log(origin, seq) VALUES (?, ?)")
-                        for op in fresh { try position.run([.text(id), .integer(Int64(op.seq))]) }
+                        for op in fresh { try hubLog.append(origin: id, seq: op.seq) }
                         try recordLogHomes(of: fresh, before: homesBefore, pushedBy: registration.store)
                         return try advanceAcked(of: id, from: acked)
                     }
@@ -210,10 +195,9 @@ extension Replica {
                                 message: "this hub holds another op numbered \(op.seq) of node \(IdentifierRule.printable(id))",
                                 hint: "the node was restored from a backup or another node uses its id; it must rejoin under a new node id"), acked: acked)
                         }
-                        if let row = try refusedBefore.rows([.text(id), .integer(Int64(op.seq))]).first {
-                            let code = row[0].int64Value ?? 14
+                        if let (code, message) = try hubLog.openRefusal(of: id, seq: op.seq) {
                             return .refused(OpRefusal(code == 8 ? .permission : .invalidOp, origin: id, seq: op.seq,
-                                                      message: row[1].stringValue ?? "refused before", hint: "quarantine it and push the ops after it"),
+                                                      message: message, hint: "quarantine it and push the ops after it"),
                                             ackedSeq: UInt64(clamping: acked))
                         }
                         if let refusal = refusal(of: op, now: now) { return try refuse(refusal, acked: acked) }
@@ -275,9 +259,7 @@ extension Replica {
     /// A refusal of a PUSH: recorded for codes 8 and 14 (not 9: the node retries it).
     private func refuse(_ refusal: OpRefusal, acked: Int64) throws -> PushOutcome {
         if refusal.reason != .clockSkew {
-            try db.cached("INSERT OR REPLACE INTO hub_refusals(node_id, seq, code, message, settled, at) VALUES (?, ?, ?, ?, 0, ?)")
-                .run([.text(refusal.origin), .integer(Int64(clamping: refusal.seq)), .integer(Int64(refusal.reason.protocolCode)),
-                      .text(refusal.protocolMessage), .integer(Int64(clamping: wallClock()))])
+            try hubLog.recordRefusal(refusal, at: wallClock())
         }
         return .refused(refusal, ackedSeq: UInt64(clamping: acked))
     }
@@ -285,14 +267,12 @@ extension Replica {
     /// Moves a node's acked_seq through the numbers now held or settled.
     private func advanceAcked(of id: NodeID, from start: Int64) throws -> Int64 {
         var acked = start
-        let settled = try db.cached("SELECT 1 FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 1")
         while acked < Int64.max {
-            let next: [SQLiteValue] = [.text(id), .integer(acked + 1)]
-            guard try opLog.holds(origin: id, seq: UInt64(acked + 1)) || settled.scalar(next) != nil else { break }
+            guard try opLog.holds(origin: id, seq: UInt64(acked + 1)) || hubLog.isSettled(acked + 1, of: id) else { break }
             acked += 1
         }
         if acked != start {
-            try db.cached("UPDATE hub_nodes SET acked_seq = ? WHERE node_id = ?").run([.integer(acked), .text(id)])
+            try hubLog.setAcked(acked, of: id)
         }
         return acked
     }

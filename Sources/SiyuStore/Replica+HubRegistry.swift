@@ -62,7 +62,7 @@ extension Replica {
                     throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is already registered",
                                                "a node keeps its id; to give it a new secret: siyu-hub rotate-secret")
                 }
-                if try db.cached("SELECT 1 FROM hub_log WHERE origin = ? LIMIT 1").scalar([.text(id)]) != nil {
+                if try hubLog.hasLogged(origin: id) {
                     throw ReplicaError.invalid("the hub holds ops of \(IdentifierRule.printable(id)), a node registered before and removed",
                                                "a removed node's id is not given out again; register the new node under a new id")
                 }
@@ -71,10 +71,7 @@ extension Replica {
                     throw ReplicaError.invalid("the hub knows no store \(IdentifierRule.printable(store))",
                                                "check the store id: stores exist once HQ has created them and the hub holds HQ's ops; pass --new-store to register a store HQ has not created yet")
                 }
-                try db.cached("INSERT INTO hub_nodes(node_id, role, store_id, salt, iterations, stored_key, server_key, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                    .run([.text(id), .text(role.description), store.map { .text($0) } ?? .null,
-                          .blob(verifiers.salt), .integer(Int64(verifiers.iterations)), .blob(verifiers.storedKey),
-                          .blob(verifiers.serverKey), .integer(Int64(clamping: wallClock()))])
+                try hubLog.register(id, role: role, store: store, verifiers: verifiers, at: wallClock())
             }
         }
     }
@@ -91,9 +88,7 @@ extension Replica {
                 guard try registeredNode(id) != nil else {
                     throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is not registered", "siyu-hub nodes lists the registered nodes")
                 }
-                try db.cached("UPDATE hub_nodes SET salt = ?, iterations = ?, stored_key = ?, server_key = ? WHERE node_id = ?")
-                    .run([.blob(verifiers.salt), .integer(Int64(verifiers.iterations)), .blob(verifiers.storedKey),
-                          .blob(verifiers.serverKey), .text(id)])
+                try hubLog.setVerifiers(verifiers, of: id)
             }
         }
     }
@@ -106,7 +101,7 @@ extension Replica {
                 guard try registeredNode(id) != nil else {
                     throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is not registered", "siyu-hub nodes lists the registered nodes")
                 }
-                try db.cached("DELETE FROM hub_nodes WHERE node_id = ?").run([.text(id)])
+                try hubLog.remove(id)
             }
         }
     }
@@ -121,25 +116,14 @@ extension Replica {
     /// The registration of `id`, nil if it is not registered.
     public func registeredNode(_ id: NodeID) throws -> HubNodeRecord? {
         try ReplicaError.wrap("reading the registry") {
-            try db.cached("SELECT node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor FROM hub_nodes WHERE node_id = ?")
-                .rows([.text(id)]).first.map(Replica.nodeRecord)
+            try hubLog.node(id)
         }
     }
 
     /// Every registered node, by id.
     public func registeredNodes() throws -> [HubNodeRecord] {
         try ReplicaError.wrap("reading the registry") {
-            try db.cached("SELECT node_id, role, store_id, salt, iterations, stored_key, server_key, acked_seq, cursor FROM hub_nodes ORDER BY node_id")
-                .rows().map(Replica.nodeRecord)
+            try hubLog.nodes()
         }
-    }
-
-    static func nodeRecord(_ row: [SQLiteValue]) -> HubNodeRecord {
-        func blob(_ v: SQLiteValue) -> [UInt8] { if case let .blob(b) = v { return b }; return [] }
-        let verifiers = SCRAMVerifiers(salt: blob(row[3]), iterations: Int(clamping: row[4].int64Value ?? 0),
-                                       storedKey: blob(row[5]), serverKey: blob(row[6]))
-        return HubNodeRecord(node: row[0].stringValue ?? "", role: Role(name: row[1].stringValue ?? "") ?? .store,
-                             store: row[2].stringValue, verifiers: verifiers,
-                             ackedSeq: UInt64(clamping: row[7].int64Value ?? 0), cursor: UInt64(clamping: row[8].int64Value ?? 0))
     }
 }

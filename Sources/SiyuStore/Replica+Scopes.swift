@@ -45,8 +45,6 @@ extension Replica {
     /// ops after its file went back ("Identity") must find its late edits of an instance that left.
     func recordLogHomes(of ops: [Op], before: [InstanceRef: InstanceHome], pushedBy store: String? = nil) throws {
         guard !ops.isEmpty else { return }
-        let position = try db.cached("SELECT position FROM hub_log WHERE origin = ? AND seq = ?")
-        let insert = try db.cached("INSERT OR IGNORE INTO hub_log_homes(home, position) VALUES (?, ?)")
         var after: [InstanceRef: InstanceHome] = [:]
         var moved: [InstanceRef: Int64] = [:]
         // The homes the PUSH's own writes of the deciding field take an instance through, in PUSH
@@ -61,12 +59,12 @@ extension Replica {
                 now = try heldHome(of: op.instance) ?? .hq
                 after[op.instance] = now
             }
-            guard let at = try position.scalar([.text(op.origin), .integer(Int64(clamping: op.seq))])?.int64Value else { continue }
+            guard let at = try hubLog.position(origin: op.origin, seq: op.seq) else { continue }
             var keys = Set<String>()
             if let key = Replica.homeKey(now) { keys.insert(key) }
             if let key = Replica.homeKey(before[op.instance]) { keys.insert(key) }
             if let store { keys.insert(store) }
-            for key in keys { try insert.run([.text(key), .integer(at)]) }
+            for key in keys { try hubLog.logHome(key, at: at) }
             if let old = before[op.instance], old != now { moved[op.instance] = max(moved[op.instance] ?? 0, at) }
             if let decided = try homeDecided(by: op) {
                 let current = passing[op.instance]?.home ?? before[op.instance]
@@ -84,10 +82,9 @@ extension Replica {
         // instance's ops come with its next snapshot (an entry makes its next PULL from before it
         // one of reason 1, which carries the instances that left), and its late edits are judged.
         for transit in transits where before[transit.instance] != .store(transit.store) && after[transit.instance] != .store(transit.store) {
-            try insert.run([.text(transit.store), .integer(transit.at)])
-            try db.cached("INSERT OR IGNORE INTO hub_scope_entries(home, position) VALUES (?, ?)").run([.text(transit.store), .integer(transit.at)])
-            try db.cached("INSERT OR REPLACE INTO hub_scope_exits(home, inst_kind, inst_id, position, seen_at) VALUES (?, ?, ?, ?, NULL)")
-                .run([.text(transit.store), .text(transit.instance.kind.name), .text(transit.instance.id), .integer(transit.at)])
+            try hubLog.logHome(transit.store, at: transit.at)
+            try hubLog.recordEntry(into: transit.store, at: transit.at)
+            try hubLog.recordExit(of: transit.instance, from: transit.store, at: transit.at)
         }
         for (instance, at) in moved.sorted(by: { $0.key < $1.key }) {
             guard let old = before[instance], let now = after[instance] else { continue }
@@ -115,15 +112,8 @@ extension Replica {
     /// store's scope (whose next PULL from before `at` gets a snapshot of reason 1) and left the
     /// old store's (whose late edits of it `ScopeDeparture` judges).
     private func recordMove(_ instance: InstanceRef, from old: InstanceHome, to now: InstanceHome, at: Int64) throws {
-        if case let .store(store) = now {
-            try db.cached("INSERT OR IGNORE INTO hub_scope_entries(home, position) VALUES (?, ?)").run([.text(store), .integer(at)])
-            try db.cached("DELETE FROM hub_scope_exits WHERE home = ? AND inst_kind = ? AND inst_id = ?")
-                .run([.text(store), .text(instance.kind.name), .text(instance.id)])
-        }
-        if case let .store(store) = old {
-            try db.cached("INSERT OR REPLACE INTO hub_scope_exits(home, inst_kind, inst_id, position, seen_at) VALUES (?, ?, ?, ?, NULL)")
-                .run([.text(store), .text(instance.kind.name), .text(instance.id), .integer(at)])
-        }
+        if case let .store(store) = now { try hubLog.recordEntry(of: instance, into: store, at: at) }
+        if case let .store(store) = old { try hubLog.recordExit(of: instance, from: store, at: at) }
     }
 
     /// What a PULL of a node of `store` from `cursor` finds, reading only (a hub's reader
@@ -132,10 +122,8 @@ extension Replica {
     /// the writer records it: `recordScopeSeen`). Two index probes.
     public func scopeChanges(of store: String, from cursor: UInt64) throws -> (entered: Bool, unseenExits: Bool) {
         try ReplicaError.wrap("reading the scope changes of store \(IdentifierRule.printable(store))") {
-            let key: [SQLiteValue] = [.text(store), .integer(Int64(clamping: cursor))]
-            let unseen = try db.cached("SELECT 1 FROM hub_scope_exits WHERE home = ?1 AND seen_at IS NULL AND position <= ?2 LIMIT 1").scalar(key) != nil
-            let entered = try db.cached("SELECT 1 FROM hub_scope_entries WHERE home = ? AND position > ? LIMIT 1").scalar(key) != nil
-            return (entered, unseen)
+            let position = Int64(clamping: cursor)
+            return (try hubLog.hasEntry(into: store, after: position), try hubLog.hasUnseenExit(from: store, through: position))
         }
     }
 
@@ -145,8 +133,7 @@ extension Replica {
     public func recordScopeSeen(of store: String, upTo cursor: UInt64, at: UInt64) throws {
         try ReplicaError.wrap("recording a PULL of store \(IdentifierRule.printable(store))") {
             try transaction {
-                try db.cached("UPDATE hub_scope_exits SET seen_at = ?3 WHERE home = ?1 AND seen_at IS NULL AND position <= ?2")
-                    .run([.text(store), .integer(Int64(clamping: cursor)), .integer(Int64(clamping: at))])
+                try hubLog.markExitsSeen(from: store, through: Int64(clamping: cursor), at: Int64(clamping: at))
             }
         }
     }
@@ -244,12 +231,10 @@ extension Replica {
         try db.readTransaction {
             let head = try logHead()
             let cap = min(limit + passable, 8_192)
-            let range = try db.cached("SELECT position FROM hub_log_homes WHERE home = ? AND position > ? ORDER BY position LIMIT ?")
             var positions: [Int64] = []
             var cutoff = Int64.max
             for key in ["", store] {
-                var read: [Int64] = []
-                try range.query([.text(key), .integer(Int64(clamping: cursor)), .integer(Int64(cap))]) { read.append($0.int64(0)) }
+                let read = try hubLog.positions(loggedUnder: key, after: Int64(clamping: cursor), limit: cap)
                 if read.count == cap, let last = read.last { cutoff = min(cutoff, last) }
                 positions += read
             }

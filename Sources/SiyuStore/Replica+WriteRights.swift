@@ -27,9 +27,7 @@ extension Replica: WriteRightsState {
     }
 
     public func departure(of instance: InstanceRef, from store: String) throws -> ScopeDeparture? {
-        guard let row = try db.cached("SELECT position, seen_at FROM hub_scope_exits WHERE home = ? AND inst_kind = ? AND inst_id = ?")
-            .rows([.text(store), .text(instance.kind.name), .text(instance.id)]).first else { return nil }
-        return ScopeDeparture(position: UInt64(clamping: row[0].int64Value ?? 0), seenAtMillis: row[1].int64Value.map { UInt64(clamping: $0) })
+        try hubLog.departure(of: instance, from: store)
     }
 
     public func earliestHeldClock(of instance: InstanceRef) throws -> HLC? {

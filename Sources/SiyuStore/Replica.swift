@@ -60,6 +60,8 @@ public final class Replica {
     let opLog: OpLog
     /// Every statement on the node's sync cursors and quarantine (`NodeSyncState`), over `db`.
     let nodeSync: NodeSyncState
+    /// Every statement on a hub's registry, log positions, scope moves and refusals (`HubLog`), over `db`.
+    let hubLog: HubLog
     let wallClock: () -> UInt64
     /// The replica's wall clock now, in milliseconds since the Unix epoch (what its edits stamp).
     public var wallTime: UInt64 { wallClock() }
@@ -108,6 +110,7 @@ public final class Replica {
                               : try ReplicaSchema.open(path: path, migrations: options.migrations)
         opLog = OpLog(db: db)
         nodeSync = NodeSyncState(db: db)
+        hubLog = HubLog(db: db)
         do {
             let meta = try Replica.readMeta(db)
             if let stored = meta["node_id"]?.stringValue {
