@@ -60,6 +60,12 @@ public final class HubServer: @unchecked Sendable {
         /// committed, and the loop encodes a small part at a time; it costs the same in all and
         /// comes in more, smaller SNAPSHOT_CHUNKs.
         public var snapshotPartMillis: UInt64?
+        /// Every connection starts with a PROXY protocol v1 header (`ProxyHeader`) from the TLS
+        /// terminator in front (stunnel's `protocol = proxy`, haproxy's `send-proxy`): the client's
+        /// address it names is the connection's address in the log and for
+        /// `maxPendingPerAddress`, checked once the header arrived. A connection without a valid
+        /// header is closed. Off: the TCP peer is the address (a hub listening publicly itself).
+        public var proxyProtocol = false
 
         public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
                     pushLimits: PushLimits = .standard, maxPendingConnections: Int = 256, maxPendingPerAddress: Int = 8,
@@ -373,7 +379,9 @@ public final class HubServer: @unchecked Sendable {
         guard !stopping else { connection.close(); return }
         let host = connection.remoteAddress.hostDescription
         let pending = drivers.values.filter { $0.session.state != .ready && !$0.closed }
-        let fromHost = pending.filter { $0.host == host }.count
+        // Behind a terminator the TCP peer is the terminator: the per-address cap waits for the
+        // client's address in the PROXY header (`HubConnectionDriver.readProxyHeader`).
+        let fromHost = configuration.proxyProtocol ? 0 : pending.filter { $0.host == host }.count
         if pending.count >= configuration.maxPendingConnections || fromHost >= configuration.maxPendingPerAddress {
             let which = fromHost >= configuration.maxPendingPerAddress
                 ? "\(fromHost) from \(host) (at most \(configuration.maxPendingPerAddress) per address)"
@@ -387,7 +395,17 @@ public final class HubServer: @unchecked Sendable {
         let driver = HubConnectionDriver(server: self, connection: connection, number: number,
                                          session: HubSession(configuration.session, nonce: nonceSource(), now: now()))
         drivers[ObjectIdentifier(driver)] = driver
+        if configuration.proxyProtocol { driver.readProxyHeader() }
         driver.start()
+    }
+
+    /// Whether `driver`, whose client address the PROXY header just gave, is one unauthenticated
+    /// connection too many from that address: then it is logged, and the caller closes it.
+    fileprivate func exceedsPendingPerAddress(_ driver: HubConnectionDriver) -> Bool {
+        let fromHost = drivers.values.filter { $0 !== driver && $0.host == driver.host && $0.session.state != .ready && !$0.closed }.count
+        guard fromHost >= configuration.maxPendingPerAddress else { return false }
+        log.write(.warn, "hub refused a connection from \(driver.peer) (PROXY header): too many unauthenticated connections, \(fromHost) from \(driver.host) (at most \(configuration.maxPendingPerAddress) per address)")
+        return true
     }
 
     /// Checks a PUSH against the limits (SPEC section 10) before its ops reach the store: nil if
@@ -437,9 +455,10 @@ private final class HubConnectionDriver {
     private(set) var tcp: TCPSessionHost<HubSession>!
     let opened: SessionInstant
     var snapshotID: UInt64?
-    let peer: String
-    /// The peer's address without the port.
-    let host: String
+    /// The client's address: the TCP peer's, or the one a PROXY header names.
+    private(set) var peer: String
+    /// The client's address without the port.
+    private(set) var host: String
 
     init(server: HubServer, connection: TCPConnection, number: UInt64, session: HubSession) {
         self.server = server
@@ -483,6 +502,31 @@ private final class HubConnectionDriver {
 
     func shutdown(reason: String) {
         tcp.host.drive(now: server.now()) { $0.close(reason: reason, now: server.now()) }
+    }
+
+    /// The connection starts with a PROXY v1 header (`HubServer.Configuration.proxyProtocol`):
+    /// read before the session sees a byte; the client it names becomes this connection's
+    /// address, checked against the per-address cap. A missing or malformed header closes the
+    /// connection at once.
+    func readProxyHeader() {
+        struct Refused: Error {}
+        tcp.preamble = { [unowned self] bytes in
+            switch ProxyHeader.parse(bytes) {
+            case .needsMore:
+                return nil
+            case let .invalid(reason):
+                self.server.log.write(.warn, "\(self.who) closed: \(reason) (the hub runs with --proxy-protocol and expects a PROXY v1 header from its TLS terminator first)")
+                throw Refused()
+            case let .header(source, length):
+                if let source {
+                    self.server.log.write(.info, "\(self.who) is the client \(source) (PROXY header)")
+                    self.peer = source.description
+                    self.host = source.hostDescription
+                }
+                if self.server.exceedsPendingPerAddress(self) { throw Refused() }
+                return length
+            }
+        }
     }
 
     /// The node was removed or re-keyed: ERROR 5 and close.

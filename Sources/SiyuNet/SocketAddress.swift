@@ -199,14 +199,14 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Dotted-quad IPv4 (`inet_pton`: exactly four decimal parts, no leading zeros).
-    private static func ipv4Bytes(_ text: String) -> [UInt8]? {
+    static func ipv4Bytes(_ text: String) -> [UInt8]? {
         var address = in_addr()
         guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
         return withUnsafeBytes(of: address) { Array($0) }
     }
 
     /// Numeric IPv6 (`inet_pton`; no zone ids).
-    private static func ipv6Bytes(_ text: String) -> [UInt8]? {
+    static func ipv6Bytes(_ text: String) -> [UInt8]? {
         var address = in6_addr()
         guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
         return withUnsafeBytes(of: address) { Array($0) }

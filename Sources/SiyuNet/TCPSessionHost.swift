@@ -27,6 +27,13 @@ public final class TCPSessionHost<Session: HostedSession> {
     public let host: SessionHost<Session>
     /// Called once when the connection has closed, for whatever reason.
     public var disconnected: (DisconnectReason) -> Void = { _ in }
+    /// Bytes that come before the session's first frame (a PROXY protocol header from a TLS
+    /// terminator), read before the session sees any: given every byte received so far, it returns
+    /// how many it took (the rest go to the session), nil while it needs more, or throws to close
+    /// the connection at once. Set before `start`; cleared once it took its bytes. The session's
+    /// own deadlines (its handshake timeout) run meanwhile.
+    public var preamble: (([UInt8]) throws -> Int?)?
+    private var preambleBytes: [UInt8] = []
     private var timer: TimerHandle?
     private var loop: EventLoop { connection.loop }
 
@@ -53,7 +60,20 @@ public final class TCPSessionHost<Session: HostedSession> {
 
     private func handle(_ event: TCPConnection.Event) {
         switch event {
-        case let .received(bytes): host.received(bytes, now: now)
+        case let .received(bytes):
+            guard let preamble else { return host.received(bytes, now: now) }
+            preambleBytes += bytes
+            do {
+                guard let taken = try preamble(preambleBytes), taken >= 0, taken <= preambleBytes.count else { return }
+                self.preamble = nil
+                let rest = Array(preambleBytes[taken...])
+                preambleBytes = []
+                if !rest.isEmpty { host.received(rest, now: now) }
+            } catch {
+                self.preamble = nil
+                preambleBytes = []
+                connection.close()
+            }
         case .writable: host.writable(now: now)
         case let .closed(reason):
             host.transportClosed(now: now)

@@ -311,6 +311,7 @@ struct HubServeCommand: Command {
             .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
             .value("max-pending", "N", "unauthenticated connections at once, in all (default 256); beyond it a new connection is closed"),
             .value("max-pending-per-address", "N", "unauthenticated connections at once from one address (default 8)"),
+            .flag("proxy-protocol", "each connection starts with a PROXY v1 header from the TLS terminator in front (stunnel protocol = proxy); its client address is the one logged and capped per address"),
             .value("idle-timeout", "SECONDS", "close an authenticated connection that sent no whole request (PUSH, PULL, DIGEST_REQUEST, PING) for this long (default 60; 1 to 3600; nodes PING after 20 s without traffic, so keep it above 20)"),
             .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
         ],
@@ -327,12 +328,14 @@ struct HubServeCommand: Command {
     var stopWhenInputCloses: Bool
     var maxPending: Int
     var maxPendingPerAddress: Int
+    var proxyProtocol: Bool
     var idleTimeoutSeconds: Int
 
     init(parsing arguments: ParsedArguments) throws {
         path = try arguments.required("db")
         maxPending = try arguments.value("max-pending", as: Int.self) ?? 256
         maxPendingPerAddress = try arguments.value("max-pending-per-address", as: Int.self) ?? 8
+        proxyProtocol = arguments.flag("proxy-protocol")
         guard maxPending >= 1, maxPendingPerAddress >= 1 else {
             throw CommandLineError.usage("--max-pending and --max-pending-per-address must be 1 or more", hint: nil)
         }
@@ -367,10 +370,11 @@ struct HubServeCommand: Command {
         }
         let log = OperatorLog(level: level) { line in fputs(line, stderr) }
         let loop = try EventLoop()
-        let server = try HubServer(loop: loop, executor: executor,
-                               configuration: .init(session: .init(hubID: replica.node, policy: KeepalivePolicy(idleTimeoutMillis: UInt64(idleTimeoutSeconds) * 1_000)),
+        var configuration = HubServer.Configuration(session: .init(hubID: replica.node, policy: KeepalivePolicy(idleTimeoutMillis: UInt64(idleTimeoutSeconds) * 1_000)),
                                                     listen: listen, pushLimits: pushLimits,
-                                                    maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress), log: log)
+                                                    maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress)
+        configuration.proxyProtocol = proxyProtocol
+        let server = try HubServer(loop: loop, executor: executor, configuration: configuration, log: log)
         // Read before the server starts: from then on the writer's connection belongs to its queue.
         let head = (try? replica.logHead()) ?? 0
         let registered = (try? replica.registeredNodes().count) ?? 0

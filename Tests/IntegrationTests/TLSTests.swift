@@ -139,4 +139,40 @@ import SiyuStore
         try wrong.waitFor("the certificate refusal in the client's log") { $0.contains("certificate verify failed") || $0.contains("CERT: Verification error") || $0.contains("Rejected by CERT") }
         #expect(hub.child.err.components(separatedBy: "auth ok").count - 1 == 3, "the refused client never authenticated at the hub")
     }
+
+    /// The same setup with `protocol = proxy` on the hub's terminator and `--proxy-protocol` on the
+    /// hub: the hub reads stunnel's PROXY header, logs the client it names and serves the session.
+    @Test(.enabled(if: TLSTests.available, "stunnel4 is not installed: see tools/setup.sh"), .timeLimit(.minutes(3)))
+    func throughStunnelWithTheProxyProtocolTheHubSeesTheClientAndServesIt() throws {
+        let n = try Network()
+        defer { n.close() }
+        let good = try Self.makeCA("good", in: n)
+        let hub = try HubProcess.start(n.p, db: n.hubDB, extra: ["--proxy-protocol"])
+        let tlsPort = try Self.freePort()
+        _ = try Self.startStunnel("stunnel-hub", """
+            [siyu-hub]
+            accept = 127.0.0.1:\(tlsPort)
+            connect = 127.0.0.1:\(hub.port)
+            protocol = proxy
+            cert = \(good.cert)
+            key = \(good.key)
+            """, port: tlsPort, in: n)
+        let clientPort = try Self.freePort()
+        _ = try Self.startStunnel("stunnel-node", """
+            [siyu-hub]
+            client = yes
+            accept = 127.0.0.1:\(clientPort)
+            connect = 127.0.0.1:\(tlsPort)
+            CAfile = \(good.ca)
+            verifyChain = yes
+            checkHost = localhost
+            """, port: clientPort, in: n)
+        try n.register("hq", role: "hq")
+        try n.initNode("hq", role: "hq", hub: "127.0.0.1:\(clientPort)")
+        try seed(n.db("hq"), customers: 5)
+        let r = try n.syncOnce("hq")
+        #expect(r.code == 0, "HQ through TLS with the PROXY header: \(r.err.suffix(2000))")
+        #expect(hub.child.err.contains("is the client 127.0.0.1:"), "the hub read the client's address from stunnel's header")
+        #expect(try digest(n.db("hq")) == digest(n.hubDB))
+    }
 }
