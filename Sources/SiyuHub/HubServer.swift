@@ -38,6 +38,8 @@ import SiyuWire
 ///   errors with their code, disconnect with the duration;
 /// - when a node's connection reaches `ready`, its older connections are closed (`supersede`).
 public final class HubServer: @unchecked Sendable {
+    /// `Configuration.acceptsPerSecond`'s default: 32 new connections a second per address.
+    public static let defaultAcceptsPerSecond = 32
     public struct Configuration: Sendable {
         public var session: HubSession.Configuration
         public var listen: SocketAddress
@@ -66,6 +68,12 @@ public final class HubServer: @unchecked Sendable {
         /// `maxPendingPerAddress`, checked once the header arrived. A connection without a valid
         /// header is closed. Off: the TCP peer is the address (a hub listening publicly itself).
         public var proxyProtocol = false
+        /// New connections per client address (the TCP peer's, or the PROXY header's): a token
+        /// bucket, `acceptsPerSecond` a second with bursts of twice that (0: no limit). Beyond it a
+        /// connection is closed before anything is drawn or allocated for it, so opening and
+        /// closing connections in a loop costs the hub an accept and a close. A store connects
+        /// once and keeps its connection; many stores behind one NAT share the budget.
+        public var acceptsPerSecond = HubServer.defaultAcceptsPerSecond
 
         public init(session: HubSession.Configuration, listen: SocketAddress, connectionOptions: ConnectionOptions = ConnectionOptions(),
                     pushLimits: PushLimits = .standard, maxPendingConnections: Int = 256, maxPendingPerAddress: Int = 8,
@@ -115,6 +123,10 @@ public final class HubServer: @unchecked Sendable {
     /// Per-node budgets of snapshots and digests, kept across connections.
     private var snapshotBudget: RequestBudget
     private var digestBudget: RequestBudget
+    /// New connections per client address (`Configuration.acceptsPerSecond`).
+    private var acceptBudget: RequestBudget
+    /// Connections refused for the accept budget since the last log line about each address.
+    private var refusedAccepts: [String: (count: Int, loggedAt: SessionInstant?)] = [:]
     /// A slice of re-merging customers that hold a changed tag is scheduled or running.
     private var remergeTimer: TimerHandle?
     private var remergeRunning = false
@@ -144,6 +156,8 @@ public final class HubServer: @unchecked Sendable {
         rateLimits = NodeRateLimits(configuration.pushLimits)
         snapshotBudget = configuration.snapshotBudget
         digestBudget = configuration.digestBudget
+        let perSecond = max(0, configuration.acceptsPerSecond)
+        acceptBudget = RequestBudget(burst: UInt64(max(1, perSecond * 2)), refillMillis: perSecond == 0 ? 0 : UInt64(max(1, 1_000 / perSecond)))
     }
 
     /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux), drawn
@@ -378,6 +392,10 @@ public final class HubServer: @unchecked Sendable {
     private func accept(_ connection: TCPConnection) {
         guard !stopping else { connection.close(); return }
         let host = connection.remoteAddress.hostDescription
+        if !configuration.proxyProtocol, !admitConnection(from: host, peer: connection.remoteAddress.description) {
+            connection.close()
+            return
+        }
         let pending = drivers.values.filter { $0.session.state != .ready && !$0.closed }
         // Behind a terminator the TCP peer is the terminator: the per-address cap waits for the
         // client's address in the PROXY header (`HubConnectionDriver.readProxyHeader`).
@@ -402,10 +420,28 @@ public final class HubServer: @unchecked Sendable {
     /// Whether `driver`, whose client address the PROXY header just gave, is one unauthenticated
     /// connection too many from that address: then it is logged, and the caller closes it.
     fileprivate func exceedsPendingPerAddress(_ driver: HubConnectionDriver) -> Bool {
+        guard admitConnection(from: driver.host, peer: driver.peer) else { return true }
         let fromHost = drivers.values.filter { $0 !== driver && $0.host == driver.host && $0.session.state != .ready && !$0.closed }.count
         guard fromHost >= configuration.maxPendingPerAddress else { return false }
         log.write(.warn, "hub refused a connection from \(driver.peer) (PROXY header): too many unauthenticated connections, \(fromHost) from \(driver.host) (at most \(configuration.maxPendingPerAddress) per address)")
         return true
+    }
+
+    /// Charges one new connection from `host` to its accept budget: false when the budget is spent
+    /// (the caller closes the connection). Refusals are logged at most once a second per address,
+    /// with how many there were.
+    private func admitConnection(from host: String, peer: String) -> Bool {
+        let at = now()
+        guard !acceptBudget.admit(host, now: at).admitted else { return true }
+        var entry = refusedAccepts[host] ?? (0, nil)
+        entry.count += 1
+        if entry.loggedAt.map({ at.milliseconds(since: $0) >= 1_000 }) ?? true {
+            log.write(.warn, "hub refused a connection from \(peer): more than \(configuration.acceptsPerSecond) new connections a second from \(host) (\(entry.count) refused since the last such line)")
+            entry = (0, at)
+        }
+        refusedAccepts[host] = entry
+        if refusedAccepts.count > 4_096 { refusedAccepts = refusedAccepts.filter { $0.value.loggedAt.map { at.milliseconds(since: $0) < 1_000 } ?? false } }
+        return false
     }
 
     /// Checks a PUSH against the limits (SPEC section 10) before its ops reach the store: nil if

@@ -1,6 +1,6 @@
 // The hub-load and attack sections' hub: `siyu-bench --hub-child FILE [PENDING]` serves the hub replica FILE as
 // `siyu-hub serve --db FILE --listen 127.0.0.1:0 --log-level warn --stop-when-input-closes
-// [--max-pending PENDING --max-pending-per-address PENDING]` does (the same `HubServer` and
+// --accepts-per-second 0 [--max-pending PENDING --max-pending-per-address PENDING]` does (the same `HubServer` and
 // `HubStoreExecutor` with serve's defaults), in a process of its own. PENDING: the bench's nodes
 // all connect at once from one address (127.0.0.1), where a brand's stores come from as many
 // addresses, so the section raises serve's caps on unauthenticated connections to its node count.
@@ -36,9 +36,14 @@ enum HubChild {
             let executor = try HubStoreExecutor(replica: replica, options: .init())
             let log = OperatorLog(level: .warn) { line in fputs(line, stderr) }
             let loop = try EventLoop()
-            let server = try HubServer(loop: loop, executor: executor,
-                                       configuration: .init(session: .init(hubID: replica.node), listen: .loopbackIPv4(port: 0),
-                                                            maxPendingConnections: max(256, pending ?? 0), maxPendingPerAddress: pending ?? 8), log: log)
+            var configuration = HubServer.Configuration(session: .init(hubID: replica.node), listen: .loopbackIPv4(port: 0),
+                                                        maxPendingConnections: max(256, pending ?? 0), maxPendingPerAddress: pending ?? 8)
+            // No accept budget: the hub-load section's nodes all connect at once from one address, and
+            // the attack section's attacker reconnects every round from one address to measure each
+            // row's own defense (the budget would close most of its connections first;
+            // AcceptBudgetTests tests the budget).
+            configuration.acceptsPerSecond = 0
+            let server = try HubServer(loop: loop, executor: executor, configuration: configuration, log: log)
             let address = try server.start()
             let watcher = SignalWatcher([.interrupt, .terminate], loop: loop) { signal in server.shutdown(reason: "\(signal)") }
             defer { watcher.cancel() }

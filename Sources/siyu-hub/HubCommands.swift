@@ -311,6 +311,7 @@ struct HubServeCommand: Command {
             .value("push-burst", "OPS", "the most ops a node may push in one burst (default 200000)"),
             .value("max-pending", "N", "unauthenticated connections at once, in all (default 256); beyond it a new connection is closed"),
             .value("max-pending-per-address", "N", "unauthenticated connections at once from one address (default 8)"),
+            .value("accepts-per-second", "N", "new connections a second from one address, in bursts of twice that (default \(HubServer.defaultAcceptsPerSecond); 0: no limit); beyond it a new connection is closed at once"),
             .flag("proxy-protocol", "each connection starts with a PROXY v1 header from the TLS terminator in front (stunnel protocol = proxy); its client address is the one logged and capped per address"),
             .value("idle-timeout", "SECONDS", "close an authenticated connection that sent no whole request (PUSH, PULL, DIGEST_REQUEST, PING) for this long (default 60; 1 to 3600; nodes PING after 20 s without traffic, so keep it above 20)"),
             .flag("stop-when-input-closes", "stop cleanly when standard input (a pipe from a supervisor) reaches end of file"),
@@ -329,6 +330,7 @@ struct HubServeCommand: Command {
     var maxPending: Int
     var maxPendingPerAddress: Int
     var proxyProtocol: Bool
+    var acceptsPerSecond: Int
     var idleTimeoutSeconds: Int
 
     init(parsing arguments: ParsedArguments) throws {
@@ -336,6 +338,10 @@ struct HubServeCommand: Command {
         maxPending = try arguments.value("max-pending", as: Int.self) ?? 256
         maxPendingPerAddress = try arguments.value("max-pending-per-address", as: Int.self) ?? 8
         proxyProtocol = arguments.flag("proxy-protocol")
+        acceptsPerSecond = try arguments.value("accepts-per-second", as: Int.self) ?? HubServer.defaultAcceptsPerSecond
+        guard (0...1_000_000).contains(acceptsPerSecond) else {
+            throw CommandLineError.usage("--accepts-per-second must be 0 (no limit) to 1000000; got \(acceptsPerSecond)", hint: nil)
+        }
         guard maxPending >= 1, maxPendingPerAddress >= 1 else {
             throw CommandLineError.usage("--max-pending and --max-pending-per-address must be 1 or more", hint: nil)
         }
@@ -374,6 +380,7 @@ struct HubServeCommand: Command {
                                                     listen: listen, pushLimits: pushLimits,
                                                     maxPendingConnections: maxPending, maxPendingPerAddress: maxPendingPerAddress)
         configuration.proxyProtocol = proxyProtocol
+        configuration.acceptsPerSecond = acceptsPerSecond
         let server = try HubServer(loop: loop, executor: executor, configuration: configuration, log: log)
         // Read before the server starts: from then on the writer's connection belongs to its queue.
         let head = (try? replica.logHead()) ?? 0
