@@ -271,10 +271,6 @@ public struct Connection: Sendable {
         return .send(message, bytes: frame.encoded())
     }
 
-    /// The encoded payload size of a change-set message, without sending it (the outgoing
-    /// dictionary is not changed).
-    func payloadSize(of message: Message) -> Int { prepare(message).payloadSize }
-
     mutating func enter(_ next: ConnectionState) { if state != .closed { state = next } }
 
     mutating func choose(version v: UInt8) { version = v }

@@ -536,19 +536,25 @@ public struct NodeSession: Sendable {
     private mutating func push(_ ops: [Op], now: SessionInstant) -> [Action] {
         guard !ops.isEmpty else { return [] }
         let schema = Int(clamping: configuration.schemaVersion)
+        // Each candidate is encoded once to be measured; the one that fits is sent as encoded.
+        var best: (count: Int, message: Connection.PreparedMessage)?
         let fitting = FrameFitting.longestPrefix(count: ops.count) { n in
-            let cs = ChangeSet(schemaVersion: schema, ops: Array(ops.prefix(n)))
-            return FrameFitting.newStringBytesUpperBound(cs.ops) <= ChangeSetCodec.maxStringBytes
-                && connection.payloadSize(of: .push(cs)) <= Frame.maxPayload
+            let batch = Array(ops.prefix(n))
+            guard FrameFitting.newStringBytesUpperBound(batch) <= ChangeSetCodec.maxStringBytes else { return false }
+            let prepared = connection.prepare(.push(ChangeSet(schemaVersion: schema, ops: batch)))
+            guard prepared.payloadSize <= Frame.maxPayload else { return false }
+            if n > (best?.count ?? 0) { best = (n, prepared) }
+            return true
         }
         guard fitting > 0 else {
             return connection.fail(SessionError(.internalError, "own op #\(ops[0].seq) does not fit one frame"), now: now)
         }
-        let batch = Array(ops.prefix(fitting))
+        let batch = ops.prefix(fitting)
         outstanding.append(.push(first: batch.first!.seq, last: batch.last!.seq))
         if requestWaitSince == nil { requestWaitSince = now }
         if fitting < ops.count { pushWanted = true }
-        return [connection.send(.push(ChangeSet(schemaVersion: schema, ops: batch)), now: now),
+        let prepared = best?.count == fitting ? best!.message : connection.prepare(.push(ChangeSet(schemaVersion: schema, ops: Array(batch))))
+        return [connection.send(prepared, now: now),
                 .report(.pushed(ops: batch.count, firstSeq: batch.first!.seq, lastSeq: batch.last!.seq))]
     }
 }
