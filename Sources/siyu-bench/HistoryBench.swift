@@ -17,32 +17,11 @@ struct HistoryBench {
 
     func run() throws -> SectionReport {
         var r = SectionReport("local edit after a long history (one customer, chained phone writes)")
-        let shortMicros = try microsPerEdit(history: short)
-        let longMicros = try microsPerEdit(history: long)
-        let ratio = longMicros / shortMicros
-        r.line("after \(grouped(short)) writes: \(fixed(shortMicros, 1)) µs per edit (\(edits) edits)")
-        r.line("after \(grouped(long)) writes: \(fixed(longMicros, 1)) µs per edit (\(edits) edits)")
-        r.line("ratio \(fixed(ratio, 2))× (target ≤ 10×)")
         r.figure("history_short_ops", short)
         r.figure("history_long_ops", long)
-        r.figure("history_short_edit_us", shortMicros, digits: 1)
-        r.figure("history_long_edit_us", longMicros, digits: 1)
-        r.figure("history_ratio", ratio, digits: 2)
-        r.summary.append(SummaryRow(what: "local edit after \(grouped(long)) ops on its customer", siyu: "\(fixed(longMicros, 1)) µs",
-                                    baseline: "\(fixed(shortMicros, 1)) µs after \(grouped(short))", ratio: "\(fixed(ratio, 2))×",
-                                    target: "≤ 10×", met: ratio <= 10))
-        let remoteShort = try microsPerRemoteApply(history: short)
-        let remoteLong = try microsPerRemoteApply(history: long)
-        let remoteRatio = remoteLong / remoteShort
-        r.line("a peer's one-op change set after \(grouped(short)) writes: \(fixed(remoteShort, 1)) µs per apply (\(edits) applies)")
-        r.line("a peer's one-op change set after \(grouped(long)) writes: \(fixed(remoteLong, 1)) µs per apply (\(edits) applies)")
-        r.line("ratio \(fixed(remoteRatio, 2))× (target ≤ 2×)")
-        r.figure("history_remote_short_us", remoteShort, digits: 1)
-        r.figure("history_remote_long_us", remoteLong, digits: 1)
-        r.figure("history_remote_ratio", remoteRatio, digits: 2)
-        r.summary.append(SummaryRow(what: "a peer's op applied after \(grouped(long)) ops on its customer", siyu: "\(fixed(remoteLong, 1)) µs",
-                                    baseline: "\(fixed(remoteShort, 1)) µs after \(grouped(short))", ratio: "\(fixed(remoteRatio, 2))×",
-                                    target: "≤ 2×", met: remoteRatio <= 2))
+        try compare(into: &r, what: "local edit", unit: "edit", key: "history", figureSuffix: "_edit_us", target: 10, timing: microsPerEdit)
+        try compare(into: &r, what: "a peer's one-op change set", unit: "apply", key: "history_remote", figureSuffix: "_us", target: 2,
+                    timing: microsPerRemoteApply)
         return r
     }
 
@@ -70,6 +49,24 @@ struct HistoryBench {
             for i in 0..<edits { try replica.apply(ChangeSet(ops: [write(history + 1 + i)])) }
         }
         return seconds * 1_000_000 / Double(edits)
+    }
+
+    /// Times `timing` after the short and the long history and reports both and their ratio
+    /// against `target` (`KEY_short…`, `KEY_long…`, `KEY_ratio`).
+    private func compare(into r: inout SectionReport, what: String, unit: String, key: String, figureSuffix: String, target: Double,
+                         timing: (Int) throws -> Double) throws {
+        let shortMicros = try timing(short), longMicros = try timing(long)
+        let ratio = longMicros / shortMicros
+        for (n, micros) in [(short, shortMicros), (long, longMicros)] {
+            r.line("\(what) after \(grouped(n)) writes: \(fixed(micros, 1)) µs per \(unit) (\(edits) \(unit)s)")
+        }
+        r.line("ratio \(fixed(ratio, 2))× (target ≤ \(fixed(target, 0))×)")
+        r.figure("\(key)_short\(figureSuffix)", shortMicros, digits: 1)
+        r.figure("\(key)_long\(figureSuffix)", longMicros, digits: 1)
+        r.figure("\(key)_ratio", ratio, digits: 2)
+        r.summary.append(SummaryRow(what: "\(what) after \(grouped(long)) ops on its customer", siyu: "\(fixed(longMicros, 1)) µs",
+                                    baseline: "\(fixed(shortMicros, 1)) µs after \(grouped(short))", ratio: "\(fixed(ratio, 2))×",
+                                    target: "≤ \(fixed(target, 0))×", met: ratio <= target))
     }
 
     /// Builds a replica whose customer's phone has `history` chained writes (sent by a peer as one

@@ -77,6 +77,21 @@ import SiyuStore
         return child
     }
 
+    /// A node's local stunnel client on `port`: TLS to the hub's terminator on `tlsPort`, checking
+    /// its certificate against the CA `ca` and the name localhost.
+    static func startNodeStunnel(on port: Int, to tlsPort: Int, trusting ca: String, in n: Network) throws -> Child {
+        try startStunnel("stunnel-node", """
+            [siyu-hub]
+            client = yes
+            accept = 127.0.0.1:\(port)
+            connect = 127.0.0.1:\(tlsPort)
+            CAfile = \(ca)
+            verifyChain = yes
+            checkHost = localhost
+            sslVersionMin = TLSv1.2
+            """, port: port, in: n)
+    }
+
     @Test(.enabled(if: TLSTests.available, "stunnel4 is not installed: see tools/setup.sh"), .timeLimit(.minutes(3)))
     func hqAndAStoreSyncThroughStunnelAndAWrongCertificateIsRefused() throws {
         let n = try Network()
@@ -97,16 +112,7 @@ import SiyuStore
             """, port: tlsPort, in: n)
         // Each node's local client: it checks the hub's certificate against the CA and its name.
         let clientPort = try Self.freePort()
-        let client = try Self.startStunnel("stunnel-node", """
-            [siyu-hub]
-            client = yes
-            accept = 127.0.0.1:\(clientPort)
-            connect = 127.0.0.1:\(tlsPort)
-            CAfile = \(good.ca)
-            verifyChain = yes
-            checkHost = localhost
-            sslVersionMin = TLSv1.2
-            """, port: clientPort, in: n)
+        let client = try Self.startNodeStunnel(on: clientPort, to: tlsPort, trusting: good.ca, in: n)
 
         try n.register("hq", role: "hq")
         try n.register("xihu", role: "store")
@@ -158,15 +164,7 @@ import SiyuStore
             key = \(good.key)
             """, port: tlsPort, in: n)
         let clientPort = try Self.freePort()
-        _ = try Self.startStunnel("stunnel-node", """
-            [siyu-hub]
-            client = yes
-            accept = 127.0.0.1:\(clientPort)
-            connect = 127.0.0.1:\(tlsPort)
-            CAfile = \(good.ca)
-            verifyChain = yes
-            checkHost = localhost
-            """, port: clientPort, in: n)
+        _ = try Self.startNodeStunnel(on: clientPort, to: tlsPort, trusting: good.ca, in: n)
         try n.register("hq", role: "hq")
         try n.initNode("hq", role: "hq", hub: "127.0.0.1:\(clientPort)")
         try seed(n.db("hq"), customers: 5)
