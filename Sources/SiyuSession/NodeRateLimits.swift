@@ -30,21 +30,23 @@ public struct PushLimits: Sendable, Equatable {
     /// a tag deletion op). Renames and re-sorts do not: they re-merge nobody. An op the store will
     /// refuse anyway (`Op.validate`) does not count: it is answered with its own error (8 or 14),
     /// never with `busy`.
+    /// Only those ops are validated here (the store validates every op once, when it takes them).
     public static func changesTagLibraryReads(_ ops: [Op]) -> Bool {
         ops.contains { op in
-            guard (try? op.validate()) != nil else { return false }
+            let reads: Bool
             switch op.body {
             case let .write(target, field, _, _):
                 switch target.entity {
-                case .tag: return field == "group_id" || field == "deleted"
-                case .tagGroup: return field == "exclusive" || field == "deleted"
-                default: return false
+                case .tag: reads = field == "group_id" || field == "deleted"
+                case .tagGroup: reads = field == "exclusive" || field == "deleted"
+                default: reads = false
                 }
             case .tagDeletion:
-                return true
+                reads = true
             default:
-                return false
+                reads = false
             }
+            return reads && (try? op.validate()) != nil
         }
     }
 }
