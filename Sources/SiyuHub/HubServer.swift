@@ -38,8 +38,8 @@ import SiyuWire
 ///   errors with their code, disconnect with the duration;
 /// - when a node's connection reaches `ready`, its older connections are closed (`supersede`).
 public final class HubServer: @unchecked Sendable {
-    /// `Configuration.acceptsPerSecond`'s default: 32 new connections a second per address.
-    public static let defaultAcceptsPerSecond = 32
+    /// `Configuration.acceptsPerSecond`'s default: 128 new connections a second per address.
+    public static let defaultAcceptsPerSecond = 128
     public struct Configuration: Sendable {
         public var session: HubSession.Configuration
         public var listen: SocketAddress
