@@ -53,6 +53,11 @@ extension Replica {
         // which is logged in that store's range and recorded as its exit.
         var passing: [InstanceRef: (home: InstanceHome, at: Int64)] = [:]
         var transits: [(instance: InstanceRef, store: String, at: Int64)] = []
+        // The stores those writes took an instance out of, and the writes that brought it back
+        // into one of them: a node of that store pulling the PUSH's range a CHANGES at a time drops
+        // the instance at the first (SPEC section 7) and would get only the ops after the second.
+        var left: [InstanceRef: Set<String>] = [:]
+        var reentries: [(instance: InstanceRef, store: String, at: Int64)] = []
         for op in ops {
             let now: InstanceHome
             if let known = after[op.instance] { now = known } else {
@@ -68,7 +73,13 @@ extension Replica {
             if let old = before[op.instance], old != now { moved[op.instance] = max(moved[op.instance] ?? 0, at) }
             if let decided = try homeDecided(by: op) {
                 let current = passing[op.instance]?.home ?? before[op.instance]
-                if case let .store(store)? = current, decided != current { transits.append((op.instance, store, at)) }
+                if case let .store(store)? = current, decided != current {
+                    transits.append((op.instance, store, at))
+                    left[op.instance, default: []].insert(store)
+                }
+                if case let .store(store) = decided, decided != current, left[op.instance]?.contains(store) == true {
+                    reentries.append((op.instance, store, at))
+                }
                 passing[op.instance] = (decided, at)
             }
         }
@@ -85,6 +96,13 @@ extension Replica {
             try hubLog.logHome(transit.store, at: transit.at)
             try hubLog.recordEntry(into: transit.store, at: transit.at)
             try hubLog.recordExit(of: transit.instance, from: transit.store, at: transit.at)
+        }
+        // A store the instance left and came back to within the PUSH, and holds now: its scope is
+        // recorded as changed at the write that brought it back, so its nodes that pull from
+        // before it get a snapshot of reason 1 (every op of the instance), not the CHANGES in which
+        // they would drop it and then get only the ops after that write.
+        for reentry in reentries where after[reentry.instance] == .store(reentry.store) {
+            try hubLog.recordEntry(of: reentry.instance, into: reentry.store, at: reentry.at)
         }
         for (instance, at) in moved.sorted(by: { $0.key < $1.key }) {
             guard let old = before[instance], let now = after[instance] else { continue }

@@ -110,6 +110,30 @@ import SiyuWire
         try expectScopes(w, [xihu, binjiang])
     }
 
+    /// Found by the scoped simulator (seed 6473): after the hub's file went back, HQ pushed again a
+    /// customer's creation for xihu, its transfer to binjiang and its transfer back, in one PUSH.
+    /// xihu, pulling that range a CHANGES at a time, dropped the customer at the transfer (as SPEC
+    /// says a store does) and got only the transfer back: HQ's earlier ops of it never came again.
+    /// The hub now records xihu's scope as changed at the write that brings it back, so a node of
+    /// xihu that pulls from before it gets a snapshot of reason 1.
+    @Test func aStoreACustomerLeavesAndReentersInOnePushGetsItsWholeHistory() throws {
+        let (w, executor, xihu, binjiang) = try world()
+        let hqBefore = try w.hq.lastIssuedSeq()
+        try w.hq.createCustomer("c_rt", ["name": .text("回流客"), "owner_store": .text("xihu")], by: "zhaolei")
+        w.now += 1_000
+        try w.hq.editCustomer("c_rt", ["owner_store": .text("binjiang")], by: "zhaolei")
+        w.now += 1_000
+        try w.hq.editCustomer("c_rt", ["owner_store": .text("xihu")], by: "zhaolei")
+        #expect(try w.push("hq", try w.hq.outbox(after: hqBefore)) == nil)     // the three in one PUSH
+        try xihu.sync(executor, byteBudget: 1)   // one op a CHANGES
+        try binjiang.sync(executor, byteBudget: 1)
+        let held = Set(try xihu.replica.instanceOps(InstanceRef(.customer, "c_rt")))
+        #expect(held == Set(try w.hub.instanceOps(InstanceRef(.customer, "c_rt"))), "xihu holds every op of c_rt")
+        #expect(try xihu.replica.customerRows(id: "c_rt").first?["name"] == .text("回流客"))
+        #expect(try binjiang.replica.customerRows(id: "c_rt").isEmpty)
+        try expectScopes(w, [xihu, binjiang])
+    }
+
     /// Found by the scoped simulator (seed 864): a tag deleted while the customer was away from
     /// the store that had added it.
     @Test func aCustomerBackAfterItsTagWasDeletedMeanwhileDoesNotShowTheTag() throws {
