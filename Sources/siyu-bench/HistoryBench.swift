@@ -58,7 +58,7 @@ struct HistoryBench {
         let shortMicros = try timing(short), longMicros = try timing(long)
         let ratio = longMicros / shortMicros
         for (n, micros) in [(short, shortMicros), (long, longMicros)] {
-            r.line("\(what) after \(grouped(n)) writes: \(fixed(micros, 1)) µs per \(unit) (\(edits) \(unit)s)")
+            r.line("\(what) after \(grouped(n)) writes: \(fixed(micros, 1)) µs per \(unit) (\(edits) of them)")
         }
         r.line("ratio \(fixed(ratio, 2))× (target ≤ \(fixed(target, 0))×)")
         r.figure("\(key)_short\(figureSuffix)", shortMicros, digits: 1)
