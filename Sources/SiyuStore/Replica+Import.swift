@@ -168,9 +168,7 @@ extension Replica {
         guard !stage.ops.isEmpty else { return }
         do {
             try ReplicaError.wrap("importing customers") {
-                try transaction {
-                    try commit(stage.ops, .importBatch)
-                }
+                try transaction { _ = try commit(stage.ops, .importBatch) }
             }
         } catch {
             if bulk?.failure == nil { bulk?.failure = error }
