@@ -14,7 +14,7 @@ import SiyuStore
 /// is recorded, push → ack and pull apart. The HQ node (scope: everything) pulls every
 /// `hqPollSeconds` and records, for every store op it receives, how long after the store had its
 /// PUSH_ACK (the op in the log) it arrived: HQ's lag behind the log head. There is no plain-SQLite
-/// anchor: the target is absolute (p99 < 50 ms at 1,000 nodes on 2 cores), judged only at 1,000
+/// anchor: the target is absolute (p99 < 50 ms at 1,000 nodes on 2 cores, < 100 ms at 4,000), judged only at 1,000
 /// nodes or more.
 struct HubLoadBench {
     let nodes: Int
@@ -36,6 +36,8 @@ struct HubLoadBench {
 
     static let targetP99Millis = 50.0
     static let targetNodes = 1_000
+    /// Issue 20's p99 target for a run of `nodes` stores: < 50 ms at 1,000, < 100 ms at 4,000.
+    static func targetP99Millis(nodes: Int) -> Double { nodes >= 4_000 ? 100 : targetP99Millis }
     static let tags = 20
     /// HQ's lag target (issue 20: under the load of 1,000 stores, < 5 s).
     static let targetHQLagMillis = 5_000.0
@@ -345,7 +347,8 @@ struct HubLoadBench {
         let l = o.latencies
         let (p50, p90, p99, top) = (percentile(l, 0.5), percentile(l, 0.9), percentile(l, 0.99), l.last ?? .nan)
         let judged = o.nodes >= HubLoadBench.targetNodes && !l.isEmpty
-        let met = p99 < HubLoadBench.targetP99Millis && o.errors == 0 && o.roundsUnfinished == 0
+        let target = HubLoadBench.targetP99Millis(nodes: o.nodes)
+        let met = p99 < target && o.errors == 0 && o.roundsUnfinished == 0
         var r = SectionReport("hub load: \(grouped(o.nodes)) concurrent nodes, one hub process (HubServer: a loop thread for the sockets, a writer and a reader queue for the store), "
                               + "\(loops) client loop thread(s) in this process, loopback TCP")
         r.line("hub           \(grouped(o.seedOps)) ops in the log (HQ's library of \(HubLoadBench.tags) tags shared; \(grouped(customersPerStore)) customers of each store, "
@@ -358,7 +361,7 @@ struct HubLoadBench {
                + "\(fixed(gap.lowerBound, 0))–\(fixed(gap.upperBound, 0)) s: PUSH of 3 ops → PUSH_ACK → PULL → CHANGES, more = false; "
                + "\(l.isEmpty ? "0" : grouped(o.opsPulled / l.count)) ops pulled a round on average: each store pulls only its scope: the shared library and its own customers, so other stores' rounds bring it nothing)")
         r.line("latency       p50 \(fixed(p50, 2)) ms   p90 \(fixed(p90, 2)) ms   p99 \(fixed(p99, 2)) ms   max \(fixed(top, 2)) ms   "
-               + "(target p99 < \(Int(HubLoadBench.targetP99Millis)) ms at \(grouped(HubLoadBench.targetNodes)) nodes: "
+               + "(target p99 < \(Int(target)) ms at \(grouped(o.nodes >= 4_000 ? 4_000 : HubLoadBench.targetNodes)) nodes: "
                + (judged ? verdict(met) : "not judged at this size") + ")")
         for (name, part) in [("push → ack", o.pushLatencies), ("pull", o.pullLatencies)] {
             r.line("\(name.padding(toLength: 14, withPad: " ", startingAt: 0))p50 \(fixed(percentile(part, 0.5), 2)) ms   p90 \(fixed(percentile(part, 0.9), 2)) ms   "
@@ -428,9 +431,10 @@ struct HubLoadBench {
         r.figure("hub_busy", o.busy)
         r.figure("hub_rounds_unfinished", o.roundsUnfinished)
         r.figure("hub_peak_rss_mb", o.hubPeakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
+        r.figure("hub_peak_mb_\(o.nodes)", o.hubPeakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
 
         r.summary.append(SummaryRow(what: "hub load: \(grouped(o.nodes)) nodes, p99 sync round", siyu: "\(fixed(p99, 1)) ms", baseline: "—",
-                                    ratio: "", target: "< 50 ms on 2 cores", met: judged ? met : nil, unjudged: "not judged at this size",
+                                    ratio: "", target: "< \(Int(target)) ms on 2 cores", met: judged ? met : nil, unjudged: "not judged at this size",
                                     key: "hub_load"))
         r.summary.append(SummaryRow(what: "hub load: HQ's node lag behind the log, p99", siyu: "\(fixed(percentile(o.hqLags, 0.99), 0)) ms", baseline: "—",
                                     ratio: "", target: "< 5 s", met: judged ? hqMet : nil, unjudged: "not judged at this size",
