@@ -391,20 +391,17 @@ public final class HubServer: @unchecked Sendable {
 
     private func accept(_ connection: TCPConnection) {
         guard !stopping else { connection.close(); return }
-        let host = connection.remoteAddress.hostDescription
-        if !configuration.proxyProtocol, !admitConnection(from: host, peer: connection.remoteAddress.description) {
+        let pending = drivers.values.filter { $0.session.state != .ready && !$0.closed }.count
+        if pending >= configuration.maxPendingConnections {
+            log.write(.warn, "hub refused a connection from \(connection.remoteAddress): too many unauthenticated connections, "
+                      + "\(pending) in all (at most \(configuration.maxPendingConnections))")
             connection.close()
             return
         }
-        let pending = drivers.values.filter { $0.session.state != .ready && !$0.closed }
-        // Behind a terminator the TCP peer is the terminator: the per-address cap waits for the
-        // client's address in the PROXY header (`HubConnectionDriver.readProxyHeader`).
-        let fromHost = configuration.proxyProtocol ? 0 : pending.filter { $0.host == host }.count
-        if pending.count >= configuration.maxPendingConnections || fromHost >= configuration.maxPendingPerAddress {
-            let which = fromHost >= configuration.maxPendingPerAddress
-                ? "\(fromHost) from \(host) (at most \(configuration.maxPendingPerAddress) per address)"
-                : "\(pending.count) in all (at most \(configuration.maxPendingConnections))"
-            log.write(.warn, "hub refused a connection from \(connection.remoteAddress): too many unauthenticated connections, \(which)")
+        // Behind a terminator the TCP peer is the terminator: the client is judged once the PROXY
+        // header names it (`HubConnectionDriver.readProxyHeader`).
+        if !configuration.proxyProtocol,
+           !admitsClient(connection.remoteAddress.hostDescription, peer: connection.remoteAddress.description) {
             connection.close()
             return
         }
@@ -417,14 +414,17 @@ public final class HubServer: @unchecked Sendable {
         driver.start()
     }
 
-    /// Whether `driver`, whose client address the PROXY header just gave, is one unauthenticated
-    /// connection too many from that address: then it is logged, and the caller closes it.
-    fileprivate func exceedsPendingPerAddress(_ driver: HubConnectionDriver) -> Bool {
-        guard admitConnection(from: driver.host, peer: driver.peer) else { return true }
-        let fromHost = drivers.values.filter { $0 !== driver && $0.host == driver.host && $0.session.state != .ready && !$0.closed }.count
-        guard fromHost >= configuration.maxPendingPerAddress else { return false }
-        log.write(.warn, "hub refused a connection from \(driver.peer) (PROXY header): too many unauthenticated connections, \(fromHost) from \(driver.host) (at most \(configuration.maxPendingPerAddress) per address)")
-        return true
+    /// Whether a new connection of client `host` may go on: its address's accept budget
+    /// (`admitConnection`) and the cap on its unauthenticated connections, not counting `driver`,
+    /// the connection itself once it has one (a client a PROXY header named). A refusal is logged;
+    /// the caller closes the connection.
+    fileprivate func admitsClient(_ host: String, peer: String, excluding driver: HubConnectionDriver? = nil) -> Bool {
+        guard admitConnection(from: host, peer: peer) else { return false }
+        let fromHost = drivers.values.filter { $0 !== driver && $0.host == host && $0.session.state != .ready && !$0.closed }.count
+        guard fromHost >= configuration.maxPendingPerAddress else { return true }
+        log.write(.warn, "hub refused a connection from \(peer)\(driver == nil ? "" : " (PROXY header)"): too many unauthenticated connections, "
+                  + "\(fromHost) from \(host) (at most \(configuration.maxPendingPerAddress) per address)")
+        return false
     }
 
     /// Charges one new connection from `host` to its accept budget: false when the budget is spent
@@ -559,7 +559,7 @@ private final class HubConnectionDriver {
                     self.peer = source.description
                     self.host = source.hostDescription
                 }
-                if self.server.exceedsPendingPerAddress(self) { throw Refused() }
+                guard self.server.admitsClient(self.host, peer: self.peer, excluding: self) else { throw Refused() }
                 return length
             }
         }
