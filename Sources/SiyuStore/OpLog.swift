@@ -200,24 +200,23 @@ struct OpLog {
     /// Per origin, the highest number held and the end of the run 1, 2, 3, … held without a gap
     /// (a full scan of each origin's numbers).
     func numbering() throws -> [(origin: NodeID, contiguous: UInt64, highest: UInt64)] {
-        let seqs = try db.cached("SELECT seq FROM ops WHERE origin = ? ORDER BY seq")
-        return try origins().map { origin in
-            var contiguous: Int64 = 0, highest: Int64 = 0
-            try seqs.query([.text(origin)]) { row in
-                let seq = row.int64(0)
-                if seq == contiguous + 1 { contiguous = seq }
-                highest = max(highest, seq)
-            }
-            return (origin, UInt64(clamping: contiguous), UInt64(clamping: highest))
+        try origins().map { origin in
+            let (contiguous, highest) = try scanNumbers(of: origin)
+            return (origin, contiguous, highest)
         }
     }
 
     /// The end of the run 1, 2, 3, … of `origin` held without a gap (a scan of its numbers).
-    func contiguousEnd(of origin: NodeID) throws -> UInt64 {
-        var contiguous: Int64 = 0
+    func contiguousEnd(of origin: NodeID) throws -> UInt64 { try scanNumbers(of: origin).contiguous }
+
+    /// One scan of `origin`'s numbers, ascending: the end of its gapless run from 1, and the highest.
+    private func scanNumbers(of origin: NodeID) throws -> (contiguous: UInt64, highest: UInt64) {
+        var contiguous: Int64 = 0, highest: Int64 = 0
         try db.cached("SELECT seq FROM ops WHERE origin = ? ORDER BY seq").query([.text(origin)]) { row in
-            if row.int64(0) == contiguous + 1 { contiguous += 1 }
+            let seq = row.int64(0)
+            if seq == contiguous + 1 { contiguous = seq }
+            highest = max(highest, seq)
         }
-        return UInt64(clamping: contiguous)
+        return (UInt64(clamping: contiguous), UInt64(clamping: highest))
     }
 }
