@@ -99,7 +99,7 @@ public enum ChangeSetCodec {
             w.byte(header)
             if !sameOrigin { w.varint(table.index(op.origin)); w.byte(op.role.rawValue) }
             if header & nextSeqBit == 0 { w.varint(op.seq) }
-            writeClock(op.hlc, from: HLC(raw: prevHLC), to: &w)
+            ClockDelta.write(op.hlc, against: HLC(raw: prevHLC), to: &w)
             if header & sameAuthorBit == 0 { w.varint(table.index(op.author)) }
             encodeBody(op, entity: entity, table: table, to: &w)
             if header & listBit != 0 {
@@ -173,10 +173,6 @@ public enum ChangeSetCodec {
     static func clockValue(_ clock: HLC, from reference: HLC) -> (UInt64, UInt64?) {
         (ClockDelta.head(millisApart: Int64(bitPattern: clock.millis &- reference.millis), hasLogical: clock.logical != 0),
          clock.logical == 0 ? nil : UInt64(clock.logical))
-    }
-
-    static func writeClock(_ clock: HLC, from reference: HLC, to w: inout ByteWriter) {
-        ClockDelta.write(clock, against: reference, to: &w)
     }
 
     static func readClock(_ r: inout PayloadReader, from reference: HLC, _ field: String) throws -> HLC {
