@@ -37,18 +37,7 @@ import SiyuStore
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    static func accepting(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
+    static func accepting(_ port: Int) -> Bool { (try? RawConnection(port: port)) != nil }
 
     /// A CA and a certificate it signs for the hub's TLS server (CN and SAN localhost / 127.0.0.1).
     static func makeCA(_ name: String, in n: Network) throws -> (ca: String, cert: String, key: String) {
