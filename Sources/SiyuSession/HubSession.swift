@@ -381,23 +381,20 @@ public struct HubSession: Sendable {
             return .changes(nextCursor: all ? nextCursor : ops[n - 1].position, more: all ? more : true,
                             ChangeSet(schemaVersion: schema, ops: ops.prefix(n).map(\.op)))
         }
-        var n = 0
-        var best: Connection.PreparedMessage?   // the largest prefix found to fit, encoded once
-        if !ops.isEmpty {
-            n = FrameFitting.longestPrefix(count: ops.count) { k in
+        let prepared: Connection.PreparedMessage
+        let n: Int
+        if ops.isEmpty {
+            (n, prepared) = (0, connection.prepare(message(0)))
+        } else {
+            let fitting = FrameFitting.longestPrepared(count: ops.count) { [connection] k in
+                guard FrameFitting.newStringBytesUpperBound(ops.prefix(k).map(\.op)) <= ChangeSetCodec.maxStringBytes else { return nil }
                 let prepared = connection.prepare(message(k))
                 let size = prepared.payloadSize
-                let fits = size <= Frame.maxPayload && (k == 1 || size <= budget)
-                    && FrameFitting.newStringBytesUpperBound(ops.prefix(k).map(\.op)) <= ChangeSetCodec.maxStringBytes
-                if fits { best = prepared }
-                return fits
+                return size <= Frame.maxPayload && (k == 1 || size <= budget) ? prepared : nil
             }
-            guard n > 0 else { return connection.fail(SessionError(.internalError, "op at position \(ops[0].position) does not fit one frame"), now: now) }
+            guard let fitting else { return connection.fail(SessionError(.internalError, "op at position \(ops[0].position) does not fit one frame"), now: now) }
+            (n, prepared) = fitting
         }
-        let prepared = best.flatMap { p -> Connection.PreparedMessage? in
-            if case let .changes(_, _, cs) = p.message, cs.ops.count == n { return p }
-            return nil
-        } ?? connection.prepare(message(n))
         guard case let .changes(next, more, _) = prepared.message else { return [] }
         return [connection.send(prepared, now: now), .report(.pulled(ops: n, cursor: next, more: more))]
     }
@@ -408,17 +405,13 @@ public struct HubSession: Sendable {
         var rest = ops[...]
         while !rest.isEmpty {
             let index = snapshotChunks
-            var best: (count: Int, message: Connection.PreparedMessage)?
-            let n = FrameFitting.longestPrefix(count: rest.count) { k in
-                let prepared = connection.prepare(.snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: Array(rest.prefix(k)))))
-                let fits = prepared.payloadSize <= Frame.maxPayload
-                    && FrameFitting.newStringBytesUpperBound(Array(rest.prefix(k))) <= ChangeSetCodec.maxStringBytes
-                if fits, k > (best?.count ?? 0) { best = (k, prepared) }
-                return fits
+            let fitting = FrameFitting.longestPrepared(count: rest.count) { [connection] k in
+                let batch = Array(rest.prefix(k))
+                guard FrameFitting.newStringBytesUpperBound(batch) <= ChangeSetCodec.maxStringBytes else { return nil }
+                let prepared = connection.prepare(.snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: batch)))
+                return prepared.payloadSize <= Frame.maxPayload ? prepared : nil
             }
-            guard n > 0 else { return actions + connection.fail(SessionError(.internalError, "a snapshot op does not fit one frame"), now: now) }
-            let chunk = best?.count == n ? best!.message
-                : connection.prepare(.snapshotChunk(id: id, index: index, ChangeSet(schemaVersion: schema, ops: Array(rest.prefix(n)))))
+            guard let (n, chunk) = fitting else { return actions + connection.fail(SessionError(.internalError, "a snapshot op does not fit one frame"), now: now) }
             actions.append(connection.send(chunk, now: now))
             snapshotChunks += 1
             rest = rest.dropFirst(n)

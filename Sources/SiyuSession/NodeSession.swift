@@ -536,24 +536,19 @@ public struct NodeSession: Sendable {
     private mutating func push(_ ops: [Op], now: SessionInstant) -> [Action] {
         guard !ops.isEmpty else { return [] }
         let schema = Int(clamping: configuration.schemaVersion)
-        // Each candidate is encoded once to be measured; the one that fits is sent as encoded.
-        var best: (count: Int, message: Connection.PreparedMessage)?
-        let fitting = FrameFitting.longestPrefix(count: ops.count) { n in
+        let fitting = FrameFitting.longestPrepared(count: ops.count) { [connection] n in
             let batch = Array(ops.prefix(n))
-            guard FrameFitting.newStringBytesUpperBound(batch) <= ChangeSetCodec.maxStringBytes else { return false }
+            guard FrameFitting.newStringBytesUpperBound(batch) <= ChangeSetCodec.maxStringBytes else { return nil }
             let prepared = connection.prepare(.push(ChangeSet(schemaVersion: schema, ops: batch)))
-            guard prepared.payloadSize <= Frame.maxPayload else { return false }
-            if n > (best?.count ?? 0) { best = (n, prepared) }
-            return true
+            return prepared.payloadSize <= Frame.maxPayload ? prepared : nil
         }
-        guard fitting > 0 else {
+        guard let (count, prepared) = fitting else {
             return connection.fail(SessionError(.internalError, "own op #\(ops[0].seq) does not fit one frame"), now: now)
         }
-        let batch = ops.prefix(fitting)
+        let batch = ops.prefix(count)
         outstanding.append(.push(first: batch.first!.seq, last: batch.last!.seq))
         if requestWaitSince == nil { requestWaitSince = now }
-        if fitting < ops.count { pushWanted = true }
-        let prepared = best?.count == fitting ? best!.message : connection.prepare(.push(ChangeSet(schemaVersion: schema, ops: Array(batch))))
+        if count < ops.count { pushWanted = true }
         return [connection.send(prepared, now: now),
                 .report(.pushed(ops: batch.count, firstSeq: batch.first!.seq, lastSeq: batch.last!.seq))]
     }
@@ -581,6 +576,20 @@ enum FrameFitting {
             if fits(mid) { low = mid } else { high = mid }
         }
         return low
+    }
+
+    /// The longest prefix of `count` items whose message fits, with that message as encoded to
+    /// measure it, so it is sent without a second encoding; nil if not even one item fits.
+    /// `measure(n)` encodes the message of the first n items, or gives nil where they do not fit
+    /// (monotone: a prefix of a fitting one fits).
+    static func longestPrepared(count: Int, _ measure: (Int) -> Connection.PreparedMessage?) -> (count: Int, message: Connection.PreparedMessage)? {
+        var best: (count: Int, message: Connection.PreparedMessage)?
+        _ = longestPrefix(count: count) { n in
+            guard let message = measure(n) else { return false }
+            if n > (best?.count ?? 0) { best = (n, message) }
+            return true
+        }
+        return best
     }
 
     /// An upper bound of the bytes of new strings a change set of these ops can hold: the bytes
