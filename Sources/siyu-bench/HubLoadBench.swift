@@ -44,8 +44,6 @@ struct HubLoadBench {
     /// How often the HQ node pulls (a running node polls every 5 s by default; HQ's console is
     /// set to poll every second, as an operator watching the brand would).
     static let hqPollSeconds = 1.0
-    /// What the hub logs when every customer holding a changed tag is re-merged (`HubServer`).
-    static let remergeDoneLine = "hub re-merged every customer holding the changed tags"
 
     struct Outcome {
         var nodes = 0
@@ -172,7 +170,7 @@ struct HubLoadBench {
         try hubChild.run {
             let address = try hubChild.listeningAddress()
             o.fileLimit.hub = childFileLimit(hubChild.pid)
-            try drive(address: address, hubPID: hubChild.pid, hubLog: logPath, head: head, ids: ids, secrets: secrets, keys: keys, hqSecret: hqSecret,
+            try drive(address: address, hubPID: hubChild.pid, hubPath: hubPath, head: head, ids: ids, secrets: secrets, keys: keys, hqSecret: hqSecret,
                       boot: busy ? (bootID, bootSecret, bootCustomers) : nil, libraryGroupWrite: libraryGroupWrite,
                       customers: customers, tags: tags, into: &o)
             o.hubPeakKilobytes = childPeakKilobytes(hubChild.pid)
@@ -191,7 +189,7 @@ struct HubLoadBench {
 
     // MARK: Driving the nodes
 
-    private func drive(address: SocketAddress, hubPID: Int32, hubLog: String, head: UInt64, ids: [String], secrets: [[UInt8]], keys: [NodeSession.SaltedKeys?], hqSecret: [UInt8],
+    private func drive(address: SocketAddress, hubPID: Int32, hubPath: String, head: UInt64, ids: [String], secrets: [[UInt8]], keys: [NodeSession.SaltedKeys?], hqSecret: [UInt8],
                        boot: (id: String, secret: [UInt8], customers: [String])?, libraryGroupWrite: [Stamp],
                        customers: [String: [String]], tags: [String], into o: inout Outcome) throws {
         let progressCounters = HubLoadProgress()
@@ -252,14 +250,22 @@ struct HubLoadBench {
         if let bootNode {
             Thread.sleep(forTimeInterval: windowSeconds / 4)
             let busyStart = lanes[0].nowNanos
-            let logBefore = (try? String(contentsOfFile: hubLog, encoding: .utf8))?.components(separatedBy: HubLoadBench.remergeDoneLine).count ?? 1
+            // Whether the re-merge is pending is read from the hub's file (its `remerge_pending` key),
+            // read-only as any reader would: pending once HQ's move is committed, done when it is gone.
+            var readOnly = ReplicaOptions()
+            readOnly.readOnly = true
+            let watcher = try Replica(path: hubPath, options: readOnly)
+            defer { watcher.close() }
+            var pendingSeen = false
             try lanes[0].loop.execute { hqNode.moveTag(HubLoadBench.busyTag, overwrites: libraryGroupWrite) }
             try bootNode.lane.loop.execute { bootNode.lane.nodes.append(bootNode); bootNode.connect() }
             let deadline = Date().addingTimeInterval(windowSeconds * 3 / 4)
             while Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.1)
-                if o.remergeSeconds == nil,
-                   ((try? String(contentsOfFile: hubLog, encoding: .utf8))?.components(separatedBy: HubLoadBench.remergeDoneLine).count ?? 1) > logBefore {
+                guard o.remergeSeconds == nil, let pending = try? watcher.hasPendingRemerges else { continue }
+                if pending {
+                    pendingSeen = true
+                } else if pendingSeen {
                     o.remergeSeconds = Double(lanes[0].nowNanos - busyStart) / 1e9
                 }
             }
