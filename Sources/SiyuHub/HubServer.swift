@@ -146,6 +146,7 @@ public final class HubServer: @unchecked Sendable {
         self.executor = executor
         var options = ReplicaOptions()
         options.readOnly = true
+        options.cacheMegabytes = HubServer.readerCacheMegabytes
         reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
                            logEpoch: executor.logEpoch, snapshotPartMillis: configuration.snapshotPartMillis)
         self.log = log
@@ -159,6 +160,13 @@ public final class HubServer: @unchecked Sendable {
         let perSecond = max(0, configuration.acceptsPerSecond)
         acceptBudget = RequestBudget(burst: UInt64(max(1, perSecond * 2)), refillMillis: perSecond == 0 ? 0 : UInt64(max(1, 1_000 / perSecond)))
     }
+
+    /// The read-only connection's page cache, in MiB. Small on purpose: SQLite discards a WAL
+    /// connection's whole page cache at the start of a read whenever another connection has
+    /// committed since its last one, and the writer commits hundreds of times a second — so the
+    /// reader's cache holds little more than one read's pages, and a large one only costs the walk
+    /// over its hash table at every discard. The operating system's page cache holds the file.
+    public static let readerCacheMegabytes = 2
 
     /// 32 bytes from the system's cryptographically secure generator (getrandom on Linux), drawn
     /// 8 at a time (`NodeSession.freshNonce`): one per accepted connection.

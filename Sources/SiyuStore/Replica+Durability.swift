@@ -70,6 +70,27 @@ extension Replica {
         }
     }
 
+    /// Sets SQLite's page cache of this connection to `megabytes` MiB (at least 1); the replica
+    /// opens with `ReplicaOptions.cacheMegabytes`. A hub sets small caches on both of its
+    /// connections (`HubStoreExecutor.writerCacheMegabytes`, `HubServer.readerCacheMegabytes`).
+    public func setPageCache(megabytes: Int) throws {
+        try ReplicaError.wrap("setting the page cache") {
+            try db.execute("PRAGMA cache_size = -\(max(1, megabytes) * 1024)")
+        }
+    }
+
+    /// This connection's page cache in KiB (SQLite's `cache_size`, read back as a size).
+    public func pageCacheKibibytes() throws -> Int {
+        try ReplicaError.wrap("reading the page cache size") {
+            let pages = try db.cached("PRAGMA cache_size").scalar()?.int64Value ?? 0
+            guard pages < 0 else {
+                let pageSize = try db.cached("PRAGMA page_size").scalar()?.int64Value ?? 4096
+                return Int(clamping: pages.multipliedReportingOverflow(by: pageSize).partialValue / 1024)
+            }
+            return Int(clamping: -pages)
+        }
+    }
+
     /// How durable a commit is when it returns (nil for a setting Siyu never makes: OFF, EXTRA).
     public func commitDurability() throws -> CommitDurability? {
         try ReplicaError.wrap("reading the commit durability") {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SiyuCore
 import SiyuHub
+import SiyuNet
 import SiyuSession
 import SiyuStore
 import SiyuWire
@@ -20,6 +21,20 @@ import SiyuTestSupport
             executor = try HubStoreExecutor(replica: replica, options: .init(bootstrapSnapshotOps: nil))
         }
         deinit { replica.close(); dir.remove() }
+    }
+
+    /// Both of a serving hub's connections keep small page caches (`HubStoreExecutor.writerCacheMegabytes`,
+    /// `HubServer.readerCacheMegabytes`), whatever the replica opened with (HQ's role: 64 MiB).
+    @Test func aServingHubsWriterAndReaderKeepSmallPageCaches() throws {
+        let hub = try Hub()
+        #expect(try hub.replica.pageCacheKibibytes() == HubStoreExecutor.writerCacheMegabytes * 1024)
+        let loop = try EventLoop()
+        let server = try HubServer(loop: loop, executor: hub.executor, configuration: .init(session: .init(hubID: "hub-hz"), listen: .loopbackIPv4(port: 0)),
+                                   log: .silent)
+        #expect(try server.reader.replica.pageCacheKibibytes() == HubServer.readerCacheMegabytes * 1024)
+        let opened = try Replica(path: hub.dir.path("other.db"), options: ReplicaOptions(node: "hq", role: .hq))
+        defer { opened.close() }
+        #expect(try opened.pageCacheKibibytes() == 64 * 1024)
     }
 
     /// Tag adds by xihu numbered `seqs`, one customer each.
