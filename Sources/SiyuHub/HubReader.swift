@@ -82,74 +82,79 @@ public final class HubReader: @unchecked Sendable {
         }
     }
 
-    /// Answers one read; `.failed(.internalError, …)` for a write (not this type's).
+    /// Answers one read; `.failed(.internalError, …)` for a write (not this type's). Everything one
+    /// read reads comes from one snapshot of the file (`Replica.readingOneSnapshot`).
     public func read(_ effect: HubEffect) -> Outcome {
         do {
-            switch effect {
-            case let .authorize(node):
-                guard let record = try replica.registeredNode(node) else { return .answered(.registration(nil), writes: []) }
-                return .answered(.registration(NodeRegistration(verifiers: record.verifiers, role: record.role, ackedSeq: record.ackedSeq,
-                                                                logHead: try replica.logHead(), logEpoch: logEpoch)), writes: [])
-
-            case .storePush:
-                return .answered(.failed(.internalError, "a PUSH reached the hub's reader"), writes: [])
-
-            case let .readChanges(node, cursor, budget, schemaVersion, ownOps):
-                guard schemaVersion >= UInt64(currentSchemaVersion) else {
-                    return .answered(.schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node"), writes: [])
-                }
-                let head = try replica.logHead()
-                let leavingOut: NodeID? = ownOps ? nil : node
-                // A cursor past the head names no position of this log: it is not recorded as the
-                // node's (`siyu-hub nodes` would show it), the node gets a snapshot instead.
-                if cursor > head {
-                    return .answered(startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut), writes: [])
-                }
-                var writes: [HubWrite] = [.cursor(node: node, cursor)]
-                if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
-                    return .answered(startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut), writes: writes)
-                }
-                let scope = try scope(of: node)
-                if case let .store(store) = scope {
-                    let found = try replica.scopeChanges(of: store, from: cursor)
-                    if found.unseenExits { writes.append(.scopeSeen(store: store, upTo: cursor, at: replica.wallTime)) }
-                    // An instance with a history elsewhere entered the store's scope since its
-                    // cursor: the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
-                    if found.entered {
-                        return .answered(startSnapshot(cursor: head, reason: .scopeChange, leavingOut: leavingOut), writes: writes)
-                    }
-                }
-                let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope, leavingOut: leavingOut)
-                return .answered(.changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
-                                          more: read.more, schemaVersion: currentSchemaVersion), writes: writes)
-
-            case let .readSnapshotPart(node, id, _):
-                guard let reading = snapshots[id] else {
-                    return .answered(.failed(.internalError, "snapshot \(id) is not being read"), writes: [])
-                }
-                let scope = try scope(of: node)
-                let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: scope,
-                                                      leavingOut: reading.leavingOut, timeBudgetMillis: snapshotPartMillis)
-                if let next = part.next {
-                    snapshots[id] = (next, reading.leavingOut)
-                    return .answered(.snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion), writes: [])
-                }
-                // While customers holding a changed tag wait to be re-merged the tables are not the
-                // merge of the ops: the snapshot ends without a digest rather than wait for them all.
-                let digest = try replica.settledScopeDigest(scope)?.digest ?? HubReader.unsettledDigest
-                snapshots[id] = nil
-                return .answered(.snapshotPart(part.ops, isLast: true, digest: digest, schemaVersion: currentSchemaVersion), writes: [])
-
-            case let .readDigest(node):
-                guard let scoped = try replica.settledScopeDigest(try scope(of: node)) else { return .notYet }
-                return .answered(.digest(position: scoped.position, digest: scoped.digest), writes: [])
-            }
+            return try replica.readingOneSnapshot { try answer(effect) }
         } catch let ReplicaError.refused(refusal) {
             return .answered(.failed(HubStoreExecutor.code(of: refusal), refusal.protocolMessage), writes: [])
         } catch let ReplicaError.unsupportedSchema(found, supported) {
             return .answered(.failed(.schemaUnsupported, "a change set of data model \(found); this hub accepts up to \(supported)"), writes: [])
         } catch {
             return .answered(.failed(.internalError, "the hub's store failed: \(error)"), writes: [])
+        }
+    }
+
+    private func answer(_ effect: HubEffect) throws -> Outcome {
+        switch effect {
+        case let .authorize(node):
+            guard let record = try replica.registeredNode(node) else { return .answered(.registration(nil), writes: []) }
+            return .answered(.registration(NodeRegistration(verifiers: record.verifiers, role: record.role, ackedSeq: record.ackedSeq,
+                                                            logHead: try replica.logHead(), logEpoch: logEpoch)), writes: [])
+
+        case .storePush:
+            return .answered(.failed(.internalError, "a PUSH reached the hub's reader"), writes: [])
+
+        case let .readChanges(node, cursor, budget, schemaVersion, ownOps):
+            guard schemaVersion >= UInt64(currentSchemaVersion) else {
+                return .answered(.schemaTooNew("the hub's ops are of data model \(currentSchemaVersion); this node speaks \(schemaVersion): upgrade the node"), writes: [])
+            }
+            let head = try replica.logHead()
+            let leavingOut: NodeID? = ownOps ? nil : node
+            // A cursor past the head names no position of this log: it is not recorded as the
+            // node's (`siyu-hub nodes` would show it), the node gets a snapshot instead.
+            if cursor > head {
+                return .answered(startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: leavingOut), writes: [])
+            }
+            var writes: [HubWrite] = [.cursor(node: node, cursor)]
+            if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
+                return .answered(startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut), writes: writes)
+            }
+            let scope = try scope(of: node)
+            if case let .store(store) = scope {
+                let found = try replica.scopeChanges(of: store, from: cursor)
+                if found.unseenExits { writes.append(.scopeSeen(store: store, upTo: cursor, at: replica.wallTime)) }
+                // An instance with a history elsewhere entered the store's scope since its
+                // cursor: the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
+                if found.entered {
+                    return .answered(startSnapshot(cursor: head, reason: .scopeChange, leavingOut: leavingOut), writes: writes)
+                }
+            }
+            let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope, leavingOut: leavingOut)
+            return .answered(.changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,
+                                      more: read.more, schemaVersion: currentSchemaVersion), writes: writes)
+
+        case let .readSnapshotPart(node, id, _):
+            guard let reading = snapshots[id] else {
+                return .answered(.failed(.internalError, "snapshot \(id) is not being read"), writes: [])
+            }
+            let scope = try scope(of: node)
+            let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: scope,
+                                                  leavingOut: reading.leavingOut, timeBudgetMillis: snapshotPartMillis)
+            if let next = part.next {
+                snapshots[id] = (next, reading.leavingOut)
+                return .answered(.snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion), writes: [])
+            }
+            // While customers holding a changed tag wait to be re-merged the tables are not the
+            // merge of the ops: the snapshot ends without a digest rather than wait for them all.
+            let digest = try replica.settledScopeDigest(scope)?.digest ?? HubReader.unsettledDigest
+            snapshots[id] = nil
+            return .answered(.snapshotPart(part.ops, isLast: true, digest: digest, schemaVersion: currentSchemaVersion), writes: [])
+
+        case let .readDigest(node):
+            guard let scoped = try replica.settledScopeDigest(try scope(of: node)) else { return .notYet }
+            return .answered(.digest(position: scoped.position, digest: scoped.digest), writes: [])
         }
     }
 

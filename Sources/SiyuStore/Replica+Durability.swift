@@ -79,6 +79,26 @@ extension Replica {
         }
     }
 
+    /// Sets after how many pages in the WAL a commit of this connection copies them into the file
+    /// itself (SQLite's `wal_autocheckpoint`; SQLite's default is 1,000; 0: never). A serving hub
+    /// raises it on its writer and checkpoints from another connection (`checkpointPassively`).
+    public func setAutomaticCheckpoint(afterPages pages: Int) throws {
+        try ReplicaError.wrap("setting the automatic checkpoint") {
+            try db.execute("PRAGMA wal_autocheckpoint = \(max(0, pages))")
+        }
+    }
+
+    /// Copies into the file the WAL's pages that no reader still needs, without waiting for any
+    /// reader or writer (`wal_checkpoint(PASSIVE)`): a writer of another connection goes on
+    /// meanwhile. Returns how many pages the WAL holds and how many of them are now in the file.
+    @discardableResult
+    public func checkpointPassively() throws -> (walPages: Int, copied: Int) {
+        try ReplicaError.wrap("checkpointing the WAL") {
+            guard let row = try db.cached("PRAGMA wal_checkpoint(PASSIVE)").rows().first, row.count >= 3 else { return (0, 0) }
+            return (Int(clamping: row[1].int64Value ?? 0), Int(clamping: row[2].int64Value ?? 0))
+        }
+    }
+
     /// This connection's page cache in KiB (SQLite's `cache_size`, read back as a size).
     public func pageCacheKibibytes() throws -> Int {
         try ReplicaError.wrap("reading the page cache size") {

@@ -38,6 +38,15 @@ extension Replica {
         }
     }
 
+    /// Runs `body`'s reads on one snapshot of the file: one read transaction (`BEGIN` … `COMMIT`),
+    /// or the transaction already open. Its reads agree with each other whatever another
+    /// connection commits meanwhile, and SQLite asks once, not once a statement, whether another
+    /// connection wrote since this one last read — which, on a hub whose writer commits many times a
+    /// second, means discarding this connection's page cache and reading the pages again.
+    public func readingOneSnapshot<T>(_ body: () throws -> T) throws -> T {
+        try ReplicaError.wrap("reading the file") { try db.readTransaction(body) }
+    }
+
     /// Inside `inOneTransaction` (not a snapshot load): commits everything done so far and opens
     /// the next transaction, so a long job (a WeCom import) lets other writers of the file — a
     /// node daemon recording its sync — in between its batches. What was committed stays even if
