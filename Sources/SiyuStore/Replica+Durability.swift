@@ -88,6 +88,13 @@ extension Replica {
         }
     }
 
+    /// After how many pages in the WAL a commit of this connection checkpoints (`setAutomaticCheckpoint`).
+    public func automaticCheckpointPages() throws -> Int {
+        try ReplicaError.wrap("reading the automatic checkpoint") {
+            Int(clamping: try db.cached("PRAGMA wal_autocheckpoint").scalar()?.int64Value ?? 0)
+        }
+    }
+
     /// Copies into the file the WAL's pages that no reader still needs, without waiting for any
     /// reader or writer (`wal_checkpoint(PASSIVE)`): a writer of another connection goes on
     /// meanwhile. Returns how many pages the WAL holds and how many of them are now in the file.

@@ -37,31 +37,30 @@ import SiyuTestSupport
         #expect(try opened.pageCacheKibibytes() == 64 * 1024)
     }
 
-    /// A serving hub's writer leaves the WAL to the checkpointer: its commits do not copy pages
-    /// into the file before `HubServer.writerCheckpointPages` (SQLite's default is 1,000), and the
-    /// checkpointer, on its own connection every `checkpointInterval`, does.
-    @Test func aServingHubCopiesTheWALIntoTheFileOffTheWriter() throws {
+    /// A serving hub's writer leaves the WAL to the checkpointer: its commits copy pages into the
+    /// file only past `HubServer.writerCheckpointPages` (SQLite's default is 1,000).
+    @Test func aServingHubsWriterCheckpointsOnlyPastItsOwnThreshold() throws {
         let hub = try Hub()
-        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        #expect(try hub.replica.automaticCheckpointPages() == 1_000)   // SQLite's default, before the server
         let loop = try EventLoop()
-        let server = try HubServer(loop: loop, executor: hub.executor, configuration: .init(session: .init(hubID: "hub-hz"), listen: .loopbackIPv4(port: 0)),
-                                   log: .silent)
-        let file = hub.dir.path("hub.db")
-        func fileBytes() throws -> Int { (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
-        let before = try fileBytes()
-        // Well over 1,000 pages into the WAL, a commit a PUSH.
-        for first in stride(from: UInt64(1), through: 1_400, by: 4) {
+        _ = try HubServer(loop: loop, executor: hub.executor, configuration: .init(session: .init(hubID: "hub-hz"), listen: .loopbackIPv4(port: 0)),
+                          log: .silent)
+        #expect(try hub.replica.automaticCheckpointPages() == HubServer.writerCheckpointPages)
+    }
+
+    /// What the hub's checkpointer runs: a passive checkpoint on a connection of its own copies
+    /// every page of the WAL another connection wrote into the file, while that connection stays open.
+    @Test func aPassiveCheckpointFromAnotherConnectionCopiesTheWriterWAL() throws {
+        let hub = try Hub()
+        try hub.replica.setAutomaticCheckpoint(afterPages: 0)   // the writer never checkpoints
+        try hub.replica.registerNode("xihu", role: .store, secret: Array("s".utf8))
+        for first in stride(from: UInt64(1), through: 200, by: 4) {
             #expect(hub.executor.execute(.storePush(node: "xihu", ChangeSet(ops: adds(first...first + 3)))) == .pushStored(ackedSeq: first + 3))
         }
-        let walBytes = (try FileManager.default.attributesOfItem(atPath: file + "-wal")[.size] as? Int) ?? 0
-        #expect(walBytes > 1_000 * 4_096, "the pushes wrote \(walBytes) bytes of WAL")
-        #expect(try fileBytes() == before, "the writer's commits copied the WAL into the file")
-        try server.start()
-        _ = loop.scheduleTimer(after: HubServer.checkpointInterval * 4) { server.shutdown(reason: "test"); loop.stop() }
-        try loop.run()
-        server.waitForStoreWork()
-        // The pages the pushes added reach the file (the WAL holds many versions of each page).
-        #expect(try fileBytes() > before, "the checkpointer did not copy the WAL into the file")
+        let checkpointer = try Replica(path: hub.dir.path("hub.db"), options: ReplicaOptions(cacheMegabytes: 1))
+        defer { checkpointer.close() }
+        let pass = try checkpointer.checkpointPassively()
+        #expect(pass.walPages > 100 && pass.copied == pass.walPages, "\(pass)")
     }
 
     /// Tag adds by xihu numbered `seqs`, one customer each.
