@@ -3,7 +3,10 @@ import Glibc
 import Testing
 
 /// A plain TCP connection to 127.0.0.1:`port` from loopback address `source` (what a terminator,
-/// or an attacker, opens), closed when it goes away.
+/// or an attacker, opens), closed when it goes away — and only then: an init that throws once `fd`
+/// is set still runs `deinit`, so a failed bind or connect leaves the close to it (closing here
+/// too closed the number twice, and the second close could hit whatever another test's thread
+/// had opened under that number meanwhile: a socket, a SQLite file).
 final class RawConnection {
     let fd: Int32
     init(port: Int, from source: String = "127.0.0.1") throws {
@@ -15,7 +18,7 @@ final class RawConnection {
         let bound = withUnsafePointer(to: &local) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else { close(fd); throw Failure("bind() to \(source) failed") }
+        guard bound == 0 else { throw Failure("bind() to \(source) failed") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -23,7 +26,7 @@ final class RawConnection {
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { close(fd); throw Failure("connect() to \(port) failed") }
+        guard connected == 0 else { throw Failure("connect() to \(port) failed") }
     }
     deinit { close(fd) }
 
