@@ -392,6 +392,18 @@ public final class Replica {
             }
             touched = Array(affected)
         }
+        // Whether an instance's rows are the merge of the ops it held before this commit, so a
+        // re-merge need write only what changed (`remerge(_:over:)`): a peer's ops into a replica
+        // that never drops an instance out of its scope (HQ's, a hub's), in a commit that changes no
+        // tag a merge reads, with no holders of a changed tag waiting to be re-merged (their rows
+        // still follow the library before the change). Asked once, when first needed.
+        var rowsFollow: Bool?
+        func rowsFollowOps() throws -> Bool {
+            if let rowsFollow { return rowsFollow }
+            let follow = try kind == .remoteApply && role != .store && library.isEmpty && pendingRemerges().isEmpty
+            rowsFollow = follow
+            return follow
+        }
         for slot in touched.sorted(by: { batch.refs[$0] < batch.refs[$1] }) {
             guard !batch.isLibrary(slot) else { continue }
             let ref = batch.refs[slot]
@@ -422,7 +434,12 @@ public final class Replica {
                 continue
             } else {
                 let read = opsReadForMerging
-                let state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot], indexingTags: !deferIndexes)
+                let state: InstanceState
+                if batch.existed[slot], try rowsFollowOps() {
+                    state = try remerge(ref, over: batch.inserted[slot])
+                } else {
+                    state = try remerge(ref, onlyOps: batch.existed[slot] ? nil : batch.inserted[slot], indexingTags: !deferIndexes)
+                }
                 try recordHiddenTags(batch.tagsToRecord[slot], of: state, with: tagged)
                 // A long history is merged from the op log once: its state stays for the next ops.
                 if kind == .remoteApply, opsReadForMerging - read >= Replica.keptHistoryLength { remember(state) }
@@ -450,6 +467,21 @@ public final class Replica {
         let state = InstanceState.merge(ref, ops: ops, catalog: try catalog())
         try write(state, previous: onlyOps == nil ? nil : InstanceState.empty(ref), indexingTags: indexingTags)
         // Bulk merges do not fill the cache (it serves local edits); they only invalidate it.
+        if !stateCache.isEmpty { stateCache.removeValue(forKey: ref) }
+        return state
+    }
+
+    /// Re-merges an instance that held ops before this commit, whose rows and conflicts are the
+    /// merge of those ops (`commit`'s `rowsFollowOps`), and writes only the rows and conflicts that
+    /// the commit's ops (`added`) change — where `remerge(_:onlyOps: nil)` deletes and writes again
+    /// every row of the instance in every table, dirtying pages that did not change.
+    func remerge(_ ref: InstanceRef, over added: [Op]) throws -> InstanceState {
+        let ops = try loadOps(ref)
+        let catalog = try catalog()
+        let new = Set(added.map(\.stamp))
+        let before = InstanceState.merge(ref, ops: ops.filter { !new.contains($0.stamp) }, catalog: catalog)
+        let state = InstanceState.merge(ref, ops: ops, catalog: catalog)
+        try write(state, previous: before)
         if !stateCache.isEmpty { stateCache.removeValue(forKey: ref) }
         return state
     }
