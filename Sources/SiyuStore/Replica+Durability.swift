@@ -74,9 +74,12 @@ extension Replica {
     /// opens with `ReplicaOptions.cacheMegabytes`. A hub sets small caches on both of its
     /// connections (`HubStoreExecutor.writerCacheMegabytes`, `HubServer.readerCacheMegabytes`).
     public func setPageCache(megabytes: Int) throws {
-        try ReplicaError.wrap("setting the page cache") {
-            try db.execute("PRAGMA cache_size = -\(max(1, megabytes) * 1024)")
-        }
+        try ReplicaError.wrap("setting the page cache") { try Replica.setPageCache(of: db, megabytes: megabytes) }
+    }
+
+    /// The one statement that sizes a connection's page cache (at open, and `setPageCache`).
+    static func setPageCache(of db: Database, megabytes: Int) throws {
+        try db.execute("PRAGMA cache_size = -\(max(1, megabytes) * 1024)")
     }
 
     /// Sets after how many pages in the WAL a commit of this connection copies them into the file

@@ -132,7 +132,7 @@ public final class Replica {
                     .run([.text(node), .text(role.description)])
             }
             let cache = options.cacheMegabytes ?? (role == .hq ? 64 : 16)
-            try db.execute("PRAGMA cache_size = -\(cache * 1024)")
+            try Replica.setPageCache(of: db, megabytes: cache)
             // The clock and the next sequence number follow from the op log: every clock this node
             // issued or observed belongs to an op it holds, and its own ops are numbered 1, 2, 3, …
             let maxHLC = try Replica.lastLoggedClock(db, node: node)
