@@ -65,7 +65,9 @@ let package = Package(
 
         // One copy of the helpers the test targets share (TemporaryDirectory, …): a library under
         // Tests/ that only test targets depend on, so no product ships it (tools/check-layering.sh).
-        .target(name: "SiyuTestSupport", path: "Tests/SiyuTestSupport",
+        // CSiyuTestSupport: posix_spawn's close-from and pipe2, which the Glibc module leaves out.
+        .systemLibrary(name: "CSiyuTestSupport", path: "Tests/CSiyuTestSupport"),
+        .target(name: "SiyuTestSupport", dependencies: ["CSiyuTestSupport"], path: "Tests/SiyuTestSupport",
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "SiyuTestSupportTests", dependencies: ["SiyuTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),

@@ -45,10 +45,12 @@ siyu-hub        | *                                                            |
 siyu-bench      | *                                                            | CSQLite CSiyuNet
 '
 # Test-only libraries (under Tests/): no target under Sources/ may import them, whatever its row says.
-TEST_ONLY="SiyuTestSupport SiyuPropertySupport"
+TEST_ONLY="SiyuTestSupport SiyuPropertySupport CSiyuTestSupport"
 # The one module that may import the SQLite C library, and the one that may import the epoll shim.
 CSQLITE_IMPORTER="SiyuSQLite"
 CSIYUNET_IMPORTER="SiyuNet"
+# And the one test library that may import its C shim (posix_spawn close-from, pipe2).
+CSIYUTESTSUPPORT_IMPORTER="SiyuTestSupport"
 # ---------------------------------------------------------------------------------------------
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -140,7 +142,8 @@ for dir in Sources/*/; do
     done
 done
 
-# Everything else: only SiyuSQLite may import CSQLite, only SiyuNet CSiyuNet.
+# Everything else: only SiyuSQLite may import CSQLite, only SiyuNet CSiyuNet, only SiyuTestSupport
+# CSiyuTestSupport.
 while IFS= read -r -d '' file; do
     file="${file#./}"
     files=$((files + 1))
@@ -156,6 +159,9 @@ while IFS= read -r -d '' file; do
         if [[ "$module" == "CSiyuNet" ]]; then
             report "$file" "$line" "$owner" "CSiyuNet" "only $CSIYUNET_IMPORTER may import CSiyuNet"
         fi
+        if [[ "$module" == "CSiyuTestSupport" && "$owner" != "$CSIYUTESTSUPPORT_IMPORTER" ]]; then
+            report "$file" "$line" "$owner" "CSiyuTestSupport" "only $CSIYUTESTSUPPORT_IMPORTER may import CSiyuTestSupport"
+        fi
     done < <(list_imports "$file")
 done < <(find . -path ./Sources -prune -o -path './.*' -prune -o -name '*.swift' -type f -print0 | sort -z)
 
@@ -163,4 +169,4 @@ if [[ $violations -gt 0 ]]; then
     echo "layering: $violations violation(s)" >&2
     exit 1
 fi
-echo "layering OK: $imports imports in $files Swift files checked ($targets Sources targets ruled; only $CSQLITE_IMPORTER imports CSQLite, only $CSIYUNET_IMPORTER CSiyuNet; no Sources target imports $TEST_ONLY)"
+echo "layering OK: $imports imports in $files Swift files checked ($targets Sources targets ruled; only $CSQLITE_IMPORTER imports CSQLite, only $CSIYUNET_IMPORTER CSiyuNet, only $CSIYUTESTSUPPORT_IMPORTER CSiyuTestSupport; no Sources target imports $TEST_ONLY)"

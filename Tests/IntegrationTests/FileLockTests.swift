@@ -11,16 +11,8 @@ import SiyuTestSupport
 /// later commits go to a deleted file.
 @Suite struct FileLockTests {
     static func siyu(_ arguments: [String]) throws -> (code: Int32, out: String) {
-        let process = Process()
-        process.executableURL = try Binaries.url("siyu")
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try ChildProcess.run(try Binaries.url("siyu").path, arguments, timeout: 60)
+        return (r.termination.status, String(decoding: r.out, as: UTF8.self))
     }
 
     @Test(.timeLimit(.minutes(1))) func aSecondOpenInTheSameProcessKeepsTheFirstConnectionsCommitsInTheFile() throws {

@@ -31,18 +31,9 @@ import SiyuStore
                 }.joined(separator: "|")
             }
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = [path, sql]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let problem = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw Failure("sqlite3 \(sql): \(String(decoding: problem, as: UTF8.self))") }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        let r = try n.p.run(tool, [path, sql], timeout: 60)
+        guard r.code == 0 else { throw Failure("sqlite3 \(sql): \(r.err)") }
+        return r.out.split(separator: "\n").map(String.init)
     }
 
     static func sync(_ n: Network, _ node: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {

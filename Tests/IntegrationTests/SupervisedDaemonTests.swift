@@ -19,14 +19,14 @@ import SiyuStore
         let node = try n.p.start("siyu-node", ["run", "--db", n.db("xihu"), "--stop-when-input-closes"], name: "xihu", input: true)
         try node.waitFor("the node's first pull") { $0.contains("auth ok") }
         // Bytes on the pipe are read and ignored.
-        node.input!.fileHandleForWriting.write(Data("anything\n".utf8))
+        node.input!.write(Data("anything\n".utf8))
         usleep(200_000)
         #expect(node.isRunning)
 
-        try node.input!.fileHandleForWriting.close()
+        try node.input!.close()
         #expect(node.waitForExit(timeout: 10) == 0)
         #expect(node.err.contains("standard input closed"))
-        try hubChild.input!.fileHandleForWriting.close()
+        try hubChild.input!.close()
         #expect(hubChild.waitForExit(timeout: 10) == 0)
         #expect(hubChild.err.contains("hub stopped"))
     }

@@ -15,32 +15,25 @@ struct Failure: Error, CustomStringConvertible {
 /// test starts is registered with its `Processes` so that none outlives the test.
 final class Child {
     let name: String
-    let process = Process()
+    let process: ChildProcess
     let outPath: String
     let errPath: String
 
     /// The write end of the child's standard input when the test asked for a pipe (`input: true`).
-    private(set) var input: Pipe?
+    var input: FileHandle? { process.input }
 
     init(_ binary: String, _ arguments: [String], name: String, in scratch: TemporaryDirectory, environment: [String: String] = [:],
          input: Bool = false) throws {
         self.name = name
         outPath = scratch.path("\(name).\(UUID().uuidString.prefix(8)).out")
         errPath = scratch.path("\(name).\(UUID().uuidString.prefix(8)).err")
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         // A package binary by name, or any program by absolute path (stunnel, openssl).
-        process.executableURL = binary.hasPrefix("/") ? URL(fileURLWithPath: binary) : try Binaries.url(binary)
-        process.arguments = arguments
+        let executable = binary.hasPrefix("/") ? binary : try Binaries.url(binary).path
         var env = ProcessInfo.processInfo.environment
         env["SIYU_NODE_SECRET"] = nil
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        if input { self.input = Pipe() }
-        process.standardInput = self.input ?? FileHandle.nullDevice
-        process.standardOutput = FileHandle(forWritingAtPath: outPath)
-        process.standardError = FileHandle(forWritingAtPath: errPath)
-        try process.run()
+        process = try ChildProcess(executable: executable, arguments: arguments, environment: env,
+                                   standardInput: input ? .pipe : .null, standardOutput: .file(outPath), standardError: .file(errPath))
     }
 
     var out: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
@@ -55,10 +48,10 @@ final class Child {
         while Date() < end {
             let text = self[keyPath: stream]
             if condition(text) { return text }
-            if !isRunning {
+            if let ended = process.termination {
                 let text = self[keyPath: stream]
                 if condition(text) { return text }
-                throw Failure("\(name) exited (\(process.terminationStatus)) before \(what)\n--- stderr:\n\(err.suffix(3000))")
+                throw Failure("\(name) exited (\(ended.status)) before \(what)\n--- stderr:\n\(err.suffix(3000))")
             }
             usleep(20_000)
         }
@@ -68,21 +61,17 @@ final class Child {
     /// Sends `signal` (SIGKILL by default) and waits for the process to end (bounded).
     func kill(_ signal: Int32 = SIGKILL) {
         guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, signal)
-        _ = waitForExit(timeout: 10)
-        if process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            _ = waitForExit(timeout: 5)
+        process.send(signal)
+        if process.waitForExit(timeout: 10) == nil {
+            process.send(SIGKILL)
+            _ = process.waitForExit(timeout: 5)
         }
     }
 
-    /// Waits for the process to exit by itself; its status, or nil after `timeout` seconds.
+    /// Waits for the process to exit by itself; its status (or the signal that ended it), or nil
+    /// after `timeout` seconds.
     func waitForExit(timeout: Double) -> Int32? {
-        let end = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < end { usleep(10_000) }
-        if process.isRunning { return nil }
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.waitForExit(timeout: timeout)?.status
     }
 }
 
@@ -103,7 +92,9 @@ final class Processes {
     /// Runs a command to its end (killed after `timeout` seconds): status, stdout, stderr.
     @discardableResult
     func run(_ binary: String, _ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
-        let child = try start(binary, arguments, name: "\(binary)-\(arguments.first ?? "")", environment: environment)
+        // Named for its files in the scratch directory: no slash of a path may reach the name.
+        let command = [(binary as NSString).lastPathComponent, arguments.first.map { ($0 as NSString).lastPathComponent } ?? ""]
+        let child = try start(binary, arguments, name: command.joined(separator: "-"), environment: environment)
         guard let code = child.waitForExit(timeout: timeout) else {
             child.kill()
             throw Failure("\(binary) \(arguments) did not finish within \(timeout) s\n--- stderr:\n\(child.err.suffix(3000))")

@@ -13,18 +13,8 @@ import SiyuTestSupport
     }
 
     static func run(_ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = try Binaries.url("siyu")
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(code: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
-                      err: String(decoding: errData, as: UTF8.self))
+        let r = try ChildProcess.run(try Binaries.url("siyu").path, arguments)
+        return Output(code: r.termination.status, out: String(decoding: r.out, as: UTF8.self), err: String(decoding: r.err, as: UTF8.self))
     }
 
     @Test func helpGoesToStandardOutputWithExitZeroAndWrongUsageToStandardErrorWithTwo() throws {
@@ -79,23 +69,19 @@ import SiyuTestSupport
 
     /// Starts every command at once as its own `siyu` process and waits for all of them.
     static func runConcurrently(_ commands: [[String]]) throws -> [Output] {
-        var running: [(Process, Pipe, Pipe)] = []
-        for arguments in commands {
-            let process = Process()
-            process.executableURL = try Binaries.url("siyu")
-            process.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            running.append((process, out, err))
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        let siyu = try Binaries.url("siyu").path
+        var running: [(ChildProcess, String, String)] = []
+        defer { for (child, _, _) in running { child.send(SIGKILL) } }
+        for (index, arguments) in commands.enumerated() {
+            let out = scratch.path("\(index).out"), err = scratch.path("\(index).err")
+            running.append((try ChildProcess(executable: siyu, arguments: arguments, standardOutput: .file(out), standardError: .file(err)), out, err))
         }
-        return running.map { process, out, err in
-            let outData = out.fileHandleForReading.readDataToEndOfFile()
-            let errData = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Output(code: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
-                          err: String(decoding: errData, as: UTF8.self))
+        return try running.map { child, out, err in
+            guard let ended = child.waitForExit(timeout: 120) else { throw ChildProcessError("siyu did not finish within 120 s") }
+            return Output(code: ended.status, out: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                          err: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
         }
     }
 

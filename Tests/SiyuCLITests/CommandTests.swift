@@ -81,7 +81,7 @@ import SiyuTestSupport
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.path("x.db")
-        FileManager.default.createFile(atPath: path, contents: Data())
+        _ = FileManager.default.createFile(atPath: path, contents: Data())
         let r = siyu(["init", "--db", path, "--node", "x", "--role", "hq"])
         #expect(r.code == 1)
         #expect(r.err.contains("already exists"))
@@ -103,7 +103,7 @@ import SiyuTestSupport
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.path("empty.db")
-        FileManager.default.createFile(atPath: path, contents: Data())
+        _ = FileManager.default.createFile(atPath: path, contents: Data())
         for command in [["status"], ["show"], ["conflicts"], ["history", "customer", "x"], ["customers"], ["tags"], ["groups"], ["orders"]] {
             let r = siyu(command + ["--db", path])
             #expect(r.code == 1, "\(command)")
@@ -386,12 +386,7 @@ import SiyuTestSupport
 
     /// Runs `chattr FLAG PATH`; its exit status.
     static func chattr(_ flag: String, _ path: String) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-        p.arguments = [flag, path]
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+        try ChildProcess.run("/usr/bin/chattr", [flag, path], timeout: 60).termination.status
     }
 }
 
