@@ -75,8 +75,8 @@ public final class NodeStoreExecutor {
             case let .applySnapshotChunk(_, index, changeSet):
                 try replica.stageSnapshotChunk(changeSet, first: index == 0)
                 return .done
-            case let .finishSnapshot(_, cursor, digest):
-                try replica.loadStagedSnapshot(cursor: cursor, from: hubPeer)
+            case let .finishSnapshot(_, cursor, digest, replacingAbove):
+                try replica.loadStagedSnapshot(cursor: cursor, from: hubPeer, replacingAbove: replacingAbove)
                 lastSnapshotDigest = digest.allSatisfy { $0 == 0 } ? nil : digest   // all zero: none (SPEC section 7)
                 return .done
             case .abandonSnapshot:

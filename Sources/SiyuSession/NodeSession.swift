@@ -22,9 +22,11 @@ public enum NodeEffect: Sendable, Equatable {
     /// Keep this chunk aside for the snapshot (applied only at its end). Answer `.done` or `.failed`.
     case applySnapshotChunk(id: UInt64, index: UInt64, ChangeSet)
     /// The snapshot is complete: apply its chunks and store `cursor` as the hub cursor, in one
-    /// transaction. `digest` is the
-    /// hub's state digest of the scope (the driver MAY compare). Answer `.done` or `.failed`.
-    case finishSnapshot(id: UInt64, cursor: UInt64, digest: [UInt8])
+    /// transaction. `digest` is the hub's state digest of the scope (the driver MAY compare).
+    /// `replacingAbove` (a snapshot of reason 2): the chunks replace what the replica holds, but
+    /// for its own ops numbered above this acked_seq of the hub (and above the one it recorded) and
+    /// its quarantined ones (`Replica.beginSnapshotLoad(replacingAbove:)`). Answer `.done` or `.failed`.
+    case finishSnapshot(id: UInt64, cursor: UInt64, digest: [UInt8], replacingAbove: UInt64?)
     /// The connection ended inside a snapshot: drop what was kept of it. No answer expected.
     case abandonSnapshot(id: UInt64)
     /// After WELCOME, before anything else (SPEC section 7, "Log epochs", "Identity"):
@@ -129,6 +131,7 @@ public struct NodeSession: Sendable {
         var id: UInt64
         var cursor: UInt64
         var nextIndex: UInt64
+        var reason: SnapshotReason
     }
 
     private enum Pending: Sendable, Equatable {
@@ -415,7 +418,7 @@ public struct NodeSession: Sendable {
 
         case let .snapshotBegin(id, snapshotCursor, reason):
             guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }
-            snapshot = Snapshot(id: id, cursor: snapshotCursor, nextIndex: 0)
+            snapshot = Snapshot(id: id, cursor: snapshotCursor, nextIndex: 0, reason: reason)
             pending = .snapshotStep
             return [.report(.snapshotStarted(id: id, cursor: snapshotCursor, reason: reason)),
                     .perform(.beginSnapshot(id: id, cursor: snapshotCursor, reason: reason))]
@@ -434,7 +437,10 @@ public struct NodeSession: Sendable {
             }
             outstanding.removeFirst()   // the PULL is answered
             pending = .finishSnapshot
-            return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest))]
+            // A snapshot of reason 2 replaces what the node holds (SPEC section 7, "Compaction"),
+            // keeping the own ops the hub may lack: those numbered above its acked_seq.
+            return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest,
+                                             replacingAbove: s.reason == .cursorTooOld ? ackedSeq : nil))]
 
         case let .digest(position, digest):
             guard outstanding.first == .digest else { return unexpected(message, now: now) }

@@ -4,7 +4,8 @@ import SiyuSQLite
 /// A hub's own tables in its replica file: the registry of nodes (`hub_nodes`), the log
 /// positions of the ops it holds (`hub_log`), the homes each position is logged under
 /// (`hub_log_homes`), the moves into and out of stores' scopes (`hub_scope_entries`,
-/// `hub_scope_exits`) and the refused push numbers (`hub_refusals`). Every statement on those
+/// `hub_scope_exits`), the refused push numbers (`hub_refusals`) and the tombstones of ops the
+/// log's compaction dropped (`hub_dropped`, with the compaction marks in `siyu_meta`). Every statement on those
 /// tables that reads or writes one of them alone is here; the reads for CHANGES and snapshots,
 /// which join them with the op log, stay with `Replica`'s hub code (Replica+Hub.swift,
 /// Replica+Scopes.swift). `Replica` decides when these run (inside its transactions).
@@ -179,6 +180,54 @@ struct HubLog {
 
     func isSettled(_ seq: Int64, of id: NodeID) throws -> Bool {
         try db.cached("SELECT 1 FROM hub_refusals WHERE node_id = ? AND seq = ? AND settled = 1").scalar([.text(id), .integer(seq)]) != nil
+    }
+
+    // MARK: - Ops dropped by compaction
+
+    /// The `siyu_meta` key of the log's floor: the highest position of an op compaction dropped
+    /// (a PULL from a cursor below it is answered with a snapshot).
+    static let floorKey = "hub_log_floor"
+    /// The `siyu_meta` key counting the compactions that dropped anything (a snapshot read across
+    /// one is abandoned).
+    static let compactionsKey = "hub_log_compactions"
+
+    /// The tombstone of `origin`'s number `seq`: its stamp's clock and content digest.
+    func dropped(origin: NodeID, seq: UInt64) throws -> (hlc: Int64, digest: [UInt8])? {
+        try db.cached("SELECT hlc, digest FROM hub_dropped WHERE origin = ? AND seq = ?")
+            .rows([.text(origin), .integer(Int64(clamping: seq))]).first.map { ($0[0].int64Value ?? 0, $0[1].blobValue ?? []) }
+    }
+
+    /// The content digests of `origin`'s dropped ops stamped `hlc` (one, for an honest node).
+    func droppedDigests(origin: NodeID, hlc: Int64) throws -> [[UInt8]] {
+        try db.cached("SELECT digest FROM hub_dropped WHERE origin = ? AND hlc = ?").rows([.text(origin), .integer(hlc)]).map { $0[0].blobValue ?? [] }
+    }
+
+    func recordDropped(origin: NodeID, seq: UInt64, hlc: Int64, digest: [UInt8]) throws {
+        try db.cached("INSERT OR REPLACE INTO hub_dropped(origin, seq, hlc, digest) VALUES (?, ?, ?, ?)")
+            .run([.text(origin), .integer(Int64(clamping: seq)), .integer(hlc), .blob(digest)])
+    }
+
+    func droppedCount() throws -> Int64 {
+        try db.cached("SELECT count(*) FROM hub_dropped").scalar()?.int64Value ?? 0
+    }
+
+    /// A compaction mark of `siyu_meta` (0 when never set).
+    func mark(_ key: String) throws -> UInt64 {
+        UInt64(clamping: try db.cached("SELECT value FROM siyu_meta WHERE key = ?").scalar([.text(key)])?.int64Value ?? 0)
+    }
+
+    func setMark(_ key: String, _ value: UInt64) throws {
+        try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(key), .integer(Int64(clamping: value))])
+    }
+
+    /// The log position of every op of `instance` held, by (origin, seq).
+    func positions(of ops: [Op]) throws -> [OpKey: Int64] {
+        var found: [OpKey: Int64] = [:]
+        let read = try db.cached("SELECT position FROM hub_log WHERE origin = ? AND seq = ?")
+        for op in ops {
+            if let p = try read.scalar([.text(op.origin), .integer(Int64(clamping: op.seq))])?.int64Value { found[OpKey(op)] = p }
+        }
+        return found
     }
 
     /// Records `refusal` (not settled), replacing an earlier record of its number.

@@ -59,6 +59,12 @@ struct OpLog {
             .run([.text(instance.kind.name), .text(instance.id), .text(origin)])
     }
 
+    /// Deletes one op (a hub's log compaction, which keeps its tombstone).
+    func delete(_ op: Op) throws {
+        try db.cached("DELETE FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin = ? AND seq = ?")
+            .run([.text(op.instance.kind.name), .text(op.instance.id), .text(op.origin), .integer(Int64(clamping: op.seq))])
+    }
+
     /// Gives op `seq` of `origin` the number `newSeq` (own-ops recovery).
     func renumber(origin: NodeID, seq: UInt64, to newSeq: UInt64) throws {
         try db.cached("UPDATE ops SET seq = ? WHERE origin = ? AND seq = ?")
@@ -72,6 +78,16 @@ struct OpLog {
         var ops: [Op] = []
         try db.cached("SELECT origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ?")
             .query([.text(instance.kind.name), .text(instance.id)]) { row in
+                ops.append(try OpLog.op(row, at: 0, instanceID: instance.id))
+            }
+        return ops
+    }
+
+    /// The ops of `instance` by `origin` stamped `hlc` (one, for an honest origin).
+    func ops(of instance: InstanceRef, origin: NodeID, hlc: Int64) throws -> [Op] {
+        var ops: [Op] = []
+        try db.cached("SELECT origin, seq, hlc, body FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin = ? AND hlc = ?")
+            .query([.text(instance.kind.name), .text(instance.id), .text(origin), .integer(hlc)]) { row in
                 ops.append(try OpLog.op(row, at: 0, instanceID: instance.id))
             }
         return ops
@@ -106,6 +122,22 @@ struct OpLog {
         var refs: [InstanceRef] = []
         try db.prepare("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
             if let kind = InstanceKind(name: row.text(0) ?? "") { refs.append(InstanceRef(kind, row.text(1) ?? "")) }
+        }
+        return refs
+    }
+
+    /// Up to `limit` instances with ops held, in key order (kind name, then id), after `after`
+    /// (from the first when nil): one range of the op log's key each.
+    func instances(after: InstanceRef?, limit: Int) throws -> [InstanceRef] {
+        var refs: [InstanceRef] = []
+        let collect: (Row) throws -> Void = { row in
+            if let kind = InstanceKind(name: row.text(0) ?? "") { refs.append(InstanceRef(kind, row.text(1) ?? "")) }
+        }
+        if let after {
+            try db.cached("SELECT DISTINCT inst_kind, inst_id FROM ops WHERE (inst_kind, inst_id) > (?, ?) ORDER BY inst_kind, inst_id LIMIT ?")
+                .query([.text(after.kind.name), .text(after.id), .integer(Int64(limit))], collect)
+        } else {
+            try db.cached("SELECT DISTINCT inst_kind, inst_id FROM ops ORDER BY inst_kind, inst_id LIMIT ?").query([.integer(Int64(limit))], collect)
         }
         return refs
     }

@@ -147,6 +147,7 @@ extension Replica {
                     try dropCachesIfChangedElsewhere()
                     let acked = Int64(clamping: registration.ackedSeq)
                     var fresh: [Op] = []
+                    var absorbed: [Op] = []
                     var pushed: [UInt64: [UInt8]] = [:]
                     let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops,
                                             windowMillis: clock.maxDriftMillis)
@@ -161,6 +162,9 @@ extension Replica {
                             for seq in try hubLog.openRefusals(of: id, below: highest) where pushed[UInt64(seq)] == nil {
                                 try hubLog.settle(seq, of: id)
                             }
+                        }
+                        for op in absorbed {
+                            try hubLog.recordDropped(origin: id, seq: op.seq, hlc: Int64(bitPattern: op.hlc.raw), digest: Replica.contentDigest(op))
                         }
                         let homesBefore = try homes(of: fresh)
                         try commit(fresh, peerCommitMode)
@@ -194,6 +198,22 @@ extension Replica {
                             return try refuse(OpRefusal(.permission, origin: id, seq: op.seq,
                                 message: "this hub holds another op numbered \(op.seq) of node \(IdentifierRule.printable(id))",
                                 hint: "the node was restored from a backup or another node uses its id; it must rejoin under a new node id"), acked: acked)
+                        }
+                        // A number whose op compaction dropped stays held: the same op again is a
+                        // duplicate, another op under it an identity conflict (Replica+Compaction.swift).
+                        if let tomb = try hubLog.dropped(origin: id, seq: op.seq) {
+                            if tomb.digest == Replica.contentDigest(op) { pushed[op.seq] = encoded; continue }
+                            return try refuse(OpRefusal(.permission, origin: id, seq: op.seq,
+                                message: "this hub holds another op numbered \(op.seq) of node \(IdentifierRule.printable(id))",
+                                hint: "the node was restored from a backup or another node uses its id; it must rejoin under a new node id"), acked: acked)
+                        }
+                        // An op this hub holds (or dropped) under another number, pushed again under a
+                        // new one by a node that renumbered it while recovering its own ops: the number
+                        // is held from now on, nothing else is stored.
+                        if try isHeldUnderAnotherNumber(op) {
+                            pushed[op.seq] = encoded
+                            absorbed.append(op)
+                            continue
                         }
                         if let (code, message) = try hubLog.openRefusal(of: id, seq: op.seq) {
                             return .refused(OpRefusal(code == 8 ? .permission : .invalidOp, origin: id, seq: op.seq,
@@ -256,6 +276,15 @@ extension Replica {
         }
     }
 
+    /// Whether the hub holds `op` — the same stamp and content — under another number of its
+    /// origin, or dropped it by compaction under another number.
+    private func isHeldUnderAnotherNumber(_ op: Op) throws -> Bool {
+        let hlc = Int64(bitPattern: op.hlc.raw)
+        let digest = Replica.contentDigest(op)
+        if try hubLog.droppedDigests(origin: op.origin, hlc: hlc).contains(digest) { return true }
+        return try opLog.ops(of: op.instance, origin: op.origin, hlc: hlc).contains { $0.seq != op.seq && Replica.contentDigest($0) == digest }
+    }
+
     /// A refusal of a PUSH: recorded for codes 8 and 14 (not 9: the node retries it).
     private func refuse(_ refusal: OpRefusal, acked: Int64) throws -> PushOutcome {
         if refusal.reason != .clockSkew {
@@ -268,7 +297,8 @@ extension Replica {
     private func advanceAcked(of id: NodeID, from start: Int64) throws -> Int64 {
         var acked = start
         while acked < Int64.max {
-            guard try opLog.holds(origin: id, seq: UInt64(acked + 1)) || hubLog.isSettled(acked + 1, of: id) else { break }
+            guard try opLog.holds(origin: id, seq: UInt64(acked + 1)) || hubLog.isSettled(acked + 1, of: id)
+                    || hubLog.dropped(origin: id, seq: UInt64(acked + 1)) != nil else { break }
             acked += 1
         }
         if acked != start {

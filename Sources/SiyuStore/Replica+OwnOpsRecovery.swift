@@ -10,6 +10,9 @@ struct OwnOpsRecovery {
     /// the hub holds with other content was made after the file lost its last commits, and is
     /// renumbered; one at or below it is a real identity conflict.
     var renumberAbove: UInt64
+    /// The own numbers above `renumberAbove` the hub has sent back during the recovery (the same
+    /// op, an op this file lacked, or the hub's op under a number this file's op gave up).
+    var confirmed: Set<UInt64> = []
 }
 
 /// A node whose file lost its own acknowledged ops (a power cut rolled back its last commits, or
@@ -25,8 +28,13 @@ struct OwnOpsRecovery {
 ///   number past the hub's acked_seq (ops name each other by stamp, never by number, so nothing
 ///   else changes) and is pushed under it; numbered at or below, it is a real identity conflict
 ///   (`ReplicaError.refused` naming this node's own origin) and nothing is stored;
-/// - `finishOwnOpsRecovery` numbers every later own op past the hub's acked_seq and records it,
-///   in one transaction, so no number the hub holds is ever reused.
+/// - `finishOwnOpsRecovery` gives every own op numbered above the acked_seq the file recorded and
+///   up to the hub's that the hub did not send back (and that is not quarantined) the next free
+///   number past the hub's acked_seq — a hub that compacted its log no longer sends the ops it
+///   dropped, so a clerk's edit made after the loss under a dropped op's number is pushed under a
+///   new one, and an op the hub holds or dropped is recognised by the hub under its new number
+///   (same stamp, same content) — then numbers every later own op past the hub's acked_seq and
+///   records it, in one transaction, so no number the hub holds is ever reused.
 extension Replica {
     /// Opens a recovery up to the hub's acked_seq `hubAcked`. Idempotent; a new one replaces it.
     public func beginOwnOpsRecovery(through hubAcked: UInt64, hub: String = Replica.defaultHubPeer) throws {
@@ -46,6 +54,17 @@ extension Replica {
                 try transaction {
                     try dropCachesIfChangedElsewhere()
                     if nextSeq <= hubAcked { nextSeq = hubAcked + 1 }
+                    if let recovery = ownOpsRecovery, recovery.renumberAbove < hubAcked {
+                        let unconfirmed = try opLog.ops(of: node, after: recovery.renumberAbove, skippingQuarantined: true)
+                            .filter { $0.seq <= hubAcked && !recovery.confirmed.contains($0.seq) }
+                        for op in unconfirmed.sorted(by: { $0.seq < $1.seq }) {
+                            guard nextSeq <= Op.maxSeq else {
+                                throw ReplicaError.invalid("no sequence number is left to renumber op #\(op.seq)", "the node's numbering is exhausted")
+                            }
+                            try opLog.renumber(origin: node, seq: op.seq, to: nextSeq)
+                            nextSeq += 1
+                        }
+                    }
                     try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('next_seq', ?)").run([.integer(Int64(clamping: nextSeq))])
                     try nodeSync.setAcked(acked, at: hub)
                 }
@@ -68,6 +87,7 @@ extension Replica {
     func reconcileOwnOps(_ ops: [Op]) throws {
         guard let recovery = ownOpsRecovery, ops.contains(where: { $0.origin == node }) else { return }
         for op in ops where op.origin == node {
+            if op.seq > recovery.renumberAbove { ownOpsRecovery?.confirmed.insert(op.seq) }
             guard let stored = try opLog.op(origin: node, seq: op.seq) else { continue }
             if OpCoding.encode(stored) == OpCoding.encode(op) { continue }
             guard op.seq > recovery.renumberAbove, stored.stamp != op.stamp else {

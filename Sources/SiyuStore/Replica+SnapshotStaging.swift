@@ -54,9 +54,9 @@ extension Replica {
     /// Loads every staged op as one snapshot load (`beginSnapshotLoad` … `finishSnapshot`) with
     /// `cursor` stored as the position at `hub`, then drops the staged ops. On any failure
     /// nothing of the snapshot is kept, staged ops included (the hub sends the snapshot again).
-    public func loadStagedSnapshot(cursor: UInt64, from hub: String = Replica.defaultHubPeer) throws {
+    public func loadStagedSnapshot(cursor: UInt64, from hub: String = Replica.defaultHubPeer, replacingAbove: UInt64? = nil) throws {
         defer { discardStagedSnapshot() }
-        try beginSnapshotLoad()
+        try beginSnapshotLoad(replacingAbove: replacingAbove, hub: hub)
         do {
             if try hasStagingTable() {
                 let read = try ReplicaError.wrap("reading staged snapshot ops") {

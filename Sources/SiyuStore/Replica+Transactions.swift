@@ -76,6 +76,9 @@ extension Replica {
         var saved: (HybridClock, UInt64)?
         /// The held-open load switched the file to a rollback journal (back to WAL at its end).
         var switchedJournal = false
+        /// A replacing load (`beginSnapshotLoad(replacing: true)`): the instances of the own ops it
+        /// kept, merged again at its end.
+        var kept: Set<InstanceRef>?
     }
 
     /// What a bulk load defers to its end: per origin, the highest sequence number loaded.
@@ -111,14 +114,23 @@ extension Replica {
     /// closing the replica) leaves nothing of them. A replica that holds no ops yet loads the
     /// snapshot as `bulkLoad` does (rollback journal, indexes built at the end); one that holds
     /// ops gets an ordinary transaction. Refused while another transaction of this replica is open.
-    public func beginSnapshotLoad() throws {
+    ///
+    /// `replacingAbove` (the hub's acked_seq, for a snapshot of reason 2, SPEC section 7): the
+    /// snapshot replaces what this replica holds. Inside the load's transaction, before any chunk,
+    /// every op is forgotten but this node's own ops numbered above `replacingAbove` and above the
+    /// acked_seq it recorded from `hub` (the hub may lack those) and its quarantined ones, and every
+    /// row of the data model and the conflict log is deleted; the instances of the kept ops are
+    /// merged again at the end, and the numbering is recorded so that no number is given twice. A hub that compacted its log no longer holds ops this replica may
+    /// still hold without what overwrote them (its file went back); kept, they would merge
+    /// differently than at the hub.
+    public func beginSnapshotLoad(replacingAbove: UInt64? = nil, hub: String = Replica.defaultHubPeer) throws {
         guard bulk == nil, !db.isInTransaction else {
             throw ReplicaError.invalid("a snapshot load cannot start inside another transaction of this replica",
                                        "finish or abandon the one in progress first")
         }
         try ReplicaError.wrap("starting a snapshot load") {
             try dropCachesIfChangedElsewhere()
-            let empty = try opLog.isEmpty()
+            let empty = try replacingAbove == nil && opLog.isEmpty()
             var transaction = BulkTransaction(load: empty ? BulkLoad() : nil)
             transaction.heldOpen = true
             transaction.saved = (clock, nextSeq)
@@ -127,6 +139,7 @@ extension Replica {
             }
             do {
                 try db.execute("BEGIN IMMEDIATE")
+                if let replacingAbove { transaction.kept = try forgetHistoryForReplacingSnapshot(keepingOwnAbove: replacingAbove, hub: hub) }
                 bulk = transaction
                 if empty { try db.execute("DROP INDEX ops_by_origin") }
             } catch {
@@ -150,6 +163,10 @@ extension Replica {
                 if let failure = transaction.failure { throw failure }
                 try commitStagedImports()
                 try finishBulkLoad()
+                if let kept = transaction.kept {
+                    for instance in kept.sorted() { try remerge(instance, onlyOps: nil) }
+                    forgetCaches()
+                }
                 try last()
                 try db.execute("COMMIT")
             }
@@ -159,6 +176,24 @@ extension Replica {
         }
         bulk = nil
         if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+    }
+
+    /// The first step of a replacing snapshot load (see `beginSnapshotLoad`); the instances of the
+    /// own ops kept.
+    private func forgetHistoryForReplacingSnapshot(keepingOwnAbove hubAcked: UInt64, hub: String) throws -> Set<InstanceRef> {
+        let acked = Int64(clamping: min(hubAcked, try nodeSync.state(at: hub).ackedSeq))
+        try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('next_seq', ?)").run([.integer(Int64(clamping: nextSeq))])
+        try db.cached("""
+            DELETE FROM ops WHERE NOT (origin = ?1 AND (seq > ?2 OR seq IN (SELECT seq FROM quarantine)))
+            """).run([.text(node), .integer(acked)])
+        var kept = Set<InstanceRef>()
+        try db.cached("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
+            if let kind = InstanceKind(name: row.text(0) ?? "") { kept.insert(InstanceRef(kind, row.text(1) ?? "")) }
+        }
+        for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
+        try db.execute("DELETE FROM conflicts")
+        forgetCaches()
+        return kept
     }
 
     /// Rolls the snapshot load back: nothing of its chunks is kept. Does nothing when none is open.

@@ -30,7 +30,8 @@ public enum ReplicaSchema {
     /// bridge to another system (see `version5`). Version 6 indexes a hub's log by scope (see
     /// `version6`). Version 7 replaces each registered node's HMAC key with SCRAM verifiers (see
     /// `version7`). Version 8 indexes the tables a store's scope is read from by store (see
-    /// `version8`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row): a
+    /// `version8`). Version 9 adds the tombstones of ops a hub's log compaction dropped (see
+    /// `version9`). Every step is frozen SQL text (layout 7 with a frozen conversion of each row): a
     /// later change comes with a step of its own.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1) { db in try db.execute(version1) },
@@ -41,7 +42,20 @@ public enum ReplicaSchema {
         SchemaMigration(version: 6) { db in try db.execute(version6) },
         SchemaMigration(version: 7) { db in try migrateToVerifiers(db) },
         SchemaMigration(version: 8) { db in try db.execute(version8) },
+        SchemaMigration(version: 9) { db in try db.execute(version9) },
     ]
+
+    /// Layout 9: `hub_dropped`, one row per op a hub's log compaction dropped (docs/SCALING.md,
+    /// "Compacting the log"): its origin and number, its stamp's clock and the SHA-256 of its
+    /// encoding with the number zeroed (`digest`, 32 bytes). The number stays held — a PUSH of it
+    /// again is a duplicate when it is the same op, an identity conflict when it is another — and
+    /// an op pushed under a new number with a dropped op's stamp and content is that op again (a
+    /// node that renumbered it while recovering its own ops). Indexed by stamp for that.
+    static let version9 = """
+        CREATE TABLE hub_dropped(origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, digest BLOB NOT NULL,
+                                 PRIMARY KEY(origin, seq)) WITHOUT ROWID;
+        CREATE INDEX hub_dropped_by_stamp ON hub_dropped(origin, hlc);
+        """
 
     /// Layout 8: the rows of a store's scope found by store (SPEC section 7, "Scope"): customers
     /// by `owner_store`, staff and orders by `store_id`, group chats by `owner` (the chats of a

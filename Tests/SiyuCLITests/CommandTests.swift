@@ -140,7 +140,7 @@ import SiyuTestSupport
         let r = siyu(["status", "--db", f.hq, "--json"])
         #expect(r.code == 0)
         let json = try #require(try parseJSON(r.out) as? [String: Any])
-        #expect(json["file_layout"] as? Int == 8)
+        #expect(json["file_layout"] as? Int == 9)
         #expect((json["ops"] as? Int ?? 0) > 10)
         #expect((json["clock"] as? [String: Any])?["millis"] is NSNumber)
         #expect((json["conflicts"] as? [String: Any])?["open"] as? Int == 3)

@@ -17,12 +17,23 @@ import SiyuWire
     final class StoreNode {
         let replica: Replica
         let name: String
+        /// The hub's file (its acked_seq of this node tells a replacing snapshot what to keep).
+        unowned let hub: Replica
         var cursor: UInt64 = 0
         var reasons: [SnapshotReason] = []
         init(_ w: World, _ name: String, store: String) throws {
             self.name = name
+            hub = w.hub
             replica = try Replica.create(at: w.dir.path("\(name)-node.db"), node: name, role: .store, store: store,
                                          options: ReplicaOptions(wallClock: { [unowned w] in w.now }))
+        }
+
+        /// The node's file opened again (after a test closed it, or put an older copy in its place).
+        init(reopening path: String, name: String, cursor: UInt64, _ w: World) throws {
+            self.name = name
+            hub = w.hub
+            self.cursor = cursor
+            replica = try Replica(path: path, options: ReplicaOptions(wallClock: { [unowned w] in w.now }))
         }
 
         /// Pulls until caught up, CHANGES of about `byteBudget` bytes at a time.
@@ -35,7 +46,7 @@ import SiyuWire
                     if !more { return }
                 case let .startSnapshot(id, at, reason):
                     reasons.append(reason)
-                    try replica.beginSnapshotLoad()
+                    try replica.beginSnapshotLoad(replacingAbove: reason == .cursorTooOld ? try hub.registeredNode(name)?.ackedSeq ?? 0 : nil)
                     while true {
                         guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: name, snapshotID: id, part: 0)) else {
                             Issue.record("no snapshot part"); return

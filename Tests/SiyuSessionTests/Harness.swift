@@ -54,7 +54,7 @@ struct FakeNodeStore {
         case let .applySnapshotChunk(_, _, cs):
             snapshotBuffer! += cs.ops
             return .done
-        case let .finishSnapshot(_, cursor, _):
+        case let .finishSnapshot(_, cursor, _, _):
             applied += snapshotBuffer ?? []
             snapshotBuffer = nil
             self.cursor = cursor

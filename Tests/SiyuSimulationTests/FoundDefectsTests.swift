@@ -49,7 +49,7 @@ import SiyuTestSupport
         #expect(executor.execute(.beginSnapshot(id: 1, cursor: 9, reason: .bootstrap)) == .done)
         #expect(executor.execute(.applySnapshotChunk(id: 1, index: 0, chunk)) == .done)
         try r.createCustomer("c9", ["name": .text("林")], by: "chenjing")
-        #expect(executor.execute(.finishSnapshot(id: 1, cursor: 9, digest: [])) == .done)
+        #expect(executor.execute(.finishSnapshot(id: 1, cursor: 9, digest: [], replacingAbove: nil)) == .done)
         #expect(try Set(r.rows(of: .customers).compactMap { $0["customer_id"]?.textValue }) == ["c5", "c9"])
         #expect(try r.syncState().position == 9)
         #expect(try r.stagedSnapshotOpCount() == 0)

@@ -1,0 +1,288 @@
+import Foundation
+import Testing
+import SiyuCore
+import SiyuHub
+import SiyuStore
+import SiyuWire
+
+/// A hub's log compaction (SPEC section 7, "Compaction"; docs/SCALING.md): what goes, what stays,
+/// and that no node loses or misses anything because of it.
+@Suite struct CompactionTests {
+    typealias World = WriteRightsTests.World
+    typealias StoreNode = TransferTests.StoreNode
+
+    /// A write of customer `id`'s `field` by `node`, naming the hub's current heads of it (a plain
+    /// overwrite, as an edit that saw them).
+    func overwrite(_ w: World, _ node: String, _ id: String, _ field: String, _ value: String, author: String = "chenjing") throws -> Op {
+        let target = Target(.customer, id, "")
+        let heads = try w.hub.state(of: InstanceRef(.customer, id)).heads(target, field)
+        w.now += 10
+        guard node == "hq" else { return w.op(node, .write(target, field: field, value: .text(value), overwrites: heads), author: author) }
+        // HQ's ops are numbered after those its replica issued in the world's setup.
+        if w.seq["hq"] == nil { w.seq["hq"] = try w.hq.lastIssuedSeq() }
+        var op = w.op("hq", .write(target, field: field, value: .text(value), overwrites: heads), author: "zhaolei")
+        op.role = .hq
+        return op
+    }
+
+    /// Every node with a history has pulled up to the log's head.
+    func everyonePulled(_ w: World) throws {
+        let head = try w.hub.logHead()
+        try w.hub.recordCursors(["hq": head, "xihu": head, "binjiang": head])
+    }
+
+    /// The hub's state digests: everything, and each store's scope.
+    func digests(_ w: World) throws -> [[UInt8]] {
+        [try w.hub.digest(), try w.hub.scopeDigest(.store("xihu")).digest, try w.hub.scopeDigest(.store("binjiang")).digest]
+    }
+
+    /// Three names of c_x in a row, each overwriting the last: the first two go, the state stays.
+    @Test func overwrittenFieldWritesEveryNodePulledPastAreDroppedAndEveryDigestStays() throws {
+        let w = try World()
+        for name in ["林一", "林二", "林三"] { #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", name)]) == nil) }
+        try everyonePulled(w)
+        let before = try digests(w)
+        let total = try w.hub.opCounts().total
+        let report = try w.hub.compactLog()
+        #expect(try report.heldBackBy != nil && report.stablePosition == w.hub.logHead())
+        #expect(report.opsDropped >= 2, "\(report)")
+        #expect(report.instancesKeptByCheck == 0)
+        #expect(try w.hub.opCounts().total == total - report.opsDropped)
+        #expect(try w.hub.droppedOpCount() == Int64(report.opsDropped))
+        #expect(try digests(w) == before)
+        #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_x").first?["name"]?.textValue == "林三")
+        #expect(try report.floor > 0 && w.hub.logFloor() == report.floor)
+        #expect(try w.hub.logCompactions() == 1)
+        // A second pass finds nothing more, and changes no mark.
+        let again = try w.hub.compactLog()
+        #expect(again.opsDropped == 0)
+        #expect(try w.hub.logCompactions() == 1)
+    }
+
+    /// The lowest cursor bounds what goes: writes overwritten only after xihu's cursor stay.
+    @Test func theSlowestNodesCursorHoldsCompactionBack() throws {
+        let w = try World()
+        #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", "林一")]) == nil)
+        try everyonePulled(w)
+        let slow = try w.hub.logHead()
+        #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", "林二")]) == nil)
+        #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", "林三")]) == nil)
+        let head = try w.hub.logHead()
+        try w.hub.recordCursors(["hq": head, "xihu": slow, "binjiang": head])
+        let report = try w.hub.compactLog()
+        #expect(report.heldBackBy == "xihu" && report.stablePosition == slow)
+        // Only HQ's first name write (overwritten by 林一, both before the stable point) may go.
+        #expect(report.opsDropped <= 1, "\(report)")
+        #expect(report.floor <= slow)
+        let names = try w.hub.state(of: InstanceRef(.customer, "c_x"))
+        #expect(names.value(Target(.customer, "c_x", ""), "name") == .text("林三"))
+        #expect(try w.hub.opCounts().total >= 3)
+    }
+
+    /// Concurrent writes (an open conflict), and the resolving write that closes it, stay: each
+    /// side is named by a write that named two.
+    @Test func theSidesOfAConflictAndWhatAResolutionNamedStay() throws {
+        let w = try World()
+        let heads = try w.hub.state(of: InstanceRef(.customer, "c_x")).heads(Target(.customer, "c_x", ""), "phone")
+        w.now += 10
+        let a = w.op("xihu", .write(Target(.customer, "c_x", ""), field: "phone", value: .text("13800000001"), overwrites: heads))
+        let b = Op(stamp: Stamp(hlc: HLC(millis: w.now, logical: 900), node: "hq"), seq: try w.hq.lastIssuedSeq() + 1, role: .hq, author: "zhaolei",
+                   body: .write(Target(.customer, "c_x", ""), field: "phone", value: .text("13800000002"), overwrites: heads))
+        #expect(try w.push("xihu", [a]) == nil)
+        #expect(try w.push("hq", [b]) == nil)
+        let open = try w.hub.conflicts()
+        #expect(open.count == 1)
+        #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "phone", "13800000003")]) == nil)   // names both
+        try everyonePulled(w)
+        let before = (try digests(w), try w.hub.conflicts())
+        let report = try w.hub.compactLog()
+        #expect(report.opsDropped == 0, "no write of the setup was overwritten, and the phone's were all named by a write naming two")
+        #expect(report.instancesKeptByCheck == 0)
+        #expect(try digests(w) == before.0)
+        #expect(try w.hub.conflicts() == before.1)
+    }
+
+    /// A number whose op was dropped stays held: the same op pushed again is a duplicate, another
+    /// op under it an identity conflict; the same op under a new number (a node that renumbered it
+    /// while recovering) is held under that number too, and nothing is stored again.
+    @Test func aDroppedNumberStaysHeldAndItsOpIsKnownByItsStampUnderANewNumber() throws {
+        let w = try World()
+        let first = try overwrite(w, "xihu", "c_x", "name", "林一")
+        #expect(try w.push("xihu", [first]) == nil)
+        #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", "林二")]) == nil)
+        try everyonePulled(w)
+        #expect(try w.hub.compactLog().opsDropped >= 1)
+        #expect(try w.hub.hasDropped(origin: "xihu", seq: 1), "xihu's first write went")
+        let total = try w.hub.opCounts().total
+        guard case let .stored(acked, newOps) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [first])) else {
+            Issue.record("the same op again is not a duplicate"); return
+        }
+        #expect(acked == 2 && newOps == 0)
+        var other = first
+        other.body = .write(Target(.customer, "c_x", ""), field: "name", value: .text("别人"), overwrites: [])
+        guard case let .refused(refusal, _) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [other])) else {
+            Issue.record("another op under a dropped number is taken"); return
+        }
+        #expect(refusal.message.contains("holds another op numbered 1"))
+        var renumbered = first
+        renumbered.seq = 3
+        guard case let .stored(ackedAfter, stored) = try w.hub.acceptPush(from: "xihu", ChangeSet(ops: [renumbered])) else {
+            Issue.record("the renumbered op is not recognised"); return
+        }
+        #expect(ackedAfter == 3 && stored == 0)
+        #expect(try w.hub.opCounts().total == total)
+    }
+
+    /// A node whose cursor fell below the log's floor (its file went back) gets a snapshot, and
+    /// holding ops the hub dropped besides, merges to the hub's state of its scope.
+    @Test func aNodeBelowTheFloorGetsASnapshotAndConverges() throws {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
+        let xihu = try StoreNode(w, "xihu", store: "xihu")
+        try xihu.sync(executor)
+        let behind = xihu.cursor
+        // HQ's edits: the store node receives them (its own pushed ops it would not be sent back).
+        for name in ["林一", "林二", "林三"] { #expect(try w.push("hq", [try overwrite(w, "hq", "c_x", "name", name)]) == nil) }
+        try xihu.sync(executor)
+        try everyonePulled(w)
+        let report = try w.hub.compactLog()
+        #expect(report.opsDropped >= 2)
+        // Up to date: CHANGES as before.
+        #expect(try w.push("hq", [try overwrite(w, "hq", "c_x", "name", "林四")]) == nil)
+        try xihu.sync(executor)
+        #expect(xihu.reasons.isEmpty)
+        #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
+        // Back below the floor: a snapshot of reason 2, and the same state as the hub's.
+        xihu.cursor = behind
+        try xihu.sync(executor)
+        #expect(xihu.reasons == [.cursorTooOld])
+        #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
+    }
+
+    /// A compaction between two parts of a snapshot abandons it: `busy`, and the next PULL reads a
+    /// new one.
+    @Test func aSnapshotReadAcrossACompactionIsAbandoned() throws {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
+        for name in ["林一", "林二"] { #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", name)]) == nil) }
+        guard case let .startSnapshot(id, _, _) = executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) else {
+            // A store at cursor 0 with bootstrap snapshots off reads CHANGES: force one by a floor.
+            return try aSnapshotReadAcrossACompactionIsAbandonedAfterAFirstCompaction(w, executor)
+        }
+        try everyonePulled(w)
+        #expect(try w.hub.compactLog().opsDropped >= 1)
+        guard case let .failed(code, message) = executor.execute(.readSnapshotPart(node: "xihu", snapshotID: id, part: 0)) else {
+            Issue.record("the snapshot went on across a compaction"); return
+        }
+        #expect(code == .busy && message.contains("compacted"))
+    }
+
+    func aSnapshotReadAcrossACompactionIsAbandonedAfterAFirstCompaction(_ w: World, _ executor: HubStoreExecutor) throws {
+        try everyonePulled(w)
+        #expect(try w.hub.compactLog().opsDropped >= 1)
+        guard case let .startSnapshot(id, _, reason) = executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) else {
+            Issue.record("a PULL from below the floor is not answered with a snapshot"); return
+        }
+        #expect(reason == .cursorTooOld)
+        for name in ["林三", "林四"] { #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", name)]) == nil) }
+        try everyonePulled(w)
+        #expect(try w.hub.compactLog().opsDropped >= 1)
+        guard case let .failed(code, message) = executor.execute(.readSnapshotPart(node: "xihu", snapshotID: id, part: 0)) else {
+            Issue.record("the snapshot went on across a compaction"); return
+        }
+        #expect(code == .busy && message.contains("compacted"))
+    }
+
+    /// Pulls for `node` (own ops included while it recovers them) until caught up: CHANGES, or a
+    /// snapshot in parts. Returns the snapshot reasons met.
+    @discardableResult
+    func pull(_ node: StoreNode, _ executor: HubStoreExecutor, ownOps: Bool) throws -> [SnapshotReason] {
+        var reasons: [SnapshotReason] = []
+        for _ in 0..<100 {
+            switch executor.execute(.readChanges(node: node.name, after: node.cursor, byteBudget: 1 << 20, schemaVersion: 1, ownOps: ownOps)) {
+            case let .changes(ops, next, more, _):
+                _ = try node.replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next, caughtUp: !more)
+                node.cursor = next
+                if !more { return reasons }
+            case let .startSnapshot(id, at, reason):
+                reasons.append(reason)
+                try node.replica.beginSnapshotLoad(replacingAbove: reason == .cursorTooOld ? try node.hub.registeredNode(node.name)?.ackedSeq ?? 0 : nil)
+                while true {
+                    guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: node.name, snapshotID: id, part: 0)) else {
+                        Issue.record("no snapshot part"); return reasons
+                    }
+                    try node.replica.applySnapshotChunk(ChangeSet(ops: ops))
+                    if last { break }
+                }
+                try node.replica.finishSnapshot(cursor: at)
+                node.cursor = at
+            case let other:
+                Issue.record("unexpected \(other)"); return reasons
+            }
+        }
+        return reasons
+    }
+
+    /// Pushes the node's outbox after the hub's acked_seq and records the acknowledgement.
+    func push(_ node: StoreNode, _ w: World) throws {
+        let acked = try #require(try w.hub.registeredNode(node.name)).ackedSeq
+        let outbox = try node.replica.outbox(after: acked)
+        guard !outbox.isEmpty else { return }
+        guard case let .stored(now, _) = try w.hub.acceptPush(from: node.name, ChangeSet(ops: outbox)) else {
+            Issue.record("the push was not stored"); return
+        }
+        try node.replica.recordAcknowledged(now)
+    }
+
+    /// A store PC's file goes back past ops the hub acknowledged — and compacted — and the clerk
+    /// edits before it reconnects: the edit takes a number the hub had given a dropped op. The
+    /// recovery does not get that op back, so it gives the clerk's edit a new number: it is pushed
+    /// and reaches the hub, and the node converges.
+    @Test func aClerksEditUnderADroppedNumberAfterAPowerCutIsRenumberedAndReachesTheHub() throws {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
+        let xihu = try StoreNode(w, "xihu", store: "xihu")
+        try pull(xihu, executor, ownOps: false)
+        w.now += 1_000
+        try xihu.replica.editCustomer("c_x", ["name": .text("林一")], by: "chenjing")         // #1
+        try push(xihu, w)
+        // What the power cut will go back to: #1 held and acknowledged.
+        let path = xihu.replica.path
+        xihu.replica.close()
+        let saved = path + ".before-cut"
+        try FileManager.default.copyItem(atPath: path, toPath: saved)
+        let reopened = try StoreNode(reopening: path, name: "xihu", cursor: xihu.cursor, w)
+        for name in ["林二", "林三"] {                                                           // #2, #3
+            w.now += 1_000
+            try reopened.replica.editCustomer("c_x", ["name": .text(name)], by: "chenjing")
+        }
+        try push(reopened, w)
+        try pull(reopened, executor, ownOps: false)
+        try everyonePulled(w)
+        _ = try w.hub.compactLog()
+        #expect(try w.hub.hasDropped(origin: "xihu", seq: 2), "林二 was overwritten by 林三 alone")
+        // The cut: the file goes back to #1; the clerk edits at once (#2 again, another op).
+        reopened.replica.close()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        try FileManager.default.copyItem(atPath: saved, toPath: path)
+        let cut = try StoreNode(reopening: path, name: "xihu", cursor: xihu.cursor, w)
+        w.now += 1_000
+        try cut.replica.editCustomer("c_x", ["phone": .text("13900000000")], by: "chenjing")
+        let afterCut = try #require(try cut.replica.outbox(after: 1).first)
+        #expect(afterCut.seq == 2)
+        // Reconnecting: the hub's acked_seq (3) is past the file's (1), so it recovers.
+        let hubAcked = try #require(try w.hub.registeredNode("xihu")).ackedSeq
+        #expect(hubAcked == 3)
+        try cut.replica.beginOwnOpsRecovery(through: hubAcked)
+        let reasons = try pull(cut, executor, ownOps: true)
+        #expect(reasons == [.cursorTooOld], "the file's cursor is below the floor")
+        try cut.replica.finishOwnOpsRecovery(through: hubAcked)
+        let renumbered = try cut.replica.outbox(after: hubAcked)
+        #expect(renumbered.map(\.stamp) == [afterCut.stamp] && renumbered.first?.seq == 4)
+        try push(cut, w)
+        #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_x").first?["phone"]?.textValue == "13900000000")
+        try pull(cut, executor, ownOps: false)
+        #expect(try cut.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
+        cut.replica.close()
+    }
+}
