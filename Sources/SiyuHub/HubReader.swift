@@ -51,9 +51,9 @@ public final class HubReader: @unchecked Sendable {
     /// depend on the ops only, so a seeded run replays the same.
     public let snapshotPartMillis: UInt64?
     /// Snapshots being read: where each continues, and the node whose own ops it leaves out.
-    /// The snapshots being read: where the next part starts, whose ops it leaves out, and the
-    /// hub's compaction count when it began (a compaction in between abandons it).
-    private var snapshots: [UInt64: (position: SnapshotPosition?, leavingOut: NodeID?, compactions: UInt64)] = [:]
+    /// The snapshots being read: where the next part starts, and the hub's compaction count when it
+    /// began (a compaction in between abandons it).
+    private var snapshots: [UInt64: (position: SnapshotPosition?, compactions: UInt64)] = [:]
     private var nextSnapshotID: UInt64 = 1
 
     public init(replica: Replica, options: HubStoreExecutor.Options, logEpoch: [UInt8], snapshotPartMillis: UInt64? = nil) {
@@ -114,21 +114,20 @@ public final class HubReader: @unchecked Sendable {
             }
             let head = try replica.logHead()
             let leavingOut: NodeID? = ownOps ? nil : node
-            // A cursor past the head names no position of this log: it is not recorded as the
-            // node's (`siyu-hub nodes` would show it), the node gets a snapshot instead.
-            // A snapshot of reason 2 replaces what the node holds (SPEC section 7, "Compaction"):
-            // it carries the node's own ops too.
+            // Every snapshot replaces what the node holds, and so carries its own ops too (SPEC
+            // section 7, "Snapshots"). A cursor past the head names no position of this log: it is
+            // not recorded as the node's (`siyu-hub nodes` would show it), the node gets a snapshot.
             if cursor > head {
-                return .answered(try startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: nil), writes: [])
+                return .answered(try startSnapshot(cursor: head, reason: .cursorTooOld), writes: [])
             }
             var writes: [HubWrite] = [.cursor(node: node, cursor)]
-            if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
-                return .answered(try startSnapshot(cursor: head, reason: .bootstrap, leavingOut: leavingOut), writes: writes)
-            }
             // Compaction dropped ops after this cursor: the log cannot serve it (SPEC section 7,
             // "Compaction"), a snapshot does.
             if cursor < (try replica.logFloor()) {
-                return .answered(try startSnapshot(cursor: head, reason: .cursorTooOld, leavingOut: nil), writes: writes)
+                return .answered(try startSnapshot(cursor: head, reason: .cursorTooOld), writes: writes)
+            }
+            if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
+                return .answered(try startSnapshot(cursor: head, reason: .bootstrap), writes: writes)
             }
             let scope = try scope(of: node)
             if case let .store(store) = scope {
@@ -137,7 +136,7 @@ public final class HubReader: @unchecked Sendable {
                 // An instance with a history elsewhere entered the store's scope since its
                 // cursor: the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
                 if found.entered {
-                    return .answered(try startSnapshot(cursor: head, reason: .scopeChange, leavingOut: leavingOut), writes: writes)
+                    return .answered(try startSnapshot(cursor: head, reason: .scopeChange), writes: writes)
                 }
             }
             let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope, leavingOut: leavingOut)
@@ -156,9 +155,9 @@ public final class HubReader: @unchecked Sendable {
             }
             let scope = try scope(of: node)
             let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: scope,
-                                                  leavingOut: reading.leavingOut, timeBudgetMillis: snapshotPartMillis)
+                                                  leavingOut: nil, timeBudgetMillis: snapshotPartMillis)
             if let next = part.next {
-                snapshots[id] = (next, reading.leavingOut, reading.compactions)
+                snapshots[id] = (next, reading.compactions)
                 return .answered(.snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion), writes: [])
             }
             // While customers holding a changed tag wait to be re-merged the tables are not the
@@ -180,10 +179,10 @@ public final class HubReader: @unchecked Sendable {
     /// The connection that read snapshot `id` closed (or the snapshot was refused): forget it.
     public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }
 
-    private func startSnapshot(cursor: UInt64, reason: SnapshotReason, leavingOut: NodeID?) throws -> HubEffectResult {
+    private func startSnapshot(cursor: UInt64, reason: SnapshotReason) throws -> HubEffectResult {
         let id = nextSnapshotID
         nextSnapshotID += 1
-        snapshots[id] = (nil, leavingOut, try replica.logCompactions())
+        snapshots[id] = (nil, try replica.logCompactions())
         return .startSnapshot(id: id, cursor: cursor, reason: reason)
     }
 }

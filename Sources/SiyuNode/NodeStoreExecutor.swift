@@ -62,8 +62,8 @@ public final class NodeStoreExecutor {
             case let .quarantine(seq, code, message):
                 try replica.quarantine(seq: seq, code: code, message: message)
                 return .done
-            case let .applyChanges(changeSet, next, more):
-                let report = try replica.applyChanges(changeSet, nextCursor: next, from: hubPeer, caughtUp: !more)
+            case let .applyChanges(changeSet, next, more, acked):
+                let report = try replica.applyChanges(changeSet, nextCursor: next, from: hubPeer, caughtUp: !more, ackedSeq: acked)
                 if let first = report.refused.first {
                     return .failed(.clockSkew, NodeStoreExecutor.text(first, more: report.refused.count - 1)
                                    + "; the other ops were applied and the cursor kept before it")

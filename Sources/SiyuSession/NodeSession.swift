@@ -15,7 +15,9 @@ public enum NodeEffect: Sendable, Equatable {
     /// Apply these ops and store `nextCursor` as the hub cursor, in one transaction. Answer
     /// `.done`, or `.failed` if the replica refuses them (nothing applied). `more`: the CHANGES said
     /// more ops are pending (the node has not caught up, and its state may be partial).
-    case applyChanges(ChangeSet, nextCursor: UInt64, more: Bool)
+    /// `ackedSeq`: the hub's acked_seq as the session knows it, stored with the cursor (every own
+    /// op the hub logged before the cursor is acknowledged by then).
+    case applyChanges(ChangeSet, nextCursor: UInt64, more: Bool, ackedSeq: UInt64)
     /// A snapshot starts: drop anything staged from an earlier one. Answer `.done`. (The driver
     /// must not hold the replica's write lock while chunks arrive: local edits go on meanwhile.)
     case beginSnapshot(id: UInt64, cursor: UInt64, reason: SnapshotReason)
@@ -23,9 +25,9 @@ public enum NodeEffect: Sendable, Equatable {
     case applySnapshotChunk(id: UInt64, index: UInt64, ChangeSet)
     /// The snapshot is complete: apply its chunks and store `cursor` as the hub cursor, in one
     /// transaction. `digest` is the hub's state digest of the scope (the driver MAY compare).
-    /// `replacingAbove` (a snapshot of reason 2): the chunks replace what the replica holds, but
-    /// for its own ops numbered above this acked_seq of the hub (and above the one it recorded) and
-    /// its quarantined ones (`Replica.beginSnapshotLoad(replacingAbove:)`). Answer `.done` or `.failed`.
+    /// `replacingAbove` (the hub's acked_seq as the session knows it): the chunks replace what the
+    /// replica holds, but for its own ops the hub may lack or did not send
+    /// (`Replica.beginSnapshotLoad(replacingAbove:)`); nil: they are added to it. Answer `.done` or `.failed`.
     case finishSnapshot(id: UInt64, cursor: UInt64, digest: [UInt8], replacingAbove: UInt64?)
     /// The connection ended inside a snapshot: drop what was kept of it. No answer expected.
     case abandonSnapshot(id: UInt64)
@@ -131,7 +133,6 @@ public struct NodeSession: Sendable {
         var id: UInt64
         var cursor: UInt64
         var nextIndex: UInt64
-        var reason: SnapshotReason
     }
 
     private enum Pending: Sendable, Equatable {
@@ -414,11 +415,11 @@ public struct NodeSession: Sendable {
             guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }
             outstanding.removeFirst()
             pending = .applyChanges(next: next, more: more, ops: changeSet.ops.count)
-            return [.perform(.applyChanges(changeSet, nextCursor: next, more: more))]
+            return [.perform(.applyChanges(changeSet, nextCursor: next, more: more, ackedSeq: ackedSeq))]
 
         case let .snapshotBegin(id, snapshotCursor, reason):
             guard outstanding.first == .pull, snapshot == nil else { return unexpected(message, now: now) }
-            snapshot = Snapshot(id: id, cursor: snapshotCursor, nextIndex: 0, reason: reason)
+            snapshot = Snapshot(id: id, cursor: snapshotCursor, nextIndex: 0)
             pending = .snapshotStep
             return [.report(.snapshotStarted(id: id, cursor: snapshotCursor, reason: reason)),
                     .perform(.beginSnapshot(id: id, cursor: snapshotCursor, reason: reason))]
@@ -437,10 +438,9 @@ public struct NodeSession: Sendable {
             }
             outstanding.removeFirst()   // the PULL is answered
             pending = .finishSnapshot
-            // A snapshot of reason 2 replaces what the node holds (SPEC section 7, "Compaction"),
-            // keeping the own ops the hub may lack: those numbered above its acked_seq.
-            return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest,
-                                             replacingAbove: s.reason == .cursorTooOld ? ackedSeq : nil))]
+            // A snapshot replaces what the node holds (SPEC section 7, "Snapshots"), keeping the own
+            // ops the hub may lack (numbered above its acked_seq) and those of instances it did not bring.
+            return [.perform(.finishSnapshot(id: id, cursor: s.cursor, digest: digest, replacingAbove: ackedSeq))]
 
         case let .digest(position, digest):
             guard outstanding.first == .digest else { return unexpected(message, now: now) }

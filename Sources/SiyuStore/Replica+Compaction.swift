@@ -47,7 +47,8 @@ public struct CompactionReport: Equatable, Sendable {
 /// What goes: a field write at a log position at or before the stable point (every registered
 /// node has pulled past it) that another write of the same field, also at or before it, names as
 /// the only write it overwrote — when no other op names it, no conflict entry holds its stamp, it
-/// is not its instance's earliest op, and merging the instance without the candidates gives the
+/// is not its instance's earliest op, every write it overwrote goes too (or is not held), and
+/// merging the instance without the candidates gives the
 /// same rows and conflict entries as with them (checked for every instance, or nothing of it goes).
 /// Tag library, stores and orders are left whole (the catalog, and payments that name line edits).
 ///
@@ -85,6 +86,14 @@ extension Replica {
     /// Whether compaction dropped op `seq` of `origin` (its number stays held).
     public func hasDropped(origin: NodeID, seq: UInt64) throws -> Bool {
         try ReplicaError.wrap("reading dropped ops") { try hubLog.dropped(origin: origin, seq: seq) != nil }
+    }
+
+    /// Every number whose op compaction dropped (or whose op came again under it, renumbered),
+    /// as "origin#seq".
+    public func droppedNumbers() throws -> Set<String> {
+        try ReplicaError.wrap("reading dropped ops") {
+            Set(try db.cached("SELECT origin, seq FROM hub_dropped").rows().map { "\($0[0].stringValue ?? "")#\($0[1].int64Value ?? 0)" })
+        }
     }
 
     /// How many ops compaction has dropped in all.
@@ -161,7 +170,14 @@ extension Replica {
         guard !dropping.isEmpty else { return .nothing }
         let gone = Set(dropping.map(\.stamp))
         let without = InstanceState.merge(instance, ops: ops.filter { !gone.contains($0.stamp) }, catalog: catalog)
-        guard without.rows == whole.rows, without.conflicts == whole.conflicts else { return .keptByCheck }
+        guard without.rows == whole.rows, without.conflicts == whole.conflicts else {
+            if ProcessInfo.processInfo.environment["SIYU_DEBUG_COMPACT"] != nil {
+                print("DEBUG keptByCheck \(instance): dropping \(dropping.map { "\($0.stamp) \($0.body)" })")
+                print("DEBUG rows equal \(without.rows == whole.rows)\n whole conflicts \(whole.conflicts)\n without \(without.conflicts)")
+                for op in ops.sorted(by: { $0.stamp < $1.stamp }) { print("DEBUG op \(op.stamp) #\(op.seq) \(op.body)") }
+            }
+            return .keptByCheck
+        }
         var highest: Int64 = 0
         for op in dropping {
             try opLog.delete(op)
@@ -173,14 +189,16 @@ extension Replica {
 
     /// The field writes of one instance's `ops` that compaction may drop, before the merge check
     /// (see the extension's summary): overwritten by exactly one later write that names only
-    /// them, both logged at or before `limit`, named by nothing else, not the earliest op.
+    /// them, both logged at or before `limit`, named by nothing else, not the earliest op, and
+    /// going only with every held write they overwrote.
     static func compactionCandidates(_ ops: [Op], positions: [OpKey: Int64], through limit: Int64) -> [Op] {
         var namedBy: [Stamp: [Op]] = [:]
         for op in ops {
             for stamp in op.body.namedStamps { namedBy[stamp, default: []].append(op) }
         }
         let earliest = ops.min { $0.stamp < $1.stamp }?.stamp
-        return ops.filter { op in
+        let held = Set(ops.map(\.stamp))
+        var candidates = ops.filter { op in
             guard case let .write(target, field, _, _) = op.body, op.stamp != earliest,
                   let position = positions[OpKey(op)], position <= limit,
                   let namers = namedBy[op.stamp], namers.count == 1, let namer = namers.first,
@@ -188,6 +206,14 @@ extension Replica {
                   namerTarget == target, namerField == field, overwrites == [op.stamp],
                   let namerPosition = positions[OpKey(namer)], namerPosition <= limit else { return false }
             return true
+        }
+        // Closed downwards: a write goes only with every write it overwrote (that is held), or the
+        // one kept would be named by nothing and be a head again (w1 ← w2 ← w3 without w2).
+        while true {
+            let going = Set(candidates.map(\.stamp))
+            let closed = candidates.filter { op in op.body.namedStamps.allSatisfy { !held.contains($0) || going.contains($0) } }
+            if closed.count == candidates.count { return candidates }
+            candidates = closed
         }
     }
 

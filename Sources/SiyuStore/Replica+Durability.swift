@@ -70,6 +70,18 @@ extension Replica {
         }
     }
 
+    /// Runs `body`, whose commit is synced to disk (`synchronous = FULL`) even on a connection that
+    /// commits with `NORMAL`: a node stores its hub cursor (and the acked_seq that goes with it)
+    /// this way, so that a power cut never takes its file back before a cursor it reported to the
+    /// hub — the point up to which a hub may compact its log (docs/SCALING.md). Every earlier
+    /// commit is in the WAL before it, so it is durable too.
+    func committingDurably<T>(_ body: () throws -> T) throws -> T {
+        guard !db.isInTransaction, try commitDurability() == .normal else { return try body() }
+        try setCommitDurability(.full)
+        defer { try? setCommitDurability(.normal) }
+        return try body()
+    }
+
     /// Sets SQLite's page cache of this connection to `megabytes` MiB (at least 1); the replica
     /// opens with `ReplicaOptions.cacheMegabytes`. A hub sets small caches on both of its
     /// connections (`HubStoreExecutor.writerCacheMegabytes`, `HubServer.readerCacheMegabytes`).

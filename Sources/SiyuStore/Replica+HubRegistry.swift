@@ -47,16 +47,17 @@ extension Replica {
 
     /// Registers a node with its role, store and secret (of which only verifiers are stored).
     /// Refused: an id already registered or whose ops the hub holds, an id or store breaking the
-    /// id rule, a store the hub does not know (unless `newStore`), an empty secret.
+    /// id rule, a store the hub does not know (unless `newStore`), an empty secret. `salt`: a fresh
+    /// random one unless given (a simulation that replays a run byte for byte gives its own).
     public func registerNode(_ id: NodeID, role: Role, store: String? = nil, newStore: Bool = true, secret: [UInt8],
-                             iterations: Int = SCRAMVerifiers.defaultIterations) throws {
+                             iterations: Int = SCRAMVerifiers.defaultIterations, salt: [UInt8]? = nil) throws {
         try ReplicaError.wrap("registering node \(IdentifierRule.printable(id))") {
             try IdentifierRule.validate(id, as: "node id")
             if let store { try IdentifierRule.validate(store, as: "store id") }
             guard !secret.isEmpty else {
                 throw ReplicaError.invalid("an empty secret", "give the node a secret of 32 random bytes or more")
             }
-            let verifiers = SCRAMVerifiers(secret: secret, salt: Replica.freshSalt(), iterations: max(1, iterations))
+            let verifiers = SCRAMVerifiers(secret: secret, salt: salt ?? Replica.freshSalt(), iterations: max(1, iterations))
             try transaction {
                 guard try registeredNode(id) == nil else {
                     throw ReplicaError.invalid("node \(IdentifierRule.printable(id)) is already registered",

@@ -103,10 +103,16 @@ extension Replica {
     /// outside its scope; before that — its state may be partial, a CHANGES cut by the byte budget
     /// between an instance's creation and its transfer — only those it held in its scope that an op
     /// of this change set moved out. The rest waits for the catch-up.
+    ///
+    /// The commit that stores the cursor is synced (`committingDurably`), with `ackedSeq` (the hub's
+    /// acked_seq as the node knows it), when given and no recovery of own ops is open: a cursor the
+    /// node reports is never lost to a power cut, nor the acknowledgement of its own ops logged
+    /// before it.
     @discardableResult
     public func applyChanges(_ changeSet: ChangeSet, nextCursor: UInt64, from hub: String = Replica.defaultHubPeer,
-                             caughtUp: Bool = true) throws -> ApplyReport {
+                             caughtUp: Bool = true, ackedSeq: UInt64? = nil) throws -> ApplyReport {
         let position = try Replica.storable(nextCursor, "a hub cursor")
+        let acked = try ackedSeq.map { try Replica.storable($0, "an acked_seq") }
         let heldInScope: Set<InstanceRef>
         if role == .store, let store {
             heldInScope = Set(try homes(of: changeSet.ops).filter { $0.value == .store(store) }.keys)
@@ -114,14 +120,19 @@ extension Replica {
             heldInScope = []
         }
         let touched = role == .store ? scopeTouched.union(changeSet.ops.lazy.map(\.instance)) : []
-        let report = try apply(changeSet) { report in
-            if caughtUp, !changeSet.ops.isEmpty || scopeJudgementPending {
-                try dropInstancesOutOfScope(nil, rowless: touched)
-            } else {
-                try dropInstancesOutOfScope(heldInScope)
+        let report = try committingDurably {
+            try apply(changeSet) { report in
+                if caughtUp, !changeSet.ops.isEmpty || scopeJudgementPending {
+                    try dropInstancesOutOfScope(nil, rowless: touched)
+                } else {
+                    try dropInstancesOutOfScope(heldInScope)
+                }
+                guard report.refused.isEmpty else { return }
+                try storeCursor(position, hub: hub)
+                // Not while own ops are recovered: the acked_seq recorded before the loss says which
+                // of this file's own ops were made after it (Replica+OwnOpsRecovery.swift).
+                if let acked, ownOpsRecovery == nil { try nodeSync.setAcked(acked, at: hub) }
             }
-            guard report.refused.isEmpty else { return }
-            try storeCursor(position, hub: hub)
         }
         if caughtUp {
             scopeJudgementPending = false
@@ -141,6 +152,7 @@ extension Replica {
         guard isLoadingSnapshot else {
             throw ReplicaError.invalid("no snapshot load is open", "start one with beginSnapshotLoad")
         }
+        noteBrought(changeSet.ops)
         let report = try apply(changeSet)
         if let first = report.refused.first {
             let error = ReplicaError.refused(first)
@@ -150,12 +162,16 @@ extension Replica {
         return report
     }
 
-    /// Commits the snapshot load in progress with `cursor` stored as the position at `hub`.
-    public func finishSnapshot(cursor: UInt64, from hub: String = Replica.defaultHubPeer) throws {
+    /// Commits the snapshot load in progress with `cursor` stored as the position at `hub` (and
+    /// `ackedSeq`, when given and no recovery of own ops is open); a snapshot load's commit is
+    /// synced (`beginSnapshotLoad`), as `applyChanges` syncs its cursor.
+    public func finishSnapshot(cursor: UInt64, from hub: String = Replica.defaultHubPeer, ackedSeq: UInt64? = nil) throws {
         let position = try Replica.storable(cursor, "a snapshot cursor")
+        let acked = try ackedSeq.map { try Replica.storable($0, "an acked_seq") }
         try finishSnapshotLoad {
             try dropInstancesOutOfScope(nil)
             try storeCursor(position, hub: hub)
+            if let acked, ownOpsRecovery == nil { try nodeSync.setAcked(acked, at: hub) }
         }
     }
 

@@ -13,6 +13,12 @@ struct OwnOpsRecovery {
     /// The own numbers above `renumberAbove` the hub has sent back during the recovery (the same
     /// op, an op this file lacked, or the hub's op under a number this file's op gave up).
     var confirmed: Set<UInt64> = []
+    /// The recovery pull was answered by a snapshot that replaced this replica's state (reason 2:
+    /// its cursor was below the hub's compacted floor), which brings every own op the hub holds in
+    /// the node's scope: an own op it did not bring, the hub dropped.
+    var replaced = false
+    /// The instances that snapshot brought.
+    var inScope: Set<InstanceRef> = []
 }
 
 /// A node whose file lost its own acknowledged ops (a power cut rolled back its last commits, or
@@ -28,13 +34,15 @@ struct OwnOpsRecovery {
 ///   number past the hub's acked_seq (ops name each other by stamp, never by number, so nothing
 ///   else changes) and is pushed under it; numbered at or below, it is a real identity conflict
 ///   (`ReplicaError.refused` naming this node's own origin) and nothing is stored;
-/// - `finishOwnOpsRecovery` gives every own op numbered above the acked_seq the file recorded and
-///   up to the hub's that the hub did not send back (and that is not quarantined) the next free
-///   number past the hub's acked_seq — a hub that compacted its log no longer sends the ops it
-///   dropped, so a clerk's edit made after the loss under a dropped op's number is pushed under a
-///   new one, and an op the hub holds or dropped is recognised by the hub under its new number
-///   (same stamp, same content) — then numbers every later own op past the hub's acked_seq and
-///   records it, in one transaction, so no number the hub holds is ever reused.
+/// - when the recovery pull was answered by a snapshot of reason 2 (the file's cursor was below the
+///   floor of a hub that compacted its log), `finishOwnOpsRecovery` gives every own op numbered
+///   above the acked_seq the file recorded and up to the hub's, of an instance the snapshot brought,
+///   that the snapshot did not bring (and that is not quarantined) the next free number past the
+///   hub's acked_seq: the hub dropped the
+///   op it holds under that number, so a clerk's edit made after the loss under it is pushed under
+///   a new one (and an op the hub dropped is recognised under its new number: same stamp, same
+///   content); then it numbers every later own op past the hub's acked_seq and records it, in one
+///   transaction, so no number the hub holds is ever reused.
 extension Replica {
     /// Opens a recovery up to the hub's acked_seq `hubAcked`. Idempotent; a new one replaces it.
     public func beginOwnOpsRecovery(through hubAcked: UInt64, hub: String = Replica.defaultHubPeer) throws {
@@ -54,9 +62,9 @@ extension Replica {
                 try transaction {
                     try dropCachesIfChangedElsewhere()
                     if nextSeq <= hubAcked { nextSeq = hubAcked + 1 }
-                    if let recovery = ownOpsRecovery, recovery.renumberAbove < hubAcked {
+                    if let recovery = ownOpsRecovery, recovery.replaced, recovery.renumberAbove < hubAcked {
                         let unconfirmed = try opLog.ops(of: node, after: recovery.renumberAbove, skippingQuarantined: true)
-                            .filter { $0.seq <= hubAcked && !recovery.confirmed.contains($0.seq) }
+                            .filter { $0.seq <= hubAcked && !recovery.confirmed.contains($0.seq) && recovery.inScope.contains($0.instance) }
                         for op in unconfirmed.sorted(by: { $0.seq < $1.seq }) {
                             guard nextSeq <= Op.maxSeq else {
                                 throw ReplicaError.invalid("no sequence number is left to renumber op #\(op.seq)", "the node's numbering is exhausted")

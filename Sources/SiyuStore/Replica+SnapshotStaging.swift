@@ -75,7 +75,7 @@ extension Replica {
                     try applySnapshotChunk(ChangeSet(ops: ops))
                 }
             }
-            try finishSnapshot(cursor: cursor, from: hub)
+            try finishSnapshot(cursor: cursor, from: hub, ackedSeq: replacingAbove)
         } catch {
             abandonSnapshotLoad()
             throw error

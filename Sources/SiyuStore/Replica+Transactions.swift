@@ -76,9 +76,22 @@ extension Replica {
         var saved: (HybridClock, UInt64)?
         /// The held-open load switched the file to a rollback journal (back to WAL at its end).
         var switchedJournal = false
-        /// A replacing load (`beginSnapshotLoad(replacing: true)`): the instances of the own ops it
-        /// kept, merged again at its end.
-        var kept: Set<InstanceRef>?
+        /// A replacing load (`beginSnapshotLoad(replacingAbove:)`).
+        var replacing: Replacing?
+        /// The held-open load's commit is synced (FULL) on a connection that commits with NORMAL:
+        /// back to NORMAL at its end.
+        var syncedCommit = false
+    }
+
+    /// What a replacing snapshot load keeps track of until its end.
+    struct Replacing {
+        /// Own ops numbered up to this (and not quarantined) go unless the snapshot brought them.
+        var bound: UInt64
+        /// The instances this node's own ops touched when the load began: merged again at its end.
+        var ownInstances: Set<InstanceRef>
+        /// The instances the snapshot's ops touch, and the own numbers it brought.
+        var brought: Set<InstanceRef> = []
+        var broughtOwn: Set<UInt64> = []
     }
 
     /// What a bulk load defers to its end: per origin, the highest sequence number loaded.
@@ -115,14 +128,16 @@ extension Replica {
     /// snapshot as `bulkLoad` does (rollback journal, indexes built at the end); one that holds
     /// ops gets an ordinary transaction. Refused while another transaction of this replica is open.
     ///
-    /// `replacingAbove` (the hub's acked_seq, for a snapshot of reason 2, SPEC section 7): the
-    /// snapshot replaces what this replica holds. Inside the load's transaction, before any chunk,
-    /// every op is forgotten but this node's own ops numbered above `replacingAbove` and above the
-    /// acked_seq it recorded from `hub` (the hub may lack those) and its quarantined ones, and every
-    /// row of the data model and the conflict log is deleted; the instances of the kept ops are
-    /// merged again at the end, and the numbering is recorded so that no number is given twice. A hub that compacted its log no longer holds ops this replica may
-    /// still hold without what overwrote them (its file went back); kept, they would merge
-    /// differently than at the hub.
+    /// `replacingAbove` (the hub's acked_seq as the node knows it; SPEC section 7, "Snapshots"): the
+    /// snapshot replaces what this replica holds. When the load begins every op of another origin
+    /// is forgotten and every row of the data model and the conflict log deleted; at its end each
+    /// own op numbered up to `replacingAbove` and up to the acked_seq recorded from `hub` (the hub
+    /// holds those, or dropped them) that is not quarantined goes unless the snapshot brought it —
+    /// when it brought its instance and the instance stays in the node's scope (it brings every own
+    /// op the hub holds of those) — and the instances of the own ops are merged again. A hub that compacted its log
+    /// no longer holds ops this replica may still hold without what overwrote them (its file went
+    /// back); kept, they would merge differently than at the hub. The numbering is recorded so that
+    /// no number is given twice.
     public func beginSnapshotLoad(replacingAbove: UInt64? = nil, hub: String = Replica.defaultHubPeer) throws {
         guard bulk == nil, !db.isInTransaction else {
             throw ReplicaError.invalid("a snapshot load cannot start inside another transaction of this replica",
@@ -130,22 +145,32 @@ extension Replica {
         }
         try ReplicaError.wrap("starting a snapshot load") {
             try dropCachesIfChangedElsewhere()
-            let empty = try replacingAbove == nil && opLog.isEmpty()
+            // A replacing load into a replica with no own op forgets everything: a bulk load then.
+            let empty = try replacingAbove == nil ? opLog.isEmpty() : opLog.count(of: node) == 0
             var transaction = BulkTransaction(load: empty ? BulkLoad() : nil)
             transaction.heldOpen = true
             transaction.saved = (clock, nextSeq)
             if empty {
                 transaction.switchedJournal = (try? db.prepare("PRAGMA journal_mode = DELETE").scalar()?.stringValue) == "delete"
             }
+            // The load stores the node's cursor: its commit is synced, as `applyChanges`'s is.
+            if try commitDurability() == .normal {
+                try setCommitDurability(.full)
+                transaction.syncedCommit = true
+            }
             do {
                 try db.execute("BEGIN IMMEDIATE")
-                if let replacingAbove { transaction.kept = try forgetHistoryForReplacingSnapshot(keepingOwnAbove: replacingAbove, hub: hub) }
+                if let replacingAbove {
+                    let bound = min(replacingAbove, try nodeSync.state(at: hub).ackedSeq)
+                    transaction.replacing = Replacing(bound: bound, ownInstances: try forgetHistoryForReplacingSnapshot())
+                }
                 bulk = transaction
                 if empty { try db.execute("DROP INDEX ops_by_origin") }
             } catch {
                 bulk = nil
                 db.rollback()
                 if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+                if transaction.syncedCommit { try? setCommitDurability(.normal) }
                 throw error
             }
         }
@@ -163,10 +188,7 @@ extension Replica {
                 if let failure = transaction.failure { throw failure }
                 try commitStagedImports()
                 try finishBulkLoad()
-                if let kept = transaction.kept {
-                    for instance in kept.sorted() { try remerge(instance, onlyOps: nil) }
-                    forgetCaches()
-                }
+                if let replacing = bulk?.replacing { try finishReplacing(replacing) }
                 try last()
                 try db.execute("COMMIT")
             }
@@ -176,24 +198,54 @@ extension Replica {
         }
         bulk = nil
         if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+        if transaction.syncedCommit { try? setCommitDurability(.normal) }
     }
 
-    /// The first step of a replacing snapshot load (see `beginSnapshotLoad`); the instances of the
-    /// own ops kept.
-    private func forgetHistoryForReplacingSnapshot(keepingOwnAbove hubAcked: UInt64, hub: String) throws -> Set<InstanceRef> {
-        let acked = Int64(clamping: min(hubAcked, try nodeSync.state(at: hub).ackedSeq))
+    /// The first step of a replacing snapshot load (see `beginSnapshotLoad`); the instances of
+    /// this node's own ops.
+    private func forgetHistoryForReplacingSnapshot() throws -> Set<InstanceRef> {
         try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES ('next_seq', ?)").run([.integer(Int64(clamping: nextSeq))])
-        try db.cached("""
-            DELETE FROM ops WHERE NOT (origin = ?1 AND (seq > ?2 OR seq IN (SELECT seq FROM quarantine)))
-            """).run([.text(node), .integer(acked)])
-        var kept = Set<InstanceRef>()
+        try db.cached("DELETE FROM ops WHERE origin != ?").run([.text(node)])
+        var own = Set<InstanceRef>()
         try db.cached("SELECT DISTINCT inst_kind, inst_id FROM ops").query { row in
-            if let kind = InstanceKind(name: row.text(0) ?? "") { kept.insert(InstanceRef(kind, row.text(1) ?? "")) }
+            if let kind = InstanceKind(name: row.text(0) ?? "") { own.insert(InstanceRef(kind, row.text(1) ?? "")) }
         }
         for table in Table.allCases { try db.execute("DELETE FROM \(table.rawValue)") }
         try db.execute("DELETE FROM conflicts")
         forgetCaches()
-        return kept
+        return own
+    }
+
+    /// Notes what a chunk of a replacing snapshot load brings.
+    func noteBrought(_ ops: [Op]) {
+        guard bulk?.replacing != nil else { return }
+        for op in ops {
+            bulk?.replacing?.brought.insert(op.instance)
+            if op.origin == node { bulk?.replacing?.broughtOwn.insert(op.seq) }
+        }
+    }
+
+    /// The last step of a replacing snapshot load (see `beginSnapshotLoad`).
+    private func finishReplacing(_ replacing: Replacing) throws {
+        // The instances the snapshot brought that stay in this node's scope: it brought every op the
+        // hub holds of them (of one that left the scope it may bring only what tells the node so).
+        var inScope = Set<InstanceRef>()
+        for instance in replacing.brought {
+            if role == .store, let store, let home = try heldHome(of: instance), home != .shared, home != .store(store) { continue }
+            inScope.insert(instance)
+        }
+        let quarantined = Set(try nodeSync.quarantined().map(\.seq))
+        let delete = try db.cached("DELETE FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin = ? AND seq = ?")
+        for op in try opLog.ops(of: node, after: 0) where op.seq <= replacing.bound && !quarantined.contains(op.seq)
+            && inScope.contains(op.instance) && !replacing.broughtOwn.contains(op.seq) {
+            try delete.run([.text(op.instance.kind.name), .text(op.instance.id), .text(node), .integer(Int64(clamping: op.seq))])
+        }
+        for instance in replacing.ownInstances.sorted() { try remerge(instance, onlyOps: nil) }
+        forgetCaches()
+        if ownOpsRecovery != nil {
+            ownOpsRecovery?.replaced = true
+            ownOpsRecovery?.inScope = inScope
+        }
     }
 
     /// Rolls the snapshot load back: nothing of its chunks is kept. Does nothing when none is open.
@@ -205,5 +257,6 @@ extension Replica {
         if let saved = transaction.saved { (clock, nextSeq) = saved }
         forgetCaches()
         if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
+        if transaction.syncedCommit { try? setCommitDurability(.normal) }
     }
 }

@@ -326,7 +326,7 @@ final class HubLoadNode {
         case let .readOutbox(after, maxOps):
             outbox.removeAll { $0.seq <= after }
             return .outbox(Array(outbox.prefix(maxOps)))
-        case let .applyChanges(changeSet, _, _):
+        case let .applyChanges(changeSet, _, _, _):
             if isHQ {
                 let at = lane.nowNanos
                 for op in changeSet.ops { lane.tally.hqLags.append(lane.acknowledgements.received(op.origin, op.seq, at: at)) }

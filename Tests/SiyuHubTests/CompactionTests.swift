@@ -206,7 +206,7 @@ import SiyuWire
                 if !more { return reasons }
             case let .startSnapshot(id, at, reason):
                 reasons.append(reason)
-                try node.replica.beginSnapshotLoad(replacingAbove: reason == .cursorTooOld ? try node.hub.registeredNode(node.name)?.ackedSeq ?? 0 : nil)
+                try node.replica.beginSnapshotLoad(replacingAbove: try node.hub.registeredNode(node.name)?.ackedSeq ?? 0)
                 while true {
                     guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: node.name, snapshotID: id, part: 0)) else {
                         Issue.record("no snapshot part"); return reasons

@@ -46,7 +46,7 @@ import SiyuWire
                     if !more { return }
                 case let .startSnapshot(id, at, reason):
                     reasons.append(reason)
-                    try replica.beginSnapshotLoad(replacingAbove: reason == .cursorTooOld ? try hub.registeredNode(name)?.ackedSeq ?? 0 : nil)
+                    try replica.beginSnapshotLoad(replacingAbove: try hub.registeredNode(name)?.ackedSeq ?? 0)
                     while true {
                         guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: name, snapshotID: id, part: 0)) else {
                             Issue.record("no snapshot part"); return

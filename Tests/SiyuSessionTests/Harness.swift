@@ -33,7 +33,7 @@ struct FakeNodeStore {
         case let .quarantine(seq, _, message):
             quarantined[seq] = message
             return .done
-        case let .applyChanges(cs, next, _):
+        case let .applyChanges(cs, next, _, _):
             if let bad = refuseOrigin, cs.ops.contains(where: { $0.origin == bad }) { return .failed(.invalidOp, "refused an op of \(bad)") }
             for op in cs.ops where op.origin == node {
                 if let mine = own.first(where: { $0.seq == op.seq }) {

@@ -133,12 +133,12 @@ final class Simulation {
     struct Stats: CustomStringConvertible {
         var edits = 0, editCrashes = 0, effectCrashes = 0, nodeCrashes = 0, hubCrashes = 0, faults = 0
         var partitions = 0, disconnects = 0, connections = 0, transientFailures = 0, clockJumps = 0
-        var copies = 0, powerLosses = 0
+        var copies = 0, powerLosses = 0, compactions = 0, opsDropped = 0, replacingSnapshots = 0
         var transfers = 0, lateEditsJudged = 0, lateEditsRefused = 0
         var healingMillis: UInt64 = 0
         var description: String {
             "edits \(edits), transfers \(transfers), late edits judged \(lateEditsJudged) (refused \(lateEditsRefused)), crashes: node \(nodeCrashes) hub \(hubCrashes) mid-effect \(effectCrashes) mid-edit \(editCrashes), "
-                + "power losses \(powerLosses) (file back to one of \(copies) copies), "
+                + "power losses \(powerLosses) (file back to one of \(copies) copies), compactions \(compactions) (\(opsDropped) ops dropped, \(replacingSnapshots) snapshots of reason 2), "
                 + "message faults \(faults), partitions \(partitions), disconnects \(disconnects), connections \(connections), "
                 + "transient store failures \(transientFailures), clock jumps \(clockJumps), healed in \(healingMillis) ms"
         }
@@ -180,6 +180,11 @@ final class Simulation {
     /// Not both in one run: an op both had lost would be lost for good, which nothing can prevent.
     enum PowerLossSide: String { case hub, nodes }
     let powerLossSide: PowerLossSide
+    /// Whether the hub compacts its log in this run. Then a node's power loss takes its file back
+    /// no further than its last synced commit — each stores its hub cursor (`Replica.applyChanges`),
+    /// so a copy taken before one is dropped — as a real power cut does; without compaction a node's
+    /// file may also go back further (as a restore from an older backup).
+    let compacting: Bool
     /// The copy each process's file would go back to (taken at a commit, between steps).
     var copies: [String: String] = [:]
     /// Whether a node's file went back: edits it had made and no hub held are gone by design.
@@ -206,6 +211,7 @@ final class Simulation {
         byteBudget = [UInt64(600), 2_000, 16_000, 256 * 1024].randomElement(using: &rng)!
         chaosSteps = Int.random(in: 150...300, using: &rng)
         powerLossSide = Bool.random(using: &rng) ? .hub : .nodes
+        compacting = Bool.random(using: &rng)
         brand = Brand(stores: (0..<stores).map { "s\($0)" })
         nodes.append(SimNode(index: 0, name: "hq", role: .hq, skew: Int64.random(in: -1_500...1_500, using: &rng)))
         for (i, store) in brand.stores.enumerated() {
@@ -216,7 +222,11 @@ final class Simulation {
         // (`siyu-hub add-node --store`), HQ unscoped.
         let hub = try openHubReplica()
         // Few PBKDF2 iterations: the same code as 4,096, at the cost thousands of seeds can pay.
-        for n in nodes { try hub.registerNode(n.name, role: n.role, store: n.store, newStore: true, secret: n.secret, iterations: 8) }
+        // Salts made from the seed: a run's frames are the same bytes each time it replays.
+        for n in nodes {
+            try hub.registerNode(n.name, role: n.role, store: n.store, newStore: true, secret: n.secret, iterations: 8,
+                                 salt: Array(SHA256.hash("salt \(seed) \(n.name)").prefix(SCRAMVerifiers.saltSize)))
+        }
         hub.close()
         for n in nodes {
             // As `siyu-node init --store`: the replica records the store it serves.
@@ -225,7 +235,7 @@ final class Simulation {
                                        options: ReplicaOptions(wallClock: { [unowned n] in clock.wall(skew: n.skew) }))
             r.close()
         }
-        note("seed \(seed): HQ and \(stores) stores, power losses on the \(powerLossSide.rawValue) side, budget \(byteBudget), snapshot ops \(String(describing: hubOptions.bootstrapSnapshotOps)) part \(hubOptions.opsPerSnapshotPart)")
+        note("seed \(seed): HQ and \(stores) stores, power losses on the \(powerLossSide.rawValue) side\(compacting ? ", compaction" : ""), budget \(byteBudget), snapshot ops \(String(describing: hubOptions.bootstrapSnapshotOps)) part \(hubOptions.opsPerSnapshotPart)")
     }
 
     // MARK: - Processes
@@ -440,7 +450,7 @@ final class Simulation {
             guard n.link === link else { return }   // the node crashed (or moved on) meanwhile
             switch action {
             case let .send(m, bytes):
-                if Simulation.verbose { note("\(n.name) c\(link.id) -> \(m.type.specName) \(Simulation.brief(m))") }
+                if Simulation.verbose { note("\(n.name) c\(link.id) -> \(m.type.specName) \(Simulation.brief(m)) [\(bytes.count) B \(SHA256.hash(Array(bytes)).prefix(4).map { String(format: "%02x", $0) }.joined())]") }
                 link.transport.nodeToHub.write(bytes, now: now, fate: fate(link))
             case let .perform(effect):
                 guard let executor = n.executor, let replica = n.replica else { return }
@@ -455,6 +465,14 @@ final class Simulation {
                         return
                     }
                     stats.transientFailures += 1
+                }
+                if compacting, powerLossSide == .nodes, result == .done, copies[n.name] != nil {
+                    switch effect {
+                    case .applyChanges, .finishSnapshot:
+                        copies[n.name] = nil
+                        note("\(n.name): its copy is older than a synced commit: dropped")
+                    default: break
+                    }
                 }
                 if let result { nodeDo(link, link.node.complete(result, now: now)) }
             case let .report(event):
@@ -574,6 +592,7 @@ final class Simulation {
         case let .errorReceived(code, _, message):
             note("\(n.name) got ERROR \(code): \(message.prefix(120))")
         case let .snapshotStarted(id, cursor, reason):
+            if reason == .cursorTooOld { stats.replacingSnapshots += 1 }
             note("\(n.name): snapshot \(id) to \(cursor) (\(reason))")
         case let .snapshotFinished(id, chunks, _):
             note("\(n.name): snapshot \(id) done, \(chunks) chunks")
@@ -765,6 +784,15 @@ final class Simulation {
             try chaosStep()
         }
         try heal()
+        // Everyone caught up: copies to go back to (one side's files), a compaction up to the log's
+        // head, then more faults — files going back below the hub's floor among them.
+        if problems.isEmpty, compacting {
+            for n in nodes where Bool.random(using: &rng) { try takeCopy(n) }
+            try compact(maxInstances: .max)
+            chaos = true
+            for _ in 0..<Int.random(in: 40...120, using: &rng) { try chaosStep() }
+            try heal()
+        }
         try check()
         if !problems.isEmpty { throw SimulationFailure(seed: seed, problems: problems, trace: trace) }
         return stats
@@ -799,6 +827,9 @@ final class Simulation {
         case 700..<712:
             // A process with a copy to go back to: the hub, or a node that has one.
             try losePower(nodes.first { copies[$0.name] != nil && $0.isUp } ?? n)
+        case 712..<740:
+            // The hub compacts its log (siyu-hub compact), part of it or all.
+            try compact(maxInstances: Bool.random(using: &rng) ? .max : Int.random(in: 1...40, using: &rng))
         case 678..<684:
             // A clock that jumps ahead beyond the hub's window for a while, then is corrected.
             stats.clockJumps += 1
@@ -816,6 +847,16 @@ final class Simulation {
         try advance(to: now.adding(milliseconds: dt))
     }
 
+    /// The hub compacts its log up to `maxInstances` instances (`siyu-hub compact`), if it is up.
+    func compact(maxInstances: Int) throws {
+        guard compacting, let hub = hubReplica else { return }
+        let report = try hub.compactLog(maxInstances: maxInstances)
+        stats.compactions += 1
+        stats.opsDropped += report.opsDropped
+        note("hub compacts: stable point \(report.stablePosition) (\(report.heldBackBy ?? "-")), \(report.opsDropped) ops dropped, floor \(report.floor)")
+        if report.instancesKeptByCheck > 0 { problems.append("compaction kept \(report.instancesKeptByCheck) instance(s) whole: the merge without its candidates differed") }
+    }
+
     /// All faults off, everything up and connected; runs until every node has pushed everything
     /// and pulled up to the hub's log head, or a bound is reached.
     func heal() throws {
@@ -831,6 +872,8 @@ final class Simulation {
         }
         for link in draining { link.transport.setPartitioned(false) }
         if hubReplica == nil { try startHub() }
+        // A compaction while some nodes are still behind (their cursors hold it back) or down.
+        try compact(maxInstances: .max)
         for n in nodes where !n.isUp { try startNode(n) }
         for n in nodes where n.link == nil || n.link!.nodeClosed != nil { n.reconnectAt = now }
         var rounds = 0
@@ -906,6 +949,8 @@ final class Simulation {
         let hubOpList = try hub.changeSet(since: VersionVector()).ops
         let hubOps = Set(hubOpList.map(Simulation.key))
         let hubConflicts = try hub.conflicts()
+        // Numbers whose ops the hub's compaction dropped: a node may still hold them.
+        let dropped = try hub.droppedNumbers()
         // Each instance's home now, read here from the hub's tables by SPEC section 7 ("Scope"),
         // not from the hub's index of its log.
         let homes = try Simulation.homes(hub)
@@ -937,7 +982,7 @@ final class Simulation {
                     problems.append("\(n.name)'s digest differs from the hub's digest of its scope" + (try Simulation.rowDifference(r, hub, inScope: { inScope($0, of: store) })))
                 }
                 let want = Set(hubOpList.filter { $0.origin == n.name || inScope($0.instance, of: store) }.map(Simulation.key))
-                if held != want {
+                if !want.subtracting(held).subtracting(overwrittenOwn(n, ops, hubOpList)).isEmpty || !held.subtracting(want).isSubset(of: dropped) {
                     problems.append("\(n.name) holds other ops than the hub's projection of its scope: missing \(want.subtracting(held).sorted().prefix(10)), extra \(held.subtracting(want).sorted().prefix(10))")
                 }
                 // After the transfers settled: no op of another origin outside the scope.
@@ -949,7 +994,7 @@ final class Simulation {
                 }
             } else {
                 if try r.digest() != hubDigest { problems.append("\(n.name)'s digest differs from the hub's") }
-                if held != hubOps {
+                if !hubOps.subtracting(held).subtracting(overwrittenOwn(n, ops, hubOpList)).isEmpty || !held.subtracting(hubOps).isSubset(of: dropped) {
                     problems.append("\(n.name) holds other ops than the hub: missing \(hubOps.subtracting(held).sorted().prefix(10)), extra \(held.subtracting(hubOps).sorted().prefix(10))")
                 }
                 if try r.conflicts().map({ "\($0.id):\($0.state.rawValue)" }).sorted() != hubConflicts.map({ "\($0.id):\($0.state.rawValue)" }).sorted() {
@@ -960,7 +1005,9 @@ final class Simulation {
             // the hub, unless the hub refused it as a late edit SPEC lets it refuse.
             let last = try r.lastIssuedSeq()
             if last < n.madeUpTo { problems.append("\(n.name) lost own ops: it made up to #\(n.madeUpTo), its file holds up to #\(last)") }
-            let missing = (1...max(1, n.madeUpTo)).filter { n.madeUpTo > 0 && !hubOps.contains("\(n.name)#\($0)") && !n.justified.contains($0) }
+            let missing = (1...max(1, n.madeUpTo)).filter {
+                n.madeUpTo > 0 && !hubOps.contains("\(n.name)#\($0)") && !dropped.contains("\(n.name)#\($0)") && !n.justified.contains($0)
+            }
             if !missing.isEmpty { problems.append("the hub lacks ops of \(n.name): \(missing.prefix(10))") }
             let quarantined = try r.quarantinedOps().map(\.seq).filter { !n.justified.contains($0) }
             if !quarantined.isEmpty { problems.append("\(n.name) has quarantined ops the hub had no right to refuse: \(quarantined.prefix(10))") }
@@ -992,6 +1039,27 @@ final class Simulation {
 
 extension Simulation {
     static func key(_ op: Op) -> String { "\(op.origin)#\(op.seq)" }
+
+    /// The node's own ops the hub holds that the node may lack: those an op the node holds names
+    /// (overwritten). A snapshot replaced the node's state while the hub had dropped them by
+    /// compaction, and then the hub's file went back to a copy from before it did; CHANGES leave a
+    /// node's own ops out, so they do not come back. Nothing merges differently without them.
+    func overwrittenOwn(_ n: SimNode, _ held: [Op], _ hubOps: [Op]) -> Set<String> {
+        func names(_ op: Op) -> [Stamp] {
+            switch op.body {
+            case let .write(_, _, _, list), let .add(_, list), let .remove(_, list): return list
+            default: return []
+            }
+        }
+        // Overwritten by a held op, or by an op itself overwritten so (a chain w1 ← w2 ← w3).
+        var named = Set(held.flatMap(names))
+        let byStamp = Dictionary(hubOps.map { ($0.stamp, $0) }, uniquingKeysWith: { first, _ in first })
+        var frontier = Array(named)
+        while let stamp = frontier.popLast() {
+            for next in byStamp[stamp].map(names) ?? [] where named.insert(next).inserted { frontier.append(next) }
+        }
+        return Set(hubOps.filter { $0.origin == n.name && named.contains($0.stamp) }.map(Simulation.key))
+    }
 
     /// The state digest of a fresh replica of store `store` (another node id: it issued none of `ops`) that loaded `ops` as one snapshot
     /// (which drops what lies outside its scope, as the node does).
