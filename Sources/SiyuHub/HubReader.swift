@@ -121,23 +121,25 @@ public final class HubReader: @unchecked Sendable {
                 return .answered(try startSnapshot(cursor: head, reason: .cursorTooOld), writes: [])
             }
             var writes: [HubWrite] = [.cursor(node: node, cursor)]
+            if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
+                return .answered(try startSnapshot(cursor: head, reason: .bootstrap), writes: writes)
+            }
+            let scope = try scope(of: node)
+            var entered = false
+            if case let .store(store) = scope {
+                let found = try replica.scopeChanges(of: store, from: cursor)
+                if found.unseenExits { writes.append(.scopeSeen(store: store, upTo: cursor, at: replica.wallTime)) }
+                entered = found.entered
+            }
             // Compaction dropped ops after this cursor: the log cannot serve it (SPEC section 7,
             // "Compaction"), a snapshot does.
             if cursor < (try replica.logFloor()) {
                 return .answered(try startSnapshot(cursor: head, reason: .cursorTooOld), writes: writes)
             }
-            if cursor == 0, let threshold = options.bootstrapSnapshotOps, head >= threshold {
-                return .answered(try startSnapshot(cursor: head, reason: .bootstrap), writes: writes)
-            }
-            let scope = try scope(of: node)
-            if case let .store(store) = scope {
-                let found = try replica.scopeChanges(of: store, from: cursor)
-                if found.unseenExits { writes.append(.scopeSeen(store: store, upTo: cursor, at: replica.wallTime)) }
-                // An instance with a history elsewhere entered the store's scope since its
-                // cursor: the whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
-                if found.entered {
-                    return .answered(try startSnapshot(cursor: head, reason: .scopeChange), writes: writes)
-                }
+            // An instance with a history elsewhere entered the store's scope since its cursor: the
+            // whole scope, by a snapshot of reason 1 (SPEC section 7, "Transfers").
+            if entered {
+                return .answered(try startSnapshot(cursor: head, reason: .scopeChange), writes: writes)
             }
             let read = try replica.changes(after: cursor, byteBudget: budget, scope: scope, leavingOut: leavingOut)
             return .answered(.changes(read.ops.map { LoggedOp(position: $0.position, op: $0.op) }, nextCursor: read.nextCursor,

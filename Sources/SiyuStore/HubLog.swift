@@ -207,6 +207,21 @@ struct HubLog {
             .run([.text(origin), .integer(Int64(clamping: seq)), .integer(hlc), .blob(digest)])
     }
 
+    /// The clock of `instance`'s first op, when compaction dropped it.
+    func firstClock(of instance: InstanceRef) throws -> HLC? {
+        try db.cached("SELECT hlc FROM hub_first_clocks WHERE inst_kind = ? AND inst_id = ?")
+            .scalar([.text(instance.kind.name), .text(instance.id)])?.int64Value.map { HLC(raw: UInt64(bitPattern: $0)) }
+    }
+
+    /// Keeps `hlc` as `instance`'s first clock unless an earlier one is kept.
+    func keepFirstClock(_ hlc: HLC, of instance: InstanceRef) throws {
+        let value = Int64(bitPattern: hlc.raw)
+        try db.cached("""
+            INSERT INTO hub_first_clocks(inst_kind, inst_id, hlc) VALUES (?1, ?2, ?3)
+            ON CONFLICT(inst_kind, inst_id) DO UPDATE SET hlc = min(hlc, excluded.hlc)
+            """).run([.text(instance.kind.name), .text(instance.id), .integer(value)])
+    }
+
     func droppedCount() throws -> Int64 {
         try db.cached("SELECT count(*) FROM hub_dropped").scalar()?.int64Value ?? 0
     }

@@ -47,14 +47,16 @@ public struct CompactionReport: Equatable, Sendable {
 /// What goes: a field write at a log position at or before the stable point (every registered
 /// node has pulled past it) that another write of the same field, also at or before it, names as
 /// the only write it overwrote — when no other op names it, no conflict entry holds its stamp, it
-/// is not its instance's earliest op, every write it overwrote goes too (or is not held), and
-/// merging the instance without the candidates gives the
+/// every write it overwrote goes too (or is not held), and merging the instance without the
+/// candidates gives the
 /// same rows and conflict entries as with them (checked for every instance, or nothing of it goes).
-/// Tag library, stores and orders are left whole (the catalog, and payments that name line edits).
+/// Tag library, stores and orders are left whole (the catalog, and payments that name line edits),
+/// and so are the writes that decide an instance's home (transfers).
 ///
 /// Guarantees: one instance's candidates go in one transaction with their tombstones
 /// (`hub_dropped`: origin, number, clock, content digest) and the marks (`hub_log_floor`, the
-/// highest position dropped; `hub_log_compactions`, counted up); the log's positions stay
+/// highest position dropped; `hub_log_compactions`, counted up) and, when the instance's first op
+/// goes, its clock (`hub_first_clocks`, which the restore grace reads); the log's positions stay
 /// (`hub_log` keeps its rows, so no position is ever given twice); the state digest of every
 /// scope is unchanged.
 extension Replica {
@@ -179,6 +181,9 @@ extension Replica {
             return .keptByCheck
         }
         var highest: Int64 = 0
+        if let first = ops.min(by: { $0.stamp < $1.stamp }), gone.contains(first.stamp) {
+            try hubLog.keepFirstClock(first.hlc, of: instance)   // the restore grace reads it
+        }
         for op in dropping {
             try opLog.delete(op)
             try hubLog.recordDropped(origin: op.origin, seq: op.seq, hlc: Int64(bitPattern: op.hlc.raw), digest: Replica.contentDigest(op))
@@ -189,17 +194,18 @@ extension Replica {
 
     /// The field writes of one instance's `ops` that compaction may drop, before the merge check
     /// (see the extension's summary): overwritten by exactly one later write that names only
-    /// them, both logged at or before `limit`, named by nothing else, not the earliest op, and
-    /// going only with every held write they overwrote.
+    /// them, both logged at or before `limit`, named by nothing else, and going only with every
+    /// held write they overwrote; never a write of the field that decides the instance's home
+    /// (a transfer: few, and the history an operator asks about).
     static func compactionCandidates(_ ops: [Op], positions: [OpKey: Int64], through limit: Int64) -> [Op] {
         var namedBy: [Stamp: [Op]] = [:]
         for op in ops {
             for stamp in op.body.namedStamps { namedBy[stamp, default: []].append(op) }
         }
-        let earliest = ops.min { $0.stamp < $1.stamp }?.stamp
         let held = Set(ops.map(\.stamp))
         var candidates = ops.filter { op in
-            guard case let .write(target, field, _, _) = op.body, op.stamp != earliest,
+            guard case let .write(target, field, _, _) = op.body,
+                  field != InstanceHome.decidingFieldName(of: target.entity),
                   let position = positions[OpKey(op)], position <= limit,
                   let namers = namedBy[op.stamp], namers.count == 1, let namer = namers.first,
                   case let .write(namerTarget, namerField, _, overwrites) = namer.body,

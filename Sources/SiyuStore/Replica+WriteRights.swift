@@ -30,8 +30,11 @@ extension Replica: WriteRightsState {
         try hubLog.departure(of: instance, from: store)
     }
 
+    /// The clock of the instance's earliest op held — or dropped by compaction, which keeps it.
     public func earliestHeldClock(of instance: InstanceRef) throws -> HLC? {
-        try opLog.earliestClock(of: instance)
+        let held = try opLog.earliestClock(of: instance)
+        guard let dropped = try hubLog.firstClock(of: instance) else { return held }
+        return held.map { min($0, dropped) } ?? dropped
     }
 
     public func store(ofStaff userid: String) throws -> String? {

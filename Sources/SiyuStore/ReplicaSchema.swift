@@ -51,10 +51,14 @@ public enum ReplicaSchema {
     /// again is a duplicate when it is the same op, an identity conflict when it is another — and
     /// an op pushed under a new number with a dropped op's stamp and content is that op again (a
     /// node that renumbered it while recovering its own ops). Indexed by stamp for that.
+    /// `hub_first_clocks`: per instance whose first op compaction dropped, that op's clock (what
+    /// the restore grace reads as the instance's earliest held op).
     static let version9 = """
         CREATE TABLE hub_dropped(origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, digest BLOB NOT NULL,
                                  PRIMARY KEY(origin, seq)) WITHOUT ROWID;
         CREATE INDEX hub_dropped_by_stamp ON hub_dropped(origin, hlc);
+        CREATE TABLE hub_first_clocks(inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL, hlc INTEGER NOT NULL,
+                                      PRIMARY KEY(inst_kind, inst_id)) WITHOUT ROWID;
         """
 
     /// Layout 8: the rows of a store's scope found by store (SPEC section 7, "Scope"): customers

@@ -59,6 +59,22 @@ import SiyuWire
         #expect(try w.hub.logCompactions() == 1)
     }
 
+    /// A customer's first op may go (its name, renamed twice): the clock of its earliest op, which
+    /// the restore grace reads, stays what it was.
+    @Test func theFirstOpOfAnInstanceMayGoAndItsClockIsKept() throws {
+        let w = try World()
+        let customer = InstanceRef(.customer, "c_new")
+        let created = w.write("xihu", .customer, "c_new", "name", .text("新一"))
+        #expect(try w.push("xihu", [created, w.write("xihu", .customer, "c_new", "owner_store", .text("xihu"))]) == nil)
+        for name in ["新二", "新三"] { #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_new", "name", name)]) == nil) }
+        let earliest = try #require(try w.hub.earliestHeldClock(of: customer))
+        #expect(earliest == created.hlc)
+        try everyonePulled(w)
+        _ = try w.hub.compactLog()
+        #expect(try w.hub.hasDropped(origin: "xihu", seq: created.seq), "the first name went")
+        #expect(try w.hub.earliestHeldClock(of: customer) == earliest)
+    }
+
     /// The lowest cursor bounds what goes: writes overwritten only after xihu's cursor stay.
     @Test func theSlowestNodesCursorHoldsCompactionBack() throws {
         let w = try World()
