@@ -6,8 +6,9 @@ import SiyuSQLite
 public enum CommitDurability: String, Sendable, Equatable {
     /// `synchronous = NORMAL`: the WAL is synced only at checkpoints. A commit survives a crash of
     /// the process, but a power cut or an OS crash may roll back the last commits. What a store
-    /// node uses: its own ops that a hub acknowledged can be recovered from the hub
-    /// (SPEC section 7, "Identity"), and what it pulled is pulled again.
+    /// node uses for its edits: its own ops that a hub acknowledged can be recovered from the hub
+    /// (SPEC section 7, "Identity"), and what it pulled is pulled again. (The commit that stores
+    /// its hub cursor is synced all the same: `committingDurably`.)
     case normal = "NORMAL"
     /// `synchronous = FULL`: the WAL is synced at every commit, so a commit that returned survives
     /// a power cut. What a hub uses: it acknowledges a PUSH only after the commit returns.
@@ -79,7 +80,9 @@ extension Replica {
         guard !db.isInTransaction, try commitDurability() == .normal else { return try body() }
         try setCommitDurability(.full)
         defer { try? setCommitDurability(.normal) }
-        return try body()
+        let result = try body()
+        syncedCursorCommits += 1
+        return result
     }
 
     /// Sets SQLite's page cache of this connection to `megabytes` MiB (at least 1); the replica

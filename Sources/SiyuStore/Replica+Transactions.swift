@@ -198,7 +198,10 @@ extension Replica {
         }
         bulk = nil
         if transaction.switchedJournal { _ = try? db.prepare("PRAGMA journal_mode = WAL").scalar() }
-        if transaction.syncedCommit { try? setCommitDurability(.normal) }
+        if transaction.syncedCommit {
+            try? setCommitDurability(.normal)
+            syncedCursorCommits += 1
+        }
     }
 
     /// The first step of a replacing snapshot load (see `beginSnapshotLoad`); the instances of

@@ -195,6 +195,9 @@ public final class Replica {
     /// How many ops were read back from the op log to merge an instance (a test hook: a local edit
     /// of a cached instance reads none).
     var opsReadForMerging = 0
+    /// How many commits storing a hub cursor were synced to disk (`committingDurably`, a snapshot
+    /// load's commit) on a connection that commits with NORMAL otherwise (a test hook).
+    public internal(set) var syncedCursorCommits = 0
 
     func loadOps(_ instance: InstanceRef) throws -> [Op] {
         let ops = try opLog.ops(of: instance)

@@ -26,6 +26,23 @@ import SiyuTestSupport
         #expect(try w["xihu"].commitDurability() == .normal)       // a store node: recoverable from the hub
     }
 
+    /// A store node commits edits with NORMAL, but the commit that stores its hub cursor — and the
+    /// snapshot load's — is synced: a power cut never takes its file back before a cursor it sent
+    /// (the hub compacts its log up to the lowest one, SPEC section 7, "Compaction").
+    @Test func aNodeSyncsTheCommitThatStoresItsCursorAndOnlyThatOne() throws {
+        let w = try SyncWorld(options: .init(bootstrapSnapshotOps: 1))
+        try seedHQ(w["hq"], customers: 5, wall: w.wall)
+        _ = try w.sync("hq")
+        let xihu = w["xihu"]
+        _ = try w.sync("xihu")                                        // a bootstrap snapshot, then CHANGES
+        #expect(xihu.syncedCursorCommits >= 2, "the snapshot load and the CHANGES after it")
+        #expect(try xihu.commitDurability() == .normal)              // back to NORMAL for edits
+        let before = xihu.syncedCursorCommits
+        try xihu.editCustomer("wm_1", ["phone": .text("13900000001")], by: "chenjing")
+        #expect(xihu.syncedCursorCommits == before, "an edit is not synced")
+        #expect(w.hubReplica.syncedCursorCommits == 0, "the hub commits everything with FULL anyway")
+    }
+
     @Test func theLogEpochIsKeptOnlyAcrossACleanStopAndABackupCopyStartsANewOne() throws {
         let w = try SyncWorld()
         let first = w.hub.logEpoch
