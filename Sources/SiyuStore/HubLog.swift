@@ -197,7 +197,8 @@ struct HubLog {
             .rows([.text(origin), .integer(Int64(clamping: seq))]).first.map { ($0[0].int64Value ?? 0, $0[1].blobValue ?? []) }
     }
 
-    /// The content digests of `origin`'s dropped ops stamped `hlc` (one, for an honest node).
+    /// The content digests of `origin`'s dropped ops stamped `hlc` (one, for an honest node): a scan
+    /// of the origin's range (asked only for an op older than its acknowledged ones).
     func droppedDigests(origin: NodeID, hlc: Int64) throws -> [[UInt8]] {
         try db.cached("SELECT digest FROM hub_dropped WHERE origin = ? AND hlc = ?").rows([.text(origin), .integer(hlc)]).map { $0[0].blobValue ?? [] }
     }

@@ -148,6 +148,19 @@ extension Replica {
                     let acked = Int64(clamping: registration.ackedSeq)
                     var fresh: [Op] = []
                     var absorbed: [Op] = []
+                    /// Whether `op` is stamped at or before the node's op numbered acked_seq (held, or
+                    /// dropped): an honest node's new ops come later, so only an op it renumbered
+                    /// while recovering is looked for under another number.
+                    var ackedClock: Int64??
+                    func isOlderThanAcknowledged(_ op: Op) throws -> Bool {
+                        if ackedClock == nil {
+                            let seq = UInt64(clamping: acked)
+                            let held = try opLog.clock(of: id, seq: seq).map { Int64(bitPattern: $0.raw) }
+                            ackedClock = .some(try held ?? hubLog.dropped(origin: id, seq: seq)?.hlc)
+                        }
+                        guard let clock = ackedClock ?? nil else { return false }
+                        return Int64(bitPattern: op.hlc.raw) <= clock
+                    }
                     var pushed: [UInt64: [UInt8]] = [:]
                     let rights = WriteCheck(writer: Writer(role: registration.role, store: registration.store), state: self, batch: changeSet.ops,
                                             windowMillis: clock.maxDriftMillis)
@@ -210,7 +223,7 @@ extension Replica {
                         // An op this hub holds (or dropped) under another number, pushed again under a
                         // new one by a node that renumbered it while recovering its own ops: the number
                         // is held from now on, nothing else is stored.
-                        if try isHeldUnderAnotherNumber(op) {
+                        if try isOlderThanAcknowledged(op), try isHeldUnderAnotherNumber(op) {
                             pushed[op.seq] = encoded
                             absorbed.append(op)
                             continue

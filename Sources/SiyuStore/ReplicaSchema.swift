@@ -46,17 +46,17 @@ public enum ReplicaSchema {
     ]
 
     /// Layout 9: `hub_dropped`, one row per op a hub's log compaction dropped (docs/SCALING.md,
-    /// "Compacting the log"): its origin and number, its stamp's clock and the SHA-256 of its
-    /// encoding with the number zeroed (`digest`, 32 bytes). The number stays held — a PUSH of it
+    /// "Compacting the log"): its origin and number, its stamp's clock and the first 8 bytes of the
+    /// SHA-256 of its encoding with the number zeroed (`digest`). The number stays held — a PUSH of it
     /// again is a duplicate when it is the same op, an identity conflict when it is another — and
     /// an op pushed under a new number with a dropped op's stamp and content is that op again (a
-    /// node that renumbered it while recovering its own ops). Indexed by stamp for that.
+    /// node that renumbered it while recovering its own ops: looked for by scanning the origin's
+    /// range, only for an op older than the origin's acknowledged ones, so no index by stamp).
     /// `hub_first_clocks`: per instance whose first op compaction dropped, that op's clock (what
     /// the restore grace reads as the instance's earliest held op).
     static let version9 = """
         CREATE TABLE hub_dropped(origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, digest BLOB NOT NULL,
                                  PRIMARY KEY(origin, seq)) WITHOUT ROWID;
-        CREATE INDEX hub_dropped_by_stamp ON hub_dropped(origin, hlc);
         CREATE TABLE hub_first_clocks(inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL, hlc INTEGER NOT NULL,
                                       PRIMARY KEY(inst_kind, inst_id)) WITHOUT ROWID;
         """

@@ -71,6 +71,10 @@ struct Benchmark {
         if options.runs("durability") {
             add(try DurabilityBench(pushes: options.quick ? 100 : 1_000, opsPerPush: 10, directory: directory).run())
         }
+        if options.runs("compaction") {
+            add(try CompactionBench(stores: options.quick ? 2 : 10, days: options.quick ? 3 : 30, opsPerDay: options.quick ? 200 : 1_000,
+                                    customersPerStore: 250, directory: directory).run())
+        }
         if options.runs("cli") {
             add(try CLIBench(jsonLines: options.cliJSONLines, lookupCustomers: options.cliLookupCustomers, directory: directory).run())
         }

@@ -22,7 +22,7 @@ struct BenchOptions {
           --attack-seconds S   seconds of each window of the attack section: per attack, one with no attack, then the attack's (default 3, quick 0.5)
           --attack-rows R      only these attacks in the attack section (default all): \(HostileInput.allCases.map(\.rawValue).joined(separator: ","))
           --hq-customers N     customers of the hq-scale section's largest size (default 6500000, quick 20000); it also measures ÷65 and ÷6.5 of it
-          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, cli, hub, attack, peer,
+          --only S     run only these sections: local, bulk, history, merge, wire, catchup, bootstrap, scaling, wecom, mac, durability, compaction, cli, hub, attack, peer,
                        hq-scale (for working on one of them; the summary then lists only what ran). hq-scale runs only when named here:
                        its files take tens of GB and its build tens of minutes
         """
@@ -32,7 +32,7 @@ struct BenchOptions {
     var runPeer: Bool? = nil
     /// The sections to run (nil: all of them).
     var only: Set<String>? = nil
-    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "cli", "hub", "attack", "peer",
+    static let sectionNames = ["local", "bulk", "history", "merge", "wire", "catchup", "bootstrap", "scaling", "wecom", "mac", "durability", "compaction", "cli", "hub", "attack", "peer",
                                "hq-scale"]
     /// Sections that run only when `--only` names them (too big for a run of everything).
     static let onlyWhenNamed: Set<String> = ["hq-scale"]
