@@ -21,9 +21,12 @@ public enum HubWrite: Sendable, Equatable {
 /// Guarantees:
 /// - nothing is written through `replica`: what a read needs written comes back as `HubWrite`s;
 /// - a PULL is answered from the log in log order within the byte budget, leaving out the pulling
-///   node's own ops unless it asked for them; or with a snapshot: reason 2 when the cursor is past
-///   the log head, reason 0 for a cursor of 0 once the log holds `bootstrapSnapshotOps`, reason 1
-///   when an instance entered a store's scope after its cursor (SPEC section 7);
+///   node's own ops unless it asked for them; or with a snapshot, which always carries them (it
+///   replaces the node's state): reason 2 when the cursor is past the log head or below the floor
+///   of a compacted log, reason 0 for a cursor of 0 once the log holds `bootstrapSnapshotOps`,
+///   reason 1 when an instance entered a store's scope after its cursor (SPEC section 7);
+/// - a snapshot read across a compaction is abandoned (`busy`): its parts would mix an instance
+///   before and after;
 /// - snapshot parts come in SPEC order, at most about `opsPerSnapshotPart` ops and (when set)
 ///   about `snapshotPartMillis` of reading each, instances whole, the last with the state digest
 ///   of the node's scope;

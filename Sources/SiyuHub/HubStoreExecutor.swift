@@ -17,12 +17,13 @@ import SiyuWire
 /// - a PUSH is stored by `Replica.acceptPush`: durable, with log positions, before `.pushStored`;
 /// - a PULL is answered from the log in log order within the byte budget (`.changes`), leaving out
 ///   the pulling node's own ops (it holds them; SPEC section 7, "Download"), or with a
-///   snapshot (`.startSnapshot`) when the cursor is past the log head (reason 2) or, for a
+///   snapshot (`.startSnapshot`) when the cursor is past the log head or below a compacted log's
+///   floor (reason 2) or, for a
 ///   cursor of 0, when the log holds at least `Options.bootstrapSnapshotOps` ops (reason 0);
 ///   snapshot parts come in SPEC order (tag library first, instances whole) of at most about
-///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest; a snapshot too
-///   leaves out the node's own ops — unless the PULL asked for them (`ownOps`: a node recovering
-///   its own acknowledged ops after its file lost them), then both include them;
+///   `Options.opsPerSnapshotPart` ops, the last with the hub's state digest; a snapshot carries
+///   the node's own ops (it replaces the node's state), CHANGES only when the PULL asked for them
+///   (`ownOps`: a node recovering its own acknowledged ops after its file lost them);
 /// - every commit is durable when it returns (`synchronous = FULL`), so a PUSH_ACK survives a
 ///   power cut; WELCOME carries the log epoch, new after any start not preceded by a clean stop.
 /// - a DIGEST_REQUEST is answered with the state digest of the node's scope and the log head it

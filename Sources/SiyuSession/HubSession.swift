@@ -52,8 +52,8 @@ public enum HubEffect: Sendable, Equatable {
     /// worth (the session trims to the exact budget), none of a data model newer than
     /// `schemaVersion`. Answer `.changes`, `.startSnapshot` when the cursor cannot be served from
     /// the log (0 for a new node, compacted, past the head, scope changed), `.schemaTooNew`, or
-    /// `.failed`. `ownOps`: the node's own ops are included (it is recovering them), in CHANGES
-    /// and in the snapshot alike; otherwise they are left out.
+    /// `.failed`. `ownOps`: the node's own ops are included in CHANGES (it is recovering them);
+    /// otherwise they are left out. A snapshot always carries them (it replaces the node's state).
     case readChanges(node: NodeID, after: UInt64, byteBudget: Int, schemaVersion: UInt64, ownOps: Bool)
     /// Read part `part` (0, 1, …) of snapshot `id`: about 10,000 ops. Answer `.snapshotPart`.
     case readSnapshotPart(node: NodeID, snapshotID: UInt64, part: UInt64)
