@@ -17,8 +17,8 @@ struct OwnOpsRecovery {
     /// its cursor was below the hub's compacted floor), which brings every own op the hub holds in
     /// the node's scope: an own op it did not bring, the hub dropped.
     var replaced = false
-    /// The instances that snapshot brought.
-    var inScope: Set<InstanceRef> = []
+    /// The instances that snapshot brought (every op the hub holds of each).
+    var brought: Set<InstanceRef> = []
 }
 
 /// A node whose file lost its own acknowledged ops (a power cut rolled back its last commits, or
@@ -37,7 +37,7 @@ struct OwnOpsRecovery {
 /// - when the recovery pull was answered by a snapshot of reason 2 (the file's cursor was below the
 ///   floor of a hub that compacted its log), `finishOwnOpsRecovery` gives every own op numbered
 ///   above the acked_seq the file recorded and up to the hub's, of an instance the snapshot brought,
-///   that the snapshot did not bring (and that is not quarantined) the next free number past the
+///   that the snapshot itself did not bring (and that is not quarantined) the next free number past the
 ///   hub's acked_seq: the hub dropped the
 ///   op it holds under that number, so a clerk's edit made after the loss under it is pushed under
 ///   a new one (and an op the hub dropped is recognised under its new number: same stamp, same
@@ -64,7 +64,7 @@ extension Replica {
                     if nextSeq <= hubAcked { nextSeq = hubAcked + 1 }
                     if let recovery = ownOpsRecovery, recovery.replaced, recovery.renumberAbove < hubAcked {
                         let unconfirmed = try opLog.ops(of: node, after: recovery.renumberAbove, skippingQuarantined: true)
-                            .filter { $0.seq <= hubAcked && !recovery.confirmed.contains($0.seq) && recovery.inScope.contains($0.instance) }
+                            .filter { $0.seq <= hubAcked && !recovery.confirmed.contains($0.seq) && recovery.brought.contains($0.instance) }
                         for op in unconfirmed.sorted(by: { $0.seq < $1.seq }) {
                             guard nextSeq <= Op.maxSeq else {
                                 throw ReplicaError.invalid("no sequence number is left to renumber op #\(op.seq)", "the node's numbering is exhausted")

@@ -133,8 +133,9 @@ extension Replica {
     /// is forgotten and every row of the data model and the conflict log deleted; at its end each
     /// own op numbered up to `replacingAbove` and up to the acked_seq recorded from `hub` (the hub
     /// holds those, or dropped them) that is not quarantined goes unless the snapshot brought it —
-    /// when it brought its instance and the instance stays in the node's scope (it brings every own
-    /// op the hub holds of those) — and the instances of the own ops are merged again. A hub that compacted its log
+    /// when it brought its instance (it brings every op the hub holds of the instances it brings,
+    /// those of the node's scope and those that left it) — and the instances of the own ops are
+    /// merged again. A hub that compacted its log
     /// no longer holds ops this replica may still hold without what overwrote them (its file went
     /// back); kept, they would merge differently than at the hub. The numbering is recorded so that
     /// no number is given twice.
@@ -230,24 +231,19 @@ extension Replica {
 
     /// The last step of a replacing snapshot load (see `beginSnapshotLoad`).
     private func finishReplacing(_ replacing: Replacing) throws {
-        // The instances the snapshot brought that stay in this node's scope: it brought every op the
-        // hub holds of them (of one that left the scope it may bring only what tells the node so).
-        var inScope = Set<InstanceRef>()
-        for instance in replacing.brought {
-            if role == .store, let store, let home = try heldHome(of: instance), home != .shared, home != .store(store) { continue }
-            inScope.insert(instance)
-        }
+        // The snapshot brings every op the hub holds of each instance it brings — those of the
+        // node's scope, and those that left it (SPEC section 7, "Transfers") — own ops included.
         let quarantined = Set(try nodeSync.quarantined().map(\.seq))
         let delete = try db.cached("DELETE FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin = ? AND seq = ?")
         for op in try opLog.ops(of: node, after: 0) where op.seq <= replacing.bound && !quarantined.contains(op.seq)
-            && inScope.contains(op.instance) && !replacing.broughtOwn.contains(op.seq) {
+            && replacing.brought.contains(op.instance) && !replacing.broughtOwn.contains(op.seq) {
             try delete.run([.text(op.instance.kind.name), .text(op.instance.id), .text(node), .integer(Int64(clamping: op.seq))])
         }
         for instance in replacing.ownInstances.sorted() { try remerge(instance, onlyOps: nil) }
         forgetCaches()
         if ownOpsRecovery != nil {
             ownOpsRecovery?.replaced = true
-            ownOpsRecovery?.inScope = inScope
+            ownOpsRecovery?.brought = replacing.brought
         }
     }
 
