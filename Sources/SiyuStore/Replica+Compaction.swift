@@ -172,14 +172,7 @@ extension Replica {
         guard !dropping.isEmpty else { return .nothing }
         let gone = Set(dropping.map(\.stamp))
         let without = InstanceState.merge(instance, ops: ops.filter { !gone.contains($0.stamp) }, catalog: catalog)
-        guard without.rows == whole.rows, without.conflicts == whole.conflicts else {
-            if ProcessInfo.processInfo.environment["SIYU_DEBUG_COMPACT"] != nil {
-                print("DEBUG keptByCheck \(instance): dropping \(dropping.map { "\($0.stamp) \($0.body)" })")
-                print("DEBUG rows equal \(without.rows == whole.rows)\n whole conflicts \(whole.conflicts)\n without \(without.conflicts)")
-                for op in ops.sorted(by: { $0.stamp < $1.stamp }) { print("DEBUG op \(op.stamp) #\(op.seq) \(op.body)") }
-            }
-            return .keptByCheck
-        }
+        guard without.rows == whole.rows, without.conflicts == whole.conflicts else { return .keptByCheck }
         var highest: Int64 = 0
         if let first = ops.min(by: { $0.stamp < $1.stamp }), gone.contains(first.stamp) {
             try hubLog.keepFirstClock(first.hlc, of: instance)   // the restore grace reads it

@@ -46,7 +46,7 @@ extension Simulation {
     private func expectations(_ n: SimNode, store: String, ops: [Op], hub: Replica) throws -> [(seq: UInt64, verdict: LateEditVerdict)] {
         let acked = try hub.registeredNode(n.name)?.ackedSeq ?? 0
         var out: [(UInt64, LateEditVerdict)] = []
-        var moves: [String: (lo: UInt64, hi: UInt64)?] = [:]
+        var moves: [String: (lo: UInt64, hi: UInt64, origin: String)?] = [:]
         var staffStores: [String: String?] = [:]
         func storeOf(staff userid: String) throws -> String? {
             if let known = staffStores[userid] { return known }
@@ -89,7 +89,7 @@ extension Simulation {
             if history.contains(where: { $0.origin == op.origin && $0.seq == op.seq }) { continue }   // held: not judged again
             var held = !history.isEmpty
             if held, let restoredBefore, let first = ops.filter({ $0.instance == op.instance }).map(\.hlc).min(),
-               first.millis < restoredBefore, let earliest = history.map(\.hlc).min(), first < earliest {
+               first.millis < restoredBefore, let earliest = try hub.earliestHeldClock(of: op.instance), first < earliest {
                 held = false
             }
             // The rules of "Write rights" that read state, by the hub's state before the PUSH.
@@ -115,8 +115,12 @@ extension Simulation {
             let first = n.pulls.filter { $0.after >= move.lo }.map(\.wall).min()
             let sure = n.pulls.filter { $0.sure && $0.epoch == hubEpoch && $0.after >= move.hi }.map(\.wall).min()
             let clock = op.stamp.hlc.millis
+            // The move ends at its PUSH's last op on the customer; compaction may have dropped that
+            // op from the log this judge reads (not from the hub's own record of the move), so
+            // where the mover's ops were dropped its end is known only from below.
+            let endKnown = !(try hub.droppedNumbers().contains { $0.hasPrefix("\(move.origin)#") })
             if first == nil || clock < first! + Simulation.clockWindowMillis { verdict = .take }
-            else if let sure, clock >= sure + Simulation.clockWindowMillis { verdict = .refuse }
+            else if let sure, clock >= sure + Simulation.clockWindowMillis, endKnown { verdict = .refuse }
             else { verdict = .either }
             stats.lateEditsJudged += 1
             note("\(n.name)'s op #\(op.seq) on \(id) (left it at \(move.lo)…\(move.hi), first pull past it at \(first.map(String.init) ?? "none"), clock \(clock)): \(verdict.rawValue)")
@@ -128,7 +132,7 @@ extension Simulation {
     /// The log positions of the last move of customer `id` out of `store`: the owner_store write
     /// after which the merged owner (the write with the highest stamp) stopped being the store,
     /// and the last op on the customer of that write's origin (the end of its PUSH, or later).
-    private func lastMove(of id: String, outOf store: String, hub: Replica) throws -> (lo: UInt64, hi: UInt64)? {
+    private func lastMove(of id: String, outOf store: String, hub: Replica) throws -> (lo: UInt64, hi: UInt64, origin: String)? {
         var positioned: [PositionedOp] = []
         var cursor: UInt64 = 0
         for _ in 0..<10_000 {
@@ -147,7 +151,7 @@ extension Simulation {
         }
         guard let move else { return nil }
         let hi = positioned.filter { $0.op.origin == move.origin && $0.position >= move.lo }.map(\.position).max() ?? move.lo
-        return (move.lo, hi)
+        return (move.lo, hi, move.origin)
     }
 
     /// Records the PULLs the hub served and checks the hub's answer to a store's PUSH against
