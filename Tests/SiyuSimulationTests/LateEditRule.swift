@@ -148,6 +148,10 @@ extension Simulation {
             let was = winner?.1 == .text(store)
             if winner == nil || p.op.stamp > winner!.0 { winner = (p.op.stamp, value) }
             if was && winner?.1 != .text(store) { move = (p.position, p.op.origin) }
+            // The store's own write arriving after later ones (pushed again after the hub's file went
+            // back, taken as a new instance in the restore grace): the customer was the store's for
+            // that PUSH and left it there.
+            else if !was && value == .text(store) && winner?.1 != .text(store) && p.op.origin == store { move = (p.position, p.op.origin) }
         }
         guard let move else { return nil }
         let hi = positioned.filter { $0.op.origin == move.origin && $0.position >= move.lo }.map(\.position).max() ?? move.lo
