@@ -66,7 +66,14 @@ extension Replica {
     /// out quarantined ones, at most `limit`. The one reader of a node's own ops to send.
     public func outbox(after seq: UInt64, limit: Int = .max) throws -> [Op] {
         try ReplicaError.wrap("reading the outbox") {
-            try opLog.ops(of: node, after: seq, limit: limit, skippingQuarantined: true)
+            let held = try opLog.ops(of: node, after: seq, limit: limit, skippingQuarantined: true)
+            // Own ops a replacing snapshot set aside (the hub had dropped them): pushed again only
+            // to a hub whose acked_seq is below them (one restored from an older backup).
+            var aside: [Op] = []
+            try db.cached("SELECT body FROM own_set_aside WHERE seq > ? ORDER BY seq LIMIT ?")
+                .query([.integer(Int64(clamping: seq)), .integer(Int64(max(0, limit)))]) { row in aside.append(try OpCoding.decode(row.blob(0))) }
+            guard !aside.isEmpty else { return held }
+            return Array((held + aside).sorted { $0.seq < $1.seq }.prefix(max(0, limit)))
         }
     }
 

@@ -235,9 +235,13 @@ extension Replica {
         // node's scope, and those that left it (SPEC section 7, "Transfers") — own ops included.
         let quarantined = Set(try nodeSync.quarantined().map(\.seq))
         let delete = try db.cached("DELETE FROM ops WHERE inst_kind = ? AND inst_id = ? AND origin = ? AND seq = ?")
+        let setAside = try db.cached("INSERT OR REPLACE INTO own_set_aside(seq, body) VALUES (?, ?)")
         for op in try opLog.ops(of: node, after: 0) where op.seq <= replacing.bound && !quarantined.contains(op.seq)
             && replacing.brought.contains(op.instance) && !replacing.broughtOwn.contains(op.seq) {
             try delete.run([.text(op.instance.kind.name), .text(op.instance.id), .text(node), .integer(Int64(clamping: op.seq))])
+            // Out of every merge, but kept: a hub restored from a backup older than its compaction
+            // may lack it, and then the node pushes it again (`outbox`).
+            try setAside.run([.integer(Int64(clamping: op.seq)), .blob(OpCoding.encode(op))])
         }
         for instance in replacing.ownInstances.sorted() { try remerge(instance, onlyOps: nil) }
         forgetCaches()

@@ -53,12 +53,16 @@ public enum ReplicaSchema {
     /// node that renumbered it while recovering its own ops: looked for by scanning the origin's
     /// range, only for an op older than the origin's acknowledged ones, so no index by stamp).
     /// `hub_first_clocks`: per instance whose first op compaction dropped, that op's clock (what
-    /// the restore grace reads as the instance's earliest held op).
+    /// the restore grace reads as the instance's earliest held op). `own_set_aside` (a node's): its
+    /// own ops a replacing snapshot made it forget (the hub had dropped them), each whole, out of
+    /// every merge, pushed again should a hub's acked_seq ever be below them (a hub restored from a
+    /// backup taken before it dropped them).
     static let version9 = """
         CREATE TABLE hub_dropped(origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, digest BLOB NOT NULL,
                                  PRIMARY KEY(origin, seq)) WITHOUT ROWID;
         CREATE TABLE hub_first_clocks(inst_kind TEXT NOT NULL, inst_id TEXT NOT NULL, hlc INTEGER NOT NULL,
                                       PRIMARY KEY(inst_kind, inst_id)) WITHOUT ROWID;
+        CREATE TABLE own_set_aside(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
         """
 
     /// Layout 8: the rows of a store's scope found by store (SPEC section 7, "Scope"): customers

@@ -175,6 +175,31 @@ import SiyuWire
         #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
     }
 
+    /// A replacing snapshot makes a node forget its own op the hub dropped (merged alone it would be
+    /// a current value again), but sets it aside: should a hub's acked_seq ever be below it (a hub
+    /// restored from a backup taken before it dropped the op), the node pushes it again.
+    @Test func anOwnOpTheHubDroppedLeavesTheNodesMergesButStaysInItsOutboxForAHubThatLacksIt() throws {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
+        let xihu = try StoreNode(w, "xihu", store: "xihu")
+        try pull(xihu, executor, ownOps: false)
+        let behind = xihu.cursor
+        for name in ["林一", "林二"] {
+            w.now += 1_000
+            try xihu.replica.editCustomer("c_x", ["name": .text(name)], by: "chenjing")
+            try push(xihu, w)
+        }
+        try pull(xihu, executor, ownOps: false)
+        try everyonePulled(w)
+        _ = try w.hub.compactLog()
+        #expect(try w.hub.hasDropped(origin: "xihu", seq: 1))
+        xihu.cursor = behind                                    // its file went back
+        #expect(try pull(xihu, executor, ownOps: false) == [.cursorTooOld])
+        #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
+        #expect(try xihu.replica.outbox(after: 0).map(\.seq) == [1, 2], "#1 set aside, #2 held")
+        #expect(try xihu.replica.outbox(after: 2).isEmpty)
+    }
+
     /// A compaction between two parts of a snapshot abandons it: `busy`, and the next PULL reads a
     /// new one.
     @Test func aSnapshotReadAcrossACompactionIsAbandoned() throws {

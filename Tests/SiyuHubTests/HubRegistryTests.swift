@@ -104,7 +104,7 @@ import SiyuTestSupport
         let db = try Database(path: path, mode: .readWrite)
         try db.execute("""
             DROP INDEX customers_by_owner_store; DROP INDEX staff_by_store; DROP INDEX orders_by_store; DROP INDEX group_chats_by_owner;
-            DROP TABLE hub_dropped; DROP TABLE hub_first_clocks;
+            DROP TABLE hub_dropped; DROP TABLE hub_first_clocks; DROP TABLE own_set_aside;
             DROP TABLE hub_nodes;
             CREATE TABLE hub_nodes(
                 node_id TEXT PRIMARY KEY, role TEXT NOT NULL, store_id TEXT, mac_key BLOB NOT NULL,
