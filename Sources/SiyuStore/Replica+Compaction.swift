@@ -41,7 +41,8 @@ public struct CompactionReport: Equatable, Sendable {
     public var resumeAfter: InstanceRef?
 }
 
-/// A hub's log compaction (docs/SCALING.md, "Compacting the log"; SPEC section 7, "Compaction"):
+/// A hub's log compaction (docs/SCALING.md, "The log grows with every op"; docs/OPERATIONS.md,
+/// "Compacting the log"; SPEC section 7, "Compaction"):
 /// it drops ops no merge can need any more, and keeps their numbers.
 ///
 /// What goes: a field write at a log position at or before the stable point (every registered

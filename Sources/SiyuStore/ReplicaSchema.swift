@@ -45,7 +45,7 @@ public enum ReplicaSchema {
         SchemaMigration(version: 9) { db in try db.execute(version9) },
     ]
 
-    /// Layout 9: `hub_dropped`, one row per op a hub's log compaction dropped (docs/SCALING.md,
+    /// Layout 9: `hub_dropped`, one row per op a hub's log compaction dropped (docs/OPERATIONS.md,
     /// "Compacting the log"): its origin and number, its stamp's clock and the first 8 bytes of the
     /// SHA-256 of its encoding with the number zeroed (`digest`). The number stays held — a PUSH of it
     /// again is a duplicate when it is the same op, an identity conflict when it is another — and
