@@ -182,43 +182,30 @@ import SiyuWire
         let w = try World()
         let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
         let xihu = try StoreNode(w, "xihu", store: "xihu")
-        try pull(xihu, executor, ownOps: false)
+        try xihu.sync(executor, ownOps: false)
         let behind = xihu.cursor
         for name in ["林一", "林二"] {
             w.now += 1_000
             try xihu.replica.editCustomer("c_x", ["name": .text(name)], by: "chenjing")
             try push(xihu, w)
         }
-        try pull(xihu, executor, ownOps: false)
+        try xihu.sync(executor, ownOps: false)
         try everyonePulled(w)
         _ = try w.hub.compactLog()
         #expect(try w.hub.hasDropped(origin: "xihu", seq: 1))
         xihu.cursor = behind                                    // its file went back
-        #expect(try pull(xihu, executor, ownOps: false) == [.cursorTooOld])
+        #expect(try xihu.sync(executor, ownOps: false) == [.cursorTooOld])
         #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
         #expect(try xihu.replica.outbox(after: 0).map(\.seq) == [1, 2], "#1 set aside, #2 held")
         #expect(try xihu.replica.outbox(after: 2).isEmpty)
     }
 
     /// A compaction between two parts of a snapshot abandons it: `busy`, and the next PULL reads a
-    /// new one.
+    /// new one. (A store at cursor 0 below the floor of a first compaction gets the snapshot.)
     @Test func aSnapshotReadAcrossACompactionIsAbandoned() throws {
         let w = try World()
         let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
         for name in ["林一", "林二"] { #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", name)]) == nil) }
-        guard case let .startSnapshot(id, _, _) = executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) else {
-            // A store at cursor 0 with bootstrap snapshots off reads CHANGES: force one by a floor.
-            return try aSnapshotReadAcrossACompactionIsAbandonedAfterAFirstCompaction(w, executor)
-        }
-        try everyonePulled(w)
-        #expect(try w.hub.compactLog().opsDropped >= 1)
-        guard case let .failed(code, message) = executor.execute(.readSnapshotPart(node: "xihu", snapshotID: id, part: 0)) else {
-            Issue.record("the snapshot went on across a compaction"); return
-        }
-        #expect(code == .busy && message.contains("compacted"))
-    }
-
-    func aSnapshotReadAcrossACompactionIsAbandonedAfterAFirstCompaction(_ w: World, _ executor: HubStoreExecutor) throws {
         try everyonePulled(w)
         #expect(try w.hub.compactLog().opsDropped >= 1)
         guard case let .startSnapshot(id, _, reason) = executor.execute(.readChanges(node: "xihu", after: 0, byteBudget: 1 << 20, schemaVersion: 1, ownOps: false)) else {
@@ -232,36 +219,6 @@ import SiyuWire
             Issue.record("the snapshot went on across a compaction"); return
         }
         #expect(code == .busy && message.contains("compacted"))
-    }
-
-    /// Pulls for `node` (own ops included while it recovers them) until caught up: CHANGES, or a
-    /// snapshot in parts. Returns the snapshot reasons met.
-    @discardableResult
-    func pull(_ node: StoreNode, _ executor: HubStoreExecutor, ownOps: Bool) throws -> [SnapshotReason] {
-        var reasons: [SnapshotReason] = []
-        for _ in 0..<100 {
-            switch executor.execute(.readChanges(node: node.name, after: node.cursor, byteBudget: 1 << 20, schemaVersion: 1, ownOps: ownOps)) {
-            case let .changes(ops, next, more, _):
-                _ = try node.replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next, caughtUp: !more)
-                node.cursor = next
-                if !more { return reasons }
-            case let .startSnapshot(id, at, reason):
-                reasons.append(reason)
-                try node.replica.beginSnapshotLoad(replacingAbove: try node.hub.registeredNode(node.name)?.ackedSeq ?? 0)
-                while true {
-                    guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: node.name, snapshotID: id, part: 0)) else {
-                        Issue.record("no snapshot part"); return reasons
-                    }
-                    try node.replica.applySnapshotChunk(ChangeSet(ops: ops))
-                    if last { break }
-                }
-                try node.replica.finishSnapshot(cursor: at)
-                node.cursor = at
-            case let other:
-                Issue.record("unexpected \(other)"); return reasons
-            }
-        }
-        return reasons
     }
 
     /// Pushes the node's outbox after the hub's acked_seq and records the acknowledgement.
@@ -283,7 +240,7 @@ import SiyuWire
         let w = try World()
         let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
         let xihu = try StoreNode(w, "xihu", store: "xihu")
-        try pull(xihu, executor, ownOps: false)
+        try xihu.sync(executor, ownOps: false)
         w.now += 1_000
         try xihu.replica.editCustomer("c_x", ["name": .text("林一")], by: "chenjing")         // #1
         try push(xihu, w)
@@ -298,7 +255,7 @@ import SiyuWire
             try reopened.replica.editCustomer("c_x", ["name": .text(name)], by: "chenjing")
         }
         try push(reopened, w)
-        try pull(reopened, executor, ownOps: false)
+        try reopened.sync(executor, ownOps: false)
         try everyonePulled(w)
         _ = try w.hub.compactLog()
         #expect(try w.hub.hasDropped(origin: "xihu", seq: 2), "林二 was overwritten by 林三 alone")
@@ -315,14 +272,14 @@ import SiyuWire
         let hubAcked = try #require(try w.hub.registeredNode("xihu")).ackedSeq
         #expect(hubAcked == 3)
         try cut.replica.beginOwnOpsRecovery(through: hubAcked)
-        let reasons = try pull(cut, executor, ownOps: true)
+        let reasons = try cut.sync(executor, ownOps: true)
         #expect(reasons == [.cursorTooOld], "the file's cursor is below the floor")
         try cut.replica.finishOwnOpsRecovery(through: hubAcked)
         let renumbered = try cut.replica.outbox(after: hubAcked)
         #expect(renumbered.map(\.stamp) == [afterCut.stamp] && renumbered.first?.seq == 4)
         try push(cut, w)
         #expect(try w.hub.rows(of: .customers, where: "customer_id", equals: "c_x").first?["phone"]?.textValue == "13900000000")
-        try pull(cut, executor, ownOps: false)
+        try cut.sync(executor, ownOps: false)
         #expect(try cut.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
         cut.replica.close()
     }

@@ -36,20 +36,23 @@ import SiyuWire
             replica = try Replica(path: path, options: ReplicaOptions(wallClock: { [unowned w] in w.now }))
         }
 
-        /// Pulls until caught up, CHANGES of about `byteBudget` bytes at a time.
-        func sync(_ executor: HubStoreExecutor, byteBudget: Int = 1 << 20) throws {
+        /// Pulls until caught up, CHANGES of about `byteBudget` bytes at a time (the node's own ops
+        /// too with `ownOps`, as a node recovering them pulls); the snapshot reasons it met.
+        @discardableResult
+        func sync(_ executor: HubStoreExecutor, byteBudget: Int = 1 << 20, ownOps: Bool = false) throws -> [SnapshotReason] {
+            let before = reasons.count
             for _ in 0..<1_000 {
-                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: byteBudget, schemaVersion: 1, ownOps: false)) {
+                switch executor.execute(.readChanges(node: name, after: cursor, byteBudget: byteBudget, schemaVersion: 1, ownOps: ownOps)) {
                 case let .changes(ops, next, more, _):
                     _ = try replica.applyChanges(ChangeSet(ops: ops.map(\.op)), nextCursor: next, caughtUp: !more)
                     cursor = next
-                    if !more { return }
+                    if !more { return Array(reasons[before...]) }
                 case let .startSnapshot(id, at, reason):
                     reasons.append(reason)
                     try replica.beginSnapshotLoad(replacingAbove: try hub.registeredNode(name)?.ackedSeq ?? 0)
                     while true {
                         guard case let .snapshotPart(ops, last, _, _) = executor.execute(.readSnapshotPart(node: name, snapshotID: id, part: 0)) else {
-                            Issue.record("no snapshot part"); return
+                            Issue.record("no snapshot part"); return Array(reasons[before...])
                         }
                         try replica.applySnapshotChunk(ChangeSet(ops: ops))
                         if last { break }
@@ -57,9 +60,10 @@ import SiyuWire
                     try replica.finishSnapshot(cursor: at)
                     cursor = at
                 case let other:
-                    Issue.record("unexpected \(other)"); return
+                    Issue.record("unexpected \(other)"); return Array(reasons[before...])
                 }
             }
+            return Array(reasons[before...])
         }
     }
 
