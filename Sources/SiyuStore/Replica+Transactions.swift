@@ -243,6 +243,9 @@ extension Replica {
             // may lack it, and then the node pushes it again (`outbox`).
             try setAside.run([.integer(Int64(clamping: op.seq)), .blob(OpCoding.encode(op))])
         }
+        // Every instance of an own op, not only those that lost one: the chunks merged only the
+        // instances they brought new ops of (an own op brought again is a duplicate, merged
+        // nothing), and every row went when the load began.
         for instance in replacing.ownInstances.sorted() { try remerge(instance, onlyOps: nil) }
         forgetCaches()
         if ownOpsRecovery != nil {
