@@ -82,7 +82,7 @@ let package = Package(
         .target(name: "SiyuPropertySupport", dependencies: ["SiyuStore", "SiyuCore"], path: "Tests/SiyuPropertySupport"),
         .testTarget(name: "SiyuStoreTests", dependencies: ["SiyuStore", "SiyuCore", "SiyuSQLite", "SiyuPropertySupport", "SiyuTestSupport"],
                     exclude: ["Golden"]),   // replica files of old layouts, read by path
-        .testTarget(name: "SiyuHubTests", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore", "SiyuTestSupport"],
+        .testTarget(name: "SiyuHubTests", dependencies: ["SiyuHub", "SiyuNet", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore", "SiyuProbe", "SiyuTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
         // Hub and node executors together over SiyuSession's MemoryTransport, with real replicas.
         .testTarget(name: "SiyuNodeTests", dependencies: ["SiyuNode", "SiyuHub", "SiyuSession", "SiyuStore", "SiyuWire", "SiyuCore", "SiyuTestSupport"],

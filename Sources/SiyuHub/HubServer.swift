@@ -97,6 +97,11 @@ public final class HubServer: @unchecked Sendable {
     public let reader: HubReader
     private let writerQueue = DispatchQueue(label: "siyu.hub.writer")
     private let readerQueue = DispatchQueue(label: "siyu.hub.reader")
+    /// AUTH's registration reads, on a read-only connection and a queue of their own: a flood of
+    /// handshakes (anyone can start one) never queues ahead of an authenticated node's PULL on
+    /// `readerQueue`, and its answers are background work of the loop (`Priority.background`).
+    private let handshakeReader: HubReader
+    private let handshakeQueue = DispatchQueue(label: "siyu.hub.handshakes")
     /// Copies the WAL into the file off the writer (`checkpointPassively`), on a connection of its
     /// own: used only on `checkpointQueue`.
     private let checkpointer: Replica
@@ -140,6 +145,11 @@ public final class HubServer: @unchecked Sendable {
     private var digestBudget: RequestBudget
     /// New connections per client address (`Configuration.acceptsPerSecond`).
     private var acceptBudget: RequestBudget
+    /// Connections not authenticated yet, in all and per client address: counted as a connection
+    /// starts, and no more once it authenticates, its session closes or it is gone
+    /// (`countPending`, `uncountPending`), so admitting one costs the same at 4,000 stores as at 4.
+    private var pendingCount = 0
+    private var pendingByHost: [String: Int] = [:]
     /// Connections refused for the accept budget since the last log line about each address.
     private var refusedAccepts: [String: (count: Int, loggedAt: SessionInstant?)] = [:]
     /// A slice of re-merging customers that hold a changed tag is scheduled or running.
@@ -164,6 +174,9 @@ public final class HubServer: @unchecked Sendable {
         options.cacheMegabytes = HubServer.readerCacheMegabytes
         reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
                            logEpoch: executor.logEpoch, snapshotPartMillis: configuration.snapshotPartMillis)
+        options.cacheMegabytes = 1
+        handshakeReader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
+                                    logEpoch: executor.logEpoch)
         checkpointer = try Replica(path: executor.replica.path, options: ReplicaOptions(cacheMegabytes: 1))
         try executor.replica.setAutomaticCheckpoint(afterPages: HubServer.writerCheckpointPages)
         self.log = log
@@ -193,7 +206,11 @@ public final class HubServer: @unchecked Sendable {
     /// Loop thread, or before the loop runs.
     @discardableResult
     public func start() throws(NetError) -> SocketAddress {
+        // Accepting and the handshakes before authentication are background work of the loop
+        // (`Priority.background`): a flood of connections never sits between a known node and its
+        // answers for more than the loop's background budget a turn.
         let listener = try Listener(bindingTo: configuration.listen, on: loop, connectionOptions: configuration.connectionOptions,
+                                    priority: .background,
                                     onError: { [log] error in log.write(.error, "hub accept failed: \(error)") },
                                     onAccept: { [weak self] connection in self?.accept(connection) })
         self.listener = listener
@@ -281,11 +298,22 @@ public final class HubServer: @unchecked Sendable {
         try? loop.execute(work)
     }
 
-    /// Carries out a store effect off the loop — a read on the reader, a PUSH on the writer — and
-    /// hands its result to `done` on the loop thread.
+    /// Carries out a store effect off the loop — AUTH's registration read on the handshake
+    /// reader, another read on the reader, a PUSH on the writer — and hands its result to `done`
+    /// on the loop thread (AUTH's in the background part of a turn).
     fileprivate func perform(_ effect: HubEffect, _ done: @escaping (HubEffectResult) -> Void) {
         let done = UncheckedSendable(done)
-        if HubReader.reads(effect) {
+        if case .authorize = effect {
+            let reader = handshakeReader, loop = loop
+            handshakeQueue.async {
+                let result: HubEffectResult
+                switch reader.read(effect) {
+                case let .answered(answer, _): result = answer
+                case .notYet: result = .failed(.internalError, "the hub's registration read was not answered")   // AUTH's never waits
+                }
+                try? loop.executeInBackground { done.value(result) }
+            }
+        } else if HubReader.reads(effect) {
             let reader = reader, executor = executor, writerQueue = writerQueue
             readerQueue.async {
                 switch reader.read(effect) {
@@ -388,6 +416,7 @@ public final class HubServer: @unchecked Sendable {
     /// Waits until the store work queued so far is done (call after the loop stopped, before the
     /// replica is closed or marked stopped cleanly).
     public func waitForStoreWork() {
+        handshakeQueue.sync {}
         readerQueue.sync {}
         writerQueue.sync {}
         let checkpointer = UncheckedSendable(self.checkpointer)
@@ -448,18 +477,18 @@ public final class HubServer: @unchecked Sendable {
 
     private func accept(_ connection: TCPConnection) {
         guard !stopping else { connection.close(); return }
-        let pending = drivers.values.filter { $0.session.state != .ready && !$0.closed }.count
+        let pending = pendingCount
         if pending >= configuration.maxPendingConnections {
             log.write(.warn, "hub refused a connection from \(connection.remoteAddress): too many unauthenticated connections, "
                       + "\(pending) in all (at most \(configuration.maxPendingConnections))")
-            connection.close()
+            connection.reset()
             return
         }
         // Behind a terminator the TCP peer is the terminator: the client is judged once the PROXY
         // header names it (`HubConnectionDriver.readProxyHeader`).
         if !configuration.proxyProtocol,
            !admitsClient(connection.remoteAddress.hostDescription, peer: connection.remoteAddress.description) {
-            connection.close()
+            connection.reset()
             return
         }
         let number = nextConnectionNumber
@@ -467,6 +496,8 @@ public final class HubServer: @unchecked Sendable {
         let driver = HubConnectionDriver(server: self, connection: connection, number: number,
                                          session: HubSession(configuration.session, nonce: nonceSource(), now: now()))
         drivers[ObjectIdentifier(driver)] = driver
+        countPending(driver)
+        connection.priority = .background
         if configuration.proxyProtocol { driver.readProxyHeader() }
         driver.start()
     }
@@ -477,7 +508,7 @@ public final class HubServer: @unchecked Sendable {
     /// the caller closes the connection.
     fileprivate func admitsClient(_ host: String, peer: String, excluding driver: HubConnectionDriver? = nil) -> Bool {
         guard admitConnection(from: host, peer: peer) else { return false }
-        let fromHost = drivers.values.filter { $0 !== driver && $0.host == host && $0.session.state != .ready && !$0.closed }.count
+        let fromHost = pendingByHost[host, default: 0] - (driver?.pendingHost == host ? 1 : 0)
         guard fromHost >= configuration.maxPendingPerAddress else { return true }
         log.write(.warn, "hub refused a connection from \(peer)\(driver == nil ? "" : " (PROXY header)"): too many unauthenticated connections, "
                   + "\(fromHost) from \(host) (at most \(configuration.maxPendingPerAddress) per address)")
@@ -532,8 +563,29 @@ public final class HubServer: @unchecked Sendable {
     }
 
     fileprivate func finished(_ driver: HubConnectionDriver) {
+        uncountPending(driver)
         drivers[ObjectIdentifier(driver)] = nil
     }
+
+    /// Counts `driver` as not authenticated yet, under its client address now (once).
+    fileprivate func countPending(_ driver: HubConnectionDriver) {
+        guard driver.pendingHost == nil else { return }
+        driver.pendingHost = driver.host
+        pendingCount += 1
+        pendingByHost[driver.host, default: 0] += 1
+    }
+
+    /// `driver` authenticated, closed, or is about to be counted under another address.
+    fileprivate func uncountPending(_ driver: HubConnectionDriver) {
+        guard let host = driver.pendingHost else { return }
+        driver.pendingHost = nil
+        pendingCount -= 1
+        let left = pendingByHost[host, default: 1] - 1
+        pendingByHost[host] = left > 0 ? left : nil
+    }
+
+    /// Connections counted as not authenticated: (in all, per address) — for tests.
+    var pendingCounts: (total: Int, byHost: [String: Int]) { (pendingCount, pendingByHost) }
 
     /// The loop's clock as a session instant.
     fileprivate func now() -> SessionInstant { loop.sessionNow }
@@ -552,6 +604,8 @@ private final class HubConnectionDriver {
     private(set) var peer: String
     /// The client's address without the port.
     private(set) var host: String
+    /// The address this connection is counted under as not authenticated yet (nil: not counted).
+    var pendingHost: String?
 
     init(server: HubServer, connection: TCPConnection, number: UInt64, session: HubSession) {
         self.server = server
@@ -563,6 +617,7 @@ private final class HubConnectionDriver {
         var handlers = SessionHost<HubSession>.Handlers(perform: { [unowned self] effect, _ in self.perform(effect) })
         handlers.report = { [unowned self] event in self.report(event) }
         handlers.closing = { [unowned self] reason in
+            self.server.uncountPending(self)
             self.server.log.write(reason.isRetryable ? .info : .warn, "\(self.who) closing: \(reason)")
         }
         handlers.sendFailed = { [unowned self] error in self.server.log.write(.warn, "\(self.who) write failed: \(error)") }
@@ -613,10 +668,12 @@ private final class HubConnectionDriver {
             case let .header(source, length):
                 if let source {
                     self.server.log.write(.info, "\(self.who) is the client \(source) (PROXY header)")
+                    self.server.uncountPending(self)
                     self.peer = source.description
                     self.host = source.hostDescription
                 }
                 guard self.server.admitsClient(self.host, peer: self.peer, excluding: self) else { throw Refused() }
+                self.server.countPending(self)
                 return length
             }
         }
@@ -679,6 +736,8 @@ private final class HubConnectionDriver {
         switch event {
         case let .authenticated(node, _, acked, head):
             log.write(.info, "\(who) auth ok: acked_seq \(acked), log head \(head)")
+            server.uncountPending(self)
+            connection.priority = .normal
             server.supersede(node, by: self)
         case let .authenticationRefused(_, why):
             log.write(.warn, "\(who) auth refused: \(why)")

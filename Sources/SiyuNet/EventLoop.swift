@@ -38,6 +38,17 @@ public struct IOEvents: OptionSet, Hashable, Sendable {
     }
 }
 
+/// When a ready descriptor's handler runs within a turn of its loop.
+public enum Priority: Sendable {
+    /// At once, in the order epoll reported.
+    case normal
+    /// After the turn's normal handlers, closures and timers, and only for as long as
+    /// `EventLoop.backgroundBudget` allows: what is left waits for the next turn (epoll reports it
+    /// again). For work a peer can make in bulk — accepting connections, handshakes not yet
+    /// authenticated — so it never sits between a known peer and its answer for more than a budget.
+    case background
+}
+
 /// A descriptor registered with an event loop, and the handler its events go to. Returned by
 /// `EventLoop.register`; change it only through the loop, on the loop's thread. The loop keeps the
 /// registration (and so its handler and whatever the handler captures) alive until `deregister`.
@@ -46,6 +57,8 @@ public final class Registration {
     public let descriptor: Int32
     /// The current interest.
     public internal(set) var interest: Interest
+    /// When its handler runs in a turn (loop thread only; takes effect from the next event).
+    public var priority: Priority = .normal
     /// False once deregistered (or the loop stopped).
     public internal(set) var isRegistered = true
 
@@ -81,9 +94,13 @@ public final class Registration {
 /// or while the loop is not running (before `run()`, after it returned), when the caller is the only
 /// thread using it.
 ///
-/// **Order in one turn of the loop:** handlers of ready descriptors, then the closures from
-/// `execute` (in the order given), then deferred work of this loop's own objects, then the timers that
-/// are due (earliest deadline first; equal deadlines in the order scheduled).
+/// **Order in one turn of the loop:** handlers of ready descriptors of `.normal` priority, then the
+/// closures from `execute` (in the order given), then deferred work of this loop's own objects, then
+/// the timers that are due (earliest deadline first; equal deadlines in the order scheduled), then
+/// the closures from `executeInBackground` (in the order given) and the handlers of ready
+/// `.background` descriptors in the order epoll reported them, until `backgroundBudget` is spent
+/// (at least one a turn); the rest wait for the next turn (every registration is level-triggered:
+/// epoll reports it again), so none starves while its loop turns.
 ///
 /// **Stopping.** `stop()` ends the current turn; closures already handed to `execute` still run,
 /// later ones are refused (`NetError.loopStopped`); every registration's owner is told to close
@@ -107,6 +124,7 @@ public final class EventLoop: @unchecked Sendable {
     private var state = State.idle
     private var loopThread: pthread_t?
     private var tasks: [@Sendable () -> Void] = []
+    private var backgroundTasks: [@Sendable () -> Void] = []
     private var wakePending = false
     private var runError: NetError?
 
@@ -115,6 +133,15 @@ public final class EventLoop: @unchecked Sendable {
     private var nextRegistrationID: UInt64 = 1
     private var timers = TimerQueue()
     private var deferred: [() -> Void] = []
+    /// Background closures moved over from `backgroundTasks`, not yet run (`runBackground`).
+    private var backgroundQueue: [@Sendable () -> Void] = []
+    /// Background events of this turn, handled after everything else (`runBackground`).
+    private var backgroundReady: [(id: UInt64, events: UInt32)] = []
+    /// How long one turn runs background handlers (wall time; at least one handler runs). Loop
+    /// thread, or before the loop runs.
+    public var backgroundBudget: Duration = .milliseconds(1)
+    /// Turns that left background events for the next (for tests and the bench).
+    public private(set) var backgroundDeferrals = 0
 
     /// A loop that does not run yet: call `run()` on the thread that should be its thread, or use
     /// `start(name:clock:)`. `clock` defaults to CLOCK_MONOTONIC.
@@ -216,6 +243,21 @@ public final class EventLoop: @unchecked Sendable {
             throw NetError.loopStopped
         }
         tasks.append(work)
+        condition.unlock()
+        signalWake(force: false)
+    }
+
+    /// Runs `work` on the loop thread in the background part of a turn (`Priority.background`):
+    /// after everything else, under the turn's background budget, in the order given. Any thread.
+    /// For the rest of work a peer started in the background (a handshake's answer from another
+    /// thread). Throws `NetError.loopStopped` once `stop()` was called.
+    public func executeInBackground(_ work: @escaping @Sendable () -> Void) throws(NetError) {
+        condition.lock()
+        guard state == .idle || state == .running else {
+            condition.unlock()
+            throw NetError.loopStopped
+        }
+        backgroundTasks.append(work)
         condition.unlock()
         signalWake(force: false)
     }
@@ -378,18 +420,58 @@ public final class EventLoop: @unchecked Sendable {
             if data == 0 {
                 drainWake()
             } else if let registration = registrations[data], let handler = registration.handler {
-                handler(IOEvents(epoll: events))
+                if registration.priority == .background {
+                    backgroundReady.append((data, events))
+                } else {
+                    handler(IOEvents(epoll: events))
+                }
             }
         }
         let keepRunning = runTasks()
         runDeferred()
         runTimers()
+        runBackground()
         return keepRunning
     }
 
-    /// Milliseconds epoll may sleep: 0 with deferred work, until the next timer, or forever.
+    /// Runs background closures, then this turn's background handlers, until `backgroundBudget` is
+    /// spent, at least one. A handler deregistered meanwhile is skipped; one whose registration
+    /// became `.normal` runs. Closures left wait for the next turn, which then does not sleep.
+    private func runBackground() {
+        defer { backgroundReady.removeAll(keepingCapacity: true) }
+        // Real time, whatever `clock` is: the budget is about the thread's time, not the timers'.
+        let budget = UInt64(max(0, backgroundBudget.nanosecondsClamped))
+        let start = SystemClock().now().nanoseconds
+        var ran = 0
+        func spent() -> Bool { ran > 0 && SystemClock().now().nanoseconds &- start >= budget }
+        condition.withLock {
+            backgroundQueue.append(contentsOf: backgroundTasks)
+            backgroundTasks.removeAll(keepingCapacity: true)
+        }
+        var taken = 0
+        while taken < backgroundQueue.count, !spent() {
+            let task = backgroundQueue[taken]
+            taken += 1
+            task()
+            ran += 1
+        }
+        backgroundQueue.removeFirst(taken)
+        var handled = 0
+        for ready in backgroundReady {
+            if spent() { break }
+            if let registration = registrations[ready.id], let handler = registration.handler {
+                handler(IOEvents(epoll: ready.events))
+            }
+            handled += 1
+            ran += 1
+        }
+        if handled < backgroundReady.count || !backgroundQueue.isEmpty { backgroundDeferrals += 1 }
+    }
+
+    /// Milliseconds epoll may sleep: 0 with deferred work or background closures left, until the
+    /// next timer, or forever.
     private func waitTimeout() -> Int32 {
-        if !deferred.isEmpty { return 0 }
+        if !deferred.isEmpty || !backgroundQueue.isEmpty { return 0 }
         guard let next = timers.nextDeadline() else { return -1 }
         let nanoseconds = clock.now().nanoseconds(until: next)
         let milliseconds = nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 == 0 ? 0 : 1)
@@ -425,10 +507,12 @@ public final class EventLoop: @unchecked Sendable {
         condition.lock()
         state = .shuttingDown
         runError = failure
-        let remaining = tasks
+        let remaining = tasks + backgroundTasks
         tasks.removeAll()
+        backgroundTasks.removeAll()
         condition.unlock()
-        for task in remaining { task() }
+        for task in backgroundQueue + remaining { task() }
+        backgroundQueue.removeAll()
         // Owners close their descriptors (and deregister) in onLoopStop, in registration order.
         for registration in registrations.values.sorted(by: { $0.id < $1.id }) where registration.isRegistered {
             if let onLoopStop = registration.onLoopStop { onLoopStop() }

@@ -26,13 +26,16 @@ public final class Listener: @unchecked Sendable {
     private var onAccept: ((TCPConnection) -> Void)?
     private var onError: ((NetError) -> Void)?
     private var retryTimer: TimerHandle?
-    private let maxAcceptsPerEvent = 64
+    /// Accepts per readable event: with `.background` priority, about what one turn's budget holds.
+    private let maxAcceptsPerEvent = 16
 
     /// Binds `address`, listens and starts accepting. Errors name the address and say what to do:
     /// `.addressInUse`, `.addressNotAvailable`, `.permissionDenied`, or a `.systemCall` error.
+    /// `priority`: when the loop accepts within a turn (`.background`: after the connections it
+    /// already serves, for at most the loop's background budget a turn).
     public init(bindingTo address: SocketAddress, on loop: EventLoop, backlog: Int32 = 511,
                 connectionOptions: ConnectionOptions = ConnectionOptions(), retryDelay: Duration = .milliseconds(100),
-                onError: ((NetError) -> Void)? = nil, onAccept: @escaping (TCPConnection) -> Void) throws(NetError) {
+                priority: Priority = .normal, onError: ((NetError) -> Void)? = nil, onAccept: @escaping (TCPConnection) -> Void) throws(NetError) {
         loop.preconditionInEventLoop()
         self.loop = loop
         self.connectionOptions = connectionOptions
@@ -55,6 +58,7 @@ public final class Listener: @unchecked Sendable {
         registration = try loop.register(descriptor: fd, interest: .read,
                                          onLoopStop: { [self] in self.close() },
                                          handler: { [self] _ in self.acceptAvailable() })
+        registration?.priority = priority
     }
 
     /// Whether the listener still accepts (or pauses after running out of descriptors).

@@ -103,12 +103,19 @@ public final class TCPConnection: @unchecked Sendable {
             registration = try loop.register(descriptor: fd, interest: desiredInterest,
                                               onLoopStop: { [self] in self.finish(.loopStopped) },
                                               handler: { [self] events in self.handle(events) })
+            registration?.priority = priority
         } catch {
             self.handler = nil
             state = .closed
             descriptor.close()
             throw error
         }
+    }
+
+    /// When the loop runs this connection's reads and writes within a turn (`Priority`): set it
+    /// before or after `start`, on the loop thread.
+    public var priority: Priority = .normal {
+        didSet { registration?.priority = priority }
     }
 
     /// Whether the connection is open (not yet closed for any reason; true before `start`).
@@ -165,6 +172,19 @@ public final class TCPConnection: @unchecked Sendable {
     /// Closes now: unsent bytes are dropped. Reported as `.closed(.closedLocally)`. Idempotent.
     public func close() {
         loop.preconditionInEventLoop()
+        finish(.closedLocally)
+    }
+
+    /// Closes now with a TCP reset (SO_LINGER of zero) instead of the orderly end: unsent bytes are
+    /// dropped, the peer reads "connection reset", and this side keeps no TIME_WAIT state for it —
+    /// for a connection refused at once, where a flood of them would otherwise leave a minute of
+    /// TIME_WAIT sockets each. Reported as `.closed(.closedLocally)`. Idempotent.
+    public func reset() {
+        loop.preconditionInEventLoop()
+        if state != .closed, let fd = descriptor.rawValue {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
         finish(.closedLocally)
     }
 

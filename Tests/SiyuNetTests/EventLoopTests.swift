@@ -140,6 +140,72 @@ struct EventLoopTests {
         }
     }
 
+    @Test("In one turn, background closures and handlers run after the normal handlers, the closures handed in and the timers due")
+    func backgroundHandlersRunLast() async throws {
+        try await withLoop { loop in
+            let pipes = try (0..<2).map { _ in try ReadyPipe() }
+            defer { pipes.forEach { $0.close() } }
+            let order = Locked<[String]>([])
+            try await onLoop(loop) {
+                // Both readable before the next turn's wait: it reports both, and the wakeup.
+                let background = try loop.register(descriptor: pipes[0].readEnd, interest: .read) { _ in
+                    pipes[0].drain()
+                    order.withLock { $0.append("background") }
+                }
+                background.priority = .background
+                _ = try loop.register(descriptor: pipes[1].readEnd, interest: .read) { _ in
+                    pipes[1].drain()
+                    order.withLock { $0.append("normal") }
+                }
+                try loop.execute {
+                    order.withLock { $0.append("closure") }
+                    loop.scheduleTimer(after: .zero) { order.withLock { $0.append("timer") } }
+                    try? loop.executeInBackground { order.withLock { $0.append("background closure") } }
+                }
+            }
+            #expect(await waitUntil { order.value.count == 5 })
+            #expect(order.value == ["normal", "closure", "timer", "background closure", "background"])
+        }
+    }
+
+    @Test("Background handlers stop for the turn once its budget is spent and run in later turns: none starves")
+    func backgroundBudgetDefersTheRest() async throws {
+        try await withLoop { loop in
+            let pipes = try (0..<3).map { _ in try ReadyPipe() }
+            defer { pipes.forEach { $0.close() } }
+            let handled = Locked<[Int]>([])
+            try await onLoop(loop) {
+                loop.backgroundBudget = .zero   // one background handler a turn
+                for (i, pipe) in pipes.enumerated() {
+                    let registration = try loop.register(descriptor: pipe.readEnd, interest: .read) { _ in
+                        pipe.drain()
+                        handled.withLock { $0.append(i) }
+                    }
+                    registration.priority = .background
+                }
+            }
+            #expect(await waitUntil { handled.value.count == 3 })
+            #expect(handled.value.sorted() == [0, 1, 2])
+            // Three ready at once, one a turn: the first two turns each left the rest for later.
+            #expect(try await onLoop(loop) { loop.backgroundDeferrals } == 2)
+        }
+    }
+
+    @Test("Background closures beyond a turn's budget run in the next turns, in the order given, the loop not sleeping meanwhile")
+    func backgroundClosuresCarryOver() async throws {
+        try await withLoop { loop in
+            let ran = Locked<[Int]>([])
+            try await onLoop(loop) {
+                loop.backgroundBudget = .zero   // one background closure a turn
+                for i in 0..<5 { try loop.executeInBackground { ran.withLock { $0.append(i) } } }
+            }
+            // Nothing else wakes the loop: each turn after the first runs one closure without waiting.
+            #expect(await waitUntil { ran.value.count == 5 })
+            #expect(ran.value == [0, 1, 2, 3, 4])
+            #expect(try await onLoop(loop) { loop.backgroundDeferrals } >= 4)
+        }
+    }
+
     @Test("run() on a loop stopped before it ran returns at once")
     func stopBeforeRun() throws {
         let loop = try EventLoop()

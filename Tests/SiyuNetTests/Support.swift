@@ -140,3 +140,29 @@ func connectFrames(to address: SocketAddress, on loop: EventLoop, log: FrameLog,
         }
     }
 }
+
+/// A non-blocking pipe with one byte already in it: its read end is readable until drained.
+struct ReadyPipe: Sendable {
+    let readEnd: Int32
+    let writeEnd: Int32
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TestTimeout(what: "pipe() failed: errno \(errno)") }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        (readEnd, writeEnd) = (fds[0], fds[1])
+        var byte: UInt8 = 1
+        _ = write(writeEnd, &byte, 1)
+    }
+
+    /// Reads what is there, so the read end is no longer readable.
+    func drain() {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        _ = read(readEnd, &bytes, bytes.count)
+    }
+
+    func close() {
+        _ = Glibc.close(readEnd)
+        _ = Glibc.close(writeEnd)
+    }
+}

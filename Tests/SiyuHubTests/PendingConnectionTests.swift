@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import SiyuCore
+@testable import SiyuHub
+import SiyuNet
+import SiyuProbe
+import SiyuSession
+import SiyuStore
+import SiyuTestSupport
+
+/// The hub's count of connections not authenticated yet (what `maxPendingConnections` and
+/// `maxPendingPerAddress` are held against) follows its connections: kept as counters rather than
+/// counted over every connection at each accept, it must come back down whichever way a
+/// connection stops being pending.
+@Suite struct PendingConnectionTests {
+    @Test(.timeLimit(.minutes(1))) func thePendingCountFollowsConnectionsThatAuthenticateCloseOrFail() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let replica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub-hz", role: .hq))
+        let secret = Array("s1-secret".utf8)
+        try replica.registerNode("s1", role: .store, store: "s1", newStore: true, secret: secret, iterations: 8)
+        let executor = try HubStoreExecutor(replica: replica, options: .init())
+        let loop = try EventLoop()
+        // A handshake timeout far beyond the test: a connection that says nothing stays pending
+        // however slowly the test runs beside others.
+        let session = HubSession.Configuration(hubID: "hub-hz", policy: KeepalivePolicy(idleTimeoutMillis: 600_000, handshakeTimeoutMillis: 600_000))
+        let server = try HubServer(loop: loop, executor: executor, configuration: .init(session: session, listen: .loopbackIPv4(port: 0)),
+                                   log: .silent)
+        let address = try server.start()
+        let thread = Thread { try? loop.run() }
+        thread.start()
+        defer {
+            try? loop.execute { server.shutdown(reason: "test over") }
+            loop.stop()
+            _ = loop.waitForStop(timeout: .seconds(10))
+            server.waitForStoreWork()
+            replica.close()
+        }
+        func counts() async throws -> (Int, Int) {
+            let c = try await loop.submit { let c = server.pendingCounts; return (c.total, c.byHost.count) }
+            return c
+        }
+        func settles(to total: Int) async throws -> Bool {
+            for _ in 0..<500 {
+                if try await counts().0 == total { return true }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return false
+        }
+
+        let raw = try (0..<3).map { _ in try RawClient(hub: address) }
+        #expect(try await settles(to: 3), "three connections that said nothing yet")
+        #expect(try await counts().1 == 1, "all from 127.0.0.1")
+
+        let node = try RawClient(hub: address)
+        guard case .welcome? = node.handshake(node: "s1", secret: secret) else {
+            Issue.record("s1 was not welcomed")
+            return
+        }
+        #expect(try await settles(to: 3), "an authenticated connection is not pending")
+
+        raw[0].close()
+        raw[1].close()
+        #expect(try await settles(to: 1), "closed by the client")
+
+        let wrong = try RawClient(hub: address)
+        _ = wrong.handshake(node: "s1", secret: Array("not-it".utf8))
+        #expect(wrong.closes(within: 10))
+        #expect(try await settles(to: 1), "refused and closed by the hub")
+
+        raw[2].close()
+        node.close()
+        #expect(try await settles(to: 0))
+        #expect(try await counts().1 == 0, "no address left with a count")
+    }
+}
