@@ -300,7 +300,7 @@ public final class HubServer: @unchecked Sendable {
 
     /// Carries out a store effect off the loop — AUTH's registration read on the handshake
     /// reader, another read on the reader, a PUSH on the writer — and hands its result to `done`
-    /// on the loop thread (AUTH's in the background part of a turn).
+    /// on the loop thread (AUTH's and snapshot parts' in the background part of a turn).
     fileprivate func perform(_ effect: HubEffect, _ done: @escaping (HubEffectResult) -> Void) {
         let done = UncheckedSendable(done)
         if case .authorize = effect {
@@ -323,13 +323,17 @@ public final class HubServer: @unchecked Sendable {
                         if case let .cursor(node, cursor) = write { return (node, cursor) }; return nil
                     }, uniquingKeysWith: { _, new in new })
                     if !others.isEmpty { writerQueue.async { _ = executor.apply(others) } }
-                    self.onLoop {
+                    let finish: @Sendable () -> Void = {
                         if !cursors.isEmpty {
                             self.pendingCursors.merge(cursors) { _, new in new }
                             self.scheduleCursorFlush()
                         }
                         done.value(result)
                     }
+                    // A snapshot part is encoded and sent as background work: a bulk transfer,
+                    // never between a PUSH and its ack (or a PULL and its CHANGES) for longer
+                    // than the loop's background budget.
+                    if case .readSnapshotPart = effect { try? self.loop.executeInBackground(finish) } else { self.onLoop(finish) }
                 case .notYet:
                     self.onLoop {
                         self.scheduleRemergeSlice()

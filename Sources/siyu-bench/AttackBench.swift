@@ -227,7 +227,19 @@ struct AttackBench {
                + "hub CPU = utime + stime over the window, % of one core; hub peak = VmHWM reset at the window's start (or VmRSS sampled every 100 ms); "
                + "nodes CPU = this process (the nodes' loop), attacker CPU = the attacker process over its rounds, each % of one core over the window; "
                + "rounds = the attacker's")
-        let header = ["attack", "rounds", "node rounds", "p50 ms", "p99 ms", "p99 before", "p99 ratio", "hub CPU (before)", "hub peak MB",
+        // The quiet windows pooled: a p99 over all their rounds is steady where one window's is not
+        // (a 3-5 s window's p99 is its ~10 slowest rounds: a disk sync that waited, say). How far
+        // one quiet window's p99 lies from the pooled one is the noise band: an attack whose window
+        // lies within it did not change the nodes' p99 beyond what a quiet window does by itself.
+        let quiet = windows.filter { $0.key.hasPrefix("before_") }
+        let pooled = percentile(quiet.flatMap(\.latencies).sorted(), 0.99)
+        let band = quiet.map { percentile($0.latencies, 0.99) / pooled }.max() ?? .nan
+        r.line("quiet windows pooled: p99 \(fixed(pooled, 2)) ms over \(grouped(quiet.map(\.latencies.count).reduce(0, +))) rounds; one quiet window's p99 "
+               + "÷ that: \(fixed(quiet.map { percentile($0.latencies, 0.99) / pooled }.min() ?? .nan, 2))–\(fixed(band, 2)) (the noise band); "
+               + "\"vs pooled\" = p99 under the attack ÷ the pooled p99, \"within\" when inside the band")
+        r.figure("attack_quiet_p99_ms", pooled, digits: 2)
+        r.figure("attack_quiet_band_max", band, digits: 2)
+        let header = ["attack", "rounds", "node rounds", "p50 ms", "p99 ms", "p99 before", "p99 ratio", "vs pooled", "hub CPU (before)", "hub peak MB",
                       "nodes CPU", "attacker CPU", "node errors", "hub's answers (most frequent)"]
         var rows: [[String]] = [header]
         var ratios: [(Window, Double, Double)] = []
@@ -237,7 +249,9 @@ struct AttackBench {
             ratios.append((w, p99, baseP99))
             let answers = w.answers.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) ×\($0.value)" }.joined(separator: "; ")
             func cpu(_ x: Double?) -> String { x.map { fixed($0, 1) + "%" } ?? "?" }
+            let pooledRatio = p99 / pooled
             rows.append([w.name, grouped(w.attackRounds), grouped(w.latencies.count), fixed(p50, 2), fixed(p99, 2), fixed(baseP99, 2), fixed(ratio, 2),
+                         fixed(pooledRatio, 2) + (pooledRatio <= band ? " within" : " over"),
                          "\(cpu(w.hubCPUPercent)) (\(cpu(before.hubCPUPercent)))", w.peakKilobytes.map { fixed(Double($0) / 1024, 1) } ?? "?",
                          fixed(w.benchCPUPercent, 1) + "%", cpu(w.attackerCPUPercent), "\(w.nodeErrors + before.nodeErrors)", w.attackFailure.map { "failed: \($0)" } ?? answers])
             let k = "attack_\(w.key)"
@@ -247,6 +261,7 @@ struct AttackBench {
             r.figure("\(k)_p99_ms", p99, digits: 2)
             r.figure("\(k)_p99_before_ms", baseP99, digits: 2)
             r.figure("\(k)_p99_ratio", ratio, digits: 2)
+            r.figure("\(k)_p99_pooled_ratio", pooledRatio, digits: 2)
             r.figure("\(k)_hub_cpu_percent", w.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
             r.figure("\(k)_hub_cpu_before_percent", before.hubCPUPercent.map { JSONValue.rounded($0, 1) } ?? .null)
             r.figure("\(k)_hub_peak_rss_mb", w.peakKilobytes.map { JSONValue.rounded(Double($0) / 1024, 1) } ?? .null)
@@ -267,10 +282,13 @@ struct AttackBench {
         r.figure("attack_mallory_ops_stored", malloryOps)
         r.figure("attack_cpu_model", .string(cpuModel()))
         r.figure("attack_placement", .string(placement.description))
-        if let (worst, p99, before) = ratios.max(by: { $0.1 / $0.2 < $1.1 / $1.2 }) {
-            r.summary.append(SummaryRow(what: "attack: nodes' p99 round under the worst attack (\(worst.name))", siyu: "\(fixed(p99, 1)) ms",
-                                        baseline: "\(fixed(before, 1)) ms just before", ratio: "\(fixed(p99 / before, 2))×",
-                                        target: "p99 unchanged", met: nil, unjudged: "reported (§5)"))
+        if let (worst, p99, _) = ratios.max(by: { $0.1 < $1.1 }) {
+            let over = ratios.filter { $0.1 / pooled > band }.map(\.0.name)
+            r.summary.append(SummaryRow(what: "attack: nodes' p99 round under the worst attack (\(worst.name)); over the quiet band: "
+                                            + (over.isEmpty ? "none" : over.joined(separator: ", ")),
+                                        siyu: "\(fixed(p99, 1)) ms", baseline: "\(fixed(pooled, 1)) ms quiet, pooled", ratio: "\(fixed(p99 / pooled, 2))×",
+                                        target: "within \(fixed(band, 2))× (quiet band)", met: windowSeconds < 3 ? nil : over.isEmpty,
+                                        unjudged: "not judged in windows under 3 s"))
         }
         return r
     }
