@@ -59,6 +59,85 @@ import SiyuWire
         #expect(try w.hub.logCompactions() == 1)
     }
 
+    /// A tag c_x no longer holds goes with the remove that took it off (two adds, one remove naming
+    /// both); of a tag removed while a concurrent add went on, the remove and the add it saw go and
+    /// the other add stays; a tag still held stays. Every digest stays.
+    @Test func aRemovedTagGoesWithTheAddsItRemovedAndATagStillHeldStays() throws {
+        let w = try World()
+        try w.hq.defineTag("et_silver", group: "g_level", name: "银卡", by: "zhaolei")
+        try w.hq.defineTag("et_vip", group: "g_level", name: "贵宾", by: "zhaolei")
+        _ = try w.hub.acceptPush(from: "hq", ChangeSet(ops: try w.hq.outbox(after: 0)))
+        w.seq["hq"] = try w.hq.lastIssuedSeq()
+        func tag(_ id: String) -> Target { Target(.customerTag, "c_x", id) }
+        func step() { w.now += 10 }
+        let gold1 = w.op("xihu", .add(tag("et_gold"), removes: [])); step()
+        let gold2 = w.op("xihu", .add(tag("et_gold"), removes: [])); step()
+        let goldOff = w.op("xihu", .remove(tag("et_gold"), removes: [gold1.stamp, gold2.stamp])); step()
+        let silver1 = w.op("xihu", .add(tag("et_silver"), removes: [])); step()
+        let silverOff = w.op("xihu", .remove(tag("et_silver"), removes: [silver1.stamp])); step()
+        let vip = w.op("xihu", .add(tag("et_vip"), removes: [])); step()
+        #expect(try w.push("xihu", [gold1, gold2, goldOff, silver1, silverOff, vip]) == nil)
+        // HQ's add of et_silver, concurrent with the store's remove (it did not see silver1).
+        var silver2 = w.op("hq", .add(tag("et_silver"), removes: []), author: "zhaolei")
+        silver2.role = .hq
+        #expect(try w.push("hq", [silver2]) == nil)
+        try everyonePulled(w)
+        let before = try digests(w)
+        let report = try w.hub.compactLog()
+        #expect(report.instancesKeptByCheck == 0)
+        #expect(try digests(w) == before)
+        let gone = try w.hub.droppedNumbers()
+        for op in [gold1, gold2, goldOff, silver1, silverOff] { #expect(gone.contains("xihu#\(op.seq)"), "\(op.body) dropped") }
+        #expect(!gone.contains("xihu#\(vip.seq)") && !gone.contains("hq#\(silver2.seq)"), "the adds still held stay")
+        let held = Set(try w.hub.rows(of: .customerTags, where: "customer_id", equals: "c_x").compactMap { $0["tag_id"]?.textValue })
+        #expect(held == ["et_silver", "et_vip"])
+    }
+
+    /// A remove is not dropped while an add it removed is held by something else: here HQ's
+    /// deletion of the customer, which observed it, so the add stays named and the remove with it.
+    @Test func aRemoveStaysWhileAnotherOpNamesAnAddItRemoved() throws {
+        let w = try World()
+        let add = w.op("xihu", .add(Target(.customerTag, "c_x", "et_gold"), removes: []))
+        w.now += 10
+        let off = w.op("xihu", .remove(Target(.customerTag, "c_x", "et_gold"), removes: [add.stamp]))
+        w.now += 10
+        #expect(try w.push("xihu", [add, off]) == nil)
+        w.seq["hq"] = try w.hq.lastIssuedSeq()
+        var delete = w.op("hq", .deleteCustomer(customerID: "c_x", observed: [add.stamp]), author: "zhaolei")
+        delete.role = .hq
+        #expect(try w.push("hq", [delete]) == nil)
+        try everyonePulled(w)
+        let before = try digests(w)
+        let report = try w.hub.compactLog()
+        #expect(report.instancesKeptByCheck == 0, "the rule itself leaves them, not the merge check")
+        let gone = try w.hub.droppedNumbers()
+        #expect(!gone.contains("xihu#\(add.seq)") && !gone.contains("xihu#\(off.seq)"))
+        #expect(try digests(w) == before)
+    }
+
+    /// A tag of an exclusive group removed stays with its remove: a resolution made later (by a
+    /// node that saw the add before the remove) names the adds it saw and records conflicts on them.
+    @Test func aRemovedTagOfAnExclusiveGroupStays() throws {
+        let w = try World()
+        try w.hq.defineTagGroup("g_tier", name: "会员", exclusive: true, by: "zhaolei")
+        try w.hq.defineTag("et_tier1", group: "g_tier", name: "一级", by: "zhaolei")
+        _ = try w.hub.acceptPush(from: "hq", ChangeSet(ops: try w.hq.outbox(after: 0)))
+        let add = w.op("xihu", .add(Target(.customerTag, "c_x", "et_tier1"), removes: []))
+        w.now += 10
+        let off = w.op("xihu", .remove(Target(.customerTag, "c_x", "et_tier1"), removes: [add.stamp]))
+        w.now += 10
+        let plain = w.op("xihu", .add(Target(.customerTag, "c_x", "et_gold"), removes: []))
+        w.now += 10
+        let plainOff = w.op("xihu", .remove(Target(.customerTag, "c_x", "et_gold"), removes: [plain.stamp]))
+        #expect(try w.push("xihu", [add, off, plain, plainOff]) == nil)
+        try everyonePulled(w)
+        let report = try w.hub.compactLog()
+        #expect(report.instancesKeptByCheck == 0)
+        let gone = try w.hub.droppedNumbers()
+        #expect(!gone.contains("xihu#\(add.seq)") && !gone.contains("xihu#\(off.seq)"), "the exclusive group's tag stays")
+        #expect(gone.contains("xihu#\(plain.seq)") && gone.contains("xihu#\(plainOff.seq)"), "the other group's goes")
+    }
+
     /// A customer's first op may go (its name, renamed twice): the clock of its earliest op, which
     /// the restore grace reads, stays what it was.
     @Test func theFirstOpOfAnInstanceMayGoAndItsClockIsKept() throws {
