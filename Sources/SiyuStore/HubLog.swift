@@ -90,9 +90,22 @@ struct HubLog {
         try db.cached("SELECT position FROM hub_log WHERE origin = ? AND seq = ?").scalar([.text(origin), .integer(Int64(clamping: seq))])?.int64Value
     }
 
-    /// Whether any op of `origin` was ever logged.
+    /// Whether any op of `origin` was ever logged (compaction may have dropped it, and its position).
     func hasLogged(origin: NodeID) throws -> Bool {
         try db.cached("SELECT 1 FROM hub_log WHERE origin = ? LIMIT 1").scalar([.text(origin)]) != nil
+            || db.cached("SELECT 1 FROM hub_dropped WHERE origin = ? LIMIT 1").scalar([.text(origin)]) != nil
+    }
+
+    /// Forgets the position of op `seq` of `origin`, which compaction dropped. Never the head's:
+    /// SQLite gives a new row the highest position plus one, so the head's row keeps positions
+    /// from being given twice. Its `hub_log_homes` rows stay (a read of a scope's range skips a
+    /// position whose op is gone).
+    /// Whether it forgot one.
+    @discardableResult
+    func forgetPosition(origin: NodeID, seq: UInt64) throws -> Bool {
+        try db.cached("DELETE FROM hub_log WHERE origin = ? AND seq = ? AND position < (SELECT max(position) FROM hub_log)")
+            .run([.text(origin), .integer(Int64(clamping: seq))])
+        return db.changes > 0
     }
 
     /// Logs `position` under `home` (a store id, or `Replica.homeKey`'s key for HQ and shared).

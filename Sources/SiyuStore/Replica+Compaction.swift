@@ -32,6 +32,8 @@ public struct CompactionReport: Equatable, Sendable {
     /// Instances read, and ops dropped from them (field writes another write overwrote).
     public var instancesExamined = 0
     public var opsDropped = 0
+    /// Log positions of dropped ops forgotten (`hub_log` rows deleted): all but the head's.
+    public var positionsForgotten = 0
     /// Instances whose candidates were kept because the merge without them differed (none is
     /// expected: counted so that a wrong rule shows instead of changing anything).
     public var instancesKeptByCheck = 0
@@ -58,9 +60,9 @@ public struct CompactionReport: Equatable, Sendable {
 /// Guarantees: one instance's candidates go in one transaction with their tombstones
 /// (`hub_dropped`: origin, number, clock, content digest) and the marks (`hub_log_floor`, the
 /// highest position dropped; `hub_log_compactions`, counted up) and, when the instance's first op
-/// goes, its clock (`hub_first_clocks`, which the restore grace reads); the log's positions stay
-/// (`hub_log` keeps its rows, so no position is ever given twice); the state digest of every
-/// scope is unchanged.
+/// goes, its clock (`hub_first_clocks`, which the restore grace reads); a dropped op's position is
+/// forgotten (its `hub_log` row deleted) unless it is the head's, whose row keeps SQLite from
+/// giving a position twice; the state digest of every scope is unchanged.
 extension Replica {
     /// How many instances one transaction of `compactLog` examines.
     public static let compactionInstancesPerTransaction = 500
@@ -126,8 +128,9 @@ extension Replica {
                         report.instancesExamined += 1
                         let outcome = try compact(instance, through: Int64(clamping: limit))
                         switch outcome {
-                        case let .dropped(count, position):
+                        case let .dropped(count, position, forgotten):
                             report.opsDropped += count
+                            report.positionsForgotten += forgotten
                             highest = max(highest, position)
                             droppedAny = true
                         case .keptByCheck:
@@ -154,7 +157,7 @@ extension Replica {
         return report
     }
 
-    private enum InstanceCompaction { case nothing, keptByCheck, dropped(Int, highestPosition: Int64) }
+    private enum InstanceCompaction { case nothing, keptByCheck, dropped(Int, highestPosition: Int64, positionsForgotten: Int) }
 
     /// Drops the candidates of one instance (inside `compactLog`'s transaction).
     private func compact(_ instance: InstanceRef, through limit: Int64) throws -> InstanceCompaction {
@@ -177,16 +180,17 @@ extension Replica {
         let gone = Set(dropping.map(\.stamp))
         let without = InstanceState.merge(instance, ops: ops.filter { !gone.contains($0.stamp) }, catalog: catalog)
         guard without.rows == whole.rows, without.conflicts == whole.conflicts else { return .keptByCheck }
-        var highest: Int64 = 0
+        var highest: Int64 = 0, forgotten = 0
         if let first = ops.min(by: { $0.stamp < $1.stamp }), gone.contains(first.stamp) {
             try hubLog.keepFirstClock(first.hlc, of: instance)   // the restore grace reads it
         }
         for op in dropping {
             try opLog.delete(op)
             try hubLog.recordDropped(origin: op.origin, seq: op.seq, hlc: Int64(bitPattern: op.hlc.raw), digest: Replica.contentDigest(op))
+            if try hubLog.forgetPosition(origin: op.origin, seq: op.seq) { forgotten += 1 }
             highest = max(highest, positions[OpKey(op)] ?? 0)
         }
-        return .dropped(dropping.count, highestPosition: highest)
+        return .dropped(dropping.count, highestPosition: highest, positionsForgotten: forgotten)
     }
 
     /// The ops of one instance's `ops` that compaction may drop, before the merge check (see the

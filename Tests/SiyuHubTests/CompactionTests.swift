@@ -59,6 +59,25 @@ import SiyuWire
         #expect(try w.hub.logCompactions() == 1)
     }
 
+    /// A dropped op's position is forgotten, but never the head's: the next op logged after a
+    /// compaction gets the position after the head, not one that was given before.
+    @Test func aDroppedOpsPositionIsForgottenButNoPositionIsGivenTwice() throws {
+        let w = try World()
+        for name in ["林一", "林二", "林三"] { #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", name)]) == nil) }
+        try everyonePulled(w)
+        let head = try w.hub.logHead()
+        let report = try w.hub.compactLog()
+        #expect(report.opsDropped >= 2)
+        #expect(report.positionsForgotten == report.opsDropped, "every dropped op lay below the head")
+        #expect(try w.hub.logHead() == head)
+        #expect(try w.push("xihu", [try overwrite(w, "xihu", "c_x", "name", "林四")]) == nil)
+        #expect(try w.hub.logHead() == head + 1, "the next position after the head, none given twice")
+        // A node that pulled before the compaction reads on from its cursor: the positions skipped.
+        let changes = try w.hub.changes(after: 0, byteBudget: 1 << 20, scope: .everything, leavingOut: nil)
+        #expect(changes.ops.count == Int(try w.hub.opCounts().total), "every op held is read once, in log order")
+        #expect(changes.nextCursor == head + 1)
+    }
+
     /// A tag c_x no longer holds goes with the remove that took it off (two adds, one remove naming
     /// both); of a tag removed while a concurrent add went on, the remove and the add it saw go and
     /// the other add stays; a tag still held stays. Every digest stays.
