@@ -232,11 +232,24 @@ extension Replica {
     /// acked_seq stays below them for good. Back in the outbox they are pushed again and judged
     /// again: refused again, they are quarantined again (and the hub records it); taken, they are
     /// acknowledged like any op. Quarantined ops at or below `ackedSeq` stay: the hub settled them.
+    /// And the own ops a replacing snapshot set aside (the hub had dropped them by compaction) go
+    /// back into the op log and their instances are merged again: the new log may be older than
+    /// that compaction, and then the node reads again from it the ops of other origins those own
+    /// ops overwrote — without them, such an op would be a head again at the node and not at the
+    /// hub (simulator seed 2711). A new log that holds the compaction answers the PULL from 0 with
+    /// a snapshot, which sets them aside again.
     public func adoptLogEpoch(_ epoch: [UInt8], of hub: String = Replica.defaultHubPeer, ackedSeq: UInt64) throws {
         try ReplicaError.wrap("adopting the hub's log epoch") {
             try transaction {
                 try db.cached("INSERT OR REPLACE INTO siyu_meta(key, value) VALUES (?, ?)").run([.text(Replica.nodeLogEpochKey(hub)), .blob(epoch)])
                 try nodeSync.restart(at: hub, keepingQuarantineThrough: Int64(clamping: ackedSeq))
+                var aside: [Op] = []
+                try db.cached("SELECT body FROM own_set_aside ORDER BY seq").query { row in aside.append(try OpCoding.decode(row.blob(0))) }
+                guard !aside.isEmpty else { return }
+                try db.execute("DELETE FROM own_set_aside")
+                _ = try commit(aside, peerCommitMode)
+                // Rows of an instance that has left a store's scope since: gone again (its own ops stay).
+                try dropInstancesOutOfScope(Set(aside.map(\.instance)))
             }
         }
     }

@@ -298,6 +298,35 @@ import SiyuWire
         #expect(try xihu.replica.outbox(after: 2).isEmpty)
     }
 
+    /// A new log epoch (the hub restored, perhaps from before its compaction) brings the own ops a
+    /// replacing snapshot set aside back into the node's op log and merges: the node reads the log
+    /// again from 0, and an older log holds again the ops of other origins they overwrote — which,
+    /// without them, would be heads again at the node (simulator seed 2711). Nothing is pushed twice.
+    @Test func aNewLogEpochBringsTheOwnOpsASnapshotSetAsideBack() throws {
+        let w = try World()
+        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
+        let xihu = try StoreNode(w, "xihu", store: "xihu")
+        try xihu.sync(executor, ownOps: false)
+        let behind = xihu.cursor
+        for name in ["林一", "林二"] {
+            w.now += 1_000
+            try xihu.replica.editCustomer("c_x", ["name": .text(name)], by: "chenjing")
+            try push(xihu, w)
+        }
+        try xihu.sync(executor, ownOps: false)
+        try everyonePulled(w)
+        _ = try w.hub.compactLog()
+        xihu.cursor = behind
+        #expect(try xihu.sync(executor, ownOps: false) == [.cursorTooOld])
+        func holdsFirst() throws -> Bool { try xihu.replica.changeSet(since: VersionVector()).ops.contains { $0.origin == "xihu" && $0.seq == 1 } }
+        #expect(try !holdsFirst(), "set aside by the snapshot")
+        let digest = try xihu.replica.digest()
+        try xihu.replica.adoptLogEpoch([7, 7, 7, 7], ackedSeq: 2)
+        #expect(try holdsFirst(), "back in the op log")
+        #expect(try xihu.replica.digest() == digest, "overwritten by #2, which the node holds: the rows stay")
+        #expect(try xihu.replica.outbox(after: 0).map(\.seq) == [1, 2], "each once")
+    }
+
     /// A compaction between two parts of a snapshot abandons it: `busy`, and the next PULL reads a
     /// new one. (A store at cursor 0 below the floor of a first compaction gets the snapshot.)
     @Test func aSnapshotReadAcrossACompactionIsAbandoned() throws {
