@@ -22,6 +22,22 @@ extension OpBody {
     }
 }
 
+extension OpBody {
+    /// The same body naming `new` wherever it named `old`.
+    func naming(_ new: Stamp, insteadOf old: Stamp) -> OpBody {
+        func swap(_ list: [Stamp]) -> [Stamp] { list.map { $0 == old ? new : $0 } }
+        switch self {
+        case let .write(t, f, v, list): return .write(t, field: f, value: v, overwrites: swap(list))
+        case let .add(t, list): return .add(t, removes: swap(list))
+        case let .remove(t, list): return .remove(t, removes: swap(list))
+        case let .status(id, from, to, list): return .status(orderID: id, from: from, to: to, seen: swap(list))
+        case let .deleteCustomer(id, list): return .deleteCustomer(customerID: id, observed: swap(list))
+        case let .tagDeletion(ref, list): return .tagDeletion(ref, seen: swap(list))
+        case .points, .acknowledge: return self
+        }
+    }
+}
+
 /// What one call of `compactLog` did.
 public struct CompactionReport: Equatable, Sendable {
     /// The stable point: the lowest cursor of the registered nodes (0 when one of them has pulled

@@ -32,7 +32,9 @@ struct OwnOpsRecovery {
 /// - an own op the hub sends that this file holds with other content, numbered above the
 ///   acked_seq the file recorded, was made after the loss: this file's op moves to the next free
 ///   number past the hub's acked_seq (ops name each other by stamp, never by number, so nothing
-///   else changes) and is pushed under it; numbered at or below, it is a real identity conflict
+///   else changes) and is pushed under it — with a fresh stamp too when it has the hub's op's
+///   stamp (the file's clock went back with it and issued that stamp again), the own ops made
+///   after the loss that named it naming the new one; numbered at or below, it is a real identity conflict
 ///   (`ReplicaError.refused` naming this node's own origin) and nothing is stored;
 /// - when the recovery pull was answered by a snapshot of reason 2 (the file's cursor was below the
 ///   floor of a hub that compacted its log), `finishOwnOpsRecovery` gives every own op numbered
@@ -98,7 +100,7 @@ extension Replica {
             if op.seq > recovery.renumberAbove { ownOpsRecovery?.confirmed.insert(op.seq) }
             guard let stored = try opLog.op(origin: node, seq: op.seq) else { continue }
             if OpCoding.encode(stored) == OpCoding.encode(op) { continue }
-            guard op.seq > recovery.renumberAbove, stored.stamp != op.stamp else {
+            guard op.seq > recovery.renumberAbove else {
                 throw ReplicaError.refused(OpRefusal(.permission, origin: node, seq: op.seq,
                     message: "identity conflict: the hub holds another op numbered \(op.seq) of this node, which the hub had acknowledged as this node's own",
                     hint: "another node uses the id \(IdentifierRule.printable(node)); give one of them a new node id"))
@@ -107,8 +109,37 @@ extension Replica {
             guard fresh <= Op.maxSeq else {
                 throw ReplicaError.invalid("no sequence number is left to renumber op #\(op.seq)", "the node's numbering is exhausted")
             }
-            try opLog.renumber(origin: node, seq: op.seq, to: fresh)
+            if stored.stamp == op.stamp {
+                // The same stamp too: the file's clock went back with it and, running ahead of the
+                // wall clock, issued the lost op's stamp again (simulator seed 5417).
+                try restamp(stored, as: fresh, after: ops, renumberedAbove: recovery.renumberAbove)
+            } else {
+                try opLog.renumber(origin: node, seq: op.seq, to: fresh)
+            }
             nextSeq = fresh + 1
         }
+    }
+
+    /// Gives `op` (an own op made after the file lost its last commits, whose stamp the hub holds
+    /// on another op) number `seq` and a fresh stamp past every clock in `incoming` and this
+    /// file's, and makes the own ops made after the loss that name its old stamp name the new one
+    /// (only they can: the op was never sent). Its instance is merged again.
+    private func restamp(_ op: Op, as seq: UInt64, after incoming: [Op], renumberedAbove: UInt64) throws {
+        clock.observe(incoming.map(\.hlc).max() ?? op.hlc)
+        let stamp = Stamp(hlc: clock.tick(wallMillis: wallClock()), node: node)
+        var moved = op
+        moved.seq = seq
+        moved.stamp = stamp
+        try opLog.delete(op)
+        _ = try opLog.insertUnlessHeld(moved)
+        for later in try opLog.ops(of: node, after: renumberedAbove, skippingQuarantined: false)
+            where later.instance == op.instance && later.body.namedStamps.contains(op.stamp) {
+            var named = later
+            named.body = later.body.naming(stamp, insteadOf: op.stamp)
+            try opLog.delete(later)
+            _ = try opLog.insertUnlessHeld(named)
+        }
+        _ = try remerge(op.instance, onlyOps: nil)
+        forgetCaches()
     }
 }

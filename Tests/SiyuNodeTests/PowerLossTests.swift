@@ -117,6 +117,37 @@ import SiyuTestSupport
         #expect(!again.nodeSent.contains { $0.type == .push })
     }
 
+    /// The file's clock goes back with it: with the wall clock where it was when the lost op was
+    /// made (the clock running ahead of the wall, in the shop), the clerk's next edit gets the lost
+    /// op's number and its stamp too. It is renumbered and given a fresh stamp, and the edit made
+    /// after it that overwrote it names the new stamp (simulator seed 5417).
+    @Test func anEditAfterAPowerCutThatGotTheLostOpsStampTooIsRestampedAndWhatNamedItFollows() throws {
+        let w = try SyncWorld()
+        try w.sync("xihu")
+        try edit(w["xihu"], 2, wall: w.wall, note: "a")
+        let copy = w.dir.path("xihu-copy.db")
+        try w["xihu"].backup(to: copy)
+        let before = w.wall.now
+        try edit(w["xihu"], 1, wall: w.wall, note: "b")
+        try w.sync("xihu")
+        let acked = try w.hubReplica.registeredNode("xihu")?.ackedSeq ?? 0
+        try w.restoreNode("xihu", from: copy)
+        w.wall.now = before                                            // the same clock as the lost op's
+        try edit(w["xihu"], 1, wall: w.wall, note: "c")                // the lost op's number and stamp
+        let lost = try w.hubReplica.changeSet(since: VersionVector()).ops.filter { $0.origin == "xihu" }.map(\.stamp)
+        let made = try w["xihu"].changeSet(since: VersionVector()).ops.filter { $0.origin == "xihu" }.map(\.stamp)
+        #expect(!Set(lost).isDisjoint(with: made), "a stamp the hub holds on another op")
+        try w["xihu"].editCustomer("wm_xihu_c0", ["name": .text("改名")], by: "chenjing")   // overwrites it
+        let run = try w.sync("xihu")
+        #expect(!has(run) { if case .identityConflict = $0 { return true }; return false })
+        #expect(try w["xihu"].lastIssuedSeq() > acked)
+        try w.sync("hq")
+        #expect(try w.hubReplica.rows(of: .customers, where: "customer_id", equals: "wm_xihu_c0").first?["name"]?.textValue == "改名")
+        #expect(try w.hubReplica.conflicts().isEmpty, "the rename overwrote the recreated customer's name, as at the node")
+        #expect(try w.hubReplica.digest() == w["xihu"].digest())
+        #expect(try w.hubReplica.digest() == w["hq"].digest())
+    }
+
     @Test func aHubRestoredFromABackupIsNoticedAndNoNodeSkipsAnOpItReusedAPositionFor() throws {
         let w = try SyncWorld()
         try edit(w["hq"], 2, wall: w.wall, note: "a")
