@@ -67,7 +67,12 @@ extension Replica {
             guard let at = try hubLog.position(origin: op.origin, seq: op.seq) else { continue }
             var keys = Set<String>()
             if let key = Replica.homeKey(now) { keys.insert(key) }
-            if let key = Replica.homeKey(before[op.instance]) { keys.insert(key) }
+            // The home before this op, in PUSH order: a store the PUSH's own transfer took the
+            // instance out of gets that write and the ops before it, not those after — a node of
+            // that store drops the instance at the transfer, and an op after it alone would bring
+            // the instance back to it as its own (simulator seed 5734: a CHANGES ended between the
+            // transfer's two writes, owner_store and owner_staff).
+            if let key = Replica.homeKey(passing[op.instance]?.home ?? before[op.instance]) { keys.insert(key) }
             if let store { keys.insert(store) }
             for key in keys { try hubLog.logHome(key, at: at) }
             if let old = before[op.instance], old != now { moved[op.instance] = max(moved[op.instance] ?? 0, at) }

@@ -125,6 +125,29 @@ import SiyuWire
         try expectScopes(w, [xihu, binjiang])
     }
 
+    /// Found by the simulator (seed 5734): HQ's transfer wrote owner_store and then owner_staff in
+    /// one PUSH, and a CHANGES of xihu's ended between the two: xihu dropped the customer at the
+    /// first and took the second alone — with its own creation of the customer, back as its own for
+    /// good. The store a PUSH takes an instance out of now gets the ops up to the transfer, not
+    /// those after it.
+    @Test func aStoreACustomerLeavesGetsTheTransferButNotTheWritesAfterItInItsPush() throws {
+        let (w, executor, xihu, _) = try world()
+        try xihu.sync(executor)
+        let hqBefore = try w.hq.lastIssuedSeq()
+        try w.hq.editCustomer("c_x", ["owner_store": .text("binjiang")], by: "zhaolei")
+        try w.hq.editCustomer("c_x", ["owner_staff": .text("lina")], by: "zhaolei")
+        #expect(try w.hq.outbox(after: hqBefore).count == 2)
+        #expect(try w.push("hq", try w.hq.outbox(after: 0)) == nil)   // one PUSH
+        let read = try w.hub.changes(after: xihu.cursor, byteBudget: 1 << 20, scope: .store("xihu"), leavingOut: nil)
+        let fields = read.ops.map(\.op).filter { $0.instance == InstanceRef(.customer, "c_x") }.compactMap { op -> String? in
+            if case let .write(_, field, _, _) = op.body { return field }; return nil
+        }
+        #expect(fields == ["owner_store"], "the transfer, not the write after it")
+        try xihu.sync(executor, byteBudget: 1)   // one op a CHANGES
+        #expect(try xihu.replica.customerRows(id: "c_x").isEmpty, "xihu dropped it and nothing brought it back")
+        try expectScopes(w, [xihu])
+    }
+
     /// Found by the scoped simulator (seed 6473): after the hub's file went back, HQ pushed again a
     /// customer's creation for xihu, its transfer to binjiang and its transfer back, in one PUSH.
     /// xihu, pulling that range a CHANGES at a time, dropped the customer at the transfer (as SPEC
