@@ -1,3 +1,4 @@
+import Foundation
 import SiyuCore
 import SiyuSession
 import SiyuStore
@@ -53,17 +54,16 @@ public final class HubReader: @unchecked Sendable {
     /// `Configuration.snapshotPartMillis`); alone (`HubStoreExecutor.execute`) and in the simulator parts
     /// depend on the ops only, so a seeded run replays the same.
     public let snapshotPartMillis: UInt64?
-    /// Snapshots being read: where each continues, and the node whose own ops it leaves out.
-    /// The snapshots being read: where the next part starts, and the hub's compaction count when it
-    /// began (a compaction in between abandons it).
-    private var snapshots: [UInt64: (position: SnapshotPosition?, compactions: UInt64)] = [:]
-    private var nextSnapshotID: UInt64 = 1
+    /// The snapshots being read (shared with the readers of the same hub that read their parts).
+    public let snapshots: SnapshotTable
 
-    public init(replica: Replica, options: HubStoreExecutor.Options, logEpoch: [UInt8], snapshotPartMillis: UInt64? = nil) {
+    public init(replica: Replica, options: HubStoreExecutor.Options, logEpoch: [UInt8], snapshotPartMillis: UInt64? = nil,
+                snapshots: SnapshotTable = SnapshotTable()) {
         self.replica = replica
         self.options = options
         self.logEpoch = logEpoch
         self.snapshotPartMillis = snapshotPartMillis
+        self.snapshots = snapshots
     }
 
     /// The scope of a node's pulls (SPEC section 7, "Scope"), from its registration alone: a
@@ -149,26 +149,26 @@ public final class HubReader: @unchecked Sendable {
                                       more: read.more, schemaVersion: currentSchemaVersion), writes: writes)
 
         case let .readSnapshotPart(node, id, _):
-            guard let reading = snapshots[id] else {
+            guard let reading = snapshots.reading(id) else {
                 return .answered(.failed(.internalError, "snapshot \(id) is not being read"), writes: [])
             }
             // An instance's ops read partly before and partly after a compaction would not merge to
             // its state: the node pulls again and gets a new snapshot.
             guard try replica.logCompactions() == reading.compactions else {
-                snapshots[id] = nil
+                snapshots.forget(id)
                 return .answered(.failed(.busy, "the hub compacted its log while this snapshot was read; pull again"), writes: [])
             }
             let scope = try scope(of: node)
             let part = try replica.snapshotPart(after: reading.position, maxOps: options.opsPerSnapshotPart, scope: scope,
                                                   leavingOut: nil, timeBudgetMillis: snapshotPartMillis)
             if let next = part.next {
-                snapshots[id] = (next, reading.compactions)
+                snapshots.record(id, position: next, compactions: reading.compactions)
                 return .answered(.snapshotPart(part.ops, isLast: false, digest: [], schemaVersion: currentSchemaVersion), writes: [])
             }
             // While customers holding a changed tag wait to be re-merged the tables are not the
             // merge of the ops: the snapshot ends without a digest rather than wait for them all.
             let digest = try replica.settledScopeDigest(scope)?.digest ?? HubReader.unsettledDigest
-            snapshots[id] = nil
+            snapshots.forget(id)
             return .answered(.snapshotPart(part.ops, isLast: true, digest: digest, schemaVersion: currentSchemaVersion), writes: [])
 
         case let .readDigest(node):
@@ -182,12 +182,40 @@ public final class HubReader: @unchecked Sendable {
     public static let unsettledDigest = [UInt8](repeating: 0, count: 32)
 
     /// The connection that read snapshot `id` closed (or the snapshot was refused): forget it.
-    public func forgetSnapshot(_ id: UInt64) { snapshots[id] = nil }
+    public func forgetSnapshot(_ id: UInt64) { snapshots.forget(id) }
 
     private func startSnapshot(cursor: UInt64, reason: SnapshotReason) throws -> HubEffectResult {
-        let id = nextSnapshotID
-        nextSnapshotID += 1
-        snapshots[id] = (nil, try replica.logCompactions())
+        let id = snapshots.begin(compactions: try replica.logCompactions())
         return .startSnapshot(id: id, cursor: cursor, reason: reason)
     }
+}
+
+/// The snapshots a hub is reading: where each one's next part starts, and the hub's compaction
+/// count when it began (a compaction in between abandons it). Shared by the reader that starts
+/// them (a PULL's) and the one that reads their parts, on other threads: thread-safe (a lock).
+public final class SnapshotTable: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reads: [UInt64: (position: SnapshotPosition?, compactions: UInt64)] = [:]
+    private var nextID: UInt64 = 1
+
+    public init() {}
+
+    /// A new snapshot, from the start; its id.
+    func begin(compactions: UInt64) -> UInt64 {
+        lock.withLock {
+            let id = nextID
+            nextID += 1
+            reads[id] = (nil, compactions)
+            return id
+        }
+    }
+
+    func reading(_ id: UInt64) -> (position: SnapshotPosition?, compactions: UInt64)? { lock.withLock { reads[id] } }
+
+    func record(_ id: UInt64, position: SnapshotPosition?, compactions: UInt64) { lock.withLock { reads[id] = (position, compactions) } }
+
+    func forget(_ id: UInt64) { _ = lock.withLock { reads.removeValue(forKey: id) } }
+
+    /// How many snapshots are being read.
+    public var count: Int { lock.withLock { reads.count } }
 }

@@ -102,6 +102,11 @@ public final class HubServer: @unchecked Sendable {
     /// `readerQueue`, and its answers are background work of the loop (`Priority.background`).
     private let handshakeReader: HubReader
     private let handshakeQueue = DispatchQueue(label: "siyu.hub.handshakes")
+    /// Snapshot parts, on a read-only connection and a queue of their own (the snapshots' table
+    /// shared with `reader`, which starts them): a snapshot read a part at a time never queues
+    /// ahead of another node's PULL on `readerQueue` — the reads share the core, not a queue.
+    private let snapshotReader: HubReader
+    private let snapshotQueue = DispatchQueue(label: "siyu.hub.snapshots")
     /// Copies the WAL into the file off the writer (`checkpointPassively`), on a connection of its
     /// own: used only on `checkpointQueue`.
     private let checkpointer: Replica
@@ -174,6 +179,8 @@ public final class HubServer: @unchecked Sendable {
         options.cacheMegabytes = HubServer.readerCacheMegabytes
         reader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
                            logEpoch: executor.logEpoch, snapshotPartMillis: configuration.snapshotPartMillis)
+        snapshotReader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
+                                   logEpoch: executor.logEpoch, snapshotPartMillis: configuration.snapshotPartMillis, snapshots: reader.snapshots)
         options.cacheMegabytes = 1
         handshakeReader = HubReader(replica: try Replica(path: executor.replica.path, options: options), options: executor.options,
                                     logEpoch: executor.logEpoch)
@@ -299,7 +306,8 @@ public final class HubServer: @unchecked Sendable {
     }
 
     /// Carries out a store effect off the loop — AUTH's registration read on the handshake
-    /// reader, another read on the reader, a PUSH on the writer — and hands its result to `done`
+    /// reader, a snapshot part on the snapshot reader, another read on the reader, a PUSH on the
+    /// writer — and hands its result to `done`
     /// on the loop thread (AUTH's and snapshot parts' in the background part of a turn).
     fileprivate func perform(_ effect: HubEffect, _ done: @escaping (HubEffectResult) -> Void) {
         let done = UncheckedSendable(done)
@@ -314,8 +322,9 @@ public final class HubServer: @unchecked Sendable {
                 try? loop.executeInBackground { done.value(result) }
             }
         } else if HubReader.reads(effect) {
-            let reader = reader, executor = executor, writerQueue = writerQueue
-            readerQueue.async {
+            let snapshotPart = { if case .readSnapshotPart = effect { return true }; return false }()
+            let reader = snapshotPart ? snapshotReader : reader, executor = executor, writerQueue = writerQueue
+            (snapshotPart ? snapshotQueue : readerQueue).async {
                 switch reader.read(effect) {
                 case let .answered(result, writes):
                     let others = writes.filter { if case .cursor = $0 { return false }; return true }
@@ -413,14 +422,14 @@ public final class HubServer: @unchecked Sendable {
 
     /// Forgets snapshot `id` on the reader (its connection closed, or it was refused).
     fileprivate func forgetSnapshot(_ id: UInt64) {
-        let reader = reader
-        readerQueue.async { reader.forgetSnapshot(id) }
+        reader.forgetSnapshot(id)   // the table is thread-safe
     }
 
     /// Waits until the store work queued so far is done (call after the loop stopped, before the
     /// replica is closed or marked stopped cleanly).
     public func waitForStoreWork() {
         handshakeQueue.sync {}
+        snapshotQueue.sync {}
         readerQueue.sync {}
         writerQueue.sync {}
         let checkpointer = UncheckedSendable(self.checkpointer)
