@@ -72,8 +72,13 @@ public final class BlockingSocket {
         var buffer = [UInt8](repeating: 0, count: maxBytes)
         var n: Int
         repeat { n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } } while n < 0 && errno == EINTR
+        lastReceiveErrno = n < 0 ? errno : nil
         return n > 0 ? Array(buffer[0..<n]) : []
     }
+
+    /// Why the last `receive` that returned no bytes failed (ECONNRESET: the peer reset the
+    /// connection); nil after an orderly end of stream or bytes.
+    public private(set) var lastReceiveErrno: Int32?
 
     /// Half-closes: the peer reads end of stream, and can still answer.
     public func shutdownWrite() {

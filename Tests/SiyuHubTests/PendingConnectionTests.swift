@@ -73,4 +73,40 @@ import SiyuTestSupport
         #expect(try await settles(to: 0))
         #expect(try await counts().1 == 0, "no address left with a count")
     }
+
+    /// A connection refused at once (over the per-address cap) is reset, not closed in order: the
+    /// client reads "connection reset", and the hub keeps no TIME_WAIT socket for it.
+    @Test(.timeLimit(.minutes(1))) func aConnectionRefusedAtOnceIsReset() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let replica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub-hz", role: .hq))
+        let executor = try HubStoreExecutor(replica: replica, options: .init())
+        let loop = try EventLoop()
+        let session = HubSession.Configuration(hubID: "hub-hz", policy: KeepalivePolicy(idleTimeoutMillis: 600_000, handshakeTimeoutMillis: 600_000))
+        let server = try HubServer(loop: loop, executor: executor,
+                                   configuration: .init(session: session, listen: .loopbackIPv4(port: 0), maxPendingPerAddress: 1), log: .silent)
+        let address = try server.start()
+        let thread = Thread { try? loop.run() }
+        thread.start()
+        defer {
+            try? loop.execute { server.shutdown(reason: "test over") }
+            loop.stop()
+            _ = loop.waitForStop(timeout: .seconds(10))
+            server.waitForStoreWork()
+            replica.close()
+        }
+        let kept = try BlockingSocket(connectingTo: address)
+        defer { kept.close() }
+        #expect(kept.receive(timeout: 0.3) == nil, "the first is kept, waiting for HELLO")
+        var reset = false
+        do {
+            let refused = try BlockingSocket(connectingTo: address)
+            defer { refused.close() }
+            _ = refused.receive(timeout: 10)
+            reset = refused.lastReceiveErrno == ECONNRESET
+        } catch let error as NetError {
+            reset = error.errno == ECONNRESET   // the reset came before connect() returned
+        }
+        #expect(reset, "reset, not an orderly end of stream")
+    }
 }
