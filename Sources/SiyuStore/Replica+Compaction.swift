@@ -63,15 +63,13 @@ public struct CompactionReport: Equatable, Sendable {
 /// "Compacting the log"; SPEC section 7, "Compaction"):
 /// it drops ops no merge can need any more, and keeps their numbers.
 ///
-/// What goes, of ops at log positions at or before the stable point (every registered node has
-/// pulled past it): a field write that another write of the same field names as the only write it
-/// overwrote — when no other op names it, no conflict entry holds its stamp, and every write it
-/// overwrote goes too (or is not held); and a removed element — a tag a customer no longer holds,
-/// a member who left a chat — as its remove with the adds it removed, when nothing else names
-/// them. Merging the instance without the candidates must give the same rows and conflict entries
-/// as with them (checked for every instance, or nothing of it goes). Tag library, stores and
-/// orders are left whole (the catalog, and payments that name line edits), and so are the writes
-/// that decide an instance's home (transfers).
+/// What goes: a field write at a log position at or before the stable point (every registered
+/// node has pulled past it) that another write of the same field, also at or before it, names as
+/// the only write it overwrote — when no other op names it, no conflict entry holds its stamp, and
+/// every write it overwrote goes too (or is not held). Merging the instance without the candidates
+/// must give the same rows and conflict entries as with them (checked for every instance, or
+/// nothing of it goes). Tag library, stores and orders are left whole (the catalog, and payments
+/// that name line edits), and so are the writes that decide an instance's home (transfers).
 ///
 /// Guarantees: one instance's candidates go in one transaction with their tombstones
 /// (`hub_dropped`: origin, number, clock, content digest) and the marks (`hub_log_floor`, the
@@ -184,14 +182,13 @@ extension Replica {
         let ops = try opLog.ops(of: instance)
         guard ops.count > 2 else { return .nothing }
         let positions = try hubLog.positions(of: ops)
-        let catalog = try catalog()
-        let exclusive: (String) -> Bool = { catalog.info(forTag: $0)?.exclusive ?? false }
-        let candidates = Replica.compactionCandidates(ops, positions: positions, through: limit, exclusiveTag: exclusive)
+        let candidates = Replica.compactionCandidates(ops, positions: positions, through: limit)
         guard !candidates.isEmpty else { return .nothing }
+        let catalog = try catalog()
         let whole = InstanceState.merge(instance, ops: ops, catalog: catalog)
         let held = Set(whole.conflicts.flatMap { c in [c.loser.stamp] + [c.winner?.stamp, c.closedBy?.stamp].compactMap { $0 } })
         let dropping = held.isDisjoint(with: candidates.map(\.stamp))
-            ? candidates : Replica.compactionCandidates(ops, positions: positions, through: limit, exclusiveTag: exclusive, keeping: held)
+            ? candidates : Replica.compactionCandidates(ops, positions: positions, through: limit, keeping: held)
         guard !dropping.isEmpty else { return .nothing }
         let gone = Set(dropping.map(\.stamp))
         let without = InstanceState.merge(instance, ops: ops.filter { !gone.contains($0.stamp) }, catalog: catalog)
@@ -209,22 +206,21 @@ extension Replica {
         return .dropped(dropping.count, highestPosition: highest, positionsForgotten: forgotten)
     }
 
-    /// The ops of one instance's `ops` that compaction may drop, before the merge check (see the
-    /// extension's summary), all logged at or before `limit`: field writes overwritten by exactly
-    /// one later write that names only them, named by nothing else, and going only with every
-    /// held write they overwrote — never a write of the field that decides the instance's home (a
-    /// transfer: few, and the history an operator asks about); and removed elements — a remove
-    /// named by nothing, with the plain adds of its element it removed, named by nothing else.
+    /// The field writes of one instance's `ops` that compaction may drop, before the merge check
+    /// (see the extension's summary): overwritten by exactly one later write that names only
+    /// them, both logged at or before `limit`, named by nothing else, and going only with every
+    /// held write they overwrote; never a write of the field that decides the instance's home
+    /// (a transfer: few, and the history an operator asks about). A removed tag (its adds with the
+    /// remove) does not go: tried, and the simulator found a node holding its own add again
+    /// without the remove (seed 3443).
     /// No op whose stamp is in `keeping` (held by a conflict entry) is a candidate, nor what would
     /// leave it named by nothing or removed by nothing.
-    static func compactionCandidates(_ ops: [Op], positions: [OpKey: Int64], through limit: Int64,
-                                     exclusiveTag: (String) -> Bool = { _ in false }, keeping: Set<Stamp> = []) -> [Op] {
+    static func compactionCandidates(_ ops: [Op], positions: [OpKey: Int64], through limit: Int64, keeping: Set<Stamp> = []) -> [Op] {
         var namedBy: [Stamp: [Op]] = [:]
         for op in ops {
             for stamp in op.body.namedStamps { namedBy[stamp, default: []].append(op) }
         }
         let held = Set(ops.map(\.stamp))
-        let byStamp = Dictionary(ops.map { ($0.stamp, $0) }, uniquingKeysWith: { a, _ in a })
         func stable(_ op: Op) -> Bool { positions[OpKey(op)].map { $0 <= limit } ?? false }
         var candidates = ops.filter { op in
             guard case let .write(target, field, _, _) = op.body,
@@ -235,25 +231,6 @@ extension Replica {
                   namerTarget == target, namerField == field, overwrites == [op.stamp],
                   stable(namer) else { return false }
             return true
-        }
-        // A removed element (a customer's tag, a chat's member): the remove and the adds it
-        // removed, when the remove names only plain adds of its own element (no exclusive-group
-        // resolution: those name other tags' adds and record conflicts), each named by nothing
-        // else, and nothing names the remove. Together they add nothing to the element's state,
-        // and an op made later that names such an add again can only remove it again — except a
-        // resolution in an exclusive group, which records conflicts on the adds it names: adds of
-        // a tag whose group is exclusive stay.
-        for op in ops {
-            guard case let .remove(target, removes) = op.body, !removes.isEmpty, stable(op), !keeping.contains(op.stamp),
-                  namedBy[op.stamp] == nil, !(target.entity == .customerTag && exclusiveTag(target.sub)) else { continue }
-            let adds = removes.compactMap { byStamp[$0] }
-            guard adds.allSatisfy({ add in
-                guard case let .add(addTarget, addRemoves) = add.body, addTarget == target, addRemoves.isEmpty, stable(add),
-                      !keeping.contains(add.stamp), namedBy[add.stamp]?.count == 1 else { return false }
-                return true
-            }) else { continue }
-            candidates.append(op)
-            candidates.append(contentsOf: adds)
         }
         // Closed downwards: a write goes only with every write it overwrote (that is held), or the
         // one kept would be named by nothing and be a head again (w1 ← w2 ← w3 without w2).

@@ -112,7 +112,7 @@ struct CompactionBench {
         r.line("before        \(grouped(opsBefore)) ops held; the file vacuumed \(mb(before.vacuumed)) (\(grouped(perStoreMonth(before.vacuumed))) B per store and month, HQ's setup included); in use now \(mb(before.live))")
         r.line("compact       \(grouped(report.opsDropped)) ops dropped (\(fixed(100 * Double(report.opsDropped) / Double(max(1, opsBefore)), 1)) %) in \(fixed(seconds(took), 2)) s; \(grouped(report.instancesExamined)) instances examined, \(report.instancesKeptByCheck) kept whole by the check; state digest \(same ? "unchanged" : "CHANGED")")
         r.line("after         the file vacuumed \(mb(after.vacuumed)) (\(grouped(perStoreMonth(after.vacuumed))) B per store and month, \(fixed(100 * (1 - Double(after.vacuumed) / Double(max(1, before.vacuumed))), 1)) % less); in use now \(mb(after.live)) (freed pages are reused; the file shrinks only with VACUUM)")
-        r.line("not dropped by this compaction: tags still held, points (a counter), the writes that decide a home (docs/SCALING.md)")
+        r.line("not dropped by this compaction: tag adds and removes, points (a counter), the writes that decide a home (docs/SCALING.md)")
         r.figure("compaction_ops", monthOps)
         r.figure("compaction_ops_dropped", report.opsDropped)
         r.figure("compaction_bytes_per_store_month_before", perStoreMonth(before.vacuumed))

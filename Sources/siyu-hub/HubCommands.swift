@@ -301,16 +301,14 @@ struct HubNodesCommand: Command {
 struct HubCompactCommand: Command {
     static let spec = CommandSpec(
         name: "compact",
-        summary: "drop overwritten field writes and removed tags every node has pulled past from the hub's log",
+        summary: "drop the overwritten field writes every node has pulled past from the hub's log",
         options: [HubProgram.dbOption,
                   .value("through", "POSITION", "consider only ops logged up to this position (default: the stable point)")],
         discussion: """
         The stable point is the lowest pull cursor of the registered nodes (a node that never pulled nor pushed
         does not count: it bootstraps from a snapshot). A field write logged up to it goes when a later write of
         the same field, also logged up to it, overwrote it alone, nothing else names it, and the customer's (staff
-        member's, group chat's) rows and conflict entries merge the same without it; its number stays held. So do
-        a tag a customer no longer holds (a member who left a chat): the remove with the adds it removed, when
-        nothing else names them and the tag's group is not exclusive. A node
+        member's, group chat's) rows and conflict entries merge the same without it; its number stays held. A node
         whose cursor is below the highest position dropped gets a snapshot instead of changes. Works while the hub
         serves, in transactions of 500 instances; the tag library, stores and orders are left whole.
         """)
