@@ -211,8 +211,7 @@ extension Replica {
     /// them, both logged at or before `limit`, named by nothing else, and going only with every
     /// held write they overwrote; never a write of the field that decides the instance's home
     /// (a transfer: few, and the history an operator asks about). A removed tag (its adds with the
-    /// remove) does not go: tried, and the simulator found a node holding its own add again
-    /// without the remove (seed 3443).
+    /// remove) does not go: tried, and the simulator found seed 3443 failing with it (not traced).
     /// No op whose stamp is in `keeping` (held by a conflict entry) is a candidate, nor what would
     /// leave it named by nothing or removed by nothing.
     static func compactionCandidates(_ ops: [Op], positions: [OpKey: Int64], through limit: Int64, keeping: Set<Stamp> = []) -> [Op] {
