@@ -237,14 +237,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `work` on the loop thread, after the current turn's events. Any thread. Throws
     /// `NetError.loopStopped` once `stop()` was called (the closure is then not run).
     public func execute(_ work: @escaping @Sendable () -> Void) throws(NetError) {
-        condition.lock()
-        guard state == .idle || state == .running else {
-            condition.unlock()
-            throw NetError.loopStopped
-        }
-        tasks.append(work)
-        condition.unlock()
-        signalWake(force: false)
+        try enqueue(work, background: false)
     }
 
     /// Runs `work` on the loop thread in the background part of a turn (`Priority.background`):
@@ -252,12 +245,17 @@ public final class EventLoop: @unchecked Sendable {
     /// For the rest of work a peer started in the background (a handshake's answer from another
     /// thread). Throws `NetError.loopStopped` once `stop()` was called.
     public func executeInBackground(_ work: @escaping @Sendable () -> Void) throws(NetError) {
+        try enqueue(work, background: true)
+    }
+
+    /// Hands `work` to the loop's closures of that priority and wakes it.
+    private func enqueue(_ work: @escaping @Sendable () -> Void, background: Bool) throws(NetError) {
         condition.lock()
         guard state == .idle || state == .running else {
             condition.unlock()
             throw NetError.loopStopped
         }
-        backgroundTasks.append(work)
+        if background { backgroundTasks.append(work) } else { tasks.append(work) }
         condition.unlock()
         signalWake(force: false)
     }

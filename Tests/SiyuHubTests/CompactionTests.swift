@@ -194,10 +194,9 @@ import SiyuWire
         #expect(try xihu.replica.digest() == (try w.hub.scopeDigest(.store("xihu")).digest))
     }
 
-    /// A replacing snapshot makes a node forget its own op the hub dropped (merged alone it would be
-    /// a current value again), but sets it aside: should a hub's acked_seq ever be below it (a hub
-    /// restored from a backup taken before it dropped the op), the node pushes it again.
-    @Test func anOwnOpTheHubDroppedLeavesTheNodesMergesButStaysInItsOutboxForAHubThatLacksIt() throws {
+    /// xihu renames c_x twice (its ops #1 and #2), every node pulls past both, the hub compacts
+    /// (#1 goes); `behind` is xihu's cursor before the renames.
+    func xihuRenamedTwiceAndCompacted() throws -> (World, HubStoreExecutor, StoreNode, UInt64) {
         let w = try World()
         let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
         let xihu = try StoreNode(w, "xihu", store: "xihu")
@@ -211,6 +210,14 @@ import SiyuWire
         try xihu.sync(executor, ownOps: false)
         try everyonePulled(w)
         _ = try w.hub.compactLog()
+        return (w, executor, xihu, behind)
+    }
+
+    /// A replacing snapshot makes a node forget its own op the hub dropped (merged alone it would be
+    /// a current value again), but sets it aside: should a hub's acked_seq ever be below it (a hub
+    /// restored from a backup taken before it dropped the op), the node pushes it again.
+    @Test func anOwnOpTheHubDroppedLeavesTheNodesMergesButStaysInItsOutboxForAHubThatLacksIt() throws {
+        let (w, executor, xihu, behind) = try xihuRenamedTwiceAndCompacted()
         #expect(try w.hub.hasDropped(origin: "xihu", seq: 1))
         xihu.cursor = behind                                    // its file went back
         #expect(try xihu.sync(executor, ownOps: false) == [.cursorTooOld])
@@ -224,19 +231,7 @@ import SiyuWire
     /// again from 0, and an older log holds again the ops of other origins they overwrote — which,
     /// without them, would be heads again at the node (simulator seed 2711). Nothing is pushed twice.
     @Test func aNewLogEpochBringsTheOwnOpsASnapshotSetAsideBack() throws {
-        let w = try World()
-        let executor = try HubStoreExecutor(replica: w.hub, options: .init(bootstrapSnapshotOps: nil))
-        let xihu = try StoreNode(w, "xihu", store: "xihu")
-        try xihu.sync(executor, ownOps: false)
-        let behind = xihu.cursor
-        for name in ["林一", "林二"] {
-            w.now += 1_000
-            try xihu.replica.editCustomer("c_x", ["name": .text(name)], by: "chenjing")
-            try push(xihu, w)
-        }
-        try xihu.sync(executor, ownOps: false)
-        try everyonePulled(w)
-        _ = try w.hub.compactLog()
+        let (w, executor, xihu, behind) = try xihuRenamedTwiceAndCompacted()
         xihu.cursor = behind
         #expect(try xihu.sync(executor, ownOps: false) == [.cursorTooOld])
         func holdsFirst() throws -> Bool { try xihu.replica.changeSet(since: VersionVector()).ops.contains { $0.origin == "xihu" && $0.seq == 1 } }

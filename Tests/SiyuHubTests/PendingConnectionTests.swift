@@ -13,29 +13,46 @@ import SiyuTestSupport
 /// counted over every connection at each accept, it must come back down whichever way a
 /// connection stops being pending.
 @Suite struct PendingConnectionTests {
-    @Test(.timeLimit(.minutes(1))) func thePendingCountFollowsConnectionsThatAuthenticateCloseOrFail() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let replica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub-hz", role: .hq))
-        let secret = Array("s1-secret".utf8)
-        try replica.registerNode("s1", role: .store, store: "s1", newStore: true, secret: secret, iterations: 8)
-        let executor = try HubStoreExecutor(replica: replica, options: .init())
-        let loop = try EventLoop()
-        // A handshake timeout far beyond the test: a connection that says nothing stays pending
-        // however slowly the test runs beside others.
-        let session = HubSession.Configuration(hubID: "hub-hz", policy: KeepalivePolicy(idleTimeoutMillis: 600_000, handshakeTimeoutMillis: 600_000))
-        let server = try HubServer(loop: loop, executor: executor, configuration: .init(session: session, listen: .loopbackIPv4(port: 0)),
+    /// A serving hub in this process, its loop on a thread of its own. Handshake and idle
+    /// timeouts far beyond a test: a connection that says nothing stays pending however slowly
+    /// the test runs beside others.
+    final class Hub {
+        let dir: TemporaryDirectory
+        let replica: Replica
+        let loop: EventLoop
+        let server: HubServer
+        let address: SocketAddress
+
+        init(maxPendingPerAddress: Int = 8, registering register: (Replica) throws -> Void = { _ in }) throws {
+            dir = try TemporaryDirectory()
+            replica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub-hz", role: .hq))
+            try register(replica)
+            loop = try EventLoop()
+            let session = HubSession.Configuration(hubID: "hub-hz", policy: KeepalivePolicy(idleTimeoutMillis: 600_000, handshakeTimeoutMillis: 600_000))
+            server = try HubServer(loop: loop, executor: try HubStoreExecutor(replica: replica, options: .init()),
+                                   configuration: .init(session: session, listen: .loopbackIPv4(port: 0), maxPendingPerAddress: maxPendingPerAddress),
                                    log: .silent)
-        let address = try server.start()
-        let thread = Thread { try? loop.run() }
-        thread.start()
-        defer {
+            address = try server.start()
+            let loop = loop
+            Thread { try? loop.run() }.start()
+        }
+
+        func stop() {
+            let server = server
             try? loop.execute { server.shutdown(reason: "test over") }
             loop.stop()
             _ = loop.waitForStop(timeout: .seconds(10))
             server.waitForStoreWork()
             replica.close()
+            dir.remove()
         }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func thePendingCountFollowsConnectionsThatAuthenticateCloseOrFail() async throws {
+        let secret = Array("s1-secret".utf8)
+        let hub = try Hub { try $0.registerNode("s1", role: .store, store: "s1", newStore: true, secret: secret, iterations: 8) }
+        defer { hub.stop() }
+        let (loop, server, address) = (hub.loop, hub.server, hub.address)
         func counts() async throws -> (Int, Int) {
             let c = try await loop.submit { let c = server.pendingCounts; return (c.total, c.byHost.count) }
             return c
@@ -77,24 +94,9 @@ import SiyuTestSupport
     /// A connection refused at once (over the per-address cap) is reset, not closed in order: the
     /// client reads "connection reset", and the hub keeps no TIME_WAIT socket for it.
     @Test(.timeLimit(.minutes(1))) func aConnectionRefusedAtOnceIsReset() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let replica = try Replica(path: dir.path("hub.db"), options: ReplicaOptions(node: "hub-hz", role: .hq))
-        let executor = try HubStoreExecutor(replica: replica, options: .init())
-        let loop = try EventLoop()
-        let session = HubSession.Configuration(hubID: "hub-hz", policy: KeepalivePolicy(idleTimeoutMillis: 600_000, handshakeTimeoutMillis: 600_000))
-        let server = try HubServer(loop: loop, executor: executor,
-                                   configuration: .init(session: session, listen: .loopbackIPv4(port: 0), maxPendingPerAddress: 1), log: .silent)
-        let address = try server.start()
-        let thread = Thread { try? loop.run() }
-        thread.start()
-        defer {
-            try? loop.execute { server.shutdown(reason: "test over") }
-            loop.stop()
-            _ = loop.waitForStop(timeout: .seconds(10))
-            server.waitForStoreWork()
-            replica.close()
-        }
+        let hub = try Hub(maxPendingPerAddress: 1)
+        defer { hub.stop() }
+        let address = hub.address
         let kept = try BlockingSocket(connectingTo: address)
         defer { kept.close() }
         #expect(kept.receive(timeout: 0.3) == nil, "the first is kept, waiting for HELLO")
@@ -104,7 +106,7 @@ import SiyuTestSupport
             defer { refused.close() }
             _ = refused.receive(timeout: 10)
             reset = refused.lastReceiveErrno == ECONNRESET
-        } catch let error as NetError {
+        } catch {
             reset = error.errno == ECONNRESET   // the reset came before connect() returned
         }
         #expect(reset, "reset, not an orderly end of stream")
